@@ -1,0 +1,300 @@
+"""The embedded default store: one DuckDB file, no server, one process at a time."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tradeflow.model import Instrument, InstrumentRegistry, ModelError, Session
+
+from . import frames, migrations
+from .sql import bucket_expr, reads_rollups, widen
+from .store import Store, StoreError, check_time_spec
+
+DIALECT = "duckdb"
+
+
+class DuckDBStore(Store):
+    """Store backed by a DuckDB file (``duckdb:///path``) or memory (``duckdb://:memory:``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.url = f"duckdb:///{self.path}" if self.path != ":memory:" else "duckdb://:memory:"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open DuckDB store {self.path}: {exc}") from exc
+        self.con.execute("SET TimeZone = 'UTC'").fetchall()
+        self._lock = threading.RLock()  # one connection: serialize users across threads
+        self._tx_depth = 0
+        self._migrate()
+
+    def _exec(self, sql: str, params=None) -> list:
+        """Run a statement to completion (DuckDB keeps a result pending until it is fetched)."""
+        return self.con.execute(sql, params).fetchall()
+
+    # schema ----------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self._exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version INTEGER PRIMARY KEY, description VARCHAR, "
+                         "applied_at TIMESTAMPTZ DEFAULT now())")
+        current = self._exec("SELECT coalesce(max(version), 0) FROM schema_migrations"
+                                   )[0][0]
+        for version, description, statements in migrations.pending(current):
+            with self.transaction():
+                for sql in migrations.render(DIALECT, statements):
+                    self._exec(sql)
+                self._exec("INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
+                                 [version, description])
+
+    def schema_version(self) -> int:
+        return self._exec("SELECT max(version) FROM schema_migrations")[0][0]
+
+    # transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self):
+        with self._lock:
+            if self._tx_depth:  # nested: the outer transaction decides
+                self._tx_depth += 1
+                try:
+                    yield self
+                finally:
+                    self._tx_depth -= 1
+                return
+            self._exec("BEGIN TRANSACTION")
+            self._tx_depth = 1
+            try:
+                yield self
+            except BaseException:
+                self._exec("ROLLBACK")
+                raise
+            else:
+                self._exec("COMMIT")
+            finally:
+                self._tx_depth = 0
+
+    # instruments ----------------------------------------------------------------------------
+    def add_instrument(self, instrument: Instrument) -> None:
+        with self.transaction():
+            self._exec(
+                "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
+                [instrument.symbol, instrument.exchange, instrument.asset_class,
+                 instrument.tick_size, instrument.point_value, str(instrument.session)])
+
+    def instruments(self) -> InstrumentRegistry:
+        with self._lock:
+            rows = self._exec(
+                "SELECT symbol, tick_size, exchange, asset_class, point_value, session "
+                "FROM instruments ORDER BY symbol")
+        return InstrumentRegistry(
+            Instrument(s, t, e, a, p, Session.parse(sess)) for s, t, e, a, p, sess in rows)
+
+    # writes ----------------------------------------------------------------------------------
+    def write_trades(self, symbol: str, trades: pd.DataFrame) -> int:
+        inst = self.instrument(symbol)
+        df = frames.clean_trades(trades)
+        if df.empty:
+            return 0
+        lo, hi = df["ts"].iloc[0], df["ts"].iloc[-1]
+        incoming = frames.to_arrow(df)
+        with self.transaction():
+            self.con.register("incoming", incoming)
+            try:
+                overlap = self._exec(
+                    "SELECT count(*) FROM trades WHERE symbol = ? AND ts >= ? AND ts <= ?",
+                    [symbol, lo, hi])[0][0]
+                select, params = "SELECT ?, ts, price, size, side, trade_id FROM incoming", [symbol]
+                if overlap:  # keep only trades not stored yet
+                    select += (" WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.symbol = ? "
+                               "AND t.ts >= ? AND t.ts <= ? AND t.ts = incoming.ts "
+                               "AND t.trade_id = incoming.trade_id)")
+                    params += [symbol, lo, hi]
+                added = self._exec(f"INSERT INTO trades {select}", params)[0][0]
+            finally:
+                self.con.unregister("incoming")
+            if added:
+                self._refresh_rollups(symbol, inst.tick_size, lo, hi)
+        return added
+
+    def _refresh_rollups(self, symbol: str, tick_size: float, lo, hi) -> None:
+        """Recompute the base bars and footprint cells of the minutes ``[lo, hi]`` touches."""
+        a = lo.floor("min")
+        b = hi.floor("min") + pd.Timedelta(minutes=1)
+        minute = "time_bucket(INTERVAL '1 minute', ts)"
+        params = [symbol, a, b]
+        rng = "symbol = ? AND ts >= ? AND ts < ?"
+        self._exec(f"""
+            INSERT OR REPLACE INTO market_data
+            SELECT symbol, {minute} AS m,
+                   arg_min(price, (ts, trade_id)), max(price), min(price),
+                   arg_max(price, (ts, trade_id)), sum(size),
+                   sum(CASE WHEN side = 1 THEN size ELSE 0 END),
+                   sum(CASE WHEN side = -1 THEN size ELSE 0 END),
+                   count(*), NULL
+            FROM trades WHERE {rng} GROUP BY symbol, m""", params)
+        self._exec(f"DELETE FROM footprint WHERE {rng}", params)
+        self._exec(f"""
+            INSERT INTO footprint
+            SELECT symbol, {minute} AS m, CAST(round(price / {float(tick_size)!r}) AS BIGINT) AS tick,
+                   sum(size), sum(CASE WHEN side = 1 THEN size ELSE 0 END),
+                   sum(CASE WHEN side = -1 THEN size ELSE 0 END), count(*)
+            FROM trades WHERE {rng} GROUP BY symbol, m, tick""", params)
+
+    def write_bars(self, symbol: str, bars: pd.DataFrame) -> int:
+        self.instrument(symbol)
+        df = frames.clean_bars(bars)
+        if df.empty:
+            return 0
+        incoming = frames.to_arrow(df)
+        minute = "time_bucket(INTERVAL '1 minute', ts)"
+        with self.transaction():
+            self.con.register("incoming", incoming)
+            try:
+                n = self._exec(f"""
+                    INSERT OR REPLACE INTO market_data
+                    SELECT ?, {minute} AS m, arg_min(open, ts), max(high), min(low),
+                           arg_max(close, ts), sum(volume), sum(ask_volume), sum(bid_volume),
+                           sum(trades), arg_max(open_interest, ts)
+                    FROM incoming GROUP BY m""", [symbol])[0][0]
+            finally:
+                self.con.unregister("incoming")
+        return int(n)
+
+    def _append(self, table: str, symbol: str, df: pd.DataFrame) -> int:
+        self.instrument(symbol)
+        if df.empty:
+            return 0
+        incoming = frames.to_arrow(df)
+        cols = ", ".join(df.columns)
+        with self.transaction():
+            self.con.register("incoming", incoming)
+            try:
+                self._exec(f"INSERT INTO {table} (symbol, {cols}) SELECT ?, {cols} FROM incoming",
+                                 [symbol])
+            finally:
+                self.con.unregister("incoming")
+        return len(df)
+
+    def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
+        return self._append("depth", symbol, frames.clean_depth(depth))
+
+    def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
+        return self._append("liquidations", symbol, frames.clean_liquidations(liquidations))
+
+    # reads -----------------------------------------------------------------------------------
+    def _query(self, sql: str, params) -> pd.DataFrame:
+        with self._lock:
+            return self.con.execute(sql, params).fetch_df()
+
+    @staticmethod
+    def _range(col: str, start, end, params: list) -> str:
+        where = ""
+        if start is not None:
+            where += f" AND {col} >= ?"
+            params.append(start)
+        if end is not None:
+            where += f" AND {col} < ?"
+            params.append(end)
+        return where
+
+    def _rows(self, table: str, columns, symbol, start, end, last=None, order="ts") -> pd.DataFrame:
+        start, end = frames.bounds(start, end)
+        params = [symbol]
+        where = self._range("ts", start, end, params)
+        cols = ", ".join(columns)
+        sql = f"SELECT {cols} FROM {table} WHERE symbol = ?{where} ORDER BY {order}"
+        if last is not None:
+            sql = (f"SELECT * FROM (SELECT {cols} FROM {table} WHERE symbol = ?{where} "
+                   f"ORDER BY {order.replace(',', ' DESC,')} DESC LIMIT {int(last)}) ORDER BY {order}")
+        return self._query(sql, params)
+
+    def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame:
+        df = self._rows("trades", frames.LAYOUTS["trades"], symbol, start, end, last, "ts, trade_id")
+        return frames.finish(df, frames.LAYOUTS["trades"])
+
+    def depth(self, symbol, start=None, end=None) -> pd.DataFrame:
+        df = self._rows("depth", frames.LAYOUTS["depth"], symbol, start, end, order="ts, side, tick")
+        return frames.finish(df, frames.LAYOUTS["depth"])
+
+    def liquidations(self, symbol, start=None, end=None) -> pd.DataFrame:
+        df = self._rows("liquidations", frames.LAYOUTS["liquidations"], symbol, start, end)
+        return frames.finish(df, frames.LAYOUTS["liquidations"])
+
+    def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame:
+        spec = check_time_spec(spec)
+        session = self.instrument(symbol).session
+        start, end = frames.bounds(start, end)
+        b = bucket_expr(DIALECT, spec, session)
+        lo, hi = widen(spec, start, end)
+        params = [symbol]
+        if reads_rollups(spec):
+            inner = f"""
+                SELECT {b} AS bucket, arg_min(open, ts) AS open, max(high) AS high,
+                       min(low) AS low, arg_max(close, ts) AS close, sum(volume) AS volume,
+                       sum(ask_volume) AS ask_volume, sum(bid_volume) AS bid_volume,
+                       sum(trades) AS trades, arg_max(open_interest, ts) AS open_interest
+                FROM market_data WHERE symbol = ?{self._range("ts", lo, hi, params)}
+                GROUP BY bucket"""
+        else:
+            inner = f"""
+                SELECT {b} AS bucket, arg_min(price, (ts, trade_id)) AS open, max(price) AS high,
+                       min(price) AS low, arg_max(price, (ts, trade_id)) AS close,
+                       sum(size) AS volume,
+                       sum(CASE WHEN side = 1 THEN size ELSE 0 END) AS ask_volume,
+                       sum(CASE WHEN side = -1 THEN size ELSE 0 END) AS bid_volume,
+                       count(*) AS trades, CAST(NULL AS DOUBLE) AS open_interest
+                FROM trades WHERE symbol = ?{self._range("ts", lo, hi, params)}
+                GROUP BY bucket"""
+        outer = self._range("bucket", start, end, params)
+        sql = f"SELECT bucket AS ts, * EXCLUDE (bucket) FROM ({inner}) WHERE true{outer}"
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY ts DESC LIMIT {int(last)}) ORDER BY ts"
+        else:
+            sql += " ORDER BY ts"
+        return frames.finish(self._query(sql, params), frames.LAYOUTS["bars"])
+
+    def footprint(self, symbol, spec="1m", start=None, end=None) -> pd.DataFrame:
+        spec = check_time_spec(spec)
+        inst = self.instrument(symbol)
+        start, end = frames.bounds(start, end)
+        b = bucket_expr(DIALECT, spec, inst.session)
+        lo, hi = widen(spec, start, end)
+        params = [symbol]
+        if reads_rollups(spec):
+            inner = f"""
+                SELECT {b} AS bucket, tick, sum(volume) AS volume, sum(ask_volume) AS ask_volume,
+                       sum(bid_volume) AS bid_volume, sum(trades) AS trades
+                FROM footprint WHERE symbol = ?{self._range("ts", lo, hi, params)}
+                GROUP BY bucket, tick"""
+        else:
+            inner = f"""
+                SELECT {b} AS bucket,
+                       CAST(round(price / {float(inst.tick_size)!r}) AS BIGINT) AS tick,
+                       sum(size) AS volume,
+                       sum(CASE WHEN side = 1 THEN size ELSE 0 END) AS ask_volume,
+                       sum(CASE WHEN side = -1 THEN size ELSE 0 END) AS bid_volume,
+                       count(*) AS trades
+                FROM trades WHERE symbol = ?{self._range("ts", lo, hi, params)}
+                GROUP BY bucket, tick"""
+        outer = self._range("bucket", start, end, params)
+        sql = (f"SELECT bucket AS ts, * EXCLUDE (bucket) FROM ({inner}) WHERE true{outer} "
+               "ORDER BY ts, tick")
+        return frames.finish(self._query(sql, params), frames.LAYOUTS["footprint"])
+
+    def close(self) -> None:
+        with self._lock:
+            self.con.close()
+
+
+def open_duckdb(rest: str) -> DuckDBStore:
+    """``rest`` is what follows ``duckdb://`` in the URL: ``/path`` or ``:memory:``."""
+    if rest in (":memory:", "/:memory:"):
+        return DuckDBStore(":memory:")
+    if not rest.startswith("/"):
+        raise ModelError(f"store URL duckdb://{rest}: use duckdb:///path/to/file.duckdb")
+    return DuckDBStore(rest[1:] if rest.startswith("//") else rest)

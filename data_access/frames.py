@@ -1,0 +1,159 @@
+"""Frames in and out of the stores: validation of what is written, dtypes of what is read."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import (
+    BAR_COLUMNS, DEPTH_COLUMNS, FOOTPRINT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, ModelError,
+    empty_frame, to_utc,
+)
+
+# Columns as stored (the symbol is added by the store).
+STORED_BAR_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "delta")
+
+
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ModelError(f"{what}: missing column(s) {', '.join(missing)}")
+
+
+def _finite(frame: pd.DataFrame, columns, what: str, positive=(), nonnegative=()) -> None:
+    for c in columns:
+        values = frame[c].to_numpy(dtype="float64")
+        bad = ~np.isfinite(values)
+        if c in positive:
+            bad |= values <= 0
+        if c in nonnegative:
+            bad |= values < 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            rule = "positive" if c in positive else "non-negative" if c in nonnegative else "finite"
+            raise ModelError(f"{what}: row {i}: {c} must be {rule}, got {frame[c].iloc[i]!r}")
+
+
+def _sides(frame: pd.DataFrame, what: str, allowed=(-1, 0, 1)) -> np.ndarray:
+    side = frame["side"].to_numpy()
+    bad = ~np.isin(side, allowed)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ModelError(f"{what}: row {i}: side must be one of {allowed}, got {side[i]!r}")
+    return side.astype("int8")
+
+
+def clean_trades(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trades to store: canonical dtypes, validated, sorted; a trade_id is required."""
+    what = "trades"
+    _require(frame, TRADE_COLUMNS, what)
+    _finite(frame, ("price", "size"), what, positive=("price", "size"))
+    out = pd.DataFrame({
+        # stores keep microseconds (PostgreSQL's timestamptz resolution), so the key does too
+        "ts": to_utc(frame["ts"]).floor("us"),
+        "price": frame["price"].to_numpy(dtype="float64"),
+        "size": frame["size"].to_numpy(dtype="float64"),
+        "side": _sides(frame, what),
+        "trade_id": frame["trade_id"].to_numpy(dtype="int64"),
+    })
+    ts, tid = pd.DatetimeIndex(out["ts"]).asi8, out["trade_id"].to_numpy()
+    same_ts = ts[1:] == ts[:-1]
+    if (ts[1:] < ts[:-1]).any() or (same_ts & (tid[1:] < tid[:-1])).any():
+        out = out.sort_values(["ts", "trade_id"], kind="stable", ignore_index=True)
+        ts, tid = pd.DatetimeIndex(out["ts"]).asi8, out["trade_id"].to_numpy()
+        same_ts = ts[1:] == ts[:-1]
+    repeated = same_ts & (tid[1:] == tid[:-1])
+    if repeated.any():  # the same trade twice in one batch is stored once
+        out = out[np.concatenate(([True], ~repeated))].reset_index(drop=True)
+    return out
+
+
+def clean_bars(frame: pd.DataFrame) -> pd.DataFrame:
+    what = "bars"
+    _require(frame, ("ts", "open", "high", "low", "close", "volume"), what)
+    out = pd.DataFrame({"ts": to_utc(frame["ts"])})
+    for c in ("open", "high", "low", "close", "volume", "ask_volume", "bid_volume"):
+        out[c] = frame[c].to_numpy(dtype="float64") if c in frame else 0.0
+    out["trades"] = frame["trades"].to_numpy(dtype="int64") if "trades" in frame else 0
+    out["open_interest"] = (frame["open_interest"].to_numpy(dtype="float64")
+                            if "open_interest" in frame else np.nan)
+    _finite(out, ("open", "high", "low", "close"), what, positive=("open", "high", "low", "close"))
+    _finite(out, ("volume", "ask_volume", "bid_volume", "trades"), what,
+            nonnegative=("volume", "ask_volume", "bid_volume", "trades"))
+    bad = (out["high"] < out[["open", "close", "low"]].max(axis=1)) | (
+        out["low"] > out[["open", "close"]].min(axis=1))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ModelError(f"{what}: row {i}: high/low do not contain open and close")
+    return out.sort_values("ts", kind="stable", ignore_index=True)
+
+
+def clean_depth(frame: pd.DataFrame) -> pd.DataFrame:
+    what = "depth"
+    _require(frame, DEPTH_COLUMNS, what)
+    _finite(frame, ("size",), what, nonnegative=("size",))
+    return pd.DataFrame({
+        "ts": to_utc(frame["ts"]),
+        "side": _sides(frame, what, (-1, 1)),
+        "tick": frame["tick"].to_numpy(dtype="int64"),
+        "size": frame["size"].to_numpy(dtype="float64"),
+    })
+
+
+def clean_liquidations(frame: pd.DataFrame) -> pd.DataFrame:
+    what = "liquidations"
+    _require(frame, LIQUIDATION_COLUMNS, what)
+    _finite(frame, ("price", "size"), what, positive=("price", "size"))
+    return pd.DataFrame({
+        "ts": to_utc(frame["ts"]),
+        "side": _sides(frame, what, (-1, 1)),
+        "price": frame["price"].to_numpy(dtype="float64"),
+        "size": frame["size"].to_numpy(dtype="float64"),
+    })
+
+
+def to_arrow(frame: pd.DataFrame):
+    """An Arrow table of a clean frame, times as microseconds (what both stores keep)."""
+    import pyarrow as pa
+
+    if "ts" in frame:
+        frame = frame.assign(ts=frame["ts"].dt.floor("us").dt.as_unit("us"))
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _ts_ns(frame: pd.DataFrame) -> pd.DataFrame:
+    if "ts" in frame:
+        ts = frame["ts"]
+        if ts.dt.tz is None:
+            ts = ts.dt.tz_localize("UTC")
+        frame["ts"] = ts.dt.tz_convert("UTC").dt.as_unit("ns")
+    return frame
+
+
+def finish(frame: pd.DataFrame | None, columns) -> pd.DataFrame:
+    """A read result in the model layout: columns in order, UTC ns times, derived delta."""
+    if frame is None or len(frame) == 0:
+        return empty_frame(columns)
+    frame = _ts_ns(frame)
+    if "delta" in columns:
+        frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
+    dtypes = {"side": "int8", "tick": "int64", "trades": "int64", "trade_id": "int64"}
+    for c, dt in dtypes.items():
+        if c in frame:
+            frame[c] = frame[c].astype(dt)
+    return frame[list(columns)].reset_index(drop=True)
+
+
+def bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """A read range as UTC timestamps (either side may be None)."""
+    def one(v):
+        return None if v is None else to_utc([v])[0]
+    s, e = one(start), one(end)
+    if s is not None and e is not None and e < s:
+        raise ModelError(f"time range: end {e} is before start {s}")
+    return s, e
+
+
+LAYOUTS = {
+    "trades": TRADE_COLUMNS, "bars": BAR_COLUMNS, "footprint": FOOTPRINT_COLUMNS,
+    "depth": DEPTH_COLUMNS, "liquidations": LIQUIDATION_COLUMNS,
+}

@@ -1,0 +1,438 @@
+"""Trades into bars and footprint cells, for every bar spec, in batch and incrementally.
+
+One mechanism serves both forms. A *cutter* (one per bar kind) walks a batch of trades and says
+where bars begin, carrying what it needs between batches (the open bar's trade count, volume,
+range or Renko anchor). ``build_bars`` runs one cutter over all trades; ``BarAggregator`` runs one
+over successive batches and merges each batch's first bar into the bar left open by the previous
+batch. Batch and incremental results therefore agree by construction (and a property test shows it).
+
+Bar kinds (notation in ``tradeflow.model.BarSpec``):
+
+* time: a bar per interval, labelled by its open time; empty intervals produce no bar;
+* tick ``T<n>``: a bar every n trades;
+* volume ``V<n>``: a bar closes with the trade that brings its volume to n or more; trades are never
+  split, so a bar may hold more than n;
+* range ``R<n>``: a trade that would stretch the bar's high-low beyond n ticks opens a new bar;
+* Renko ``RK<n>``: bricks of n ticks; a brick completes when price reaches one brick beyond the last
+  brick's close in its direction or two bricks against it. Open/close/high/low are on the brick
+  grid (no wicks); the trades while a brick formed give its volume, delta and footprint. A jump of
+  several bricks at once adds bricks with no volume.
+
+Heikin-Ashi (``":HA"``) is a transform of the bars of any spec: :func:`heikin_ashi`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import (
+    BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError, bar_start, empty_frame,
+    normalize_trades,
+)
+
+# --------------------------------------------------------------------------------------------
+# Cutters: where bars begin in a batch
+
+
+@dataclass
+class Cut:
+    """Bars in a batch: bar k holds trades ``starts[k]:starts[k+1]``.
+
+    ``continues`` says whether bar 0 continues the bar left open by the previous batch.
+    ``keys`` holds each bar's label for time bars (None for others: the first trade's time).
+    """
+
+    starts: np.ndarray
+    continues: bool
+    keys: pd.DatetimeIndex | None = None
+
+
+class TimeCutter:
+    def __init__(self, spec: BarSpec, instrument: Instrument):
+        self.spec, self.session = spec, instrument.session
+        self.open_key = None  # the open bar's start (ns int)
+
+    def cut(self, ts, ticks, sizes) -> Cut:
+        keys = bar_start(ts, self.spec, self.session).asi8
+        if self.open_key is not None and keys[0] < self.open_key:
+            raise ModelError(
+                f"trade at {pd.Timestamp(ts[0])} is older than the open bar "
+                f"({pd.Timestamp(self.open_key, tz='UTC')}): trades must arrive in time order")
+        change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        continues = self.open_key is not None and keys[0] == self.open_key
+        self.open_key = int(keys[-1])
+        return Cut(starts, continues, pd.DatetimeIndex(keys[starts]).tz_localize("UTC"))
+
+
+class TickCutter:
+    def __init__(self, spec: BarSpec, instrument: Instrument):
+        self.n = spec.size
+        self.in_open = 0  # trades in the open, incomplete bar
+        self.complete = False
+
+    def cut(self, ts, ticks, sizes) -> Cut:
+        m, r = len(ts), self.in_open
+        continues = r > 0
+        starts = np.arange(self.n - r if continues else 0, m, self.n)
+        if continues:
+            starts = np.concatenate(([0], starts))
+        last = m - starts[-1] + (r if starts[-1] == 0 else 0)
+        self.complete = last == self.n
+        self.in_open = 0 if self.complete else last
+        return Cut(starts.astype(np.int64), continues)
+
+
+def _scan(m: int, s: int, test, window: int = 256):
+    """First index ``j >= s`` where ``test(s, e)`` (which inspects trades ``s:e`` and returns the
+    offsets that hit) fires, looking in doubling windows so a bar costs about its own length.
+    Returns (j or None, the last window's result)."""
+    e = s
+    while e < m:
+        e = min(m, e + window)
+        hits = test(s, e)
+        if len(hits):
+            return s + int(hits[0])
+        window *= 2
+    return None
+
+
+class VolumeCutter:
+    def __init__(self, spec: BarSpec, instrument: Instrument):
+        self.n = float(spec.size)
+        self.vol_open = 0.0  # volume of the open bar, summed left to right
+        self.complete = True  # no open bar yet, or it is full
+
+    def cut(self, ts, ticks, sizes) -> Cut:
+        m = len(sizes)
+        continues = not self.complete
+        starts, s, v0 = [0], 0, (self.vol_open if continues else 0.0)
+        while True:
+            # the bar's volume is summed left to right from v0 (np.cumsum is sequential), so that
+            # batch and incremental runs round identically and cut at the same trade
+            def reached(a, e, v0=v0):
+                return np.flatnonzero(np.cumsum(np.concatenate(([v0], sizes[a:e])))[1:] >= self.n)
+            j = _scan(m, s, reached)
+            if j is None:
+                self.vol_open = float(np.cumsum(np.concatenate(([v0], sizes[s:])))[-1])
+                self.complete = False
+                break
+            if j + 1 >= m:
+                self.vol_open, self.complete = 0.0, True
+                break
+            starts.append(j + 1)
+            s, v0 = j + 1, 0.0
+        return Cut(np.asarray(starts, dtype=np.int64), continues)
+
+
+class RangeCutter:
+    def __init__(self, spec: BarSpec, instrument: Instrument):
+        self.n = spec.size
+        self.hi = self.lo = None  # the open bar's range, in ticks
+
+    def cut(self, ts, ticks, sizes) -> Cut:
+        m = len(ticks)
+        continues = self.hi is not None
+        hi = self.hi if continues else int(ticks[0])
+        lo = self.lo if continues else int(ticks[0])
+        starts, s = [0], 0
+        while True:
+            def broke(a, e, hi=hi, lo=lo):
+                run_hi = np.maximum.accumulate(np.maximum(ticks[a:e], hi))
+                run_lo = np.minimum.accumulate(np.minimum(ticks[a:e], lo))
+                return np.flatnonzero(run_hi - run_lo > self.n)
+            j = _scan(m, s, broke)
+            if j is None:
+                self.hi = max(hi, int(ticks[s:].max()))
+                self.lo = min(lo, int(ticks[s:].min()))
+                break
+            if j == 0:  # the batch's first trade breaks the open bar: that bar is done
+                continues = False
+            else:
+                starts.append(j)
+            s, hi, lo = j, int(ticks[j]), int(ticks[j])
+        return Cut(np.asarray(starts, dtype=np.int64), continues)
+
+
+class RenkoCutter:
+    """Renko bricks; besides where bricks begin it records each brick's grid open/close."""
+
+    def __init__(self, spec: BarSpec, instrument: Instrument):
+        self.box = spec.size
+        self.anchor = None  # close (in ticks) of the last completed brick
+        self.direction = 0
+        self.has_open = False  # trades since the last completed brick
+
+    def cut(self, ts, ticks, sizes):
+        """Returns (segments, bricks): segments are (start, end) trade ranges; bricks are
+        (segment index, open tick, close tick, complete) in order."""
+        if self.anchor is None:
+            self.anchor = int(ticks[0])
+        m, s = len(ticks), 0
+        segments, bricks = [], []
+        continues = self.has_open
+        while s < m:
+            up = self.anchor + (self.box if self.direction >= 0 else 2 * self.box)
+            down = self.anchor - (self.box if self.direction <= 0 else 2 * self.box)
+            j = _scan(m, s, lambda a, e: np.flatnonzero((ticks[a:e] >= up) | (ticks[a:e] <= down)))
+            if j is None:
+                segments.append((s, m))
+                bricks.append((len(segments) - 1, None, None, False))
+                self.has_open = True
+                break
+            segments.append((s, j + 1))
+            seg = len(segments) - 1
+            price = int(ticks[j])
+            sign = 1 if price >= up else -1
+            # a reversal first needs the brick beside the last one; it then starts from there
+            start = self.anchor + sign * self.box if self.direction == -sign else self.anchor
+            count = (sign * (price - start)) // self.box
+            for k in range(count):
+                o = start + sign * k * self.box
+                bricks.append((seg, o, o + sign * self.box, True))
+            self.anchor = start + sign * count * self.box
+            self.direction = sign
+            self.has_open = False
+            s = j + 1
+        return segments, bricks, continues
+
+
+CUTTERS = {"time": TimeCutter, "tick": TickCutter, "volume": VolumeCutter, "range": RangeCutter}
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation of cut trades. Frames carry a private ``seg`` column (the bar's position in the
+# batch) until the batch is split into closed and open bars.
+
+
+def _arrays(trades: pd.DataFrame, instrument: Instrument):
+    ts = pd.DatetimeIndex(trades["ts"]).as_unit("ns")
+    price = trades["price"].to_numpy(dtype="float64")
+    size = trades["size"].to_numpy(dtype="float64")
+    side = trades["side"].to_numpy()
+    return ts, price, size, side, instrument.to_tick(price)
+
+
+def _segment_bars(ts, price, size, side, starts, keys=None) -> pd.DataFrame:
+    ends = np.append(starts[1:], len(price))
+    return pd.DataFrame({
+        "ts": keys if keys is not None else ts[starts],
+        "open": price[starts],
+        "high": np.maximum.reduceat(price, starts),
+        "low": np.minimum.reduceat(price, starts),
+        "close": price[ends - 1],
+        "volume": np.add.reduceat(size, starts),
+        "ask_volume": np.add.reduceat(np.where(side == 1, size, 0.0), starts),
+        "bid_volume": np.add.reduceat(np.where(side == -1, size, 0.0), starts),
+        "trades": (ends - starts).astype("int64"),
+    })
+
+
+def _segment_cells(ticks, size, side, starts, seg_ids=None) -> pd.DataFrame:
+    """Footprint cells per (segment, tick), with ``seg`` = ``seg_ids[segment]``."""
+    lengths = np.diff(np.append(starts, len(ticks)))
+    seg = np.repeat(np.arange(len(starts)) if seg_ids is None else np.asarray(seg_ids), lengths)
+    return pd.DataFrame({
+        "seg": seg, "tick": ticks, "volume": size,
+        "ask_volume": np.where(side == 1, size, 0.0),
+        "bid_volume": np.where(side == -1, size, 0.0),
+        "trades": np.ones(len(ticks), dtype="int64"),
+    }).groupby(["seg", "tick"], sort=True).sum().reset_index()
+
+
+def _renko_batch(ts, price, size, side, ticks, instrument, segments, bricks):
+    """Bars and cells of Renko bricks; the filler bricks of a jump carry no trades."""
+    rows, seg_of_brick, used = [], [], set()
+    for seg, o, c, _complete in bricks:
+        a, b = segments[seg]
+        first = seg not in used
+        used.add(seg)
+        if o is None:  # the forming brick: no grid yet, its trades' prices stand in
+            prices = (price[a], price[a:b].max(), price[a:b].min(), price[b - 1])
+        else:
+            o_p, c_p = float(instrument.to_price(o)), float(instrument.to_price(c))
+            prices = (o_p, max(o_p, c_p), min(o_p, c_p), c_p)
+        if first:
+            sl = slice(a, b)
+            flow = (size[sl].sum(), size[sl][side[sl] == 1].sum(), size[sl][side[sl] == -1].sum(),
+                    b - a)
+            seg_of_brick.append(len(rows))
+        else:
+            flow = (0.0, 0.0, 0.0, 0)
+        rows.append((ts[a] if first else ts[b - 1], *prices, *flow))
+    bars = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume",
+                                       "ask_volume", "bid_volume", "trades"])
+    bars["ts"] = pd.DatetimeIndex(bars["ts"]).as_unit("ns")
+    starts = np.array([segments[k][0] for k in range(len(segments))], dtype=np.int64)
+    cells = _segment_cells(ticks, size, side, starts, seg_of_brick)
+    return bars, cells
+
+
+def _finish_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    bars["delta"] = bars["ask_volume"] - bars["bid_volume"]
+    bars["open_interest"] = np.nan
+    return bars[list(BAR_COLUMNS)].reset_index(drop=True)
+
+
+def _finish_cells(cells: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
+    """Cells labelled with their bar's time, in the model footprint layout."""
+    cells = cells.reset_index(drop=True)
+    cells.insert(0, "ts", bars["ts"].to_numpy()[cells["seg"].to_numpy()] if len(cells) else
+                 pd.Series(dtype="datetime64[ns, UTC]"))
+    return cells[list(FOOTPRINT_COLUMNS)]
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental form (the batch form is one call of it)
+
+
+@dataclass
+class BarUpdate:
+    """What one batch of trades did: bars that closed, and the bar still open (0 or 1 row)."""
+
+    closed: pd.DataFrame
+    current: pd.DataFrame
+    closed_footprint: pd.DataFrame
+    current_footprint: pd.DataFrame
+
+
+class BarAggregator:
+    """Feed trades in batches (time order); get the bars that closed and the open bar.
+
+    The concatenation of every ``closed`` and the last ``current`` equals ``build_bars`` of all the
+    trades (same for the footprint). Heikin-Ashi specs are aggregated as their plain spec; apply
+    :func:`heikin_ashi` for display.
+    """
+
+    def __init__(self, instrument: Instrument, spec):
+        self.instrument = instrument
+        self.spec = BarSpec.parse(spec)
+        kind = self.spec.kind
+        cutter = RenkoCutter if kind == "renko" else CUTTERS[kind]
+        self.cutter = cutter(self.spec, instrument)
+        self.open_bar = empty_frame(BAR_COLUMNS)  # 0 or 1 row
+        self.open_cells = empty_frame(("seg",) + FOOTPRINT_COLUMNS[1:])
+
+    def update(self, trades: pd.DataFrame) -> BarUpdate:
+        trades = _prepare(trades)
+        if len(trades) == 0:
+            return BarUpdate(empty_frame(BAR_COLUMNS), self.open_bar,
+                             empty_frame(FOOTPRINT_COLUMNS), self._cells_out(self.open_cells,
+                                                                            self.open_bar))
+        ts, price, size, side, ticks = _arrays(trades, self.instrument)
+        if self.spec.kind == "renko":
+            segments, bricks, continues = self.cutter.cut(ts, ticks, size)
+            bars, cells = _renko_batch(ts, price, size, side, ticks, self.instrument,
+                                       segments, bricks)
+            complete, grid_first = bricks[-1][3], bricks[0][1] is not None
+        else:
+            cut = self.cutter.cut(ts, ticks, size)
+            bars = _segment_bars(ts, price, size, side, cut.starts, cut.keys)
+            cells = _segment_cells(ticks, size, side, cut.starts)
+            continues, grid_first = cut.continues, False
+            complete = getattr(self.cutter, "complete", False)
+        bars = _finish_bars(bars)
+        if not continues and len(self.open_bar):  # the bar left open is done: it closes first
+            bars = pd.concat([self.open_bar, bars], ignore_index=True)
+            cells = pd.concat([self.open_cells, cells.assign(seg=cells["seg"] + 1)],
+                              ignore_index=True)
+        elif continues:
+            bars = _merge_first(self.open_bar, bars, keep_prices=grid_first)
+            cells = pd.concat([_merge_cells(self.open_cells, cells[cells["seg"] == 0]),
+                               cells[cells["seg"] != 0]], ignore_index=True)
+        n_closed = len(bars) if complete else len(bars) - 1
+        closed, self.open_bar = bars.iloc[:n_closed], bars.iloc[n_closed:].reset_index(drop=True)
+        is_open = cells["seg"].to_numpy() >= n_closed
+        self.open_cells = cells[is_open].assign(seg=0).reset_index(drop=True)
+        return BarUpdate(closed.reset_index(drop=True), self.open_bar,
+                         _finish_cells(cells[~is_open], bars),
+                         self._cells_out(self.open_cells, self.open_bar))
+
+    @staticmethod
+    def _cells_out(cells, bar) -> pd.DataFrame:
+        if len(cells) == 0:
+            return empty_frame(FOOTPRINT_COLUMNS)
+        return _finish_cells(cells, bar)
+
+
+def _merge_first(open_bar: pd.DataFrame, bars: pd.DataFrame, keep_prices=False) -> pd.DataFrame:
+    """``bars`` whose first bar is extended back by the bar left open by the previous batch.
+
+    ``keep_prices``: the first bar's OHLC already are final (a completed Renko brick)."""
+    if len(open_bar) == 0:
+        return bars
+    a, b = open_bar.iloc[0], bars.iloc[0]
+    bars = bars.copy()
+    row = bars.index[0]
+    bars.loc[row, "ts"] = a["ts"]
+    if not keep_prices:
+        bars.loc[row, "open"] = a["open"]
+        bars.loc[row, "high"] = max(a["high"], b["high"])
+        bars.loc[row, "low"] = min(a["low"], b["low"])
+    for c in ("volume", "ask_volume", "bid_volume", "trades"):
+        bars.loc[row, c] = a[c] + b[c]
+    bars.loc[row, "delta"] = bars.loc[row, "ask_volume"] - bars.loc[row, "bid_volume"]
+    return bars
+
+
+def _merge_cells(open_cells: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
+    """Footprint of the open bar plus the first bar of a batch, summed per level."""
+    if len(open_cells) == 0:
+        return first
+    both = pd.concat([open_cells, first], ignore_index=True)
+    return both.groupby(["seg", "tick"], sort=True).sum().reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Batch form
+
+
+def _prepare(trades: pd.DataFrame) -> pd.DataFrame:
+    """Trades in the model layout, sorted by time."""
+    if not {"trade_id", "side"} <= set(trades.columns):
+        return normalize_trades(trades)
+    if not pd.DatetimeIndex(trades["ts"]).is_monotonic_increasing:
+        return trades.sort_values("ts", kind="stable")
+    return trades
+
+
+def build(trades: pd.DataFrame, spec, instrument: Instrument) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars and footprint cells of ``trades`` for ``spec`` (every bar, the last one included)."""
+    spec = BarSpec.parse(spec)
+    up = BarAggregator(instrument, spec).update(trades)
+    bars = pd.concat([up.closed, up.current], ignore_index=True) if len(up.current) else up.closed
+    cells = (pd.concat([up.closed_footprint, up.current_footprint], ignore_index=True)
+             if len(up.current_footprint) else up.closed_footprint)
+    if spec.heikin_ashi:
+        bars = heikin_ashi(bars)
+    return bars, cells
+
+
+def build_bars(trades: pd.DataFrame, spec, instrument: Instrument) -> pd.DataFrame:
+    """Bars (model bar layout) of ``trades`` for ``spec``."""
+    return build(trades, spec, instrument)[0]
+
+
+def build_footprint(trades: pd.DataFrame, spec, instrument: Instrument) -> pd.DataFrame:
+    """Footprint cells (model footprint layout) of ``trades`` for ``spec``."""
+    return build(trades, spec, instrument)[1]
+
+
+def heikin_ashi(bars: pd.DataFrame, prev: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Heikin-Ashi bars: close = (O+H+L+C)/4; open = mean of the previous HA bar's open and close
+    (the first bar: (O+C)/2, or from ``prev``, the previous HA bar's (open, close)); high and low
+    widened to include them. Volume and order-flow columns are kept."""
+    out = bars.copy()
+    o, h, l, c = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close"))
+    ha_close = (o + h + l + c) / 4.0
+    ha_open = np.empty_like(ha_close)
+    if len(ha_open):
+        ha_open[0] = (o[0] + c[0]) / 2.0 if prev is None else (prev[0] + prev[1]) / 2.0
+        for i in range(1, len(ha_open)):  # a recursion: each open needs the one before
+            ha_open[i] = (ha_open[i - 1] + ha_close[i - 1]) / 2.0
+    out["open"], out["close"] = ha_open, ha_close
+    out["high"] = np.maximum.reduce([h, ha_open, ha_close])
+    out["low"] = np.minimum.reduce([l, ha_open, ha_close])
+    return out
