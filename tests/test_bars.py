@@ -175,3 +175,13 @@ def test_footprint_sums_to_bars(spec, data):
         assert ((bars["high"] - bars["low"]) / 0.25 <= BarSpec.parse(spec).size + 1e-9).all()
     if BarSpec.parse(spec).kind == "tick":
         assert (bars["trades"].iloc[:-1] == BarSpec.parse(spec).size).all()
+
+
+def test_tick_bars_restart_at_the_trading_day():
+    # CME's trading day starts at 17:00 Chicago = 23:00 UTC (in January): the bar in progress
+    # closes there even though it holds fewer than 3 trades
+    t = trades([1, 2, 3, 4, 5], seconds=[7 * 3600 + s for s in (0, 1, 3599, 3601, 3602)])
+    bars = build_bars(t, "T3", ES)
+    assert bars["trades"].tolist() == [3, 2]
+    t = trades([1, 2, 3, 4, 5], seconds=[7 * 3600 + s for s in (0, 1, 3601, 3602, 3603)])
+    assert build_bars(t, "T3", ES)["trades"].tolist() == [2, 3]

@@ -18,7 +18,8 @@ Bar kinds (notation in ``tradeflow.model.BarSpec``):
   grid (no wicks); the trades while a brick formed give its volume, delta and footprint. A jump of
   several bricks at once adds bricks with no volume.
 
-Heikin-Ashi (``":HA"``) is a transform of the bars of any spec: :func:`heikin_ashi`.
+Tick, volume, range and Renko bars start afresh at each trading day of the instrument's session,
+so a day's bars are the same however much history is loaded. Heikin-Ashi (``":HA"``) is a transform of the bars of any spec: :func:`heikin_ashi`.
 """
 from __future__ import annotations
 
@@ -244,29 +245,25 @@ def _segment_cells(ticks, size, side, starts, seg_ids=None) -> pd.DataFrame:
 
 def _renko_batch(ts, price, size, side, ticks, instrument, segments, bricks):
     """Bars and cells of Renko bricks; the filler bricks of a jump carry no trades."""
-    rows, seg_of_brick, used = [], [], set()
-    for seg, o, c, _complete in bricks:
-        a, b = segments[seg]
-        first = seg not in used
-        used.add(seg)
-        if o is None:  # the forming brick: no grid yet, its trades' prices stand in
-            prices = (price[a], price[a:b].max(), price[a:b].min(), price[b - 1])
-        else:
-            o_p, c_p = float(instrument.to_price(o)), float(instrument.to_price(c))
-            prices = (o_p, max(o_p, c_p), min(o_p, c_p), c_p)
-        if first:
-            sl = slice(a, b)
-            flow = (size[sl].sum(), size[sl][side[sl] == 1].sum(), size[sl][side[sl] == -1].sum(),
-                    b - a)
-            seg_of_brick.append(len(rows))
-        else:
-            flow = (0.0, 0.0, 0.0, 0)
-        rows.append((ts[a] if first else ts[b - 1], *prices, *flow))
-    bars = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume",
-                                       "ask_volume", "bid_volume", "trades"])
-    bars["ts"] = pd.DatetimeIndex(bars["ts"]).as_unit("ns")
-    starts = np.array([segments[k][0] for k in range(len(segments))], dtype=np.int64)
-    cells = _segment_cells(ticks, size, side, starts, seg_of_brick)
+    starts = np.array([a for a, _ in segments], dtype=np.int64)
+    ends = np.array([b for _, b in segments], dtype=np.int64)
+    flow = _segment_bars(ts, price, size, side, starts)  # per segment: its trades' aggregates
+    seg = np.array([b[0] for b in bricks], dtype=np.int64)
+    first = np.concatenate(([True], seg[1:] != seg[:-1]))  # the brick that holds the trades
+    grid = np.array([(o, c) if o is not None else (0, 0) for _, o, c, _ in bricks], dtype=np.int64)
+    forming = np.array([o is None for _, o, _, _ in bricks])
+    o_p, c_p = instrument.to_price(grid[:, 0]), instrument.to_price(grid[:, 1])
+    stamp = np.where(first, starts[seg], ends[seg] - 1)  # fillers: the trade that made the jump
+    bars = pd.DataFrame({
+        "ts": ts[stamp],
+        "open": np.where(forming, flow["open"].to_numpy()[seg], o_p),
+        "high": np.where(forming, flow["high"].to_numpy()[seg], np.maximum(o_p, c_p)),
+        "low": np.where(forming, flow["low"].to_numpy()[seg], np.minimum(o_p, c_p)),
+        "close": np.where(forming, flow["close"].to_numpy()[seg], c_p),
+    })
+    for c in ("volume", "ask_volume", "bid_volume", "trades"):
+        bars[c] = np.where(first, flow[c].to_numpy()[seg], 0).astype(flow[c].dtype)
+    cells = _segment_cells(ticks, size, side, starts, np.flatnonzero(first))
     return bars, cells
 
 
@@ -309,11 +306,8 @@ class BarAggregator:
     def __init__(self, instrument: Instrument, spec):
         self.instrument = instrument
         self.spec = BarSpec.parse(spec)
-        kind = self.spec.kind
-        cutter = RenkoCutter if kind == "renko" else CUTTERS[kind]
-        self.cutter = cutter(self.spec, instrument)
-        self.open_bar = empty_frame(BAR_COLUMNS)  # 0 or 1 row
-        self.open_cells = empty_frame(("seg",) + FOOTPRINT_COLUMNS[1:])
+        self.day = None  # trading day of the open bar (non-time bars restart each day)
+        self._reset()
 
     def update(self, trades: pd.DataFrame) -> BarUpdate:
         trades = _prepare(trades)
@@ -321,6 +315,34 @@ class BarAggregator:
             return BarUpdate(empty_frame(BAR_COLUMNS), self.open_bar,
                              empty_frame(FOOTPRINT_COLUMNS), self._cells_out(self.open_cells,
                                                                             self.open_bar))
+        if self.spec.is_time:
+            return self._update(trades)
+        # tick, volume, range and Renko bars start afresh each trading day, so that the bars of a
+        # day do not depend on how much history was loaded before it
+        days = self.instrument.session.trading_date(trades["ts"]).asi8
+        bounds = np.flatnonzero(days[1:] != days[:-1]) + 1
+        closed, closed_cells = [], []
+        for part, day in zip(np.split(np.arange(len(trades)), bounds),
+                             days[np.concatenate(([0], bounds))]):
+            if self.day is not None and day != self.day:
+                closed.append(self.open_bar)
+                closed_cells.append(self._cells_out(self.open_cells, self.open_bar))
+                self._reset()
+            self.day = day
+            up = self._update(trades.iloc[part])
+            closed.append(up.closed)
+            closed_cells.append(up.closed_footprint)
+        return BarUpdate(_concat(closed, BAR_COLUMNS), up.current,
+                         _concat(closed_cells, FOOTPRINT_COLUMNS), up.current_footprint)
+
+    def _reset(self) -> None:
+        kind = self.spec.kind
+        cutter = RenkoCutter if kind == "renko" else CUTTERS[kind]
+        self.cutter = cutter(self.spec, self.instrument)
+        self.open_bar = empty_frame(BAR_COLUMNS)  # 0 or 1 row
+        self.open_cells = empty_frame(("seg",) + FOOTPRINT_COLUMNS[1:])
+
+    def _update(self, trades: pd.DataFrame) -> BarUpdate:
         ts, price, size, side, ticks = _arrays(trades, self.instrument)
         if self.spec.kind == "renko":
             segments, bricks, continues = self.cutter.cut(ts, ticks, size)
@@ -355,6 +377,11 @@ class BarAggregator:
         if len(cells) == 0:
             return empty_frame(FOOTPRINT_COLUMNS)
         return _finish_cells(cells, bar)
+
+
+def _concat(frames, columns) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_frame(columns)
 
 
 def _merge_first(open_bar: pd.DataFrame, bars: pd.DataFrame, keep_prices=False) -> pd.DataFrame:

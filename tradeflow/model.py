@@ -155,6 +155,15 @@ class Session:
         local = idx.tz_convert(self.timezone).tz_localize(None) + self.day_shift
         return local.normalize().tz_localize("UTC")
 
+    def day_start_utc(self, trading_date) -> pd.DatetimeIndex:
+        """The UTC instant each trading day (given as its date, e.g. from :meth:`trading_date`)
+        begins."""
+        dates = pd.DatetimeIndex(pd.to_datetime(trading_date)).tz_localize(None).normalize()
+        local = dates - self.day_shift
+        # ambiguous/non-existent local times (DST changes) resolve to the later instant
+        return (local.tz_localize(self.timezone, ambiguous=False, nonexistent="shift_forward")
+                .tz_convert("UTC").as_unit("ns"))
+
     def is_regular(self, ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
         """True where a UTC timestamp falls in regular trading hours."""
         local = pd.DatetimeIndex(ts).tz_convert(self.timezone)

@@ -1,0 +1,113 @@
+"""The ``tradeflow`` command, run as a user runs it (a subprocess of the installed entry point)."""
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_access import open_store
+
+TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
+
+
+def run(args, store, ok=True):
+    env = dict(os.environ, TRADEFLOW_STORE=store)
+    proc = subprocess.run([TRADEFLOW, *args], capture_output=True, text=True, env=env, timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def store(tmp_path):
+    url = f"duckdb:///{tmp_path}/cli.duckdb"
+    run(["instruments", "add", "ES", "--tick-size", "0.25", "--exchange", "CME",
+         "--asset-class", "future", "--point-value", "50",
+         "--session", "America/Chicago 08:30-15:15,17:00-16:00"], url)
+    return url
+
+
+def trades_csv(path, n=2000, seed=0, bad_line=None):
+    rng = np.random.default_rng(seed)
+    ts = pd.Timestamp("2026-01-06 14:30", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.integers(0, 4 * 3600 * 10**6, n)), unit="us")
+    frame = pd.DataFrame({
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "price": 5000 + 0.25 * np.cumsum(rng.integers(-2, 3, n)),
+        "size": rng.integers(1, 30, n),
+        "side": rng.choice(["buy", "sell"], n),
+    })
+    text = frame.to_csv(index=False)
+    if bad_line is not None:
+        lines = text.splitlines()
+        lines[bad_line - 1] = lines[bad_line - 1].replace(".", "x", 1)
+        text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return frame
+
+
+def test_instruments_add_and_list(store):
+    out = run(["instruments", "list"], store).stdout
+    assert "ES" in out and "America/Chicago 08:30-15:15,17:00-16:00" in out
+    bad = run(["instruments", "add", "NQ", "--tick-size", "-1"], store, ok=False)
+    assert bad.returncode != 0
+    assert "tick size must be a positive number" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_import_then_export_round_trip(store, tmp_path):
+    src = trades_csv(tmp_path / "es.csv")
+    out = run(["import", str(tmp_path / "es.csv"), "--symbol", "ES"], store).stdout
+    assert "2,000 trades read, 2,000 new" in out
+    again = run(["import", str(tmp_path / "es.csv"), "--symbol", "ES"], store).stdout
+    assert "2,000 trades read, 0 new" in again
+
+    trades = pd.read_csv(io.StringIO(run(["export", "trades", "ES"], store).stdout))
+    assert len(trades) == 2000
+    np.testing.assert_allclose(trades["price"], src["price"])
+
+    bars_file = tmp_path / "bars.parquet"
+    run(["export", "bars", "ES", "--spec", "15m", "-o", str(bars_file)], store)
+    bars = pd.read_parquet(bars_file)
+    assert len(bars) == 16 and bars["volume"].sum() == src["size"].sum()
+
+    fp = pd.read_csv(io.StringIO(run(["export", "footprint", "ES", "--spec", "1h"], store).stdout))
+    assert fp["volume"].sum() == src["size"].sum()
+    assert set(fp["price"]) <= set(src["price"])  # prices on the grid again at the edge
+
+    renko = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "RK4", "--last", "5"],
+                                        store).stdout))
+    assert len(renko) == 5
+
+
+def test_bad_file_stores_nothing(store, tmp_path):
+    trades_csv(tmp_path / "good.csv")
+    trades_csv(tmp_path / "bad.csv", seed=1, bad_line=1500)
+    proc = run(["import", str(tmp_path / "good.csv"), str(tmp_path / "bad.csv"),
+                "--symbol", "ES"], store, ok=False)
+    assert proc.returncode != 0
+    assert "bad.csv" in proc.stderr and "1500" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with open_store(store) as s:
+        assert len(s.trades("ES")) == 0 and len(s.bars("ES")) == 0
+
+
+def test_unknown_symbol_is_refused_with_advice(store, tmp_path):
+    trades_csv(tmp_path / "nq.csv")
+    proc = run(["import", str(tmp_path / "nq.csv"), "--symbol", "NQ"], store, ok=False)
+    assert "NQ" in proc.stderr and "tradeflow instruments add" in proc.stderr
+
+
+def test_simulate_fills_history(store):
+    out = run(["simulate", "ES", "--days", "0.25", "--no-live", "--trades-per-day", "50000"],
+              store).stdout
+    assert "simulated trades" in out
+    with open_store(store) as s:
+        bars = s.bars("ES", "1m")
+        fp = s.footprint("ES", "1m")
+    assert len(bars) > 0
+    assert fp["volume"].sum() == pytest.approx(bars["volume"].sum())

@@ -1,0 +1,221 @@
+"""The ``tradeflow`` command line."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import click
+import pandas as pd
+
+from data_access import StoreError, open_store
+
+from . import config
+from .model import ASSET_CLASSES, Instrument, ModelError, Session
+
+
+class UserError(click.ClickException):
+    """An error whose message is for the user (no traceback)."""
+
+
+def _fail(exc: Exception):
+    raise UserError(str(exc)) from exc
+
+
+class _Group(click.Group):
+    """Turns the errors a user can fix into one clear line and exit status 1."""
+
+    def invoke(self, ctx):
+        from .ingest.errors import IngestError
+
+        try:
+            return super().invoke(ctx)
+        except (ModelError, IngestError, StoreError, OSError) as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+@click.option("--store", "store", envvar="TRADEFLOW_STORE", default=None,
+              help="Store URL: duckdb:///path/file.duckdb (default, in the user data folder) or "
+                   "postgresql://user@host:port/db. Also $TRADEFLOW_STORE.")
+@click.pass_context
+def main(ctx, store):
+    """TradeFlow: order-flow and technical-analysis workbench."""
+    ctx.obj = {"store_url": config.store_url(store)}
+
+
+def _open(ctx):
+    return open_store(ctx.obj["store_url"])
+
+
+# instruments ---------------------------------------------------------------------------------
+
+@main.group()
+def instruments():
+    """Register and list instruments (tick size, session, ...)."""
+
+
+@instruments.command("add")
+@click.argument("symbol")
+@click.option("--tick-size", type=float, required=True, help="Minimum price increment.")
+@click.option("--exchange", default="")
+@click.option("--asset-class", type=click.Choice(ASSET_CLASSES), default="other")
+@click.option("--point-value", type=float, default=1.0, help="Currency value of one point.")
+@click.option("--session", "session", default="UTC 00:00-24:00", show_default=True,
+              help="'TZ RTH[,ETH]', e.g. 'America/Chicago 08:30-15:15,17:00-16:00'.")
+@click.pass_context
+def instruments_add(ctx, symbol, tick_size, exchange, asset_class, point_value, session):
+    """Add or replace an instrument."""
+    inst = Instrument(symbol, tick_size, exchange, asset_class, point_value, Session.parse(session))
+    with _open(ctx) as store:
+        store.add_instrument(inst)
+    click.echo(f"{symbol}: tick size {tick_size:g}, session {inst.session}")
+
+
+@instruments.command("list")
+@click.pass_context
+def instruments_list(ctx):
+    """List the stored instruments."""
+    with _open(ctx) as store:
+        rows = [{"symbol": i.symbol, "exchange": i.exchange, "asset_class": i.asset_class,
+                 "tick_size": i.tick_size, "point_value": i.point_value,
+                 "session": str(i.session)} for i in store.instruments()]
+    if not rows:
+        click.echo("no instruments yet: tradeflow instruments add SYMBOL --tick-size X")
+        return
+    click.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+# import / export -----------------------------------------------------------------------------
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["scid", "binance", "dbn", "csv", "parquet"]),
+              default=None, help="File format (guessed from the file when not given).")
+@click.option("--symbol", default=None, help="Symbol of the data (else from the file).")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=SOURCE",
+              help="CSV/Parquet column mapping, e.g. --map ts=Time --map size=Volume.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def import_(ctx, paths, fmt, symbol, mapping, quiet):
+    """Import trade files (.scid, Binance CSV, Databento DBN, CSV, Parquet). All or nothing."""
+    from .importer import import_files
+
+    pairs = dict(_key_value(m, "--map") for m in mapping) or None
+    started = time.perf_counter()
+    with _open(ctx) as store:
+        summaries = import_files(store, paths, fmt, symbol, pairs, progress=not quiet)
+    for s in summaries:
+        click.echo("\n".join(s.lines()))
+    total = sum(v.trades_new for s in summaries for v in s.symbols.values())
+    click.echo(f"imported {len(summaries)} file(s): {total:,} new trades in "
+               f"{time.perf_counter() - started:.1f} s")
+
+
+def _key_value(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"{option} {text!r}: expected KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+@main.command("export")
+@click.argument("what", type=click.Choice(["trades", "bars", "footprint"]))
+@click.argument("symbol")
+@click.option("--spec", default="1m", show_default=True, help="Bar spec, e.g. 5m, T500, R8.")
+@click.option("--start", default=None, help="Start time (UTC unless an offset is given).")
+@click.option("--end", default=None, help="End time, exclusive.")
+@click.option("--last", type=int, default=None, help="Only the last N rows (trades) or bars.")
+@click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
+                                                     "CSV to stdout when not given.")
+@click.pass_context
+def export(ctx, what, symbol, spec, start, end, last, output):
+    """Export stored trades, bars or footprint cells."""
+    from .marketdata import MarketData
+
+    with _open(ctx) as store:
+        md = MarketData(store)
+        if what == "trades":
+            frame = md.trades(symbol, start, end, last)
+        elif what == "bars":
+            frame = md.bars(symbol, spec, start, end, last)
+        else:
+            frame = md.footprint(symbol, spec, start, end, last)
+            inst = store.instrument(symbol)
+            frame.insert(1, "price", inst.to_price(frame["tick"]))
+            frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
+        write_frame(frame, output)
+    if output:
+        click.echo(f"wrote {len(frame):,} rows to {output}", err=True)
+
+
+def write_frame(frame: pd.DataFrame, output: str | None) -> None:
+    """CSV or Parquet by the file's suffix; CSV to stdout without a file."""
+    # 10 significant digits hide the binary noise of summed decimal sizes (0.1 + 0.2 ...)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False, float_format="%.10g")
+    elif output.endswith((".parquet", ".pq")):
+        frame.to_parquet(output, index=False)
+    elif output.endswith(".csv"):
+        frame.to_csv(output, index=False, float_format="%.10g")
+    else:
+        raise UserError(f"-o {output}: use a .csv or .parquet file name")
+
+
+# simulator -------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("symbol")
+@click.option("--days", type=float, default=2.0, show_default=True, help="History to fill first.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trades-per-day", type=int, default=200_000, show_default=True)
+@click.option("--live/--no-live", default=True, show_default=True,
+              help="Keep streaming live trades after the history.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Live speed-up factor (1 = real time).")
+@click.option("--duration", type=float, default=None, help="Stop live streaming after N seconds.")
+@click.pass_context
+def simulate(ctx, symbol, days, seed, trades_per_day, live, speed, duration):
+    """Fill SYMBOL with simulated history, then stream simulated live order flow into the store."""
+    from .ingest.simulator import MarketSimulator
+
+    with _open(ctx) as store:
+        inst = store.instrument(symbol)
+        sim = MarketSimulator(inst, seed=seed, trades_per_day=trades_per_day)
+        end = pd.Timestamp.now(tz="UTC").floor("min")
+        start = end - pd.Timedelta(days=days)
+        n = 0
+        with click.progressbar(length=int((end - start).total_seconds()), label="history") as bar:
+            done = start
+            for batch in sim.history(start, end):
+                with store.transaction() as tx:
+                    n += tx.write_trades(symbol, batch.trades)
+                    tx.write_depth(symbol, batch.depth)
+                    tx.write_liquidations(symbol, batch.liquidations)
+                if len(batch.trades):
+                    reached = batch.trades["ts"].iloc[-1]
+                    bar.update(int((reached - done).total_seconds()))
+                    done = reached
+        click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
+        if live:
+            asyncio.run(_stream(store, sim, symbol, speed, duration))
+
+
+async def _stream(store, sim, symbol, speed, duration):
+    started = time.monotonic()
+    n, shown = 0, started
+    async for batch in sim.stream(speed=speed):
+        with store.transaction() as tx:
+            n += tx.write_trades(symbol, batch.trades)
+            tx.write_depth(symbol, batch.depth)
+            tx.write_liquidations(symbol, batch.liquidations)
+        now = time.monotonic()
+        if now - shown >= 5 and len(batch.trades):
+            click.echo(f"{symbol} live: {n:,} trades, last {batch.trades['price'].iloc[-1]:g}")
+            shown = now
+        if duration is not None and now - started >= duration:
+            break
+
+
+if __name__ == "__main__":
+    main()

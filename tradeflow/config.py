@@ -1,0 +1,37 @@
+"""Where TradeFlow keeps its data and which store it uses.
+
+The store is chosen by one URL, the same way in the CLI, the server and notebooks: the ``--store``
+option when given, else the ``TRADEFLOW_STORE`` environment variable, else a DuckDB file in the
+user's data folder (``TRADEFLOW_HOME`` overrides that folder).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def data_dir() -> Path:
+    """The folder for TradeFlow's own files (the default DuckDB store among them)."""
+    home = os.environ.get("TRADEFLOW_HOME")
+    return Path(home) if home else Path(platformdirs.user_data_dir("tradeflow"))
+
+
+def default_store_url() -> str:
+    return f"duckdb:///{data_dir() / 'tradeflow.duckdb'}"
+
+
+def store_url(option: str | None = None) -> str:
+    """The store URL in effect: ``option``, else ``$TRADEFLOW_STORE``, else the default."""
+    return option or os.environ.get("TRADEFLOW_STORE") or default_store_url()
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url
