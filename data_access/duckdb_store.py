@@ -12,7 +12,7 @@ from tradeflow.model import Instrument, InstrumentRegistry, ModelError, Session
 
 from . import frames, migrations
 from .sql import bucket_expr, reads_rollups, widen
-from .store import Store, StoreError, check_time_spec
+from .store import BASE_SPEC, Store, StoreError, check_time_spec
 
 DIALECT = "duckdb"
 
@@ -32,6 +32,7 @@ class DuckDBStore(Store):
         self.con.execute("SET TimeZone = 'UTC'").fetchall()
         self._lock = threading.RLock()  # one connection: serialize users across threads
         self._tx_depth = 0
+        self._registry: InstrumentRegistry | None = None  # one process owns the file: cache it
         self._migrate()
 
     def _exec(self, sql: str, params=None) -> list:
@@ -72,6 +73,7 @@ class DuckDBStore(Store):
                 yield self
             except BaseException:
                 self._exec("ROLLBACK")
+                self._registry = None
                 raise
             else:
                 self._exec("COMMIT")
@@ -85,14 +87,18 @@ class DuckDBStore(Store):
                 "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
                 [instrument.symbol, instrument.exchange, instrument.asset_class,
                  instrument.tick_size, instrument.point_value, str(instrument.session)])
+            self._registry = None
 
     def instruments(self) -> InstrumentRegistry:
+        if self._registry is not None:
+            return self._registry
         with self._lock:
             rows = self._exec(
                 "SELECT symbol, tick_size, exchange, asset_class, point_value, session "
                 "FROM instruments ORDER BY symbol")
-        return InstrumentRegistry(
+        self._registry = InstrumentRegistry(
             Instrument(s, t, e, a, p, Session.parse(sess)) for s, t, e, a, p, sess in rows)
+        return self._registry
 
     # writes ----------------------------------------------------------------------------------
     def write_trades(self, symbol: str, trades: pd.DataFrame) -> int:
@@ -232,7 +238,12 @@ class DuckDBStore(Store):
         b = bucket_expr(DIALECT, spec, session)
         lo, hi = widen(spec, start, end)
         params = [symbol]
-        if reads_rollups(spec):
+        if spec == BASE_SPEC:  # the rollup itself
+            inner = f"""
+                SELECT ts AS bucket, open, high, low, close, volume, ask_volume, bid_volume,
+                       trades, open_interest
+                FROM market_data WHERE symbol = ?{self._range("ts", start, end, params)}"""
+        elif reads_rollups(spec):
             inner = f"""
                 SELECT {b} AS bucket, arg_min(open, ts) AS open, max(high) AS high,
                        min(low) AS low, arg_max(close, ts) AS close, sum(volume) AS volume,

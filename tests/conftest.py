@@ -1,8 +1,7 @@
 """Shared fixtures: a store of every backend, PostgreSQL clusters started from system binaries."""
 import pytest
 
-import importlib.util
-pytest_plugins = ["tests.pg_server"] if importlib.util.find_spec("tests.pg_server") else []  # TEMP
+pytest_plugins = ["tests.pg_server"]
 
 BACKENDS = ["duckdb", "postgres", "timescaledb"]
 

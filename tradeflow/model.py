@@ -208,7 +208,9 @@ class Instrument:
 
     def to_tick(self, price) -> np.ndarray:
         """Integer tick index of each price (the key of every price level)."""
-        return np.rint(np.asarray(price, dtype="float64") / self.tick_size).astype("int64")
+        # halves round away from zero, as SQL's round() does in both stores
+        x = np.asarray(price, dtype="float64") / self.tick_size
+        return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
 
     def to_price(self, tick) -> np.ndarray:
         """Price of each tick index, rounded to the tick's decimals so it prints cleanly."""
