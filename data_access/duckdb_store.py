@@ -11,6 +11,7 @@ import pandas as pd
 from tradeflow.model import Instrument, InstrumentRegistry, ModelError, Session
 
 from . import frames, migrations
+from .rollup import minute_rollups
 from .sql import bucket_expr, reads_rollups, widen
 from .store import BASE_SPEC, Store, StoreError, check_time_spec
 
@@ -123,9 +124,31 @@ class DuckDBStore(Store):
                 added = self._exec(f"INSERT INTO trades {select}", params)[0][0]
             finally:
                 self.con.unregister("incoming")
-            if added:
+            if overlap and added:
                 self._refresh_rollups(symbol, inst.tick_size, lo, hi)
+            elif added:
+                self._write_rollups(symbol, inst, df, lo, hi)
         return added
+
+    def _write_rollups(self, symbol: str, inst: Instrument, df: pd.DataFrame, lo, hi) -> None:
+        """Rollups of a batch that was all new: computed from the batch in memory; the first and
+        last minute are recomputed in SQL when other stored trades share them."""
+        bars, cells = minute_rollups(df, inst)
+        a, b = lo.floor("min"), hi.floor("min") + pd.Timedelta(minutes=1)
+        self._exec("DELETE FROM footprint WHERE symbol = ? AND ts >= ? AND ts < ?", [symbol, a, b])
+        for table, frame in (("market_data", bars), ("footprint", cells)):
+            self.con.register("rollup", frames.to_arrow(frame))
+            try:
+                verb = "INSERT OR REPLACE" if table == "market_data" else "INSERT"
+                self._exec(f"{verb} INTO {table} SELECT ?, * FROM rollup", [symbol])
+            finally:
+                self.con.unregister("rollup")
+        shared = self._exec(
+            "SELECT count(*) FROM trades WHERE symbol = ? AND "
+            "((ts >= ? AND ts < ?) OR (ts > ? AND ts < ?))", [symbol, a, lo, hi, b])[0][0]
+        if shared:
+            self._refresh_rollups(symbol, inst.tick_size, lo, lo)
+            self._refresh_rollups(symbol, inst.tick_size, hi, hi)
 
     def _refresh_rollups(self, symbol: str, tick_size: float, lo, hi) -> None:
         """Recompute the base bars and footprint cells of the minutes ``[lo, hi]`` touches."""

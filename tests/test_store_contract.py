@@ -90,6 +90,18 @@ def test_overlapping_import_adds_only_new_trades(es_store):
     assert_bars_equal(es_store.bars("ES", "1m"), build(t, "1m", ES)[0])
 
 
+def test_chunked_writes_keep_rollups_exact(es_store):
+    """Chunks that split minutes, written out of order, give the rollups of all trades at once."""
+    t = make_trades(n=3000, hours=2)  # ~25 trades a minute: every cut falls inside a minute
+    cuts = [0, 377, 1000, 1013, 2222, 2900, 3000]
+    parts = [t.iloc[a:b] for a, b in zip(cuts, cuts[1:])]
+    for part in parts[3:] + parts[:3]:
+        es_store.write_trades("ES", part)
+    want_bars, want_cells = build(t, "1m", ES)
+    assert_bars_equal(es_store.bars("ES", "1m"), want_bars)
+    assert_cells_equal(es_store.footprint("ES", "1m"), want_cells)
+
+
 def test_trade_ranges_and_last(es_store):
     t = make_trades()
     es_store.write_trades("ES", t)

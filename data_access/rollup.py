@@ -1,0 +1,56 @@
+"""Base-timeframe (1-minute) rollups of a batch of trades, computed in memory with numpy.
+
+A store that has just inserted a batch of new trades uses this instead of aggregating them back
+out of the database: the batch is already clean and sorted, so one pass gives the minute bars and
+footprint cells. Only minutes that also hold trades stored by other writes need the database.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import Instrument
+
+MINUTE_NS = 60 * 1_000_000_000
+
+
+def minute_rollups(trades: pd.DataFrame, instrument: Instrument):
+    """(bars, cells) of clean trades sorted by (ts, trade_id): ``market_data`` and ``footprint``
+    rows without the symbol column."""
+    ts = pd.DatetimeIndex(trades["ts"]).asi8
+    price = trades["price"].to_numpy()
+    size = trades["size"].to_numpy()
+    side = trades["side"].to_numpy()
+    ask = np.where(side == 1, size, 0.0)
+    bid = np.where(side == -1, size, 0.0)
+    minute = ts - ts % MINUTE_NS
+    starts = np.flatnonzero(np.concatenate(([True], minute[1:] != minute[:-1])))
+    ends = np.append(starts[1:], len(ts))
+    bars = pd.DataFrame({
+        "ts": pd.DatetimeIndex(minute[starts]).tz_localize("UTC"),
+        "open": price[starts],
+        "high": np.maximum.reduceat(price, starts),
+        "low": np.minimum.reduceat(price, starts),
+        "close": price[ends - 1],
+        "volume": np.add.reduceat(size, starts),
+        "ask_volume": np.add.reduceat(ask, starts),
+        "bid_volume": np.add.reduceat(bid, starts),
+        "trades": (ends - starts).astype("int64"),
+        "open_interest": np.full(len(starts), np.nan),
+    })
+    # cells: one key per (minute, tick), minute-major so the output is ordered like the table's key
+    seg = np.repeat(np.arange(len(starts)), ends - starts)
+    tick = instrument.to_tick(price)
+    low = tick.min()
+    key = seg * (int(tick.max() - low) + 1) + (tick - low)
+    keys, cell = np.unique(key, return_inverse=True)
+    width = int(tick.max() - low) + 1
+    cells = pd.DataFrame({
+        "ts": bars["ts"].to_numpy()[keys // width],
+        "tick": keys % width + low,
+        "volume": np.bincount(cell, weights=size),
+        "ask_volume": np.bincount(cell, weights=ask),
+        "bid_volume": np.bincount(cell, weights=bid),
+        "trades": np.bincount(cell).astype("int64"),
+    })
+    return bars, cells

@@ -1,0 +1,198 @@
+"""Sierra Chart .scid import: hand-made files with known content, and every malformed case."""
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.files import guess_format, read_file
+from tradeflow.ingest.scid import EPOCH_OFFSET_US, RECORD
+from tradeflow.model import normalize_trades
+
+T0 = pd.Timestamp("2024-01-02 14:30", tz="UTC")
+FIRST_SUB, LAST_SUB = -1.99900095e37, -1.99900197e37
+
+
+def sc_time(ts: pd.Timestamp, plus_us: int = 0) -> int:
+    """SCDateTime: microseconds since 1899-12-30."""
+    return ts.value // 1000 + EPOCH_OFFSET_US + plus_us
+
+
+def header(magic=b"SCID", header_size=56, record_size=40, version=1) -> bytes:
+    return struct.pack("<4sIIHHI36s", magic, header_size, record_size, version, 0, 0, b"\0" * 36)
+
+
+def records(rows) -> bytes:
+    """rows: (dt, open, high, low, close, num_trades, volume, bid_volume, ask_volume)."""
+    rec = np.zeros(len(rows), RECORD)
+    for i, row in enumerate(rows):
+        rec[i] = row
+    return rec.tobytes()
+
+
+def tick(us, price, size, ask_vol=0, bid_vol=0, open_=0.0, ts=T0):
+    return (sc_time(ts, us), open_, price + 0.25, price - 0.25, price, 1, size, bid_vol, ask_vol)
+
+
+def write(tmp_path, rows, name="ESZ25-CME.scid", head=None):
+    path = tmp_path / name
+    path.write_bytes((head if head is not None else header()) + records(rows))
+    return path
+
+
+def trades_of(path, **kw):
+    chunks = list(read_file(path, **kw))
+    assert all(c.kind == "trades" for c in chunks)
+    for c in chunks:
+        pd.testing.assert_frame_equal(c.frame, normalize_trades(c.frame))
+    return pd.concat([c.frame for c in chunks], ignore_index=True), chunks
+
+
+def expected(rows):
+    return pd.DataFrame({
+        "ts": pd.DatetimeIndex([T0 + pd.Timedelta(microseconds=r[0]) for r in rows]).as_unit("ns"),
+        "price": np.array([r[1] for r in rows], dtype="float64"),
+        "size": np.array([r[2] for r in rows], dtype="float64"),
+        "side": np.array([r[3] for r in rows], dtype="int8"),
+        "trade_id": np.array([r[4] for r in rows], dtype="int64"),
+    })
+
+
+TICKS = [
+    tick(0, 4500.25, 2, ask_vol=2),
+    tick(0, 4500.00, 3, bid_vol=3),
+    tick(0, 4500.25, 1, ask_vol=1),
+    tick(1, 4500.50, 4, ask_vol=4),
+    tick(1, 4500.25, 5),  # neither: unknown side
+    tick(1_000_000, 4500.75, 6, ask_vol=3, bid_vol=3),  # both: unknown side
+]
+TICKS_EXPECTED = expected([
+    (0, 4500.25, 2, 1, 0), (0, 4500.00, 3, -1, 1), (0, 4500.25, 1, 1, 2),
+    (1, 4500.50, 4, 1, 0), (1, 4500.25, 5, 0, 1), (1_000_000, 4500.75, 6, 0, 0),
+])
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 4, 1_000_000])
+def test_ticks_exact_and_independent_of_chunking(tmp_path, chunk_rows):
+    path = write(tmp_path, TICKS)
+    frame, chunks = trades_of(path, chunk_rows=chunk_rows)
+    pd.testing.assert_frame_equal(frame, TICKS_EXPECTED)
+    assert {c.symbol for c in chunks} == {"ESZ25-CME"}
+    assert all(len(c.frame) <= chunk_rows for c in chunks)
+    assert chunks[-1].done_bytes == chunks[-1].total_bytes == path.stat().st_size
+    assert [c.done_bytes for c in chunks] == sorted(c.done_bytes for c in chunks)
+
+
+def test_trade_ids_are_stable_on_reimport(tmp_path):
+    path = write(tmp_path, TICKS)
+    first, _ = trades_of(path, chunk_rows=2)
+    again, _ = trades_of(path, chunk_rows=5)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.duplicated(["ts", "trade_id"]).any()
+
+
+def test_unbundled_trade_markers_are_trades(tmp_path):
+    path = write(tmp_path, [tick(0, 10.0, 1, ask_vol=1, open_=FIRST_SUB),
+                            tick(0, 10.25, 2, ask_vol=2, open_=LAST_SUB)])
+    frame, _ = trades_of(path)
+    pd.testing.assert_frame_equal(frame, expected([(0, 10.0, 1, 1, 0), (0, 10.25, 2, 1, 1)]))
+
+
+def test_bars_and_mixed_file(tmp_path):
+    bar = (sc_time(T0, 60_000_000), 4500.0, 4502.5, 4499.75, 4501.0, 12, 40, 15, 25)
+    path = write(tmp_path, [TICKS[0], bar, tick(60_000_001, 4501.0, 1, bid_vol=1)])
+    chunks = list(read_file(path))
+    assert sorted(c.kind for c in chunks) == ["bars", "trades"]
+    bars = next(c for c in chunks if c.kind == "bars").frame
+    want = pd.DataFrame({
+        "ts": pd.DatetimeIndex([T0 + pd.Timedelta(minutes=1)]).as_unit("ns"),
+        "open": [4500.0], "high": [4502.5], "low": [4499.75], "close": [4501.0],
+        "volume": [40.0], "ask_volume": [25.0], "bid_volume": [15.0],
+        "trades": np.array([12], dtype="int64"),
+    })
+    pd.testing.assert_frame_equal(bars, want)
+    trades = next(c for c in chunks if c.kind == "trades").frame
+    pd.testing.assert_frame_equal(
+        trades, expected([(0, 4500.25, 2, 1, 0), (60_000_001, 4501.0, 1, -1, 0)]))
+
+
+def test_symbol_override_and_header_only_file(tmp_path):
+    path = write(tmp_path, TICKS[:1])
+    assert [c.symbol for c in read_file(path, symbol="ES")] == ["ES"]
+    empty = write(tmp_path, [], name="NQ.scid")
+    assert list(read_file(empty)) == []
+
+
+def test_guessed_by_magic_whatever_the_name(tmp_path):
+    path = write(tmp_path, TICKS[:1], name="ticks.bin")
+    assert guess_format(path) == "scid"
+    assert guess_format(write(tmp_path, TICKS[:1])) == "scid"
+
+
+def raises(path, match, **kw):
+    with pytest.raises(IngestError, match=match) as info:
+        list(read_file(path, format="scid", **kw))
+    assert str(info.value).startswith(str(path) + ": ")
+    return info.value
+
+
+def test_error_bad_magic(tmp_path):
+    path = write(tmp_path, TICKS[:1], head=header(magic=b"SCIX"))
+    raises(path, r"header: not a Sierra Chart intraday file")
+
+
+@pytest.mark.parametrize("head", [header(header_size=60), header(record_size=44)])
+def test_error_header_and_record_sizes(tmp_path, head):
+    raises(write(tmp_path, TICKS[:1], head=head), r"header: header size .* expected 56 / 40")
+
+
+def test_error_truncated_header(tmp_path):
+    path = tmp_path / "x.scid"
+    path.write_bytes(header()[:30])
+    raises(path, r"header: truncated header \(30 of 56 bytes\)")
+
+
+def test_error_truncated_record_names_it(tmp_path):
+    path = write(tmp_path, TICKS[:3], name="ES.scid")
+    with open(path, "ab") as f:
+        f.write(b"\1" * 17)
+    err = raises(path, "truncated")
+    assert str(err) == f"{path}: record 3: truncated record (17 of 40 bytes)"
+    assert (err.where, err.message) == ("record 3", "truncated record (17 of 40 bytes)")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_error_bad_trade_price(tmp_path, bad):
+    rows = list(TICKS)
+    rows[4] = tick(1, bad, 5)
+    raises(write(tmp_path, rows), r"record 4: trade price .* not a finite, non-negative price")
+
+
+def test_error_bad_bar_price(tmp_path):
+    bar = (sc_time(T0), 4500.0, float("inf"), 4499.75, 4501.0, 12, 40, 15, 25)
+    raises(write(tmp_path, [TICKS[0], bar]), r"record 1: high inf")
+
+
+@pytest.mark.parametrize("when", [pd.Timestamp("1989-12-31", tz="UTC"),
+                                  pd.Timestamp("2100-01-01", tz="UTC")])
+def test_error_time_out_of_range(tmp_path, when):
+    rows = [TICKS[0], tick(0, 4500.0, 1, ts=when)]
+    raises(write(tmp_path, rows), r"record 1: time .* out of range \(1990-2100\)")
+
+
+def test_error_time_going_backwards_across_chunks(tmp_path):
+    rows = list(TICKS)
+    rows[3] = tick(-5, 4500.0, 1)  # record 3 is earlier than record 2
+    for chunk_rows in (1, 3, 100):
+        raises(write(tmp_path, rows), r"record 3: time goes backwards", chunk_rows=chunk_rows)
+
+
+def test_error_nothing_imported_from_a_truncated_file(tmp_path):
+    # the truncation is found before the first chunk, so nothing half-imports
+    path = write(tmp_path, TICKS)
+    with open(path, "ab") as f:
+        f.write(b"\0" * 3)
+    it = read_file(path, chunk_rows=1)
+    with pytest.raises(IngestError, match="record 6: truncated"):
+        next(it)

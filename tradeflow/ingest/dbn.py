@@ -1,0 +1,339 @@
+"""Databento DBN files (.dbn, .dbn.zst): trades from the trades, tbbo and mbp-1 schemas.
+
+The metadata header is decoded by ``databento_dbn`` (which also upgrades DBN v1/v2 metadata);
+records are fixed-layout structs read in bulk with numpy, walking the per-record length byte
+so that files mixing record types (live data with symbol-mapping or system records) work.
+zstd is unpacked with pyarrow's streaming decompressor, which, unlike ``DBNDecoder``, reports a
+cut-off zstd stream instead of quietly returning fewer records.
+
+Trade side is the aggressor: ``B`` buyer (+1), ``A`` seller (-1), ``N`` none (0); prices are
+fixed-point 1e-9. The symbol comes from the metadata's symbology (instrument id and UTC date of
+``ts_recv`` -> requested symbol, as Databento's own ``InstrumentMap`` resolves it) or from
+symbol-mapping records; a ``symbol`` argument overrides it. Records are numbered from 0, the first
+record after the metadata. Trade ids are ordinals among a symbol's trades in the same microsecond
+(DBN's ``sequence`` is not unique per trade on every venue).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import struct
+
+import databento_dbn as dbn
+import numpy as np
+import pyarrow as pa
+
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.files import (
+    TS_MAX_NS,
+    TS_MIN_NS,
+    OrdinalIds,
+    check_symbol,
+    first_true,
+    fmt_ns,
+    is_zstd,
+    take,
+    trades_chunk,
+)
+
+# The record layouts, as databento_dbn describes them (``TradeMsg._dtypes``; tests compare).
+TRADE_FIELDS = [
+    ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
+    ("ts_event", "<u8"), ("price", "<i8"), ("size", "<u4"), ("action", "S1"), ("side", "S1"),
+    ("flags", "u1"), ("depth", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"),
+    ("sequence", "<u4"),
+]
+TRADE_SIZE = 48  # MBP-0 (trades); MBP-1 (tbbo, mbp-1) is 80 bytes and starts the same way
+MBP1_SIZE = 80
+RTYPE_MBP0, RTYPE_MBP1, RTYPE_SYMBOL_MAPPING = 0x00, 0x01, 0x16
+SCHEMAS = ("trades", "tbbo", "mbp-1")
+UNDEF_PRICE = (1 << 63) - 1
+UNDEF_TS = (1 << 64) - 1
+DAY_NS = 86_400 * 10**9
+BLOCK = 1 << 24  # bytes read at a time
+_FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
+
+
+_TRADE_NAMES = ("instrument_id", "ts_event", "price", "size", "action", "side", "ts_recv")
+
+
+def _dtype(size: int) -> np.dtype:
+    """The trade fields at the start of a record of ``size`` bytes (MBP-1, ts_out add bytes)."""
+    base = np.dtype(TRADE_FIELDS)
+    return np.dtype({"names": base.names, "formats": [base.fields[n][0] for n in base.names],
+                     "offsets": [base.fields[n][1] for n in base.names], "itemsize": size})
+
+
+def _known_rtypes() -> set[int]:
+    out = set()
+    for v in dbn.RType.variants():
+        try:
+            out.add(int(v.value))
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+KNOWN_RTYPES = _known_rtypes()
+
+
+class _Symbols:
+    """instrument_id and date -> symbol, from the metadata and symbol-mapping records."""
+
+    def __init__(self):
+        self.intervals: dict[int, list[tuple[int, int, str]]] = {}  # days since epoch [start, end)
+
+    def add(self, iid: int, start_day: int, end_day: int, symbol: str):
+        if symbol:
+            self.intervals.setdefault(int(iid), []).append((start_day, end_day, symbol))
+
+    def add_metadata(self, meta):
+        stype_in, stype_out = meta.stype_in, meta.stype_out
+        for symbol_in, entries in (meta.mappings or {}).items():
+            for e in entries:
+                try:
+                    start = (e["start_date"] - dt.date(1970, 1, 1)).days
+                    end = (e["end_date"] - dt.date(1970, 1, 1)).days
+                    if stype_in == dbn.SType.INSTRUMENT_ID:
+                        self.add(int(symbol_in), start, end, str(e["symbol"]))
+                    elif stype_out == dbn.SType.INSTRUMENT_ID:
+                        self.add(int(e["symbol"]), start, end, str(symbol_in))
+                except (TypeError, ValueError, KeyError, AttributeError):
+                    continue  # not an instrument-id mapping: nothing we can use
+
+    def resolve(self, iid: int, day: int) -> str | None:
+        for start, end, symbol in self.intervals.get(int(iid), ()):
+            if start <= day < end:
+                return symbol
+        return None
+
+
+def _open(path):
+    """(stream of uncompressed DBN, raw file for progress, total bytes)."""
+    raw = open(path, "rb")
+    head = raw.read(4)
+    raw.seek(0)
+    if head[:3] == b"DBN":
+        return raw, raw, os.fstat(raw.fileno()).st_size
+    if is_zstd(head):
+        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
+        return stream, raw, os.fstat(raw.fileno()).st_size
+    raw.close()
+    raise IngestError(path, "", "not a DBN file (it starts with neither 'DBN' nor a zstd frame)")
+
+
+def _read(path, stream, n, index) -> bytes:
+    try:
+        return stream.read(n)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        where = "metadata" if index is None else f"record {index}"
+        raise IngestError(path, where, f"corrupt compressed data: {exc}") from None
+
+
+def read_dbn(path, symbol=None, chunk_rows=1_000_000):
+    """Trades of a DBN file, in chunks of at most ``chunk_rows`` trades."""
+    if symbol is not None:
+        check_symbol(path, "", symbol)
+    try:
+        stream, raw, total = _open(path)
+    except OSError as exc:
+        raise IngestError(path, "", f"cannot open: {exc.strerror or exc}") from None
+    try:
+        yield from _records(path, stream, raw, total, symbol, chunk_rows)
+    finally:
+        stream.close()
+        raw.close()
+
+
+def _metadata(path, stream):
+    prelude = _read(path, stream, 8, None)
+    if len(prelude) < 8 or prelude[:3] != b"DBN":
+        raise IngestError(path, "metadata", "not a DBN file (no 'DBN' signature)"
+                          if prelude[:3] != b"DBN" or len(prelude) >= 3 else "truncated metadata")
+    version = prelude[3]
+    if not 1 <= version <= dbn.DBN_VERSION:
+        raise IngestError(path, "metadata", f"DBN version {version} is not supported (this "
+                          f"databento_dbn reads 1 to {dbn.DBN_VERSION})")
+    (length,) = struct.unpack("<I", prelude[4:8])
+    body = _read(path, stream, length, None)
+    if len(body) < length:
+        raise IngestError(path, "metadata", f"truncated metadata ({len(body)} of {length} bytes)")
+    try:
+        meta = dbn.Metadata.decode(prelude + body)
+    except BaseException as exc:  # DBNError, or a pyo3 PanicException on garbage
+        if isinstance(exc, _FATAL):
+            raise
+        raise IngestError(path, "metadata", f"cannot decode: {exc}") from None
+    schema = None if meta.schema is None else str(getattr(meta.schema, "value", meta.schema))
+    if schema is not None and schema not in SCHEMAS:
+        raise IngestError(path, "metadata", f"unsupported schema {schema!r}: TradeFlow imports "
+                          f"trades from {', '.join(SCHEMAS)}")
+    return meta, version
+
+
+def _records(path, stream, raw, total, symbol, chunk_rows):
+    meta, version = _metadata(path, stream)
+    symbols = _Symbols()
+    symbols.add_metadata(meta)
+    ids = OrdinalIds()
+    pending: dict[str, list[np.ndarray]] = {k: [] for k in (*_TRADE_NAMES, "number")}
+    waiting = 0  # trades in pending, not yet in a chunk
+    buf = b""
+    index = 0  # number of the record at the start of buf
+    while True:
+        block = _read(path, stream, BLOCK, index)
+        buf = buf + block if buf else block
+        runs, used = _walk(path, buf, index, final=not block)
+        for rtype, start, size, count, offset in runs:
+            if rtype in (RTYPE_MBP0, RTYPE_MBP1):
+                need = TRADE_SIZE if rtype == RTYPE_MBP0 else MBP1_SIZE
+                if size < need:
+                    raise IngestError(path, f"record {start}", f"record of {size} bytes is too "
+                                      f"short for its type (needs {need})")
+                rec = np.frombuffer(buf, dtype=_dtype(size), count=count, offset=offset)
+                trade = rec["action"] == b"T"  # mbp-1 also holds book updates
+                every = bool(trade.all())
+                for name in _TRADE_NAMES:  # plain columns: one copy, no struct shuffling
+                    col = rec[name]
+                    pending[name].append(col.copy() if every else col[trade])
+                pending["number"].append(np.arange(start, start + count) if every
+                                         else np.flatnonzero(trade) + start)
+                waiting += count if every else int(trade.sum())
+            elif rtype == RTYPE_SYMBOL_MAPPING:
+                _symbol_mappings(path, buf, start, size, count, offset, version, meta, symbols)
+        index += sum(r[3] for r in runs)
+        buf = buf[used:]
+        final = not block
+        done = total if final else min(raw.tell(), total)
+        if waiting and (final or waiting >= chunk_rows):
+            cols = {k: np.concatenate(v) for k, v in pending.items()}
+            cut = waiting if final else waiting - waiting % chunk_rows
+            for lo in range(0, cut, chunk_rows):
+                part = {k: v[lo:min(lo + chunk_rows, cut)] for k, v in cols.items()}
+                yield from _chunks(path, part, symbol, symbols, ids, done, total)
+            pending = {k: [v[cut:]] for k, v in cols.items()}
+            waiting -= cut
+        if final:
+            return
+
+
+def _walk(path, buf: bytes, index: int, final: bool):
+    """Split ``buf`` into runs of consecutive records of one type and size.
+
+    Returns ``([(rtype, first record number, size, count, byte offset)], bytes used)``; a
+    trailing partial record stays for the next block, or is an error at the end of the file.
+    """
+    data = np.frombuffer(buf, dtype="u1")
+    runs, pos, n = [], 0, len(data)
+    while pos < n:
+        size = int(data[pos]) * 4
+        if size < 16:
+            raise IngestError(path, f"record {index}", f"impossible record length {size} bytes")
+        if n - pos < size:
+            break
+        rtype = int(data[pos + 1])
+        if rtype not in KNOWN_RTYPES:
+            raise IngestError(path, f"record {index}", f"unknown record type 0x{rtype:02x}")
+        m = (n - pos) // size
+        grid = data[pos: pos + m * size].reshape(m, size)
+        # records at this stride that keep the first one's length and type: one run
+        count = first_true((grid[:, 0] != data[pos]) | (grid[:, 1] != rtype)) or m
+        runs.append((rtype, index, size, count, pos))
+        pos += count * size
+        index += count
+    if final and pos < n:
+        size = int(data[pos]) * 4
+        raise IngestError(path, f"record {index}",
+                          f"truncated record ({n - pos} of {size} bytes)")
+    return runs, pos
+
+
+def _symbol_mappings(path, buf, start, size, count, offset, version, meta, symbols):
+    """Symbol-mapping records (live data): decoded one by one with databento_dbn (rare)."""
+    for k in range(count):
+        one = buf[offset + k * size: offset + (k + 1) * size]
+        try:
+            dec = dbn.DBNDecoder(has_metadata=False, ts_out=bool(meta.ts_out),
+                                 input_version=version)
+            dec.write(one)
+            msg = dec.decode()[0]
+        except BaseException as exc:
+            if isinstance(exc, _FATAL):
+                raise
+            raise IngestError(path, f"record {start + k}", f"bad symbol mapping: {exc}") from None
+        out = msg.stype_out_symbol
+        name = msg.stype_in_symbol if (not out or out.isdigit()) else out
+        start_day = 0 if msg.start_ts == UNDEF_TS else msg.start_ts // DAY_NS
+        end_day = 1 << 30 if msg.end_ts == UNDEF_TS else -(-msg.end_ts // DAY_NS)
+        symbols.add(msg.instrument_id, start_day, end_day, name)
+
+
+def _chunks(path, cols, symbol, symbols: _Symbols, ids: OrdinalIds, done, total):
+    """Validate trade columns and yield one ImportChunk per symbol."""
+    numbers = cols["number"]
+    ts = cols["ts_event"]
+    i = first_true((ts < TS_MIN_NS) | (ts >= TS_MAX_NS))  # also catches UNDEF_TIMESTAMP
+    if i is not None:
+        raise IngestError(path, f"record {int(numbers[i])}", f"ts_event {int(ts[i])} is out of "
+                          "range (1990-2100)")
+    ts = ts.astype("int64")
+    price = cols["price"]
+    i = first_true(price == UNDEF_PRICE)
+    if i is not None:
+        raise IngestError(path, f"record {int(numbers[i])}", "trade without a price")
+    code = cols["side"].view("u1")
+    buy, sell = code == ord("B"), code == ord("A")
+    i = first_true(~(buy | sell | (code == ord("N"))))
+    if i is not None:
+        raise IngestError(path, f"record {int(numbers[i])}",
+                          f"side {chr(code[i])!r} is not A, B or N")
+    side = buy.astype("int8") - sell.astype("int8")
+    if symbol is not None:
+        groups = [(symbol, None)]
+    else:
+        groups = _resolve(path, cols, symbols)
+    for name, rows in groups:
+        g_ts = take(ts, rows)
+        g_id, late = ids.assign(name, g_ts)
+        if late is not None:
+            i = late if rows is None else rows[late]
+            raise IngestError(path, f"record {int(numbers[i])}", f"ts_event "
+                              f"{fmt_ns(g_ts[late])} is more than 60 s before a trade of "
+                              f"{name} already read; cannot number the trades")
+        yield trades_chunk(name, g_ts, take(price, rows) / 1e9, take(cols["size"], rows),
+                           take(side, rows), g_id, done, total)
+
+
+def _resolve(path, cols, symbols: _Symbols):
+    """[(symbol, row positions or None for all rows)] by instrument id and date of ts_recv."""
+    numbers = cols["number"]
+    recv = cols["ts_recv"]
+    when = np.where(recv == np.uint64(UNDEF_TS), cols["ts_event"], recv).astype("int64")
+    day = np.clip(when // DAY_NS, 0, 65535)
+    iid = cols["instrument_id"].astype("int64")
+
+    def name_of(i, d, first):
+        name = symbols.resolve(i, d)
+        if name is None:
+            date = dt.date(1970, 1, 1) + dt.timedelta(days=int(d))
+            raise IngestError(path, f"record {int(numbers[first])}", f"instrument_id {i} has no "
+                              f"symbol in the file's symbology on {date}; pass a symbol to "
+                              "import it")
+        return check_symbol(path, f"record {int(numbers[first])}", name)
+
+    # the usual case: one instrument, one symbol over the chunk's few days
+    if (iid == iid[0]).all():
+        days, first = np.unique(day, return_index=True)
+        names = {name_of(int(iid[0]), int(d), int(f)) for d, f in zip(days, first, strict=True)}
+        if len(names) == 1:
+            return [(names.pop(), None)]
+    key = iid * 65536 + day
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    table: dict[str, list[int]] = {}
+    for u, k in enumerate(uniq):
+        table.setdefault(name_of(int(k) // 65536, int(k) % 65536, int(first[u])), []).append(u)
+    inverse = inverse.ravel()
+    out = []
+    for name, us in table.items():
+        out.append((name, np.flatnonzero(np.isin(inverse, us))))
+    return out

@@ -1,0 +1,156 @@
+"""Sierra Chart intraday data files (.scid).
+
+A 56-byte header (``SCID``, HeaderSize 56, RecordSize 40, Version, ...) then 40-byte records:
+SCDateTime (int64 microseconds since 1899-12-30 UTC), float32 Open, High, Low, Close, uint32
+NumTrades, TotalVolume, BidVolume, AskVolume.
+
+Tick files hold one trade per record, marked by Open: 0 (``SINGLE_TRADE_WITH_BID_ASK``) or the
+first/last sub-trade markers of an unbundled trade; then High is the ask, Low the bid, Close the
+trade price, TotalVolume its size, and AskVolume/BidVolume say who aggressed. Any other Open is a
+real price: the record is a bar (intraday files stored at 1 s, 1 m, ...). The Open marker
+decides, not NumTrades (a marked record is one print, whatever its count). A file may mix both;
+each kind comes out in its own chunks. Records are numbered from 0 (record 0 starts at byte 56).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.files import (
+    BAR_IMPORT_COLUMNS,
+    TS_MAX_NS,
+    TS_MIN_NS,
+    ImportChunk,
+    OrdinalIds,
+    check_symbol,
+    first_true,
+    fmt_ns,
+    to_utc_ns,
+    trades_chunk,
+)
+
+HEADER = struct.Struct("<4sIIHHI36s")
+HEADER_SIZE = 56
+RECORD_SIZE = 40
+RECORD = np.dtype([
+    ("dt", "<i8"), ("open", "<f4"), ("high", "<f4"), ("low", "<f4"), ("close", "<f4"),
+    ("num_trades", "<u4"), ("volume", "<u4"), ("bid_volume", "<u4"), ("ask_volume", "<u4"),
+])
+# Open values that mark a single-trade record (Sierra's IntradayRecord.h)
+TRADE_MARKERS = np.array([0.0, -1.99900095e37, -1.99900197e37], dtype="<f4")
+# SCDateTime epoch 1899-12-30 relative to the Unix epoch, in microseconds
+EPOCH_OFFSET_US = 25569 * 86400 * 1_000_000
+
+
+def default_symbol(path) -> str:
+    """``ESZ25-CME.scid`` -> ``ESZ25-CME``."""
+    name = Path(path).name
+    return name[:-5] if name.lower().endswith(".scid") else Path(name).stem
+
+
+def _check_header(path, head: bytes):
+    if len(head) < HEADER_SIZE:
+        raise IngestError(path, "header", f"truncated header ({len(head)} of {HEADER_SIZE} bytes)")
+    magic, header_size, record_size, _version, _unused, _utc_start, _ = HEADER.unpack(head)
+    if magic != b"SCID":
+        raise IngestError(path, "header", f"not a Sierra Chart intraday file (magic {magic!r}, "
+                          "expected b'SCID')")
+    if header_size != HEADER_SIZE or record_size != RECORD_SIZE:
+        raise IngestError(path, "header", f"header size {header_size} / record size "
+                          f"{record_size}, expected {HEADER_SIZE} / {RECORD_SIZE}")
+
+
+def read_scid(path, symbol=None, chunk_rows=1_000_000):
+    """Trades and bars of a .scid file, ``chunk_rows`` records at a time."""
+    symbol = check_symbol(path, "", symbol if symbol is not None else default_symbol(path))
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise IngestError(path, "", f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        total = os.fstat(f.fileno()).st_size
+        _check_header(path, f.read(HEADER_SIZE))
+        n, partial = divmod(total - HEADER_SIZE, RECORD_SIZE)
+        if partial:  # reject before importing anything: the file was cut (or is being written)
+            raise IngestError(path, f"record {n}",
+                              f"truncated record ({partial} of {RECORD_SIZE} bytes)")
+        ids = OrdinalIds()
+        last_dt = None
+        start = 0
+        while start < n:
+            count = min(chunk_rows, n - start)
+            rec = np.fromfile(f, dtype=RECORD, count=count)
+            if len(rec) != count:
+                raise IngestError(path, f"record {start + len(rec)}", "file shrank while reading")
+            last_dt = _check_records(path, rec, start, last_dt)
+            ts = (rec["dt"] - EPOCH_OFFSET_US) * 1000
+            done = HEADER_SIZE + (start + count) * RECORD_SIZE
+            tick = np.isin(rec["open"], TRADE_MARKERS)
+            if tick.all():  # the usual tick file: no selection copies
+                yield _trades(path, symbol, rec, ts, np.arange(start, start + count), ids,
+                              done, total)
+                start += count
+                continue
+            if tick.any():
+                yield _trades(path, symbol, rec[tick], ts[tick], np.flatnonzero(tick) + start,
+                              ids, done, total)
+            yield _bars(path, symbol, rec[~tick], ts[~tick], np.flatnonzero(~tick) + start,
+                        done, total)
+            start += count
+
+
+def _check_records(path, rec, start, last_dt):
+    """Times in 1990-2100 and never going back (also across chunks); returns the last time."""
+    dt = rec["dt"]
+    lo = TS_MIN_NS // 1000 + EPOCH_OFFSET_US
+    hi = TS_MAX_NS // 1000 + EPOCH_OFFSET_US
+    i = first_true((dt < lo) | (dt >= hi))
+    if i is not None:
+        raise IngestError(path, f"record {start + i}", f"time {dt[i]} (microseconds since "
+                          "1899-12-30) is out of range (1990-2100)")
+    prev = np.empty_like(dt)
+    prev[1:] = dt[:-1]
+    prev[0] = dt[0] if last_dt is None else last_dt
+    i = first_true(dt < prev)
+    if i is not None:
+        raise IngestError(path, f"record {start + i}", "time goes backwards: "
+                          f"{fmt_ns((dt[i] - EPOCH_OFFSET_US) * 1000)} after "
+                          f"{fmt_ns((prev[i] - EPOCH_OFFSET_US) * 1000)}")
+    return int(dt[-1])
+
+
+def _check_prices(path, values, index, what):
+    values = values.astype("float64")
+    i = first_true(~np.isfinite(values) | (values < 0))
+    if i is not None:
+        raise IngestError(path, f"record {int(index[i])}", f"{what} {values[i]} is not a "
+                          "finite, non-negative price")
+    return values
+
+
+def _trades(path, symbol, rec, ts, index, ids: OrdinalIds, done, total) -> ImportChunk:
+    price = _check_prices(path, rec["close"], index, "trade price")
+    ask, bid = rec["ask_volume"], rec["bid_volume"]
+    # AskVolume: traded at the ask (buyer aggressed); both or neither: Sierra did not say
+    side = ((ask > 0).astype("int8") - (bid > 0).astype("int8")) * ((ask > 0) ^ (bid > 0))
+    trade_id, late = ids.assign(symbol, ts)
+    if late is not None:  # cannot happen: times were checked never to go back
+        raise IngestError(path, f"record {int(index[late])}", "time goes backwards")
+    return trades_chunk(symbol, ts, price, rec["volume"], side, trade_id, done, total)
+
+
+def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
+    cols = {"ts": to_utc_ns(ts)}
+    for name in ("open", "high", "low", "close"):
+        cols[name] = _check_prices(path, rec[name], index, name)
+    cols["volume"] = rec["volume"].astype("float64")
+    cols["ask_volume"] = rec["ask_volume"].astype("float64")
+    cols["bid_volume"] = rec["bid_volume"].astype("float64")
+    cols["trades"] = rec["num_trades"].astype("int64")
+    frame = pd.DataFrame(cols, columns=list(BAR_IMPORT_COLUMNS))
+    return ImportChunk("bars", symbol, frame, int(done), int(total))
