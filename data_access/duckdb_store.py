@@ -104,7 +104,7 @@ class DuckDBStore(Store):
     # writes ----------------------------------------------------------------------------------
     def write_trades(self, symbol: str, trades: pd.DataFrame) -> int:
         inst = self.instrument(symbol)
-        df = frames.clean_trades(trades)
+        df = frames.clean_trades(trades, inst.tick_size)
         if df.empty:
             return 0
         lo, hi = df["ts"].iloc[0], df["ts"].iloc[-1]

@@ -30,7 +30,8 @@ def _finite(frame: pd.DataFrame, columns, what: str, positive=(), nonnegative=()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             rule = "positive" if c in positive else "non-negative" if c in nonnegative else "finite"
-            raise ModelError(f"{what}: row {i}: {c} must be {rule}, got {frame[c].iloc[i]!r}")
+            value = frame[c].iloc[i].item()
+            raise ModelError(f"{what}: row {i}: {c} must be {rule}, got {value!r}")
 
 
 def _sides(frame: pd.DataFrame, what: str, allowed=(-1, 0, 1)) -> np.ndarray:
@@ -38,15 +39,27 @@ def _sides(frame: pd.DataFrame, what: str, allowed=(-1, 0, 1)) -> np.ndarray:
     bad = ~np.isin(side, allowed)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ModelError(f"{what}: row {i}: side must be one of {allowed}, got {side[i]!r}")
+        raise ModelError(f"{what}: row {i}: side must be one of {allowed}, "
+                         f"got {side[i].item()!r}")
     return side.astype("int8")
 
 
-def clean_trades(frame: pd.DataFrame) -> pd.DataFrame:
-    """Trades to store: canonical dtypes, validated, sorted; a trade_id is required."""
+MAX_TICKS = 2**52  # price / tick size must stay an exact integer in a double
+
+
+def clean_trades(frame: pd.DataFrame, tick_size: float | None = None) -> pd.DataFrame:
+    """Trades to store: canonical dtypes, validated, sorted; a trade_id is required. With
+    ``tick_size``, prices must be within the range a tick index can key."""
     what = "trades"
     _require(frame, TRADE_COLUMNS, what)
     _finite(frame, ("price", "size"), what, positive=("price", "size"))
+    if tick_size is not None:
+        far = np.abs(frame["price"].to_numpy(dtype="float64") / tick_size) >= MAX_TICKS
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            price = float(frame["price"].iloc[i])
+            raise ModelError(f"{what}: row {i}: price {price!r} is out of range for tick size "
+                             f"{tick_size!r}")
     out = pd.DataFrame({
         # stores keep microseconds (PostgreSQL's timestamptz resolution), so the key does too
         "ts": to_utc(frame["ts"]).floor("us"),

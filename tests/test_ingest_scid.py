@@ -162,11 +162,17 @@ def test_error_truncated_record_names_it(tmp_path):
     assert (err.where, err.message) == ("record 3", "truncated record (17 of 40 bytes)")
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 0.0])
 def test_error_bad_trade_price(tmp_path, bad):
     rows = list(TICKS)
     rows[4] = tick(1, bad, 5)
-    raises(write(tmp_path, rows), r"record 4: trade price .* not a finite, non-negative price")
+    raises(write(tmp_path, rows), r"record 4: trade price .* not a finite, positive price")
+
+
+def test_error_bar_range_not_containing_open_and_close(tmp_path):
+    bar = (sc_time(T0), 4500.0, 4500.25, 4499.75, 4501.0, 12, 40, 15, 25)
+    raises(write(tmp_path, [TICKS[0], bar]), r"record 1: bar high 4500.25 / low 4499.75 do not "
+           r"contain its open 4500.0 and close 4501.0")
 
 
 def test_error_bad_bar_price(tmp_path):

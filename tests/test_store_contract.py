@@ -194,6 +194,10 @@ def test_bad_rows_store_nothing(es_store):
     with pytest.raises(ModelError, match="row 400: price must be positive"):
         es_store.write_trades("ES", t)
     t = make_trades(n=500)
+    t.loc[7, "price"] = 1e300
+    with pytest.raises(ModelError, match=r"row 7: price 1e\+300 is out of range"):
+        es_store.write_trades("ES", t)
+    t = make_trades(n=500)
     t.loc[10, "side"] = 3
     with pytest.raises(ModelError, match="side"):
         es_store.write_trades("ES", t)

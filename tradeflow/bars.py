@@ -19,7 +19,8 @@ Bar kinds (notation in ``tradeflow.model.BarSpec``):
   several bricks at once adds bricks with no volume.
 
 Tick, volume, range and Renko bars start afresh at each trading day of the instrument's session,
-so a day's bars are the same however much history is loaded. Heikin-Ashi (``":HA"``) is a transform of the bars of any spec: :func:`heikin_ashi`.
+so a day's bars are the same however much history is loaded. Heikin-Ashi (``":HA"``) is a
+transform of the bars of any spec: :func:`heikin_ashi`.
 """
 from __future__ import annotations
 

@@ -126,10 +126,10 @@ def _check_records(path, rec, start, last_dt):
 
 def _check_prices(path, values, index, what):
     values = values.astype("float64")
-    i = first_true(~np.isfinite(values) | (values < 0))
+    i = first_true(~np.isfinite(values) | (values <= 0))
     if i is not None:
         raise IngestError(path, f"record {int(index[i])}", f"{what} {values[i]} is not a "
-                          "finite, non-negative price")
+                          "finite, positive price")
     return values
 
 
@@ -148,6 +148,11 @@ def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
     cols = {"ts": to_utc_ns(ts)}
     for name in ("open", "high", "low", "close"):
         cols[name] = _check_prices(path, rec[name], index, name)
+    o, h, l, c = cols["open"], cols["high"], cols["low"], cols["close"]
+    i = first_true((h < np.maximum(o, c)) | (l > np.minimum(o, c)))
+    if i is not None:
+        raise IngestError(path, f"record {int(index[i])}", f"bar high {h[i]} / low {l[i]} do not "
+                          f"contain its open {o[i]} and close {c[i]}")
     cols["volume"] = rec["volume"].astype("float64")
     cols["ask_volume"] = rec["ask_volume"].astype("float64")
     cols["bid_volume"] = rec["bid_volume"].astype("float64")
