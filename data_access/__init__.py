@@ -3,7 +3,7 @@
 ``open_store(url)`` gives the synchronous API (notebooks, CLI), ``open_async_store(url)`` the
 async one (server). The URL is ``duckdb:///path/to/file.duckdb`` or
 ``postgresql://user@host:port/db`` (options such as ``?retention=90d`` are documented in
-``data_access.postgres_store``).
+``data_access.pg_url.parse_url``).
 """
 from __future__ import annotations
 
