@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
@@ -30,6 +31,9 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except (ModelError, IngestError, StoreError, OSError) as exc:
             _fail(exc)
 
