@@ -43,12 +43,13 @@ class Cut:
     """Bars in a batch: bar k holds trades ``starts[k]:starts[k+1]``.
 
     ``continues`` says whether bar 0 continues the bar left open by the previous batch.
-    ``keys`` holds each bar's label for time bars (None for others: the first trade's time).
+    ``keys`` holds each bar's label (ns since the epoch) for time bars (None for others: the
+    first trade's time).
     """
 
     starts: np.ndarray
     continues: bool
-    keys: pd.DatetimeIndex | None = None
+    keys: np.ndarray | None = None
 
 
 class TimeCutter:
@@ -66,7 +67,7 @@ class TimeCutter:
         starts = np.concatenate(([0], change))
         continues = self.open_key is not None and keys[0] == self.open_key
         self.open_key = int(keys[-1])
-        return Cut(starts, continues, pd.DatetimeIndex(keys[starts]).tz_localize("UTC"))
+        return Cut(starts, continues, keys[starts])
 
 
 class TickCutter:
@@ -205,8 +206,13 @@ CUTTERS = {"time": TimeCutter, "tick": TickCutter, "volume": VolumeCutter, "rang
 
 
 # --------------------------------------------------------------------------------------------
-# Aggregation of cut trades. Frames carry a private ``seg`` column (the bar's position in the
-# batch) until the batch is split into closed and open bars.
+# Aggregation of cut trades. Inside the aggregator bars and cells are dicts of numpy columns
+# (pandas costs milliseconds per small operation, too much for a live update); times are int64
+# nanoseconds, and cells carry ``seg``, the position in the batch of the bar they belong to.
+# Frames are made only for what ``update`` returns.
+
+BAR_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
+CELL_SUMS = BAR_SUMS
 
 
 def _arrays(trades: pd.DataFrame, instrument: Instrument):
@@ -217,10 +223,10 @@ def _arrays(trades: pd.DataFrame, instrument: Instrument):
     return ts, price, size, side, instrument.to_tick(price)
 
 
-def _segment_bars(ts, price, size, side, starts, keys=None) -> pd.DataFrame:
+def _segment_bars(ts_ns, price, size, side, starts, keys=None) -> dict:
     ends = np.append(starts[1:], len(price))
-    return pd.DataFrame({
-        "ts": keys if keys is not None else ts[starts],
+    return {
+        "ts": keys if keys is not None else ts_ns[starts],
         "open": price[starts],
         "high": np.maximum.reduceat(price, starts),
         "low": np.minimum.reduceat(price, starts),
@@ -229,57 +235,88 @@ def _segment_bars(ts, price, size, side, starts, keys=None) -> pd.DataFrame:
         "ask_volume": np.add.reduceat(np.where(side == 1, size, 0.0), starts),
         "bid_volume": np.add.reduceat(np.where(side == -1, size, 0.0), starts),
         "trades": (ends - starts).astype("int64"),
-    })
+    }
 
 
-def _segment_cells(ticks, size, side, starts, seg_ids=None) -> pd.DataFrame:
+def _group_cells(seg, tick, volume, ask, bid, trades) -> dict:
+    """Cells summed per (seg, tick), ordered by seg then tick."""
+    if len(seg) == 0:
+        return _empty_cells()
+    low, width = tick.min(), int(tick.max() - tick.min()) + 1
+    keys, cell = np.unique(seg * width + (tick - low), return_inverse=True)
+    return {
+        "seg": keys // width, "tick": keys % width + low,
+        "volume": np.bincount(cell, weights=volume),
+        "ask_volume": np.bincount(cell, weights=ask),
+        "bid_volume": np.bincount(cell, weights=bid),
+        "trades": np.bincount(cell, weights=trades).astype("int64"),
+    }
+
+
+def _segment_cells(ticks, size, side, starts, seg_ids=None) -> dict:
     """Footprint cells per (segment, tick), with ``seg`` = ``seg_ids[segment]``."""
     lengths = np.diff(np.append(starts, len(ticks)))
     seg = np.repeat(np.arange(len(starts)) if seg_ids is None else np.asarray(seg_ids), lengths)
-    return pd.DataFrame({
-        "seg": seg, "tick": ticks, "volume": size,
-        "ask_volume": np.where(side == 1, size, 0.0),
-        "bid_volume": np.where(side == -1, size, 0.0),
-        "trades": np.ones(len(ticks), dtype="int64"),
-    }).groupby(["seg", "tick"], sort=True).sum().reset_index()
+    return _group_cells(seg, ticks, size, np.where(side == 1, size, 0.0),
+                        np.where(side == -1, size, 0.0), np.ones(len(ticks)))
 
 
-def _renko_batch(ts, price, size, side, ticks, instrument, segments, bricks):
+def _renko_batch(ts_ns, price, size, side, ticks, instrument, segments, bricks):
     """Bars and cells of Renko bricks; the filler bricks of a jump carry no trades."""
     starts = np.array([a for a, _ in segments], dtype=np.int64)
     ends = np.array([b for _, b in segments], dtype=np.int64)
-    flow = _segment_bars(ts, price, size, side, starts)  # per segment: its trades' aggregates
+    flow = _segment_bars(ts_ns, price, size, side, starts)  # per segment: its trades' aggregates
     seg = np.array([b[0] for b in bricks], dtype=np.int64)
     first = np.concatenate(([True], seg[1:] != seg[:-1]))  # the brick that holds the trades
     grid = np.array([(o, c) if o is not None else (0, 0) for _, o, c, _ in bricks], dtype=np.int64)
     forming = np.array([o is None for _, o, _, _ in bricks])
     o_p, c_p = instrument.to_price(grid[:, 0]), instrument.to_price(grid[:, 1])
     stamp = np.where(first, starts[seg], ends[seg] - 1)  # fillers: the trade that made the jump
-    bars = pd.DataFrame({
-        "ts": ts[stamp],
-        "open": np.where(forming, flow["open"].to_numpy()[seg], o_p),
-        "high": np.where(forming, flow["high"].to_numpy()[seg], np.maximum(o_p, c_p)),
-        "low": np.where(forming, flow["low"].to_numpy()[seg], np.minimum(o_p, c_p)),
-        "close": np.where(forming, flow["close"].to_numpy()[seg], c_p),
-    })
-    for c in ("volume", "ask_volume", "bid_volume", "trades"):
-        bars[c] = np.where(first, flow[c].to_numpy()[seg], 0).astype(flow[c].dtype)
+    bars = {
+        "ts": ts_ns[stamp],
+        "open": np.where(forming, flow["open"][seg], o_p),
+        "high": np.where(forming, flow["high"][seg], np.maximum(o_p, c_p)),
+        "low": np.where(forming, flow["low"][seg], np.minimum(o_p, c_p)),
+        "close": np.where(forming, flow["close"][seg], c_p),
+    }
+    for c in BAR_SUMS:
+        bars[c] = np.where(first, flow[c][seg], 0).astype(flow[c].dtype)
     cells = _segment_cells(ticks, size, side, starts, np.flatnonzero(first))
     return bars, cells
 
 
-def _finish_bars(bars: pd.DataFrame) -> pd.DataFrame:
-    bars["delta"] = bars["ask_volume"] - bars["bid_volume"]
-    bars["open_interest"] = np.nan
-    return bars[list(BAR_COLUMNS)].reset_index(drop=True)
+def _empty_bars() -> dict:
+    return {c: np.empty(0, "int64" if c in ("ts", "trades") else "float64")
+            for c in ("ts", "open", "high", "low", "close") + BAR_SUMS}
 
 
-def _finish_cells(cells: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
-    """Cells labelled with their bar's time, in the model footprint layout."""
-    cells = cells.reset_index(drop=True)
-    cells.insert(0, "ts", bars["ts"].to_numpy()[cells["seg"].to_numpy()] if len(cells) else
-                 pd.Series(dtype="datetime64[ns, UTC]"))
-    return cells[list(FOOTPRINT_COLUMNS)]
+def _empty_cells() -> dict:
+    return {c: np.empty(0, "float64" if c in ("volume", "ask_volume", "bid_volume") else "int64")
+            for c in ("seg", "tick") + CELL_SUMS}
+
+
+def _cat(parts: list[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _take(cols: dict, index) -> dict:
+    return {k: v[index] for k, v in cols.items()}
+
+
+def _bars_frame(bars: dict) -> pd.DataFrame:
+    frame = pd.DataFrame({k: bars[k] for k in ("open", "high", "low", "close") + BAR_SUMS})
+    frame.insert(0, "ts", pd.DatetimeIndex(bars["ts"].astype("datetime64[ns]")).tz_localize("UTC"))
+    frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
+    frame["open_interest"] = np.nan
+    return frame[list(BAR_COLUMNS)]
+
+
+def _cells_frame(cells: dict, bar_ts: np.ndarray) -> pd.DataFrame:
+    """Cells labelled with their bar's time (``bar_ts[seg]``), in the model footprint layout."""
+    frame = pd.DataFrame({k: cells[k] for k in ("tick",) + CELL_SUMS})
+    frame.insert(0, "ts", pd.DatetimeIndex(bar_ts[cells["seg"]].astype("datetime64[ns]"))
+                 .tz_localize("UTC"))
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,105 +349,96 @@ class BarAggregator:
 
     def update(self, trades: pd.DataFrame) -> BarUpdate:
         trades = _prepare(trades)
-        if len(trades) == 0:
-            return BarUpdate(empty_frame(BAR_COLUMNS), self.open_bar,
-                             empty_frame(FOOTPRINT_COLUMNS), self._cells_out(self.open_cells,
-                                                                            self.open_bar))
-        if self.spec.is_time:
-            return self._update(trades)
-        # tick, volume, range and Renko bars start afresh each trading day, so that the bars of a
-        # day do not depend on how much history was loaded before it
-        days = self.instrument.session.trading_date(trades["ts"]).asi8
-        bounds = np.flatnonzero(days[1:] != days[:-1]) + 1
-        closed, closed_cells = [], []
-        for part, day in zip(np.split(np.arange(len(trades)), bounds),
-                             days[np.concatenate(([0], bounds))]):
-            if self.day is not None and day != self.day:
-                closed.append(self.open_bar)
-                closed_cells.append(self._cells_out(self.open_cells, self.open_bar))
-                self._reset()
-            self.day = day
-            up = self._update(trades.iloc[part])
-            closed.append(up.closed)
-            closed_cells.append(up.closed_footprint)
-        return BarUpdate(_concat(closed, BAR_COLUMNS), up.current,
-                         _concat(closed_cells, FOOTPRINT_COLUMNS), up.current_footprint)
+        closed, closed_cells = [], []  # (bars, cells) dicts; cells' seg indexes their bars
+        if len(trades) and self.spec.is_time:
+            self._update(trades, closed, closed_cells)
+        elif len(trades):
+            # tick, volume, range and Renko bars start afresh each trading day, so that the bars
+            # of a day do not depend on how much history was loaded before it
+            days = self.instrument.session.trading_date(trades["ts"]).asi8
+            bounds = np.flatnonzero(days[1:] != days[:-1]) + 1
+            for part, day in zip(np.split(np.arange(len(trades)), bounds),
+                                 days[np.concatenate(([0], bounds))]):
+                if self.day is not None and day != self.day:
+                    closed.append(self.open_bar)
+                    closed_cells.append(self.open_cells)
+                    self._reset()
+                self.day = day
+                self._update(trades.iloc[part], closed, closed_cells)
+        closed_bars, closed_footprint = self._closed_frames(closed, closed_cells)
+        return BarUpdate(closed_bars, _bars_frame(self.open_bar), closed_footprint,
+                         _cells_frame(self.open_cells, self.open_bar["ts"]))
+
+    @staticmethod
+    def _closed_frames(closed, closed_cells):
+        """The closed bars and cells of an update, numbering cells' bars across the pieces."""
+        offset, relabelled = 0, []
+        for bars, cells in zip(closed, closed_cells):
+            relabelled.append(dict(cells, seg=cells["seg"] + offset))
+            offset += len(bars["ts"])
+        bars = _cat(closed) if closed else _empty_bars()
+        cells = _cat(relabelled) if relabelled else _empty_cells()
+        return _bars_frame(bars), _cells_frame(cells, bars["ts"])
 
     def _reset(self) -> None:
         kind = self.spec.kind
         cutter = RenkoCutter if kind == "renko" else CUTTERS[kind]
         self.cutter = cutter(self.spec, self.instrument)
-        self.open_bar = empty_frame(BAR_COLUMNS)  # 0 or 1 row
-        self.open_cells = empty_frame(("seg",) + FOOTPRINT_COLUMNS[1:])
+        self.open_bar = _empty_bars()  # 0 or 1 bar
+        self.open_cells = _empty_cells()  # its cells, seg 0
 
-    def _update(self, trades: pd.DataFrame) -> BarUpdate:
+    def _update(self, trades: pd.DataFrame, closed: list, closed_cells: list) -> None:
+        """Aggregate one run of trades; append what closed to ``closed``/``closed_cells``."""
         ts, price, size, side, ticks = _arrays(trades, self.instrument)
+        ts_ns = ts.asi8
         if self.spec.kind == "renko":
             segments, bricks, continues = self.cutter.cut(ts, ticks, size)
-            bars, cells = _renko_batch(ts, price, size, side, ticks, self.instrument,
+            bars, cells = _renko_batch(ts_ns, price, size, side, ticks, self.instrument,
                                        segments, bricks)
             complete, grid_first = bricks[-1][3], bricks[0][1] is not None
         else:
             cut = self.cutter.cut(ts, ticks, size)
-            bars = _segment_bars(ts, price, size, side, cut.starts, cut.keys)
+            bars = _segment_bars(ts_ns, price, size, side, cut.starts, cut.keys)
             cells = _segment_cells(ticks, size, side, cut.starts)
             continues, grid_first = cut.continues, False
             complete = getattr(self.cutter, "complete", False)
-        bars = _finish_bars(bars)
-        if not continues and len(self.open_bar):  # the bar left open is done: it closes first
-            bars = pd.concat([self.open_bar, bars], ignore_index=True)
-            cells = pd.concat([self.open_cells, cells.assign(seg=cells["seg"] + 1)],
-                              ignore_index=True)
-        elif continues:
+        has_open = len(self.open_bar["ts"]) > 0
+        if has_open and not continues:  # the bar left open is done: it closes first
+            bars = _cat([self.open_bar, bars])
+            cells = _cat([self.open_cells, dict(cells, seg=cells["seg"] + 1)])
+        elif has_open:
             bars = _merge_first(self.open_bar, bars, keep_prices=grid_first)
-            cells = pd.concat([_merge_cells(self.open_cells, cells[cells["seg"] == 0]),
-                               cells[cells["seg"] != 0]], ignore_index=True)
-        n_closed = len(bars) if complete else len(bars) - 1
-        closed, self.open_bar = bars.iloc[:n_closed], bars.iloc[n_closed:].reset_index(drop=True)
-        is_open = cells["seg"].to_numpy() >= n_closed
-        self.open_cells = cells[is_open].assign(seg=0).reset_index(drop=True)
-        return BarUpdate(closed.reset_index(drop=True), self.open_bar,
-                         _finish_cells(cells[~is_open], bars),
-                         self._cells_out(self.open_cells, self.open_bar))
-
-    @staticmethod
-    def _cells_out(cells, bar) -> pd.DataFrame:
-        if len(cells) == 0:
-            return empty_frame(FOOTPRINT_COLUMNS)
-        return _finish_cells(cells, bar)
+            first = cells["seg"] == 0
+            cells = _cat([_merge_cells(self.open_cells, _take(cells, first)),
+                          _take(cells, ~first)])
+        n = len(bars["ts"])
+        n_closed = n if complete else n - 1
+        is_open = cells["seg"] >= n_closed
+        closed.append(_take(bars, slice(0, n_closed)))
+        closed_cells.append(_take(cells, ~is_open))
+        self.open_bar = _take(bars, slice(n_closed, n))
+        self.open_cells = dict(_take(cells, is_open), seg=np.zeros(int(is_open.sum()), "int64"))
 
 
-def _concat(frames, columns) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else empty_frame(columns)
-
-
-def _merge_first(open_bar: pd.DataFrame, bars: pd.DataFrame, keep_prices=False) -> pd.DataFrame:
+def _merge_first(open_bar: dict, bars: dict, keep_prices=False) -> dict:
     """``bars`` whose first bar is extended back by the bar left open by the previous batch.
 
     ``keep_prices``: the first bar's OHLC already are final (a completed Renko brick)."""
-    if len(open_bar) == 0:
-        return bars
-    a, b = open_bar.iloc[0], bars.iloc[0]
-    bars = bars.copy()
-    row = bars.index[0]
-    bars.loc[row, "ts"] = a["ts"]
+    bars = {k: v.copy() for k, v in bars.items()}
+    bars["ts"][0] = open_bar["ts"][0]
     if not keep_prices:
-        bars.loc[row, "open"] = a["open"]
-        bars.loc[row, "high"] = max(a["high"], b["high"])
-        bars.loc[row, "low"] = min(a["low"], b["low"])
-    for c in ("volume", "ask_volume", "bid_volume", "trades"):
-        bars.loc[row, c] = a[c] + b[c]
-    bars.loc[row, "delta"] = bars.loc[row, "ask_volume"] - bars.loc[row, "bid_volume"]
+        bars["open"][0] = open_bar["open"][0]
+        bars["high"][0] = max(open_bar["high"][0], bars["high"][0])
+        bars["low"][0] = min(open_bar["low"][0], bars["low"][0])
+    for c in BAR_SUMS:
+        bars[c][0] += open_bar[c][0]
     return bars
 
 
-def _merge_cells(open_cells: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
-    """Footprint of the open bar plus the first bar of a batch, summed per level."""
-    if len(open_cells) == 0:
-        return first
-    both = pd.concat([open_cells, first], ignore_index=True)
-    return both.groupby(["seg", "tick"], sort=True).sum().reset_index()
+def _merge_cells(open_cells: dict, first: dict) -> dict:
+    """Footprint of the open bar plus the first bar of a batch, summed per level (seg 0)."""
+    both = _cat([open_cells, first])
+    return _group_cells(both["seg"], both["tick"], *(both[c] for c in CELL_SUMS))
 
 
 # --------------------------------------------------------------------------------------------
