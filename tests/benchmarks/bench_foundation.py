@@ -97,10 +97,10 @@ def figure_bars(trades: pd.DataFrame, agg_rows: int, repeat: int) -> tuple[list[
     steps = {
         "_prepare": "_prepare (normalise/sort check)", "_arrays": "_arrays (ts, ticks)",
         "_segment_bars": "_segment_bars (bars of the batch)",
-        "_segment_cells": "_segment_cells (cells: groupby)",
-        "_finish_bars": "_finish_bars", "_merge_first": "_merge_first (extend the open bar)",
-        "_merge_cells": "_merge_cells (concat + groupby)",
-        "_finish_cells": "_finish_cells (label cells)", "_concat": "_concat",
+        "_segment_cells": "_segment_cells (cells of the batch)",
+        "_merge_first": "_merge_first (extend the open bar)",
+        "_merge_cells": "_merge_cells (open bar's cells + batch's)",
+        "_bars_frame": "_bars_frame (output frames)", "_cells_frame": "_cells_frame (output frames)",
     }
     for name, label in steps.items():
         phases.wrap(bars_mod, name, label)
