@@ -29,7 +29,9 @@ class DuckDBStore(Store):
         try:
             self.con = duckdb.connect(self.path)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open DuckDB store {self.path}: {exc}") from exc
+            hint = (" (a DuckDB file serves one process at a time: stop the other one, or share "
+                    "data through PostgreSQL)") if "lock" in str(exc).lower() else ""
+            raise StoreError(f"cannot open DuckDB store {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'").fetchall()
         self._lock = threading.RLock()  # one connection: serialize users across threads
         self._tx_depth = 0

@@ -159,7 +159,13 @@ def finish(frame: pd.DataFrame | None, columns) -> pd.DataFrame:
 def bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """A read range as UTC timestamps (either side may be None)."""
     def one(v):
-        return None if v is None else to_utc([v])[0]
+        if v is None:
+            return None
+        try:
+            return to_utc([v])[0]
+        except (ValueError, TypeError, OverflowError):
+            raise ModelError(f"time {v!r} not understood: use ISO 8601, "
+                             "e.g. 2026-01-06 or 2026-01-06T14:30Z") from None
     s, e = one(start), one(end)
     if s is not None and e is not None and e < s:
         raise ModelError(f"time range: end {e} is before start {s}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: TradeFlow's embedded store filled with two days of simulated ES and BTCUSDT
-# order flow, then ES streamed live into it (Ctrl-C stops). Bars can be read meanwhile with
-#   .venv/bin/tradeflow export bars ES --spec 5m --last 10
+# order flow, then ES streamed live into it (Ctrl-C stops). The DuckDB file serves one process:
+# read it afterwards, e.g. `.venv/bin/tradeflow export bars ES --spec 5m --last 10`, or share live
+# data between processes through PostgreSQL (TRADEFLOW_STORE=postgresql://...).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/setup.sh"

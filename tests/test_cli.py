@@ -96,6 +96,12 @@ def test_bad_file_stores_nothing(store, tmp_path):
         assert len(s.trades("ES")) == 0 and len(s.bars("ES")) == 0
 
 
+def test_bad_time_is_refused_clearly(store):
+    proc = run(["export", "bars", "ES", "--start", "yesterday-ish"], store, ok=False)
+    assert "time 'yesterday-ish' not understood" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_unknown_symbol_is_refused_with_advice(store, tmp_path):
     trades_csv(tmp_path / "nq.csv")
     proc = run(["import", str(tmp_path / "nq.csv"), "--symbol", "NQ"], store, ok=False)
