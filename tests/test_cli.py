@@ -117,3 +117,20 @@ def test_simulate_fills_history(store):
         fp = s.footprint("ES", "1m")
     assert len(bars) > 0
     assert fp["volume"].sum() == pytest.approx(bars["volume"].sum())
+
+
+def test_study_runs_a_registered_indicator(store, tmp_path):
+    import talib
+
+    trades_csv(tmp_path / "es.csv", n=6000)
+    run(["import", str(tmp_path / "es.csv"), "--symbol", "ES"], store)
+    listed = pd.read_csv(io.StringIO(run(["study", "--list"], store).stdout))
+    assert {"RSI", "MACD", "CDLDOJI"} <= set(listed["name"])
+    assert "timeperiod=14" in listed.set_index("name").loc["RSI", "params"]
+    out = pd.read_csv(io.StringIO(run(["study", "RSI", "ES", "--spec", "5m",
+                                       "--param", "timeperiod=9"], store).stdout))
+    bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "5m"], store).stdout))
+    np.testing.assert_allclose(out["RSI"], talib.RSI(bars["close"].to_numpy(), 9), rtol=1e-9,
+                               equal_nan=True)
+    bad = run(["study", "RSI", "ES", "--param", "timeperiod=1"], store, ok=False)
+    assert "parameter 'timeperiod' must be an integer from 2" in bad.stderr

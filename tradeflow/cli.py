@@ -166,6 +166,41 @@ def write_frame(frame: pd.DataFrame, output: str | None) -> None:
         raise UserError(f"-o {output}: use a .csv or .parquet file name")
 
 
+# studies ---------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("name", required=False)
+@click.argument("symbol", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the studies with groups and parameters.")
+@click.option("--spec", default="1m", show_default=True, help="Bar spec, e.g. 5m, T500, R8.")
+@click.option("--start", default=None, help="Start time (UTC unless an offset is given).")
+@click.option("--end", default=None, help="End time, exclusive.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A study parameter, e.g. --param timeperiod=21 (repeatable).")
+@click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
+                                                     "CSV to stdout when not given.")
+@click.pass_context
+def study(ctx, name, symbol, list_, spec, start, end, params, output):
+    """Run study NAME over SYMBOL's stored bars (or --list the studies)."""
+    from indicators.registry import IndicatorError
+
+    from .marketdata import MarketData
+    from .studies import list_studies, run_study
+
+    if list_:
+        write_frame(list_studies(), output)
+        return
+    if not name or not symbol:
+        raise UserError("give a study NAME and a SYMBOL (or --list)")
+    pairs = dict(_key_value(p, "--param") for p in params)
+    try:
+        with _open(ctx) as store:
+            frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs)
+    except IndicatorError as exc:
+        _fail(exc)
+    write_frame(frame, output)
+
+
 # simulator -------------------------------------------------------------------------------------
 
 @main.command()
