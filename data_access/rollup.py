@@ -42,11 +42,18 @@ def minute_rollups(trades: pd.DataFrame, instrument: Instrument):
     seg = np.repeat(np.arange(len(starts)), ends - starts)
     tick = instrument.to_tick(price)
     low = tick.min()
-    key = seg * (int(tick.max() - low) + 1) + (tick - low)
-    keys, cell = np.unique(key, return_inverse=True)
     width = int(tick.max() - low) + 1
+    key = seg * width + (tick - low)
+    if len(starts) * width <= 4 * len(key) + (1 << 20):
+        # a small key space: count densely (a linear pass) instead of sorting
+        present = np.bincount(key, minlength=len(starts) * width) > 0
+        keys = np.flatnonzero(present)
+        cell = (np.cumsum(present) - 1)[key]
+    else:
+        keys, cell = np.unique(key, return_inverse=True)
     cells = pd.DataFrame({
-        "ts": bars["ts"].to_numpy()[keys // width],
+        "ts": pd.DatetimeIndex(minute[starts][keys // width].view("datetime64[ns]"))
+        .tz_localize("UTC"),
         "tick": keys % width + low,
         "volume": np.bincount(cell, weights=size),
         "ask_volume": np.bincount(cell, weights=ask),

@@ -243,7 +243,13 @@ def _group_cells(seg, tick, volume, ask, bid, trades) -> dict:
     if len(seg) == 0:
         return _empty_cells()
     low, width = tick.min(), int(tick.max() - tick.min()) + 1
-    keys, cell = np.unique(seg * width + (tick - low), return_inverse=True)
+    key = seg * width + (tick - low)
+    space = (int(seg.max()) + 1) * width
+    if space <= 4 * len(key) + (1 << 20):  # a small key space: count densely, no sort
+        present = np.bincount(key, minlength=space) > 0
+        keys, cell = np.flatnonzero(present), (np.cumsum(present) - 1)[key]
+    else:
+        keys, cell = np.unique(key, return_inverse=True)
     return {
         "seg": keys // width, "tick": keys % width + low,
         "volume": np.bincount(cell, weights=volume),
