@@ -58,9 +58,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             volume {f64} NOT NULL,
             ask_volume {f64} NOT NULL,
             bid_volume {f64} NOT NULL,
-            trades {i64} NOT NULL,
-            PRIMARY KEY (symbol, ts, tick)
+            trades {i64} NOT NULL
         )""",
+        # writes replace a minute's cells whole (delete + insert), so the key only serves reads:
+        # PostgreSQL needs its index; DuckDB reads through zone maps and an ART index would slow
+        # every import
+        ("postgres", "ALTER TABLE footprint ADD PRIMARY KEY (symbol, ts, tick)"),
         """CREATE TABLE depth (
             symbol {text} NOT NULL,
             ts {ts} NOT NULL,
