@@ -1,0 +1,17 @@
+"""Order-flow studies over trades, bars and footprint cells (``tradeflow.model`` layouts).
+
+* :mod:`.footprint` -- per-bar delta, delta %, intrabar running-delta extremes, bar POC; CVD and
+  CVD candles.
+* :mod:`.imbalance` -- diagonal bid/ask imbalances, stacked-imbalance zones, unfinished auctions,
+  and :func:`group_ticks` (cells summed into rows of N ticks).
+
+Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
+"""
+from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
+                        running_delta_extremes)
+from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
+
+__all__ = [
+    "bar_delta", "running_delta_extremes", "bar_poc", "footprint_metrics", "cvd", "cvd_candles",
+    "group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions",
+]

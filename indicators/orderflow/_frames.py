@@ -1,0 +1,45 @@
+"""Small shared checks and conversions for the order-flow and profile studies (numpy/pandas only)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+
+def require(frame: pd.DataFrame, columns, what: str) -> None:
+    """Raise a ValueError naming the columns ``frame`` lacks."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what}: expected a DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}; expected "
+                         f"{', '.join(columns)} (tradeflow.model layout)")
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, else a ValueError that says so."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def ts_ns(values) -> np.ndarray:
+    """UTC nanoseconds (int64) of a column of timestamps."""
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is None:
+        idx = idx.tz_localize("UTC")
+    return idx.as_unit("ns").asi8
+
+
+def ts_frame(ns: np.ndarray) -> pd.DatetimeIndex:
+    """UTC ``datetime64[ns]`` timestamps from int64 nanoseconds."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
+
+
+def group_starts(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a run of equal ``keys`` begins (``keys`` already grouped)."""
+    first = np.ones(len(keys), dtype=bool)
+    if len(keys) > 1:
+        first[1:] = keys[1:] != keys[:-1]
+    return first
