@@ -134,3 +134,20 @@ def test_study_runs_a_registered_indicator(store, tmp_path):
                                equal_nan=True)
     bad = run(["study", "RSI", "ES", "--param", "timeperiod=1"], store, ok=False)
     assert "parameter 'timeperiod' must be an integer from 2" in bad.stderr
+
+
+def test_study_runs_order_flow_and_profile_studies(store, tmp_path):
+    src = trades_csv(tmp_path / "es.csv", n=4000)
+    run(["import", str(tmp_path / "es.csv"), "--symbol", "ES"], store)
+    vp = pd.read_csv(io.StringIO(run(["study", "volume_profile", "ES", "--param", "rows=2"],
+                                     store).stdout))
+    assert list(vp.columns[:7]) == ["price", "volume", "ask_volume", "bid_volume", "trades",
+                                    "poc", "value_area"]
+    assert vp["volume"].sum() == src["size"].sum()
+    assert vp["poc"].sum() == 1 and bool(vp.loc[vp["poc"], "value_area"].iloc[0])
+    assert vp.loc[vp["value_area"], "volume"].sum() >= 0.7 * vp["volume"].sum()
+    cvd = pd.read_csv(io.StringIO(run(["study", "cvd", "ES", "--spec", "15m"], store).stdout))
+    bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "15m"], store).stdout))
+    np.testing.assert_allclose(cvd["cvd"], bars["delta"].cumsum())
+    bad = run(["study", "imbalances", "ES", "--param", "ratio=0.5"], store, ok=False)
+    assert "parameter 'ratio' must be a number from 1.0001" in bad.stderr

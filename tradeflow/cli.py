@@ -27,14 +27,17 @@ class _Group(click.Group):
     """Turns the errors a user can fix into one clear line and exit status 1."""
 
     def invoke(self, ctx):
+        from indicators.registry import IndicatorError
+
         from .ingest.errors import IngestError
+        from .studies import StudyError
 
         try:
             return super().invoke(ctx)
         except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
-        except (ModelError, IngestError, StoreError, OSError) as exc:
+        except (ModelError, IngestError, StoreError, IndicatorError, StudyError, OSError) as exc:
             _fail(exc)
 
 
@@ -182,8 +185,6 @@ def write_frame(frame: pd.DataFrame, output: str | None) -> None:
 @click.pass_context
 def study(ctx, name, symbol, list_, spec, start, end, params, output):
     """Run study NAME over SYMBOL's stored bars (or --list the studies)."""
-    from indicators.registry import IndicatorError
-
     from .marketdata import MarketData
     from .studies import list_studies, run_study
 
@@ -193,11 +194,8 @@ def study(ctx, name, symbol, list_, spec, start, end, params, output):
     if not name or not symbol:
         raise UserError("give a study NAME and a SYMBOL (or --list)")
     pairs = dict(_key_value(p, "--param") for p in params)
-    try:
-        with _open(ctx) as store:
-            frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs)
-    except IndicatorError as exc:
-        _fail(exc)
+    with _open(ctx) as store:
+        frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs)
     write_frame(frame, output)
 
 

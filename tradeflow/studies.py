@@ -1,54 +1,195 @@
 """Studies over stored market data, by name: what ``tradeflow study`` runs.
 
-Today every registered indicator (``indicators.registry``: all of TA-Lib, and any indicator
-registered with ``@indicator``) computed over stored bars of any spec. Parameters arrive as text
-(``--param timeperiod=21``) and are converted by the parameter's declared type, then validated by
-the registry.
+Two kinds, one command:
+
+* every indicator of ``indicators.registry`` (all of TA-Lib, and any registered with
+  ``@indicator``), computed over stored bars of any spec: a ``ts`` column, then its outputs;
+* the order-flow and profile studies below, which read bars, footprint cells or trades and return
+  frames of their own shape (the volume profile: one row per price level).
+
+Parameters arrive as text (``--param timeperiod=21``), are converted by the parameter's declared
+type and validated (``indicators.registry.Param``) before anything runs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
 import pandas as pd
 
-from indicators.registry import REGISTRY, IndicatorError
+from indicators.orderflow import (
+    cvd, cvd_candles, footprint_metrics, imbalances, stacked_imbalances, unfinished_auctions,
+)
+from indicators.profile import session_profiles, volume_nodes, volume_profile
+from indicators.registry import REGISTRY, IndicatorError, Param
 
 from .marketdata import MarketData
+from .model import BarSpec
+
+
+class StudyError(ValueError):
+    """A study could not run: unknown name, bad parameter or unusable data."""
+
+
+@dataclass
+class Inputs:
+    """What a study may read, loaded on first use."""
+
+    md: MarketData
+    symbol: str
+    spec: BarSpec
+    start: object
+    end: object
+
+    @cached_property
+    def instrument(self):
+        return self.md.store.instrument(self.symbol)
+
+    @cached_property
+    def bars(self) -> pd.DataFrame:
+        return self.md.bars(self.symbol, self.spec, self.start, self.end)
+
+    @cached_property
+    def cells(self) -> pd.DataFrame:
+        return self.md.footprint(self.symbol, self.spec, self.start, self.end)
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        first = self.bars["ts"].iloc[0] if len(self.bars) else self.start
+        return self.md.trades(self.symbol, first, self.end)
+
+    def price(self, ticks):
+        return self.instrument.to_price(ticks)
+
+
+@dataclass(frozen=True)
+class FlowStudy:
+    name: str
+    group: str
+    title: str
+    params: tuple[Param, ...]
+    run: Callable[[Inputs, dict], pd.DataFrame]
+
+
+ROWS = Param("rows", 1, min=1, max=100_000, description="Ticks per price row")
+RATIO = Param("ratio", 3.0, min=1.0001, max=1000.0,
+              description="Imbalance ratio (3 = 300%), above 1")
+MIN_VOLUME = Param("min_volume", 0.0, min=0.0, description="Least volume of an imbalanced level")
+RESET = Param("reset", "session", choices=("session", "none"),
+              description="Restart CVD at each trading day, or never")
+VALUE_AREA = Param("value_area", 0.70, min=0.01, max=1.0, description="Value area share")
+
+
+def _by(inputs: Inputs) -> str:
+    return "time" if inputs.spec.is_time else "count"
+
+
+def _with_price(frame: pd.DataFrame, inputs: Inputs, tick="tick", price="price") -> pd.DataFrame:
+    frame.insert(frame.columns.get_loc(tick) + 1, price, inputs.price(frame[tick]))
+    return frame
+
+
+def _volume_profile(i: Inputs, p: dict) -> pd.DataFrame:
+    levels = volume_profile(i.cells, p["rows"], p["value_area"]).levels
+    levels.insert(0, "price", i.price(levels["tick"]))
+    return levels[["price", "volume", "ask_volume", "bid_volume", "trades", "poc", "value_area",
+                   "tick"]]
+
+
+def _session_profiles(i: Inputs, p: dict) -> pd.DataFrame:
+    summary = session_profiles(i.cells, i.instrument.session, p["rows"], p["value_area"])[1]
+    for col in ("poc", "vah", "val"):
+        summary[col] = i.price(summary[col])
+    return summary
+
+
+FLOW_STUDIES = {s.name: s for s in [
+    FlowStudy("footprint_metrics", "Order Flow", "Delta, delta %, running delta extremes, POC",
+              (), lambda i, p: _with_price(
+                  footprint_metrics(i.bars, i.trades, i.cells, by=_by(i)), i, "poc", "poc_price")),
+    FlowStudy("cvd", "Order Flow", "Cumulative volume delta", (RESET,),
+              lambda i, p: pd.DataFrame({"ts": i.bars["ts"], "cvd": cvd(
+                  i.bars, i.instrument.session, p["reset"]).to_numpy()})),
+    FlowStudy("cvd_candles", "Order Flow", "CVD candles", (RESET,),
+              lambda i, p: cvd_candles(i.bars, i.trades, i.instrument.session, p["reset"],
+                                       by=_by(i))),
+    FlowStudy("imbalances", "Order Flow", "Diagonal bid/ask imbalances", (RATIO, MIN_VOLUME, ROWS),
+              lambda i, p: _with_price(imbalances(i.cells, p["ratio"], p["min_volume"],
+                                                  p["rows"]), i)),
+    FlowStudy("stacked_imbalances", "Order Flow", "Stacked imbalance zones",
+              (Param("min_rows", 3, min=2, max=1000, description="Consecutive rows"),
+               RATIO, MIN_VOLUME, ROWS),
+              lambda i, p: _with_price(_with_price(stacked_imbalances(
+                  i.cells, p["min_rows"], p["ratio"], p["min_volume"], p["rows"]), i,
+                  "tick_low", "price_low"), i, "tick_high", "price_high")),
+    FlowStudy("unfinished_auctions", "Order Flow", "Unfinished auctions at bar extremes",
+              (ROWS, MIN_VOLUME),
+              lambda i, p: unfinished_auctions(i.cells, p["rows"], p["min_volume"])),
+    FlowStudy("volume_profile", "Profile", "Volume profile of the range (POC, value area)",
+              (ROWS, VALUE_AREA), _volume_profile),
+    FlowStudy("volume_nodes", "Profile", "High- and low-volume nodes of the range's profile",
+              (ROWS, VALUE_AREA, Param("smooth", 5, min=1, max=1001, description="Smoothing"),
+               Param("span", 3, min=1, max=1000, description="Levels each side")),
+              lambda i, p: _with_price(volume_nodes(volume_profile(
+                  i.cells, p["rows"], p["value_area"]), p["smooth"], p["span"]), i)),
+    FlowStudy("session_profiles", "Profile", "POC and value area of each trading day",
+              (ROWS, VALUE_AREA), _session_profiles),
+]}
 
 
 def list_studies() -> pd.DataFrame:
-    """One row per study: name, group, title, outputs and parameters with defaults and ranges."""
-    rows = []
-    for ind in REGISTRY:
-        params = ", ".join(f"{p.name}={p.default} ({p.describe_range()})" for p in ind.params)
-        rows.append({"name": ind.name, "group": ind.group, "title": ind.title,
-                     "pane": "overlay" if ind.overlay else "own pane",
-                     "outputs": ", ".join(ind.columns), "params": params})
+    """One row per study: name, group, title, pane, outputs and parameters with defaults."""
+    def params(ps):
+        return ", ".join(f"{p.name}={p.default} ({p.describe_range()})" for p in ps)
+
+    rows = [{"name": s.name, "group": s.group, "title": s.title, "pane": "frame",
+             "outputs": "", "params": params(s.params)} for s in FLOW_STUDIES.values()]
+    rows += [{"name": ind.name, "group": ind.group, "title": ind.title,
+              "pane": "overlay" if ind.overlay else "own pane",
+              "outputs": ", ".join(ind.columns), "params": params(ind.params)}
+             for ind in REGISTRY]
     return pd.DataFrame(rows).sort_values(["group", "name"], ignore_index=True)
 
 
-def parse_params(name: str, pairs: dict[str, str]) -> dict:
-    """Text parameter values converted to their declared types (the registry checks ranges)."""
-    ind = REGISTRY.get(name)
-    out = {}
+def _typed(owner: str, params: tuple[Param, ...], pairs: dict[str, str]) -> dict:
+    """Text values converted to the declared types and validated; defaults for the rest."""
+    by_name = {p.name: p for p in params}
+    out = {p.name: p.default for p in params}
     for key, text in pairs.items():
-        param = ind.param(key)  # unknown names raise an IndicatorError listing the valid ones
+        param = by_name.get(key)
+        if param is None:
+            raise StudyError(f"{owner}: unknown parameter {key!r}; valid parameters: "
+                             f"{', '.join(by_name) or 'none'}")
         try:
             if param.type == "int":
-                out[key] = int(text)
+                value = int(text)
             elif param.type == "float":
-                out[key] = float(text)
+                value = float(text)
             else:  # a choice: its value (e.g. an MA type code) or its label ("EMA")
-                out[key] = int(text) if text.lstrip("-").isdigit() else text
+                value = int(text) if text.lstrip("-").isdigit() else text
         except ValueError:
-            raise IndicatorError(f"{ind.name}: parameter {key!r} must be "
-                                 f"{param.describe_range()}; got {text!r}") from None
+            raise StudyError(f"{owner}: parameter {key!r} must be {param.describe_range()}; "
+                             f"got {text!r}") from None
+        out[key] = param.validate(value, owner)
     return out
 
 
 def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end=None,
               params: dict[str, str] | None = None) -> pd.DataFrame:
-    """The study's output over the bars of ``symbol``: a ``ts`` column, then its outputs."""
-    values = parse_params(name, params or {})
-    bars = md.bars(symbol, spec, start, end)
-    out = REGISTRY.compute(name, bars, **values)
-    out.insert(0, "ts", bars["ts"])
-    return out
+    """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors."""
+    inputs = Inputs(md, symbol, BarSpec.parse(spec), start, end)
+    flow = FLOW_STUDIES.get(name.lower())
+    try:
+        if flow is not None:
+            values = _typed(flow.name, flow.params, params or {})
+            return flow.run(inputs, values).reset_index(drop=True)
+        ind = REGISTRY.get(name)
+        values = _typed(ind.name, ind.params, params or {})
+        out = REGISTRY.compute(ind, inputs.bars, **values)
+        out.insert(0, "ts", inputs.bars["ts"])
+        return out
+    except (IndicatorError, StudyError):
+        raise
+    except ValueError as exc:  # the studies' own checks (empty data, unusable bars...)
+        raise StudyError(f"{name}: {exc}") from exc
