@@ -14,8 +14,8 @@ from data_access import open_store
 TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
 
 
-def run(args, store, ok=True):
-    env = dict(os.environ, TRADEFLOW_STORE=store)
+def run(args, store, ok=True, env=None):
+    env = dict(os.environ, TRADEFLOW_STORE=store, **(env or {}))
     proc = subprocess.run([TRADEFLOW, *args], capture_output=True, text=True, env=env, timeout=300)
     if ok:
         assert proc.returncode == 0, proc.stderr
@@ -151,3 +151,30 @@ def test_study_runs_order_flow_and_profile_studies(store, tmp_path):
     np.testing.assert_allclose(cvd["cvd"], bars["delta"].cumsum())
     bad = run(["study", "imbalances", "ES", "--param", "ratio=0.5"], store, ok=False)
     assert "parameter 'ratio' must be a number from 1.0001" in bad.stderr
+
+
+def test_custom_indicator_from_the_user_folder(store, tmp_path):
+    folder = tmp_path / "my_indicators"
+    folder.mkdir()
+    (folder / "spread.py").write_text('''
+from indicators.registry import Param, indicator
+
+@indicator(group="Custom", inputs=("high", "low"), outputs=("range",),
+           params=[Param("scale", 2.0, min=0.0, max=100.0, description="Multiplier")])
+def BAR_RANGE(high, low, scale=2.0):
+    """(high - low) * scale."""
+    return (high - low) * scale
+''')
+    trades_csv(tmp_path / "es.csv", n=1000)
+    run(["import", str(tmp_path / "es.csv"), "--symbol", "ES"], store)
+    env = {"TRADEFLOW_INDICATORS": str(folder)}
+    listed = run(["study", "--list"], store, env=env).stdout
+    assert "BAR_RANGE" in listed
+    out = pd.read_csv(io.StringIO(run(["study", "bar_range", "ES", "--spec", "30m",
+                                       "--param", "scale=3"], store, env=env).stdout))
+    bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "30m"], store).stdout))
+    np.testing.assert_allclose(out["BAR_RANGE"], (bars["high"] - bars["low"]) * 3)
+    (folder / "broken.py").write_text("x = 1\ny = undefined_name\n")
+    bad = run(["study", "--list"], store, ok=False, env=env)
+    assert "broken.py, line 2: NameError" in bad.stderr and "Traceback" not in bad.stderr
+

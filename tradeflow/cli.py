@@ -30,6 +30,7 @@ class _Group(click.Group):
         from indicators.registry import IndicatorError
 
         from .ingest.errors import IngestError
+        from .plugins import PluginError
         from .studies import StudyError
 
         try:
@@ -37,7 +38,8 @@ class _Group(click.Group):
         except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
-        except (ModelError, IngestError, StoreError, IndicatorError, StudyError, OSError) as exc:
+        except (ModelError, IngestError, StoreError, IndicatorError, StudyError, PluginError,
+                OSError) as exc:
             _fail(exc)
 
 

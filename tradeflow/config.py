@@ -1,5 +1,8 @@
 """Where TradeFlow keeps its data and which store it uses.
 
+Custom indicators are Python files in the folders named by ``TRADEFLOW_INDICATORS`` (separated
+like PATH), else in ``<data folder>/indicators`` when it exists.
+
 The store is chosen by one URL, the same way in the CLI, the server and notebooks: the ``--store``
 option when given, else the ``TRADEFLOW_STORE`` environment variable, else a DuckDB file in the
 user's data folder (``TRADEFLOW_HOME`` overrides that folder).
@@ -35,3 +38,12 @@ def redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}{sep}{user}:***@{host}"
     return url
+
+
+def indicator_dirs() -> list[Path]:
+    """Folders whose ``*.py`` files define custom indicators (``@indicator``)."""
+    named = os.environ.get("TRADEFLOW_INDICATORS")
+    if named:
+        return [Path(p) for p in named.split(os.pathsep) if p]
+    default = data_dir() / "indicators"
+    return [default] if default.is_dir() else []

@@ -3,7 +3,7 @@
 Two kinds, one command:
 
 * every indicator of ``indicators.registry`` (all of TA-Lib, and any registered with
-  ``@indicator``), computed over stored bars of any spec: a ``ts`` column, then its outputs;
+  ``@indicator``, in a notebook or in the user's indicator folders: ``tradeflow.plugins``), computed over stored bars of any spec: a ``ts`` column, then its outputs;
 * the order-flow and profile studies below, which read bars, footprint cells or trades and return
   frames of their own shape (the volume profile: one row per price level).
 
@@ -26,6 +26,7 @@ from indicators.registry import REGISTRY, IndicatorError, Param
 
 from .marketdata import MarketData
 from .model import BarSpec
+from .plugins import load_user_indicators
 
 
 class StudyError(ValueError):
@@ -140,6 +141,7 @@ FLOW_STUDIES = {s.name: s for s in [
 
 def list_studies() -> pd.DataFrame:
     """One row per study: name, group, title, pane, outputs and parameters with defaults."""
+    load_user_indicators()
     def params(ps):
         return ", ".join(f"{p.name}={p.default} ({p.describe_range()})" for p in ps)
 
@@ -178,6 +180,7 @@ def _typed(owner: str, params: tuple[Param, ...], pairs: dict[str, str]) -> dict
 def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end=None,
               params: dict[str, str] | None = None) -> pd.DataFrame:
     """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors."""
+    load_user_indicators()
     inputs = Inputs(md, symbol, BarSpec.parse(spec), start, end)
     flow = FLOW_STUDIES.get(name.lower())
     try:
