@@ -19,7 +19,8 @@ from typing import Callable
 import pandas as pd
 
 from indicators.orderflow import (
-    cvd, cvd_candles, footprint_metrics, imbalances, stacked_imbalances, unfinished_auctions,
+    big_trades, cvd, cvd_candles, footprint_metrics, imbalances, naked_pocs, session_vwap,
+    stacked_imbalances, unfinished_auctions, zero_prints,
 )
 from indicators.profile import session_profiles, volume_nodes, volume_profile
 from indicators.registry import REGISTRY, IndicatorError, Param
@@ -127,6 +128,16 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("unfinished_auctions", "Order Flow", "Unfinished auctions at bar extremes",
               (ROWS, MIN_VOLUME),
               lambda i, p: unfinished_auctions(i.cells, p["rows"], p["min_volume"])),
+    FlowStudy("vwap", "Order Flow", "Session VWAP with 1, 2 and 3 standard-deviation bands", (),
+              lambda i, p: session_vwap(i.bars, i.instrument.session)),
+    FlowStudy("big_trades", "Order Flow", "Big trades (same-time prints of a side summed)",
+              (Param("min_size", 50.0, min=1e-12, description="Least size of a big trade"),),
+              lambda i, p: big_trades(i.trades, p["min_size"])),
+    FlowStudy("zero_prints", "Order Flow", "Levels in a bar's range with no bid or ask volume", (),
+              lambda i, p: _with_price(zero_prints(i.cells, i.bars, i.instrument.tick_size), i)),
+    FlowStudy("naked_pocs", "Order Flow", "Bar and session POCs not revisited since", (),
+              lambda i, p: _with_price(naked_pocs(i.cells, i.instrument.session), i, "poc",
+                                       "poc_price")),
     FlowStudy("volume_profile", "Profile", "Volume profile of the range (POC, value area)",
               (ROWS, VALUE_AREA), _volume_profile),
     FlowStudy("volume_nodes", "Profile", "High- and low-volume nodes of the range's profile",

@@ -4,14 +4,20 @@
   CVD candles.
 * :mod:`.imbalance` -- diagonal bid/ask imbalances, stacked-imbalance zones, unfinished auctions,
   and :func:`group_ticks` (cells summed into rows of N ticks).
+* :mod:`.vwap` -- session VWAP with standard-deviation bands, anchored VWAP, and ``VwapState``
+  (the incremental form).
+* :mod:`.prints` -- big trades (same-time prints summed), zero prints, naked POCs.
 
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """
 from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
                         running_delta_extremes)
 from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
+from .prints import big_trades, naked_pocs, zero_prints
+from .vwap import VwapState, anchored_vwap, session_vwap
 
 __all__ = [
     "bar_delta", "running_delta_extremes", "bar_poc", "footprint_metrics", "cvd", "cvd_candles",
     "group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions",
+    "session_vwap", "anchored_vwap", "VwapState", "big_trades", "zero_prints", "naked_pocs",
 ]

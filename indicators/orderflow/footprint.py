@@ -30,7 +30,7 @@ import pandas as pd
 
 from tradeflow.model import Session
 
-from ._frames import group_starts, require, ts_frame, ts_ns
+from .._frames import group_starts, require, ts_frame, ts_ns
 
 __all__ = [
     "bar_delta", "running_delta_extremes", "bar_poc", "footprint_metrics", "cvd", "cvd_candles",

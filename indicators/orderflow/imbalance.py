@@ -43,7 +43,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from ._frames import group_starts, positive_int, require, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, ts_frame, ts_ns
 
 __all__ = ["group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions"]
 
