@@ -8,8 +8,11 @@ the one it is written at: values that charts *display* shifted (Ichimoku's spans
 line) are output at the bar they are computed on, and the shift is given in the record's
 ``meta["display_shift"]`` for the chart to apply.
 
-Indicators TA-Lib (0.6+ C library) already has are not repeated here: SUPERTREND, DONCHIAN, KC,
-HMA, VWMA, ZLEMA, AO, COPPOCK, FRACTAL, VORTEX, RVOL come from :mod:`indicators.ta.talib_funcs`.
+Indicators TA-Lib (0.6+ C library) already has are not repeated here: SUPERTREND, DONCHIAN,
+HMA, VWMA, ZLEMA, AO, COPPOCK, FRACTAL (marked at the bar where it becomes known), VORTEX and
+RVOL come from :mod:`indicators.ta.talib_funcs` (``tests/test_indicators_extra.py`` checks them
+against the published definitions). :func:`KELTNER` is added beside TA-Lib's ``KC``, which
+centres on the EMA of the typical price rather than of the close.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from indicators.registry import Param, indicator
 
-__all__ = ["ALMA", "ICHIMOKU", "CHANDELIER", "CHOP", "ELDER_RAY", "FISHER", "CRSI", "SQUEEZE",
-           "KVO", "PIVOTS", "PIVOT_METHODS"]
+__all__ = ["ALMA", "ICHIMOKU", "KELTNER", "CHANDELIER", "CHOP", "ELDER_RAY", "FISHER", "CRSI",
+           "SQUEEZE", "KVO", "PIVOTS", "PIVOT_METHODS"]
 
 PERIOD_MAX = 100_000
 
@@ -105,7 +108,27 @@ def ICHIMOKU(high, low, close, tenkan=9, kijun=26, senkou=52, displacement=26):
     return t, k, (t + k) / 2.0, _midpoint(high, low, senkou), close.copy()
 
 
-@indicator(group="Volatility", overlay=True, inputs=("high", "low", "close"),
+@indicator(group="Overlap Studies", overlay=True, inputs=("high", "low", "close"),
+           outputs=("upperband", "middleband", "lowerband"), params=[
+               _period("timeperiod", 20, description="EMA length of the middle line"),
+               _period("atrperiod", 10, description="ATR length"),
+               Param("multiplier", 2.0, min=0.0, max=100.0, description="ATR multiple"),
+           ])
+def KELTNER(high, low, close, timeperiod=20, atrperiod=10, multiplier=2.0):
+    """Keltner Channels (EMA of the close)
+
+    ``middle = EMA(close, N)``, ``upper/lower = middle +- multiplier * ATR(atrperiod)``, EMA and
+    Wilder ATR TA-Lib's. Source: Linda Bradford Raschke's version of Chester Keltner's channel,
+    as in StockCharts ChartSchool "Keltner Channels" and TradingView's "Keltner Channels" help
+    (defaults 20, 10, 2). TA-Lib's own ``KC`` centres on the EMA of the *typical price* instead.
+    Warm-up: middle ``N - 1`` bars, bands ``max(N - 1, atrperiod)``.
+    """
+    mid = talib.EMA(close, timeperiod=timeperiod)
+    band = multiplier * talib.ATR(high, low, close, timeperiod=atrperiod)
+    return mid + band, mid, mid - band
+
+
+@indicator(group="Volatility Indicators", overlay=True, inputs=("high", "low", "close"),
            outputs=("long", "short"), params=[
                _period("timeperiod", 22, description="Window of the extreme and of the ATR"),
                Param("multiplier", 3.0, min=0.0, max=100.0, description="ATR multiple"),
@@ -135,7 +158,7 @@ def _true_range(high, low, close):
     return tr
 
 
-@indicator(group="Trend", inputs=("high", "low", "close"), outputs=("value",),
+@indicator(group="Volatility Indicators", inputs=("high", "low", "close"), outputs=("value",),
            levels=(38.2, 61.8), params=[_period("timeperiod", 14, lo=2, description="Window")])
 def CHOP(high, low, close, timeperiod=14):
     """Choppiness Index
