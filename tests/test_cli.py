@@ -132,6 +132,15 @@ def test_study_runs_a_registered_indicator(store, tmp_path):
     bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "5m"], store).stdout))
     np.testing.assert_allclose(out["RSI"], talib.RSI(bars["close"].to_numpy(), 9), rtol=1e-9,
                                equal_nan=True)
+    mtf = pd.read_csv(io.StringIO(run(["study", "SMA", "ES", "--spec", "5m", "--tf", "1h",
+                                       "--param", "timeperiod=2"], store).stdout))
+    hours = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "1h"], store).stdout))
+    assert len(mtf) == len(bars)
+    # the first value appears on the 5m bar that closes with the second hour
+    first = mtf["SMA"].first_valid_index()
+    assert mtf["ts"].iloc[first] == (pd.Timestamp(hours["ts"].iloc[1]) + pd.Timedelta("55min")
+                                     ).isoformat(sep=" ")
+    assert mtf["SMA"].iloc[first] == pytest.approx(hours["close"].iloc[:2].mean())
     bad = run(["study", "RSI", "ES", "--param", "timeperiod=1"], store, ok=False)
     assert "parameter 'timeperiod' must be an integer from 2" in bad.stderr
 

@@ -182,10 +182,13 @@ def write_frame(frame: pd.DataFrame, output: str | None) -> None:
 @click.option("--end", default=None, help="End time, exclusive.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A study parameter, e.g. --param timeperiod=21 (repeatable).")
+@click.option("--tf", "higher", default=None, metavar="SPEC",
+              help="Compute an indicator on this higher timeframe (e.g. 1h), aligned to --spec "
+                   "bars without look-ahead.")
 @click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
                                                      "CSV to stdout when not given.")
 @click.pass_context
-def study(ctx, name, symbol, list_, spec, start, end, params, output):
+def study(ctx, name, symbol, list_, spec, start, end, params, higher, output):
     """Run study NAME over SYMBOL's stored bars (or --list the studies)."""
     from .marketdata import MarketData
     from .studies import list_studies, run_study
@@ -197,7 +200,7 @@ def study(ctx, name, symbol, list_, spec, start, end, params, output):
         raise UserError("give a study NAME and a SYMBOL (or --list)")
     pairs = dict(_key_value(p, "--param") for p in params)
     with _open(ctx) as store:
-        frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs)
+        frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs, higher)
     write_frame(frame, output)
 
 

@@ -357,6 +357,26 @@ def bar_start(ts: pd.Series | pd.DatetimeIndex, spec: BarSpec, session: Session)
     return naive.to_period("M").to_timestamp().as_unit("ns").tz_localize("UTC")
 
 
+def bar_end(ts, spec: BarSpec, session: Session) -> pd.DatetimeIndex:
+    """The close time of each bar of ``spec`` whose open time (label) is ``ts``.
+
+    Time bars end one interval later (daily and longer: when the next trading day, week or month
+    begins). Tick, volume, range and Renko bars end when the next one opens: the last of them is
+    still open, so its end is NaT.
+    """
+    idx = pd.DatetimeIndex(ts).as_unit("ns")
+    if spec.is_intraday_time:
+        return idx + pd.Timedelta(seconds=spec.seconds)
+    if spec.is_time:
+        naive = idx.tz_localize(None)
+        step = {"d": pd.DateOffset(days=1), "w": pd.DateOffset(weeks=1),
+                "M": pd.DateOffset(months=1)}[spec.unit]
+        return session.day_start_utc(naive + step)
+    if len(idx) == 0:
+        return idx
+    return pd.DatetimeIndex(list(idx[1:]) + [pd.NaT]).tz_convert("UTC").as_unit("ns")
+
+
 # --------------------------------------------------------------------------------------------
 # Frame helpers
 

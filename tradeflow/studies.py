@@ -23,6 +23,7 @@ from indicators.orderflow import (
     stacked_imbalances, unfinished_auctions, zero_prints,
 )
 from indicators.profile import session_profiles, volume_nodes, volume_profile
+from indicators.mtf import align_higher
 from indicators.registry import REGISTRY, IndicatorError, Param
 
 from .marketdata import MarketData
@@ -189,19 +190,29 @@ def _typed(owner: str, params: tuple[Param, ...], pairs: dict[str, str]) -> dict
 
 
 def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end=None,
-              params: dict[str, str] | None = None) -> pd.DataFrame:
-    """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors."""
+              params: dict[str, str] | None = None, higher=None) -> pd.DataFrame:
+    """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors.
+
+    ``higher``: compute an indicator on bars of this (higher) spec and align it to the ``spec``
+    bars without look-ahead (``indicators.mtf``)."""
     load_user_indicators()
     inputs = Inputs(md, symbol, BarSpec.parse(spec), start, end)
     flow = FLOW_STUDIES.get(name.lower())
     try:
         if flow is not None:
+            if higher is not None:
+                raise StudyError(f"{flow.name}: a higher timeframe applies to indicators only")
             values = _typed(flow.name, flow.params, params or {})
             return flow.run(inputs, values).reset_index(drop=True)
         ind = REGISTRY.get(name)
         values = _typed(ind.name, ind.params, params or {})
-        out = REGISTRY.compute(ind, inputs.bars, **values)
-        out.insert(0, "ts", inputs.bars["ts"])
+        if higher is None:
+            out = REGISTRY.compute(ind, inputs.bars, **values)
+        else:
+            up = md.bars(symbol, higher, start, end)
+            out = align_higher(inputs.bars["ts"], inputs.spec, up["ts"], higher,
+                               REGISTRY.compute(ind, up, **values), inputs.instrument.session)
+        out.insert(0, "ts", inputs.bars["ts"].to_numpy())
         return out
     except (IndicatorError, StudyError):
         raise
