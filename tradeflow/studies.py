@@ -19,8 +19,8 @@ from typing import Callable
 import pandas as pd
 
 from indicators.orderflow import (
-    big_trades, cvd, cvd_candles, footprint_metrics, imbalances, naked_pocs, session_vwap,
-    stacked_imbalances, unfinished_auctions, zero_prints,
+    big_trades, cvd, cvd_candles, footprint_metrics, imbalances, liquidations_by_level,
+    naked_pocs, session_vwap, stacked_imbalances, unfinished_auctions, zero_prints,
 )
 from indicators.profile import session_profiles, volume_nodes, volume_profile
 from indicators.mtf import align_higher
@@ -61,6 +61,11 @@ class Inputs:
     def trades(self) -> pd.DataFrame:
         first = self.bars["ts"].iloc[0] if len(self.bars) else self.start
         return self.md.trades(self.symbol, first, self.end)
+
+    @cached_property
+    def liquidations(self) -> pd.DataFrame:
+        first = self.bars["ts"].iloc[0] if len(self.bars) else self.start
+        return self.md.store.liquidations(self.symbol, first, self.end)
 
     def price(self, ticks):
         return self.instrument.to_price(ticks)
@@ -139,6 +144,9 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("naked_pocs", "Order Flow", "Bar and session POCs not revisited since", (),
               lambda i, p: _with_price(naked_pocs(i.cells, i.instrument.session), i, "poc",
                                        "poc_price")),
+    FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (),
+              lambda i, p: _with_price(liquidations_by_level(
+                  i.liquidations, i.bars, i.instrument.tick_size), i)),
     FlowStudy("volume_profile", "Profile", "Volume profile of the range (POC, value area)",
               (ROWS, VALUE_AREA), _volume_profile),
     FlowStudy("volume_nodes", "Profile", "High- and low-volume nodes of the range's profile",

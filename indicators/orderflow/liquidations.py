@@ -1,0 +1,59 @@
+"""Liquidations aggregated per bar and price level.
+
+A liquidation's ``side`` is the side of the forced order (``tradeflow.model`` layout): -1 is a
+forced sell, i.e. a *long* position liquidated; +1 a forced buy, a *short* liquidated (as in
+Binance's ``forceOrder`` stream, where ``S`` is the order's side). A liquidation belongs to the
+latest bar that opened at or before it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._frames import require, ts_frame, ts_ns
+
+__all__ = ["liquidations_by_level", "liquidations_by_bar"]
+
+
+def _bar_of(liqs: pd.DataFrame, bars: pd.DataFrame, what: str) -> np.ndarray:
+    require(liqs, ("ts", "side", "price", "size"), what)
+    require(bars, ("ts",), what)
+    opens = ts_ns(bars["ts"])
+    if len(opens) > 1 and (np.diff(opens) < 0).any():
+        raise ValueError(f"{what}: bars must be in time order")
+    return np.searchsorted(opens, ts_ns(liqs["ts"]), side="right") - 1
+
+
+def liquidations_by_level(liqs: pd.DataFrame, bars: pd.DataFrame, tick_size: float
+                          ) -> pd.DataFrame:
+    """Per bar and price level (tick): ``long_size`` (forced sells), ``short_size`` (forced buys),
+    ``count``. Liquidations before the first bar are left out."""
+    if not (isinstance(tick_size, (int, float)) and tick_size > 0):
+        raise ValueError(f"liquidations_by_level: tick size must be positive, got {tick_size!r}")
+    bar = _bar_of(liqs, bars, "liquidations_by_level")
+    keep = bar >= 0
+    size = liqs["size"].to_numpy(dtype="float64")[keep]
+    side = liqs["side"].to_numpy()[keep]
+    x = liqs["price"].to_numpy(dtype="float64")[keep] / tick_size
+    tick = (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")  # as Instrument.to_tick
+    frame = pd.DataFrame({"bar": bar[keep], "tick": tick,
+                          "long_size": np.where(side == -1, size, 0.0),
+                          "short_size": np.where(side == 1, size, 0.0), "count": 1})
+    out = frame.groupby(["bar", "tick"], sort=True).sum().reset_index()
+    out.insert(0, "ts", ts_frame(ts_ns(bars["ts"])[out["bar"].to_numpy()]))
+    return out.drop(columns="bar")
+
+
+def liquidations_by_bar(liqs: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
+    """Per bar (every bar, zeros where none): ``long_size``, ``short_size``, ``count``."""
+    bar = _bar_of(liqs, bars, "liquidations_by_bar")
+    keep = bar >= 0
+    n = len(bars)
+    size = liqs["size"].to_numpy(dtype="float64")[keep]
+    side = liqs["side"].to_numpy()[keep]
+    return pd.DataFrame({
+        "ts": bars["ts"].to_numpy(),
+        "long_size": np.bincount(bar[keep], weights=np.where(side == -1, size, 0.0), minlength=n),
+        "short_size": np.bincount(bar[keep], weights=np.where(side == 1, size, 0.0), minlength=n),
+        "count": np.bincount(bar[keep], minlength=n).astype("int64"),
+    })
