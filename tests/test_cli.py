@@ -158,6 +158,10 @@ def test_study_runs_order_flow_and_profile_studies(store, tmp_path):
     cvd = pd.read_csv(io.StringIO(run(["study", "cvd", "ES", "--spec", "15m"], store).stdout))
     bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "15m"], store).stdout))
     np.testing.assert_allclose(cvd["cvd"], bars["delta"].cumsum())
+    tpo = pd.read_csv(io.StringIO(run(["study", "tpo", "ES", "--param", "rows=4"], store).stdout))
+    assert {"date", "price", "tpo_count", "letters", "poc", "value_area"} <= set(tpo.columns)
+    assert tpo.groupby("date")["poc"].sum().eq(1).all()
+    assert (tpo["letters"].str.len() == tpo["tpo_count"]).all()
     bad = run(["study", "imbalances", "ES", "--param", "ratio=0.5"], store, ok=False)
     assert "parameter 'ratio' must be a number from 1.0001" in bad.stderr
 

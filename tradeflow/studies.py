@@ -22,7 +22,7 @@ from indicators.orderflow import (
     big_trades, cvd, cvd_candles, footprint_metrics, imbalances, liquidations_by_level,
     naked_pocs, session_vwap, stacked_imbalances, unfinished_auctions, zero_prints,
 )
-from indicators.profile import session_profiles, volume_nodes, volume_profile
+from indicators.profile import session_profiles, tpo_profiles, volume_nodes, volume_profile
 from indicators.mtf import align_higher
 from indicators.registry import REGISTRY, IndicatorError, Param
 
@@ -112,6 +112,19 @@ def _session_profiles(i: Inputs, p: dict) -> pd.DataFrame:
     return summary
 
 
+def _tpo(i: Inputs, p: dict) -> pd.DataFrame:
+    """Each trading day's TPO levels (from 1-minute bars of the range), one row per price."""
+    bars = i.md.bars(i.symbol, "1m", i.start, i.end)
+    days = tpo_profiles(bars, i.instrument.tick_size, i.instrument.session,
+                        period=pd.Timedelta(minutes=p["period_minutes"]), rows=p["rows"],
+                        value_area=p["value_area"], ib_periods=p["ib_periods"],
+                        regular_only=p["hours"] == "regular")
+    frames = [prof.levels.assign(date=day) for day, prof in days.items()]
+    levels = pd.concat(frames, ignore_index=True)
+    levels.insert(1, "price", i.price(levels["tick"]))
+    return levels[["date", "price"] + [c for c in levels.columns if c not in ("date", "price")]]
+
+
 FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("footprint_metrics", "Order Flow", "Delta, delta %, running delta extremes, POC",
               (), lambda i, p: _with_price(
@@ -147,6 +160,13 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (),
               lambda i, p: _with_price(liquidations_by_level(
                   i.liquidations, i.bars, i.instrument.tick_size), i)),
+    FlowStudy("tpo", "Profile", "Market profile (TPO) of each trading day, from 1m bars",
+              (Param("period_minutes", 30, min=1, max=1440, description="Minutes per letter"),
+               ROWS, VALUE_AREA,
+               Param("ib_periods", 2, min=1, max=48, description="Periods of the initial balance"),
+               Param("hours", "regular", choices=("regular", "all"),
+                     description="Regular trading hours only, or the whole trading day")),
+              _tpo),
     FlowStudy("volume_profile", "Profile", "Volume profile of the range (POC, value area)",
               (ROWS, VALUE_AREA), _volume_profile),
     FlowStudy("volume_nodes", "Profile", "High- and low-volume nodes of the range's profile",

@@ -64,7 +64,7 @@ class VolumeProfile:
                 "value_area_volume": self.value_area_volume}
 
 
-def _check_share(value_area) -> float:
+def check_share(value_area) -> float:
     if isinstance(value_area, bool) or not isinstance(value_area, numbers.Real) \
             or not math.isfinite(value_area) or not 0 < value_area <= 1:
         raise ValueError(f"value_area must be a share in (0, 1] (0.70 for 70%), got {value_area!r}")
@@ -82,7 +82,7 @@ def poc_index(volume: np.ndarray) -> int:
 def value_area_bounds(volume: np.ndarray, poc: int, share: float = 0.70) -> tuple[int, int]:
     """(first, last) index of the value area of ``volume`` (levels ascending) around ``poc``, by
     the two-levels-at-a-time expansion (ties to the pair above)."""
-    share = _check_share(share)
+    share = check_share(share)
     v = np.asarray(volume, dtype="float64")
     n = len(v)
     total = float(v.sum())
@@ -121,7 +121,7 @@ def _dense(cells: pd.DataFrame, rows: int, what: str):
 
 def volume_profile(cells: pd.DataFrame, rows: int = 1, value_area: float = 0.70) -> VolumeProfile:
     """The volume profile of all ``cells`` (see the module's definitions)."""
-    share = _check_share(value_area)
+    share = check_share(value_area)
     keys, cols = _dense(cells, rows, "volume_profile")
     v = cols["volume"]
     total = float(v.sum())
@@ -189,7 +189,7 @@ def session_profiles(cells: pd.DataFrame, session: Session, rows: int = 1,
     Returns ``(levels, summary)``: ``levels`` is every day's levels frame with a leading ``date``
     column (the trading date, midnight UTC); ``summary`` has one row per day: ``date, poc, vah, val,
     volume, value_area_volume``. Days whose cells hold no volume are left out."""
-    share = _check_share(value_area)
+    share = check_share(value_area)
     positive_int(rows, "session_profiles: rows")
     if not len(cells):
         raise ValueError("session_profiles: no cells, nothing to profile")
