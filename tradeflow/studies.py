@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 
 from indicators.orderflow import (
-    big_trades, cvd, cvd_candles, footprint_metrics, imbalances, liquidations_by_level,
+    absorption, sweeps, big_trades, cvd, cvd_candles, footprint_metrics, imbalances, liquidations_by_level,
     naked_pocs, session_vwap, stacked_imbalances, unfinished_auctions, zero_prints,
 )
 from indicators.profile import session_profiles, tpo_profiles, volume_nodes, volume_profile
@@ -157,6 +157,19 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("naked_pocs", "Order Flow", "Bar and session POCs not revisited since", (),
               lambda i, p: _with_price(naked_pocs(i.cells, i.instrument.session), i, "poc",
                                        "poc_price")),
+    FlowStudy("sweeps", "Order Flow", "Sweeps: one side clearing several levels fast",
+              (Param("min_levels", 3, min=2, max=1000, description="Distinct price levels"),
+               Param("max_gap_ms", 250.0, min=0.001, max=60_000.0,
+                     description="Most time between the trades of a sweep, ms"),
+               Param("min_size", 0.0, min=0.0, description="Least total size")),
+              lambda i, p: sweeps(i.trades, i.instrument.tick_size, p["min_levels"],
+                                  pd.Timedelta(milliseconds=p["max_gap_ms"]), p["min_size"])),
+    FlowStudy("absorption", "Order Flow", "Absorption: heavy volume at a level that held",
+              (Param("min_volume", 100.0, min=0.0, description="Least aggressor volume"),
+               Param("max_progress_ticks", 1, min=0, max=10_000,
+                     description="Most ticks the close got past the level")),
+              lambda i, p: _with_price(absorption(i.cells, i.bars, i.instrument.tick_size,
+                                                  p["min_volume"], p["max_progress_ticks"]), i)),
     FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (),
               lambda i, p: _with_price(liquidations_by_level(
                   i.liquidations, i.bars, i.instrument.tick_size), i)),

@@ -8,9 +8,11 @@
   (the incremental form).
 * :mod:`.prints` -- big trades (same-time prints summed), zero prints, naked POCs.
 * :mod:`.liquidations` -- liquidations per bar and per bar and price level.
+* :mod:`.aggression` -- sweeps (one side clearing several levels fast) and absorption.
 
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """
+from .aggression import absorption, sweeps
 from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
                         running_delta_extremes)
 from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
@@ -22,5 +24,5 @@ __all__ = [
     "bar_delta", "running_delta_extremes", "bar_poc", "footprint_metrics", "cvd", "cvd_candles",
     "group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions",
     "session_vwap", "anchored_vwap", "VwapState", "big_trades", "zero_prints", "naked_pocs",
-    "liquidations_by_bar", "liquidations_by_level",
+    "liquidations_by_bar", "liquidations_by_level", "sweeps", "absorption",
 ]

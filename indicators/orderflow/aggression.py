@@ -11,9 +11,10 @@ Definitions
   levels in a row -- "a single 'at market' buy order that exceeds the quantity available at the
   front of the sell queue, lifting price and taking some of the volume at level 2 [...] a large
   order can sweep price 6+ levels" (camron systems, "sweep orders - sweep trades",
-  http://camron.co.nz/index.php/level-5/paper-cst-503); Bookmap and ATAS show the same event as
-  one aggressive print spread over several levels. From the tape, trades in time order (stable
-  for equal times) are cut into maximal *runs*: a run continues from one trade to the next while
+  http://camron.co.nz/index.php/level-5/paper-cst-503). Feeds report such an order as several
+  prints (see :func:`.prints.big_trades`, which sums prints of one timestamp); here the prints
+  may also be spread over a short time. From the tape, trades in time order (stable for equal
+  times) are cut into maximal *runs*: a run continues from one trade to the next while
 
   - both have the same known aggressor side (+1 or -1; an opposite-side or unknown-side trade
     ends the run, unknown-side trades belong to no run),
@@ -50,7 +51,6 @@ Definitions
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import numbers
 
@@ -88,8 +88,9 @@ def _non_negative_int(value, name: str) -> int:
 
 def _gap_ns(value) -> int:
     """``max_gap`` (``"250ms"``, a Timedelta/timedelta/timedelta64) as positive nanoseconds."""
-    if isinstance(value, bool) or not isinstance(
-            value, (str, pd.Timedelta, _dt.timedelta, np.timedelta64)):
+    if value is None or isinstance(value, bool) or (
+            isinstance(value, numbers.Number) and not isinstance(value, np.timedelta64)):
+        # a bare number has no unit
         raise ValueError(f"sweeps: max_gap must be a duration such as '250ms' or "
                          f"pd.Timedelta('250ms'), got {value!r}")
     try:
@@ -151,7 +152,7 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
     brk = np.ones(n, dtype=bool)
     dtick = np.diff(tick)
     brk[1:] = ((side[1:] != side[:-1]) | (side[1:] == 0) | (np.diff(t) > gap)
-               | (side[1:] * dtick <= 0))
+               | (side[1:] * dtick < 0))
     starts = np.flatnonzero(brk)
     ends = np.append(starts[1:], n) - 1
     changed = np.zeros(n, dtype="int64")

@@ -54,7 +54,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import string
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -69,7 +68,7 @@ from indicators.profile.volume import check_share, poc_index, value_area_bounds
 __all__ = ["TPOProfile", "LETTERS", "period_letter", "tpo_profile", "tpo_profiles",
            "merge_profiles", "split_profile"]
 
-LETTERS = string.ascii_uppercase + string.ascii_lowercase
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _MAX_LEVELS = 5_000_000
 _BAR_COLUMNS = ("ts", "open", "high", "low", "close")
 
