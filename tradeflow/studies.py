@@ -3,7 +3,9 @@
 Two kinds, one command:
 
 * every indicator of ``indicators.registry`` (all of TA-Lib, and any registered with
-  ``@indicator``, in a notebook or in the user's indicator folders: ``tradeflow.plugins``), computed over stored bars of any spec: a ``ts`` column, then its outputs;
+  ``@indicator``, in a notebook or in the user's indicator folders: ``tradeflow.plugins``),
+  computed over stored bars of any spec (or a higher one, aligned: ``indicators.mtf``): a ``ts``
+  column, then its outputs;
 * the order-flow and profile studies below, which read bars, footprint cells or trades and return
   frames of their own shape (the volume profile: one row per price level).
 
@@ -19,11 +21,12 @@ from typing import Callable
 import pandas as pd
 
 from indicators.orderflow import (
-    absorption, sweeps, big_trades, cvd, cvd_candles, footprint_metrics, imbalances, liquidations_by_level,
-    naked_pocs, session_vwap, stacked_imbalances, unfinished_auctions, zero_prints,
+    absorption, big_trades, cvd, cvd_candles, footprint_metrics, imbalances,
+    liquidations_by_level, naked_pocs, session_vwap, stacked_imbalances, sweeps,
+    unfinished_auctions, zero_prints,
 )
-from indicators.profile import session_profiles, tpo_profiles, volume_nodes, volume_profile
 from indicators.mtf import align_higher
+from indicators.profile import session_profiles, tpo_profiles, volume_nodes, volume_profile
 from indicators.registry import REGISTRY, IndicatorError, Param
 
 from .marketdata import MarketData
