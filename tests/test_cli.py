@@ -109,14 +109,23 @@ def test_unknown_symbol_is_refused_with_advice(store, tmp_path):
 
 
 def test_simulate_fills_history(store):
-    out = run(["simulate", "ES", "--days", "0.25", "--no-live", "--trades-per-day", "50000"],
+    # a crypto symbol trades around the clock, so the last hours hold trades whenever this runs
+    run(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"], store)
+    out = run(["simulate", "BTCUSDT", "--days", "0.25", "--no-live", "--trades-per-day", "50000"],
               store).stdout
     assert "simulated trades" in out
     with open_store(store) as s:
-        bars = s.bars("ES", "1m")
-        fp = s.footprint("ES", "1m")
+        bars = s.bars("BTCUSDT", "1m")
+        fp = s.footprint("BTCUSDT", "1m")
     assert len(bars) > 0
     assert fp["volume"].sum() == pytest.approx(bars["volume"].sum())
+    heat = pd.read_csv(io.StringIO(run(["study", "heatmap", "BTCUSDT", "--param",
+                                        "interval_seconds=60"], store).stdout))
+    assert list(heat.columns) == ["ts", "tick", "price", "bid_size", "ask_size"]
+    last = heat[heat["ts"] == heat["ts"].max()]
+    # the resting bids sit below the resting asks in the last book of the grid
+    assert last.loc[last["bid_size"] > 0, "tick"].max() < last.loc[last["ask_size"] > 0,
+                                                                    "tick"].min()
 
 
 def test_study_runs_a_registered_indicator(store, tmp_path):

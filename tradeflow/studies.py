@@ -21,7 +21,7 @@ from typing import Callable
 import pandas as pd
 
 from indicators.orderflow import (
-    absorption, big_trades, cvd, cvd_candles, footprint_metrics, imbalances,
+    absorption, big_trades, cvd, cvd_candles, footprint_metrics, heatmap_grid, imbalances,
     liquidations_by_level, naked_pocs, session_vwap, stacked_imbalances, sweeps,
     unfinished_auctions, zero_prints,
 )
@@ -64,6 +64,10 @@ class Inputs:
     def trades(self) -> pd.DataFrame:
         first = self.bars["ts"].iloc[0] if len(self.bars) else self.start
         return self.md.trades(self.symbol, first, self.end)
+
+    @cached_property
+    def depth(self) -> pd.DataFrame:
+        return self.md.store.depth(self.symbol, self.start, self.end)
 
     @cached_property
     def liquidations(self) -> pd.DataFrame:
@@ -173,6 +177,13 @@ FLOW_STUDIES = {s.name: s for s in [
                      description="Most ticks the close got past the level")),
               lambda i, p: _with_price(absorption(i.cells, i.bars, i.instrument.tick_size,
                                                   p["min_volume"], p["max_progress_ticks"]), i)),
+    FlowStudy("heatmap", "Order Book", "Resting size per time bucket and price (depth heatmap)",
+              (Param("interval_seconds", 1.0, min=0.001, max=86_400.0,
+                     description="Seconds per time bucket"), ROWS,
+               Param("how", "last", choices=("last", "mean", "max"),
+                     description="Size of a bucket: its last snapshot, mean or max")),
+              lambda i, p: _with_price(heatmap_grid(
+                  i.depth, pd.Timedelta(seconds=p["interval_seconds"]), p["rows"], p["how"]), i)),
     FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (),
               lambda i, p: _with_price(liquidations_by_level(
                   i.liquidations, i.bars, i.instrument.tick_size), i)),

@@ -1,0 +1,306 @@
+"""A local limit order book kept from a snapshot plus diff events, and the book heatmap grid.
+
+* :class:`OrderBook` -- resting size per price level, keyed by integer tick, maintained from a
+  REST snapshot and depth-diff events following Binance's "how to manage a local order book
+  correctly" rules (spot: each event's ``U`` is the previous ``u + 1``; USD-M futures: each
+  event's ``pu`` is the previous ``u``). A gap raises :class:`BookGapError`: fetch a new snapshot.
+* :func:`heatmap_grid` -- depth snapshots (``tradeflow.model`` depth layout ``ts, side, tick,
+  size``) aggregated into a time x price grid of resting size; :func:`to_matrix` turns it into
+  dense arrays for plotting.
+
+Pure computation, no I/O; numpy, pandas and stdlib only.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .._frames import positive_int, require, ts_frame, ts_ns
+
+__all__ = ["OrderBook", "BookGapError", "BookCrossedError", "heatmap_grid", "to_matrix"]
+
+
+class BookGapError(ValueError):
+    """A diff event does not follow the previous one: events were missed, the book is stale."""
+
+
+class BookCrossedError(ValueError):
+    """An event would leave the best bid at or above the best ask."""
+
+
+def _levels(rows, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(prices, quantities) as float arrays from a list/array of (price, qty) pairs."""
+    arr = np.asarray(rows if rows is not None else [], dtype="float64")
+    if arr.size == 0:
+        return np.empty(0), np.empty(0)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{what}: expected (price, qty) pairs, got an array of shape {arr.shape}")
+    price, qty = arr[:, 0], arr[:, 1]
+    if not np.isfinite(price).all():
+        raise ValueError(f"{what}: prices must be finite numbers")
+    if not np.isfinite(qty).all() or (qty < 0).any():
+        raise ValueError(f"{what}: quantities must be finite and >= 0 (0 removes a level)")
+    return price, qty
+
+
+class OrderBook:
+    """A local order book keyed by integer tick (``round(price / tick_size)``, halves away from
+    zero, as :meth:`tradeflow.model.Instrument.to_tick`).
+
+    Use: buffer the diff stream, fetch a snapshot, :meth:`apply_snapshot` it, then feed every
+    buffered and later event to :meth:`apply_diff`. Events with ``u <= last_update_id`` are
+    dropped (``apply_diff`` returns False). The first applied event must straddle the snapshot
+    (``U <= last_update_id + 1 <= u``, or for futures ``pu == last_update_id``); afterwards each event must follow the previous one
+    (``U == previous u + 1``, or when ``prev_final_update_id`` (futures ``pu``) is given,
+    ``pu == previous u``). Otherwise :class:`BookGapError` is raised, the book is left as it was
+    and marked stale: further diffs are refused until a new snapshot is applied.
+
+    Events are applied whole: an event that is malformed, or that would leave the book crossed
+    (best bid >= best ask after the whole event), raises a ValueError and changes nothing.
+    """
+
+    def __init__(self, tick_size: float):
+        if (isinstance(tick_size, bool) or not isinstance(tick_size, numbers.Real)
+                or not math.isfinite(tick_size) or tick_size <= 0):
+            raise ValueError(f"OrderBook: tick size must be a positive number, got {tick_size!r}")
+        self.tick_size = float(tick_size)
+        self.bids: dict[int, float] = {}
+        self.asks: dict[int, float] = {}
+        self.last_update_id: int | None = None  # u of the last applied event (or the snapshot id)
+        self._synced = False       # a snapshot is in place and no gap has been seen since
+        self._first = True         # the next applied event is the first after the snapshot
+
+    # ---- conversions -----------------------------------------------------------------------
+    def to_tick(self, price) -> np.ndarray:
+        x = np.asarray(price, dtype="float64") / self.tick_size
+        return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
+
+    @property
+    def synced(self) -> bool:
+        """True once a snapshot is applied and no gap has been detected since."""
+        return self._synced
+
+    # ---- updates ---------------------------------------------------------------------------
+    def apply_snapshot(self, bids, asks, last_update_id: int) -> None:
+        """Replace the book with a snapshot (``lastUpdateId`` of the depth REST call)."""
+        bp, bq = _levels(bids, "order book snapshot bids")
+        ap, aq = _levels(asks, "order book snapshot asks")
+        new_bids = {int(t): float(q) for t, q in zip(self.to_tick(bp), bq) if q > 0}
+        new_asks = {int(t): float(q) for t, q in zip(self.to_tick(ap), aq) if q > 0}
+        if new_bids and new_asks and max(new_bids) >= min(new_asks):
+            raise BookCrossedError(
+                f"order book snapshot {last_update_id} is crossed: best bid tick {max(new_bids)} "
+                f">= best ask tick {min(new_asks)}; fetch the snapshot again")
+        self.bids, self.asks = new_bids, new_asks
+        self.last_update_id = int(last_update_id)
+        self._synced, self._first = True, True
+
+    def apply_diff(self, first_update_id: int, final_update_id: int, bids, asks,
+                   prev_final_update_id: int | None = None) -> bool:
+        """Apply one depth-diff event (``U``, ``u``, ``b``, ``a`` and, for futures, ``pu``).
+
+        Returns True when applied, False when dropped as older than the book.
+        """
+        U, u = int(first_update_id), int(final_update_id)
+        if U > u:
+            raise ValueError(f"order book diff: first update id U={U} is after final id u={u}")
+        if self.last_update_id is None:
+            raise ValueError("order book diff before any snapshot: buffer the events, fetch a "
+                             "snapshot and call apply_snapshot first")
+        if not self._synced:
+            raise BookGapError(f"order book is stale after a gap (last applied update id "
+                               f"{self.last_update_id}): a new snapshot is needed")
+        last = self.last_update_id
+        if u <= last:
+            return False
+        if self._first:
+            # futures ids are not contiguous: an event whose pu is the snapshot's id follows it
+            # directly even when its U is further on
+            follows = prev_final_update_id is not None and int(prev_final_update_id) == last
+            if not (U <= last + 1 <= u or follows):
+                self._synced = False
+                raise BookGapError(
+                    f"order book gap: the first event after snapshot {last} must have "
+                    f"U <= {last + 1} <= u, received U={U}, u={u}; a new snapshot is needed")
+        elif prev_final_update_id is not None:
+            pu = int(prev_final_update_id)
+            if pu != last:
+                self._synced = False
+                raise BookGapError(
+                    f"order book gap: expected pu={last} (the previous event's u), received "
+                    f"pu={pu} (U={U}, u={u}); a new snapshot is needed")
+        elif U != last + 1:
+            self._synced = False
+            raise BookGapError(
+                f"order book gap: expected U={last + 1} (the previous event's u + 1), received "
+                f"U={U} (u={u}); a new snapshot is needed")
+
+        bp, bq = _levels(bids, f"order book diff {U}-{u} bids")
+        ap, aq = _levels(asks, f"order book diff {U}-{u} asks")
+        undo: list[tuple[dict, int, float | None]] = []
+        for book, ticks, qtys in ((self.bids, self.to_tick(bp), bq),
+                                  (self.asks, self.to_tick(ap), aq)):
+            for t, q in zip(ticks.tolist(), qtys.tolist()):
+                undo.append((book, t, book.get(t)))
+                if q > 0:
+                    book[t] = q
+                else:
+                    book.pop(t, None)
+        bb, ba = self.best_bid(), self.best_ask()
+        if bb is not None and ba is not None and bb[0] >= ba[0]:
+            for book, t, old in reversed(undo):
+                if old is None:
+                    book.pop(t, None)
+                else:
+                    book[t] = old
+            raise BookCrossedError(
+                f"order book diff U={U}, u={u} would cross the book (best bid tick {bb[0]} >= "
+                f"best ask tick {ba[0]}); the event was not applied, resync from a new snapshot")
+        self.last_update_id = u
+        self._first = False
+        return True
+
+    # ---- queries ---------------------------------------------------------------------------
+    def best_bid(self) -> tuple[int, float] | None:
+        """(tick, size) of the highest bid, or None when there are no bids."""
+        if not self.bids:
+            return None
+        t = max(self.bids)
+        return t, self.bids[t]
+
+    def best_ask(self) -> tuple[int, float] | None:
+        """(tick, size) of the lowest ask, or None when there are no asks."""
+        if not self.asks:
+            return None
+        t = min(self.asks)
+        return t, self.asks[t]
+
+    def levels(self, n: int | None = None, ts=None) -> pd.DataFrame:
+        """The book in the depth layout ``ts, side, tick, size``: bids best first (side -1), then
+        asks best first (side +1); ``n`` levels a side (all when None); ``ts`` is the caller's
+        snapshot time (NaT when None)."""
+        if n is not None:
+            n = positive_int(n, "levels: n")
+        bid_ticks = sorted(self.bids, reverse=True)[:n]
+        ask_ticks = sorted(self.asks)[:n]
+        k = len(bid_ticks) + len(ask_ticks)
+        stamp = pd.Timestamp(ts) if ts is not None else pd.NaT
+        if stamp is not pd.NaT:
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return pd.DataFrame({
+            "ts": pd.DatetimeIndex([stamp] * k, dtype="datetime64[ns, UTC]"),
+            "side": np.array([-1] * len(bid_ticks) + [1] * len(ask_ticks), dtype="int8"),
+            "tick": np.array(bid_ticks + ask_ticks, dtype="int64"),
+            "size": np.array([self.bids[t] for t in bid_ticks] + [self.asks[t] for t in ask_ticks],
+                             dtype="float64"),
+        })
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmap grid
+
+_HOW = ("last", "mean", "max")
+GRID_COLUMNS = ("ts", "tick", "bid_size", "ask_size")
+
+
+def _interval_ns(interval) -> int:
+    try:
+        step = pd.Timedelta(interval)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"heatmap_grid: interval {interval!r} is not a duration, "
+                         "use e.g. '1s', '250ms', '1min'") from exc
+    if step is pd.NaT or step.value <= 0:
+        raise ValueError(f"heatmap_grid: interval must be a positive duration, got {interval!r}")
+    return int(step.value)
+
+
+def heatmap_grid(depth: pd.DataFrame, interval="1s", tick_rows: int = 1,
+                 how: str = "last") -> pd.DataFrame:
+    """Depth snapshots aggregated into a time x price grid of resting size.
+
+    A snapshot is all rows of ``depth`` sharing one ``ts``. Rows are bucketed by
+    ``ts`` floored to ``interval`` (epoch-aligned) and by price row ``floor(tick / tick_rows) *
+    tick_rows`` (sizes of the ticks in a row are summed within a snapshot). Per bucket and row:
+
+    * ``how="last"``: the size in the bucket's last snapshot (0 if the level is absent there);
+    * ``how="mean"``: the mean over the bucket's snapshots, a snapshot without the level counting 0;
+    * ``how="max"``: the largest size in any of the bucket's snapshots.
+
+    Returns a long frame ``ts, tick, bid_size, ask_size`` sorted by ``ts, tick``; only rows where
+    some size is positive.
+    """
+    if how not in _HOW:
+        raise ValueError(f"heatmap_grid: how must be one of {', '.join(_HOW)}, got {how!r}")
+    step = _interval_ns(interval)
+    rows = positive_int(tick_rows, "heatmap_grid: tick_rows")
+    require(depth, ("ts", "side", "tick", "size"), "heatmap_grid")
+    if len(depth) == 0:
+        return pd.DataFrame({"ts": pd.DatetimeIndex([], dtype="datetime64[ns, UTC]"),
+                             "tick": np.empty(0, "int64"), "bid_size": np.empty(0),
+                             "ask_size": np.empty(0)})
+    ts = ts_ns(depth["ts"])
+    side = depth["side"].to_numpy()
+    if not np.isin(side, (-1, 1)).all():
+        raise ValueError("heatmap_grid: side must be +1 (ask) or -1 (bid)")
+    ask = (side == 1)
+    tick = np.floor_divide(depth["tick"].to_numpy(dtype="int64"), rows) * rows
+    size = depth["size"].to_numpy(dtype="float64")
+    bucket = np.floor_divide(ts, step) * step
+
+    # one row per snapshot, side and price row: summed size
+    cells = pd.DataFrame({"bucket": bucket, "snap": ts, "ask": ask, "tick": tick, "size": size})
+    cells = (cells.groupby(["bucket", "snap", "ask", "tick"], sort=False, as_index=False)["size"]
+             .sum())
+    if how == "last":
+        last = cells.groupby("bucket")["snap"].transform("max").to_numpy()
+        agg = cells[cells["snap"].to_numpy() == last].drop(columns="snap")
+    elif how == "max":
+        agg = cells.groupby(["bucket", "ask", "tick"], sort=False, as_index=False)["size"].max()
+    else:
+        snaps = pd.Series(ts).groupby(bucket).nunique()
+        agg = cells.groupby(["bucket", "ask", "tick"], sort=False, as_index=False)["size"].sum()
+        agg["size"] = agg["size"].to_numpy() / snaps.reindex(agg["bucket"]).to_numpy()
+    wide = agg.pivot_table(index=["bucket", "tick"], columns="ask", values="size",
+                           aggfunc="sum", fill_value=0.0)
+    wide = wide.reindex(columns=[False, True], fill_value=0.0).sort_index()
+    out = pd.DataFrame({
+        "ts": ts_frame(wide.index.get_level_values("bucket").to_numpy()),
+        "tick": wide.index.get_level_values("tick").to_numpy(dtype="int64"),
+        "bid_size": wide[False].to_numpy(dtype="float64"),
+        "ask_size": wide[True].to_numpy(dtype="float64"),
+    })
+    keep = (out["bid_size"].to_numpy() > 0) | (out["ask_size"].to_numpy() > 0)
+    return out[keep].reset_index(drop=True)
+
+
+def to_matrix(grid: pd.DataFrame, tick_rows: int | None = None):
+    """Dense arrays of a :func:`heatmap_grid` frame for plotting:
+    ``(times, ticks, bid_matrix, ask_matrix)`` -- ``times`` the distinct bucket starts
+    (``datetime64[ns]``, UTC), ``ticks`` an evenly spaced row axis from the lowest to the highest
+    row key (the step is ``tick_rows`` when given, else the gcd of the row keys' spacing; empty
+    rows inside the range are kept), matrices of shape ``(len(times), len(ticks))`` with 0 where
+    there is no size."""
+    require(grid, GRID_COLUMNS, "to_matrix")
+    t_ns = ts_ns(grid["ts"])
+    times = np.unique(t_ns)
+    keys = np.unique(grid["tick"].to_numpy(dtype="int64"))
+    if len(keys) == 0:
+        empty = np.zeros((0, 0))
+        return times.view("datetime64[ns]"), keys, empty, empty.copy()
+    if tick_rows is not None:
+        step = positive_int(tick_rows, "to_matrix: tick_rows")
+        if ((keys - keys[0]) % step).any():
+            raise ValueError(f"to_matrix: the grid's row keys are not {step} ticks apart")
+    else:
+        step = int(np.gcd.reduce(np.diff(keys))) if len(keys) > 1 else 1
+    ticks = np.arange(keys[0], keys[-1] + 1, step, dtype="int64")
+    ti = np.searchsorted(times, t_ns)
+    ki = (grid["tick"].to_numpy(dtype="int64") - keys[0]) // step
+    bid = np.zeros((len(times), len(ticks)))
+    ask = np.zeros((len(times), len(ticks)))
+    np.add.at(bid, (ti, ki), grid["bid_size"].to_numpy(dtype="float64"))
+    np.add.at(ask, (ti, ki), grid["ask_size"].to_numpy(dtype="float64"))
+    return times.view("datetime64[ns]"), ticks, bid, ask

@@ -1,0 +1,270 @@
+"""Local order book (Binance diff rules) and the depth heatmap grid."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indicators.orderflow.book import (BookCrossedError, BookGapError, OrderBook, heatmap_grid,
+                                       to_matrix)
+
+
+def _book():
+    ob = OrderBook(0.1)
+    ob.apply_snapshot(bids=[("100.0", "1.5"), ("99.9", "2")], asks=[(100.1, 3), (100.2, 4)],
+                      last_update_id=100)
+    return ob
+
+
+# ---- OrderBook: spot sequence ----------------------------------------------------------------
+
+def test_spot_sequence_hand_worked():
+    ob = _book()
+    assert ob.best_bid() == (1000, 1.5) and ob.best_ask() == (1001, 3.0)
+    # stale: u <= lastUpdateId, dropped, book unchanged
+    assert ob.apply_diff(95, 100, [(100.0, 9)], []) is False
+    assert ob.bids[1000] == 1.5
+    # first event straddles 101: U=99 <= 101 <= u=103
+    assert ob.apply_diff(99, 103, [(100.0, 0), (99.8, 5)], [(100.1, 2.5)]) is True  # removal
+    assert 1000 not in ob.bids
+    assert ob.best_bid() == (999, 2.0) and ob.best_ask() == (1001, 2.5)
+    assert ob.last_update_id == 103
+    # next event follows: U = 104
+    assert ob.apply_diff(104, 106, [], [(100.3, 1), (100.1, 0)]) is True
+    assert ob.best_ask() == (1002, 4.0)
+    # a duplicate of an applied event is dropped as stale
+    assert ob.apply_diff(104, 106, [], [(100.1, 7)]) is False
+    lv = ob.levels(ts="2024-01-02 03:04:05")
+    assert list(lv.columns) == ["ts", "side", "tick", "size"]
+    assert lv["tick"].tolist() == [999, 998, 1002, 1003]
+    assert lv["side"].tolist() == [-1, -1, 1, 1]
+    assert lv["size"].tolist() == [2.0, 5.0, 4.0, 1.0]
+    assert str(lv["ts"].dtype) == "datetime64[ns, UTC]"
+    assert (lv["ts"] == pd.Timestamp("2024-01-02 03:04:05", tz="UTC")).all()
+    assert ob.levels(n=1)["tick"].tolist() == [999, 1002]
+    # gap: expected U=107
+    with pytest.raises(BookGapError, match=r"expected U=107.*received U=109.*new snapshot"):
+        ob.apply_diff(109, 110, [(99.9, 1)], [])
+    assert ob.bids[999] == 2.0 and not ob.synced  # nothing applied, book stale
+    with pytest.raises(BookGapError, match="new snapshot is needed"):
+        ob.apply_diff(107, 108, [], [])
+    assert issubclass(BookGapError, ValueError)
+    ob.apply_snapshot([(99.0, 1)], [(101.0, 1)], 200)  # resync
+    assert ob.synced and ob.apply_diff(201, 201, [(99.1, 1)], [])
+
+
+def test_first_event_must_straddle_snapshot():
+    ob = _book()
+    with pytest.raises(BookGapError, match=r"U <= 101 <= u, received U=102, u=105.*new snapshot"):
+        ob.apply_diff(102, 105, [], [])
+
+
+def test_diff_before_snapshot_and_bad_ids():
+    with pytest.raises(ValueError, match="snapshot first"):
+        OrderBook(0.5).apply_diff(1, 2, [], [])
+    with pytest.raises(ValueError, match="U=5 is after final id u=4"):
+        _book().apply_diff(5, 4, [], [])
+    with pytest.raises(ValueError, match=">= 0"):
+        _book().apply_diff(101, 101, [(100.0, -1)], [])
+    with pytest.raises(ValueError, match="pairs"):
+        _book().apply_diff(101, 101, [(100.0, 1, 2)], [])
+
+
+# ---- futures pu -------------------------------------------------------------------------------
+
+def test_futures_pu_sequence():
+    ob = _book()
+    assert ob.apply_diff(90, 100, [(99.5, 1)], [], prev_final_update_id=89) is False
+    assert ob.apply_diff(98, 104, [(99.5, 1)], [], prev_final_update_id=97)  # first: straddles
+    # futures ids need not be contiguous: U jumps, pu links to previous u
+    assert ob.apply_diff(110, 115, [], [(100.2, 0)], prev_final_update_id=104)
+    assert ob.last_update_id == 115 and 1002 not in ob.asks
+    with pytest.raises(BookGapError, match=r"expected pu=115.*received pu=118.*new snapshot"):
+        ob.apply_diff(120, 125, [], [], prev_final_update_id=118)
+
+
+def test_futures_first_event_may_follow_snapshot_id_with_a_jump():
+    # the snapshot id is the u of an event (dropped as stale); the next event's U jumps past
+    # snapshot id + 1 but its pu links to it
+    ob = _book()
+    assert ob.apply_diff(97, 100, [], [], prev_final_update_id=96) is False
+    assert ob.apply_diff(105, 108, [(99.8, 1)], [], prev_final_update_id=100)
+    ob = _book()
+    with pytest.raises(BookGapError, match="new snapshot"):
+        ob.apply_diff(105, 108, [], [], prev_final_update_id=103)
+
+
+# ---- crossed book -----------------------------------------------------------------------------
+
+def test_crossed_book_rejected_whole_unless_fixed_by_same_event():
+    ob = _book()
+    with pytest.raises(BookCrossedError, match="cross"):
+        ob.apply_diff(101, 101, [(100.1, 1), (99.9, 0)], [])
+    assert ob.bids == {1000: 1.5, 999: 2.0} and ob.last_update_id == 100  # rolled back
+    # a bid at the old best ask is fine when the same event removes that ask
+    assert ob.apply_diff(101, 102, [(100.1, 1)], [(100.1, 0)])
+    assert ob.best_bid() == (1001, 1.0) and ob.best_ask() == (1002, 4.0)
+    with pytest.raises(ValueError, match="crossed"):
+        OrderBook(1).apply_snapshot([(10, 1)], [(10, 1)], 1)
+
+
+def test_ticks_round_half_away_from_zero():
+    ob = OrderBook(0.5)
+    ob.apply_snapshot([(0.25, 1), (-0.25, 1)], [(1.75, 1)], 1)
+    assert set(ob.bids) == {1, -1} and set(ob.asks) == {4}
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, float("nan"), float("inf"), "0.1", True])
+def test_bad_tick_size(bad):
+    with pytest.raises(ValueError, match="tick size must be a positive number"):
+        OrderBook(bad)
+
+
+# ---- property: equals a dict-based reference --------------------------------------------------
+
+_level = st.tuples(st.integers(-20, 20), st.sampled_from([0.0, 0.0, 1.0, 2.5, 7.0]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(st.tuples(st.lists(_level, max_size=6), st.lists(_level, max_size=6),
+                                 st.integers(1, 3), st.booleans()), max_size=25),
+       futures=st.booleans())
+def test_random_diffs_match_reference(events, futures):
+    # bids on ticks < 0 and asks on ticks > 0 so the book never crosses
+    ob = OrderBook(0.25)
+    ref_b, ref_a = {-1: 1.0}, {1: 1.0}
+    ob.apply_snapshot([(-0.25, 1.0)], [(0.25, 1.0)], 10)
+    u, prev = 10, None
+    for bids, asks, n, resend in events:
+        if resend and prev is not None:  # a repeated (already applied) event is dropped
+            assert ob.apply_diff(*prev) is False
+            assert ob.bids == ref_b and ob.asks == ref_a
+        bids = [(-abs(t) - 1, q) for t, q in bids]
+        asks = [(abs(t) + 1, q) for t, q in asks]
+        U, new_u = u + 1, u + n
+        prev = (U, new_u, [(t * 0.25, q) for t, q in bids], [(t * 0.25, q) for t, q in asks],
+                u if futures else None)
+        assert ob.apply_diff(*prev) is True
+        for ref, levels in ((ref_b, bids), (ref_a, asks)):
+            for t, q in levels:
+                if q == 0:
+                    ref.pop(t, None)
+                else:
+                    ref[t] = q
+        u = new_u
+        assert ob.bids == ref_b and ob.asks == ref_a
+        assert ob.best_bid() == ((max(ref_b), ref_b[max(ref_b)]) if ref_b else None)
+        assert ob.best_ask() == ((min(ref_a), ref_a[min(ref_a)]) if ref_a else None)
+    lv = ob.levels()
+    assert len(lv) == len(ref_b) + len(ref_a)
+    assert dict(zip(lv.loc[lv.side == -1, "tick"], lv.loc[lv.side == -1, "size"])) == ref_b
+
+
+# ---- heatmap grid -----------------------------------------------------------------------------
+
+def _depth(rows):
+    ts, side, tick, size = zip(*rows)
+    return pd.DataFrame({"ts": pd.to_datetime(list(ts), utc=True), "side": side, "tick": tick,
+                         "size": [float(s) for s in size]})
+
+
+T0 = "2024-01-01 00:00:00"
+DEPTH = _depth([
+    # bucket 00:00:00 -- two snapshots
+    ("2024-01-01 00:00:00.2", -1, 10, 1), ("2024-01-01 00:00:00.2", -1, 11, 2),
+    ("2024-01-01 00:00:00.2", 1, 12, 3),
+    ("2024-01-01 00:00:00.7", -1, 10, 5), ("2024-01-01 00:00:00.7", 1, 12, 1),
+    ("2024-01-01 00:00:00.7", 1, 13, 4),
+    # bucket 00:00:01 -- one snapshot
+    ("2024-01-01 00:00:01.5", -1, 9, 2), ("2024-01-01 00:00:01.5", 1, 13, 6),
+])
+
+
+def _rows(grid):
+    return [(str(r.ts.time()), r.tick, r.bid_size, r.ask_size) for r in grid.itertuples()]
+
+
+def test_heatmap_grid_hand_worked():
+    assert _rows(heatmap_grid(DEPTH, "1s", how="last")) == [
+        ("00:00:00", 10, 5.0, 0.0), ("00:00:00", 12, 0.0, 1.0), ("00:00:00", 13, 0.0, 4.0),
+        ("00:00:01", 9, 2.0, 0.0), ("00:00:01", 13, 0.0, 6.0)]
+    assert _rows(heatmap_grid(DEPTH, "1s", how="mean")) == [
+        ("00:00:00", 10, 3.0, 0.0), ("00:00:00", 11, 1.0, 0.0), ("00:00:00", 12, 0.0, 2.0),
+        ("00:00:00", 13, 0.0, 2.0), ("00:00:01", 9, 2.0, 0.0), ("00:00:01", 13, 0.0, 6.0)]
+    assert _rows(heatmap_grid(DEPTH, "1s", how="max")) == [
+        ("00:00:00", 10, 5.0, 0.0), ("00:00:00", 11, 2.0, 0.0), ("00:00:00", 12, 0.0, 3.0),
+        ("00:00:00", 13, 0.0, 4.0), ("00:00:01", 9, 2.0, 0.0), ("00:00:01", 13, 0.0, 6.0)]
+    # rows of 2 ticks: floor(tick/2)*2 -> 9->8, 10,11->10, 12,13->12; sizes summed per snapshot
+    assert _rows(heatmap_grid(DEPTH, "1s", tick_rows=2, how="max")) == [
+        ("00:00:00", 10, 5.0, 0.0), ("00:00:00", 12, 0.0, 5.0),
+        ("00:00:01", 8, 2.0, 0.0), ("00:00:01", 12, 0.0, 6.0)]
+    # one bucket of 2 s holding all three snapshots: last is the 01.5 one
+    assert _rows(heatmap_grid(DEPTH, "2s")) == [("00:00:00", 9, 2.0, 0.0),
+                                                 ("00:00:00", 13, 0.0, 6.0)]
+    grid = heatmap_grid(DEPTH, "1s", how="max")
+    assert list(grid.columns) == ["ts", "tick", "bid_size", "ask_size"]
+    assert str(grid["ts"].dtype) == "datetime64[ns, UTC]" and grid["tick"].dtype == np.int64
+    times, ticks, bid, ask = to_matrix(grid)
+    assert ticks.tolist() == [9, 10, 11, 12, 13] and len(times) == 2
+    assert bid.tolist() == [[0, 5, 2, 0, 0], [2, 0, 0, 0, 0]]
+    assert ask.tolist() == [[0, 0, 0, 3, 4], [0, 0, 0, 0, 6]]
+    assert times[0] == np.datetime64(T0, "ns")
+    t2, k2, _, a2 = to_matrix(heatmap_grid(DEPTH, "1s", tick_rows=2))
+    assert k2.tolist() == [8, 10, 12] and a2.tolist() == [[0, 0, 5], [0, 0, 6]]
+
+
+def test_heatmap_grid_last_equals_last_snapshot_invariant():
+    rng = np.random.default_rng(7)
+    n_snap = 300
+    snap_ts = np.sort(rng.choice(10_000, n_snap, replace=False)).astype("int64") * 1_000_000
+    parts = []
+    for t in snap_ts:
+        k = rng.integers(1, 12)
+        ticks = rng.choice(np.arange(-30, 30), k, replace=False)
+        parts.append(pd.DataFrame({"ts": t, "side": np.where(ticks < 0, -1, 1), "tick": ticks,
+                                   "size": rng.integers(1, 50, k).astype(float)}))
+    depth = pd.concat(parts, ignore_index=True).sample(frac=1, random_state=1)  # any row order
+    depth["ts"] = pd.to_datetime(depth["ts"], utc=True)
+    grid = heatmap_grid(depth, "250ms", how="last")
+    step = 250_000_000
+    ns = depth["ts"].astype("int64").to_numpy()
+    for b in np.unique(ns // step * step):
+        last = ns[(ns // step * step) == b].max()
+        snap = depth[ns == last]
+        expect = sorted((int(r.tick), float(r.size) if r.side == -1 else 0.0,
+                         float(r.size) if r.side == 1 else 0.0) for r in snap.itertuples())
+        got = grid[grid["ts"].astype("int64") == b]
+        assert list(zip(got.tick, got.bid_size, got.ask_size)) == expect
+
+
+def test_heatmap_grid_empty():
+    grid = heatmap_grid(DEPTH.iloc[:0])
+    assert list(grid.columns) == ["ts", "tick", "bid_size", "ask_size"] and len(grid) == 0
+    times, ticks, bid, ask = to_matrix(grid)
+    assert len(times) == 0 and bid.shape == (0, 0)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"interval": "0s"}, "interval must be a positive duration"),
+    ({"interval": "-1s"}, "interval must be a positive duration"),
+    ({"interval": "soon"}, "not a duration"),
+    ({"tick_rows": 0}, "tick_rows must be a whole number >= 1"),
+    ({"tick_rows": 1.5}, "tick_rows must be a whole number >= 1"),
+    ({"how": "median"}, "how must be one of last, mean, max"),
+])
+def test_heatmap_grid_bad_parameters(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        heatmap_grid(DEPTH, **kwargs)
+
+
+def test_heatmap_grid_bad_frames():
+    with pytest.raises(ValueError, match="missing column"):
+        heatmap_grid(DEPTH.drop(columns="size"))
+    bad = DEPTH.copy()
+    bad.loc[0, "side"] = 0
+    with pytest.raises(ValueError, match="side must be"):
+        heatmap_grid(bad)
+    with pytest.raises(ValueError, match="tick_rows must be"):
+        to_matrix(heatmap_grid(DEPTH), tick_rows=0)
