@@ -17,6 +17,21 @@ def require(frame: pd.DataFrame, columns, what: str) -> None:
                          f"{', '.join(columns)} (tradeflow.model layout)")
 
 
+def trade_arrays(trades: pd.DataFrame, what: str):
+    """(ts ns, price, size, side) of a trades frame, checked: finite prices, finite sizes >= 0,
+    sides in {-1, 0, 1}."""
+    require(trades, ("ts", "price", "size", "side"), f"{what}: trades")
+    t = ts_ns(trades["ts"])
+    price = trades["price"].to_numpy(dtype="float64")
+    size = trades["size"].to_numpy(dtype="float64")
+    side = trades["side"].to_numpy(dtype="int64")
+    if not (np.all(np.isfinite(price)) and np.all(np.isfinite(size)) and np.all(size >= 0)):
+        raise ValueError(f"{what}: prices must be finite and sizes finite and >= 0")
+    if not np.all(np.isin(side, (-1, 0, 1))):
+        raise ValueError(f"{what}: side must be +1 (buyer aggressor), -1 (seller) or 0 (unknown)")
+    return t, price, size, side
+
+
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1, else a ValueError that says so."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

@@ -29,10 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import (
-    BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError, bar_start, empty_frame,
-    normalize_trades,
-)
+from tradeflow.model import BAR_COLUMNS, BarSpec, Instrument, ModelError, bar_start, normalize_trades
 
 # --------------------------------------------------------------------------------------------
 # Cutters: where bars begin in a batch
@@ -211,8 +208,7 @@ CUTTERS = {"time": TimeCutter, "tick": TickCutter, "volume": VolumeCutter, "rang
 # nanoseconds, and cells carry ``seg``, the position in the batch of the bar they belong to.
 # Frames are made only for what ``update`` returns.
 
-BAR_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
-CELL_SUMS = BAR_SUMS
+SUMS = ("volume", "ask_volume", "bid_volume", "trades")  # summed, for bars and cells alike
 
 
 def _arrays(trades: pd.DataFrame, instrument: Instrument):
@@ -285,7 +281,7 @@ def _renko_batch(ts_ns, price, size, side, ticks, instrument, segments, bricks):
         "low": np.where(forming, flow["low"][seg], np.minimum(o_p, c_p)),
         "close": np.where(forming, flow["close"][seg], c_p),
     }
-    for c in BAR_SUMS:
+    for c in SUMS:
         bars[c] = np.where(first, flow[c][seg], 0).astype(flow[c].dtype)
     cells = _segment_cells(ticks, size, side, starts, np.flatnonzero(first))
     return bars, cells
@@ -293,12 +289,12 @@ def _renko_batch(ts_ns, price, size, side, ticks, instrument, segments, bricks):
 
 def _empty_bars() -> dict:
     return {c: np.empty(0, "int64" if c in ("ts", "trades") else "float64")
-            for c in ("ts", "open", "high", "low", "close") + BAR_SUMS}
+            for c in ("ts", "open", "high", "low", "close") + SUMS}
 
 
 def _empty_cells() -> dict:
     return {c: np.empty(0, "float64" if c in ("volume", "ask_volume", "bid_volume") else "int64")
-            for c in ("seg", "tick") + CELL_SUMS}
+            for c in ("seg", "tick") + SUMS}
 
 
 def _cat(parts: list[dict]) -> dict:
@@ -310,7 +306,7 @@ def _take(cols: dict, index) -> dict:
 
 
 def _bars_frame(bars: dict) -> pd.DataFrame:
-    frame = pd.DataFrame({k: bars[k] for k in ("open", "high", "low", "close") + BAR_SUMS})
+    frame = pd.DataFrame({k: bars[k] for k in ("open", "high", "low", "close") + SUMS})
     frame.insert(0, "ts", pd.DatetimeIndex(bars["ts"].astype("datetime64[ns]")).tz_localize("UTC"))
     frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
     frame["open_interest"] = np.nan
@@ -319,7 +315,7 @@ def _bars_frame(bars: dict) -> pd.DataFrame:
 
 def _cells_frame(cells: dict, bar_ts: np.ndarray) -> pd.DataFrame:
     """Cells labelled with their bar's time (``bar_ts[seg]``), in the model footprint layout."""
-    frame = pd.DataFrame({k: cells[k] for k in ("tick",) + CELL_SUMS})
+    frame = pd.DataFrame({k: cells[k] for k in ("tick",) + SUMS})
     frame.insert(0, "ts", pd.DatetimeIndex(bar_ts[cells["seg"]].astype("datetime64[ns]"))
                  .tz_localize("UTC"))
     return frame
@@ -436,7 +432,7 @@ def _merge_first(open_bar: dict, bars: dict, keep_prices=False) -> dict:
         bars["open"][0] = open_bar["open"][0]
         bars["high"][0] = max(open_bar["high"][0], bars["high"][0])
         bars["low"][0] = min(open_bar["low"][0], bars["low"][0])
-    for c in BAR_SUMS:
+    for c in SUMS:
         bars[c][0] += open_bar[c][0]
     return bars
 
@@ -444,7 +440,7 @@ def _merge_first(open_bar: dict, bars: dict, keep_prices=False) -> dict:
 def _merge_cells(open_cells: dict, first: dict) -> dict:
     """Footprint of the open bar plus the first bar of a batch, summed per level (seg 0)."""
     both = _cat([open_cells, first])
-    return _group_cells(both["seg"], both["tick"], *(both[c] for c in CELL_SUMS))
+    return _group_cells(both["seg"], both["tick"], *(both[c] for c in SUMS))
 
 
 # --------------------------------------------------------------------------------------------

@@ -179,6 +179,13 @@ class Session:
 # Instruments
 
 
+def price_to_tick(price, tick_size: float) -> np.ndarray:
+    """Integer tick index of each price; halves round away from zero, as SQL's round() does in
+    both stores, so Python and the databases put a price on the same level."""
+    x = np.asarray(price, dtype="float64") / tick_size
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
+
+
 @dataclass(frozen=True)
 class Instrument:
     """A tradable symbol and what is needed to put its prices on a grid and its bars in a day."""
@@ -208,9 +215,7 @@ class Instrument:
 
     def to_tick(self, price) -> np.ndarray:
         """Integer tick index of each price (the key of every price level)."""
-        # halves round away from zero, as SQL's round() does in both stores
-        x = np.asarray(price, dtype="float64") / self.tick_size
-        return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
+        return price_to_tick(price, self.tick_size)
 
     def to_price(self, tick) -> np.ndarray:
         """Price of each tick index, rounded to the tick's decimals so it prints cleanly."""

@@ -57,7 +57,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .._frames import group_starts, require, ts_frame, ts_ns
+from tradeflow.model import price_to_tick
+
+from .._frames import group_starts, require, trade_arrays, ts_frame, ts_ns
 from .footprint import bar_poc
 
 __all__ = ["sweeps", "absorption"]
@@ -103,10 +105,6 @@ def _gap_ns(value) -> int:
     return int(gap.value)
 
 
-def _to_tick(price: np.ndarray, tick_size: float) -> np.ndarray:
-    x = price / tick_size
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
-
 
 def _empty_sweeps() -> pd.DataFrame:
     return pd.DataFrame({"ts_start": ts_frame(np.empty(0, "int64")),
@@ -132,21 +130,13 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
                          f"least two levels), got {min_levels!r}")
     gap = _gap_ns(max_gap)
     min_size = _non_negative(min_size, "sweeps: min_size")
-    require(trades, ("ts", "price", "size", "side"), "sweeps: trades")
-    t = ts_ns(trades["ts"])
-    price = trades["price"].to_numpy(dtype="float64")
-    size = trades["size"].to_numpy(dtype="float64")
-    side = trades["side"].to_numpy(dtype="int64")
-    if not (np.all(np.isfinite(price)) and np.all(np.isfinite(size)) and np.all(size >= 0)):
-        raise ValueError("sweeps: prices must be finite and sizes finite and >= 0")
-    if not np.all(np.isin(side, (-1, 0, 1))):
-        raise ValueError("sweeps: side must be +1 (buyer aggressor), -1 (seller) or 0 (unknown)")
+    t, price, size, side = trade_arrays(trades, "sweeps")
     n = len(t)
     if n == 0:
         return _empty_sweeps()
     order = np.argsort(t, kind="stable")
     t, price, size, side = t[order], price[order], size[order], side[order]
-    tick = _to_tick(price, tick_size)
+    tick = price_to_tick(price, tick_size)
 
     # a run breaks before trade i when any continuation condition fails
     brk = np.ones(n, dtype=bool)
@@ -193,7 +183,7 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     close = bars["close"].to_numpy(dtype="float64")
     if not np.all(np.isfinite(close)):
         raise ValueError("absorption: bar closes must be finite")
-    close_tick = _to_tick(close, tick_size)
+    close_tick = price_to_tick(close, tick_size)
 
     t = ts_ns(cells["ts"])
     tick = cells["tick"].to_numpy(dtype="int64")

@@ -18,6 +18,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from tradeflow.model import price_to_tick
+
 from .._frames import positive_int, require, ts_frame, ts_ns
 
 __all__ = ["OrderBook", "BookGapError", "BookCrossedError", "heatmap_grid", "to_matrix"]
@@ -75,8 +77,7 @@ class OrderBook:
 
     # ---- conversions -----------------------------------------------------------------------
     def to_tick(self, price) -> np.ndarray:
-        x = np.asarray(price, dtype="float64") / self.tick_size
-        return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
+        return price_to_tick(price, self.tick_size)
 
     @property
     def synced(self) -> bool:

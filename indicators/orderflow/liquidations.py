@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tradeflow.model import price_to_tick
+
 from .._frames import require, ts_frame, ts_ns
 
 __all__ = ["liquidations_by_level", "liquidations_by_bar"]
@@ -34,8 +36,7 @@ def liquidations_by_level(liqs: pd.DataFrame, bars: pd.DataFrame, tick_size: flo
     keep = bar >= 0
     size = liqs["size"].to_numpy(dtype="float64")[keep]
     side = liqs["side"].to_numpy()[keep]
-    x = liqs["price"].to_numpy(dtype="float64")[keep] / tick_size
-    tick = (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")  # as Instrument.to_tick
+    tick = price_to_tick(liqs["price"].to_numpy(dtype="float64")[keep], tick_size)
     frame = pd.DataFrame({"bar": bar[keep], "tick": tick,
                           "long_size": np.where(side == -1, size, 0.0),
                           "short_size": np.where(side == 1, size, 0.0), "count": 1})

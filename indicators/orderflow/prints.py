@@ -46,10 +46,10 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, price_to_tick
 
 from ..profile.volume import session_profiles
-from .._frames import group_starts, require, ts_frame, ts_ns
+from .._frames import group_starts, require, trade_arrays, ts_frame, ts_ns
 from .footprint import bar_poc
 
 __all__ = ["big_trades", "zero_prints", "naked_pocs"]
@@ -71,13 +71,7 @@ def big_trades(trades: pd.DataFrame, min_size: float, aggregate_same_ts: bool = 
     """Trades (or same-timestamp, same-side sums of prints) of at least ``min_size``:
     ``ts, side, price, size, prints, price_low, price_high`` (see the module's definitions)."""
     min_size = _positive_number(min_size, "big_trades: min_size")
-    require(trades, ("ts", "price", "size", "side"), "big_trades: trades")
-    t = ts_ns(trades["ts"])
-    side = trades["side"].to_numpy(dtype="int64")
-    price = trades["price"].to_numpy(dtype="float64")
-    size = trades["size"].to_numpy(dtype="float64")
-    if not (np.all(np.isfinite(price)) and np.all(np.isfinite(size)) and np.all(size >= 0)):
-        raise ValueError("big_trades: prices must be finite and sizes finite and >= 0")
+    t, price, size, side = trade_arrays(trades, "big_trades")
     if aggregate_same_ts:
         order = np.lexsort((-side, t))
         t, side, price, size = t[order], side[order], price[order], size[order]
@@ -151,8 +145,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
         lo_p = bars["low"].to_numpy(dtype="float64") / tick_size
         if not (np.all(np.isfinite(hi_p)) and np.all(np.isfinite(lo_p))):
             raise ValueError("zero_prints: bar highs and lows must be finite")
-        rnd = lambda x: (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")  # noqa: E731
-        bhi, blo = rnd(hi_p), rnd(lo_p)
+        bhi, blo = price_to_tick(hi_p, 1.0), price_to_tick(lo_p, 1.0)  # already in ticks
         # cells outside the stated range widen it (a bar's range holds every traded level)
         if np.any(np.diff(bt) <= 0):
             raise ValueError("zero_prints: bars must be ordered by ts, one row per bar")

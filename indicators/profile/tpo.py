@@ -60,7 +60,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, price_to_tick
 
 from indicators._frames import positive_int, require, ts_ns
 from indicators.profile.volume import check_share, poc_index, value_area_bounds
@@ -144,10 +144,6 @@ def _check_session(session) -> Session:
         raise ValueError(f"session must be a tradeflow.model.Session, got {type(session).__name__}")
     return session
 
-
-def _to_tick(price: np.ndarray, tick_size: float) -> np.ndarray:
-    x = np.asarray(price, dtype="float64") / tick_size
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
 
 
 def _prepare(bars, tick_size, session, period, rows, value_area, ib_periods, what):
@@ -277,10 +273,10 @@ def _summarise(keys, counts, letters, share, rows, period, dates) -> TPOProfile:
 
 
 def _columns(bars, tick_size):
-    return (_to_tick(bars["low"].to_numpy(dtype="float64"), tick_size),
-            _to_tick(bars["high"].to_numpy(dtype="float64"), tick_size),
-            _to_tick(bars["open"].to_numpy(dtype="float64"), tick_size),
-            _to_tick(bars["close"].to_numpy(dtype="float64"), tick_size))
+    return (price_to_tick(bars["low"].to_numpy(dtype="float64"), tick_size),
+            price_to_tick(bars["high"].to_numpy(dtype="float64"), tick_size),
+            price_to_tick(bars["open"].to_numpy(dtype="float64"), tick_size),
+            price_to_tick(bars["close"].to_numpy(dtype="float64"), tick_size))
 
 
 def _day_groups(bars, tick_size, session, period, regular_only, ns, what):
