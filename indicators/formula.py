@@ -952,6 +952,18 @@ class Formula:
     def evaluate(self, bars: pd.DataFrame) -> pd.Series:
         return evaluate(self, bars)
 
+    def indicator(self, name: str = "FORMULA") -> Indicator:
+        """The formula as an (unregistered) registry :class:`Indicator` with one output, so
+        ``compute`` and the live form (``indicators.live.LiveIndicator``) take it like any
+        other. Its inputs are the bar columns the formula reads."""
+        inputs = tuple(dict.fromkeys(c for s in self.series for c in DERIVED_SERIES.get(s, (s,))))
+
+        def function(*arrays):
+            return evaluate(self, pd.DataFrame(dict(zip(inputs, arrays)))).to_numpy()
+
+        return Indicator(name=name, group="Formula", title=self.text, inputs=inputs, params=(),
+                         outputs=("value",), function=function)
+
 
 def parse(text: str) -> Formula:
     """Parse and validate ``text``; a :class:`FormulaError` says what is wrong and where."""

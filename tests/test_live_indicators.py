@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from indicators.live import ANCHORED, BarBuffer, LiveIndicator, LiveIndicators
+from indicators.formula import evaluate, parse
 from indicators.registry import REGISTRY, IndicatorError, Registry, compute, indicator
 from tests.test_indicator_registry import make_bars, other_params, registry_inputs
 
@@ -218,3 +219,17 @@ def test_bad_input_is_refused_clearly(bars):
     # a refused bar changed nothing
     assert live.frame()["ts"].iloc[-1] == last["ts"]
     assert len(live.frame()) == 100
+
+
+@pytest.mark.parametrize("text", ["ema(close, 20) - ema(close, 50)", "rsi(close, 14) > 70",
+                                  "(hlc3 - sma(close, 20)) / atr(high, low, close, 14)"])
+def test_desk_formulas_update_live(bars, text):
+    formula = parse(text)
+    live = LiveIndicator(formula.indicator(), bars.iloc[:HISTORY])
+    for i in range(HISTORY, HISTORY + 5):
+        for version in forming_versions(bars.iloc[i]):
+            got = live.update(version)["FORMULA"]
+            so_far = pd.concat([bars.iloc[:i], pd.DataFrame([version])], ignore_index=True)
+            want = evaluate(formula, so_far)
+            assert_close(got, want.iloc[-1], _scale(want.iloc[-600:]), text)
+    assert live.window < HISTORY
