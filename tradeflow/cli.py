@@ -12,6 +12,7 @@ import pandas as pd
 from data_access import StoreError, open_store
 
 from . import config
+from .ingest.files import FORMATS
 from .model import ASSET_CLASSES, Instrument, ModelError, Session
 
 
@@ -99,7 +100,7 @@ def instruments_list(ctx):
 
 @main.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["scid", "binance", "dbn", "csv", "parquet"]),
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
               default=None, help="File format (guessed from the file when not given).")
 @click.option("--symbol", default=None, help="Symbol of the data (else from the file).")
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=SOURCE",
@@ -107,7 +108,8 @@ def instruments_list(ctx):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def import_(ctx, paths, fmt, symbol, mapping, quiet):
-    """Import trade files (.scid, Binance CSV, Databento DBN, CSV, Parquet). All or nothing."""
+    """Import trade files (.scid, Binance CSV, Databento DBN, CSV, Parquet) and Sierra Chart
+    market-depth files (.depth, stored as 1-second book snapshots). All or nothing."""
     from .importer import import_files
 
     pairs = dict(_key_value(m, "--map") for m in mapping) or None
@@ -117,7 +119,9 @@ def import_(ctx, paths, fmt, symbol, mapping, quiet):
     for s in summaries:
         click.echo("\n".join(s.lines()))
     total = sum(v.trades_new for s in summaries for v in s.symbols.values())
-    click.echo(f"imported {len(summaries)} file(s): {total:,} new trades in "
+    depth = sum(v.depth_rows for s in summaries for v in s.symbols.values())
+    book = f", {depth:,} book snapshot rows" if depth else ""
+    click.echo(f"imported {len(summaries)} file(s): {total:,} new trades{book} in "
                f"{time.perf_counter() - started:.1f} s")
 
 

@@ -5,13 +5,21 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from data_access import Store
+from indicators.orderflow.book import SierraReplay
 
 from .ingest.errors import IngestError
 from .ingest.files import guess_format, read_file
 from .model import ModelError
+
+# Sierra Chart .depth files are stored as book snapshots: one a second (the book after the
+# second's last complete batch), the nearest DEPTH_LEVELS price levels a side
+DEPTH_INTERVAL = "1s"
+DEPTH_LEVELS = 50
 
 
 @dataclass
@@ -19,6 +27,7 @@ class SymbolSummary:
     trades_read: int = 0
     trades_new: int = 0
     bars: int = 0
+    depth_rows: int = 0
     first: object = None
     last: object = None
 
@@ -36,6 +45,8 @@ class ImportSummary:
             part = f"  {sym}: {s.trades_read:,} trades read, {s.trades_new:,} new"
             if s.bars:
                 part += f", {s.bars:,} bars"
+            if s.depth_rows:
+                part += f", {s.depth_rows:,} book snapshot rows"
             if s.first is not None:
                 part += f", {s.first} .. {s.last}"
             out.append(part)
@@ -63,6 +74,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
     total = os.path.getsize(path) if os.path.exists(path) else 0
     bar = tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
                disable=not progress or total < 8 << 20, leave=False)
+    replays: dict[str, SierraReplay] = {}  # per symbol: the book of a .depth file
     try:
         for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping):
             if chunk.symbol not in registry:
@@ -78,15 +90,44 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
                 if chunk.kind == "trades":
                     s.trades_read += len(frame)
                     s.trades_new += tx.write_trades(chunk.symbol, frame)
+                elif chunk.kind == "depth_commands":
+                    replay = replays.get(chunk.symbol)
+                    if replay is None:
+                        replay = replays[chunk.symbol] = SierraReplay(
+                            registry.get(chunk.symbol).tick_size, DEPTH_INTERVAL, DEPTH_LEVELS)
+                    try:
+                        snaps = replay.feed(frame)
+                    except ValueError as exc:  # e.g. a price beyond any tick index
+                        raise IngestError(path, "", f"book replay: {exc}") from exc
+                    s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
                 else:
                     s.bars += tx.write_bars(chunk.symbol, frame)
             except ModelError as exc:  # a store's validation: say which file it came from
                 raise ModelError(f"{path}: {exc}") from exc
             bar.update(chunk.done_bytes - bar.n)
+        for sym, replay in replays.items():  # the last second of each book
+            try:
+                summary.symbols[sym].depth_rows += _write_depth(tx, sym, replay.finish())
+            except ModelError as exc:
+                raise ModelError(f"{path}: {exc}") from exc
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _write_depth(tx, symbol: str, snaps: pd.DataFrame) -> int:
+    """Store book snapshots, skipping those already stored (same symbol and time): the store
+    appends depth rows, so this is what makes re-importing a .depth file add nothing."""
+    if snaps.empty:
+        return 0
+    ts = snaps["ts"]
+    stored = tx.depth(symbol, ts.iloc[0], ts.iloc[-1] + pd.Timedelta(1, "us"))
+    if len(stored):
+        known = np.isin(pd.DatetimeIndex(ts).as_unit("ns").asi8,
+                        pd.DatetimeIndex(stored["ts"]).as_unit("ns").asi8)
+        snaps = snaps[~known]
+    return tx.write_depth(symbol, snaps) if len(snaps) else 0
 
 
 __all__ = ["import_files", "ImportSummary", "IngestError"]

@@ -9,12 +9,14 @@
 * :mod:`.prints` -- big trades (same-time prints summed), zero prints, naked POCs.
 * :mod:`.liquidations` -- liquidations per bar and per bar and price level.
 * :mod:`.aggression` -- sweeps (one side clearing several levels fast) and absorption.
-* :mod:`.book` -- local order book (Binance diff rules) and the depth heatmap grid.
+* :mod:`.book` -- local order book (Binance diff rules; Sierra Chart market-depth commands and
+  their replay into book snapshots) and the depth heatmap grid.
 
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """
 from .aggression import absorption, sweeps
-from .book import BookCrossedError, BookGapError, OrderBook, heatmap_grid, to_matrix
+from .book import (BookCrossedError, BookGapError, OrderBook, SierraReplay, heatmap_grid,
+                   replay_sierra, to_matrix)
 from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
                         running_delta_extremes)
 from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
@@ -27,5 +29,6 @@ __all__ = [
     "group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions",
     "session_vwap", "anchored_vwap", "VwapState", "big_trades", "zero_prints", "naked_pocs",
     "liquidations_by_bar", "liquidations_by_level", "sweeps", "absorption",
-    "OrderBook", "BookGapError", "BookCrossedError", "heatmap_grid", "to_matrix",
+    "OrderBook", "BookGapError", "BookCrossedError", "SierraReplay", "replay_sierra",
+    "heatmap_grid", "to_matrix",
 ]

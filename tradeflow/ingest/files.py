@@ -2,8 +2,8 @@
 
 ``read_file`` streams any supported file as :class:`ImportChunk` s of at most
 ``chunk_rows`` rows, so a 10M-record file never sits in memory whole. Parsers live in one module
-per format (``scid``, ``binance``, ``dbn``, ``tabular``); the helpers they share (trade frames,
-time-range checks, ordinal trade ids) are at the bottom of this module.
+per format (``scid``, ``scdepth``, ``binance``, ``dbn``, ``tabular``); the helpers they share
+(trade frames, time-range checks, ordinal trade ids) are at the bottom of this module.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 from tradeflow import model
 from tradeflow.ingest.errors import IngestError
 
-FORMATS = ("scid", "binance", "dbn", "csv", "parquet")
+FORMATS = ("scid", "depth", "binance", "dbn", "csv", "parquet")
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -32,7 +32,10 @@ class ImportChunk:
 
     ``kind`` is ``"trades"`` (``frame`` in :data:`model.TRADE_COLUMNS` layout) or ``"bars"``
     (``ts, open, high, low, close, volume, ask_volume, bid_volume, trades``, ``ts`` the bar's open
-    time). ``done_bytes``/``total_bytes`` tell the progress through the file.
+    time) or ``"depth_commands"`` (Sierra Chart market-depth commands, layout
+    ``tradeflow.ingest.scdepth.COMMAND_COLUMNS``: the importer replays them into book snapshots,
+    which needs the symbol's tick size). ``done_bytes``/``total_bytes`` tell the progress through
+    the file.
     """
 
     kind: str
@@ -83,12 +86,16 @@ def guess_format(path) -> str:
         raise IngestError(path, "", "empty file")
     if head[:4] == b"SCID":
         return "scid"
+    if head[:4] == b"SCDD":
+        return "depth"
     if head[:3] == b"DBN" or (is_zstd(head) and _zstd_head(path)[:3] == b"DBN"):
         return "dbn"
     if head[:4] == b"PAR1":
         return "parquet"
     if name.endswith(".scid"):
         return "scid"
+    if name.endswith(".depth"):
+        return "depth"
     if name.endswith((".dbn", ".dbn.zst", ".dbn.zstd")):
         return "dbn"
     if name.endswith((".parquet", ".pq")):
@@ -117,7 +124,7 @@ _LIBRARY_ERRORS = (pa.ArrowException, zipfile.BadZipFile, zlib.error, EOFError, 
 
 def read_file(path, format=None, symbol=None, chunk_rows=1_000_000,
               mapping=None) -> Iterator[ImportChunk]:
-    """Stream the trades (or bars) of a file as :class:`ImportChunk` s.
+    """Stream the trades (bars, depth commands) of a file as :class:`ImportChunk` s.
 
     ``format`` None guesses it; ``symbol`` overrides the symbol the file names; ``mapping``
     (csv/parquet only) maps our column names to the file's. Malformed input raises
@@ -141,10 +148,11 @@ def read_file(path, format=None, symbol=None, chunk_rows=1_000_000,
 
 
 def _iterate(path, fmt, symbol, chunk_rows, mapping):
-    from tradeflow.ingest import binance, dbn, scid, tabular
+    from tradeflow.ingest import binance, dbn, scdepth, scid, tabular
 
     readers = {
         "scid": lambda: scid.read_scid(path, symbol=symbol, chunk_rows=chunk_rows),
+        "depth": lambda: scdepth.read_depth(path, symbol=symbol, chunk_rows=chunk_rows),
         "binance": lambda: binance.read_binance(path, symbol=symbol, chunk_rows=chunk_rows),
         "dbn": lambda: dbn.read_dbn(path, symbol=symbol, chunk_rows=chunk_rows),
         "csv": lambda: tabular.read_csv(path, symbol=symbol, chunk_rows=chunk_rows,
