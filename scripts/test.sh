@@ -4,6 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/pg_binaries.sh"
+bash "$here/chromium.sh"
 TRADEFLOW_EXTRAS=test source "$here/setup.sh"
 cd "$root"
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -1,0 +1,1 @@
+"""Servable Panel apps built from the components of :mod:`dashboards`."""
