@@ -164,6 +164,15 @@ def test_study_runs_order_flow_and_profile_studies(store, tmp_path):
     assert vp["volume"].sum() == src["size"].sum()
     assert vp["poc"].sum() == 1 and bool(vp.loc[vp["poc"], "value_area"].iloc[0])
     assert vp.loc[vp["value_area"], "volume"].sum() >= 0.7 * vp["volume"].sum()
+    dev = pd.read_csv(io.StringIO(run(["study", "developing_profile", "ES", "--spec", "5m",
+                                       "--param", "rows=2"], store).stdout))
+    assert list(dev.columns) == ["ts", "date", "poc", "vah", "val", "volume"]
+    # one trading day: the last bar's developing POC and value area are the range's
+    last = dev.iloc[-1]
+    assert last["poc"] == vp.loc[vp["poc"], "price"].item()
+    assert (last["val"], last["vah"]) == (vp.loc[vp["value_area"], "price"].min(),
+                                          vp.loc[vp["value_area"], "price"].max())
+    assert last["volume"] == src["size"].sum()
     cvd = pd.read_csv(io.StringIO(run(["study", "cvd", "ES", "--spec", "15m"], store).stdout))
     bars = pd.read_csv(io.StringIO(run(["export", "bars", "ES", "--spec", "15m"], store).stdout))
     np.testing.assert_allclose(cvd["cvd"], bars["delta"].cumsum())

@@ -234,3 +234,28 @@ def test_bad_parameters():
         composite_profile(cells, ES.session, end="2020-01-01")
     with pytest.raises(ValueError, match="session must be"):
         session_profiles(cells, "America/Chicago 08:30-15:15")
+
+
+@FAST
+@given(st.lists(st.one_of(st.integers(0, 6).map(float), st.integers(0, 30).map(lambda x: x / 10)),
+                min_size=1, max_size=40), st.floats(0.01, 1.0), st.data())
+def test_merged_expansion_is_the_step_by_step_one(volumes, share, data):
+    # the loop-free expansion (used past 200 levels) against the loop, from any start level
+    from indicators.profile.volume import _expand_loop, _expand_merged
+
+    v = np.array(volumes)
+    start = data.draw(st.integers(0, len(v) - 1))
+    target = share * float(v.sum())
+    assert _expand_merged(v, start, target) == _expand_loop(v, start, target)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 9).map(float), min_size=201, max_size=320), st.floats(0.01, 1.0))
+def test_value_area_of_many_levels(volumes, share):
+    if not sum(volumes):
+        volumes[0] = 1.0
+    v = np.array(volumes)
+    top = v.max()
+    n = len(v)
+    poc = sorted((i for i in range(n) if v[i] == top), key=lambda i: (abs(2 * i - (n - 1)), i))[0]
+    assert value_area_bounds(v, poc, share) == brute_value_area(volumes, share)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from indicators.orderflow import (
@@ -26,7 +27,8 @@ from indicators.orderflow import (
     unfinished_auctions, zero_prints,
 )
 from indicators.mtf import align_higher
-from indicators.profile import session_profiles, tpo_profiles, volume_nodes, volume_profile
+from indicators.profile import (developing_profile, session_profiles, tpo_profiles, volume_nodes,
+                                volume_profile)
 from indicators.registry import REGISTRY, IndicatorError, Param
 
 from .marketdata import MarketData
@@ -119,6 +121,16 @@ def _session_profiles(i: Inputs, p: dict) -> pd.DataFrame:
     return summary
 
 
+def _developing_profile(i: Inputs, p: dict) -> pd.DataFrame:
+    """Per bar of the spec: POC, VAH and VAL (prices) of the trading day's profile so far."""
+    out = developing_profile(i.cells, i.instrument.session, p["rows"], p["value_area"])
+    for col in ("poc", "vah", "val"):
+        known = out[col].notna().to_numpy()
+        ticks = out[col].fillna(0).to_numpy(dtype="int64")
+        out[col] = np.where(known, i.price(ticks), np.nan)
+    return out
+
+
 def _tpo(i: Inputs, p: dict) -> pd.DataFrame:
     """Each trading day's TPO levels (from 1-minute bars of the range), one row per price."""
     bars = i.md.bars(i.symbol, "1m", i.start, i.end)
@@ -196,6 +208,9 @@ FLOW_STUDIES = {s.name: s for s in [
               _tpo),
     FlowStudy("volume_profile", "Profile", "Volume profile of the range (POC, value area)",
               (ROWS, VALUE_AREA), _volume_profile),
+    FlowStudy("developing_profile", "Profile",
+              "Developing POC and value area: per bar, those of the trading day so far",
+              (ROWS, VALUE_AREA), _developing_profile),
     FlowStudy("volume_nodes", "Profile", "High- and low-volume nodes of the range's profile",
               (ROWS, VALUE_AREA, Param("smooth", 5, min=1, max=1001, description="Smoothing"),
                Param("span", 3, min=1, max=1000, description="Levels each side")),

@@ -84,19 +84,53 @@ def value_area_bounds(volume: np.ndarray, poc: int, share: float = 0.70) -> tupl
     the two-levels-at-a-time expansion (ties to the pair above)."""
     share = check_share(share)
     v = np.asarray(volume, dtype="float64")
-    n = len(v)
-    total = float(v.sum())
-    target = share * total
-    lo = hi = int(poc)
-    acc = float(v[poc])
+    target = share * float(v.sum())
+    if len(v) > 200 and np.isfinite(target) and v.min() >= 0:  # faster past ~200 levels
+        return _expand_merged(v, int(poc), target)
+    return _expand_loop(v, int(poc), target)
+
+
+def _expand_loop(v: np.ndarray, poc: int, target: float) -> tuple[int, int]:
+    """The expansion step by step (on Python floats: the same additions as numpy's)."""
+    n, x = len(v), v.tolist()
+    lo = hi = poc
+    acc = x[lo]
     while acc < target and (lo > 0 or hi < n - 1):
-        up = float(v[hi + 1:hi + 3].sum()) if hi < n - 1 else -1.0
-        down = float(v[max(lo - 2, 0):lo].sum()) if lo > 0 else -1.0
+        up = (x[hi + 1] + x[hi + 2] if hi + 2 < n else x[hi + 1]) if hi < n - 1 else -1.0
+        down = (x[lo - 2] + x[lo - 1] if lo >= 2 else x[lo - 1]) if lo > 0 else -1.0
         if up >= down:
             hi, acc = min(hi + 2, n - 1), acc + up
         else:
             lo, acc = max(lo - 2, 0), acc + down
     return lo, hi
+
+
+def _pairs(side: np.ndarray) -> np.ndarray:
+    """Sums of consecutive pairs of ``side`` (nearest the POC first); a last single stays."""
+    return side[0::2] + np.append(side[1::2], 0.0) if len(side) % 2 else \
+        side[0::2] + side[1::2]
+
+
+def _expand_merged(v: np.ndarray, poc: int, target: float) -> tuple[int, int]:
+    """The expansion without a Python loop, for volumes >= 0. Taking the larger of the two next
+    pairs (ties above) takes the pairs in the order of a merge of the two sides' *running
+    minimum* pair sums, descending (ties above) -- by induction over the steps: a pair is taken
+    after everything nearer the POC on its side, and a smaller one earlier on a side holds that
+    side back. The area's running volume is then one sequential ``cumsum`` (the same additions
+    as the loop), and the area stops at the first pair that reaches the target."""
+    up, down = _pairs(v[poc + 1:]), _pairs(v[:poc][::-1])
+    ku, kd = np.minimum.accumulate(up), np.minimum.accumulate(down)
+    pos_up = np.arange(len(up)) + np.searchsorted(-kd, -ku, side="left")
+    pos_down = np.arange(len(down)) + np.searchsorted(-ku, -kd, side="right")
+    merged = np.empty(len(up) + len(down) + 1)
+    is_up = np.zeros(len(merged), dtype=bool)
+    merged[0] = v[poc]
+    merged[1 + pos_up], merged[1 + pos_down] = up, down
+    is_up[1 + pos_up] = True
+    reached = np.flatnonzero(np.cumsum(merged) >= target)
+    taken = int(reached[0]) if len(reached) else len(merged) - 1
+    n_up = int(is_up[1:taken + 1].sum())
+    return max(poc - 2 * (taken - n_up), 0), min(poc + 2 * n_up, len(v) - 1)
 
 
 def _dense(cells: pd.DataFrame, rows: int, what: str):
@@ -123,15 +157,24 @@ def volume_profile(cells: pd.DataFrame, rows: int = 1, value_area: float = 0.70)
     """The volume profile of all ``cells`` (see the module's definitions)."""
     share = check_share(value_area)
     keys, cols = _dense(cells, rows, "volume_profile")
+    return profile_from_levels(keys, cols, share, rows, "volume_profile")
+
+
+def profile_from_levels(keys: np.ndarray, cols: dict, share: float, rows: int,
+                        what: str = "volume_profile") -> VolumeProfile:
+    """The :class:`VolumeProfile` of contiguous levels ``keys`` (ascending) with their summed
+    ``cols`` (``volume, ask_volume, bid_volume`` float, ``trades`` int); shared by
+    :func:`volume_profile` and the live form (:mod:`.live`), so both build the same object."""
     v = cols["volume"]
     total = float(v.sum())
     if not total > 0:
-        raise ValueError("volume_profile: the cells hold no volume, there is no POC")
+        raise ValueError(f"{what}: the cells hold no volume, there is no POC")
     p = poc_index(v)
     lo, hi = value_area_bounds(v, p, share)
+    at = np.arange(len(keys))
     levels = pd.DataFrame({"tick": keys, **cols})
-    levels["poc"] = np.arange(len(keys)) == p
-    levels["value_area"] = (np.arange(len(keys)) >= lo) & (np.arange(len(keys)) <= hi)
+    levels["poc"] = at == p
+    levels["value_area"] = (at >= lo) & (at <= hi)
     return VolumeProfile(levels, int(keys[p]), int(keys[hi]), int(keys[lo]), total,
                          float(v[lo:hi + 1].sum()), int(rows))
 
