@@ -263,7 +263,7 @@ def test_read_file_argument_errors(tmp_path):
         read_file(path, symbol="a b")
     with pytest.raises(ValueError):
         read_file(path, chunk_rows=0)
-    assert FORMATS == ("scid", "binance", "dbn", "csv", "parquet")
+    assert FORMATS == ("scid", "depth", "binance", "dbn", "csv", "parquet")
 
 
 def test_guess_format_cannot_tell(tmp_path):
