@@ -52,9 +52,12 @@ def liquidations_by_bar(liqs: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
     n = len(bars)
     size = liqs["size"].to_numpy(dtype="float64")[keep]
     side = liqs["side"].to_numpy()[keep]
+    # (bincount with no weights gives int64: cast, so an empty input has the same dtypes)
     return pd.DataFrame({
-        "ts": bars["ts"].to_numpy(),
-        "long_size": np.bincount(bar[keep], weights=np.where(side == -1, size, 0.0), minlength=n),
-        "short_size": np.bincount(bar[keep], weights=np.where(side == 1, size, 0.0), minlength=n),
+        "ts": pd.DatetimeIndex(bars["ts"]),
+        "long_size": np.bincount(bar[keep], weights=np.where(side == -1, size, 0.0),
+                                 minlength=n).astype("float64"),
+        "short_size": np.bincount(bar[keep], weights=np.where(side == 1, size, 0.0),
+                                  minlength=n).astype("float64"),
         "count": np.bincount(bar[keep], minlength=n).astype("int64"),
     })
