@@ -151,6 +151,19 @@ def test_imbalances_by_hand():
     assert im4["buy"][im4["buy"]].index.tolist() == [20002, 20003, 20004]
 
 
+def test_imbalances_of_decimal_sizes_do_not_depend_on_float_rounding():
+    """Crypto sizes are decimals: an ask of 0.3 against a bid of 0.1 below is 300% although
+    0.3 < 3 * 0.1 in binary floating point, and 0.1 + 0.2 counts like 0.3."""
+    cells = pd.DataFrame({"ts": [T0] * 3, "tick": [100, 101, 102],
+                          "volume": [0.1, 0.3, 0.1 + 0.2], "ask_volume": [0.0, 0.3, 0.1 + 0.2],
+                          "bid_volume": [0.1, 0.0, 0.0], "trades": [1, 1, 2]})
+    assert 0.3 < 3 * 0.1 and 0.1 + 0.2 > 0.3  # the trap
+    im = imbalances(cells, ratio=3.0, min_volume=0.3, compare_edges=True).set_index("tick")
+    assert im.loc[101, "buy"]                  # 0.3 vs 3 x 0.1
+    assert im.loc[102, "buy"]                  # 0.1 + 0.2 vs 3 x 0 and >= min_volume 0.3
+    assert not im.loc[100, "buy"]              # no ask
+
+
 def test_stacked_imbalances_by_hand():
     z = stacked_imbalances(ladder_cells())
     # buys at 20001..20004: one run of 4 rows; the lone sell at 20004 is no stack
@@ -360,7 +373,9 @@ def test_studies_import_only_numpy_pandas_and_the_model():
     # application or a store
     allowed = {"__future__", "math", "numbers", "dataclasses", "datetime", "string", "typing",
                "functools", "numpy", "pandas", "indicators"}
-    for src in sorted((root / "orderflow").glob("*.py")) + sorted((root / "profile").glob("*.py")):
+    # rglob: the live order-flow studies are a package of their own
+    for src in (sorted((root / "orderflow").rglob("*.py"))
+                + sorted((root / "profile").glob("*.py"))):
         for node in ast.walk(ast.parse(src.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]

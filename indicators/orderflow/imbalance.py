@@ -84,6 +84,9 @@ def group_ticks(cells: pd.DataFrame, n: int) -> pd.DataFrame:
     return frame
 
 
+_REL_TOL = 1e-9  # see _flags
+
+
 def _check_ratio(ratio, min_volume) -> tuple[float, float]:
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not math.isfinite(ratio) \
             or ratio <= 1:
@@ -112,8 +115,11 @@ def _flags(a: dict, rows: int, ratio: float, min_volume: float, compare_edges: b
     bid_below[1:] = np.where(below_adj[1:], bid[:-1], 0.0)
     ask_above = np.zeros(n)
     ask_above[:-1] = np.where(above_adj[:-1], ask[1:], 0.0)
-    buy = (ask > 0) & (ask >= min_volume) & (ask >= ratio * bid_below)
-    sell = (bid > 0) & (bid >= min_volume) & (bid >= ratio * ask_above)
+    # "at least" within a relative 1e-9: sizes are decimals summed in binary floating point, so
+    # an ask of 0.3 against a bid of 0.1 is 300% and must not depend on the order of the sums
+    lenient = 1.0 - _REL_TOL
+    buy = (ask > 0) & (ask >= min_volume * lenient) & (ask >= ratio * bid_below * lenient)
+    sell = (bid > 0) & (bid >= min_volume * lenient) & (bid >= ratio * ask_above * lenient)
     if not compare_edges:
         buy &= ~lowest
         sell &= ~highest

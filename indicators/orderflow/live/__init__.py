@@ -1,0 +1,388 @@
+"""Incremental (live) forms of the order-flow studies: :class:`LiveOrderFlow`.
+
+A live chart receives trades in small batches. ``LiveOrderFlow.update(trades)`` feeds a batch to a
+``tradeflow.bars.BarAggregator`` and updates every study for the bars the batch touched only: the
+bar that was still forming and any new ones. Rows of closed bars are kept, never recomputed (a
+naked POC's ``naked_until`` and a late liquidation's bar are set in place). After every update,
+``result(name)`` equals the batch function run on all trades (and liquidations) so far -- same
+columns, dtypes and row order -- and ``changes(name)`` gives the rows the update wrote, indexed by
+their position in ``result(name)``.
+
+The aggregator is passed in rather than built here: ``indicators/`` imports only numpy, pandas and
+``tradeflow.model`` (the layering rule), a chart already runs one for its candles, and handing it
+over means trades are aggregated once and the studies see exactly the bars the chart draws
+(``LiveUpdate.bar_update`` is the aggregator's own answer). This object calls it itself, with
+exactly the trades it was given, so bars, cells and trades cannot drift apart.
+
+Kept between updates, and why:
+
+* bars, footprint cells and per-bar core values (running-delta extremes, POC, traded range) in
+  numpy columns that grow (capacity doubles), so an update costs its batch plus the touched bars
+  and frames are built only on request;
+* the forming bar's running delta, maximum and minimum (its extremes continue in the next batch);
+* per bar the CVD and its trading day (the sum carries over, and restarts on a new day);
+* big trades: the groups of the last timestamp (the next batch may add prints to them);
+  sweeps: the run of the last trade (it may go on);
+* naked POCs by tick (a later bar that trades through one sets its ``naked_until``) and, for
+  session POCs, the volume per tick of the current trading day;
+* liquidations in the last bar or before any bar, raw: a bar opening later may take them.
+
+Studies are computed per bar. For bar kinds whose bars can share an open time (tick, volume,
+range, Renko) the cell-based batch functions, which match cells to bars by ``ts``, would merge such
+bars; here each stays apart. Trades are placed in bars by count (the batch ``by="count"``).
+Sums are kept in the batch functions' order where they are plain running sums; where the batch
+uses pairwise or compensated summation the last bits may differ for sizes that are not exact
+binary fractions (property tests use sizes that are, and compare divisions with a tolerance).
+
+The package, by module:
+
+* this one: ``LiveOrderFlow``, ``STUDY_PARAMS`` and the parameter checks (``_study_params``);
+* ``storage``: growing columns, what an update touched, ``LiveUpdate``, trading days, frames;
+* ``poc``: the POC rule, for the bars' core values and the session profiles;
+* ``per_bar``: studies with rows per bar (footprint metrics, CVD, imbalances, stacked
+  imbalances, unfinished auctions, zero prints, absorption);
+* ``naked``: naked POCs and the current day's volume profile;
+* ``trades``: studies over the trades themselves (big trades, sweeps);
+* ``liquidations``: liquidations by bar and by level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import BAR_COLUMNS
+
+from ..._frames import trade_arrays, ts_frame
+from ..aggression import absorption, sweeps
+from ..footprint import cvd, cvd_candles, footprint_metrics
+from ..imbalance import imbalances, stacked_imbalances, unfinished_auctions
+from ..liquidations import liquidations_by_bar, liquidations_by_level
+from ..prints import big_trades, naked_pocs, zero_prints
+from .liquidations import _Liquidations, _LiqView
+from .naked import _NakedPocs
+from .per_bar import (_Absorption, _Cvd, _FootprintMetrics, _Imbalances, _Stacked, _Unfinished,
+                      _ZeroPrints)
+from .poc import _pocs
+from .storage import LiveUpdate, _Columns, _frame, _frame_columns, _index, _Touch, _TradingDays
+from .trades import _Prints, _Sweeps
+
+__all__ = ["LiveOrderFlow", "LiveUpdate", "STUDY_PARAMS"]
+
+REQUIRED = "<required>"  # a parameter without default (as in the batch function)
+INSTRUMENT = "<instrument tick size>"  # defaults to the aggregator's instrument's tick size
+
+# Parameters of each study: the batch function's own names and defaults.
+STUDY_PARAMS = {
+    "footprint_metrics": {},
+    "cvd": {"session": None, "reset": None},
+    "cvd_candles": {"session": None, "reset": None},
+    "imbalances": {"ratio": 3.0, "min_volume": 0.0, "rows": 1, "compare_edges": False},
+    "stacked_imbalances": {"min_rows": 3, "ratio": 3.0, "min_volume": 0.0, "rows": 1,
+                           "compare_edges": False},
+    "unfinished_auctions": {"rows": 1, "min_volume": 0.0},
+    "big_trades": {"min_size": REQUIRED, "aggregate_same_ts": True},
+    "zero_prints": {"tick_size": None},
+    "naked_pocs": {"session": None},
+    "liquidations_by_bar": {},
+    "liquidations_by_level": {"tick_size": INSTRUMENT},
+    "sweeps": {"tick_size": INSTRUMENT, "min_levels": 3, "max_gap": "250ms", "min_size": 0},
+    "absorption": {"tick_size": INSTRUMENT, "min_volume": REQUIRED, "max_progress_ticks": 1,
+                   "side": None},
+}
+_OUTPUTS = ("bars", "footprint") + tuple(STUDY_PARAMS)
+
+
+def _extremes(signed: np.ndarray, counts: np.ndarray, carry):
+    """Running-delta maximum and minimum of each bar (the opening 0 included) and the running
+    delta at each bar's end. ``counts``: the batch's trades per bar; ``carry``: (run, max, min) of
+    the first bar from earlier batches, or None when it is new."""
+    nb = len(counts)
+    run_end, hi, lo = np.zeros(nb), np.zeros(nb), np.zeros(nb)
+    if carry is not None and nb:
+        run_end[0], hi[0], lo[0] = carry
+    init = run_end.copy()
+    nonempty = counts > 0
+    if len(signed):
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        cs = np.cumsum(signed)
+        base = np.where(starts > 0, cs[np.maximum(starts - 1, 0)], 0.0)
+        run = cs - np.repeat(base, counts) + np.repeat(init, counts)
+        s = starts[nonempty]
+        hi[nonempty] = np.maximum(hi[nonempty], np.maximum.reduceat(run, s))
+        lo[nonempty] = np.minimum(lo[nonempty], np.minimum.reduceat(run, s))
+        run_end[nonempty] = run[s + counts[nonempty] - 1]
+    return np.maximum(hi, 0.0), np.minimum(lo, 0.0), run_end
+
+
+def _study_params(name: str, given, instrument) -> dict:
+    """The parameters of study ``name``: the batch defaults updated with ``given``."""
+    defaults = STUDY_PARAMS[name]
+    given = {} if given is None else given
+    if not isinstance(given, dict):
+        raise ValueError(f"{name}: parameters must be a dict of {', '.join(defaults) or 'none'}"
+                         f", e.g. {name}={{}}, got {given!r}")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {', '.join(unknown)}; it takes "
+                         f"{', '.join(defaults) or 'none'}")
+    params = {**defaults, **given}
+    missing = [k for k, v in params.items() if isinstance(v, str) and v == REQUIRED]
+    if missing:
+        raise ValueError(f"{name}: needs {', '.join(missing)} (no default, as in the batch "
+                         f"function), e.g. {name}={{'{missing[0]}': ...}}")
+    return {k: (instrument.tick_size if isinstance(v, str) and v == INSTRUMENT else v)
+            for k, v in params.items()}
+
+
+class LiveOrderFlow:
+    """The order-flow studies of a live chart, updated from new trades without recomputing the
+    history.
+
+    ``aggregator`` is a fresh ``tradeflow.bars.BarAggregator(instrument, spec)`` that only this
+    object feeds. Each study takes the batch function's parameters as a dict under its name, e.g.
+    ``LiveOrderFlow(agg, imbalances={"ratio": 4.0}, big_trades={"min_size": 50})``; missing ones
+    take the batch defaults (tick sizes default to the instrument's). ``studies`` chooses which
+    to compute (default: all, except ``big_trades`` and ``absorption`` unless their required
+    parameter is given). Names: see ``STUDY_PARAMS``; ``result``/``changes`` also take ``"bars"``
+    and ``"footprint"`` (bars and cells in the model layouts; for a ``:HA`` spec the plain bars,
+    as the studies use them -- Heikin-Ashi is a display transform)."""
+
+    def __init__(self, aggregator, studies=None, **params):
+        for attr in ("update", "instrument", "spec"):
+            if not hasattr(aggregator, attr):
+                raise ValueError(f"LiveOrderFlow: expected a tradeflow.bars.BarAggregator, got "
+                                 f"{type(aggregator).__name__} (it lacks .{attr})")
+        open_bar = getattr(aggregator, "open_bar", None)
+        if isinstance(open_bar, dict) and len(open_bar.get("ts", ())):
+            raise ValueError("LiveOrderFlow: the aggregator has been fed already; pass a fresh "
+                             "BarAggregator that only this object feeds")
+        self.aggregator, self.instrument = aggregator, aggregator.instrument
+        self.studies = self._choose(studies, params)
+        self._params = {s: _study_params(s, params.get(s), self.instrument) for s in self.studies}
+        self._bars = _Columns(ts="int64", open="float64", high="float64", low="float64",
+                              close="float64", volume="float64", ask_volume="float64",
+                              bid_volume="float64", trades="int64", dmax="float64",
+                              dmin="float64", poc="int64", lo="int64", hi="int64",
+                              ncells="int64", cell_start="int64")
+        self._cells = _Columns(bar="int64", tick="int64", volume="float64", ask_volume="float64",
+                               bid_volume="float64", trades="int64")
+        self._n_closed = 0
+        self._carry = None  # (run, max, min) of the forming bar's running delta
+        self._last_ts = None
+        self._changed_bars = slice(0, 0)
+        self._cache: dict = {}
+        self._days = _TradingDays()
+        self._impl = self._build_studies()
+        self.last_update = LiveUpdate(0, 0, 0)
+
+    @staticmethod
+    def _choose(studies, params) -> tuple:
+        unknown = sorted(set(params) - set(STUDY_PARAMS))
+        if unknown:
+            raise ValueError(f"LiveOrderFlow: unknown study or argument {', '.join(unknown)}; "
+                             f"studies: {', '.join(STUDY_PARAMS)}")
+        if studies is None:
+            return tuple(s for s, p in STUDY_PARAMS.items()
+                         if REQUIRED not in p.values() or s in params)
+        chosen = (studies,) if isinstance(studies, str) else tuple(studies)
+        bad = [s for s in chosen if s not in STUDY_PARAMS]
+        if bad:
+            raise ValueError(f"LiveOrderFlow: unknown studies {', '.join(map(str, bad))}; "
+                             f"choose from {', '.join(STUDY_PARAMS)}")
+        unused = sorted(set(params) - set(chosen))
+        if unused:
+            raise ValueError(f"LiveOrderFlow: parameters given for {', '.join(unused)}, which "
+                             f"is not among the studies chosen")
+        return tuple(s for s in STUDY_PARAMS if s in chosen)
+
+    def _build_studies(self) -> dict:
+        p, impl = self._params, {}
+        classes = {"footprint_metrics": _FootprintMetrics, "imbalances": _Imbalances,
+                   "stacked_imbalances": _Stacked, "unfinished_auctions": _Unfinished,
+                   "zero_prints": _ZeroPrints, "naked_pocs": _NakedPocs,
+                   "absorption": _Absorption, "big_trades": _Prints, "sweeps": _Sweeps}
+        for name in self.studies:
+            if name in ("cvd", "cvd_candles"):
+                impl[name] = _Cvd(self, name == "cvd_candles", **p[name])
+            elif name in classes:
+                impl[name] = classes[name](self, **p[name])
+        liq = [s for s in self.studies if s.startswith("liquidations")]
+        if liq:
+            tick = p.get("liquidations_by_level", {}).get("tick_size", self.instrument.tick_size)
+            if not (isinstance(tick, (int, float)) and not isinstance(tick, bool) and tick > 0):
+                raise ValueError(f"liquidations_by_level: tick size must be positive, "
+                                 f"got {tick!r}")
+            self._liq = _Liquidations(self, float(tick))
+            for name in liq:
+                impl[name] = _LiqView(self._liq, name.endswith("level"))
+        else:
+            self._liq = None
+        return impl
+
+    # -- feeding
+
+    @property
+    def n_bars(self) -> int:
+        return len(self._bars)
+
+    @property
+    def n_closed(self) -> int:
+        return self._n_closed
+
+    def update(self, trades: pd.DataFrame | None = None,
+               liquidations: pd.DataFrame | None = None) -> LiveUpdate:
+        """Add a batch of trades (model trade layout, in time order, none older than the last one
+        fed) and/or liquidations (``ts, side, price, size``, in time order); update the studies
+        for the bars the batch touched. Returns what was touched."""
+        liqs = self._liq.check(liquidations) if (
+            self._liq is not None and liquidations is not None) else None
+        if liquidations is not None and self._liq is None:
+            raise ValueError("LiveOrderFlow.update: liquidations given, but no liquidation "
+                             "study was chosen")
+        arrays = self._check_trades(trades) if trades is not None and len(trades) else None
+        self._cache.clear()
+        first, bar_update = len(self._bars), None
+        if arrays is not None:
+            bar_update = self.aggregator.update(trades)
+            self._last_ts = int(arrays["t"][-1])
+            touch = self._ingest(bar_update, arrays)
+            first = touch.j0
+            for name, study in self._impl.items():
+                if not name.startswith("liquidations") and name not in ("big_trades", "sweeps"):
+                    study.update(touch)
+            for name in ("big_trades", "sweeps"):
+                if name in self._impl:
+                    self._impl[name].update(arrays)
+        if self._liq is not None:
+            self._liq.update(first if arrays is not None else None, liqs)
+        self._changed_bars = slice(first, len(self._bars))
+        self.last_update = LiveUpdate(first, len(self._bars), self._n_closed, bar_update)
+        return self.last_update
+
+    def _check_trades(self, trades: pd.DataFrame) -> dict:
+        what = "LiveOrderFlow.update"
+        t, price, size, side = trade_arrays(trades, what)
+        if len(t) > 1 and np.any(np.diff(t) < 0):
+            raise ValueError(f"{what}: trades must be in time order within a batch; sort them "
+                             f"first (frame.sort_values('ts', kind='stable'))")
+        if self._last_ts is not None and t[0] < self._last_ts:
+            raise ValueError(f"{what}: trades must arrive in time order; this batch starts at "
+                             f"{pd.Timestamp(int(t[0]), tz='UTC')}, before the last trade already "
+                             f"fed ({pd.Timestamp(self._last_ts, tz='UTC')})")
+        return {"t": t, "price": price, "size": size, "side": side}
+
+    def _ingest(self, up, tr: dict) -> _Touch:
+        """Write the bars and cells of the aggregator's answer from the first touched bar on,
+        with their core values; returns what was touched."""
+        j0 = self._n_closed
+        bars = _frame_columns([up.closed, up.current], ("open", "high", "low", "close", "volume",
+                                                       "ask_volume", "bid_volume"), ("trades",))
+        cells = _frame_columns([up.closed_footprint, up.current_footprint],
+                               ("volume", "ask_volume", "bid_volume"), ("tick", "trades"))
+        nb = len(bars["ts"])
+        counts = bars["trades"].copy()
+        if len(self._bars) > j0 and nb:
+            counts[0] -= self._bars["trades"][j0]  # the forming bar's earlier trades
+        if counts.sum() != len(tr["t"]) or (counts < 0).any():
+            raise ValueError("LiveOrderFlow: the aggregator's bars do not hold exactly this "
+                             "batch's trades; pass a fresh BarAggregator that only this object "
+                             "feeds")
+        # cells come ordered by bar then tick: the running count of their trades says whose
+        cells["bar"] = j0 + np.searchsorted(np.cumsum(bars["trades"]), np.cumsum(cells["trades"]))
+        carry = self._carry if len(self._bars) > j0 else None
+        signed = np.where(tr["side"] > 0, tr["size"], np.where(tr["side"] < 0, -tr["size"], 0.0))
+        bars["dmax"], bars["dmin"], run_end = _extremes(signed, counts, carry)
+        pick, s, e = _pocs(cells["bar"], cells["tick"], cells["volume"])
+        poc_bar = cells["bar"][s] if len(s) else np.empty(0, "int64")
+        local = poc_bar - j0
+        for col, src in (("poc", pick), ("lo", s), ("hi", e)):
+            bars[col] = np.zeros(nb, "int64")
+            bars[col][local] = cells["tick"][src]
+        bars["ncells"] = np.zeros(nb, "int64")
+        bars["ncells"][local] = e - s + 1
+        cell0 = self._bars["cell_start"][j0] if len(self._bars) > j0 else len(self._cells)
+        bars["cell_start"] = cell0 + np.searchsorted(cells["bar"], np.arange(j0, j0 + nb))
+        self._bars.cut(j0)
+        self._bars.append(bars)
+        self._cells.cut(cell0)
+        self._cells.append(cells)
+        self._n_closed = j0 + len(up.closed)
+        self._carry = ((run_end[-1], bars["dmax"][-1], bars["dmin"][-1])
+                       if len(up.current) else None)
+        return _Touch(j0, j0 + nb, self._n_closed, bars, cells, tr, poc_bar, pick)
+
+    # -- reading
+
+    def result(self, name: str):
+        """The current full result of study ``name`` (as its batch function gives it for all
+        trades so far: a frame, or for ``cvd`` a Series), built on request and cached until the
+        next update."""
+        key = ("result", name)
+        if key not in self._cache:
+            self._cache[key] = self._read(name, full=True)
+        return self._cache[key]
+
+    def changes(self, name: str):
+        """The rows of ``result(name)`` the last update wrote (those of the bars it touched, plus
+        naked POCs it covered and bars late liquidations fell in), indexed by their position in
+        ``result(name)``."""
+        return self._read(name, full=False)
+
+    def _read(self, name: str, full: bool):
+        if name == "bars":
+            return self._bars_frame(slice(0, len(self._bars)) if full else self._changed_bars)
+        if name == "footprint":
+            return self._cells_frame(full)
+        if name not in self._impl:
+            raise ValueError(f"LiveOrderFlow: no study {name!r}; computed here: "
+                             f"{', '.join(('bars', 'footprint') + self.studies)}")
+        study = self._impl[name]
+        return study.result() if full else study.changes()
+
+    def _bars_frame(self, rows) -> pd.DataFrame:
+        b = self._bars.take(rows)
+        frame = _frame({"ts": ts_frame(b["ts"]), **{c: b[c] for c in BAR_COLUMNS[1:8]},
+                        "delta": b["ask_volume"] - b["bid_volume"], "trades": b["trades"],
+                        "open_interest": np.full(len(b["ts"]), np.nan)},
+                       _index(rows, len(self._bars)))
+        return frame[list(BAR_COLUMNS)]
+
+    def _cells_frame(self, full: bool) -> pd.DataFrame:
+        j0 = self._changed_bars.start
+        start = (0 if full else len(self._cells) if j0 >= len(self._bars)
+                 else int(self._bars["cell_start"][j0]))
+        c = self._cells.take(slice(start, None))
+        return _frame({"ts": ts_frame(self._bars["ts"][c["bar"]]), "tick": c["tick"],
+                       "volume": c["volume"], "ask_volume": c["ask_volume"],
+                       "bid_volume": c["bid_volume"], "trades": c["trades"]},
+                      pd.RangeIndex(start, len(self._cells)))
+
+    def batch(self, trades: pd.DataFrame, bars: pd.DataFrame, cells: pd.DataFrame,
+              liquidations: pd.DataFrame | None = None) -> dict:
+        """The batch functions with this object's parameters over ``trades`` and the ``bars``/
+        ``cells`` built from them (``tradeflow.bars.build``): what ``result`` must equal. For
+        tests and benchmarks."""
+        fns = {"footprint_metrics": lambda: footprint_metrics(bars, trades, cells),
+               "cvd": lambda: cvd(bars, **self._params["cvd"]),
+               "cvd_candles": lambda: cvd_candles(bars, trades,
+                                                            **self._params["cvd_candles"]),
+               "imbalances": lambda: imbalances(cells, **self._params["imbalances"]),
+               "stacked_imbalances": lambda: stacked_imbalances(
+                   cells, **self._params["stacked_imbalances"]),
+               "unfinished_auctions": lambda: unfinished_auctions(
+                   cells, **self._params["unfinished_auctions"]),
+               "big_trades": lambda: big_trades(trades, **self._params["big_trades"]),
+               "zero_prints": lambda: zero_prints(cells, bars,
+                                                         **self._params["zero_prints"]),
+               "naked_pocs": lambda: naked_pocs(cells, **self._params["naked_pocs"]),
+               "sweeps": lambda: sweeps(trades, **self._params["sweeps"]),
+               "absorption": lambda: absorption(cells, bars,
+                                                           **self._params["absorption"])}
+        liqs = liquidations if liquidations is not None else pd.DataFrame(
+            {"ts": pd.DatetimeIndex([], tz="UTC"), "side": np.empty(0, "int8"),
+             "price": np.empty(0), "size": np.empty(0)})
+        fns["liquidations_by_bar"] = lambda: liquidations_by_bar(liqs, bars)
+        fns["liquidations_by_level"] = lambda: liquidations_by_level(
+            liqs, bars, **self._params["liquidations_by_level"])
+        return {name: fns[name]() for name in self.studies}

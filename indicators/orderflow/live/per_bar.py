@@ -1,0 +1,330 @@
+"""Live studies whose rows belong to bars, recomputed for the touched bars only.
+
+``_PerBar`` (rows in bar order, cut and appended anew from the first touched bar) and the studies
+on it: ``_Cvd`` (``cvd``, ``cvd_candles``), ``_Imbalances``, ``_Stacked``
+(``stacked_imbalances``), ``_Unfinished`` (``unfinished_auctions``), ``_ZeroPrints``,
+``_Absorption``; and ``_FootprintMetrics``, read from the bars' own columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import Session, price_to_tick
+
+from ..._frames import group_starts, positive_int, ts_frame
+from ..aggression import _SIDES, _non_negative, _non_negative_int, _tick_size
+from ..footprint import _reset_mode
+from ..imbalance import _check_ratio, _flags, _runs
+from ..prints import _positive_number
+from .storage import _Columns, _Touch, _frame, _index
+
+if TYPE_CHECKING:
+    from . import LiveOrderFlow
+
+_ZERO_SIDES = np.array(["ask", "bid", "both"], dtype=object)
+
+
+def _grouped(cells: dict, rows: int) -> dict:
+    """Cells summed into rows of ``rows`` ticks per bar, as ``imbalance._cell_arrays`` does, keyed
+    by bar index (``ts``) rather than time. Cells come sorted by (bar, tick)."""
+    key = np.floor_divide(cells["tick"], rows) * rows
+    out = {"ts": cells["bar"], "tick": key}
+    cols = ("volume", "ask_volume", "bid_volume", "trades")
+    if rows == 1:
+        return {**out, **{c: cells[c] for c in cols}}
+    s = np.flatnonzero(group_starts(cells["bar"]) | group_starts(key))
+    out = {"ts": cells["bar"][s], "tick": key[s]}
+    for c in cols:
+        out[c] = np.add.reduceat(cells[c], s) if len(s) else cells[c][:0]
+    return out
+
+
+def _levels(lo: np.ndarray, hi: np.ndarray):
+    """Every level lo..hi of each range: (range index, level, offset of each range's first)."""
+    n = (hi - lo + 1).astype("int64")
+    first = np.cumsum(n) - n
+    which = np.repeat(np.arange(len(n)), n)
+    return which, lo[which] + (np.arange(n.sum()) - first[which]), first
+
+
+class _PerBar:
+    """A study whose rows belong to bars, in bar order (``start[j]``: bar j's first row). An
+    update cuts the rows from the first touched bar on and appends the touched bars' rows anew;
+    earlier rows stay as they are."""
+
+    columns: dict = {}
+
+    def __init__(self, owner: "LiveOrderFlow"):
+        self.owner = owner
+        self.rows = _Columns(bar="int64", **self.columns)
+        self.start = _Columns(s="int64")
+        self.changed = slice(0, 0)
+
+    def update(self, t: _Touch) -> None:
+        cols = self.compute(t)
+        cut = self.start["s"][t.j0] if len(self.start) > t.j0 else len(self.rows)
+        self.rows.cut(cut)
+        self.start.cut(t.j0)
+        self.start.append({"s": cut + np.searchsorted(cols["bar"], np.arange(t.j0, t.n))})
+        self.rows.append(cols)
+        self.changed = slice(cut, len(self.rows))
+
+    def result(self):
+        return self.frame(slice(0, len(self.rows)))
+
+    def changes(self):
+        return self.frame(self.changed)
+
+    def frame(self, rows):
+        cols = self.rows.take(rows)
+        cols["ts"] = ts_frame(self.owner._bars["ts"][cols["bar"]])
+        return self.build(cols, _index(rows, len(self.rows)))
+
+    def compute(self, t: _Touch) -> dict:
+        raise NotImplementedError
+
+    def build(self, cols: dict, index) -> pd.DataFrame:
+        raise NotImplementedError
+
+
+class _FootprintMetrics:
+    """``footprint_metrics``: read from the bars' own columns (one row per bar), nothing kept."""
+
+    def __init__(self, owner: "LiveOrderFlow"):
+        self.owner = owner
+        self.changed = slice(0, 0)
+
+    def update(self, t: _Touch) -> None:
+        self.changed = slice(t.j0, t.n)
+
+    def result(self):
+        return self.frame(slice(0, len(self.owner._bars)))
+
+    def changes(self):
+        return self.frame(self.changed)
+
+    def frame(self, rows):
+        b = self.owner._bars.take(rows)
+        volume = b["volume"]
+        delta = b["ask_volume"] - b["bid_volume"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(volume > 0, delta / np.where(volume > 0, volume, 1.0), np.nan)
+        poc = pd.array(np.where(b["ncells"] > 0, b["poc"], 0), dtype="Int64")
+        poc[b["ncells"] == 0] = pd.NA
+        return _frame({"ts": ts_frame(b["ts"]), "volume": volume, "trades": b["trades"],
+                       "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
+                       "delta_min": b["dmin"], "poc": poc}, _index(rows, len(self.owner._bars)))
+
+
+class _Cvd(_PerBar):
+    """``cvd`` / ``cvd_candles``. Kept per bar: the CVD after it, its trading day and whether it
+    opens a day (the next bar continues the sum or restarts it)."""
+
+    columns = {"cvd": "float64", "day": "int64", "first": "bool"}
+
+    def __init__(self, owner, candles: bool, session=None, reset=None):
+        super().__init__(owner)
+        if session is not None and not isinstance(session, Session):
+            raise ValueError(f"cvd: session must be a tradeflow.model.Session (e.g. "
+                             f"instrument.session) or None, got {type(session).__name__}")
+        self.mode = _reset_mode(session, reset)
+        self.session = session if self.mode == "session" else None
+        self.candles = candles
+
+    def compute(self, t: _Touch) -> dict:
+        delta = t.bars["ask_volume"] - t.bars["bid_volume"]
+        day = self.owner._days.keys(self.session, t.bars["ts"])
+        first = np.ones(len(day), dtype=bool)
+        first[1:] = day[1:] != day[:-1]
+        carry = 0.0
+        if t.j0 > 0 and len(day):
+            first[0] = day[0] != self.rows["day"][t.j0 - 1]
+            carry = float(self.rows["cvd"][t.j0 - 1])
+        out = np.empty(len(day))
+        starts = np.union1d([0], np.flatnonzero(first)) if len(day) else np.empty(0, "int64")
+        for a, b in zip(starts, np.append(starts[1:], len(day))):
+            start = 0.0 if first[a] else carry
+            out[a:b] = np.cumsum(np.r_[start, delta[a:b]])[1:]  # sequential, as the batch sums
+        return {"bar": np.arange(t.j0, t.n), "cvd": out, "day": day, "first": first}
+
+    def build(self, cols: dict, index):
+        if not self.candles:
+            return pd.Series(cols["cvd"], index=index, name="cvd")
+        b = self.owner._bars.take(cols["bar"])
+        close = cols["cvd"]
+        open_ = close - (b["ask_volume"] - b["bid_volume"])
+        open_[cols["first"]] = 0.0
+        high = np.maximum.reduce([open_ + b["dmax"], open_, close])
+        low = np.minimum.reduce([open_ + b["dmin"], open_, close])
+        return _frame({"ts": cols["ts"], "open": open_, "high": high, "low": low,
+                       "close": close}, index)
+
+
+def _imbalance_params(what, ratio, min_volume, rows, compare_edges):
+    ratio, min_volume = _check_ratio(ratio, min_volume)
+    rows = positive_int(rows, f"{what}: rows")
+    if not isinstance(compare_edges, (bool, np.bool_)):
+        raise ValueError(f"{what}: compare_edges must be True or False, got {compare_edges!r}")
+    return ratio, min_volume, rows, bool(compare_edges)
+
+
+class _Imbalances(_PerBar):
+    """``imbalances``: one row per bar and (grouped) row of the touched bars."""
+
+    columns = {"tick": "int64", "volume": "float64", "ask_volume": "float64",
+               "bid_volume": "float64", "bid_below": "float64", "ask_above": "float64",
+               "buy": "bool", "sell": "bool"}
+
+    def __init__(self, owner, ratio=3.0, min_volume=0.0, rows=1, compare_edges=False):
+        super().__init__(owner)
+        self.p = _imbalance_params("imbalances", ratio, min_volume, rows, compare_edges)
+
+    def compute(self, t: _Touch) -> dict:
+        ratio, min_volume, rows, edges = self.p
+        a = _grouped(t.cells, rows)
+        buy, sell, below, above = _flags(a, rows, ratio, min_volume, edges)
+        return {"bar": a["ts"], "tick": a["tick"], "volume": a["volume"],
+                "ask_volume": a["ask_volume"], "bid_volume": a["bid_volume"],
+                "bid_below": below, "ask_above": above, "buy": buy, "sell": sell}
+
+    def build(self, cols: dict, index):
+        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+
+
+class _Stacked(_PerBar):
+    """``stacked_imbalances``: zones of the touched bars, ordered by bar, side (buy first), tick."""
+
+    columns = {"side": "int8", "tick_low": "int64", "tick_high": "int64", "rows": "int64"}
+
+    def __init__(self, owner, min_rows=3, ratio=3.0, min_volume=0.0, rows=1,
+                 compare_edges=False):
+        super().__init__(owner)
+        self.min_rows = positive_int(min_rows, "stacked_imbalances: min_rows")
+        self.p = _imbalance_params("stacked_imbalances", ratio, min_volume, rows, compare_edges)
+
+    def compute(self, t: _Touch) -> dict:
+        ratio, min_volume, rows, edges = self.p
+        a = _grouped(t.cells, rows)
+        buy, sell, _, _ = _flags(a, rows, ratio, min_volume, edges)
+        parts = []
+        for side, flag in ((1, buy), (-1, sell)):
+            s, e = _runs(a["ts"], a["tick"], flag, rows, self.min_rows)
+            parts.append((a["ts"][s], np.full(len(s), side, "int8"), a["tick"][s],
+                          a["tick"][e - 1], (e - s).astype("int64")))
+        bar, side, lo, hi, n = (np.concatenate(x) for x in zip(*parts))
+        order = np.lexsort((lo, -side, bar))
+        return {"bar": bar[order], "side": side[order], "tick_low": lo[order],
+                "tick_high": hi[order], "rows": n[order]}
+
+    def build(self, cols: dict, index):
+        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+
+
+class _Unfinished(_PerBar):
+    """``unfinished_auctions``: one row per touched bar with cells."""
+
+    columns = {"high_tick": "int64", "low_tick": "int64", "unfinished_high": "bool",
+               "unfinished_low": "bool"}
+
+    def __init__(self, owner, rows=1, min_volume=0.0):
+        super().__init__(owner)
+        self.rows_ = positive_int(rows, "unfinished_auctions: rows")
+        self.min_volume = _non_negative(min_volume, "min_volume")
+
+    def compute(self, t: _Touch) -> dict:
+        a = _grouped(t.cells, self.rows_)
+        lo = np.flatnonzero(group_starts(a["ts"]))
+        hi = np.append(lo[1:], len(a["ts"])) - 1 if len(lo) else lo
+        ask, bid, m = a["ask_volume"], a["bid_volume"], self.min_volume
+
+        def both(i):
+            return (ask[i] > 0) & (bid[i] > 0) & (ask[i] >= m) & (bid[i] >= m)
+
+        return {"bar": a["ts"][lo], "high_tick": a["tick"][hi], "low_tick": a["tick"][lo],
+                "unfinished_high": both(hi), "unfinished_low": both(lo)}
+
+    def build(self, cols: dict, index):
+        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+
+
+class _ZeroPrints(_PerBar):
+    """``zero_prints``: levels of the touched bars' ranges with one side (or both) empty."""
+
+    columns = {"tick": "int64", "missing": "int8"}  # missing: 0 ask, 1 bid, 2 both
+
+    def __init__(self, owner, tick_size=None):
+        super().__init__(owner)
+        self.tick_size = (None if tick_size is None
+                          else _positive_number(tick_size, "zero_prints: tick_size"))
+
+    def _ranges(self, t: _Touch):
+        """(bar, low tick, high tick) of the bars to scan and each cell's range index."""
+        b, c = t.bars, t.cells
+        if self.tick_size is None:  # the range of the bar's cells; bars without cells skipped
+            with_cells = b["ncells"] > 0
+            which = np.cumsum(group_starts(c["bar"])) - 1
+            return (np.arange(t.j0, t.n)[with_cells], b["lo"][with_cells], b["hi"][with_cells],
+                    which)
+        lo = price_to_tick(b["low"] / self.tick_size, 1.0)
+        hi = price_to_tick(b["high"] / self.tick_size, 1.0)
+        has = b["ncells"] > 0  # traded levels widen the stated range
+        lo[has] = np.minimum(lo[has], b["lo"][has])
+        hi[has] = np.maximum(hi[has], b["hi"][has])
+        return np.arange(t.j0, t.n), lo, hi, c["bar"] - t.j0
+
+    def compute(self, t: _Touch) -> dict:
+        bar, lo, hi, cell_range = self._ranges(t)
+        which, level, first = _levels(lo, hi)
+        ask, bid = np.zeros(len(level)), np.zeros(len(level))
+        pos = first[cell_range] + (t.cells["tick"] - lo[cell_range])
+        ask[pos], bid[pos] = t.cells["ask_volume"], t.cells["bid_volume"]
+        no_ask, no_bid = ask <= 0, bid <= 0
+        miss = no_ask | no_bid
+        code = np.where(no_ask & no_bid, 2, np.where(no_ask, 0, 1)).astype("int8")
+        return {"bar": bar[which][miss], "tick": level[miss], "missing": code[miss]}
+
+    def build(self, cols: dict, index):
+        return _frame({"ts": cols["ts"], "tick": cols["tick"],
+                       "missing_side": _ZERO_SIDES[cols["missing"]]}, index)
+
+
+class _Absorption(_PerBar):
+    """``absorption``: per touched bar with cells, its POC when one side's aggression there did
+    not carry the close beyond the level."""
+
+    columns = {"tick": "int64", "bid": "bool", "volume": "float64",
+               "aggressor_volume": "float64", "progress_ticks": "int64"}
+
+    def __init__(self, owner, tick_size, min_volume, max_progress_ticks=1, side=None):
+        super().__init__(owner)
+        self.tick_size = _tick_size(tick_size, "absorption")
+        self.min_volume = _non_negative(min_volume, "absorption: min_volume")
+        self.max_progress = _non_negative_int(max_progress_ticks,
+                                              "absorption: max_progress_ticks")
+        if side not in _SIDES:
+            raise ValueError(f"absorption: side must be None, 'bid' or 'ask', got {side!r}")
+        self.side = side
+
+    def compute(self, t: _Touch) -> dict:
+        c, i = t.cells, t.poc_cell
+        ask, bid, vol, tick = (c[k][i] for k in ("ask_volume", "bid_volume", "volume", "tick"))
+        close = price_to_tick(t.bars["close"][t.poc_bar - t.j0], self.tick_size)
+        is_bid, is_ask = bid > ask, ask > bid
+        agg = np.where(is_bid, bid, ask)
+        progress = np.where(is_bid, tick - close, close - tick)
+        keep = (is_bid | is_ask) & (agg >= self.min_volume) & (progress <= self.max_progress)
+        if self.side is not None:
+            keep &= is_bid if self.side == "bid" else is_ask
+        return {"bar": t.poc_bar[keep], "tick": tick[keep], "bid": is_bid[keep],
+                "volume": vol[keep], "aggressor_volume": agg[keep],
+                "progress_ticks": progress[keep].astype("int64")}
+
+    def build(self, cols: dict, index):
+        side = np.where(cols["bid"], "bid", "ask").astype(object)
+        return _frame({"ts": cols["ts"], "tick": cols["tick"], "side": side,
+                       "volume": cols["volume"], "aggressor_volume": cols["aggressor_volume"],
+                       "progress_ticks": cols["progress_ticks"]}, index)

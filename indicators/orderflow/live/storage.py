@@ -1,0 +1,137 @@
+"""What :class:`LiveOrderFlow` keeps between updates, and how it reads and writes frames.
+
+Numpy columns that grow (``_Columns``), what one update touched (``_Touch``) and what it reports
+(``LiveUpdate``), the trading day of bar times (``_TradingDays``), and the conversions between
+model-layout frames and columns (``_frame``, ``_index``, ``_frame_columns``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.model import Session
+
+from ..._frames import ts_frame
+
+
+class _Columns:
+    """Numpy columns that grow at the end and can be cut back.
+
+    Capacity doubles, so appending k rows costs O(k) amortised whatever the history; cutting is
+    O(1). Rows of a bar still forming are cut and appended anew at each update."""
+
+    def __init__(self, **dtypes):
+        self._data = {k: np.empty(64, dtype=v) for k, v in dtypes.items()}
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[name][:self.n]  # a view: valid until the next append
+
+    def cut(self, n: int) -> None:
+        self.n = min(self.n, int(n))
+
+    def append(self, cols: dict) -> None:
+        k = len(next(iter(cols.values())))
+        end = self.n + k
+        cap = len(next(iter(self._data.values())))
+        if end > cap:
+            size = max(end, 2 * cap)
+            for name, old in self._data.items():
+                new = np.empty(size, dtype=old.dtype)
+                new[:self.n] = old[:self.n]
+                self._data[name] = new
+        for name, arr in self._data.items():
+            arr[self.n:end] = cols[name]
+        self.n = end
+
+    def take(self, rows) -> dict:
+        """Copies of the given rows (a slice or an index array)."""
+        return {k: np.array(v[:self.n][rows]) for k, v in self._data.items()}
+
+
+@dataclass
+class _Touch:
+    """What one update touched: bars ``j0..n-1`` (the first ``n_closed`` of all bars are closed),
+    their columns (core values included), their cells and the batch's trades, as numpy arrays.
+    ``poc_cell`` indexes, per touched bar with cells (``poc_bar``), its POC among ``cells``."""
+
+    j0: int
+    n: int
+    n_closed: int
+    bars: dict
+    cells: dict
+    trades: dict
+    poc_bar: np.ndarray
+    poc_cell: np.ndarray
+
+
+@dataclass
+class LiveUpdate:
+    """What one :meth:`LiveOrderFlow.update` did: bars ``first_bar`` to ``bars - 1`` were
+    (re)computed; the first ``closed`` bars are final. ``bar_update`` is the aggregator's
+    ``BarUpdate`` for the batch (None when no trades came)."""
+
+    first_bar: int
+    bars: int
+    closed: int
+    bar_update: object | None = None
+
+
+class _TradingDays:
+    """Trading date (ns) of bar times per session, remembering the span ``[start, end)`` of the
+    last day seen: a live update's bars almost always fall in it, and then no pandas time-zone
+    work is needed. A span is kept only once both its ends are checked to map to that day."""
+
+    _DAY = 86_400_000_000_000
+
+    def __init__(self):
+        self._span: dict[Session, tuple[int, int, int]] = {}
+
+    def keys(self, session: Session | None, ts: np.ndarray) -> np.ndarray:
+        if session is None or not len(ts):
+            return np.zeros(len(ts), "int64")
+        start, end, day = self._span.get(session, (0, 0, 0))
+        if ts[0] >= start and ts[-1] < end:
+            return np.full(len(ts), day, dtype="int64")
+        keys = self._dates(session, ts)
+        self._remember(session, int(keys[-1]))
+        return keys
+
+    @staticmethod
+    def _dates(session: Session, ts) -> np.ndarray:
+        return session.trading_date(pd.DatetimeIndex(ts_frame(np.asarray(ts, "int64")))).asi8
+
+    def _remember(self, session: Session, day: int) -> None:
+        bounds = session.day_start_utc(ts_frame(np.array([day, day + self._DAY]))).asi8
+        start, end = int(bounds[0]), int(bounds[1])
+        if end > start and (self._dates(session, [start, end - 1]) == day).all():
+            self._span[session] = (start, end, day)
+
+
+def _frame(cols: dict, index) -> pd.DataFrame:
+    return pd.DataFrame(cols, index=index)
+
+
+def _index(rows, n: int):
+    """The index of a frame of ``rows`` (a slice or positions) of a result of ``n`` rows."""
+    if isinstance(rows, slice):
+        start, stop, _ = rows.indices(n)
+        return pd.RangeIndex(start, stop)
+    return pd.Index(np.asarray(rows, dtype="int64"))
+
+
+def _frame_columns(frames, floats, ints) -> dict:
+    """Numpy columns (``ts`` as int64 ns) of model-layout frames, concatenated."""
+    frames = [f for f in frames if len(f)] or frames[:1]
+    out = {"ts": np.concatenate([f["ts"].array.as_unit("ns").asi8 for f in frames])}
+    for c in floats:
+        out[c] = np.concatenate([f[c].to_numpy(dtype="float64") for f in frames])
+    for c in ints:
+        out[c] = np.concatenate([f[c].to_numpy(dtype="int64") for f in frames])
+    return out
