@@ -235,6 +235,7 @@ class LiveIndicator:
         for buf, o in zip(self._out, outs):
             buf[:o.shape[0]] = o
         self._seen = self.buffer.version
+        self._checked: tuple[int, int] | None = None  # (window start, first new bar) checked
         n = self.buffer.n
         if n:
             while True:
@@ -337,7 +338,10 @@ class LiveIndicator:
         n, stop = self.buffer.n, self.buffer.changed_since(self._seen)
         while True:
             start, outs = self._window_values(stop)
-            if start == 0 or self._agrees(start, outs, stop):
+            # the forming bar changed again: the checked bars and the window are those already
+            # checked, and (indicators being causal) their values cannot have changed
+            if start == 0 or (start, stop) == self._checked or self._agrees(start, outs, stop):
+                self._checked = (start, stop)
                 break
             self.window *= 2
             self.regrown += 1
