@@ -26,15 +26,8 @@ import numpy as np
 import pandas as pd
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
-    TS_MAX_NS,
-    TS_MIN_NS,
-    ImportChunk,
-    check_symbol,
-    first_true,
-    fmt_ns,
-    to_utc_ns,
-)
+from tradeflow.ingest.files import ImportChunk, check_symbol, first_true, to_utc_ns
+from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times
 
 MAGIC = b"SCDD"  # UNIQUE_HEADER_ID 0x44444353 as little-endian bytes
 HEADER = struct.Struct("<4sIII48s")
@@ -65,9 +58,6 @@ COMMANDS = {
 FLAG_END_OF_BATCH = 0x01
 
 COMMAND_COLUMNS = ("ts", "command", "flags", "num_orders", "price", "quantity", "end_of_batch")
-
-# SCDateTime epoch 1899-12-30 relative to the Unix epoch, in microseconds
-EPOCH_OFFSET_US = 25569 * 86400 * 1_000_000
 
 _DATED = re.compile(r"\.\d{4}-\d{2}-\d{2}$")
 
@@ -158,22 +148,7 @@ def _check_records(path, rec, start, last_dt):
     if i is not None:
         raise IngestError(path, f"record {start + i}", f"{COMMANDS[int(cmd[i])]} price "
                           f"{float(rec['price'][i])} is not a finite number")
-    dt = rec["dt"]
-    lo = TS_MIN_NS // 1000 + EPOCH_OFFSET_US
-    hi = TS_MAX_NS // 1000 + EPOCH_OFFSET_US
-    i = first_true((dt < lo) | (dt >= hi))
-    if i is not None:
-        raise IngestError(path, f"record {start + i}", f"time {dt[i]} (microseconds since "
-                          "1899-12-30) is out of range (1990-2100)")
-    prev = np.empty_like(dt)
-    prev[1:] = dt[:-1]
-    prev[0] = dt[0] if last_dt is None else last_dt
-    i = first_true(dt < prev)
-    if i is not None:
-        raise IngestError(path, f"record {start + i}", "time goes backwards: "
-                          f"{fmt_ns((dt[i] - EPOCH_OFFSET_US) * 1000)} after "
-                          f"{fmt_ns((prev[i] - EPOCH_OFFSET_US) * 1000)}")
-    return int(dt[-1])
+    return check_sc_times(path, rec["dt"], start, last_dt)
 
 
 # --------------------------------------------------------------------------------------------

@@ -106,7 +106,13 @@ def read_scid(path, symbol=None, chunk_rows=1_000_000):
 
 def _check_records(path, rec, start, last_dt):
     """Times in 1990-2100 and never going back (also across chunks); returns the last time."""
-    dt = rec["dt"]
+    return check_sc_times(path, rec["dt"], start, last_dt)
+
+
+def check_sc_times(path, dt: np.ndarray, start: int, last_dt: int | None) -> int:
+    """Sierra Chart ``SCDateTimeMS`` values (microseconds since 1899-12-30) of records
+    ``start...``: in 1990-2100 and never going back, also across chunks (``last_dt``: the
+    previous chunk's last). Returns the last time. Shared by ``.scid`` and ``.depth``."""
     lo = TS_MIN_NS // 1000 + EPOCH_OFFSET_US
     hi = TS_MAX_NS // 1000 + EPOCH_OFFSET_US
     i = first_true((dt < lo) | (dt >= hi))
