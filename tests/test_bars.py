@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradeflow.bars import BarAggregator, build, build_bars, build_footprint, heikin_ashi
-from tradeflow.model import BarSpec, Instrument, ModelError
+from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError
 
 ES = Instrument("ES", 0.25, session="America/Chicago 08:30-15:15,17:00-16:00")
 T0 = pd.Timestamp("2026-01-05 15:00", tz="UTC")
@@ -45,6 +45,23 @@ def test_footprint_by_hand():
     assert fp["bid_volume"].tolist() == [3, 0]
     assert fp["volume"].tolist() == [6, 4]
     assert fp["trades"].tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("spec", ["1m", "T2"])
+def test_frames_have_the_model_layout(spec):
+    """Bars and cells, of a batch build and of every part of an update, in the model's column
+    order and dtypes (empty frames included)."""
+    t = trades([20000, 20004, 19998, 20001, 20002], seconds=[0, 10, 59, 60, 130])
+    bars, cells = build(t, spec, ES)
+    up = BarAggregator(ES, spec).update(t.iloc[:0])
+    for frame in (bars, up.closed, up.current):
+        assert tuple(frame.columns) == BAR_COLUMNS
+        assert str(frame["ts"].dtype) == "datetime64[ns, UTC]"
+        assert frame["trades"].dtype == "int64" and frame["open_interest"].dtype == "float64"
+    for frame in (cells, up.closed_footprint, up.current_footprint):
+        assert tuple(frame.columns) == FOOTPRINT_COLUMNS
+        assert str(frame["ts"].dtype) == "datetime64[ns, UTC]"
+        assert frame["tick"].dtype == "int64" and frame["volume"].dtype == "float64"
 
 
 def test_tick_bars_by_hand():

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import BAR_COLUMNS, BarSpec, Instrument, ModelError, bar_start, normalize_trades
+from tradeflow.model import BarSpec, Instrument, ModelError, bar_start, normalize_trades
 
 # --------------------------------------------------------------------------------------------
 # Cutters: where bars begin in a batch
