@@ -250,6 +250,32 @@ def test_absorption_thresholds_and_side():
     assert absorption(CELLS, BARS, 0.25, 30, side="ask")["tick"].tolist() == [300]
 
 
+def test_absorption_of_rows_by_hand():
+    # rows of 3 ticks keyed by the lowest (floor(tick / 3) * 3), ask x bid summed per row;
+    # progress from the row's edge on the aggressor's side (bid: its lowest tick, ask: its highest)
+    # bar 0: 99 (99-101) = 100 + 101: ask 15, bid 50, volume 65; 102 (102-104): 8 x 2
+    #        -> POC 99, sellers 50; close 101 -> progress 99 - 101 = -2 -> bid absorption
+    # bar 1: 198 (198-200) = all three: ask 1+4+3 = 8, bid 5+6+50 = 61, volume 69
+    #        -> POC 198, sellers 61; close 198 -> progress 198 - 198 = 0 (single ticks: 2, out)
+    # bar 2: 297 (297-299) = 299: 5 x 5; 300 (300-302): ask 60, bid 10, volume 70
+    #        -> POC 300, buyers 60; close 299 -> progress 299 - 302 = -3 -> ask absorption
+    # bar 3: 399 (399-401): ask 21 = bid 21 -> no aggressor
+    out = absorption(CELLS, BARS, 0.25, min_volume=30, rows=3)
+    assert out["ts"].tolist() == [T0, T0 + MIN, T0 + 2 * MIN]
+    assert out["tick"].tolist() == [99, 198, 300]
+    assert out["side"].tolist() == ["bid", "bid", "ask"]
+    assert out["volume"].tolist() == [65.0, 69.0, 70.0]
+    assert out["aggressor_volume"].tolist() == [50.0, 61.0, 60.0]
+    assert out["progress_ticks"].tolist() == [-2, 0, -3]
+    # rows of 2: bar 2's row 300 (300-301): progress 299 - 301 = -2; bar 1's row 200 (200-201)
+    # holds 53 against 198's 16, close 198 -> progress 2 > 1: out, as with single ticks
+    two = absorption(CELLS, BARS, 0.25, min_volume=30, rows=2)
+    assert two["tick"].tolist() == [100, 300]
+    assert two["progress_ticks"].tolist() == [-1, -2]
+    pd.testing.assert_frame_equal(absorption(CELLS, BARS, 0.25, 30, rows=1),
+                                  absorption(CELLS, BARS, 0.25, 30))
+
+
 def test_absorption_sums_duplicate_cells():
     # bar 0's tick 100 split in two rows (5+0 ask, 15+25 bid): the same answer
     split = pd.concat([CELLS.iloc[1:], cells([(0, 100, 5, 15), (0, 100, 0, 25)])])
@@ -270,13 +296,14 @@ def test_absorption_from_built_bars():
     assert out["progress_ticks"].tolist() == [-1]
 
 
-def _brute_absorption(cell_frame, bar_frame, tick_size, min_volume, max_progress):
+def _brute_absorption(cell_frame, bar_frame, tick_size, min_volume, max_progress, n=1):
     rows = []
     for ts, close in zip(bar_frame["ts"], bar_frame["close"]):
         c = cell_frame[cell_frame["ts"] == ts]
         if c.empty:
             continue
-        lv = c.groupby("tick")[["volume", "ask_volume", "bid_volume"]].sum()
+        # rows of n ticks, keyed by the lowest
+        lv = c.groupby(c["tick"] // n * n)[["volume", "ask_volume", "bid_volume"]].sum()
         mid2 = lv.index.min() + lv.index.max()
         best = lv["volume"].max()
         # POC: most volume, then closest to the middle of the bar, then the lower tick
@@ -287,7 +314,7 @@ def _brute_absorption(cell_frame, bar_frame, tick_size, min_volume, max_progress
         if bid > ask:
             side, agg, prog = "bid", bid, poc - ct
         elif ask > bid:
-            side, agg, prog = "ask", ask, ct - poc
+            side, agg, prog = "ask", ask, ct - (poc + n - 1)  # past the row's highest tick
         else:
             continue
         if agg >= min_volume and prog <= max_progress:
@@ -300,14 +327,15 @@ def _brute_absorption(cell_frame, bar_frame, tick_size, min_volume, max_progress
 @given(data=st.lists(st.tuples(st.integers(0, 3), st.integers(-3, 3), st.integers(0, 9),
                                st.integers(0, 9)), min_size=1, max_size=30),
        closes=st.lists(st.integers(-5, 5), min_size=4, max_size=4),
-       min_volume=st.integers(0, 12), max_progress=st.integers(0, 3))
-def test_absorption_matches_brute_force(data, closes, min_volume, max_progress):
+       min_volume=st.integers(0, 12), max_progress=st.integers(0, 3),
+       n=st.sampled_from([1, 2, 3]))
+def test_absorption_matches_brute_force(data, closes, min_volume, max_progress, n):
     c = cells([(m, 100 + k, a, b) for m, k, a, b in data])
     b = pd.DataFrame({"ts": T0 + np.arange(4) * MIN, "close": (100 + np.array(closes)) * 0.25})
-    out = absorption(c, b, 0.25, min_volume, max_progress_ticks=max_progress)
+    out = absorption(c, b, 0.25, min_volume, max_progress_ticks=max_progress, rows=n)
     got = list(zip(out["ts"], out["tick"].tolist(), out["side"], out["volume"].tolist(),
                    out["aggressor_volume"].tolist(), out["progress_ticks"].tolist()))
-    assert got == _brute_absorption(c, b, 0.25, min_volume, max_progress)
+    assert got == _brute_absorption(c, b, 0.25, min_volume, max_progress, n)
     # every row: aggressor dominates at the bar's max-volume level and made little progress
     assert (out["progress_ticks"] <= max_progress).all()
     assert (out["aggressor_volume"] >= min_volume).all()
@@ -359,6 +387,9 @@ def test_sweeps_bad_input():
     ({"max_progress_ticks": -1}, "max_progress_ticks"),
     ({"max_progress_ticks": 0.5}, "max_progress_ticks"),
     ({"side": "buy"}, "side"),
+    ({"rows": 0}, "absorption: rows must be a whole number >= 1"),
+    ({"rows": 1.5}, "absorption: rows must be a whole number >= 1"),
+    ({"rows": False}, "absorption: rows must be a whole number >= 1"),
 ])
 def test_absorption_bad_parameters(kwargs, match):
     args = {"tick_size": 0.25, "min_volume": 30, **kwargs}

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from data_access import open_store
+from indicators.orderflow import bar_poc
 
 TRADEFLOW = str(Path(sys.executable).with_name("tradeflow"))
 
@@ -182,6 +183,13 @@ def test_study_runs_order_flow_and_profile_studies(store, tmp_path):
     assert (tpo["letters"].str.len() == tpo["tpo_count"]).all()
     bad = run(["study", "imbalances", "ES", "--param", "ratio=0.5"], store, ok=False)
     assert "parameter 'ratio' must be a number from 1.0001" in bad.stderr
+    # bar POCs of rows of 2 ticks: row keys, priced at the row's lowest tick
+    fm = pd.read_csv(io.StringIO(run(["study", "footprint_metrics", "ES", "--param", "rows=2"],
+                                     store).stdout))
+    with open_store(store) as s:
+        want = bar_poc(s.footprint("ES", "1m"), rows=2)
+    assert fm["poc"].tolist() == want["poc"].tolist() and (fm["poc"] % 2 == 0).all()
+    assert np.allclose(fm["poc_price"], fm["poc"] * 0.25)
 
 
 def test_custom_indicator_from_the_user_folder(store, tmp_path):

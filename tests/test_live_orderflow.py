@@ -144,6 +144,25 @@ def test_naked_pocs_trade_by_trade():
     assert ch.index.tolist() == [3, 4, 5, 6]
 
 
+def test_rows_trade_by_trade():
+    # NAKED in rows of 2 ticks (hand-worked in tests/test_vwap_prints.py): bar POCs 20100,
+    # 20102, 20100, 20100, 20098; bar 2's row is revisited by bar 3 (20100), which it was not
+    # with single ticks
+    live = live_for(studies=["footprint_metrics", "naked_pocs", "zero_prints"],
+                    footprint_metrics={"rows": 2}, naked_pocs={"session": ES.session, "rows": 2},
+                    zero_prints={"rows": 2})
+    for i in range(len(NAKED)):
+        live.update(NAKED.iloc[i:i + 1])
+    assert live.result("footprint_metrics")["poc"].tolist() == [20100, 20102, 20100, 20100,
+                                                                20098]
+    out = live.result("naked_pocs")
+    assert out["poc"].tolist() == [20100, 20102, 20100, 20100, 20098, 20100, 20098]
+    assert out["naked_until"].isna().tolist() == [False] * 4 + [True, False, True]
+    bars, cells = build(NAKED, "1m", ES)
+    for name, want in live.batch(NAKED, bars, cells).items():
+        assert_same(live.result(name), want, name)
+
+
 def test_session_poc_of_a_day_that_ended_between_batches():
     # T2 bars: day 1's two bars are complete when its batch ends, so the next batch (day 2)
     # touches none of them; day 1's POC 100 must still wait for, and be covered by, day 2's bar
@@ -202,7 +221,9 @@ def streams(draw):
     return tr, liqs, cuts, sorted(liq_cuts[:-1]) + [k]
 
 
+ROWS = st.sampled_from([1, 2, 3])  # ticks per row of the cell studies
 PARAMS = st.fixed_dictionaries({
+    "footprint_metrics": st.fixed_dictionaries({"rows": ROWS}),
     "cvd": st.sampled_from([{}, {"session": ES.session}, {"session": ES.session,
                                                          "reset": "none"}]),
     "cvd_candles": st.sampled_from([{}, {"session": ES.session}]),
@@ -217,14 +238,18 @@ PARAMS = st.fixed_dictionaries({
                                                   "min_volume": st.sampled_from([0.0, 1.0])}),
     "big_trades": st.fixed_dictionaries({"min_size": st.sampled_from([2.0, 7.0, 14.0]),
                                          "aggregate_same_ts": st.booleans()}),
-    "zero_prints": st.sampled_from([{}, {"tick_size": ES.tick_size}]),
-    "naked_pocs": st.sampled_from([{}, {"session": ES.session}]),
+    "zero_prints": st.fixed_dictionaries({"tick_size": st.sampled_from([None, ES.tick_size]),
+                                          "rows": ROWS}),
+    "naked_pocs": st.fixed_dictionaries({"session": st.sampled_from([None, ES.session]),
+                                         "rows": ROWS}),
+    "liquidations_by_level": st.fixed_dictionaries({"rows": ROWS}),
     "sweeps": st.fixed_dictionaries({"min_levels": st.sampled_from([2, 3]),
                                      "max_gap": st.sampled_from(["250ms", "5s"]),
                                      "min_size": st.sampled_from([0, 5])}),
     "absorption": st.fixed_dictionaries({"min_volume": st.sampled_from([0.0, 4.0]),
                                          "max_progress_ticks": st.sampled_from([0, 1]),
-                                         "side": st.sampled_from([None, "bid"])}),
+                                         "side": st.sampled_from([None, "bid"]),
+                                         "rows": ROWS}),
 })
 SPECS = ["1m", "5m", "1h:HA", "T5", "V20", "R4"]
 
@@ -322,6 +347,11 @@ def test_trades_out_of_order_are_refused():
     ({"absorption": {"min_volume": 1, "side": "buy"}}, "side must be None, 'bid' or 'ask'"),
     ({"liquidations_by_level": {"tick_size": -1}}, "tick size must be positive"),
     ({"zero_prints": {"tick_size": 0}}, "tick_size must be a finite number > 0"),
+    ({"footprint_metrics": {"rows": 0}}, "footprint_metrics: rows must be a whole number >= 1"),
+    ({"zero_prints": {"rows": 1.5}}, "zero_prints: rows must be a whole number >= 1"),
+    ({"naked_pocs": {"rows": -2}}, "naked_pocs: rows must be a whole number >= 1"),
+    ({"absorption": {"min_volume": 1, "rows": 0}}, "absorption: rows must be a whole number"),
+    ({"liquidations_by_level": {"rows": True}}, "liquidations_by_level: rows must be a whole"),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -68,6 +68,32 @@ def test_footprint_metrics_by_hand():
     assert m["poc"].tolist() == [20000, 20012, 20005]
 
 
+def test_bar_poc_of_rows_by_hand():
+    bars, cells = build(HAND, "1m", ES)
+    # rows of 3 ticks, keyed by the lowest: floor(tick / 3) * 3
+    # A: 19999 -> 19998, 20000 -> 19998, 20001 -> 20001: rows 19998 = 4 + 13 = 17, 20001 = 4
+    # B: 20010, 20012 -> 20010; 20013 -> 20013: rows 20010 = 5 + 5 = 10, 20013 = 1
+    # C: 20005 -> 20004 (4)
+    p = bar_poc(cells, rows=3)
+    assert p["poc"].tolist() == [19998, 20010, 20004]
+    assert p["poc_volume"].tolist() == [17, 10, 4]
+    m = footprint_metrics(bars, HAND, cells, rows=3)
+    assert m["poc"].tolist() == [19998, 20010, 20004]
+    # rows of 2: A 19998 = 4, 20000 = 13 + 4 = 17; B 20010 = 5, 20012 = 5 + 1 = 6; C 20004
+    assert bar_poc(cells, rows=2)["poc"].tolist() == [20000, 20012, 20004]
+    assert bar_poc(cells, rows=1).equals(bar_poc(cells))
+
+
+def test_bar_poc_of_rows_tie_goes_to_the_middle_row():
+    t = trades([(0, 100, 5, 1), (1, 101, 1, 1), (2, 102, 1, 1), (3, 103, 5, 1), (4, 104, 6, 1)])
+    _, cells = build(t, "1m", ES)
+    # single ticks: 104 holds the most (6)
+    assert bar_poc(cells)["poc"].tolist() == [104]
+    # rows of 2: 100 = 5 + 1, 102 = 1 + 5, 104 = 6: a three-way tie; the middle of the lowest
+    # and highest row (100 and 104) is 102 -> the row 102
+    assert bar_poc(cells, rows=2)[["poc", "poc_volume"]].values.tolist() == [[102, 6]]
+
+
 def test_poc_tie_equally_close_goes_to_lower_tick():
     t = trades([(0, 100, 5, 1), (1, 101, 1, 1), (2, 102, 1, 1), (3, 103, 5, 1)])
     _, cells = build(t, "1m", ES)
@@ -282,6 +308,29 @@ def test_footprint_invariants(rows, spec):
     assert candles["close"].tolist() == pytest.approx(c.tolist())
 
 
+def brute_poc(cells, rows):
+    """{ts: (POC row key, its volume)}: rows summed, the most volume, then nearest the middle of
+    the lowest and highest row, then the lower."""
+    out = {}
+    for ts, c in cells.groupby("ts"):
+        vol = c.groupby(c["tick"] // rows * rows)["volume"].sum()
+        mid2 = vol.index.min() + vol.index.max()
+        best = [k for k in vol.index if vol[k] == vol.max()]
+        k = min(best, key=lambda k: (abs(2 * k - mid2), k))
+        out[ts] = (k, vol[k])
+    return out
+
+
+@FAST
+@given(trade_lists, st.sampled_from([1, 2, 3]))
+def test_bar_poc_of_rows_agrees_with_brute_force(rows, n):
+    t = trades([(s, 20000 + k, z, d) for s, k, z, d in rows], START)
+    bars, cells = build(t, "1m", ES)
+    p = bar_poc(cells, rows=n)
+    assert dict(zip(p["ts"], zip(p["poc"], p["poc_volume"]))) == brute_poc(cells, n)
+    assert footprint_metrics(bars, cells=cells, rows=n)["poc"].tolist() == p["poc"].tolist()
+
+
 def brute_imbalances(cells, ratio, min_volume, rows):
     book = {}
     for r in cells.itertuples():
@@ -330,11 +379,15 @@ def test_bad_parameters():
             imbalances(cells, ratio=ratio)
     with pytest.raises(ValueError, match="ratio"):
         stacked_imbalances(cells, ratio=0.9)
-    for n in (0, -2, 1.5):
+    for n in (0, -2, 1.5, True, "2"):
         with pytest.raises(ValueError, match="rows must be a whole number >= 1"):
             group_ticks(cells, n)
         with pytest.raises(ValueError, match="rows"):
             imbalances(cells, rows=n)
+        with pytest.raises(ValueError, match="bar_poc: rows must be a whole number >= 1"):
+            bar_poc(cells, rows=n)
+        with pytest.raises(ValueError, match="footprint_metrics: rows must be a whole number"):
+            footprint_metrics(bars, cells=cells, rows=n)
     with pytest.raises(ValueError, match="min_rows"):
         stacked_imbalances(cells, min_rows=0)
     with pytest.raises(ValueError, match="min_volume"):

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indicators.orderflow.imbalance import group_ticks
 from indicators.orderflow.prints import big_trades, naked_pocs, zero_prints
 from indicators.orderflow.vwap import VwapState, anchored_vwap, session_vwap
 from tradeflow.bars import build
@@ -285,6 +286,37 @@ def test_zero_prints_bar_range_from_bars():
     assert out["missing_side"].tolist() == ["ask", "both"]
 
 
+def test_zero_prints_of_rows_by_hand():
+    bars, cells = build(HAND, "1m", ES)
+    # rows of 2 ticks keyed by the lower one (floor(tick / 2) * 2), ask / bid summed per row:
+    # A: 19998 (19998-99): ask 0, bid 4 -> 'ask';  20000 (20000-01): ask 7 + 3, bid 6 + 1
+    # B: 20010 (20010-11): ask 0, bid 5 -> 'ask';  20012 (20012-13): ask 2, bid 3 + 1
+    # C: 20004 (20004-05): ask 4, bid 0 -> 'bid'
+    expected = [(T0, 19998, "ask"), (T0 + MIN, 20010, "ask"),
+                (T0 + pd.Timedelta(seconds=NEXT_DAY), 20004, "bid")]
+    for out in (zero_prints(cells, bars, rows=2), zero_prints(cells, bars, 0.25, rows=2)):
+        assert list(out.itertuples(index=False, name=None)) == expected
+    # grouping the cells first is not the same: the range is then walked tick by tick, so the
+    # ticks between row keys (19999, 20011, ...) look untraded
+    walked = zero_prints(group_ticks(cells, 2), bars)
+    assert (T0, 19999, "both") in list(walked.itertuples(index=False, name=None))
+    # rows of 3: A 19998 (19998-20000): ask 7, bid 10; 20001: ask 3, bid 1 -> none;
+    # B 20010 (20010-12): ask 2, bid 8; 20013 (20013-15): bid 1 -> 'ask';  C 20004: 'bid'
+    out = zero_prints(cells, bars, rows=3)
+    assert list(out.itertuples(index=False, name=None)) == [
+        (T0 + MIN, 20013, "ask"), (T0 + pd.Timedelta(seconds=NEXT_DAY), 20004, "bid")]
+
+
+def test_zero_prints_of_rows_a_gap_inside_the_stated_range():
+    bars, cells = build(HAND.iloc[:6], "1m", ES)
+    wide = bars.assign(high=bars["high"] + 0.5)  # the bar states two more levels: up to 20003
+    # rows of 2 over 19999..20003: 19998 ('ask': bid 4 only), 20000 (both sides),
+    # 20002 (20002-03, no trade -> 'both')
+    out = zero_prints(cells, wide, tick_size=0.25, rows=2)
+    assert out["tick"].tolist() == [19998, 20002]
+    assert out["missing_side"].tolist() == ["ask", "both"]
+
+
 def test_zero_prints_bad_inputs():
     bars, cells = build(HAND, "1m", ES)
     with pytest.raises(ValueError, match="no bar"):
@@ -293,23 +325,27 @@ def test_zero_prints_bad_inputs():
         zero_prints(cells, bars, tick_size=0)
     with pytest.raises(ValueError, match="missing column"):
         zero_prints(cells.drop(columns="bid_volume"), bars)
+    for n in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="zero_prints: rows must be a whole number >= 1"):
+            zero_prints(cells, bars, rows=n)
 
 
 @FAST
-@given(tr=trade_lists())
-def test_zero_prints_match_brute_force(tr):
+@given(tr=trade_lists(), n=st.sampled_from([1, 2, 3]))
+def test_zero_prints_match_brute_force(tr, n):
     bars, cells = build(tr, "1m", ES)
-    out = zero_prints(cells, bars, tick_size=ES.tick_size)
+    out = zero_prints(cells, bars, tick_size=ES.tick_size, rows=n)
     expected = []
     for b in bars.itertuples():
         c = cells[cells["ts"] == b.ts].set_index("tick")
-        for k in range(int(ES.to_tick(b.low)), int(ES.to_tick(b.high)) + 1):
-            a = c["ask_volume"].get(k, 0.0)
-            d = c["bid_volume"].get(k, 0.0)
+        lo, hi = int(ES.to_tick(b.low)) // n * n, int(ES.to_tick(b.high)) // n * n
+        for k in range(lo, hi + 1, n):  # every row of the range; a row's sides summed
+            a = sum(c["ask_volume"].get(x, 0.0) for x in range(k, k + n))
+            d = sum(c["bid_volume"].get(x, 0.0) for x in range(k, k + n))
             if a == 0 or d == 0:
                 expected.append((b.ts, k, "both" if a == d == 0 else ("ask" if a == 0 else "bid")))
     assert list(out.itertuples(index=False, name=None)) == expected
-    assert list(zero_prints(cells, bars).itertuples(index=False, name=None)) == expected
+    assert list(zero_prints(cells, bars, rows=n).itertuples(index=False, name=None)) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,6 +386,32 @@ def test_naked_pocs_by_hand():
     assert with_sessions.iloc[:5].equals(out)
 
 
+def test_naked_pocs_of_rows_by_hand():
+    _, cells = build(NAKED, "1m", ES)
+    t = [T0, T0 + MIN, T0 + 2 * MIN, T0 + 3 * MIN, T0 + pd.Timedelta(seconds=NEXT_DAY)]
+    # rows of 2 ticks (20100 = 20100-01, 20102 = 20102-03, 20098 = 20098-99), per bar:
+    #   bar 0: 20100 = 5 + 1 = 6                      -> POC 20100, range rows 20100
+    #   bar 1: 20102 = 3 + 1 = 4                      -> POC 20102, range rows 20102
+    #   bar 2: 20100 = 1 (20101), 20102 = 1: a tie, both as near the middle 20101 -> the lower,
+    #          20100; range rows 20100-20102
+    #   bar 3: 20100 = 2                              -> POC 20100, range rows 20100
+    #   bar 4: 20098 = 3 (20099), 20100 = 1           -> POC 20098, range rows 20098-20100
+    out = naked_pocs(cells, rows=2)
+    assert out["poc"].tolist() == [20100, 20102, 20100, 20100, 20098]
+    # bar 0's row: bar 1 misses it, bar 2 trades in it (20101) -> t[2]
+    # bar 1's row: bar 2 (20102) -> t[2];  bar 2's row 20100: bar 3 traded 20100 -> t[3]
+    #   (with single ticks bar 2's POC 20101 stayed naked: bar 3 traded 20100 only)
+    # bar 3's row: bar 4 (rows 20098-20100) -> t[4];  bar 4: nothing after it -> naked
+    assert list(out["naked_until"].iloc[:4]) == [t[2], t[2], t[3], t[4]]
+    assert pd.isna(out["naked_until"].iloc[4])
+    sess = naked_pocs(cells, ES.session, rows=2).iloc[5:]
+    # day 1 rows: 20100 = 5 + 1 + 1 + 2 = 9, 20102 = 3 + 1 + 1 = 5 -> POC 20100, revisited by
+    # bar 4 (day 2, rows 20098-20100); day 2: 20098 = 3, 20100 = 1 -> POC 20098, naked
+    assert sess["kind"].tolist() == ["session"] * 2
+    assert sess["poc"].tolist() == [20100, 20098]
+    assert sess["naked_until"].iloc[0] == t[4] and pd.isna(sess["naked_until"].iloc[1])
+
+
 def test_naked_pocs_bad_inputs():
     _, cells = build(NAKED, "1m", ES)
     with pytest.raises(ValueError, match="Session"):
@@ -357,14 +419,20 @@ def test_naked_pocs_bad_inputs():
     with pytest.raises(ValueError, match="missing column"):
         naked_pocs(cells.drop(columns="volume"))
     assert len(naked_pocs(cells.iloc[:0])) == 0
+    for n in (0, -3, 1.0, None):
+        with pytest.raises(ValueError, match="naked_pocs: rows must be a whole number >= 1"):
+            naked_pocs(cells, rows=n)
 
 
 @FAST
-@given(tr=trade_lists())
-def test_naked_poc_never_inside_a_later_bar(tr):
+@given(tr=trade_lists(), n=st.sampled_from([1, 2, 3]))
+def test_naked_poc_never_inside_a_later_bar(tr, n):
     bars, cells = build(tr, "1m", ES)
-    out = naked_pocs(cells, ES.session)
-    lo, hi, ts = ES.to_tick(bars["low"]), ES.to_tick(bars["high"]), list(bars["ts"])
+    out = naked_pocs(cells, ES.session, rows=n)
+    assert (out["poc"] % n == 0).all()  # row keys
+    # a bar's range in rows: from the row of its low to the row of its high
+    lo, hi = ES.to_tick(bars["low"]) // n * n, ES.to_tick(bars["high"]) // n * n
+    ts = list(bars["ts"])
     days = ES.session.trading_date(bars["ts"])
     for r in out.itertuples():
         if r.kind == "bar":

@@ -146,8 +146,9 @@ def _tpo(i: Inputs, p: dict) -> pd.DataFrame:
 
 FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("footprint_metrics", "Order Flow", "Delta, delta %, running delta extremes, POC",
-              (), lambda i, p: _with_price(
-                  footprint_metrics(i.bars, i.trades, i.cells, by=_by(i)), i, "poc", "poc_price")),
+              (ROWS,), lambda i, p: _with_price(
+                  footprint_metrics(i.bars, i.trades, i.cells, by=_by(i), rows=p["rows"]), i,
+                  "poc", "poc_price")),
     FlowStudy("cvd", "Order Flow", "Cumulative volume delta", (RESET,),
               lambda i, p: pd.DataFrame({"ts": i.bars["ts"], "cvd": cvd(
                   i.bars, i.instrument.session, p["reset"]).to_numpy()})),
@@ -171,11 +172,12 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("big_trades", "Order Flow", "Big trades (same-time prints of a side summed)",
               (Param("min_size", 50.0, min=1e-12, description="Least size of a big trade"),),
               lambda i, p: big_trades(i.trades, p["min_size"])),
-    FlowStudy("zero_prints", "Order Flow", "Levels in a bar's range with no bid or ask volume", (),
-              lambda i, p: _with_price(zero_prints(i.cells, i.bars, i.instrument.tick_size), i)),
-    FlowStudy("naked_pocs", "Order Flow", "Bar and session POCs not revisited since", (),
-              lambda i, p: _with_price(naked_pocs(i.cells, i.instrument.session), i, "poc",
-                                       "poc_price")),
+    FlowStudy("zero_prints", "Order Flow", "Levels in a bar's range with no bid or ask volume",
+              (ROWS,), lambda i, p: _with_price(zero_prints(
+                  i.cells, i.bars, i.instrument.tick_size, rows=p["rows"]), i)),
+    FlowStudy("naked_pocs", "Order Flow", "Bar and session POCs not revisited since", (ROWS,),
+              lambda i, p: _with_price(naked_pocs(i.cells, i.instrument.session, rows=p["rows"]),
+                                       i, "poc", "poc_price")),
     FlowStudy("sweeps", "Order Flow", "Sweeps: one side clearing several levels fast",
               (Param("min_levels", 3, min=2, max=1000, description="Distinct price levels"),
                Param("max_gap_ms", 250.0, min=0.001, max=60_000.0,
@@ -186,9 +188,10 @@ FLOW_STUDIES = {s.name: s for s in [
     FlowStudy("absorption", "Order Flow", "Absorption: heavy volume at a level that held",
               (Param("min_volume", 100.0, min=0.0, description="Least aggressor volume"),
                Param("max_progress_ticks", 1, min=0, max=10_000,
-                     description="Most ticks the close got past the level")),
+                     description="Most ticks the close got past the level"), ROWS),
               lambda i, p: _with_price(absorption(i.cells, i.bars, i.instrument.tick_size,
-                                                  p["min_volume"], p["max_progress_ticks"]), i)),
+                                                  p["min_volume"], p["max_progress_ticks"],
+                                                  rows=p["rows"]), i)),
     FlowStudy("heatmap", "Order Book", "Resting size per time bucket and price (depth heatmap)",
               (Param("interval_seconds", 1.0, min=0.001, max=86_400.0,
                      description="Seconds per time bucket"), ROWS,
@@ -196,9 +199,9 @@ FLOW_STUDIES = {s.name: s for s in [
                      description="Size of a bucket: its last snapshot, mean or max")),
               lambda i, p: _with_price(heatmap_grid(
                   i.depth, pd.Timedelta(seconds=p["interval_seconds"]), p["rows"], p["how"]), i)),
-    FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (),
+    FlowStudy("liquidations", "Order Flow", "Liquidations per bar and price level", (ROWS,),
               lambda i, p: _with_price(liquidations_by_level(
-                  i.liquidations, i.bars, i.instrument.tick_size), i)),
+                  i.liquidations, i.bars, i.instrument.tick_size, rows=p["rows"]), i)),
     FlowStudy("tpo", "Profile", "Market profile (TPO) of each trading day, from 1m bars",
               (Param("period_minutes", 30, min=1, max=1440, description="Minutes per letter"),
                ROWS, VALUE_AREA,

@@ -48,6 +48,14 @@ Definitions
     absorption (negative when the close is on the passive side) -- is ``<= max_progress_ticks``.
 
   A row: ``ts, tick, side, volume, aggressor_volume, progress_ticks``, ordered by ``ts``.
+
+  **Rows of N ticks** (``rows=N``, default 1): the bar's cells are summed into rows of N ticks,
+  keyed by their lowest tick ``floor(tick / N) * N`` (as :func:`.imbalance.group_ticks`), and
+  the level is the bar's POC row (:func:`.footprint.bar_poc` with ``rows``): heavy volume in a
+  band of N ticks. ``tick`` is the row's key; ``volume`` and the sides are the row's sums;
+  ``progress_ticks`` is still in ticks, measured from the row's edge on the aggressor's side
+  (sellers push down, so from its lowest tick: ``key - close_tick``; buyers from its highest:
+  ``close_tick - (key + N - 1)``), so a close inside the row is no progress (<= 0).
 """
 from __future__ import annotations
 
@@ -59,8 +67,9 @@ import pandas as pd
 
 from tradeflow.model import price_to_tick
 
-from .._frames import group_starts, require, trade_arrays, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
 from .footprint import bar_poc
+from .imbalance import rows_summed
 
 __all__ = ["sweeps", "absorption"]
 
@@ -159,7 +168,8 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
 
 
 def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_volume: float,
-               max_progress_ticks: int = 1, side: str | None = None) -> pd.DataFrame:
+               max_progress_ticks: int = 1, side: str | None = None, rows: int = 1
+               ) -> pd.DataFrame:
     """Absorption per bar: the bar's POC where one side's aggression (``>= min_volume``, and
     more than the other side's there) did not carry the close more than ``max_progress_ticks``
     beyond the level (see the module's definitions).
@@ -168,8 +178,9 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     ``side`` ``'bid'`` = passive buyers absorbed selling, ``'ask'`` = passive sellers absorbed
     buying; pass ``side`` to keep one kind only. ``bars`` need ``ts, close`` with distinct,
     increasing ``ts``; every cell must belong to one of the bars (same ``ts``); bars without cells
-    give no row."""
+    give no row. ``rows=N``: the level is the POC row of N ticks, ``tick`` its lowest tick."""
     tick_size = _tick_size(tick_size, "absorption")
+    rows = positive_int(rows, "absorption: rows")
     min_volume = _non_negative(min_volume, "absorption: min_volume")
     max_progress_ticks = _non_negative_int(max_progress_ticks, "absorption: max_progress_ticks")
     if side not in _SIDES:
@@ -193,13 +204,9 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     if len(t) and not np.all(np.isin(t, bt)):
         raise ValueError("absorption: some cells belong to no bar of `bars` (their ts is not a "
                          "bar's ts); pass the bars and cells of one build")
-    # cells summed per (ts, tick)
-    order = np.lexsort((tick, t))
-    t, tick, vol, ask, bid = t[order], tick[order], vol[order], ask[order], bid[order]
-    s = np.flatnonzero(group_starts(t) | group_starts(tick))
-    if len(s):
-        t, tick = t[s], tick[s]
-        vol, ask, bid = (np.add.reduceat(x, s) for x in (vol, ask, bid))
+    # cells summed per (ts, row); with rows=1 a row is a tick
+    t, tick, sums = rows_summed(t, tick, {"vol": vol, "ask": ask, "bid": bid}, rows)
+    vol, ask, bid = sums["vol"], sums["ask"], sums["bid"]
     poc = bar_poc(pd.DataFrame({"ts": ts_frame(t), "tick": tick, "volume": vol}))
     pt = ts_ns(poc["ts"])
     ptick = poc["poc"].to_numpy(dtype="int64")
@@ -210,7 +217,8 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     is_bid = pb > pa
     is_ask = pa > pb
     agg = np.where(is_bid, pb, pa)
-    progress = np.where(is_bid, ptick - ct, ct - ptick)
+    # from the row's edge on the aggressor's side: its lowest tick for sellers, highest for buyers
+    progress = np.where(is_bid, ptick - ct, ct - (ptick + rows - 1))
     keep = (is_bid | is_ask) & (agg >= min_volume) & (progress <= max_progress_ticks)
     if side == "bid":
         keep &= is_bid

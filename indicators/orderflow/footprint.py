@@ -18,6 +18,10 @@ Definitions
 * **bar POC**: the tick with the largest volume among the bar's footprint cells. Ties go to the
   tick closest to the midpoint of the bar's traded range (the middle of its lowest and highest
   cell), and if two are equally close (one above, one below), to the lower of the two.
+  With ``rows=N`` the bar's cells are first summed into rows of N ticks, each keyed by its lowest
+  tick ``floor(tick / N) * N`` (as :func:`.imbalance.group_ticks`); the POC is then the row with
+  the largest volume (ties: the row closest to the middle of the bar's lowest and highest row,
+  then the lower row), reported by its key.
 * **CVD**: running sum of bar delta; with a :class:`~tradeflow.model.Session` it restarts at 0 at
   each trading day (``Session.trading_date`` of the bar's open time).
 * **CVD candles**: per bar, ``open`` = CVD before the bar (0 at a reset), ``close`` = CVD after it,
@@ -30,7 +34,8 @@ import pandas as pd
 
 from tradeflow.model import Session
 
-from .._frames import group_starts, require, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, ts_frame, ts_ns
+from .imbalance import rows_summed
 
 __all__ = [
     "bar_delta", "running_delta_extremes", "bar_poc", "footprint_metrics", "cvd", "cvd_candles",
@@ -108,15 +113,20 @@ def running_delta_extremes(trades: pd.DataFrame, bars: pd.DataFrame, by: str = "
                          "delta_min": np.minimum(dmin, 0.0)}, index=bars.index)
 
 
-def bar_poc(cells: pd.DataFrame) -> pd.DataFrame:
+def bar_poc(cells: pd.DataFrame, rows: int = 1) -> pd.DataFrame:
     """Per bar present in ``cells``: ``ts, poc, poc_volume``, ordered by ``ts``.
 
     POC = the tick with the largest volume in the bar; ties go to the tick closest to the middle
-    of the bar's lowest and highest cell, then to the lower tick."""
+    of the bar's lowest and highest cell, then to the lower tick. ``rows=N``: the same over the
+    bar's rows of N ticks (cells summed per row), ``poc`` being the row's lowest tick."""
     require(cells, ("ts", "tick", "volume"), "bar_poc: cells")
+    rows = positive_int(rows, "bar_poc: rows")
     t = ts_ns(cells["ts"])
     tick = cells["tick"].to_numpy(dtype="int64")
     vol = cells["volume"].to_numpy(dtype="float64")
+    if rows > 1:  # (rows=1 takes the cells as given, as it always has)
+        t, tick, sums = rows_summed(t, tick, {"volume": vol}, rows)
+        vol = sums["volume"]
     order = np.lexsort((tick, t))
     t, tick, vol = t[order], tick[order], vol[order]
     if not len(t):
@@ -137,12 +147,15 @@ def bar_poc(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def footprint_metrics(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
-                      cells: pd.DataFrame | None = None, by: str = "count") -> pd.DataFrame:
+                      cells: pd.DataFrame | None = None, by: str = "count", rows: int = 1
+                      ) -> pd.DataFrame:
     """Per bar: ``ts, volume, trades, delta, delta_pct, delta_max, delta_min, poc``.
 
     See the module's definitions. ``delta_max``/``delta_min`` need ``trades`` (NaN without them);
-    ``poc`` needs ``cells`` (``<NA>`` without them, and for bars without cells). Cells are matched
-    to bars by ``ts``, so bars given with cells must have distinct open times."""
+    ``poc`` needs ``cells`` (``<NA>`` without them, and for bars without cells) and is the POC of
+    rows of ``rows`` ticks (:func:`bar_poc`). Cells are matched to bars by ``ts``, so bars given
+    with cells must have distinct open times."""
+    rows = positive_int(rows, "footprint_metrics: rows")
     out = bar_delta(bars)
     if trades is not None:
         ext = running_delta_extremes(trades, bars, by=by)
@@ -155,7 +168,7 @@ def footprint_metrics(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
         if len(np.unique(bar_ts)) != len(bar_ts):
             raise ValueError("footprint_metrics: bars share an open time, so their cells cannot "
                              "be told apart; compute bar_poc(cells) per distinct time instead")
-        p = bar_poc(cells)
+        p = bar_poc(cells, rows)
         pos = pd.Index(ts_ns(p["ts"])).get_indexer(bar_ts)
         hit = pos >= 0
         values = np.zeros(len(bars), "int64")

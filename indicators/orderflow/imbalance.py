@@ -73,6 +73,23 @@ def _cell_arrays(cells: pd.DataFrame, rows: int, what: str) -> dict:
     return out
 
 
+def row_keys(ticks: np.ndarray, rows: int) -> np.ndarray:
+    """The key of each tick's row of ``rows`` ticks: its lowest tick, ``floor(tick / rows) * rows``
+    (floor division, so negative ticks group the same way)."""
+    return np.floor_divide(np.asarray(ticks, dtype="int64"), rows) * rows
+
+
+def rows_summed(t: np.ndarray, tick: np.ndarray, values: dict, rows: int):
+    """``values`` (name: array per cell) summed per bar (``t``) and row of ``rows`` ticks:
+    ``(t, row key, sums)`` ordered by t, row. Each sum adds its cells in tick order, as the live
+    form (which keeps cells ordered by bar and tick) does, so both give the same bits."""
+    order = np.lexsort((tick, t))
+    t, key = t[order], row_keys(tick[order], rows)
+    s = np.flatnonzero(group_starts(t) | group_starts(key))
+    sums = {k: (np.add.reduceat(v[order], s) if len(s) else v[:0]) for k, v in values.items()}
+    return t[s], key[s], sums
+
+
 def group_ticks(cells: pd.DataFrame, n: int) -> pd.DataFrame:
     """Footprint cells summed into rows of ``n`` ticks per bar.
 

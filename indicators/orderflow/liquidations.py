@@ -4,6 +4,10 @@ A liquidation's ``side`` is the side of the forced order (``tradeflow.model`` la
 forced sell, i.e. a *long* position liquidated; +1 a forced buy, a *short* liquidated (as in
 Binance's ``forceOrder`` stream, where ``S`` is the order's side). A liquidation belongs to the
 latest bar that opened at or before it.
+
+A price level is a tick (``round(price / tick_size)``) or, with ``rows=N``, a row of N ticks keyed
+by its lowest tick ``floor(tick / N) * N`` (as :func:`.imbalance.group_ticks`): the liquidations
+of all its ticks are summed there.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import pandas as pd
 
 from tradeflow.model import price_to_tick
 
-from .._frames import require, ts_frame, ts_ns
+from .._frames import positive_int, require, ts_frame, ts_ns
+from .imbalance import row_keys
 
 __all__ = ["liquidations_by_level", "liquidations_by_bar"]
 
@@ -26,17 +31,19 @@ def _bar_of(liqs: pd.DataFrame, bars: pd.DataFrame, what: str) -> np.ndarray:
     return np.searchsorted(opens, ts_ns(liqs["ts"]), side="right") - 1
 
 
-def liquidations_by_level(liqs: pd.DataFrame, bars: pd.DataFrame, tick_size: float
-                          ) -> pd.DataFrame:
-    """Per bar and price level (tick): ``long_size`` (forced sells), ``short_size`` (forced buys),
-    ``count``. Liquidations before the first bar are left out."""
+def liquidations_by_level(liqs: pd.DataFrame, bars: pd.DataFrame, tick_size: float,
+                          rows: int = 1) -> pd.DataFrame:
+    """Per bar and price level: ``ts, tick, long_size`` (forced sells), ``short_size`` (forced
+    buys), ``count``, ordered by ts, tick. ``tick`` is the level's tick, or with ``rows=N`` the
+    lowest tick of its row of N ticks. Liquidations before the first bar are left out."""
     if not (isinstance(tick_size, (int, float)) and tick_size > 0):
         raise ValueError(f"liquidations_by_level: tick size must be positive, got {tick_size!r}")
+    rows = positive_int(rows, "liquidations_by_level: rows")
     bar = _bar_of(liqs, bars, "liquidations_by_level")
     keep = bar >= 0
     size = liqs["size"].to_numpy(dtype="float64")[keep]
     side = liqs["side"].to_numpy()[keep]
-    tick = price_to_tick(liqs["price"].to_numpy(dtype="float64")[keep], tick_size)
+    tick = row_keys(price_to_tick(liqs["price"].to_numpy(dtype="float64")[keep], tick_size), rows)
     frame = pd.DataFrame({"bar": bar[keep], "tick": tick,
                           "long_size": np.where(side == -1, size, 0.0),
                           "short_size": np.where(side == 1, size, 0.0), "count": 1})

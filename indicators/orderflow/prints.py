@@ -4,6 +4,11 @@ Pure functions over ``tradeflow.model`` layouts (trades ``ts, price, size, side`
 ``ts, tick, volume, ask_volume, bid_volume``; bars ``ts, high, low``); price levels are integer
 ticks. No I/O.
 
+**Rows of N ticks** (``rows=N``, default 1): zero prints and naked POCs can work on rows of N
+ticks instead of single ticks. A row holds ticks ``k*N .. k*N + N - 1`` and is keyed by its lowest
+tick ``k*N`` (as :func:`.imbalance.group_ticks`); a row's volumes are the sums of its ticks', and a
+bar's range in rows runs from the row of its lowest tick to the row of its highest, step N.
+
 Definitions
 -----------
 * **Big trade**: a trade whose ``size >= min_size``; with ``aggregate_same_ts=True`` (default) the
@@ -28,7 +33,11 @@ Definitions
   zero there is a *finished* auction, the complement of :func:`.imbalance.unfinished_auctions`);
   some tools leave the extremes out (scstudies' Zero Print Zones,
   https://www.scstudies.com/products/zero-print-zones) -- drop the rows at each bar's lowest and
-  highest tick to get that.
+  highest tick to get that. With ``rows=N`` the levels are the rows of the bar's range (every
+  row from the row of its lowest tick to that of its highest, gaps included), a row's ask and
+  bid volumes the sums over its N ticks, and ``tick`` the row's key. (Summing the cells with
+  ``group_ticks`` first is not the same: the range would still be walked tick by tick, so every
+  tick between two row keys would look empty.)
 * **Naked POC** (also "virgin POC"): a point of control that no later bar's range (low to high,
   both included) has traded through. Each bar's POC (:func:`.footprint.bar_poc`: the tick of most
   volume, ties to the middle of the bar, then lower) and, with a ``session``, each trading day's
@@ -37,6 +46,9 @@ Definitions
   cells (lowest and highest tick with a cell). "Later" for a session POC means bars of later
   trading days. Flowsurface does the same per bar (``data/src/aggr/time.rs``,
   ``update_poc_status``: a POC is filled by the first later bar with ``low <= poc <= high``).
+  With ``rows=N`` the POCs are those of rows of N ticks (the bar's, :func:`.footprint.bar_poc`
+  with ``rows``; the day's, ``session_profiles`` with ``rows``) and a later bar revisits one when
+  its range in rows holds that row, i.e. it traded at any tick of the row or through it.
 """
 from __future__ import annotations
 
@@ -49,8 +61,9 @@ import pandas as pd
 from tradeflow.model import Session, price_to_tick
 
 from ..profile.volume import session_profiles
-from .._frames import group_starts, require, trade_arrays, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
 from .footprint import bar_poc
+from .imbalance import rows_summed
 
 __all__ = ["big_trades", "zero_prints", "naked_pocs"]
 
@@ -121,8 +134,8 @@ def _cell_sums(cells: pd.DataFrame, what: str):
     return t[s], tick[s], np.add.reduceat(ask, s), np.add.reduceat(bid, s)
 
 
-def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None = None
-                ) -> pd.DataFrame:
+def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None = None,
+                rows: int = 1) -> pd.DataFrame:
     """Levels inside each bar's range with no volume on one side: ``ts, tick, missing_side``
     (``'bid'``, ``'ask'`` or ``'both'``), ordered by ts, tick.
 
@@ -130,9 +143,11 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
     (``round(price / tick_size)``, as ``Instrument.to_tick``) when ``tick_size`` is given, else
     from its lowest and highest cell (the same thing for bars built from trades; without
     ``tick_size`` a bar without cells has no known range and is skipped). Every cell must belong
-    to one of ``bars``."""
+    to one of ``bars``. ``rows=N``: the levels are rows of N ticks over that range, ``tick`` the
+    row's lowest tick (see the module's definitions)."""
     require(bars, ("ts", "high", "low") if tick_size is not None else ("ts",),
             "zero_prints: bars")
+    rows = positive_int(rows, "zero_prints: rows")
     t, tick, ask, bid = _cell_sums(cells, "zero_prints: cells")
     bts = np.unique(ts_ns(bars["ts"]))
     if len(t) and not np.all(np.isin(t, bts)):
@@ -159,6 +174,10 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
         s = np.flatnonzero(group_starts(t))
         e = np.append(s[1:], len(t)) - 1 if len(s) else s
         bt, blo, bhi = t[s], tick[s], tick[e]
+    if rows > 1:  # the walk below goes level by level: make a level one row (index k of k*N)
+        t, key, sums = rows_summed(t, tick, {"ask": ask, "bid": bid}, rows)
+        tick, ask, bid = key // rows, sums["ask"], sums["bid"]
+        blo, bhi = np.floor_divide(blo, rows), np.floor_divide(bhi, rows)
     n = (bhi - blo + 1).astype("int64")
     lt = np.repeat(bt, n)
     base = np.repeat(blo, n)
@@ -180,7 +199,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
     no_ask, no_bid = la <= 0, lb <= 0
     miss = no_ask | no_bid
     label = np.where(no_ask & no_bid, "both", np.where(no_ask, "ask", "bid"))
-    return pd.DataFrame({"ts": ts_frame(lt[miss]), "tick": lk[miss].astype("int64"),
+    return pd.DataFrame({"ts": ts_frame(lt[miss]), "tick": lk[miss].astype("int64") * rows,
                          "missing_side": label[miss].astype(object)})
 
 
@@ -213,41 +232,46 @@ def _first_cover(blo: np.ndarray, bhi: np.ndarray, after: np.ndarray, poc: np.nd
     return hit
 
 
-def naked_pocs(cells: pd.DataFrame, session: Session | None = None) -> pd.DataFrame:
+def naked_pocs(cells: pd.DataFrame, session: Session | None = None, rows: int = 1
+               ) -> pd.DataFrame:
     """Every bar's POC (and, with ``session``, every trading day's) with the first later bar
     that revisited it: ``ts, kind, poc, naked_until`` -- ``kind`` ``'bar'`` (``ts`` the bar's) or
     ``'session'`` (``ts`` the trading date, midnight UTC, as in ``session_profiles``);
-    ``naked_until`` is NaT while the POC is still naked. Ordered by kind (bars first), then ts."""
+    ``naked_until`` is NaT while the POC is still naked. Ordered by kind (bars first), then ts.
+    ``rows=N``: POCs of rows of N ticks, ``poc`` the row's lowest tick, revisited by a later bar
+    that traded in or through the row (see the module's definitions)."""
     require(cells, ("ts", "tick", "volume"), "naked_pocs: cells")
     if session is not None and not isinstance(session, Session):
         raise ValueError(f"session must be a tradeflow.model.Session (e.g. instrument.session), "
                          f"got {type(session).__name__}")
+    rows = positive_int(rows, "naked_pocs: rows")
     t = ts_ns(cells["ts"])
     tick = cells["tick"].to_numpy(dtype="int64")
     order = np.lexsort((tick, t))
-    t, tick = t[order], tick[order]
+    # levels are row indexes k (row key k*N): bar ranges and POCs are compared on them
+    t, level = t[order], np.floor_divide(tick[order], rows)
     s = np.flatnonzero(group_starts(t))
     e = np.append(s[1:], len(t)) - 1 if len(s) else s
-    bt, blo, bhi = t[s], tick[s], tick[e]
-    pocs = bar_poc(cells)
-    ptick = pocs["poc"].to_numpy(dtype="int64")
-    rows_t = [ts_ns(pocs["ts"])]
-    rows_kind = [np.full(len(ptick), "bar", dtype=object)]
-    rows_poc = [ptick]
-    rows_after = [np.arange(len(ptick), dtype="int64")]  # bar_poc is ordered by ts, as bt
+    bt, blo, bhi = t[s], level[s], level[e]
+    pocs = bar_poc(cells, rows)
+    plevel = pocs["poc"].to_numpy(dtype="int64") // rows
+    q_t = [ts_ns(pocs["ts"])]
+    q_kind = [np.full(len(plevel), "bar", dtype=object)]
+    q_poc = [plevel]
+    q_after = [np.arange(len(plevel), dtype="int64")]  # bar_poc is ordered by ts, as bt
     if session is not None and len(cells):
         vol = cells["volume"].to_numpy(dtype="float64")
         if vol.sum() > 0:
-            _, summary = session_profiles(cells, session)
+            _, summary = session_profiles(cells, session, rows)
             days = session.trading_date(pd.DatetimeIndex(ts_frame(bt))).asi8
             last = np.flatnonzero(np.append(days[1:] != days[:-1], True))  # last bar of each day
             sday = ts_ns(summary["date"])
-            rows_t.append(sday)
-            rows_kind.append(np.full(len(sday), "session", dtype=object))
-            rows_poc.append(summary["poc"].to_numpy(dtype="int64"))
-            rows_after.append(last[np.searchsorted(days[last], sday)])
-    qt, qk, qp, qa = (np.concatenate(x) for x in (rows_t, rows_kind, rows_poc, rows_after))
+            q_t.append(sday)
+            q_kind.append(np.full(len(sday), "session", dtype=object))
+            q_poc.append(summary["poc"].to_numpy(dtype="int64") // rows)
+            q_after.append(last[np.searchsorted(days[last], sday)])
+    qt, qk, qp, qa = (np.concatenate(x) for x in (q_t, q_kind, q_poc, q_after))
     hit = _first_cover(blo, bhi, qa, qp)
     until = np.where(hit >= 0, bt[np.maximum(hit, 0)] if len(bt) else 0, np.iinfo("int64").min)
-    return pd.DataFrame({"ts": ts_frame(qt), "kind": qk, "poc": qp,
+    return pd.DataFrame({"ts": ts_frame(qt), "kind": qk, "poc": qp * rows,
                          "naked_until": ts_frame(until)})

@@ -23,13 +23,16 @@ Kept between updates, and why:
 * per bar the CVD and its trading day (the sum carries over, and restarts on a new day);
 * big trades: the groups of the last timestamp (the next batch may add prints to them);
   sweeps: the run of the last trade (it may go on);
-* naked POCs by tick (a later bar that trades through one sets its ``naked_until``) and, for
-  session POCs, the volume per tick of the current trading day;
+* naked POCs by level (a later bar that trades through one sets its ``naked_until``) and, for
+  session POCs, the volume per level of the current trading day;
 * liquidations in the last bar or before any bar, raw: a bar opening later may take them.
 
 Studies are computed per bar. For bar kinds whose bars can share an open time (tick, volume,
 range, Renko) the cell-based batch functions, which match cells to bars by ``ts``, would merge such
 bars; here each stays apart. Trades are placed in bars by count (the batch ``by="count"``).
+The cell studies take the batch functions' ``rows`` (rows of N ticks keyed by their lowest tick);
+the bars' own core values are kept for single ticks, and a study with ``rows`` > 1 groups the
+touched bars' cells itself.
 Sums are kept in the batch functions' order where they are plain running sums; where the batch
 uses pairwise or compensated summation the last bits may differ for sizes that are not exact
 binary fractions (property tests use sizes that are, and compare divisions with a tolerance).
@@ -74,7 +77,7 @@ INSTRUMENT = "<instrument tick size>"  # defaults to the aggregator's instrument
 
 # Parameters of each study: the batch function's own names and defaults.
 STUDY_PARAMS = {
-    "footprint_metrics": {},
+    "footprint_metrics": {"rows": 1},
     "cvd": {"session": None, "reset": None},
     "cvd_candles": {"session": None, "reset": None},
     "imbalances": {"ratio": 3.0, "min_volume": 0.0, "rows": 1, "compare_edges": False},
@@ -82,13 +85,13 @@ STUDY_PARAMS = {
                            "compare_edges": False},
     "unfinished_auctions": {"rows": 1, "min_volume": 0.0},
     "big_trades": {"min_size": REQUIRED, "aggregate_same_ts": True},
-    "zero_prints": {"tick_size": None},
-    "naked_pocs": {"session": None},
+    "zero_prints": {"tick_size": None, "rows": 1},
+    "naked_pocs": {"session": None, "rows": 1},
     "liquidations_by_bar": {},
-    "liquidations_by_level": {"tick_size": INSTRUMENT},
+    "liquidations_by_level": {"tick_size": INSTRUMENT, "rows": 1},
     "sweeps": {"tick_size": INSTRUMENT, "min_levels": 3, "max_gap": "250ms", "min_size": 0},
     "absorption": {"tick_size": INSTRUMENT, "min_volume": REQUIRED, "max_progress_ticks": 1,
-                   "side": None},
+                   "side": None, "rows": 1},
 }
 _OUTPUTS = ("bars", "footprint") + tuple(STUDY_PARAMS)
 
@@ -209,11 +212,12 @@ class LiveOrderFlow:
                 impl[name] = classes[name](self, **p[name])
         liq = [s for s in self.studies if s.startswith("liquidations")]
         if liq:
-            tick = p.get("liquidations_by_level", {}).get("tick_size", self.instrument.tick_size)
+            level = p.get("liquidations_by_level", {})
+            tick = level.get("tick_size", self.instrument.tick_size)
             if not (isinstance(tick, (int, float)) and not isinstance(tick, bool) and tick > 0):
                 raise ValueError(f"liquidations_by_level: tick size must be positive, "
                                  f"got {tick!r}")
-            self._liq = _Liquidations(self, float(tick))
+            self._liq = _Liquidations(self, float(tick), level.get("rows", 1))
             for name in liq:
                 impl[name] = _LiqView(self._liq, name.endswith("level"))
         else:
@@ -363,7 +367,8 @@ class LiveOrderFlow:
         """The batch functions with this object's parameters over ``trades`` and the ``bars``/
         ``cells`` built from them (``tradeflow.bars.build``): what ``result`` must equal. For
         tests and benchmarks."""
-        fns = {"footprint_metrics": lambda: footprint_metrics(bars, trades, cells),
+        fns = {"footprint_metrics": lambda: footprint_metrics(
+                   bars, trades, cells, **self._params["footprint_metrics"]),
                "cvd": lambda: cvd(bars, **self._params["cvd"]),
                "cvd_candles": lambda: cvd_candles(bars, trades,
                                                             **self._params["cvd_candles"]),

@@ -8,19 +8,22 @@ import pandas as pd
 
 from tradeflow.model import price_to_tick
 
-from ..._frames import require, ts_frame, ts_ns
+from ..._frames import positive_int, require, ts_frame, ts_ns
+from ..imbalance import row_keys
 from .storage import _Columns, _frame, _index
 
 
 class _Liquidations:
     """``liquidations_by_bar`` and ``liquidations_by_level``. A liquidation belongs to the latest
     bar opened at or before it. Kept: final sums per bar (``per_bar``, with the count of level
-    rows) and per bar and tick (``levels``), and the *pending* liquidations -- in the last bar or
-    before any bar -- raw, because a bar opening later, at or before their time, takes them."""
+    rows) and per bar and level (``levels``: a tick, or the key of its row of ``rows`` ticks), and
+    the *pending* liquidations -- in the last bar or before any bar -- raw, because a bar opening
+    later, at or before their time, takes them."""
 
-    def __init__(self, owner, tick_size):
+    def __init__(self, owner, tick_size, rows=1):
         self.owner = owner
         self.tick_size = tick_size
+        self.row_ticks = positive_int(rows, "liquidations_by_level: rows")
         self.per_bar = _Columns(long="float64", short="float64", count="int64", nlev="int64")
         self.levels: dict[int, dict[int, list]] = {}
         self.pending = self._empty()
@@ -46,7 +49,8 @@ class _Liquidations:
             raise ValueError(f"{what} must arrive in time order: each batch sorted by ts and "
                              f"starting at or after the last one fed")
         return {"ts": t, "side": liqs["side"].to_numpy(dtype="int64"),
-                "tick": price_to_tick(price, self.tick_size), "size": size}
+                "tick": row_keys(price_to_tick(price, self.tick_size), self.row_ticks),
+                "size": size}
 
     def update(self, j0: int | None, new: dict | None) -> None:
         """Bars from ``j0`` on were (re)written (None: no bar changed); place the pending

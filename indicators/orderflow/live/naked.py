@@ -1,5 +1,8 @@
-"""Live ``naked_pocs``: ``_NakedPocs`` (bar and session POCs, and the naked ones by tick) and
-``_DayProfile`` (the volume per tick of the current trading day, for session POCs)."""
+"""Live ``naked_pocs``: ``_NakedPocs`` (bar and session POCs, and the naked ones by level) and
+``_DayProfile`` (the volume per level of the current trading day, for session POCs).
+
+A *level* is a tick, or with ``rows=N`` the index k of the row of N ticks keyed ``k*N`` (the
+batch function's rows): everything here is kept in levels and turned into row keys on output."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import pandas as pd
 
 from tradeflow.model import Session
 
-from ..._frames import group_starts, ts_frame
+from ..._frames import group_starts, positive_int, ts_frame
 from ..prints import _first_cover
+from .per_bar import _row_pocs
 from .poc import _pocs
 from .storage import _Columns, _Touch, _frame
 
@@ -17,13 +21,13 @@ _MISSING = np.iinfo("int64").min  # NaT as int64 nanoseconds
 
 
 class _DayProfile:
-    """Volume per tick of one trading day, dense over a tick span that grows as needed: adding a
+    """Volume per level of one trading day, dense over a span that grows as needed: adding a
     bar's cells costs the cells, and the POC costs the day's span -- never the history. Volumes
     are added in order from 0, as the batch profile's ``bincount`` adds them."""
 
     def __init__(self, day: int):
         self.day, self.base, self.vol = day, 0, np.zeros(0)
-        self.lo = self.hi = None  # lowest and highest traded tick
+        self.lo = self.hi = None  # lowest and highest traded level
 
     def copy(self) -> "_DayProfile":
         out = _DayProfile(self.day)
@@ -48,7 +52,7 @@ class _DayProfile:
         np.add.at(self.vol, ticks - self.base, vols)
 
     def poc(self):
-        """The POC tick (rule of the volume profile), or None without volume."""
+        """The POC level (rule of the volume profile), or None without volume."""
         if self.lo is None:
             return None
         v = self.vol[self.lo - self.base:self.hi - self.base + 1]
@@ -60,16 +64,17 @@ class _DayProfile:
 
 class _NakedPocs:
     """``naked_pocs``. Kept: one row per bar with cells (``bar, poc, until``) and, with a session,
-    one per trading day with volume; ``store`` maps a tick to the fixed POCs there that no later
-    bar has traded through yet (codes: bar row ``r``, or ``-(r + 1)`` for session row ``r``), so a
-    touched bar only looks up the ticks of its own range. Session POCs need the volume per tick
-    of the current day from its closed bars (``profile``)."""
+    one per trading day with volume, POCs as levels; ``store`` maps a level to the fixed POCs
+    there that no later bar has traded through yet (codes: bar row ``r``, or ``-(r + 1)`` for
+    session row ``r``), so a touched bar only looks up the levels of its own range. Session POCs
+    need the volume per level of the current day from its closed bars (``profile``)."""
 
-    def __init__(self, owner, session=None):
+    def __init__(self, owner, session=None, rows=1):
         if session is not None and not isinstance(session, Session):
             raise ValueError(f"naked_pocs: session must be a tradeflow.model.Session (e.g. "
                              f"instrument.session) or None, got {type(session).__name__}")
         self.owner, self.session = owner, session
+        self.row_ticks = positive_int(rows, "naked_pocs: rows")
         self.rows = _Columns(bar="int64", poc="int64", until="int64")
         self.start = _Columns(s="int64")
         self.days = _Columns(day="int64", poc="int64", until="int64")
@@ -81,10 +86,12 @@ class _NakedPocs:
     # -- the update
 
     def update(self, t: _Touch) -> None:
+        n = self.row_ticks
         has = t.bars["ncells"] > 0
         bar = np.arange(t.j0, t.n)[has]
-        lo, hi = t.bars["lo"][has], t.bars["hi"][has]
-        poc = t.bars["poc"][has]
+        lo, hi = t.bars["lo"][has] // n, t.bars["hi"][has] // n  # in levels
+        pick, g = _row_pocs(t, n)  # the POC rows, in bar order as the bars with cells
+        poc = g["tick"][pick] // n
         days = (self.owner._days.keys(self.session, t.bars["ts"][has])
                 if self.session is not None else None)
         if days is not None and len(days):
@@ -175,10 +182,10 @@ class _NakedPocs:
             base = self._profile_of(day)
             if day == last:  # its closed bars stay in the profile for the next update
                 done = sel & closed
-                base.add(c["tick"][done], c["volume"][done])
+                base.add(c["tick"][done] // self.row_ticks, c["volume"][done])
                 self.profile, sel = base, sel & ~closed
             prof = base.copy() if sel.any() else base
-            prof.add(c["tick"][sel], c["volume"][sel])
+            prof.add(c["tick"][sel] // self.row_ticks, c["volume"][sel])
             poc = prof.poc()
             if poc is not None:
                 out.append((day, poc, b - 1))
@@ -214,7 +221,7 @@ class _NakedPocs:
         kind = np.array(["bar"] * len(b["bar"]) + ["session"] * len(d["day"]), dtype=object)
         index = np.concatenate([bar_rows, len(self.rows) + np.asarray(day_rows, "int64")])
         return _frame({"ts": ts_frame(ts), "kind": kind,
-                       "poc": np.concatenate([b["poc"], d["poc"]]),
+                       "poc": np.concatenate([b["poc"], d["poc"]]) * self.row_ticks,
                        "naked_until": ts_frame(np.concatenate([b["until"], d["until"]]))},
                       index if len(index) != len(self.rows) + len(self.days)
                       else pd.RangeIndex(len(index)))

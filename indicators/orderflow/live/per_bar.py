@@ -3,7 +3,10 @@
 ``_PerBar`` (rows in bar order, cut and appended anew from the first touched bar) and the studies
 on it: ``_Cvd`` (``cvd``, ``cvd_candles``), ``_Imbalances``, ``_Stacked``
 (``stacked_imbalances``), ``_Unfinished`` (``unfinished_auctions``), ``_ZeroPrints``,
-``_Absorption``; and ``_FootprintMetrics``, read from the bars' own columns.
+``_Absorption``; and ``_FootprintMetrics``, read from the bars' own columns. With ``rows=N``
+(rows of N ticks keyed by their lowest tick, as the batch functions) the studies group the
+touched bars' cells themselves (``_grouped``, ``_row_pocs``); the bars' own core values are those
+of single ticks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..aggression import _SIDES, _non_negative, _non_negative_int, _tick_size
 from ..footprint import _reset_mode
 from ..imbalance import _check_ratio, _flags, _runs
 from ..prints import _positive_number
+from .poc import _pocs
 from .storage import _Columns, _Touch, _frame, _index
 
 if TYPE_CHECKING:
@@ -41,6 +45,18 @@ def _grouped(cells: dict, rows: int) -> dict:
     for c in cols:
         out[c] = np.add.reduceat(cells[c], s) if len(s) else cells[c][:0]
     return out
+
+
+def _row_pocs(t: _Touch, rows: int):
+    """The POC row of each touched bar with cells, among its rows of ``rows`` ticks (rule of
+    ``bar_poc``): ``(pick, grouped)`` -- ``grouped`` the touched cells summed per bar and row
+    (``_grouped``), ``pick`` the index of each bar's POC row in it, in bar order. rows=1 gives
+    the bars' own POCs. Computed once per update and ``rows`` (several studies use it)."""
+    if rows not in t.cache:
+        g = _grouped(t.cells, rows)
+        pick = t.poc_cell if rows == 1 else _pocs(g["ts"], g["tick"], g["volume"])[0]
+        t.cache[rows] = (pick, g)
+    return t.cache[rows]
 
 
 def _levels(lo: np.ndarray, hi: np.ndarray):
@@ -92,14 +108,23 @@ class _PerBar:
 
 
 class _FootprintMetrics:
-    """``footprint_metrics``: read from the bars' own columns (one row per bar), nothing kept."""
+    """``footprint_metrics``: read from the bars' own columns (one row per bar). Kept with
+    ``rows`` > 1 only: each bar's POC row (the bars' ``poc`` is that of single ticks)."""
 
-    def __init__(self, owner: "LiveOrderFlow"):
+    def __init__(self, owner: "LiveOrderFlow", rows=1):
         self.owner = owner
+        self.row_ticks = positive_int(rows, "footprint_metrics: rows")
+        self.poc = _Columns(poc="int64")
         self.changed = slice(0, 0)
 
     def update(self, t: _Touch) -> None:
         self.changed = slice(t.j0, t.n)
+        if self.row_ticks > 1:
+            pick, g = _row_pocs(t, self.row_ticks)
+            poc = np.zeros(t.n - t.j0, "int64")  # (bars without cells: masked by ncells)
+            poc[g["ts"][pick] - t.j0] = g["tick"][pick]
+            self.poc.cut(t.j0)
+            self.poc.append({"poc": poc})
 
     def result(self):
         return self.frame(slice(0, len(self.owner._bars)))
@@ -113,7 +138,8 @@ class _FootprintMetrics:
         delta = b["ask_volume"] - b["bid_volume"]
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = np.where(volume > 0, delta / np.where(volume > 0, volume, 1.0), np.nan)
-        poc = pd.array(np.where(b["ncells"] > 0, b["poc"], 0), dtype="Int64")
+        ticks = b["poc"] if self.row_ticks == 1 else self.poc.take(rows)["poc"]
+        poc = pd.array(np.where(b["ncells"] > 0, ticks, 0), dtype="Int64")
         poc[b["ncells"] == 0] = pd.NA
         return _frame({"ts": ts_frame(b["ts"]), "volume": volume, "trades": b["trades"],
                        "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
@@ -252,21 +278,24 @@ class _Unfinished(_PerBar):
 
 
 class _ZeroPrints(_PerBar):
-    """``zero_prints``: levels of the touched bars' ranges with one side (or both) empty."""
+    """``zero_prints``: levels (ticks, or rows of N ticks) of the touched bars' ranges with one
+    side (or both) empty."""
 
     columns = {"tick": "int64", "missing": "int8"}  # missing: 0 ask, 1 bid, 2 both
 
-    def __init__(self, owner, tick_size=None):
+    def __init__(self, owner, tick_size=None, rows=1):
         super().__init__(owner)
         self.tick_size = (None if tick_size is None
                           else _positive_number(tick_size, "zero_prints: tick_size"))
+        self.row_ticks = positive_int(rows, "zero_prints: rows")
 
-    def _ranges(self, t: _Touch):
-        """(bar, low tick, high tick) of the bars to scan and each cell's range index."""
-        b, c = t.bars, t.cells
+    def _ranges(self, t: _Touch, g: dict):
+        """(bar, low tick, high tick) of the bars to scan and the range index of each row of
+        ``g`` (the touched cells grouped per bar and row)."""
+        b = t.bars
         if self.tick_size is None:  # the range of the bar's cells; bars without cells skipped
             with_cells = b["ncells"] > 0
-            which = np.cumsum(group_starts(c["bar"])) - 1
+            which = np.cumsum(group_starts(g["ts"])) - 1
             return (np.arange(t.j0, t.n)[with_cells], b["lo"][with_cells], b["hi"][with_cells],
                     which)
         lo = price_to_tick(b["low"] / self.tick_size, 1.0)
@@ -274,18 +303,22 @@ class _ZeroPrints(_PerBar):
         has = b["ncells"] > 0  # traded levels widen the stated range
         lo[has] = np.minimum(lo[has], b["lo"][has])
         hi[has] = np.maximum(hi[has], b["hi"][has])
-        return np.arange(t.j0, t.n), lo, hi, c["bar"] - t.j0
+        return np.arange(t.j0, t.n), lo, hi, g["ts"] - t.j0
 
     def compute(self, t: _Touch) -> dict:
-        bar, lo, hi, cell_range = self._ranges(t)
+        n = self.row_ticks
+        g = _grouped(t.cells, n)
+        bar, lo, hi, cell_range = self._ranges(t, g)
+        # levels are row indexes k of the rows k*n (ticks when n = 1)
+        lo, hi = np.floor_divide(lo, n), np.floor_divide(hi, n)
         which, level, first = _levels(lo, hi)
         ask, bid = np.zeros(len(level)), np.zeros(len(level))
-        pos = first[cell_range] + (t.cells["tick"] - lo[cell_range])
-        ask[pos], bid[pos] = t.cells["ask_volume"], t.cells["bid_volume"]
+        pos = first[cell_range] + (g["tick"] // n - lo[cell_range])
+        ask[pos], bid[pos] = g["ask_volume"], g["bid_volume"]
         no_ask, no_bid = ask <= 0, bid <= 0
         miss = no_ask | no_bid
         code = np.where(no_ask & no_bid, 2, np.where(no_ask, 0, 1)).astype("int8")
-        return {"bar": bar[which][miss], "tick": level[miss], "missing": code[miss]}
+        return {"bar": bar[which][miss], "tick": level[miss] * n, "missing": code[miss]}
 
     def build(self, cols: dict, index):
         return _frame({"ts": cols["ts"], "tick": cols["tick"],
@@ -299,8 +332,9 @@ class _Absorption(_PerBar):
     columns = {"tick": "int64", "bid": "bool", "volume": "float64",
                "aggressor_volume": "float64", "progress_ticks": "int64"}
 
-    def __init__(self, owner, tick_size, min_volume, max_progress_ticks=1, side=None):
+    def __init__(self, owner, tick_size, min_volume, max_progress_ticks=1, side=None, rows=1):
         super().__init__(owner)
+        self.row_ticks = positive_int(rows, "absorption: rows")
         self.tick_size = _tick_size(tick_size, "absorption")
         self.min_volume = _non_negative(min_volume, "absorption: min_volume")
         self.max_progress = _non_negative_int(max_progress_ticks,
@@ -310,16 +344,19 @@ class _Absorption(_PerBar):
         self.side = side
 
     def compute(self, t: _Touch) -> dict:
-        c, i = t.cells, t.poc_cell
-        ask, bid, vol, tick = (c[k][i] for k in ("ask_volume", "bid_volume", "volume", "tick"))
-        close = price_to_tick(t.bars["close"][t.poc_bar - t.j0], self.tick_size)
+        n = self.row_ticks
+        i, g = _row_pocs(t, n)
+        ask, bid, vol, tick = (g[k][i] for k in ("ask_volume", "bid_volume", "volume", "tick"))
+        poc_bar = g["ts"][i]
+        close = price_to_tick(t.bars["close"][poc_bar - t.j0], self.tick_size)
         is_bid, is_ask = bid > ask, ask > bid
         agg = np.where(is_bid, bid, ask)
-        progress = np.where(is_bid, tick - close, close - tick)
+        # from the row's edge on the aggressor's side (the batch's rule)
+        progress = np.where(is_bid, tick - close, close - (tick + n - 1))
         keep = (is_bid | is_ask) & (agg >= self.min_volume) & (progress <= self.max_progress)
         if self.side is not None:
             keep &= is_bid if self.side == "bid" else is_ask
-        return {"bar": t.poc_bar[keep], "tick": tick[keep], "bid": is_bid[keep],
+        return {"bar": poc_bar[keep], "tick": tick[keep], "bid": is_bid[keep],
                 "volume": vol[keep], "aggressor_volume": agg[keep],
                 "progress_ticks": progress[keep].astype("int64")}
 

@@ -7,7 +7,7 @@ model-layout frames and columns (``_frame``, ``_index``, ``_frame_columns``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,8 @@ class _Columns:
 class _Touch:
     """What one update touched: bars ``j0..n-1`` (the first ``n_closed`` of all bars are closed),
     their columns (core values included), their cells and the batch's trades, as numpy arrays.
-    ``poc_cell`` indexes, per touched bar with cells (``poc_bar``), its POC among ``cells``."""
+    ``poc_cell`` indexes, per touched bar with cells (``poc_bar``), its POC among ``cells``.
+    ``cache``: what studies derive from it and share (the POC rows of N ticks, by N)."""
 
     j0: int
     n: int
@@ -69,6 +70,7 @@ class _Touch:
     trades: dict
     poc_bar: np.ndarray
     poc_cell: np.ndarray
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass
