@@ -17,7 +17,6 @@ Flags/NumOrders) is not read: its times come out of range and the file is reject
 """
 from __future__ import annotations
 
-import os
 import re
 import struct
 from pathlib import Path
@@ -27,7 +26,7 @@ import pandas as pd
 
 from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.files import ImportChunk, check_symbol, first_true, to_utc_ns
-from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times
+from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times, sc_records
 
 MAGIC = b"SCDD"  # UNIQUE_HEADER_ID 0x44444353 as little-endian bytes
 HEADER = struct.Struct("<4sIII48s")
@@ -98,27 +97,11 @@ def read_depth_frame(path) -> pd.DataFrame:
 
 def _records(path, chunk_rows):
     """Checked record arrays of ``chunk_rows`` records, with bytes done and the file size."""
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise IngestError(path, "", f"cannot open: {exc.strerror or exc}") from None
-    with f:
-        total = os.fstat(f.fileno()).st_size
-        _check_header(path, f.read(HEADER_SIZE))
-        n, partial = divmod(total - HEADER_SIZE, RECORD_SIZE)
-        if partial:  # reject before importing anything: the file was cut (or is being written)
-            raise IngestError(path, f"record {n}",
-                              f"truncated record ({partial} of {RECORD_SIZE} bytes)")
-        last_dt = None
-        start = 0
-        while start < n:
-            count = min(chunk_rows, n - start)
-            rec = np.fromfile(f, dtype=RECORD, count=count)
-            if len(rec) != count:
-                raise IngestError(path, f"record {start + len(rec)}", "file shrank while reading")
-            last_dt = _check_records(path, rec, start, last_dt)
-            start += count
-            yield rec, HEADER_SIZE + start * RECORD_SIZE, total
+    last_dt = None
+    for rec, start, done, total in sc_records(path, HEADER_SIZE, RECORD, _check_header,
+                                              chunk_rows):
+        last_dt = _check_records(path, rec, start, last_dt)
+        yield rec, done, total
 
 
 def commands_frame(rec: np.ndarray) -> pd.DataFrame:

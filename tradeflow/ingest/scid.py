@@ -68,39 +68,48 @@ def _check_header(path, head: bytes):
 def read_scid(path, symbol=None, chunk_rows=1_000_000):
     """Trades and bars of a .scid file, ``chunk_rows`` records at a time."""
     symbol = check_symbol(path, "", symbol if symbol is not None else default_symbol(path))
+    ids = OrdinalIds()
+    last_dt = None
+    for rec, start, done, total in sc_records(path, HEADER_SIZE, RECORD, _check_header,
+                                              chunk_rows):
+        count = len(rec)
+        last_dt = _check_records(path, rec, start, last_dt)
+        ts = (rec["dt"] - EPOCH_OFFSET_US) * 1000
+        tick = np.isin(rec["open"], TRADE_MARKERS)
+        if tick.all():  # the usual tick file: no selection copies
+            yield _trades(path, symbol, rec, ts, np.arange(start, start + count), ids,
+                          done, total)
+            continue
+        if tick.any():
+            yield _trades(path, symbol, rec[tick], ts[tick], np.flatnonzero(tick) + start,
+                          ids, done, total)
+        yield _bars(path, symbol, rec[~tick], ts[~tick], np.flatnonzero(~tick) + start,
+                    done, total)
+
+
+def sc_records(path, header_size: int, dtype: np.dtype, check_header, chunk_rows: int):
+    """A Sierra Chart file of a header and fixed-size records (``.scid``, ``.depth``), read
+    ``chunk_rows`` records at a time: yields (records, index of the first, bytes done, file
+    size). ``check_header(path, head)`` checks the header; a cut last record is refused before
+    anything is read."""
     try:
         f = open(path, "rb")
     except OSError as exc:
         raise IngestError(path, "", f"cannot open: {exc.strerror or exc}") from None
     with f:
         total = os.fstat(f.fileno()).st_size
-        _check_header(path, f.read(HEADER_SIZE))
-        n, partial = divmod(total - HEADER_SIZE, RECORD_SIZE)
+        check_header(path, f.read(header_size))
+        n, partial = divmod(total - header_size, dtype.itemsize)
         if partial:  # reject before importing anything: the file was cut (or is being written)
             raise IngestError(path, f"record {n}",
-                              f"truncated record ({partial} of {RECORD_SIZE} bytes)")
-        ids = OrdinalIds()
-        last_dt = None
+                              f"truncated record ({partial} of {dtype.itemsize} bytes)")
         start = 0
         while start < n:
             count = min(chunk_rows, n - start)
-            rec = np.fromfile(f, dtype=RECORD, count=count)
+            rec = np.fromfile(f, dtype=dtype, count=count)
             if len(rec) != count:
                 raise IngestError(path, f"record {start + len(rec)}", "file shrank while reading")
-            last_dt = _check_records(path, rec, start, last_dt)
-            ts = (rec["dt"] - EPOCH_OFFSET_US) * 1000
-            done = HEADER_SIZE + (start + count) * RECORD_SIZE
-            tick = np.isin(rec["open"], TRADE_MARKERS)
-            if tick.all():  # the usual tick file: no selection copies
-                yield _trades(path, symbol, rec, ts, np.arange(start, start + count), ids,
-                              done, total)
-                start += count
-                continue
-            if tick.any():
-                yield _trades(path, symbol, rec[tick], ts[tick], np.flatnonzero(tick) + start,
-                              ids, done, total)
-            yield _bars(path, symbol, rec[~tick], ts[~tick], np.flatnonzero(~tick) + start,
-                        done, total)
+            yield rec, start, header_size + (start + count) * dtype.itemsize, total
             start += count
 
 
