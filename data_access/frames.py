@@ -12,6 +12,30 @@ from tradeflow.model import (
 # Columns as stored (the symbol is added by the store).
 STORED_BAR_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "delta")
 
+# Sane magnitudes: no real market exceeds them, and they keep every rollup finite and inside
+# float8: a minute, hour or month sums at most a few billion trades of MAX_SIZE (< 1e25), far
+# below float8's 1.8e308, so no sum overflows (a size of 1e308 would make a minute's volume inf,
+# and PostgreSQL then fails every later write to that minute).
+MAX_PRICE = 1e12  # the highest real prices (Bitcoin in Iranian rial) stay near 1e10
+MIN_SIZE = 1e-12  # below any exchange's smallest lot (Bitcoin's satoshi is 1e-8)
+MAX_SIZE = 1e15  # one trade; meme tokens trade up to ~1e12 units at once
+MAX_BAR_VOLUME = 1e18  # one bar's volume (and its ask/bid parts)
+
+
+class RowError(ModelError):
+    """A bad value in row ``row`` (0-based position) of a frame being written or checked.
+
+    ``str(e) == "{what}: row {row}: {reason}"``; a caller that knows where the rows came from
+    (an import: the file's lines or records) names the place itself from ``row`` and ``reason``.
+    """
+
+    def __init__(self, what: str, row: int, reason: str):
+        self.what, self.row, self.reason = what, int(row), reason
+        super().__init__(f"{what}: row {self.row}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.what, self.row, self.reason))
+
 
 def _require(frame: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
@@ -19,7 +43,9 @@ def _require(frame: pd.DataFrame, columns, what: str) -> None:
         raise ModelError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
-def _finite(frame: pd.DataFrame, columns, what: str, positive=(), nonnegative=()) -> None:
+def _finite(frame: pd.DataFrame, columns, what: str, positive=(), nonnegative=(),
+            low=None, high=None) -> None:
+    """Each column finite (and positive / non-negative); within ``[low, high]`` when given."""
     for c in columns:
         values = frame[c].to_numpy(dtype="float64")
         bad = ~np.isfinite(values)
@@ -31,7 +57,47 @@ def _finite(frame: pd.DataFrame, columns, what: str, positive=(), nonnegative=()
             i = int(np.flatnonzero(bad)[0])
             rule = "positive" if c in positive else "non-negative" if c in nonnegative else "finite"
             value = frame[c].iloc[i].item()
-            raise ModelError(f"{what}: row {i}: {c} must be {rule}, got {value!r}")
+            raise RowError(what, i, f"{c} must be {rule}, got {value!r}")
+        out = np.zeros(len(values), dtype=bool)
+        if low is not None:
+            out |= values < low
+        if high is not None:
+            out |= values > high
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise RowError(what, i, f"{c} {float(values[i])!r} is out of range "
+                           f"({_bounds_text(low, high)})")
+
+
+def _bounds_text(low, high) -> str:
+    if low is not None and high is not None:
+        return f"{low:g} to {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
+def check_trade_values(frame: pd.DataFrame, what: str = "trades") -> None:
+    """Prices finite, positive and at most :data:`MAX_PRICE`; sizes finite, within
+    :data:`MIN_SIZE`..:data:`MAX_SIZE`. Raises :class:`RowError`."""
+    _finite(frame, ("price",), what, positive=("price",), high=MAX_PRICE)
+    _finite(frame, ("size",), what, positive=("size",), low=MIN_SIZE, high=MAX_SIZE)
+
+
+def check_bar_values(frame: pd.DataFrame, what: str = "bars") -> None:
+    """OHLC finite, positive, at most :data:`MAX_PRICE`, high/low containing open and close;
+    volumes and trade counts finite, >= 0, volumes at most :data:`MAX_BAR_VOLUME`. Columns
+    other than OHLC may be absent. Raises :class:`RowError`."""
+    prices = ("open", "high", "low", "close")
+    _finite(frame, prices, what, positive=prices, high=MAX_PRICE)
+    volumes = [c for c in ("volume", "ask_volume", "bid_volume") if c in frame]
+    _finite(frame, volumes, what, nonnegative=volumes, high=MAX_BAR_VOLUME)
+    if "trades" in frame:
+        _finite(frame, ("trades",), what, nonnegative=("trades",))
+    o, h, lo, c = (frame[k].to_numpy(dtype="float64") for k in prices)
+    bad = (h < np.maximum(np.maximum(o, c), lo)) | (lo > np.minimum(o, c))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise RowError(what, i, f"high {float(h[i])!r} / low {float(lo[i])!r} do not contain "
+                       f"open {float(o[i])!r} and close {float(c[i])!r}")
 
 
 def _sides(frame: pd.DataFrame, what: str, allowed=(-1, 0, 1)) -> np.ndarray:
@@ -39,8 +105,7 @@ def _sides(frame: pd.DataFrame, what: str, allowed=(-1, 0, 1)) -> np.ndarray:
     bad = ~np.isin(side, allowed)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ModelError(f"{what}: row {i}: side must be one of {allowed}, "
-                         f"got {side[i].item()!r}")
+        raise RowError(what, i, f"side must be one of {allowed}, got {side[i].item()!r}")
     return side.astype("int8")
 
 
@@ -52,14 +117,14 @@ def clean_trades(frame: pd.DataFrame, tick_size: float | None = None) -> pd.Data
     ``tick_size``, prices must be within the range a tick index can key."""
     what = "trades"
     _require(frame, TRADE_COLUMNS, what)
-    _finite(frame, ("price", "size"), what, positive=("price", "size"))
+    check_trade_values(frame, what)
     if tick_size is not None:
         far = np.abs(frame["price"].to_numpy(dtype="float64") / tick_size) >= MAX_TICKS
         if far.any():
             i = int(np.flatnonzero(far)[0])
             price = float(frame["price"].iloc[i])
-            raise ModelError(f"{what}: row {i}: price {price!r} is out of range for tick size "
-                             f"{tick_size!r}")
+            raise RowError(what, i, f"price {price!r} is out of range for tick size "
+                           f"{tick_size!r}")
     out = pd.DataFrame({
         # stores keep microseconds (PostgreSQL's timestamptz resolution), so the key does too
         "ts": to_utc(frame["ts"]).floor("us"),
@@ -89,14 +154,7 @@ def clean_bars(frame: pd.DataFrame) -> pd.DataFrame:
     out["trades"] = frame["trades"].to_numpy(dtype="int64") if "trades" in frame else 0
     out["open_interest"] = (frame["open_interest"].to_numpy(dtype="float64")
                             if "open_interest" in frame else np.nan)
-    _finite(out, ("open", "high", "low", "close"), what, positive=("open", "high", "low", "close"))
-    _finite(out, ("volume", "ask_volume", "bid_volume", "trades"), what,
-            nonnegative=("volume", "ask_volume", "bid_volume", "trades"))
-    bad = (out["high"] < out[["open", "close", "low"]].max(axis=1)) | (
-        out["low"] > out[["open", "close"]].min(axis=1))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ModelError(f"{what}: row {i}: high/low do not contain open and close")
+    check_bar_values(out, what)
     return out.sort_values("ts", kind="stable", ignore_index=True)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tradeflow.ingest import dbn as dbn_mod
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import guess_format, read_file
+from tradeflow.ingest.files import guess_format, made_ids, read_file
 from tradeflow.model import normalize_trades
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -52,7 +52,8 @@ def frame(rows):
         "price": np.array([r[1] for r in rows], dtype="float64"),
         "size": np.array([r[2] for r in rows], dtype="float64"),
         "side": np.array([r[3] for r in rows], dtype="int8"),
-        "trade_id": np.array([r[4] for r in rows], dtype="int64"),
+        "trade_id": made_ids([r[4] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                             [r[3] for r in rows]),  # r[4]: the rank in its microsecond
     })
 
 
@@ -103,7 +104,9 @@ def test_several_instruments_and_symbol_override(tmp_path):
                                                       (0, 4500.25, 3, -1, 1)]))
     pd.testing.assert_frame_equal(got["NQZ3"], frame([(0, 15000.0, 2, -1, 0)]))
     merged, _ = load(path, symbol="X")
-    assert list(merged) == ["X"] and list(merged["X"]["trade_id"]) == [0, 1, 2]
+    assert list(merged) == ["X"]
+    pd.testing.assert_frame_equal(merged["X"], frame([(0, 4500.0, 1, -1, 0), (0, 15000.0, 2, -1, 1),
+                                                      (0, 4500.25, 3, -1, 2)]))
 
 
 def test_mapping_follows_the_date_of_ts_recv(tmp_path):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import guess_format, read_file
+from tradeflow.ingest.files import guess_format, made_ids, read_file
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, RECORD
 from tradeflow.model import normalize_trades
 
@@ -55,7 +55,8 @@ def expected(rows):
         "price": np.array([r[1] for r in rows], dtype="float64"),
         "size": np.array([r[2] for r in rows], dtype="float64"),
         "side": np.array([r[3] for r in rows], dtype="int8"),
-        "trade_id": np.array([r[4] for r in rows], dtype="int64"),
+        "trade_id": made_ids([r[4] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                             [r[3] for r in rows]),  # r[4]: the rank in its microsecond
     })
 
 
@@ -187,11 +188,19 @@ def test_error_time_out_of_range(tmp_path, when):
     raises(write(tmp_path, rows), r"record 1: time .* out of range \(1990-2100\)")
 
 
-def test_error_time_going_backwards_across_chunks(tmp_path):
+def test_time_order_follows_the_rule_of_every_format(tmp_path):
+    # a small step back (within 60 s) is read and sorted, as in CSV and DBN; the importer's
+    # validation refuses larger ones (tests/test_broken_files.py)
     rows = list(TICKS)
-    rows[3] = tick(-5, 4500.0, 1)  # record 3 is earlier than record 2
+    rows[3] = tick(-5, 4500.0, 1)  # record 3 is 5 us earlier than record 2
     for chunk_rows in (1, 3, 100):
-        raises(write(tmp_path, rows), r"record 3: time goes backwards", chunk_rows=chunk_rows)
+        frame, chunks = trades_of(write(tmp_path, rows), chunk_rows=chunk_rows)
+        assert all(c.frame["ts"].is_monotonic_increasing for c in chunks)
+        assert len(frame) == len(rows)
+        assert sorted(int(p) for c in chunks for p in c.places) == list(range(len(rows)))
+    rows[3] = tick(-61_000_000, 4500.0, 1)  # 61 s back, in a later chunk: cannot be numbered
+    raises(write(tmp_path, rows), r"record 3: time .* is more than 60 s before a row already "
+           r"read", chunk_rows=3)
 
 
 def test_error_nothing_imported_from_a_truncated_file(tmp_path):

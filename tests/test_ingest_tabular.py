@@ -11,19 +11,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import FORMATS, OrdinalIds, guess_format, read_file
+from tradeflow.ingest.files import (
+    CONTENT_ID_BASE,
+    FORMATS,
+    HASH_BITS,
+    OrdinalIds,
+    guess_format,
+    made_ids,
+    read_file,
+)
 from tradeflow.model import normalize_trades
 
 
-def frame(rows):
-    """rows: (ts text, price, size, side, trade_id)."""
-    return pd.DataFrame({
+def frame(rows, made=True):
+    """rows: (ts text, price, size, side, trade_id); ``made``: the trade_id given is the rank in
+    its microsecond of a trade without a source id (the id is made from it, see OrdinalIds)."""
+    out = pd.DataFrame({
         "ts": pd.DatetimeIndex([pd.Timestamp(r[0], tz="UTC") for r in rows]).as_unit("ns"),
         "price": np.array([r[1] for r in rows], dtype="float64"),
         "size": np.array([r[2] for r in rows], dtype="float64"),
         "side": np.array([r[3] for r in rows], dtype="int8"),
         "trade_id": np.array([r[4] for r in rows], dtype="int64"),
     })
+    if made:
+        out["trade_id"] = made_ids(out["trade_id"], out["price"], out["size"], out["side"])
+    return out
+
+
+def ranks(ids):
+    """The rank part of made ids (their place among trades of the same microsecond)."""
+    return list((np.asarray(ids, dtype="int64") - CONTENT_ID_BASE) >> HASH_BITS)
 
 
 def load(path, **kw):
@@ -88,7 +105,8 @@ def test_mapping_trade_id_and_semicolons(tmp_path):
     got, _ = load(path, symbol="CL", mapping={"ts": "Time", "price": "Last", "size": "Volume",
                                               "side": "Aggressor", "trade_id": "Id"})
     pd.testing.assert_frame_equal(got["CL"], frame([("2024-01-02 14:30", 10.5, 3, 1, 77),
-                                                    ("2024-01-02 14:30", 10.25, 1, -1, 78)]))
+                                                    ("2024-01-02 14:30", 10.25, 1, -1, 78)],
+                                                   made=False))
 
 
 def test_symbol_column_splits_chunks_and_override_wins(tmp_path):
@@ -96,10 +114,10 @@ def test_symbol_column_splits_chunks_and_override_wins(tmp_path):
                            "2024-01-02T14:30:00Z,1,1,AAA\n2024-01-02T14:30:00Z,2,1,BBB\n"
                            "2024-01-02T14:30:00Z,3,1,AAA\n")
     got, _ = load(path, chunk_rows=2)
-    assert list(got["AAA"]["price"]) == [1.0, 3.0] and list(got["AAA"]["trade_id"]) == [0, 1]
-    assert list(got["BBB"]["trade_id"]) == [0]
+    assert list(got["AAA"]["price"]) == [1.0, 3.0] and ranks(got["AAA"]["trade_id"]) == [0, 1]
+    assert ranks(got["BBB"]["trade_id"]) == [0]
     merged, _ = load(path, symbol="Z")
-    assert list(merged) == ["Z"] and list(merged["Z"]["trade_id"]) == [0, 1, 2]
+    assert list(merged) == ["Z"] and ranks(merged["Z"]["trade_id"]) == [0, 1, 2]
 
 
 def test_blank_lines_are_skipped_and_zip_gz_work(tmp_path):
@@ -165,7 +183,7 @@ def test_csv_error_out_of_order_without_ids(tmp_path):
     ok = write(tmp_path, "ts,price,size\n2024-01-02T14:30:05Z,1,1\n2024-01-02T14:30:00Z,2,1\n"
                          "2024-01-02T14:30:05Z,3,1\n")
     got, _ = load(ok, chunk_rows=1)
-    assert list(got["trades"]["trade_id"]) == [0, 0, 1]
+    assert ranks(got["trades"]["trade_id"]) == [0, 0, 1]
 
 
 @pytest.mark.parametrize("header, kw, match", [
@@ -213,7 +231,8 @@ def test_parquet_naive_times_text_sides_and_ids(tmp_path):
                       "price": [5.5], "qty": [2.0], "side": ["Sell"],
                       "trade_id": pa.array([9], pa.int64()), "symbol": ["BTCUSDT"]})
     got, _ = load(write_parquet(tmp_path, table))
-    pd.testing.assert_frame_equal(got["BTCUSDT"], frame([("2024-01-02 14:30", 5.5, 2, -1, 9)]))
+    pd.testing.assert_frame_equal(got["BTCUSDT"], frame([("2024-01-02 14:30", 5.5, 2, -1, 9)],
+                                                         made=False))
 
 
 @pytest.mark.parametrize("column, values, match", [

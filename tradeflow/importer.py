@@ -10,10 +10,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from data_access import Store
+from data_access.frames import RowError
 from indicators.orderflow.book import SierraReplay
 
 from .ingest.errors import IngestError
 from .ingest.files import guess_format, read_file
+from .ingest.validate import Validator
 from .model import ModelError
 
 # Sierra Chart .depth files are stored as book snapshots: one a second (the book after the
@@ -57,8 +59,10 @@ def import_files(store: Store, paths, format=None, symbol=None, mapping=None,
                  progress: bool = True) -> list[ImportSummary]:
     """Import every file into ``store`` in one transaction; any error stores nothing.
 
-    Raises IngestError (bad file content) or ModelError (e.g. a symbol without a known tick size),
-    their messages naming the file.
+    Every chunk of trades or bars passes :class:`tradeflow.ingest.validate.Validator` (tick grid,
+    magnitudes, time order) before it is written. Raises IngestError (bad file content, naming
+    the file's own line or record, also for a store's own checks) or ModelError (e.g. a symbol
+    without a known tick size), their messages naming the file.
     """
     registry = store.instruments()
     summaries = []
@@ -75,6 +79,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
     bar = tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
                disable=not progress or total < 8 << 20, leave=False)
     replays: dict[str, SierraReplay] = {}  # per symbol: the book of a .depth file
+    validator = Validator(lambda sym: registry.get(sym).tick_size)  # one per file: time order
     try:
         for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping):
             if chunk.symbol not in registry:
@@ -88,6 +93,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
                 s.last = frame["ts"].iloc[-1]
             try:
                 if chunk.kind == "trades":
+                    frame = validator.trades(chunk.symbol, frame, chunk.places, chunk.price_bits)
                     s.trades_read += len(frame)
                     s.trades_new += tx.write_trades(chunk.symbol, frame)
                 elif chunk.kind == "depth_commands":
@@ -101,7 +107,10 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
                         raise IngestError(path, "", f"book replay: {exc}") from exc
                     s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
                 else:
+                    frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits)
                     s.bars += tx.write_bars(chunk.symbol, frame)
+            except RowError as exc:  # ours or a store's: name the file's own line or record
+                raise IngestError(path, chunk.where(exc.row), exc.reason) from None
             except ModelError as exc:  # a store's validation: say which file it came from
                 raise ModelError(f"{path}: {exc}") from exc
             bar.update(chunk.done_bytes - bar.n)

@@ -141,4 +141,5 @@ def read_binance(path, symbol=None, chunk_rows=1_000_000):
         tid = conv.trade_ids(cols["trade_id"], where)
         conv.nulls(cols["side"], where, "side")
         side = np.where(np.asarray(cols["side"], dtype=bool), -1, 1).astype("int8")
-        yield trades_chunk(symbol, ts, price, size, side, tid, done, total)
+        yield trades_chunk(symbol, ts, price, size, side, tid, done, total,
+                           places=first + rows, unit="line")

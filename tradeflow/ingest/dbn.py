@@ -10,8 +10,8 @@ Trade side is the aggressor: ``B`` buyer (+1), ``A`` seller (-1), ``N`` none (0)
 fixed-point 1e-9. The symbol comes from the metadata's symbology (instrument id and UTC date of
 ``ts_recv`` -> requested symbol, as Databento's own ``InstrumentMap`` resolves it) or from
 symbol-mapping records; a ``symbol`` argument overrides it. Records are numbered from 0, the first
-record after the metadata. Trade ids are ordinals among a symbol's trades in the same microsecond
-(DBN's ``sequence`` is not unique per trade on every venue).
+record after the metadata. Trade ids are made by ``OrdinalIds`` from each trade's microsecond,
+rank in it, price, size and side (DBN's ``sequence`` is not unique per trade on every venue).
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from tradeflow.ingest.files import (
     OrdinalIds,
     check_symbol,
     first_true,
-    fmt_ns,
     is_zstd,
     take,
     trades_chunk,
@@ -293,15 +292,14 @@ def _chunks(path, cols, symbol, symbols: _Symbols, ids: OrdinalIds, done, total)
     else:
         groups = _resolve(path, cols, symbols)
     for name, rows in groups:
-        g_ts = take(ts, rows)
-        g_id, late = ids.assign(name, g_ts)
-        if late is not None:
-            i = late if rows is None else rows[late]
-            raise IngestError(path, f"record {int(numbers[i])}", f"ts_event "
-                              f"{fmt_ns(g_ts[late])} is more than 60 s before a trade of "
-                              f"{name} already read; cannot number the trades")
-        yield trades_chunk(name, g_ts, take(price, rows) / 1e9, take(cols["size"], rows),
-                           take(side, rows), g_id, done, total)
+        g_ts, g_price = take(ts, rows), take(price, rows) / 1e9
+        g_size, g_side = take(cols["size"], rows), take(side, rows)
+        g_id, problem = ids.ids(name, g_ts, g_price, g_size, g_side)
+        if problem is not None:
+            i = problem[0] if rows is None else rows[problem[0]]
+            raise IngestError(path, f"record {int(numbers[i])}", problem[1])
+        yield trades_chunk(name, g_ts, g_price, g_size, g_side, g_id, done, total,
+                           places=take(numbers, rows), unit="record")
 
 
 def _resolve(path, cols, symbols: _Symbols):

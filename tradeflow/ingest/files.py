@@ -36,6 +36,12 @@ class ImportChunk:
     ``tradeflow.ingest.scdepth.COMMAND_COLUMNS``: the importer replays them into book snapshots,
     which needs the symbol's tick size). ``done_bytes``/``total_bytes`` tell the progress through
     the file.
+
+    ``places`` holds, per row of ``frame``, the row's own place in the file: its ``unit``
+    (``"line"``, ``"record"`` or ``"row"``, as :class:`IngestError` names places) and number, so
+    that every later check (the importer's validation, a store's) names the file's line or record.
+    ``price_bits`` is the precision of the file's prices (32 for ``.scid`` float32), which the tick
+    grid check allows for.
     """
 
     kind: str
@@ -43,6 +49,13 @@ class ImportChunk:
     frame: pd.DataFrame
     done_bytes: int
     total_bytes: int
+    places: np.ndarray | None = None
+    unit: str = "row"
+    price_bits: int = 64
+
+    def where(self, i: int) -> str:
+        """The file's own name for row ``i`` of ``frame``, e.g. ``"line 8"``."""
+        return f"{self.unit} {int(self.places[i]) if self.places is not None else i}"
 
 
 BAR_IMPORT_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "ask_volume", "bid_volume",
@@ -215,10 +228,12 @@ def to_utc_ns(ts_ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(values).tz_localize("UTC")
 
 
-def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total) -> ImportChunk:
+def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total, places=None,
+                 unit="row", price_bits=64) -> ImportChunk:
     """Trades from column arrays, as :func:`model.normalize_trades` lays them out (columns,
     dtypes, stable time order); built directly because it is the hot path (tests check that
-    ``normalize_trades`` leaves the result unchanged)."""
+    ``normalize_trades`` leaves the result unchanged). ``places`` (the rows' line or record
+    numbers, in ``unit``) are reordered with the rows."""
     ts_ns = np.asarray(ts_ns, dtype="int64")
     frame = pd.DataFrame({
         "ts": to_utc_ns(ts_ns),
@@ -227,27 +242,95 @@ def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total) -> Imp
         "side": np.asarray(side, dtype="int8"),
         "trade_id": np.asarray(trade_id, dtype="int64"),
     }, columns=list(model.TRADE_COLUMNS))
+    places = None if places is None else np.asarray(places, dtype="int64")
     if len(ts_ns) > 1 and not (ts_ns[1:] >= ts_ns[:-1]).all():
-        frame = frame.iloc[np.argsort(ts_ns, kind="stable")].reset_index(drop=True)
-    return ImportChunk("trades", symbol, frame, int(done), int(total))
+        order = np.argsort(ts_ns, kind="stable")
+        frame = frame.iloc[order].reset_index(drop=True)
+        places = None if places is None else places[order]
+    return ImportChunk("trades", symbol, frame, int(done), int(total), places, unit, price_bits)
+
+
+# A row may come this much before the latest row of its symbol already read from the same file
+# (real feeds reorder a little: Databento's ts_event within records ordered by ts_recv); rows
+# further back are refused (see tradeflow.ingest.validate), in every format alike.
+REORDER_WINDOW_NS = 60 * 1_000_000_000
+
+
+def late_reason(ts_ns: int, latest_ns: int) -> str:
+    """Why a row too far back in time is refused (the same words wherever it is found)."""
+    return (f"time {fmt_ns(ts_ns)} is more than {REORDER_WINDOW_NS // 10**9} s before a row "
+            f"already read ({fmt_ns(latest_ns)}); rows may be out of time order by at most "
+            f"{REORDER_WINDOW_NS // 10**9} s: sort the file")
+
+
+# Ids of trades without a source id: -2**63 + (ordinal << HASH_BITS | content hash), see
+# OrdinalIds.ids. Negative, so they never meet a source's own ids (which must be >= 0).
+ORDINAL_BITS, HASH_BITS = 21, 42
+CONTENT_ID_BASE = np.int64(-(2**63))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer over uint64 arrays: a fixed, well-spread 64-bit hash (numpy's
+    uint64 array arithmetic wraps, as the algorithm wants)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def content_hash(price, size, side) -> np.ndarray:
+    """A 64-bit hash of each trade's price, size and side (their exact float64 bits)."""
+    price = np.asarray(price, dtype="float64") + 0.0  # -0.0 and 0.0 alike
+    size = np.asarray(size, dtype="float64") + 0.0
+    h = _mix(np.ascontiguousarray(price).view("uint64"))
+    h = _mix(h ^ np.ascontiguousarray(size).view("uint64"))
+    return _mix(h ^ (np.asarray(side, dtype="int64") + 2).astype("uint64"))
+
+
+def made_ids(ordinals, price, size, side) -> np.ndarray:
+    """``-2**63 + (ordinal << 42 | 42 bits of content_hash)``: the ids :class:`OrdinalIds` makes
+    (ordinals below ``2**21``)."""
+    low = (content_hash(price, size, side) >> np.uint64(64 - HASH_BITS)).astype("int64")
+    return ((np.asarray(ordinals, dtype="int64") << HASH_BITS) | low) + CONTENT_ID_BASE
 
 
 class OrdinalIds:
-    """Trade ids for sources without ids: the ordinal among trades of the same symbol and
-    microsecond (the resolution the stores keep), in file order, carried across chunks.
+    """Trade ids for sources without ids, derived from each trade and its place in time.
+
+    :meth:`ids` gives ``-2**63 + (ordinal << 42 | hash)``: ``ordinal`` is the trade's rank among
+    trades of the same symbol and microsecond (the resolution the stores keep) in file order,
+    carried across chunks; ``hash`` is 42 bits of a hash of its price, size and side. So
+    re-importing a file finds the same keys (nothing new is stored), trades of another file at
+    the same microsecond are new unless price, size, side and rank all match (or, with odds of
+    1 in 2**42 per such pair, the hashes collide), and ids keep the file's order within a
+    microsecond (stores order trades by time, then id). At most 2**21 trades share one
+    microsecond.
 
     Counts are kept for the last ``window_ns`` of time seen, so slightly out-of-order input works;
-    a trade older than that cannot be numbered reliably and :meth:`assign` reports it. Pure numpy
-    (sorted input, the usual case, needs no sort at all).
+    a trade older than that cannot be numbered reliably and is reported. Pure numpy (sorted
+    input, the usual case, needs no sort at all).
     """
 
-    def __init__(self, window_ns: int = 60 * 1_000_000_000):
+    def __init__(self, window_ns: int = REORDER_WINDOW_NS):
         self.window_us = window_ns // 1000
         # symbol -> (sorted microsecond keys still open, their counts, latest key seen)
         self._carry: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
 
+    def ids(self, symbol: str, ts_ns, price, size, side
+            ) -> tuple[np.ndarray, tuple[int, str] | None]:
+        """(trade ids, None) or (empty, (index of the first trade that cannot be numbered, why))."""
+        latest = self._carry[symbol][2] * 1000 if symbol in self._carry else None
+        ords, late = self.assign(symbol, ts_ns)
+        if late is not None:
+            return ords, (late, late_reason(int(np.asarray(ts_ns)[late]), latest))
+        crowded = first_true(ords >= 1 << ORDINAL_BITS)
+        if crowded is not None:
+            return ords[:0], (crowded, f"more than {1 << ORDINAL_BITS:,} trades at one "
+                              "microsecond: without trade ids they cannot be told apart")
+        return made_ids(ords, price, size, side), None
+
     def assign(self, symbol: str, ts_ns: np.ndarray) -> tuple[np.ndarray, int | None]:
-        """(ids, index of the first trade too far back in time, or None)."""
+        """(ordinals, index of the first trade too far back in time, or None)."""
         keys = np.asarray(ts_ns, dtype="int64") // 1000
         n = len(keys)
         if n == 0:

@@ -69,11 +69,11 @@ def read_scid(path, symbol=None, chunk_rows=1_000_000):
     """Trades and bars of a .scid file, ``chunk_rows`` records at a time."""
     symbol = check_symbol(path, "", symbol if symbol is not None else default_symbol(path))
     ids = OrdinalIds()
-    last_dt = None
     for rec, start, done, total in sc_records(path, HEADER_SIZE, RECORD, _check_header,
                                               chunk_rows):
         count = len(rec)
-        last_dt = _check_records(path, rec, start, last_dt)
+        # times in range here; their order is checked by the importer, as for every format
+        check_sc_times(path, rec["dt"], start, None, ordered=False)
         ts = (rec["dt"] - EPOCH_OFFSET_US) * 1000
         tick = np.isin(rec["open"], TRADE_MARKERS)
         if tick.all():  # the usual tick file: no selection copies
@@ -113,21 +113,21 @@ def sc_records(path, header_size: int, dtype: np.dtype, check_header, chunk_rows
             start += count
 
 
-def _check_records(path, rec, start, last_dt):
-    """Times in 1990-2100 and never going back (also across chunks); returns the last time."""
-    return check_sc_times(path, rec["dt"], start, last_dt)
-
-
-def check_sc_times(path, dt: np.ndarray, start: int, last_dt: int | None) -> int:
+def check_sc_times(path, dt: np.ndarray, start: int, last_dt: int | None,
+                   ordered: bool = True) -> int:
     """Sierra Chart ``SCDateTimeMS`` values (microseconds since 1899-12-30) of records
-    ``start...``: in 1990-2100 and never going back, also across chunks (``last_dt``: the
-    previous chunk's last). Returns the last time. Shared by ``.scid`` and ``.depth``."""
+    ``start...``: in 1990-2100 and, if ``ordered``, never going back, also across chunks
+    (``last_dt``: the previous chunk's last). Returns the last time. Shared by ``.scid`` (whose
+    trades and bars follow the importer's time-order rule instead) and ``.depth`` (whose
+    commands must replay in order)."""
     lo = TS_MIN_NS // 1000 + EPOCH_OFFSET_US
     hi = TS_MAX_NS // 1000 + EPOCH_OFFSET_US
     i = first_true((dt < lo) | (dt >= hi))
     if i is not None:
         raise IngestError(path, f"record {start + i}", f"time {dt[i]} (microseconds since "
                           "1899-12-30) is out of range (1990-2100)")
+    if not ordered:
+        return int(dt[-1])
     prev = np.empty_like(dt)
     prev[1:] = dt[:-1]
     prev[0] = dt[0] if last_dt is None else last_dt
@@ -153,10 +153,12 @@ def _trades(path, symbol, rec, ts, index, ids: OrdinalIds, done, total) -> Impor
     ask, bid = rec["ask_volume"], rec["bid_volume"]
     # AskVolume: traded at the ask (buyer aggressed); both or neither: Sierra did not say
     side = ((ask > 0).astype("int8") - (bid > 0).astype("int8")) * ((ask > 0) ^ (bid > 0))
-    trade_id, late = ids.assign(symbol, ts)
-    if late is not None:  # cannot happen: times were checked never to go back
-        raise IngestError(path, f"record {int(index[late])}", "time goes backwards")
-    return trades_chunk(symbol, ts, price, rec["volume"], side, trade_id, done, total)
+    size = rec["volume"]
+    trade_id, problem = ids.ids(symbol, ts, price, size, side)
+    if problem is not None:
+        raise IngestError(path, f"record {int(index[problem[0]])}", problem[1])
+    return trades_chunk(symbol, ts, price, size, side, trade_id, done, total, places=index,
+                        unit="record", price_bits=32)
 
 
 def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
@@ -173,4 +175,5 @@ def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
     cols["bid_volume"] = rec["bid_volume"].astype("float64")
     cols["trades"] = rec["num_trades"].astype("int64")
     frame = pd.DataFrame(cols, columns=list(BAR_IMPORT_COLUMNS))
-    return ImportChunk("bars", symbol, frame, int(done), int(total))
+    return ImportChunk("bars", symbol, frame, int(done), int(total), np.asarray(index, "int64"),
+                       "record", 32)

@@ -284,10 +284,14 @@ class Converter:
             self.fail(where, 0, "trade_id", f"must be integers, is {arr.type}")
         self.nulls(arr, where, "trade_id")
         try:
-            return np.asarray(pc.cast(arr, pa.int64()), dtype="int64")
+            ids = np.asarray(pc.cast(arr, pa.int64()), dtype="int64")
         except pa.ArrowInvalid:
             big = first_true(np.asarray(pc.greater(arr, 2**63 - 1)))
             self.fail(where, big or 0, "trade_id", "too large for a 64-bit id")
+        i = first_true(ids < 0)
+        if i is not None:  # negative ids are the ones made for trades without ids (OrdinalIds)
+            self.fail(where, i, "trade_id", f"{ids[i]} is negative: trade ids must be >= 0")
+        return ids
 
     def sides(self, arr, where) -> np.ndarray:
         t = arr.type
@@ -429,9 +433,10 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
     return found
 
 
-def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], where, symbol,
-            default_symbol, done, total):
-    """ImportChunks (one per symbol) from one batch of columns."""
+def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], places, unit,
+            symbol, default_symbol, done, total):
+    """ImportChunks (one per symbol) from one batch of columns; ``places`` are the rows' own
+    numbers in the file (``unit`` ``"line"`` or ``"row"``)."""
     n = len(cols["ts"])
     # lines that are wholly empty are skipped (a blank line at the end of a hand-made file)
     blank = np.ones(n, dtype=bool)
@@ -440,10 +445,10 @@ def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], w
     if blank.any():
         keep = np.flatnonzero(~blank)
         cols = {k: v.take(pa.array(keep)) for k, v in cols.items()}
-        base = where
-        where = lambda i: base(int(keep[i]))  # noqa: E731
+        places = places[keep]
     if len(cols["ts"]) == 0:
         return
+    where = lambda i: f"{unit} {int(places[i])}"  # noqa: E731
     ts = conv.times(cols["ts"], where)
     price = conv.number(cols["price"], where, "price")
     size = conv.number(cols["size"], where, "size")
@@ -465,18 +470,17 @@ def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], w
             check_symbol(path, where(int(rows[0])), name)
             groups.append((name, rows))
     for name, rows in groups:
-        g_ts = take(ts, rows)
+        g_ts, g_price, g_size, g_side = (take(ts, rows), take(price, rows), take(size, rows),
+                                         take(side, rows))
         if tid is None:
-            g_id, late = ids.assign(name, g_ts)
-            if late is not None:
-                i = late if rows is None else int(rows[late])
-                raise IngestError(path, where(i), f"time {fmt_ns(g_ts[late])} is more than 60 s "
-                                  "before a trade already read: without a trade_id column the "
-                                  "file must be in time order (sort it, or add trade ids)")
+            g_id, problem = ids.ids(name, g_ts, g_price, g_size, g_side)
+            if problem is not None:
+                i = problem[0] if rows is None else int(rows[problem[0]])
+                raise IngestError(path, where(i), problem[1])
         else:
             g_id = take(tid, rows)
-        yield trades_chunk(name, g_ts, take(price, rows), take(size, rows), take(side, rows), g_id,
-                           done, total)
+        yield trades_chunk(name, g_ts, g_price, g_size, g_side, g_id, done, total,
+                           places=take(places, rows), unit=unit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,8 +507,8 @@ def read_csv(path, symbol=None, chunk_rows=1_000_000, mapping=None):
                                                 delimiter=delimiter, chunk_rows=chunk_rows,
                                                 display=header):
         cols = {role: batch.column(names[i]) for role, i in position.items()}
-        where = lambda i, first=first: f"line {first + i}"  # noqa: E731
-        yield from _chunks(path, conv, ids, cols, where, symbol, default, done, total)
+        places = np.arange(first, first + batch.num_rows)
+        yield from _chunks(path, conv, ids, cols, places, "line", symbol, default, done, total)
 
 
 def _default_symbol(path) -> str:
@@ -542,9 +546,9 @@ def read_parquet(path, symbol=None, chunk_rows=1_000_000, mapping=None):
             for role, arr in cols.items():
                 if pa.types.is_dictionary(arr.type):
                     cols[role] = arr.dictionary_decode()
-            where = lambda i, first=row: f"row {first + i}"  # noqa: E731
+            places = np.arange(row, row + batch.num_rows)
             row += batch.num_rows
             done = min(total, int(total * row / rows_total))
-            yield from _chunks(path, conv, ids, cols, where, symbol, default, done, total)
+            yield from _chunks(path, conv, ids, cols, places, "row", symbol, default, done, total)
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(path, f"row {row} or later", f"cannot read: {exc}") from None
