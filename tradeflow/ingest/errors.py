@@ -9,7 +9,9 @@ class IngestError(ValueError):
 
     ``where`` is ``"record N"`` for binary files (.scid, DBN: records counted from 0, the first
     record after the header), ``"line N"`` for CSV (from 1, the header line counts) and
-    ``"row N"`` for Parquet (from 0, as pandas numbers rows).
+    ``"row N"`` for Parquet (from 0, as pandas numbers rows). Import chunks carry these places
+    per row (``ImportChunk.where``), so checks after parsing (validation, the stores') name them
+    too.
     """
 
     def __init__(self, path, where: str, message: str):

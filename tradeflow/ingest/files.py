@@ -143,7 +143,9 @@ def read_file(path, format=None, symbol=None, chunk_rows=1_000_000,
     (csv/parquet only) maps our column names to the file's. Malformed input raises
     :class:`IngestError` naming the file and the record/line/row, possibly mid-iteration (the
     caller imports in one transaction). Arguments, the format and the file's existence are
-    checked at the call; the content as it is read.
+    checked at the call; the content as it is read. The market-data rules (tick grid,
+    magnitudes, time order) are checked after parsing, by :mod:`tradeflow.ingest.validate`
+    (``import_files`` applies it to every chunk).
     """
     path = os.fspath(path)
     if int(chunk_rows) < 1:
