@@ -96,7 +96,7 @@ def check_bar_values(frame: pd.DataFrame, what: str = "bars") -> None:
     bad = (h < np.maximum(np.maximum(o, c), lo)) | (lo > np.minimum(o, c))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise RowError(what, i, f"high {float(h[i])!r} / low {float(lo[i])!r} do not contain "
+        raise RowError(what, i, f"high/low {float(h[i])!r}/{float(lo[i])!r} do not contain "
                        f"open {float(o[i])!r} and close {float(c[i])!r}")
 
 

@@ -444,7 +444,8 @@ def test_validator_checks_bars():
                          "high": [4501.0, 4501.0], "low": [4499.0, 4500.0],
                          "close": [4500.25, 4500.75], "volume": [10.0, 5.0]})
     pd.testing.assert_frame_equal(v.bars("ES", bars), bars)
-    with pytest.raises(RowError, match=r"row 1: high 4501\.0 / low 4500\.0 do not contain"):
+    with pytest.raises(RowError, match=r"row 1: high/low 4501\.0/4500\.0 do not contain open "
+                       r"4500\.5 and close 4502\.0"):
         v.bars("ES", bars.assign(close=[4500.25, 4502.0]))
     with pytest.raises(RowError, match=r"row 0: volume must be non-negative, got -1\.0"):
         v.bars("ES", bars.assign(volume=[-1.0, 5.0]))
