@@ -252,17 +252,19 @@ def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total, places
     return ImportChunk("trades", symbol, frame, int(done), int(total), places, unit, price_bits)
 
 
-# A row may come this much before the latest row of its symbol already read from the same file
-# (real feeds reorder a little: Databento's ts_event within records ordered by ts_recv); rows
-# further back are refused (see tradeflow.ingest.validate), in every format alike.
+# Trades without source ids (numbered by their rank in the microsecond, in file order) and bars
+# may come this much before the latest row of their symbol already read from the same file (real
+# feeds reorder a little: Databento's ts_event within records ordered by ts_recv); rows further
+# back are refused (see tradeflow.ingest.validate), in every format alike. Trades with the
+# source's ids may come in any order (Binance futures files interleave streams weeks apart).
 REORDER_WINDOW_NS = 60 * 1_000_000_000
 
 
 def late_reason(ts_ns: int, latest_ns: int) -> str:
     """Why a row too far back in time is refused (the same words wherever it is found)."""
     return (f"time {fmt_ns(ts_ns)} is more than {REORDER_WINDOW_NS // 10**9} s before a row "
-            f"already read ({fmt_ns(latest_ns)}); rows may be out of time order by at most "
-            f"{REORDER_WINDOW_NS // 10**9} s: sort the file")
+            f"already read ({fmt_ns(latest_ns)}); without trade ids, rows may be out of time "
+            f"order by at most {REORDER_WINDOW_NS // 10**9} s: sort the file")
 
 
 # Ids of trades without a source id: -2**63 + (ordinal << HASH_BITS | content hash), see

@@ -11,9 +11,12 @@ checks each batch of trades or bars of one instrument before anything is stored:
 * trade sizes within ``MIN_SIZE``..``MAX_SIZE``; bars with OHLC as prices, high/low containing
   open and close, volumes within 0..``MAX_BAR_VOLUME`` (``data_access.frames``: the stores check
   the same magnitudes, so nothing written any way can overflow a rollup);
-* time order, one rule for every format: a row may come at most ``REORDER_WINDOW_NS`` (60 s)
-  before the latest row of its symbol already read from the same stream (real feeds reorder a
-  little); such rows are stored in time order, rows further back are refused.
+* time order, one rule for every format: a trade with the source's id (``trade_id >= 0``) may
+  come in any order (its id tells it apart; Binance futures files interleave streams weeks
+  apart). A trade without one (made ids are negative: ranks in the microsecond, in file order)
+  and a bar may come at most ``REORDER_WINDOW_NS`` (60 s) before the latest such row of its
+  symbol already read from the same stream (real feeds reorder a little: Databento's
+  ``ts_event``); further back is refused. Everything is stored in time order.
 
 Errors are :class:`data_access.frames.RowError` naming the batch's row; the caller turns the row
 into the file's own place (``ImportChunk.where``) or the position in a posted batch.
@@ -93,7 +96,9 @@ class Validator:
         if bad is not None:
             raise RowError("trades", bad, off_grid_reason(
                 "price", float(frame["price"].iloc[bad]), self._tick_size(symbol), symbol))
-        self._time_order(symbol, "trades", frame["ts"], order)
+        made = frame["trade_id"].to_numpy() < 0  # no source id: the order must hold
+        if made.any():
+            self._time_order(symbol, "trades", frame["ts"], order, made)
         return frame.assign(price=price)
 
     def bars(self, symbol: str, frame: pd.DataFrame, order=None,
@@ -113,17 +118,18 @@ class Validator:
     def _grid(self, symbol, prices: pd.Series, price_bits):
         return on_grid(prices.to_numpy(dtype="float64"), self._tick_size(symbol), price_bits)
 
-    def _time_order(self, symbol: str, kind: str, ts: pd.Series, order) -> None:
-        """No row more than the reorder window before the latest row read before it."""
+    def _time_order(self, symbol: str, kind: str, ts: pd.Series, order, only=None) -> None:
+        """No row (of those ``only`` selects) more than the reorder window before the latest row
+        read before it."""
         ns = pd.DatetimeIndex(ts).as_unit("ns").asi8
+        rows = np.arange(len(ns)) if only is None else np.flatnonzero(only)
+        if order is not None:
+            order = np.asarray(order)[rows]
+            if len(order) > 1 and not (order[1:] > order[:-1]).all():
+                rows = rows[np.argsort(order, kind="stable")]  # stream order
+        ns = ns[rows]
         if len(ns) == 0:
             return
-        rows = None
-        if order is not None:
-            order = np.asarray(order)
-            if len(order) > 1 and not (order[1:] > order[:-1]).all():
-                rows = np.argsort(order, kind="stable")  # stream order
-                ns = ns[rows]
         key = (symbol, kind)
         latest = np.maximum.accumulate(ns)
         before = np.empty_like(latest)
@@ -131,6 +137,5 @@ class Validator:
         before[1:] = np.maximum(latest[:-1], before[0])
         i = first_true(ns < before - REORDER_WINDOW_NS)
         if i is not None:
-            raise RowError(kind, i if rows is None else int(rows[i]),
-                           late_reason(int(ns[i]), int(before[i])))
+            raise RowError(kind, int(rows[i]), late_reason(int(ns[i]), int(before[i])))
         self._latest[key] = int(max(latest[-1], before[0]))
