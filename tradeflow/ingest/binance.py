@@ -25,7 +25,10 @@ from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.files import check_symbol, trades_chunk
 from tradeflow.ingest.tabular import Converter, first_line, open_source, stream_csv
 
-_SYMBOL = re.compile(r"^([A-Za-z0-9]+)-(aggTrades|trades)-", re.IGNORECASE)
+# data.binance.vision names: SYMBOL-(aggTrades|trades)-YYYY-MM[-DD].zip, the CSV inside the same
+# without .zip; spot and USD-M symbols are letters and digits (BTCUSDT, 1000PEPEUSDT), USD-M
+# deliveries and COIN-M add an underscore part (BTCUSDT_240329, BTCUSD_PERP, ETHUSD_240628)
+_SYMBOL = re.compile(r"^([A-Za-z0-9]+(?:_[A-Za-z0-9]+)?)-(aggTrades|trades)-", re.IGNORECASE)
 _INT = re.compile(r"^\d+$")
 _FLOAT = re.compile(r"^\d+(\.\d*)?([eE][+-]?\d+)?$")
 _BOOL = {"true", "false"}
@@ -96,7 +99,8 @@ def sniff(line: str) -> Layout | None:
 
 
 def symbol_from_name(name: str) -> str | None:
-    """``BTCUSDT-aggTrades-2024-01-01.csv`` -> ``BTCUSDT``."""
+    """``BTCUSDT-aggTrades-2024-01-01.csv`` -> ``BTCUSDT``, ``BTCUSD_PERP-trades-2024-01.zip`` ->
+    ``BTCUSD_PERP``."""
     m = _SYMBOL.match(Path(name).name)
     return m.group(1).upper() if m else None
 
