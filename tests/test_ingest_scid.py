@@ -267,3 +267,22 @@ def test_error_time_neither_microseconds_nor_days(tmp_path):
     err = raises(write(tmp_path, [row]), r"record 0: time \d+ \(microseconds since 1899-12-30\) "
                  r"is out of range \(1990-2100\)$")
     assert "days" not in str(err)
+
+
+def test_one_second_bars_across_chunks_keep_whole_minutes(tmp_path):
+    from data_access import open_store
+    from tradeflow.importer import import_files
+    from tradeflow.model import Instrument
+
+    # 1-second bars 14:30:58 .. 14:31:02 read one record at a time: minute 14:30 is split
+    rows = [(sc_time(T0, (58 + i) * 1_000_000), 10.0 + i, 10.5 + i, 9.75 + i, 10.25 + i, 2, 5 + i,
+             2, 3 + i) for i in range(5)]
+    path = write(tmp_path, rows)
+    with open_store(f"duckdb:///{tmp_path}/s.duckdb") as store:
+        store.add_instrument(Instrument("ESZ25-CME", 0.25, asset_class="future"))
+        import_files(store, [path], progress=False, chunk_rows=1)
+        got = store.bars("ESZ25-CME", "1m")
+    assert got["ts"].tolist() == [T0, T0 + pd.Timedelta(minutes=1)]
+    assert got[["open", "high", "low", "close", "volume", "ask_volume", "bid_volume",
+                "trades"]].values.tolist() == [
+        [10.0, 11.5, 9.75, 11.25, 11, 7, 4, 4], [12.0, 14.5, 11.75, 14.25, 24, 18, 6, 6]]
