@@ -437,3 +437,21 @@ def test_bars_and_mbo_through_the_command(tmp_path):
     assert got[["open", "high", "low", "close", "volume"]].values.tolist() == [
         [4500, 4501, 4499.5, 4500.75, 12], [4500.75, 4502, 4500.5, 4501.5, 30]]
     assert stored[["price", "size", "side"]].values.tolist() == [[4502.0, 3, 1]]
+
+
+def test_mbp10_and_tbbo_record_type(tmp_path):
+    # mbp-10 records (368 bytes) begin as trades do; rtype TBBO (0xC5) has the MBP-1 layout
+    book = trade(0, 20.0, 5, cls=db.MBP10Msg, action=db.Action.ADD)
+    recs = [book, trade(10, 20.25, 2, side=db.Side.BID, cls=db.MBP10Msg),
+            trade(2_000, 20.0, 1, cls=db.MBP10Msg)]
+    path = tmp_path / "mbp10.dbn"
+    path.write_bytes(metadata(schema=db.Schema.MBP_10, mappings=[mapping("ESZ3", 42)])
+                     + b"".join(recs))
+    got, _ = load(path)
+    pd.testing.assert_frame_equal(got["ESZ3"], frame([(10, 20.25, 2, 1, 0),
+                                                      (2_000, 20.0, 1, -1, 0)]))
+    tbbo = bytearray(trade(10, 20.25, 2, cls=db.MBP1Msg))
+    tbbo[1] = 0xC5
+    path.write_bytes(metadata(schema=None, stype_in=None, mappings=[mapping("ESZ3", 42)])
+                     + bytes(tbbo))
+    pd.testing.assert_frame_equal(load(path)[0]["ESZ3"], frame([(10, 20.25, 2, -1, 0)]))

@@ -65,8 +65,21 @@ MBO_FIELDS = HEADER_FIELDS + [
 ]
 OHLCV_FIELDS = HEADER_FIELDS + [("open", "<i8"), ("high", "<i8"), ("low", "<i8"),
                                 ("close", "<i8"), ("volume", "<u8")]
-TRADE_SIZE = 48  # a trades record; the bytes every trade-like record must have
-_RTYPE = {v.name: int(v.value) for v in dbn.RType.variants()}
+
+
+def _rtypes() -> dict[str, int]:
+    """Record type names -> values, as this databento_dbn knows them."""
+    out = {}
+    for v in dbn.RType.variants():
+        try:
+            out[v.name] = int(v.value)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+_RTYPE = _rtypes()
+KNOWN_RTYPES = set(_RTYPE.values())
 RTYPE_SYMBOL_MAPPING = _RTYPE["SYMBOL_MAPPING"]
 TRADE_RTYPES = {_RTYPE[n] for n in ("MBP_0", "MBP_1", "MBP_10", "CMBP_1", "TCBBO", "TBBO")
                 if n in _RTYPE}
@@ -103,19 +116,6 @@ def _sampled_message(schema: str) -> str:
     return (f"schema {schema!r} samples the best bid/offer on an interval and carries only "
             "each interval's last trade, so it gives neither every trade nor bars; "
             f"{SUPPORTED} (for trades with the consolidated BBO use tcbbo)")
-
-
-def _known_rtypes() -> set[int]:
-    out = set()
-    for v in dbn.RType.variants():
-        try:
-            out.add(int(v.value))
-        except (TypeError, ValueError):
-            pass
-    return out
-
-
-KNOWN_RTYPES = _known_rtypes()
 
 
 class _Symbols:
