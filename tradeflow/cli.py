@@ -104,7 +104,10 @@ def instruments_list(ctx):
               default=None, help="File format (guessed from the file when not given).")
 @click.option("--symbol", default=None, help="Symbol of the data (else from the file).")
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=SOURCE",
-              help="CSV/Parquet column mapping, e.g. --map ts=Time --map size=Volume.")
+              help="CSV/Parquet column mapping, ours=the file's: ts, price, size, side, "
+              "buyer_maker, trade_id, symbol; e.g. --map ts=Time --map size=Volume. A 'buyer is "
+              "maker' true/false (1/0, yes/no) column gives the side: --map buyer_maker=m "
+              "(true: the seller aggressed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def import_(ctx, paths, fmt, symbol, mapping, quiet):

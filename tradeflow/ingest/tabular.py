@@ -1,11 +1,19 @@
 """Generic trade tables: CSV (also inside .zip/.gz) and Parquet, with a column mapping.
 
 Columns are found by name (case-insensitive): ``ts``/``time``/``timestamp``, ``price``,
-``size``/``qty``/``quantity``/``volume``, optional ``side``, ``trade_id`` and ``symbol``;
-``mapping`` (our name -> the file's) overrides. Times are ISO 8601 text (naive means UTC), epoch
-numbers (s/ms/us/ns, told by magnitude once per file) or Parquet timestamps. Sides are
-``1/-1/0``, ``B/S``, ``buy/sell`` or ``bid/ask`` (traded at the ask = buyer aggressor); an empty
-side is unknown (0); ``true/false`` is refused (is it "buyer is maker"?).
+``size``/``qty``/``quantity``/``volume``/``amount``, optional ``side`` (or ``buyer_maker``),
+``trade_id`` and ``symbol``; ``mapping`` (our name -> the file's) overrides. Times are ISO 8601
+text (naive means UTC), epoch numbers (s/ms/us/ns, told by magnitude once per file) or Parquet
+timestamps. Sides are ``1/-1/0``, ``B/S``, ``buy/sell`` or ``bid/ask`` (traded at the ask = buyer
+aggressor); an empty side or ``unknown`` is unknown (0); ``true/false`` is refused as a side.
+
+A "buyer is maker" flag (Binance's ``is_buyer_maker``/``m``) is the role ``buyer_maker``: true
+means the seller hit the bid (-1), false that the buyer lifted the ask (+1); it may be a boolean,
+``1/0`` or text (``true/false``, ``t/f``, ``yes/no``, ``y/n``, ``1/0``); empty is unknown (0).
+Columns named ``is_buyer_maker``/``isBuyerMaker``/``buyer_maker`` are taken as such by default.
+Tardis.dev trade CSVs (``exchange,symbol,timestamp,local_timestamp,id,side,price,amount``,
+microsecond epochs, side ``buy/sell/unknown``) read without a mapping: their ``id`` is not used
+(text on some exchanges, empty on others), trades are numbered per microsecond instead.
 
 The CSV streaming helpers here (:func:`open_source`, :func:`stream_csv`) serve the Binance
 parser too. CSV errors name the line (from 1, the header is line 1), Parquet errors the row
@@ -42,12 +50,13 @@ from tradeflow.ingest.files import (
     trades_chunk,
 )
 
-ROLES = ("ts", "price", "size", "side", "trade_id", "symbol")
+ROLES = ("ts", "price", "size", "side", "buyer_maker", "trade_id", "symbol")
 DEFAULT_NAMES = {
     "ts": ("ts", "time", "timestamp"),
     "price": ("price",),
-    "size": ("size", "qty", "quantity", "volume"),
+    "size": ("size", "qty", "quantity", "volume", "amount"),
     "side": ("side",),
+    "buyer_maker": ("is_buyer_maker", "isbuyermaker", "buyer_maker"),
     "trade_id": ("trade_id",),
     "symbol": ("symbol",),
 }
@@ -235,9 +244,17 @@ _INT_RE = r"^\s*[+-]?\d+\s*$"
 _NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _SIDES = {"1": 1, "+1": 1, "1.0": 1, "b": 1, "buy": 1, "ask": 1,
           "-1": -1, "-1.0": -1, "s": -1, "sell": -1, "bid": -1,
-          "0": 0, "0.0": 0, "+0": 0, "-0": 0}
+          "0": 0, "0.0": 0, "+0": 0, "-0": 0, "unknown": 0}
 _SIDE_KEYS = pa.array(list(_SIDES))
 _SIDE_VALUES = np.array(list(_SIDES.values()), dtype="int8")
+# "buyer is maker" text -> the aggressor side: true means the seller hit the bid
+_MAKER = {"true": -1, "t": -1, "yes": -1, "y": -1, "1": -1, "1.0": -1,
+          "false": 1, "f": 1, "no": 1, "n": 1, "0": 1, "0.0": 1}
+_MAKER_KEYS = pa.array(list(_MAKER))
+_MAKER_VALUES = np.array(list(_MAKER.values()), dtype="int8")
+_SIDE_ADVICE = "use 1/-1/0, B/S, buy/sell or bid/ask"
+_MAKER_ADVICE = ("a 'buyer is maker' flag? map it as buyer_maker "
+                 "(--map buyer_maker=COLUMN): true means the seller aggressed")
 _TS_MIN, _TS_MAX = pd.Timestamp(TS_MIN_NS, tz="UTC"), pd.Timestamp(TS_MAX_NS, tz="UTC")
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -292,8 +309,8 @@ class Converter:
     def sides(self, arr, where) -> np.ndarray:
         t = arr.type
         if pa.types.is_boolean(t):
-            self.fail(where, 0, "side", "true/false is not a side: use 1/-1, B/S, buy/sell or "
-                      "bid/ask (is it 'buyer is maker'? then true means -1)")
+            self.fail(where, 0, "side", f"true/false is not a side: {_SIDE_ADVICE} (is it "
+                      f"{_MAKER_ADVICE})")
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             values = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), 0.0), dtype="float64")
             i = first_true(~np.isin(values, (-1.0, 0.0, 1.0)))
@@ -309,11 +326,36 @@ class Converter:
         i = first_true((pos < 0) & ~blank)
         if i is not None:
             value = arr[i].as_py()
-            hint = (" (is it 'buyer is maker'? then true means -1)"
+            hint = (f" (is it {_MAKER_ADVICE})"
                     if value.strip().lower() in ("true", "false") else "")
-            self.fail(where, i, "side", f"{value!r} is not a side: use 1/-1/0, B/S, buy/sell or "
-                      f"bid/ask{hint}")
+            self.fail(where, i, "side", f"{value!r} is not a side: {_SIDE_ADVICE}{hint}")
         return np.where(pos < 0, 0, _SIDE_VALUES[np.maximum(pos, 0)]).astype("int8")
+
+    def buyer_maker(self, arr, where) -> np.ndarray:
+        """The aggressor side from a "buyer is maker" flag: true -> -1, false -> +1, empty -> 0."""
+        t = arr.type
+        if pa.types.is_boolean(t):
+            flags = np.asarray(pc.fill_null(pc.cast(arr, pa.int8()), -1), dtype="int8")
+            return np.select([flags == 1, flags == 0], [-1, 1], 0).astype("int8")
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            values = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), np.nan), dtype="float64")
+            blank = np.isnan(values)
+            i = first_true(~np.isin(values, (0.0, 1.0)) & ~blank)
+            if i is not None:
+                self.fail(where, i, "buyer_maker", f"{values[i]:g} is not a buyer-is-maker flag "
+                          "(1 or 0)")
+            return np.select([values == 1, values == 0], [-1, 1], 0).astype("int8")
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            self.fail(where, 0, "buyer_maker", f"must be true/false, 1/0 or text, is {t}")
+        norm = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        pos = np.asarray(pc.fill_null(pc.index_in(norm, value_set=_MAKER_KEYS), -1),
+                         dtype="int64")
+        blank = np.asarray(pc.fill_null(pc.equal(norm, ""), True))
+        i = first_true((pos < 0) & ~blank)
+        if i is not None:
+            self.fail(where, i, "buyer_maker", f"{arr[i].as_py()!r} is not a buyer-is-maker "
+                      "flag: use true/false, t/f, yes/no, y/n or 1/0")
+        return np.where(pos < 0, 0, _MAKER_VALUES[np.maximum(pos, 0)]).astype("int8")
 
     def times(self, arr, where) -> np.ndarray:
         """Epoch nanoseconds of a time column, checked to lie in 1990-2100."""
@@ -412,6 +454,16 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
             if cand in lower:
                 found[role] = lower[cand]
                 break
+    if "side" in found and "buyer_maker" in found:
+        # a mapped column wins over one found by its name; two of the same kind are ambiguous
+        if "side" in mapping and "buyer_maker" not in mapping:
+            del found["buyer_maker"]
+        elif "buyer_maker" in mapping and "side" not in mapping:
+            del found["side"]
+        else:
+            raise IngestError(path, "", f"both {found['side']!r} (side) and "
+                              f"{found['buyer_maker']!r} (buyer_maker) say who aggressed; map "
+                              "one of them, e.g. --map side=" + found["side"])
     used = list(found.values())
     shared = [n for n in set(used) if used.count(n) > 1]
     if shared:
@@ -447,7 +499,12 @@ def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], w
     ts = conv.times(cols["ts"], where)
     price = conv.number(cols["price"], where, "price")
     size = conv.number(cols["size"], where, "size")
-    side = conv.sides(cols["side"], where) if "side" in cols else np.zeros(len(ts), "int8")
+    if "side" in cols:
+        side = conv.sides(cols["side"], where)
+    elif "buyer_maker" in cols:
+        side = conv.buyer_maker(cols["buyer_maker"], where)
+    else:
+        side = np.zeros(len(ts), "int8")
     tid = conv.trade_ids(cols["trade_id"], where) if "trade_id" in cols else None
     if symbol is not None or "symbol" not in cols:
         groups = [(symbol or default_symbol, None)]
