@@ -35,6 +35,7 @@ from tradeflow.ingest.files import (
     take,
     trades_chunk,
 )
+from tradeflow.ingest.unpack import BoundedStream
 
 # The record layouts, as databento_dbn describes them (``TradeMsg._dtypes``; tests compare).
 TRADE_FIELDS = [
@@ -116,8 +117,9 @@ def _open(path):
     if head[:3] == b"DBN":
         return raw, raw, os.fstat(raw.fileno()).st_size
     if is_zstd(head):
+        size = os.fstat(raw.fileno()).st_size
         stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
-        return stream, raw, os.fstat(raw.fileno()).st_size
+        return BoundedStream(stream, path, "the zstd data", size), raw, size
     raw.close()
     raise IngestError(path, "", "not a DBN file (it starts with neither 'DBN' nor a zstd frame)")
 
@@ -125,6 +127,8 @@ def _open(path):
 def _read(path, stream, n, index) -> bytes:
     try:
         return stream.read(n)
+    except IngestError:  # a decompression bomb (unpack limits)
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         where = "metadata" if index is None else f"record {index}"
         raise IngestError(path, where, f"corrupt compressed data: {exc}") from None
