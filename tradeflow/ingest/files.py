@@ -111,7 +111,7 @@ def guess_format(path) -> str:
         return "binance"
     if name.endswith((".csv", ".txt", ".tsv", ".zip", ".gz")) or tabular.looks_tabular(first):
         return "csv"
-    raise IngestError(path, "line 1", "cannot tell the file format: no known signature, "
+    raise IngestError(path, "", "cannot tell the file format: no known signature, "
                       f"suffix or table header (it starts {first[:40]!r}); pass one of "
                       f"{', '.join(FORMATS)} explicitly")
 
