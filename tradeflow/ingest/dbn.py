@@ -119,7 +119,11 @@ def _open(path):
     if is_zstd(head):
         size = os.fstat(raw.fileno()).st_size
         stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
-        return BoundedStream(stream, path, "the zstd data", size), raw, size
+        try:
+            return BoundedStream(stream, path, "the zstd data", size), raw, size
+        except IngestError:  # a bad limit setting
+            raw.close()
+            raise
     raw.close()
     raise IngestError(path, "", "not a DBN file (it starts with neither 'DBN' nor a zstd frame)")
 

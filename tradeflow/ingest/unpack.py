@@ -1,4 +1,4 @@
-"""Reading compressed input (.zip, .gz, .zst) within limits, so that a decompression bomb is refused.
+"""Reading compressed input (.zip, .gz, .zst) within limits: a decompression bomb is refused.
 
 Every stream a parser reads is wrapped in a :class:`BoundedStream`, which counts the bytes as they
 come out of the decompressor (the sizes an archive declares are not trusted) and refuses to give
