@@ -84,7 +84,7 @@ class BoundedStream(io.RawIOBase):
         self.limit = None
         if packed_size is not None:
             ratio, most = limits(path)
-            by_ratio = max(int(ratio * packed_size), ALWAYS_ALLOWED)
+            by_ratio = max(int(min(ratio * packed_size, 1 << 62)), ALWAYS_ALLOWED)  # ratio inf
             self.limit = min(by_ratio, most)
             self._why = (f"more than {format_size(most)} ({MAX_UNPACKED_ENV})" if most <= by_ratio
                          else f"more than {ratio:g} times the file's {format_size(packed_size)} "
