@@ -12,6 +12,7 @@ import pandas as pd
 from data_access import StoreError, open_store
 
 from . import config
+from .ingest.errors import printable
 from .ingest.files import FORMATS
 from .model import ASSET_CLASSES, Instrument, ModelError, Session
 
@@ -21,7 +22,9 @@ class UserError(click.ClickException):
 
 
 def _fail(exc: Exception):
-    raise UserError(str(exc)) from exc
+    # messages quote file names and file content: never let their control bytes reach the
+    # terminal (line breaks stay: a formula error puts a caret line under the formula)
+    raise UserError("\n".join(printable(line) for line in str(exc).split("\n"))) from exc
 
 
 class _Group(click.Group):

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from data_access import Store
 from indicators.orderflow.book import SierraReplay
 
-from .ingest.errors import IngestError
+from .ingest.errors import IngestError, printable
 from .ingest.files import guess_format, read_file
 from .model import ModelError
 
@@ -40,9 +40,9 @@ class ImportSummary:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {self.seconds:.1f} s"]
+        out = [f"{printable(self.path)}: {self.seconds:.1f} s"]
         for sym, s in sorted(self.symbols.items()):
-            part = f"  {sym}: {s.trades_read:,} trades read, {s.trades_new:,} new"
+            part = f"  {printable(sym)}: {s.trades_read:,} trades read, {s.trades_new:,} new"
             if s.bars:
                 part += f", {s.bars:,} bars"
             if s.depth_rows:
@@ -74,7 +74,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
     summary = ImportSummary(path, format or guess_format(path))
     started = time.perf_counter()
     total = os.path.getsize(path) if os.path.exists(path) else 0
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=printable(os.path.basename(path)),
                disable=not progress or total < 8 << 20, leave=False)
     replays: dict[str, SierraReplay] = {}  # per symbol: the book of a .depth file
     last_minute: dict[str, pd.DataFrame] = {}  # per symbol: bars held back, see _whole_minutes

@@ -49,6 +49,7 @@ from tradeflow.ingest.files import (
     to_utc_ns,
     trades_chunk,
 )
+from tradeflow.ingest.unpack import BoundedStream
 
 # The record layouts, as databento_dbn describes them (``TradeMsg._dtypes`` etc.; tests compare).
 HEADER_FIELDS = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"),
@@ -157,8 +158,13 @@ def _open(path):
     if head[:3] == b"DBN":
         return raw, raw, os.fstat(raw.fileno()).st_size
     if is_zstd(head):
+        size = os.fstat(raw.fileno()).st_size
         stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
-        return stream, raw, os.fstat(raw.fileno()).st_size
+        try:
+            return BoundedStream(stream, path, "the zstd data", size), raw, size
+        except IngestError:  # a bad limit setting
+            raw.close()
+            raise
     raw.close()
     raise IngestError(path, "", "not a DBN file (it starts with neither 'DBN' nor a zstd frame)")
 
@@ -166,6 +172,8 @@ def _open(path):
 def _read(path, stream, n, index) -> bytes:
     try:
         return stream.read(n)
+    except IngestError:  # a decompression bomb (unpack limits)
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         where = "metadata" if index is None else f"record {index}"
         raise IngestError(path, where, f"corrupt compressed data: {exc}") from None

@@ -49,6 +49,7 @@ from tradeflow.ingest.files import (
     take,
     trades_chunk,
 )
+from tradeflow.ingest.unpack import BoundedStream
 
 ROLES = ("ts", "price", "size", "side", "buyer_maker", "trade_id", "symbol")
 DEFAULT_NAMES = {
@@ -76,11 +77,15 @@ _ZIP_ERRORS = (Exception,)
 
 @dataclass
 class Source:
-    stream: io.RawIOBase | io.BufferedIOBase  # the CSV bytes
+    stream: BoundedStream  # the CSV bytes
     raw: io.BufferedReader  # the file on disk, for progress
     total: int
     inner_name: str  # the CSV's own name (the zip member's), for symbol guessing
     packed: bool = False  # read through zipfile/gzip
+
+    def failed(self) -> str:
+        """How a read error begins: unpacking an archive, or reading the file."""
+        return f"cannot unpack {self.stream.what}" if self.packed else "cannot read"
 
     def done(self) -> int:
         try:
@@ -91,7 +96,8 @@ class Source:
 
 @contextlib.contextmanager
 def open_source(path):
-    """The CSV bytes of ``path``, unpacking a .zip of one file or a .gz on the way."""
+    """The CSV bytes of ``path``, unpacking a .zip of one file or a .gz on the way, within the
+    limits of :mod:`tradeflow.ingest.unpack` (the stream is stopped on the way out)."""
     path = os.fspath(path)
     try:
         raw = open(path, "rb")
@@ -102,45 +108,76 @@ def open_source(path):
         head = raw.read(4)
         raw.seek(0)
         if head[:2] == b"PK":
+            archive, member = _zip_member(path, raw)
             try:
-                archive = zipfile.ZipFile(raw)
-                members = [m for m in archive.infolist()
-                           if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+                inner = archive.open(member)
             except _ZIP_ERRORS as exc:
-                raise IngestError(path, "", f"not a readable zip file: {exc}") from None
-            if len(members) != 1:
-                raise IngestError(path, "", f"the zip holds {len(members)} files; "
-                                  "expected exactly one CSV")
-            try:
-                stream = archive.open(members[0])
-            except _ZIP_ERRORS as exc:
-                raise IngestError(path, "", f"cannot unpack {members[0].filename}: {exc}") from None
-            with archive, stream:
-                yield Source(stream, raw, total, Path(members[0].filename).name, True)
+                raise IngestError(path, "", f"cannot unpack {member.filename!r}: {exc}") from None
+            name = Path(member.filename).name
+            source = Source(BoundedStream(inner, path, f"the zip member {name!r}", total), raw,
+                            total, name, True)
+            closers = (inner, archive)
         elif head[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw) as stream:
-                name = Path(path).name
-                yield Source(stream, raw, total, name[:-3] if name.endswith(".gz") else name, True)
+            inner = gzip.GzipFile(fileobj=raw)
+            name = Path(path).name
+            source = Source(BoundedStream(inner, path, "the gzip data", total), raw, total,
+                            name[:-3] if name.endswith(".gz") else name, True)
+            closers = (inner,)
         else:
-            yield Source(raw, raw, total, Path(path).name)
+            source = Source(BoundedStream(raw, path, "the file", None), raw, total,
+                            Path(path).name)
+            closers = ()
+        try:
+            yield source
+        finally:
+            source.stream.stop()  # before closing what a read-ahead thread may be reading
+            for c in closers:
+                c.close()
+
+
+def _zip_member(path, raw) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
+    """The one file in a zip (macOS resource forks aside), or an IngestError saying why not."""
+    try:
+        archive = zipfile.ZipFile(raw)
+        members = [m for m in archive.infolist()
+                   if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    except zipfile.BadZipFile as exc:
+        why = ("no zip directory at its end: truncated, or not a zip"
+               if "not a zip file" in str(exc) else str(exc))
+        raise IngestError(path, "", f"not a readable zip file ({why})") from None
+    except _ZIP_ERRORS as exc:
+        raise IngestError(path, "", f"not a readable zip file ({exc})") from None
+    if len(members) != 1:
+        archive.close()
+        names = ", ".join(repr(m.filename) for m in members[:3])
+        more = ", ..." if len(members) > 3 else ""
+        raise IngestError(path, "", f"the zip holds {len(members)} files"
+                          f"{f' ({names}{more})' if members else ''}; expected exactly one CSV")
+    return archive, members[0]
 
 
 def _read_head(path) -> bytes:
     with open_source(path) as src:
         try:
             return src.stream.read(SNIFF_BYTES)
+        except IngestError:
+            raise
         except Exception as exc:  # noqa: BLE001 -- only a damaged archive may land here
             if not (src.packed or isinstance(exc, OSError)):
                 raise
-            raise IngestError(path, "line 1", f"cannot read: {exc}") from None
+            raise IngestError(path, "line 1", f"{src.failed()}: {exc}") from None
 
 
 def _decode_line(path, head: bytes) -> str:
     line = re.split(b"\r\n|\r|\n", head, maxsplit=1)[0]  # the line ends pyarrow knows
     try:
         text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise IngestError(path, "line 1", "not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and len(line) == len(head):
+            text = line[: exc.start].decode("utf-8")  # a character cut at the end of the sniff
+        else:
+            raise IngestError(path, "line 1", f"not UTF-8 text (byte 0x{line[exc.start]:02x} "
+                              f"at byte {exc.start + 1} of the line)") from None
     return text.lstrip("\ufeff")
 
 
@@ -231,7 +268,7 @@ def stream_csv(path, names, types, header: bool, delimiter: str, chunk_rows: int
         except Exception as exc:  # noqa: BLE001 -- see _ZIP_ERRORS
             if not (src.packed or isinstance(exc, (pa.ArrowException, OSError))):
                 raise
-            raise IngestError(path, f"line {line} or later", f"cannot read: {exc}") from None
+            raise IngestError(path, f"line {line} or later", f"{src.failed()}: {exc}") from None
         if held is not None:
             yield held[0], held[1], src.total, src.total
 
@@ -430,6 +467,12 @@ class Converter:
         return values.astype("int64") * mult
 
 
+def _listed(header: list[str], most: int = 20, width: int = 40) -> str:
+    """The header's names for a message, quoted, long names and long headers cut short."""
+    names = [repr(n) if len(n) <= width else repr(n[:width]) + "..." for n in header[:most]]
+    return ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > most else "")
+
+
 def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
     """role -> file column name, from the mapping or the default names."""
     mapping = dict(mapping or {})
@@ -447,7 +490,7 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
             name = want if want in header else lower.get(str(want).lower())
             if name is None:
                 raise IngestError(path, "", f"column {want!r} (mapped to {role}) is not in the "
-                                  f"file; it has {', '.join(map(repr, header))}")
+                                  f"file; it has {_listed(header)}")
             found[role] = name
             continue
         for cand in DEFAULT_NAMES[role]:
@@ -475,7 +518,7 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
     missing = [r for r in REQUIRED if r not in found]
     if missing:
         raise IngestError(path, "", f"no {', '.join(missing)} column among "
-                          f"{', '.join(map(repr, header))}; name them (ts/time/timestamp, price, "
+                          f"{_listed(header)}; name them (ts/time/timestamp, price, "
                           "size/qty/quantity/volume) or pass a mapping such as "
                           "{'ts': 'Time', 'price': 'Last', 'size': 'Volume'}")
     return found
