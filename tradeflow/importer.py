@@ -13,7 +13,7 @@ from data_access import Store
 from data_access.frames import RowError
 from indicators.orderflow.book import SierraReplay
 
-from .ingest.errors import IngestError
+from .ingest.errors import IngestError, printable
 from .ingest.files import guess_format, read_file
 from .ingest.validate import Validator
 from .model import ModelError
@@ -42,9 +42,9 @@ class ImportSummary:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {self.seconds:.1f} s"]
+        out = [f"{printable(self.path)}: {self.seconds:.1f} s"]
         for sym, s in sorted(self.symbols.items()):
-            part = f"  {sym}: {s.trades_read:,} trades read, {s.trades_new:,} new"
+            part = f"  {printable(sym)}: {s.trades_read:,} trades read, {s.trades_new:,} new"
             if s.bars:
                 part += f", {s.bars:,} bars"
             if s.depth_rows:
@@ -56,7 +56,7 @@ class ImportSummary:
 
 
 def import_files(store: Store, paths, format=None, symbol=None, mapping=None,
-                 progress: bool = True) -> list[ImportSummary]:
+                 progress: bool = True, chunk_rows: int = 1_000_000) -> list[ImportSummary]:
     """Import every file into ``store`` in one transaction; any error stores nothing.
 
     Every chunk of trades or bars passes :class:`tradeflow.ingest.validate.Validator` (tick grid,
@@ -68,20 +68,24 @@ def import_files(store: Store, paths, format=None, symbol=None, mapping=None,
     summaries = []
     with store.transaction() as tx:
         for path in paths:
-            summaries.append(_import_one(tx, registry, str(path), format, symbol, mapping, progress))
+            summaries.append(_import_one(tx, registry, str(path), format, symbol, mapping, progress,
+                                         chunk_rows))
     return summaries
 
 
-def _import_one(tx, registry, path, format, symbol, mapping, progress) -> ImportSummary:
+def _import_one(tx, registry, path, format, symbol, mapping, progress,
+                chunk_rows) -> ImportSummary:
     summary = ImportSummary(path, format or guess_format(path))
     started = time.perf_counter()
     total = os.path.getsize(path) if os.path.exists(path) else 0
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=printable(os.path.basename(path)),
                disable=not progress or total < 8 << 20, leave=False)
     replays: dict[str, SierraReplay] = {}  # per symbol: the book of a .depth file
     validator = Validator(lambda sym: registry.get(sym).tick_size)  # one per file: time order
+    last_minute: dict[str, tuple] = {}  # per symbol: bars held back, see _whole_minutes
     try:
-        for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping):
+        for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping,
+                               chunk_rows=chunk_rows):
             if chunk.symbol not in registry:
                 raise ModelError(
                     f"{path}: symbol {chunk.symbol!r} has no known tick size: add it with "
@@ -91,6 +95,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
             if len(frame):
                 s.first = s.first if s.first is not None else frame["ts"].iloc[0]
                 s.last = frame["ts"].iloc[-1]
+            where = chunk.where  # names row i of what is written
             try:
                 if chunk.kind == "trades":
                     frame = validator.trades(chunk.symbol, frame, chunk.places, chunk.price_bits)
@@ -108,12 +113,20 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
                     s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
                 else:
                     frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits)
+                    frame, where = _whole_minutes(last_minute, chunk, frame)
                     s.bars += tx.write_bars(chunk.symbol, frame)
             except RowError as exc:  # ours or a store's: name the file's own line or record
-                raise IngestError(path, chunk.where(exc.row), exc.reason) from None
+                raise IngestError(path, where(exc.row), exc.reason) from None
             except ModelError as exc:  # a store's validation: say which file it came from
                 raise ModelError(f"{path}: {exc}") from exc
             bar.update(chunk.done_bytes - bar.n)
+        for sym, (rest, unit, numbers) in last_minute.items():
+            try:
+                summary.symbols[sym].bars += tx.write_bars(sym, rest)
+            except RowError as exc:
+                raise IngestError(path, f"{unit} {numbers[exc.row]}", exc.reason) from None
+            except ModelError as exc:
+                raise ModelError(f"{path}: {exc}") from exc
         for sym, replay in replays.items():  # the last second of each book
             try:
                 summary.symbols[sym].depth_rows += _write_depth(tx, sym, replay.finish())
@@ -123,6 +136,25 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
         bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _whole_minutes(held: dict[str, tuple], chunk, bars: pd.DataFrame):
+    """The bars of ``bars`` (after those ``held`` back for the chunk's symbol) to write now, and
+    the names of their places in the file: all but the last minute's, which wait for the next
+    chunk. A store writes imported bars as 1-minute rows that replace the minute, so bars
+    shorter than a minute (1-second .scid or ohlcv-1s) split across two chunks must reach it
+    together (bars are in time order: the validator sees to it)."""
+    numbers = chunk.places if chunk.places is not None else np.arange(len(bars))
+    if chunk.symbol in held:
+        old, _, old_numbers = held.pop(chunk.symbol)
+        bars = pd.concat([old, bars], ignore_index=True)
+        numbers = np.concatenate([old_numbers, numbers])
+    if not bars.empty:
+        minute = pd.DatetimeIndex(bars["ts"]).floor("min")
+        last = np.asarray(minute == minute.max())
+        held[chunk.symbol] = (bars[last], chunk.unit, numbers[last])
+        bars, numbers = bars[~last], numbers[~last]
+    return bars, lambda i: f"{chunk.unit} {numbers[i]}"
 
 
 def _write_depth(tx, symbol: str, snaps: pd.DataFrame) -> int:

@@ -115,14 +115,17 @@ def guess_format(path) -> str:
         return "parquet"
     try:
         first = tabular.first_line(path)
-    except IngestError:
-        first = None
-    if first is not None:
-        if binance.sniff(first) is not None:
-            return "binance"
-        if name.endswith((".csv", ".txt", ".tsv", ".zip", ".gz")) or tabular.looks_tabular(first):
-            return "csv"
-    raise IngestError(path, "", "cannot tell the file format; pass one of "
+    except IngestError as exc:  # say why: a zip of two files, a damaged archive, not UTF-8...
+        raise IngestError(path, exc.where, f"cannot tell the file format: {exc.message}") \
+            from None
+    if first is None:
+        raise IngestError(path, "", "cannot tell the file format: it unpacks to nothing")
+    if binance.sniff(first) is not None:
+        return "binance"
+    if name.endswith((".csv", ".txt", ".tsv", ".zip", ".gz")) or tabular.looks_tabular(first):
+        return "csv"
+    raise IngestError(path, "", "cannot tell the file format: no known signature, "
+                      f"suffix or table header (it starts {first[:40]!r}); pass one of "
                       f"{', '.join(FORMATS)} explicitly")
 
 
@@ -252,16 +255,20 @@ def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total, places
     return ImportChunk("trades", symbol, frame, int(done), int(total), places, unit, price_bits)
 
 
-# Trades without source ids (numbered by their rank in the microsecond, in file order) and bars
-# may come this much before the latest row of their symbol already read from the same file (real
-# feeds reorder a little: Databento's ts_event within records ordered by ts_recv); rows further
-# back are refused (see tradeflow.ingest.validate), in every format alike. Trades with the
-# source's ids may come in any order (Binance futures files interleave streams weeks apart).
+# Trades without source ids (numbered by their rank in the microsecond, in file order) may come
+# this much before the latest one of their symbol already read from the same file (real feeds
+# reorder a little: Databento's ts_event within records ordered by ts_recv); further back is
+# refused (see tradeflow.ingest.validate), in every format alike. Trades with the source's ids
+# may come in any order (Binance futures files interleave streams weeks apart); bars must be in
+# order (a bar write replaces its minute).
 REORDER_WINDOW_NS = 60 * 1_000_000_000
 
 
-def late_reason(ts_ns: int, latest_ns: int) -> str:
+def late_reason(ts_ns: int, latest_ns: int, kind: str = "trades") -> str:
     """Why a row too far back in time is refused (the same words wherever it is found)."""
+    if kind == "bars":
+        return (f"bar time {fmt_ns(ts_ns)} is before a bar already read ({fmt_ns(latest_ns)}); "
+                "bars must be in time order: sort the file")
     return (f"time {fmt_ns(ts_ns)} is more than {REORDER_WINDOW_NS // 10**9} s before a row "
             f"already read ({fmt_ns(latest_ns)}); without trade ids, rows may be out of time "
             f"order by at most {REORDER_WINDOW_NS // 10**9} s: sort the file")

@@ -11,12 +11,13 @@ checks each batch of trades or bars of one instrument before anything is stored:
 * trade sizes within ``MIN_SIZE``..``MAX_SIZE``; bars with OHLC as prices, high/low containing
   open and close, volumes within 0..``MAX_BAR_VOLUME`` (``data_access.frames``: the stores check
   the same magnitudes, so nothing written any way can overflow a rollup);
-* time order, one rule for every format: a trade with the source's id (``trade_id >= 0``) may
-  come in any order (its id tells it apart; Binance futures files interleave streams weeks
+* time order, one rule for every format, by what tells rows apart: a trade with the source's id
+  (``trade_id >= 0``) may come in any order (Binance futures files interleave streams weeks
   apart). A trade without one (made ids are negative: ranks in the microsecond, in file order)
-  and a bar may come at most ``REORDER_WINDOW_NS`` (60 s) before the latest such row of its
-  symbol already read from the same stream (real feeds reorder a little: Databento's
-  ``ts_event``); further back is refused. Everything is stored in time order.
+  may come at most ``REORDER_WINDOW_NS`` (60 s) before the latest such trade of its symbol
+  already read from the same stream (real feeds reorder a little: Databento's ``ts_event``).
+  Bars must be in time order (sources write them so; a bar write replaces whole minutes). Rows
+  further back are refused; everything is stored in time order.
 
 Errors are :class:`data_access.frames.RowError` naming the batch's row; the caller turns the row
 into the file's own place (``ImportChunk.where``) or the position in a posted batch.
@@ -112,15 +113,16 @@ class Validator:
             if bad is not None:
                 raise RowError("bars", bad, off_grid_reason(
                     column, float(frame[column].iloc[bad]), self._tick_size(symbol), symbol))
-        self._time_order(symbol, "bars", frame["ts"], order)
+        self._time_order(symbol, "bars", frame["ts"], order, window=0)
         return frame.assign(**snapped)
 
     def _grid(self, symbol, prices: pd.Series, price_bits):
         return on_grid(prices.to_numpy(dtype="float64"), self._tick_size(symbol), price_bits)
 
-    def _time_order(self, symbol: str, kind: str, ts: pd.Series, order, only=None) -> None:
-        """No row (of those ``only`` selects) more than the reorder window before the latest row
-        read before it."""
+    def _time_order(self, symbol: str, kind: str, ts: pd.Series, order, only=None,
+                    window: int = REORDER_WINDOW_NS) -> None:
+        """No row (of those ``only`` selects) more than ``window`` ns before the latest row read
+        before it."""
         ns = pd.DatetimeIndex(ts).as_unit("ns").asi8
         rows = np.arange(len(ns)) if only is None else np.flatnonzero(only)
         if order is not None:
@@ -135,7 +137,7 @@ class Validator:
         before = np.empty_like(latest)
         before[0] = self._latest.get(key, ns[0])
         before[1:] = np.maximum(latest[:-1], before[0])
-        i = first_true(ns < before - REORDER_WINDOW_NS)
+        i = first_true(ns < before - window)
         if i is not None:
-            raise RowError(kind, int(rows[i]), late_reason(int(ns[i]), int(before[i])))
+            raise RowError(kind, int(rows[i]), late_reason(int(ns[i]), int(before[i]), kind))
         self._latest[key] = int(max(latest[-1], before[0]))
