@@ -20,7 +20,7 @@ import pytest
 from data_access import open_store
 from data_access.frames import MAX_SIZE, RowError
 from tests.test_cli import run
-from tests.test_ingest_dbn import mapping, metadata, trade
+from tests.test_ingest_dbn import mapping, metadata, ohlcv, trade
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, HEADER, RECORD
 from tradeflow.ingest.validate import Validator, on_grid
 from tradeflow.model import Instrument
@@ -107,6 +107,13 @@ def write_dbn(path, rows):
     return path
 
 
+def write_dbn_bars(path, bars):
+    """Databento ohlcv-1m bars (ns after T0, open, high, low, close), records from 0."""
+    body = b"".join(ohlcv(dt, o, h, lo, c, 5) for dt, o, h, lo, c in bars)
+    path.write_bytes(metadata(schema=db.Schema.OHLCV_1M, mappings=[mapping("ESZ3", 42)]) + body)
+    return path
+
+
 def changed(rows, i, **kw):
     """rows with row i's fields replaced (dt, price, size, side)."""
     rows = [list(r) for r in rows]
@@ -132,6 +139,8 @@ class Broken:
 
 
 LATE = r"time 2023-11-14T22:1\d:\d\d(\.\d+)?\+00:00 is more than 60 s before a row already read"
+BAR_LATE = (r"bar time 2023-11-14T22:14:20\+00:00 is before a bar already read "
+            r"\(2023-11-14T22:14:21\+00:00\); bars must be in time order")
 OFF_GRID = (r"price 4500\.1 is not on the tick grid of ES \(tick size 0\.25: 4500\.0 or "
             r"4500\.25\); the tick size may be wrong")
 ES = ["--symbol", "ES"]
@@ -203,10 +212,10 @@ CORPUS = [
                                                               4501.0)]), []),
            "record 1", r"bar high 4500\.25 / low 4499\.0 do not contain its open 4500\.0 and "
                        r"close 4501\.0"),
-    Broken("scid-bar-late", lambda d: (write_scid(d / "ES.scid", [
-        scid_bar(120 * SEC, 4500.0, 4501.0, 4499.0, 4500.5), scid_bar(0, 4500.0, 4501.0, 4499.0,
-                                                                      4500.5)]), []),
-           "record 1", LATE),
+    Broken("scid-bar-late", lambda d: (write_scid(d / "ES.scid", [  # bars: strictly in order
+        scid_bar(61 * SEC, 4500.0, 4501.0, 4499.0, 4500.5), scid_bar(60 * SEC, 4500.0, 4501.0,
+                                                                     4499.0, 4500.5)]), []),
+           "record 1", BAR_LATE),
     # Databento DBN: records from 0; fixed-point prices (1e-9)
     Broken("dbn-off-grid", lambda d: (write_dbn(d / "a.dbn", changed(es_trades(), 2, price=4500.1)),
                                       ES), "record 2", OFF_GRID),
@@ -216,6 +225,12 @@ CORPUS = [
     Broken("dbn-negative-price", lambda d: (write_dbn(d / "a.dbn",
                                                       changed(es_trades(), 3, price=-4500.0)), ES),
            "record 3", r"price must be positive, got -4500\.0"),
+    Broken("dbn-bar-off-grid", lambda d: (write_dbn_bars(d / "a.dbn", [
+        (0, 4500.0, 4501.0, 4499.0, 4500.5), (60 * SEC, 4500.0, 4501.0, 4499.1, 4500.5)]), ES),
+           "record 1", r"low 4499\.1 is not on the tick grid of ES"),
+    Broken("dbn-bar-late", lambda d: (write_dbn_bars(d / "a.dbn", [
+        (61 * SEC, 4500.0, 4501.0, 4499.0, 4500.5), (60 * SEC, 4500.0, 4501.0, 4499.0, 4500.5)]),
+        ES), "record 1", BAR_LATE),
     Broken("dbn-late", lambda d: (write_dbn(d / "a.dbn", changed(es_trades(), 5, dt=-61 * SEC)),
                                   ES), "record 5", LATE),
 ]

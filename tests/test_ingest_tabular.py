@@ -409,7 +409,7 @@ def test_buyer_maker_in_parquet_by_its_binance_name(tmp_path, values, sides):
     pd.testing.assert_frame_equal(got["BTCUSDT"], frame([
         ("2024-01-02 14:30:00", 10.5, 1, sides[0], 7),
         ("2024-01-02 14:30:00.000001", 10.25, 2, sides[1], 8),
-        ("2024-01-02 14:30:00.000002", 10.0, 3, sides[2], 9)]))
+        ("2024-01-02 14:30:00.000002", 10.0, 3, sides[2], 9)], made=False))
 
 
 def test_buyer_maker_through_the_command(tmp_path):
