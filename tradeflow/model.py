@@ -20,6 +20,7 @@ Frame layouts (all times are UTC, pandas ``datetime64[ns, UTC]``):
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+
+
+_log = logging.getLogger(__name__)
 
 
 class Side(enum.IntEnum):
@@ -264,10 +268,25 @@ class InstrumentRegistry:
         for inst in instruments:
             self.add(inst)
 
+    @classmethod
+    def from_rows(cls, rows) -> "InstrumentRegistry":
+        """The registry of stored rows ``(symbol, tick_size, exchange, asset_class, point_value,
+        session)``. A row that breaks today's rules (written before them, or by hand) is left out
+        with a logged warning, so that one bad row cannot make the whole store unreadable."""
+        registry = cls()
+        for symbol, tick, exchange, asset_class, point_value, session in rows:
+            try:
+                registry.add(Instrument(symbol, tick, exchange, asset_class, point_value,
+                                        Session.parse(session)))
+            except ModelError as exc:
+                _log.warning("stored instrument %r left out: %s", symbol, exc)
+        return registry
+
     def add(self, instrument: Instrument) -> None:
         self._by_symbol[instrument.symbol] = instrument
 
     def get(self, symbol: str) -> Instrument:
+        validate_symbol(symbol)
         try:
             return self._by_symbol[symbol]
         except KeyError:
