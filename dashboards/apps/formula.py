@@ -43,9 +43,9 @@ def _bars(symbol: str, spec: BarSpec, last: int):
     try:
         md = MarketData()
     except StoreError as exc:
-        raise PageError(str(exc), "reload this page once the store is free or reachable; a DuckDB "
-                        "file serves one process at a time (stop the other one, or share the data "
-                        "through PostgreSQL)") from None
+        # the store's own message says why (DuckDB: another process holds the file)
+        raise PageError(str(exc), "reload this page once the store is free or reachable") \
+            from None
     try:
         try:
             md.store.instrument(symbol)
