@@ -145,3 +145,17 @@ def test_the_page_title_is_escaped(site, tmp_path, tmp_path_factory):
 ])
 def test_pages_answer_loopback_clients_unless_told_otherwise(ip, env, allowed):
     assert client_allowed(ip, env) is allowed
+
+
+@pytest.mark.parametrize("store, problem", [
+    ("postgresql://desk:s3cr3t-pw@127.0.0.1:1/db", "cannot connect to PostgreSQL at 127.0.0.1:1/db"),
+    ("mysql://desk:s3cr3t-pw@h/db", "store URL 'mysql://desk:***@h/db': unknown scheme 'mysql'"),
+])
+def test_a_store_that_cannot_be_opened_is_explained_without_its_password(site, store, problem):
+    _, page, dialogs = site
+    with panel_app("formula", env={"TRADEFLOW_STORE": store}) as url:
+        page.goto(f"{url}/formula?symbol=ES")
+        page.wait_for_selector(".page-error", timeout=60_000)
+        assert problem in page.locator(".page-error-problem").inner_text()
+        assert "s3cr3t-pw" not in page.content()
+    assert dialogs == []

@@ -42,7 +42,7 @@ def _request() -> tuple[str, BarSpec, int]:
 def _bars(symbol: str, spec: BarSpec, last: int):
     try:
         md = MarketData()
-    except StoreError as exc:
+    except (StoreError, ModelError) as exc:  # a store held elsewhere, unreachable or misnamed
         # the store's own message says why (DuckDB: another process holds the file)
         raise PageError(str(exc), "reload this page once the store is free or reachable") \
             from None
