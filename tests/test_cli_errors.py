@@ -82,7 +82,7 @@ def test_export_last_takes_every_count_in_range(filled):
     assert len(out) == 3000
 
 
-@pytest.mark.parametrize("args, parts", [
+BAD_OPTIONS = [
     (["export", "trades", "NOPE"], ["unknown symbol 'NOPE'", "tradeflow instruments add"]),
     (["export", "bars", "NOPE"], ["unknown symbol 'NOPE'"]),
     (["export", "footprint", "NOPE", "--last", "3"], ["unknown symbol 'NOPE'"]),
@@ -114,9 +114,14 @@ def test_export_last_takes_every_count_in_range(filled):
     (["study", "sweeps", "ES", "--param", "max_gap_ms=1e300"], ["'max_gap_ms' must be a number"]),
     (["study", "cvd", "ES", "--tf", "1h"], ["a higher timeframe applies to indicators only"]),
     (["study", "cvd", "ES", "--param", "reset=bogus"], ["'reset' must be one of"]),
+    (["study", "volume_profile", "ES", "--start", "2030-01-01"],
+     ["Error: volume_profile: no cells, nothing to profile"]),
     (["import", "es.csv", "--symbol", XSS], ["es.csv", "is not valid"]),
     (["import", "es.csv", "--symbol", "ES", "--map", "ts"], ["--map 'ts': expected KEY=VALUE"]),
-])
+]
+
+
+@pytest.mark.parametrize("args, parts", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
 def test_bad_options_get_one_clear_line(filled, tmp_path, monkeypatch, args, parts):
     monkeypatch.chdir(tmp_path)
     trades_csv(tmp_path / "es.csv", n=10, seed=5)

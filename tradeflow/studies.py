@@ -314,4 +314,6 @@ def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end
     except (IndicatorError, StudyError):
         raise
     except ValueError as exc:  # the studies' own checks (empty data, unusable bars...)
-        raise StudyError(f"{name}: {exc}") from exc
+        text = str(exc)
+        shown = text if text.lower().startswith(f"{name.lower()}:") else f"{name}: {text}"
+        raise StudyError(shown) from exc
