@@ -75,16 +75,18 @@ def client_allowed(remote_ip: str | None, env=os.environ) -> bool:
     if env.get(ALLOW_REMOTE, "") == "1" or not remote_ip:
         return True
     try:
-        return ipaddress.ip_address(remote_ip.split("%")[0]).is_loopback
+        ip = ipaddress.ip_address(remote_ip.split("%")[0])
     except ValueError:
         return False
+    # an IPv4 client of a dual-stack socket shows as ::ffff:127.0.0.1
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 def check_client() -> None:
     """A PageError unless this session's client may open pages (:func:`client_allowed`)."""
-    request = pn.state.curdoc.session_context.request if pn.state.curdoc and \
-        pn.state.curdoc.session_context else None
-    remote_ip = getattr(request, "remote_ip", None) if request is not None else None
+    context = pn.state.curdoc.session_context if pn.state.curdoc else None
+    request = context.request if context else None
+    remote_ip = getattr(request, "remote_ip", None)
     if not client_allowed(remote_ip):
         log.warning("page refused to %s: not a loopback client and $%s is not 1", remote_ip,
                     ALLOW_REMOTE)

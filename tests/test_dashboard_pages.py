@@ -138,6 +138,7 @@ def test_the_page_title_is_escaped(site, tmp_path, tmp_path_factory):
 
 @pytest.mark.parametrize("ip, env, allowed", [
     ("127.0.0.1", {}, True), ("::1", {}, True), ("127.8.0.1", {}, True), (None, {}, True),
+    ("::ffff:127.0.0.1", {}, True), ("::ffff:192.168.1.20", {}, False),
     ("192.168.1.20", {}, False), ("10.0.0.5", {}, False), ("2001:db8::1", {}, False),
     ("not-an-ip", {}, False),
     ("192.168.1.20", {"TRADEFLOW_ALLOW_REMOTE": "1"}, True),
