@@ -3,8 +3,7 @@
 #   bash scripts/test.sh [pytest args]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/pg_binaries.sh"
-bash "$here/chromium.sh"
+bash "$here/system_packages.sh"
 TRADEFLOW_EXTRAS=test source "$here/setup.sh"
 cd "$root"
 exec "$venv/bin/python" -m pytest -q "$@"

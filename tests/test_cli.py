@@ -110,11 +110,10 @@ def test_unknown_symbol_is_refused_with_advice(store, tmp_path):
 
 
 def test_simulate_fills_history(store):
-    # a crypto symbol trades around the clock, so the last hours hold trades whenever this runs
     run(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"], store)
-    out = run(["simulate", "BTCUSDT", "--days", "0.25", "--no-live", "--trades-per-day", "50000"],
-              store).stdout
-    assert "simulated trades" in out
+    out = run(["simulate", "BTCUSDT", "--days", "0.25", "--end", "2026-01-04T12:00Z", "--no-live",
+               "--trades-per-day", "50000"], store).stdout
+    assert "BTCUSDT: " in out and "simulated trades from 2026-01-04 06:00:00+00:00" in out
     with open_store(store) as s:
         bars = s.bars("BTCUSDT", "1m")
         fp = s.footprint("BTCUSDT", "1m")
@@ -217,3 +216,54 @@ def BAR_RANGE(high, low, scale=2.0):
     bad = run(["study", "--list"], store, ok=False, env=env)
     assert "broken.py, line 2: NameError" in bad.stderr and "Traceback" not in bad.stderr
 
+
+
+def test_simulate_says_when_a_session_was_closed(store):
+    # Saturday noon to Sunday noon UTC: CME is shut from Friday's close to Sunday 17:00 Chicago
+    out = run(["simulate", "ES", "--days", "1", "--end", "2026-01-04T12:00Z", "--no-live"],
+              store).stdout
+    assert "ES: 0 simulated trades" in out
+    assert ("its session (America/Chicago 08:30-15:15,17:00-16:00) was closed all that time; "
+            "it opens Sun 2026-01-04 17:00 America/Chicago (23:00 UTC, in 11 h 00 min)") in out
+    out = run(["simulate", "ES", "--days", "0.5", "--end", "2026-01-06T18:00Z", "--no-live",
+               "--trades-per-day", "20000"], store).stdout
+    assert "was closed" not in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--days", "-1"], "Invalid value for '--days'"),
+    (["--days", "0"], "Invalid value for '--days'"),
+    (["--speed", "0"], "Invalid value for '--speed'"),
+    (["--end", "2026-01-04"], "--end fixes where the history ends"),
+    (["--end", "soon", "--no-live"], "time 'soon' not understood"),
+])
+def test_simulate_refuses_bad_arguments(store, args, message):
+    proc = run(["simulate", "ES", *args], store, ok=False)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_live_simulation_streams_what_trades_and_says_what_is_closed(store):
+    """On a Sunday evening (UTC) ES is closed and BTCUSDT trades: the main job streams BTCUSDT
+    and says when ES opens (the clock is set there with libfaketime)."""
+    run(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"], store)
+    proc = run(["simulate", "ES", "BTCUSDT", "--days", "0.05", "--live", "--speed", "20",
+                "--duration", "6", "--trades-per-day", "20000"], store,
+               env=fake_clock("2026-11-29 20:00:00"))
+    out = proc.stdout
+    assert ("ES: session closed now; it opens Sun 2026-11-29 17:00 America/Chicago "
+            "(23:00 UTC, in 3 h 00 min). Its streaming starts then; meanwhile BTCUSDT streams."
+            ) in out
+    assert "BTCUSDT live: " in out and "ES live" not in out
+    with open_store(store) as s:
+        btc = s.trades("BTCUSDT")
+    assert btc["ts"].max() > pd.Timestamp("2026-11-29 20:00:00", tz="UTC")  # the live part
+
+
+def fake_clock(when: str) -> dict:
+    """Environment that starts a subprocess's clocks at ``when`` (UTC) with libfaketime; they run
+    on from there (a clock standing still would stop every timer)."""
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"@{when}", "TZ": "UTC"}
+
+
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), "")

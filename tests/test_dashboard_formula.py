@@ -21,7 +21,8 @@ def store_url(tmp_path_factory):
     url = f"duckdb:///{tmp_path_factory.mktemp('formula')}/desk.duckdb"
     run(["instruments", "add", "ES", "--tick-size", "0.25", "--session",
          "America/Chicago 08:30-15:15,17:00-16:00"], url)
-    run(["simulate", "ES", "--days", "1", "--no-live", "--seed", "3",
+    # a fixed trading day (Tuesday 2026-01-06), so the page shows the same bars on any day
+    run(["simulate", "ES", "--days", "1", "--end", "2026-01-07T00:00Z", "--no-live", "--seed", "3",
          "--trades-per-day", "40000"], url)
     return url
 

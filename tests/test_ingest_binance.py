@@ -182,3 +182,69 @@ def test_error_corrupt_zip(tmp_path):
     path = tmp_path / "BTCUSDT-trades-2024-01.zip"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
     error(path, "zip")
+
+
+# Every data.binance.vision trade file name form: spot, USD-M (perpetual and delivery), COIN-M
+# (perpetual and delivery); trades and aggTrades; daily and monthly. Each file is built with the
+# layout its market publishes, zipped as Binance ships it, and read without --symbol.
+AGG_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
+NAMED = [
+    # (zip name, header or None, row, expected (ts, price, size, side, id))
+    ("BTCUSDT-aggTrades-2024-01-01.zip", None, f"11,42000.5,0.25,20,21,{MS},True,True",
+     ("2024-01-01 00:00:00.123", 42000.5, 0.25, -1, 11)),
+    ("ETHBTC-trades-2024-01.zip", None, f"12,0.05,3.5,0.175,{MS},False,True",
+     ("2024-01-01 00:00:00.123", 0.05, 3.5, 1, 12)),
+    ("1000PEPEUSDT-aggTrades-2024-01.zip", AGG_HEADER, f"13,0.0012,500,30,30,{MS},false",
+     ("2024-01-01 00:00:00.123", 0.0012, 500, 1, 13)),
+    ("BTCUSDT_240329-trades-2024-01-01.zip", "id,price,qty,quote_qty,time,is_buyer_maker",
+     f"14,43000.1,0.002,86.0002,{MS},true", ("2024-01-01 00:00:00.123", 43000.1, 0.002, -1, 14)),
+    ("BTCUSD_PERP-aggTrades-2026-05-08.zip", AGG_HEADER, f"15,96000.0,7,40,42,{MS},false",
+     ("2024-01-01 00:00:00.123", 96000.0, 7, 1, 15)),
+    ("ETHUSD_240628-trades-2024-01.zip", "id,price,qty,base_qty,time,is_buyer_maker",
+     f"16,2300.25,3,0.0130,{MS},true", ("2024-01-01 00:00:00.123", 2300.25, 3, -1, 16)),
+]
+
+
+@pytest.mark.parametrize("name, head, row, want", NAMED, ids=[n[0] for n in NAMED])
+def test_every_public_data_name_gives_the_symbol(tmp_path, name, head, row, want):
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name[:-4] + ".csv", (head + "\n" if head else "") + row + "\n")
+    assert guess_format(path) == "binance"
+    got, chunks = load(path)
+    symbol = name.split("-")[0]
+    assert [c.symbol for c in chunks] == [symbol]
+    pd.testing.assert_frame_equal(got, frame([want]))
+    assert symbol_from_name(name[:-4] + ".csv") == symbol
+
+
+def test_symbol_from_name_forms():
+    assert symbol_from_name("btcusd_perp-aggTrades-2026-05-08.csv") == "BTCUSD_PERP"
+    assert symbol_from_name("BTCUSDT-aggTrades-2024-01-01.zip.CHECKSUM") == "BTCUSDT"
+    assert symbol_from_name("BTCUSD_PERP_X-trades-2024-01.zip") is None  # two underscores
+    assert symbol_from_name("BTCUSD_PERP-klines-2024-01.zip") is None
+    assert symbol_from_name("_PERP-trades-2024-01.zip") is None
+
+
+def test_coin_m_file_through_the_command(tmp_path):
+    from tests.test_cli import run
+
+    store = f"duckdb:///{tmp_path}/b.duckdb"
+    run(["instruments", "add", "BTCUSD_PERP", "--tick-size", "0.1", "--asset-class", "crypto"],
+        store)
+    path = tmp_path / "BTCUSD_PERP-aggTrades-2026-05-08.zip"
+    ms = 1778198400000  # 2026-05-08 00:00:00 UTC
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(path.name[:-4] + ".csv", f"{AGG_HEADER}\n1,96000.1,7,1,1,{ms},false\n"
+                   f"2,96000.0,3,2,3,{ms + 250},true\n")
+    out = run(["import", str(path), "--quiet"], store).stdout
+    assert "BTCUSD_PERP: 2 trades read, 2 new" in out
+    from data_access import open_store
+    with open_store(store) as s:
+        got = s.trades("BTCUSD_PERP")
+    assert got["price"].tolist() == [96000.1, 96000.0]
+    assert got["size"].tolist() == [7.0, 3.0]
+    assert got["side"].tolist() == [1, -1]
+    assert got["trade_id"].tolist() == [1, 2]
+    assert got["ts"].tolist() == [pd.Timestamp(ms, unit="ms", tz="UTC"),
+                                  pd.Timestamp(ms + 250, unit="ms", tz="UTC")]

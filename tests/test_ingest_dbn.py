@@ -192,9 +192,10 @@ def test_error_not_dbn(tmp_path):
 
 
 def test_error_unsupported_schema(tmp_path):
-    path = tmp_path / "bars.dbn"
-    path.write_bytes(metadata(schema=db.Schema.OHLCV_1M))
-    error(path, r"metadata: unsupported schema 'ohlcv-1m'")
+    path = tmp_path / "defs.dbn"
+    path.write_bytes(metadata(schema=db.Schema.DEFINITION))
+    err = error(path, r"metadata: unsupported schema 'definition': TradeFlow imports trades from")
+    assert "ohlcv-1m" in str(err) and "mbo" in str(err)
 
 
 def test_error_unknown_record_type_and_bad_length(tmp_path):
@@ -232,3 +233,225 @@ def test_guessed_by_content(tmp_path):
         path.write_bytes(blob)
         assert guess_format(path) == "dbn"
         assert load(path)[0]["ESZ3"]["price"].tolist() == [4500.25]
+
+
+# --------------------------------------------------------------------------------------------
+# MBO, CMBP-1/TCBBO, OHLCV bars, and the sampled BBO schemas
+
+
+def test_layouts_match_the_library():
+    def offsets(cls):
+        dt = np.dtype([(n, t) for n, t in cls._dtypes])
+        return {n: (dt.fields[n][1], dt.fields[n][0]) for n in dt.names}
+
+    def ours(fields):
+        dt = np.dtype(fields)
+        return {n: (dt.fields[n][1], dt.fields[n][0]) for n in dt.names}
+
+    assert ours(dbn_mod.MBO_FIELDS) == offsets(db.MBOMsg)
+    assert ours(dbn_mod.OHLCV_FIELDS) == offsets(db.OHLCVMsg)
+    used = ("instrument_id", "ts_event", "price", "size", "action", "side", "ts_recv")
+    trade = ours(dbn_mod.TRADE_FIELDS)
+    for cls in (db.TradeMsg, db.MBP1Msg, db.MBP10Msg, db.CMBP1Msg):
+        lib = offsets(cls)
+        assert {n: lib[n] for n in used} == {n: trade[n] for n in used}, cls
+
+
+def mbo(dt_ns, action, side, price=4500.25, size=1, order_id=1, iid=42):
+    return bytes(db.MBOMsg(publisher_id=1, instrument_id=iid, ts_event=T0 + dt_ns,
+                           order_id=order_id, price=round(price * 1e9), size=size, action=action,
+                           side=side, ts_recv=T0 + dt_ns + 700, flags=0))
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_mbo_imports_the_aggressors_trades_not_the_fills(tmp_path, chunk_rows):
+    A, T, F, C = db.Action.ADD, db.Action.TRADE, db.Action.FILL, db.Action.CANCEL
+    recs = [
+        mbo(0, A, db.Side.ASK, 4500.25, 5, order_id=10),
+        # a buyer lifts 3 at 4500.25: the aggressor's trade, the resting order's fill, its cancel
+        mbo(100, T, db.Side.BID, 4500.25, 3, order_id=11),
+        mbo(100, F, db.Side.ASK, 4500.25, 3, order_id=10),
+        mbo(100, C, db.Side.ASK, 4500.25, 3, order_id=10),
+        # a seller hits two resting bids: one trade record per level, each with its fill
+        mbo(5_000, T, db.Side.ASK, 4500.00, 2, order_id=12),
+        mbo(5_000, F, db.Side.BID, 4500.00, 2, order_id=7),
+        mbo(5_000, T, db.Side.ASK, 4499.75, 4, order_id=12),
+        mbo(5_000, F, db.Side.BID, 4499.75, 4, order_id=8),
+        mbo(9_000, T, db.Side.NONE, 4500.50, 1, order_id=0),  # no aggressor known
+    ]
+    path = tmp_path / "es.mbo.dbn.zst"
+    path.write_bytes(zstd(metadata(schema=db.Schema.MBO, mappings=[mapping("ESZ3", 42)])
+                          + b"".join(recs)))
+    got, chunks = load(path, chunk_rows=chunk_rows)
+    pd.testing.assert_frame_equal(got["ESZ3"], frame([
+        (100, 4500.25, 3, 1, 0), (5_000, 4500.00, 2, -1, 0), (5_000, 4499.75, 4, -1, 1),
+        (9_000, 4500.50, 1, 0, 0)]))
+    assert got["ESZ3"]["size"].sum() == 10  # each lot once
+
+
+def cmbp(dt_ns, action, side, price, size, rtype=db.RType.CMBP_1):
+    return bytes(db.CMBP1Msg(rtype=rtype, publisher_id=1, instrument_id=42, ts_event=T0 + dt_ns,
+                             price=round(price * 1e9), size=size, action=action, side=side,
+                             ts_recv=T0 + dt_ns + 300, flags=0))
+
+
+@pytest.mark.parametrize("schema, rtype", [(db.Schema.CMBP_1, db.RType.CMBP_1),
+                                           (db.Schema.TCBBO, db.RType.TCBBO)])
+def test_cmbp1_and_tcbbo_trades(tmp_path, schema, rtype):
+    A, T = db.Action.ADD, db.Action.TRADE
+    recs = [cmbp(0, A, db.Side.BID, 99.5, 10, rtype), cmbp(10, T, db.Side.ASK, 99.5, 4, rtype),
+            cmbp(20, T, db.Side.BID, 99.75, 6, rtype)]
+    if schema == db.Schema.TCBBO:
+        recs = recs[1:]  # trades only in tcbbo
+    path = tmp_path / "c.dbn"
+    path.write_bytes(metadata(schema=schema, mappings=[mapping("AAPL", 42)]) + b"".join(recs))
+    got, _ = load(path)
+    pd.testing.assert_frame_equal(got["AAPL"], frame([(10, 99.5, 4, -1, 0),
+                                                      (20, 99.75, 6, 1, 1)]))  # same us
+
+
+def ohlcv(dt_ns, o, h, l, c, v, rtype=db.RType.OHLCV_1M, iid=42):
+    return bytes(db.OHLCVMsg(rtype=rtype, publisher_id=1, instrument_id=iid, ts_event=T0 + dt_ns,
+                             open=round(o * 1e9), high=round(h * 1e9), low=round(l * 1e9),
+                             close=round(c * 1e9), volume=v))
+
+
+def bars_frame(rows):
+    """rows: (ns after T0, open, high, low, close, volume)."""
+    return pd.DataFrame({
+        "ts": pd.DatetimeIndex(np.array([T0 + r[0] for r in rows], dtype="datetime64[ns]"))
+        .tz_localize("UTC"),
+        **{k: np.array([r[i + 1] for r in rows], dtype="float64")
+           for i, k in enumerate(("open", "high", "low", "close", "volume"))},
+        "ask_volume": np.zeros(len(rows)), "bid_volume": np.zeros(len(rows)),
+        "trades": np.zeros(len(rows), dtype="int64"),
+    })
+
+
+MIN = 60 * 10**9
+
+
+@pytest.mark.parametrize("schema, rtype, step", [
+    (db.Schema.OHLCV_1S, db.RType.OHLCV_1S, 10**9), (db.Schema.OHLCV_1M, db.RType.OHLCV_1M, MIN),
+    (db.Schema.OHLCV_1H, db.RType.OHLCV_1H, 60 * MIN),
+    (db.Schema.OHLCV_1D, db.RType.OHLCV_1D, 1440 * MIN)])
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_ohlcv_bars(tmp_path, schema, rtype, step, chunk_rows):
+    start = T0 - T0 % (1440 * MIN)  # a day's start: every bar size is aligned
+    rows = [(start - T0, 4500.0, 4502.5, 4499.75, 4501.0, 40),
+            (start - T0 + step, 4501.0, 4501.25, 4500.5, 4500.75, 7)]
+    recs = b"".join(ohlcv(r[0], *r[1:], rtype=rtype) for r in rows)
+    day = dt.date(2023, 11, 14)
+    path = tmp_path / "bars.dbn.zst"
+    maps = [mapping("ESZ3", 42, day, day + dt.timedelta(days=2))]
+    path.write_bytes(zstd(metadata(schema=schema, mappings=maps) + recs))
+    chunks = list(read_file(path, chunk_rows=chunk_rows))
+    assert {c.kind for c in chunks} == {"bars"} and {c.symbol for c in chunks} == {"ESZ3"}
+    got = pd.concat([c.frame for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(got, bars_frame(rows))
+    assert chunks[-1].done_bytes == chunks[-1].total_bytes == path.stat().st_size
+
+
+def test_ohlcv_two_instruments_and_errors(tmp_path):
+    base = metadata(schema=db.Schema.OHLCV_1M, mappings=[mapping("ESZ3", 42), mapping("NQZ3", 43)])
+    path = tmp_path / "two.dbn"
+    path.write_bytes(base + ohlcv(0, 10, 11, 9, 10.5, 3) + ohlcv(0, 20, 21, 19, 20.5, 4, iid=43))
+    chunks = list(read_file(path))
+    by = {c.symbol: c.frame for c in chunks}
+    pd.testing.assert_frame_equal(by["ESZ3"], bars_frame([(0, 10, 11, 9, 10.5, 3)]))
+    pd.testing.assert_frame_equal(by["NQZ3"], bars_frame([(0, 20, 21, 19, 20.5, 4)]))
+    path.write_bytes(base + ohlcv(0, 10, 11, 9, 10.5, 3) + ohlcv(MIN, 10, 10.25, 10.5, 10, 1))
+    error(path, r"record 1: bar high 10.25 / low 10.5 do not contain its open 10.0 and close 10.0")
+    bad = bytearray(ohlcv(MIN, 10, 11, 9, 10, 1))
+    bad[16:24] = (2**63 - 1).to_bytes(8, "little")
+    path.write_bytes(base + ohlcv(0, 10, 11, 9, 10.5, 3) + bytes(bad))
+    error(path, r"record 1: bar open undefined is not a positive price")
+
+
+def test_sampled_bbo_schemas_are_refused_clearly(tmp_path):
+    path = tmp_path / "cbbo.dbn"
+    path.write_bytes(metadata(schema=db.Schema.CBBO_1S, mappings=[mapping("AAPL", 42)]))
+    err = error(path, r"metadata: schema 'cbbo-1s' samples the best bid/offer on an interval "
+                r"and carries only each interval's last trade")
+    assert "tcbbo" in str(err)
+    # in a file without one schema (live data) the record says it
+    rec = bytes(db.CBBOMsg(rtype=db.RType.CBBO_1M, publisher_id=1, instrument_id=42, ts_event=T0,
+                           price=10**11, size=1, side=db.Side.BID, ts_recv=T0 + 60 * 10**9))
+    path.write_bytes(metadata(schema=None, stype_in=None) + TRADES[0] + rec)
+    error(path, r"record 1: schema 'cbbo-1m' samples the best bid/offer")
+
+
+def test_one_second_bars_split_across_chunks_store_whole_minutes(tmp_path):
+    from data_access import open_store
+    from tradeflow.importer import import_files
+    from tradeflow.model import Instrument
+
+    start = T0 - T0 % MIN  # 22:13:00
+    rng = np.random.default_rng(3)
+    n = 150  # 2.5 minutes of 1-second bars, read 7 at a time: chunks end mid-minute
+    close = 4500 + 0.25 * np.cumsum(rng.integers(-2, 3, n))
+    opens = np.concatenate([[4500.0], close[:-1]])
+    high, low = np.maximum(opens, close) + 0.25, np.minimum(opens, close) - 0.25
+    vol = rng.integers(1, 50, n)
+    recs = b"".join(ohlcv(start - T0 + i * 10**9, opens[i], high[i], low[i], close[i], int(vol[i]),
+                          rtype=db.RType.OHLCV_1S) for i in range(n))
+    path = tmp_path / "es-1s.dbn"
+    path.write_bytes(metadata(schema=db.Schema.OHLCV_1S, mappings=[mapping("ESZ3", 42)]) + recs)
+    with open_store(f"duckdb:///{tmp_path}/s.duckdb") as store:
+        store.add_instrument(Instrument("ESZ3", 0.25, asset_class="future"))
+        summary = import_files(store, [path], progress=False, chunk_rows=7)[0]
+        got = store.bars("ESZ3", "1m")
+    assert summary.format == "dbn" and summary.symbols["ESZ3"].trades_read == 0
+    minute = np.arange(n) // 60
+    assert got["volume"].tolist() == [float(vol[minute == m].sum()) for m in range(3)]
+    assert got["open"].tolist() == [opens[m * 60] for m in range(3)]
+    assert got["close"].tolist() == [close[min(m * 60 + 59, n - 1)] for m in range(3)]
+    assert got["high"].tolist() == [high[minute == m].max() for m in range(3)]
+    assert got["low"].tolist() == [low[minute == m].min() for m in range(3)]
+    assert (got["ask_volume"] == 0).all() and (got["bid_volume"] == 0).all()
+
+
+def test_bars_and_mbo_through_the_command(tmp_path):
+    from data_access import open_store
+    from tests.test_cli import run
+
+    store = f"duckdb:///{tmp_path}/c.duckdb"
+    run(["instruments", "add", "ESZ3", "--tick-size", "0.25", "--asset-class", "future"], store)
+    start = T0 - T0 % (60 * MIN)  # 22:00
+    bars = tmp_path / "es.ohlcv-1m.dbn.zst"
+    bars.write_bytes(zstd(metadata(schema=db.Schema.OHLCV_1M, mappings=[mapping("ESZ3", 42)])
+                          + ohlcv(start - T0, 4500, 4501, 4499.5, 4500.75, 12)
+                          + ohlcv(start - T0 + MIN, 4500.75, 4502, 4500.5, 4501.5, 30)))
+    trades = tmp_path / "es.mbo.dbn"
+    T, F = db.Action.TRADE, db.Action.FILL
+    trades.write_bytes(metadata(schema=db.Schema.MBO, mappings=[mapping("ESZ3", 42)])
+                       + mbo(5 * MIN, T, db.Side.BID, 4502.0, 3) + mbo(5 * MIN, F, db.Side.ASK,
+                                                                       4502.0, 3))
+    out = run(["import", str(bars), str(trades), "--quiet"], store).stdout
+    assert "ESZ3: 0 trades read, 0 new, 2 bars" in out and "ESZ3: 1 trades read, 1 new" in out
+    with open_store(store) as s:
+        got = s.bars("ESZ3", "1m", end=pd.Timestamp(T0, tz="UTC"))
+        stored = s.trades("ESZ3")
+    assert got["ts"].tolist() == [pd.Timestamp(start, tz="UTC"),
+                                  pd.Timestamp(start + MIN, tz="UTC")]
+    assert got[["open", "high", "low", "close", "volume"]].values.tolist() == [
+        [4500, 4501, 4499.5, 4500.75, 12], [4500.75, 4502, 4500.5, 4501.5, 30]]
+    assert stored[["price", "size", "side"]].values.tolist() == [[4502.0, 3, 1]]
+
+
+def test_mbp10_and_tbbo_record_type(tmp_path):
+    # mbp-10 records (368 bytes) begin as trades do; rtype TBBO (0xC5) has the MBP-1 layout
+    book = trade(0, 20.0, 5, cls=db.MBP10Msg, action=db.Action.ADD)
+    recs = [book, trade(10, 20.25, 2, side=db.Side.BID, cls=db.MBP10Msg),
+            trade(2_000, 20.0, 1, cls=db.MBP10Msg)]
+    path = tmp_path / "mbp10.dbn"
+    path.write_bytes(metadata(schema=db.Schema.MBP_10, mappings=[mapping("ESZ3", 42)])
+                     + b"".join(recs))
+    got, _ = load(path)
+    pd.testing.assert_frame_equal(got["ESZ3"], frame([(10, 20.25, 2, 1, 0),
+                                                      (2_000, 20.0, 1, -1, 0)]))
+    tbbo = bytearray(trade(10, 20.25, 2, cls=db.MBP1Msg))
+    tbbo[1] = 0xC5
+    path.write_bytes(metadata(schema=None, stype_in=None, mappings=[mapping("ESZ3", 42)])
+                     + bytes(tbbo))
+    pd.testing.assert_frame_equal(load(path)[0]["ESZ3"], frame([(10, 20.25, 2, -1, 0)]))

@@ -202,3 +202,87 @@ def test_error_nothing_imported_from_a_truncated_file(tmp_path):
     it = read_file(path, chunk_rows=1)
     with pytest.raises(IngestError, match="record 6: truncated"):
         next(it)
+
+
+# Old files: SCDateTime as a double of days since 1899-12-30 in the same 8 bytes
+
+def sc_days(ts: pd.Timestamp, plus_ms: int = 0) -> int:
+    """The old SCDateTime: days since 1899-12-30 as a double, returned as its int64 bytes."""
+    days = (ts + pd.Timedelta(milliseconds=plus_ms) - pd.Timestamp("1899-12-30", tz="UTC")) \
+        / pd.Timedelta(days=1)
+    return int(np.array([days], dtype="<f8").view("<i8")[0])
+
+
+def old_tick(ms, price, size, ask_vol=0, bid_vol=0):
+    return (sc_days(T0, ms), 0.0, price + 0.25, price - 0.25, price, 1, size, bid_vol, ask_vol)
+
+
+OLD = [old_tick(0, 1100.25, 2, ask_vol=2), old_tick(0, 1100.0, 1, bid_vol=1),
+       old_tick(123, 1100.5, 4, ask_vol=4), old_tick(86_399_999, 1101.0, 3),
+       (sc_days(T0, 86_400_000), 1101.0, 1102.5, 1100.75, 1102.0, 9, 30, 12, 18)]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000_000])
+def test_old_days_as_double_file(tmp_path, chunk_rows):
+    path = write(tmp_path, OLD, name="ES-OLD.scid")
+    chunks = list(read_file(path, chunk_rows=chunk_rows))
+    trades = pd.concat([c.frame for c in chunks if c.kind == "trades"], ignore_index=True)
+    pd.testing.assert_frame_equal(trades, expected([
+        (0, 1100.25, 2, 1, 0), (0, 1100.0, 1, -1, 1), (123_000, 1100.5, 4, 1, 0),
+        (86_399_999_000, 1101.0, 3, 0, 0)]))
+    bars = [c.frame for c in chunks if c.kind == "bars"]
+    assert len(bars) == 1 and bars[0]["ts"].tolist() == [T0 + pd.Timedelta(days=1)]
+    assert bars[0][["open", "high", "low", "close", "volume", "ask_volume", "bid_volume",
+                    "trades"]].values.tolist() == [[1101.0, 1102.5, 1100.75, 1102.0, 30, 18, 12, 9]]
+
+
+def test_old_file_through_the_command(tmp_path):
+    from tests.test_cli import run
+
+    store = f"duckdb:///{tmp_path}/o.duckdb"
+    run(["instruments", "add", "ES-OLD", "--tick-size", "0.25"], store)
+    path = write(tmp_path, OLD[:4], name="ES-OLD.scid")
+    out = run(["import", str(path), "--quiet"], store).stdout
+    assert "ES-OLD: 4 trades read, 4 new" in out
+    from data_access import open_store
+    with open_store(store) as s:
+        got = s.trades("ES-OLD")
+    assert got["ts"].tolist() == [T0, T0, T0 + pd.Timedelta(milliseconds=123),
+                                  T0 + pd.Timedelta(milliseconds=86_399_999)]
+    assert got["price"].tolist() == [1100.25, 1100.0, 1100.5, 1101.0]
+    assert got["side"].tolist() == [1, -1, 1, 0]
+
+
+def test_error_old_and_new_times_mixed(tmp_path):
+    raises(write(tmp_path, [OLD[0], TICKS[1]]),
+           r"record 1: time .* \(days since 1899-12-30, the old double format the file's first "
+           r"record holds\) is out of range")
+    raises(write(tmp_path, [TICKS[0], OLD[1]]),
+           r"record 1: time \d+ \(microseconds since 1899-12-30\) is out of range \(1990-2100\); "
+           r"it reads as an old days-as-double time, but the file's first record holds micro")
+
+
+def test_error_time_neither_microseconds_nor_days(tmp_path):
+    row = (int(np.array([1e9], dtype="<f8").view("<i8")[0]),) + TICKS[0][1:]  # 1e9 days
+    err = raises(write(tmp_path, [row]), r"record 0: time \d+ \(microseconds since 1899-12-30\) "
+                 r"is out of range \(1990-2100\)$")
+    assert "days" not in str(err)
+
+
+def test_one_second_bars_across_chunks_keep_whole_minutes(tmp_path):
+    from data_access import open_store
+    from tradeflow.importer import import_files
+    from tradeflow.model import Instrument
+
+    # 1-second bars 14:30:58 .. 14:31:02 read one record at a time: minute 14:30 is split
+    rows = [(sc_time(T0, (58 + i) * 1_000_000), 10.0 + i, 10.5 + i, 9.75 + i, 10.25 + i, 2, 5 + i,
+             2, 3 + i) for i in range(5)]
+    path = write(tmp_path, rows)
+    with open_store(f"duckdb:///{tmp_path}/s.duckdb") as store:
+        store.add_instrument(Instrument("ESZ25-CME", 0.25, asset_class="future"))
+        import_files(store, [path], progress=False, chunk_rows=1)
+        got = store.bars("ESZ25-CME", "1m")
+    assert got["ts"].tolist() == [T0, T0 + pd.Timedelta(minutes=1)]
+    assert got[["open", "high", "low", "close", "volume", "ask_volume", "bid_volume",
+                "trades"]].values.tolist() == [
+        [10.0, 11.5, 9.75, 11.25, 11, 7, 4, 4], [12.0, 14.5, 11.75, 14.25, 24, 18, 6, 6]]

@@ -312,3 +312,128 @@ def test_ordinal_ids_match_a_plain_count_whatever_the_chunks(keys, cuts):
         got.extend(part)
         start = max(start, cut)
     assert got == want
+
+
+# --------------------------------------------------------------------------------------------
+# Tardis.dev trade CSVs and "buyer is maker" flags
+
+US0 = 1704205800000000  # 2024-01-02 14:30:00 UTC in microseconds
+TARDIS = (
+    "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+    f"binance-futures,BTCUSDT,{US0},{US0 + 900},4305213,buy,42000.1,0.004\n"
+    f"binance-futures,ETHUSDT,{US0 + 1},{US0 + 950},,sell,2200.55,1.5\n"
+    f"binance-futures,BTCUSDT,{US0},{US0 + 990},ab-77,unknown,42000.0,0.5\n"
+    f"binance-futures,BTCUSDT,{US0 + 250_001},{US0 + 250_900},4305215,sell,41999.9,2\n"
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_tardis_trades_csv_without_a_mapping(tmp_path, chunk_rows):
+    path = tmp_path / "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"
+    path.write_bytes(gzip.compress(TARDIS.encode()))
+    assert guess_format(path) == "csv"
+    got, chunks = load(path, chunk_rows=chunk_rows)
+    assert sorted(got) == ["BTCUSDT", "ETHUSDT"]
+    pd.testing.assert_frame_equal(got["BTCUSDT"], frame([
+        ("2024-01-02 14:30:00", 42000.1, 0.004, 1, 0),
+        ("2024-01-02 14:30:00", 42000.0, 0.5, 0, 1),  # same microsecond: numbered in file order
+        ("2024-01-02 14:30:00.250001", 41999.9, 2, -1, 0),
+    ]))
+    pd.testing.assert_frame_equal(got["ETHUSDT"], frame([
+        ("2024-01-02 14:30:00.000001", 2200.55, 1.5, -1, 0)]))
+    assert chunks[-1].done_bytes == chunks[-1].total_bytes == path.stat().st_size
+
+
+def test_tardis_through_the_command(tmp_path):
+    from tests.test_cli import run
+
+    store = f"duckdb:///{tmp_path}/t.duckdb"
+    for sym, tick in (("BTCUSDT", "0.1"), ("ETHUSDT", "0.01")):
+        run(["instruments", "add", sym, "--tick-size", tick, "--asset-class", "crypto"], store)
+    path = tmp_path / "binance-futures_trades_2024-01-02.csv"
+    path.write_text(TARDIS)
+    out = run(["import", str(path), "--quiet"], store).stdout
+    assert "BTCUSDT: 3 trades read, 3 new" in out and "ETHUSDT: 1 trades read, 1 new" in out
+    from data_access import open_store
+    with open_store(store) as s:
+        btc = s.trades("BTCUSDT")
+    assert btc["price"].tolist() == [42000.1, 42000.0, 41999.9]
+    assert btc["size"].tolist() == [0.004, 0.5, 2.0]
+    assert btc["side"].tolist() == [1, 0, -1]
+
+
+MAKER_TEXT = ["true", "False", " t ", "F", "yes", "NO", "y", "n", "1", "0", ""]
+MAKER_SIDE = [-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, 0]
+
+
+def test_buyer_maker_text_forms_in_csv(tmp_path):
+    rows = "".join(f"{US0 + i},{100 + i},1,{v}\n" for i, v in enumerate(MAKER_TEXT))
+    path = write(tmp_path, "T,p,q,m\n" + rows)
+    got, _ = load(path, symbol="BTCUSDT",
+                  mapping={"ts": "T", "price": "p", "size": "q", "buyer_maker": "m"})
+    assert got["BTCUSDT"]["side"].tolist() == MAKER_SIDE
+    assert got["BTCUSDT"]["price"].tolist() == [100.0 + i for i in range(len(MAKER_TEXT))]
+
+
+@pytest.mark.parametrize("values, sides", [
+    (pa.array([True, False, None], pa.bool_()), [-1, 1, 0]),
+    (pa.array([1, 0, None], pa.int8()), [-1, 1, 0]),
+    (pa.array([1.0, 0.0, 1.0]), [-1, 1, -1]),
+    (pa.array(["True", "false", None]), [-1, 1, 0]),
+])
+def test_buyer_maker_in_parquet_by_its_binance_name(tmp_path, values, sides):
+    table = pa.table({"time": pa.array([US0, US0 + 1, US0 + 2], pa.int64()),
+                      "price": [10.5, 10.25, 10.0], "qty": [1.0, 2.0, 3.0],
+                      "isBuyerMaker": values, "id": pa.array([7, 8, 9], pa.int64())})
+    path = write_parquet(tmp_path, table)
+    got, _ = load(path, symbol="BTCUSDT", mapping={"trade_id": "id"})
+    pd.testing.assert_frame_equal(got["BTCUSDT"], frame([
+        ("2024-01-02 14:30:00", 10.5, 1, sides[0], 7),
+        ("2024-01-02 14:30:00.000001", 10.25, 2, sides[1], 8),
+        ("2024-01-02 14:30:00.000002", 10.0, 3, sides[2], 9)]))
+
+
+def test_buyer_maker_through_the_command(tmp_path):
+    from tests.test_cli import run
+
+    store = f"duckdb:///{tmp_path}/m.duckdb"
+    run(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"], store)
+    table = pa.table({"T": pa.array([US0 // 1000, US0 // 1000 + 5], pa.int64()),
+                      "p": [42000.5, 42000.4], "q": [0.5, 1.25], "m": [True, False],
+                      "a": pa.array([101, 102], pa.int64())})
+    path = write_parquet(tmp_path, table)
+    out = run(["import", str(path), "--symbol", "BTCUSDT", "--quiet", "--map", "ts=T",
+               "--map", "price=p", "--map", "size=q", "--map", "buyer_maker=m",
+               "--map", "trade_id=a"], store).stdout
+    assert "BTCUSDT: 2 trades read, 2 new" in out
+    from data_access import open_store
+    with open_store(store) as s:
+        got = s.trades("BTCUSDT")
+    assert got["side"].tolist() == [-1, 1]
+    assert got["trade_id"].tolist() == [101, 102]
+    assert got["price"].tolist() == [42000.5, 42000.4] and got["size"].tolist() == [0.5, 1.25]
+
+
+def test_buyer_maker_errors(tmp_path):
+    head = "ts,price,size,m\n"
+    csv_error(tmp_path, head + f"{US0},1,1,true\n{US0},1,1,maybe\n",
+              r"line 3: column 'm': 'maybe' is not a buyer-is-maker flag", symbol="X",
+              mapping={"buyer_maker": "m"})
+    table = pa.table({"ts": [US0, US0], "price": [1.0, 1.0], "size": [1.0, 1.0], "m": [0, 2]})
+    path = write_parquet(tmp_path, table)
+    with pytest.raises(IngestError, match=r"row 1: column 'm': 2 is not a buyer-is-maker flag"):
+        list(read_file(path, symbol="X", mapping={"buyer_maker": "m"}))
+    # a true/false side column says how to map it
+    err = csv_error(tmp_path, head.replace(",m", ",side") + f"{US0},1,1,true\n", r"buyer_maker",
+                    symbol="X")
+    assert "--map buyer_maker=COLUMN" in str(err)
+
+
+def test_side_and_buyer_maker_columns_together(tmp_path):
+    text = f"ts,price,size,side,is_buyer_maker\n{US0},1,1,buy,true\n"
+    csv_error(tmp_path, text, r"both 'side' \(side\) and 'is_buyer_maker' \(buyer_maker\)",
+              symbol="X")
+    path = write(tmp_path, text)
+    assert load(path, symbol="X", mapping={"side": "side"})[0]["X"]["side"].tolist() == [1]
+    assert load(path, symbol="X", mapping={"buyer_maker": "is_buyer_maker"})[0]["X"][
+        "side"].tolist() == [-1]

@@ -370,3 +370,22 @@ def test_bad_arguments_are_rejected():
         MarketSimulator(ES, trades_per_day=0)
     with pytest.raises(ValueError, match="chunk"):
         list(MarketSimulator(ES).history("2024-03-13", "2024-03-14", chunk="0s"))
+
+
+def test_next_open_is_the_first_minute_that_trades():
+    sim = MarketSimulator(ES, seed=0)
+    # open: the time itself
+    assert sim.next_open("2026-01-06 15:00:00.5") == pd.Timestamp("2026-01-06 15:00:00.5", tz="UTC")
+    # the daily maintenance break 16:00-17:00 Chicago (22:00-23:00 UTC in winter)
+    assert sim.next_open("2026-01-06 22:10") == pd.Timestamp("2026-01-06 23:00", tz="UTC")
+    # the weekend: from Friday's close to Sunday 17:00 Chicago
+    assert sim.next_open("2026-01-03 12:00") == pd.Timestamp("2026-01-04 23:00", tz="UTC")
+    # in summer (CDT) the same local open is an hour earlier in UTC
+    assert sim.next_open("2026-07-04 12:00") == pd.Timestamp("2026-07-05 22:00", tz="UTC")
+    # the simulator produces trades from that minute on, and none before it
+    batch = sim.generate("2026-01-04 20:00", "2026-01-04 23:30")
+    assert batch.trades["ts"].min() >= pd.Timestamp("2026-01-04 23:00", tz="UTC")
+    assert len(batch.trades) > 0
+    # a market that trades around the clock is always open
+    assert MarketSimulator(BTC).next_open("2026-01-03 12:00") == pd.Timestamp("2026-01-03 12:00",
+                                                                             tz="UTC")

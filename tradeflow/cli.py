@@ -12,6 +12,7 @@ import pandas as pd
 from data_access import StoreError, open_store
 
 from . import config
+from .ingest.errors import printable
 from .ingest.files import FORMATS
 from .model import ASSET_CLASSES, Instrument, ModelError, Session
 
@@ -24,7 +25,9 @@ class UserError(click.ClickException):
 
 
 def _fail(exc: Exception):
-    raise UserError(str(exc)) from exc
+    # messages quote file names and file content: never let their control bytes reach the
+    # terminal (line breaks stay: a formula error puts a caret line under the formula)
+    raise UserError("\n".join(printable(line) for line in str(exc).split("\n"))) from exc
 
 
 class _Group(click.Group):
@@ -107,7 +110,10 @@ def instruments_list(ctx):
               default=None, help="File format (guessed from the file when not given).")
 @click.option("--symbol", default=None, help="Symbol of the data (else from the file).")
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=SOURCE",
-              help="CSV/Parquet column mapping, e.g. --map ts=Time --map size=Volume.")
+              help="CSV/Parquet column mapping, ours=the file's: ts, price, size, side, "
+              "buyer_maker, trade_id, symbol; e.g. --map ts=Time --map size=Volume. A 'buyer is "
+              "maker' true/false (1/0, yes/no) column gives the side: --map buyer_maker=m "
+              "(true: the seller aggressed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def import_(ctx, paths, fmt, symbol, mapping, quiet):
@@ -215,45 +221,90 @@ def study(ctx, name, symbol, list_, spec, start, end, params, higher, output):
 # simulator -------------------------------------------------------------------------------------
 
 @main.command()
-@click.argument("symbol")
-@click.option("--days", type=float, default=2.0, show_default=True, help="History to fill first.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--trades-per-day", type=int, default=200_000, show_default=True)
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--days", type=click.FloatRange(0, 3660, min_open=True), default=2.0,
+              show_default=True, help="History to fill first.")
+@click.option("--end", default=None, metavar="TIME",
+              help="End the history at this time (UTC unless an offset is given) instead of now; "
+                   "with --no-live.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--trades-per-day", type=click.IntRange(1), default=200_000, show_default=True)
 @click.option("--live/--no-live", default=True, show_default=True,
               help="Keep streaming live trades after the history.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Live speed-up factor (1 = real time).")
-@click.option("--duration", type=float, default=None, help="Stop live streaming after N seconds.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop live streaming after N seconds.")
 @click.pass_context
-def simulate(ctx, symbol, days, seed, trades_per_day, live, speed, duration):
-    """Fill SYMBOL with simulated history, then stream simulated live order flow into the store."""
+def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duration):
+    """Fill each of SYMBOLS with simulated history, then stream simulated live order flow into
+    the store (all symbols at once; a symbol whose session is closed waits for its open)."""
+    from data_access.frames import bounds
+
     from .ingest.simulator import MarketSimulator
 
+    if end is not None and live:
+        raise UserError("--end fixes where the history ends, but live streaming goes on from "
+                        "now: add --no-live, or leave out --end")
+    end = bounds(end, None)[0] if end is not None else pd.Timestamp.now(tz="UTC").floor("min")
+    start = end - pd.Timedelta(days=days)
     with _open(ctx) as store:
-        inst = store.instrument(symbol)
-        sim = MarketSimulator(inst, seed=seed, trades_per_day=trades_per_day)
-        end = pd.Timestamp.now(tz="UTC").floor("min")
-        start = end - pd.Timedelta(days=days)
-        n = 0
-        with click.progressbar(length=int((end - start).total_seconds()), label="history") as bar:
-            done = start
-            for batch in sim.history(start, end):
-                with store.transaction() as tx:
-                    n += tx.write_trades(symbol, batch.trades)
-                    tx.write_depth(symbol, batch.depth)
-                    tx.write_liquidations(symbol, batch.liquidations)
-                if len(batch.trades):
-                    reached = batch.trades["ts"].iloc[-1]
-                    bar.update(int((reached - done).total_seconds()))
-                    done = reached
-        click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
+        sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
+                for s in dict.fromkeys(symbols)}
+        for symbol, sim in sims.items():
+            n = _fill_history(store, sim, symbol, start, end)
+            click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
+            if n == 0:
+                click.echo(f"{symbol}: its session ({sim.instrument.session}) was closed all that "
+                           f"time; {_opens(sim, end)}")
         if live:
-            asyncio.run(_stream(store, sim, symbol, speed, duration))
+            asyncio.run(_stream_all(store, sims, speed, duration))
 
 
-async def _stream(store, sim, symbol, speed, duration):
-    started = time.monotonic()
-    n, shown = 0, started
+def _fill_history(store, sim, symbol, start, end) -> int:
+    n = 0
+    with click.progressbar(length=int((end - start).total_seconds()),
+                           label=f"{symbol} history") as bar:
+        done = start
+        for batch in sim.history(start, end):
+            with store.transaction() as tx:
+                n += tx.write_trades(symbol, batch.trades)
+                tx.write_depth(symbol, batch.depth)
+                tx.write_liquidations(symbol, batch.liquidations)
+            bar.update(int((batch.end - done).total_seconds()))
+            done = batch.end
+    return n
+
+
+def _opens(sim, at) -> str:
+    """When a simulated market next trades, in words (for a user watching a closed session)."""
+    opens = sim.next_open(at)
+    if opens is None:
+        return "it does not open in the next two weeks"
+    local = opens.tz_convert(sim.instrument.session.timezone)
+    wait = opens - pd.Timestamp(at)
+    hours, minutes = divmod(round(wait.total_seconds() / 60), 60)
+    return (f"it opens {local:%a %Y-%m-%d %H:%M} {sim.instrument.session.timezone} "
+            f"({opens:%H:%M} UTC, in {hours} h {minutes:02d} min)")
+
+
+async def _stream_all(store, sims, speed, duration):
+    now = pd.Timestamp.now(tz="UTC")
+    closed = [s for s, sim in sims.items() if sim.next_open(now) != now]
+    trading = [s for s in sims if s not in closed]
+    for symbol in closed:
+        click.echo(f"{symbol}: session closed now; {_opens(sims[symbol], now)}. Its streaming "
+                   "starts then" + (f"; meanwhile {', '.join(trading)} streams." if trading else
+                                    "."))
+    tasks = [_stream(store, sim, symbol, speed) for symbol, sim in sims.items()]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), duration)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _stream(store, sim, symbol, speed):
+    n, shown = 0, time.monotonic()
     async for batch in sim.stream(speed=speed):
         with store.transaction() as tx:
             n += tx.write_trades(symbol, batch.trades)
@@ -263,8 +314,6 @@ async def _stream(store, sim, symbol, speed, duration):
         if now - shown >= 5 and len(batch.trades):
             click.echo(f"{symbol} live: {n:,} trades, last {batch.trades['price'].iloc[-1]:g}")
             shown = now
-        if duration is not None and now - started >= duration:
-            break
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from data_access import Store
 from indicators.orderflow.book import SierraReplay
 
-from .ingest.errors import IngestError
+from .ingest.errors import IngestError, printable
 from .ingest.files import guess_format, read_file
 from .model import ModelError
 
@@ -40,9 +40,9 @@ class ImportSummary:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {self.seconds:.1f} s"]
+        out = [f"{printable(self.path)}: {self.seconds:.1f} s"]
         for sym, s in sorted(self.symbols.items()):
-            part = f"  {sym}: {s.trades_read:,} trades read, {s.trades_new:,} new"
+            part = f"  {printable(sym)}: {s.trades_read:,} trades read, {s.trades_new:,} new"
             if s.bars:
                 part += f", {s.bars:,} bars"
             if s.depth_rows:
@@ -54,7 +54,7 @@ class ImportSummary:
 
 
 def import_files(store: Store, paths, format=None, symbol=None, mapping=None,
-                 progress: bool = True) -> list[ImportSummary]:
+                 progress: bool = True, chunk_rows: int = 1_000_000) -> list[ImportSummary]:
     """Import every file into ``store`` in one transaction; any error stores nothing.
 
     Raises IngestError (bad file content) or ModelError (e.g. a symbol without a known tick size),
@@ -64,19 +64,23 @@ def import_files(store: Store, paths, format=None, symbol=None, mapping=None,
     summaries = []
     with store.transaction() as tx:
         for path in paths:
-            summaries.append(_import_one(tx, registry, str(path), format, symbol, mapping, progress))
+            summaries.append(_import_one(tx, registry, str(path), format, symbol, mapping, progress,
+                                         chunk_rows))
     return summaries
 
 
-def _import_one(tx, registry, path, format, symbol, mapping, progress) -> ImportSummary:
+def _import_one(tx, registry, path, format, symbol, mapping, progress,
+                chunk_rows) -> ImportSummary:
     summary = ImportSummary(path, format or guess_format(path))
     started = time.perf_counter()
     total = os.path.getsize(path) if os.path.exists(path) else 0
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=printable(os.path.basename(path)),
                disable=not progress or total < 8 << 20, leave=False)
     replays: dict[str, SierraReplay] = {}  # per symbol: the book of a .depth file
+    last_minute: dict[str, pd.DataFrame] = {}  # per symbol: bars held back, see _whole_minutes
     try:
-        for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping):
+        for chunk in read_file(path, format=summary.format, symbol=symbol, mapping=mapping,
+                               chunk_rows=chunk_rows):
             if chunk.symbol not in registry:
                 raise ModelError(
                     f"{path}: symbol {chunk.symbol!r} has no known tick size: add it with "
@@ -101,10 +105,16 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
                         raise IngestError(path, "", f"book replay: {exc}") from exc
                     s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
                 else:
-                    s.bars += tx.write_bars(chunk.symbol, frame)
+                    s.bars += tx.write_bars(chunk.symbol,
+                                            _whole_minutes(last_minute, chunk.symbol, frame))
             except ModelError as exc:  # a store's validation: say which file it came from
                 raise ModelError(f"{path}: {exc}") from exc
             bar.update(chunk.done_bytes - bar.n)
+        for sym, rest in last_minute.items():
+            try:
+                summary.symbols[sym].bars += tx.write_bars(sym, rest)
+            except ModelError as exc:
+                raise ModelError(f"{path}: {exc}") from exc
         for sym, replay in replays.items():  # the last second of each book
             try:
                 summary.symbols[sym].depth_rows += _write_depth(tx, sym, replay.finish())
@@ -114,6 +124,21 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress) -> Import
         bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _whole_minutes(held: dict[str, pd.DataFrame], symbol: str, bars: pd.DataFrame) -> pd.DataFrame:
+    """The bars of ``bars`` (after those ``held`` back for ``symbol``) to write now: all but the
+    last minute's, which wait for the next chunk. A store writes imported bars as 1-minute rows
+    that replace the minute, so bars shorter than a minute (1-second .scid or ohlcv-1s) split
+    across two chunks must reach it together."""
+    if symbol in held:
+        bars = pd.concat([held.pop(symbol), bars], ignore_index=True)
+    if bars.empty:
+        return bars
+    minute = pd.DatetimeIndex(bars["ts"]).floor("min")
+    last = np.asarray(minute == minute.max())
+    held[symbol] = bars[last]
+    return bars[~last]
 
 
 def _write_depth(tx, symbol: str, snaps: pd.DataFrame) -> int:

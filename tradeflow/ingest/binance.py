@@ -25,7 +25,10 @@ from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.files import check_symbol, trades_chunk
 from tradeflow.ingest.tabular import Converter, first_line, open_source, stream_csv
 
-_SYMBOL = re.compile(r"^([A-Za-z0-9]+)-(aggTrades|trades)-", re.IGNORECASE)
+# data.binance.vision names: SYMBOL-(aggTrades|trades)-YYYY-MM[-DD].zip, the CSV inside the same
+# without .zip; spot and USD-M symbols are letters and digits (BTCUSDT, 1000PEPEUSDT), USD-M
+# deliveries and COIN-M add an underscore part (BTCUSDT_240329, BTCUSD_PERP, ETHUSD_240628)
+_SYMBOL = re.compile(r"^([A-Za-z0-9]+(?:_[A-Za-z0-9]+)?)-(aggTrades|trades)-", re.IGNORECASE)
 _INT = re.compile(r"^\d+$")
 _FLOAT = re.compile(r"^\d+(\.\d*)?([eE][+-]?\d+)?$")
 _BOOL = {"true", "false"}
@@ -96,7 +99,8 @@ def sniff(line: str) -> Layout | None:
 
 
 def symbol_from_name(name: str) -> str | None:
-    """``BTCUSDT-aggTrades-2024-01-01.csv`` -> ``BTCUSDT``."""
+    """``BTCUSDT-aggTrades-2024-01-01.csv`` -> ``BTCUSDT``, ``BTCUSD_PERP-trades-2024-01.zip`` ->
+    ``BTCUSD_PERP``."""
     m = _SYMBOL.match(Path(name).name)
     return m.group(1).upper() if m else None
 
@@ -119,12 +123,12 @@ def read_binance(path, symbol=None, chunk_rows=1_000_000):
     types = {layout.id: pa.int64(), layout.price: pa.float64(), layout.size: pa.float64(),
              layout.ts: pa.int64(), layout.maker: pa.bool_()}
     conv = Converter(path, {"ts": layout.ts, "price": layout.price, "size": layout.size,
-                            "trade_id": layout.id, "side": layout.maker})
+                            "trade_id": layout.id, "buyer_maker": layout.maker})
     for first, batch, done, total in stream_csv(path, layout.names, types, header=layout.header,
                                                 delimiter=",", chunk_rows=chunk_rows):
         cols = {role: batch.column(name) for role, name in
                 (("ts", layout.ts), ("price", layout.price), ("size", layout.size),
-                 ("trade_id", layout.id), ("side", layout.maker))}
+                 ("trade_id", layout.id), ("buyer_maker", layout.maker))}
         rows = np.arange(batch.num_rows)
         blank = np.ones(batch.num_rows, dtype=bool)  # empty lines (e.g. at the end) are skipped
         for arr in cols.values():
@@ -139,6 +143,6 @@ def read_binance(path, symbol=None, chunk_rows=1_000_000):
         price = conv.number(cols["price"], where, "price")
         size = conv.number(cols["size"], where, "size")
         tid = conv.trade_ids(cols["trade_id"], where)
-        conv.nulls(cols["side"], where, "side")
-        side = np.where(np.asarray(cols["side"], dtype=bool), -1, 1).astype("int8")
+        conv.nulls(cols["buyer_maker"], where, "buyer_maker")  # Binance always says
+        side = conv.buyer_maker(cols["buyer_maker"], where)
         yield trades_chunk(symbol, ts, price, size, side, tid, done, total)

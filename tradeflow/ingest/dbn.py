@@ -1,4 +1,14 @@
-"""Databento DBN files (.dbn, .dbn.zst): trades from the trades, tbbo and mbp-1 schemas.
+"""Databento DBN files (.dbn, .dbn.zst): trades and bars.
+
+* Trades (action ``T``) from ``trades``, ``tbbo``, ``mbp-1``, ``mbp-10``, ``cmbp-1``, ``tcbbo``
+  and ``mbo``. In MBO a trade is one ``T`` record (the aggressor's order, side = aggressor) and
+  ``F`` records (the resting orders filled by it, side = the resting side): only ``T`` is
+  imported, as counting the fills too would count every traded lot twice.
+* Bars from ``ohlcv-1s``, ``-1m``, ``-1h``, ``-1d`` (``ts_event`` is the bar's open time). They
+  carry no bid/ask split nor trade count: ``ask_volume``, ``bid_volume`` and ``trades`` are 0.
+* ``cbbo-1s/1m`` and ``bbo-1s/1m`` sample the book on an interval and carry only each interval's
+  last trade, so they give neither every trade nor bars: refused, saying so. Other record types
+  (definitions, statistics, status, ...) are skipped.
 
 The metadata header is decoded by ``databento_dbn`` (which also upgrades DBN v1/v2 metadata);
 records are fixed-layout structs read in bulk with numpy, walking the per-record length byte
@@ -21,32 +31,70 @@ import struct
 
 import databento_dbn as dbn
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.files import (
+    BAR_IMPORT_COLUMNS,
     TS_MAX_NS,
     TS_MIN_NS,
+    ImportChunk,
     OrdinalIds,
     check_symbol,
     first_true,
     fmt_ns,
     is_zstd,
     take,
+    to_utc_ns,
     trades_chunk,
 )
+from tradeflow.ingest.unpack import BoundedStream
 
-# The record layouts, as databento_dbn describes them (``TradeMsg._dtypes``; tests compare).
-TRADE_FIELDS = [
-    ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
-    ("ts_event", "<u8"), ("price", "<i8"), ("size", "<u4"), ("action", "S1"), ("side", "S1"),
-    ("flags", "u1"), ("depth", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"),
-    ("sequence", "<u4"),
+# The record layouts, as databento_dbn describes them (``TradeMsg._dtypes`` etc.; tests compare).
+HEADER_FIELDS = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"),
+                 ("instrument_id", "<u4"), ("ts_event", "<u8")]
+# trades (MBP-0); MBP-1, TBBO, MBP-10, CMBP-1 and TCBBO records begin with the same fields
+TRADE_FIELDS = HEADER_FIELDS + [
+    ("price", "<i8"), ("size", "<u4"), ("action", "S1"), ("side", "S1"), ("flags", "u1"),
+    ("depth", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"), ("sequence", "<u4"),
 ]
-TRADE_SIZE = 48  # MBP-0 (trades); MBP-1 (tbbo, mbp-1) is 80 bytes and starts the same way
-MBP1_SIZE = 80
-RTYPE_MBP0, RTYPE_MBP1, RTYPE_SYMBOL_MAPPING = 0x00, 0x01, 0x16
-SCHEMAS = ("trades", "tbbo", "mbp-1")
+MBO_FIELDS = HEADER_FIELDS + [
+    ("order_id", "<u8"), ("price", "<i8"), ("size", "<u4"), ("flags", "u1"),
+    ("channel_id", "u1"), ("action", "S1"), ("side", "S1"), ("ts_recv", "<u8"),
+    ("ts_in_delta", "<i4"), ("sequence", "<u4"),
+]
+OHLCV_FIELDS = HEADER_FIELDS + [("open", "<i8"), ("high", "<i8"), ("low", "<i8"),
+                                ("close", "<i8"), ("volume", "<u8")]
+
+
+def _rtypes() -> dict[str, int]:
+    """Record type names -> values, as this databento_dbn knows them."""
+    out = {}
+    for v in dbn.RType.variants():
+        try:
+            out[v.name] = int(v.value)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+_RTYPE = _rtypes()
+KNOWN_RTYPES = set(_RTYPE.values())
+RTYPE_SYMBOL_MAPPING = _RTYPE["SYMBOL_MAPPING"]
+TRADE_RTYPES = {_RTYPE[n] for n in ("MBP_0", "MBP_1", "MBP_10", "CMBP_1", "TCBBO", "TBBO")
+                if n in _RTYPE}
+MBO_RTYPE = _RTYPE["MBO"]
+OHLCV_RTYPES = {_RTYPE[n] for n in ("OHLCV_DEPRECATED", "OHLCV_1S", "OHLCV_1M", "OHLCV_1H",
+                                    "OHLCV_1D") if n in _RTYPE}
+TRADE_SCHEMAS = ("trades", "tbbo", "mbp-1", "mbp-10", "cmbp-1", "tcbbo", "mbo")
+BAR_SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d")
+SCHEMAS = TRADE_SCHEMAS + BAR_SCHEMAS
+# sampled on an interval: the book then, and only the interval's last trade
+SAMPLED = {_RTYPE[n]: n.lower().replace("_", "-") for n in ("CBBO_1S", "CBBO_1M", "BBO_1S",
+                                                             "BBO_1M") if n in _RTYPE}
+SUPPORTED = (f"TradeFlow imports trades from {', '.join(TRADE_SCHEMAS)} and bars from "
+             f"{', '.join(BAR_SCHEMAS)}")
 UNDEF_PRICE = (1 << 63) - 1
 UNDEF_TS = (1 << 64) - 1
 DAY_NS = 86_400 * 10**9
@@ -54,27 +102,21 @@ BLOCK = 1 << 24  # bytes read at a time
 _FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 
-_TRADE_NAMES = ("instrument_id", "ts_event", "price", "size", "action", "side", "ts_recv")
+_TRADE_NAMES = ("instrument_id", "ts_event", "price", "size", "side", "ts_recv")
+_BAR_NAMES = ("instrument_id", "ts_event", "open", "high", "low", "close", "volume")
 
 
-def _dtype(size: int) -> np.dtype:
-    """The trade fields at the start of a record of ``size`` bytes (MBP-1, ts_out add bytes)."""
-    base = np.dtype(TRADE_FIELDS)
+def _dtype(fields, size: int) -> np.dtype:
+    """``fields`` at the start of a record of ``size`` bytes (levels, ts_out add bytes)."""
+    base = np.dtype(fields)
     return np.dtype({"names": base.names, "formats": [base.fields[n][0] for n in base.names],
                      "offsets": [base.fields[n][1] for n in base.names], "itemsize": size})
 
 
-def _known_rtypes() -> set[int]:
-    out = set()
-    for v in dbn.RType.variants():
-        try:
-            out.add(int(v.value))
-        except (TypeError, ValueError):
-            pass
-    return out
-
-
-KNOWN_RTYPES = _known_rtypes()
+def _sampled_message(schema: str) -> str:
+    return (f"schema {schema!r} samples the best bid/offer on an interval and carries only "
+            "each interval's last trade, so it gives neither every trade nor bars; "
+            f"{SUPPORTED} (for trades with the consolidated BBO use tcbbo)")
 
 
 class _Symbols:
@@ -116,8 +158,13 @@ def _open(path):
     if head[:3] == b"DBN":
         return raw, raw, os.fstat(raw.fileno()).st_size
     if is_zstd(head):
+        size = os.fstat(raw.fileno()).st_size
         stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
-        return stream, raw, os.fstat(raw.fileno()).st_size
+        try:
+            return BoundedStream(stream, path, "the zstd data", size), raw, size
+        except IngestError:  # a bad limit setting
+            raw.close()
+            raise
     raw.close()
     raise IngestError(path, "", "not a DBN file (it starts with neither 'DBN' nor a zstd frame)")
 
@@ -125,6 +172,8 @@ def _open(path):
 def _read(path, stream, n, index) -> bytes:
     try:
         return stream.read(n)
+    except IngestError:  # a decompression bomb (unpack limits)
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         where = "metadata" if index is None else f"record {index}"
         raise IngestError(path, where, f"corrupt compressed data: {exc}") from None
@@ -165,10 +214,36 @@ def _metadata(path, stream):
             raise
         raise IngestError(path, "metadata", f"cannot decode: {exc}") from None
     schema = None if meta.schema is None else str(getattr(meta.schema, "value", meta.schema))
+    if schema in SAMPLED.values():
+        raise IngestError(path, "metadata", _sampled_message(schema))
     if schema is not None and schema not in SCHEMAS:
-        raise IngestError(path, "metadata", f"unsupported schema {schema!r}: TradeFlow imports "
-                          f"trades from {', '.join(SCHEMAS)}")
+        raise IngestError(path, "metadata", f"unsupported schema {schema!r}: {SUPPORTED}")
     return meta, version
+
+
+def _take(path, rtype, buf, start, size, count, offset):
+    """(kind, columns) of a run of records: kind "trades" or "bars", or None to skip the run."""
+    if rtype in TRADE_RTYPES or rtype == MBO_RTYPE:
+        fields = MBO_FIELDS if rtype == MBO_RTYPE else TRADE_FIELDS
+        names, kind = _TRADE_NAMES, "trades"
+    elif rtype in OHLCV_RTYPES:
+        fields, names, kind = OHLCV_FIELDS, _BAR_NAMES, "bars"
+    elif rtype in SAMPLED:
+        raise IngestError(path, f"record {start}", _sampled_message(SAMPLED[rtype]))
+    else:
+        return None, None
+    need = np.dtype(fields).itemsize
+    if size < need:
+        raise IngestError(path, f"record {start}", f"record of {size} bytes is too short for its "
+                          f"type (needs {need})")
+    rec = np.frombuffer(buf, dtype=_dtype(fields, size), count=count, offset=offset)
+    rows = None
+    if kind == "trades":
+        trade = rec["action"] == b"T"  # book updates, and in MBO the fills: not trades
+        rows = None if trade.all() else np.flatnonzero(trade)
+    cols = {name: rec[name].copy() if rows is None else rec[name][rows] for name in names}
+    cols["number"] = np.arange(start, start + count) if rows is None else rows + start
+    return kind, cols
 
 
 def _records(path, stream, raw, total, symbol, chunk_rows):
@@ -176,8 +251,8 @@ def _records(path, stream, raw, total, symbol, chunk_rows):
     symbols = _Symbols()
     symbols.add_metadata(meta)
     ids = OrdinalIds()
-    pending: dict[str, list[np.ndarray]] = {k: [] for k in (*_TRADE_NAMES, "number")}
-    waiting = 0  # trades in pending, not yet in a chunk
+    pending: dict[str, dict[str, list[np.ndarray]]] = {"trades": {}, "bars": {}}
+    waiting = {"trades": 0, "bars": 0}  # rows in pending, not yet in a chunk
     buf = b""
     index = 0  # number of the record at the start of buf
     while True:
@@ -185,34 +260,29 @@ def _records(path, stream, raw, total, symbol, chunk_rows):
         buf = buf + block if buf else block
         runs, used = _walk(path, buf, index, final=not block)
         for rtype, start, size, count, offset in runs:
-            if rtype in (RTYPE_MBP0, RTYPE_MBP1):
-                need = TRADE_SIZE if rtype == RTYPE_MBP0 else MBP1_SIZE
-                if size < need:
-                    raise IngestError(path, f"record {start}", f"record of {size} bytes is too "
-                                      f"short for its type (needs {need})")
-                rec = np.frombuffer(buf, dtype=_dtype(size), count=count, offset=offset)
-                trade = rec["action"] == b"T"  # mbp-1 also holds book updates
-                every = bool(trade.all())
-                for name in _TRADE_NAMES:  # plain columns: one copy, no struct shuffling
-                    col = rec[name]
-                    pending[name].append(col.copy() if every else col[trade])
-                pending["number"].append(np.arange(start, start + count) if every
-                                         else np.flatnonzero(trade) + start)
-                waiting += count if every else int(trade.sum())
-            elif rtype == RTYPE_SYMBOL_MAPPING:
+            if rtype == RTYPE_SYMBOL_MAPPING:
                 _symbol_mappings(path, buf, start, size, count, offset, version, meta, symbols)
+                continue
+            kind, cols = _take(path, rtype, buf, start, size, count, offset)
+            if kind is not None:
+                for name, col in cols.items():
+                    pending[kind].setdefault(name, []).append(col)
+                waiting[kind] += len(cols["number"])
         index += sum(r[3] for r in runs)
         buf = buf[used:]
         final = not block
         done = total if final else min(raw.tell(), total)
-        if waiting and (final or waiting >= chunk_rows):
-            cols = {k: np.concatenate(v) for k, v in pending.items()}
-            cut = waiting if final else waiting - waiting % chunk_rows
+        for kind, make in (("trades", _chunks), ("bars", _bar_chunks)):
+            n = waiting[kind]
+            if not n or not (final or n >= chunk_rows):
+                continue
+            cols = {k: np.concatenate(v) for k, v in pending[kind].items()}
+            cut = n if final else n - n % chunk_rows
             for lo in range(0, cut, chunk_rows):
                 part = {k: v[lo:min(lo + chunk_rows, cut)] for k, v in cols.items()}
-                yield from _chunks(path, part, symbol, symbols, ids, done, total)
-            pending = {k: [v[cut:]] for k, v in cols.items()}
-            waiting -= cut
+                yield from make(path, part, symbol, symbols, ids, done, total)
+            pending[kind] = {k: [v[cut:]] for k, v in cols.items()}
+            waiting[kind] -= cut
         if final:
             return
 
@@ -288,10 +358,7 @@ def _chunks(path, cols, symbol, symbols: _Symbols, ids: OrdinalIds, done, total)
         raise IngestError(path, f"record {int(numbers[i])}",
                           f"side {chr(code[i])!r} is not A, B or N")
     side = buy.astype("int8") - sell.astype("int8")
-    if symbol is not None:
-        groups = [(symbol, None)]
-    else:
-        groups = _resolve(path, cols, symbols)
+    groups = [(symbol, None)] if symbol is not None else _resolve(path, cols, symbols)
     for name, rows in groups:
         g_ts = take(ts, rows)
         g_id, late = ids.assign(name, g_ts)
@@ -304,10 +371,44 @@ def _chunks(path, cols, symbol, symbols: _Symbols, ids: OrdinalIds, done, total)
                            take(side, rows), g_id, done, total)
 
 
-def _resolve(path, cols, symbols: _Symbols):
-    """[(symbol, row positions or None for all rows)] by instrument id and date of ts_recv."""
+def _bar_chunks(path, cols, symbol, symbols: _Symbols, ids, done, total):
+    """Validate OHLCV columns and yield one bars ImportChunk per symbol (``ids`` unused)."""
     numbers = cols["number"]
-    recv = cols["ts_recv"]
+    ts = cols["ts_event"]
+    i = first_true((ts < TS_MIN_NS) | (ts >= TS_MAX_NS))
+    if i is not None:
+        raise IngestError(path, f"record {int(numbers[i])}", f"ts_event {int(ts[i])} is out of "
+                          "range (1990-2100)")
+    out = {"ts": to_utc_ns(ts.astype("int64"))}
+    for name in ("open", "high", "low", "close"):
+        raw = cols[name]
+        i = first_true((raw == UNDEF_PRICE) | (raw <= 0))
+        if i is not None:
+            what = "undefined" if raw[i] == UNDEF_PRICE else f"{raw[i] / 1e9}"
+            raise IngestError(path, f"record {int(numbers[i])}", f"bar {name} {what} is not a "
+                              "positive price")
+        out[name] = raw / 1e9
+    o, h, l, c = out["open"], out["high"], out["low"], out["close"]
+    i = first_true((h < np.maximum(o, c)) | (l > np.minimum(o, c)))
+    if i is not None:
+        raise IngestError(path, f"record {int(numbers[i])}", f"bar high {h[i]} / low {l[i]} do "
+                          f"not contain its open {o[i]} and close {c[i]}")
+    out["volume"] = cols["volume"].astype("float64")
+    n = len(ts)
+    out["ask_volume"] = out["bid_volume"] = np.zeros(n)  # OHLCV has no bid/ask split
+    out["trades"] = np.zeros(n, dtype="int64")  # nor a trade count
+    frame = pd.DataFrame(out, columns=list(BAR_IMPORT_COLUMNS))
+    groups = [(symbol, None)] if symbol is not None else _resolve(path, cols, symbols)
+    for name, rows in groups:
+        part = frame if rows is None else frame.iloc[rows].reset_index(drop=True)
+        yield ImportChunk("bars", name, part, done, total)
+
+
+def _resolve(path, cols, symbols: _Symbols):
+    """[(symbol, row positions or None for all rows)] by instrument id and date of ts_recv
+    (of ts_event for bars, and for records without ts_recv)."""
+    numbers = cols["number"]
+    recv = cols.get("ts_recv", cols["ts_event"])
     when = np.where(recv == np.uint64(UNDEF_TS), cols["ts_event"], recv).astype("int64")
     day = np.clip(when // DAY_NS, 0, 65535)
     iid = cols["instrument_id"].astype("int64")

@@ -102,14 +102,17 @@ def guess_format(path) -> str:
         return "parquet"
     try:
         first = tabular.first_line(path)
-    except IngestError:
-        first = None
-    if first is not None:
-        if binance.sniff(first) is not None:
-            return "binance"
-        if name.endswith((".csv", ".txt", ".tsv", ".zip", ".gz")) or tabular.looks_tabular(first):
-            return "csv"
-    raise IngestError(path, "", "cannot tell the file format; pass one of "
+    except IngestError as exc:  # say why: a zip of two files, a damaged archive, not UTF-8...
+        raise IngestError(path, exc.where, f"cannot tell the file format: {exc.message}") \
+            from None
+    if first is None:
+        raise IngestError(path, "", "cannot tell the file format: it unpacks to nothing")
+    if binance.sniff(first) is not None:
+        return "binance"
+    if name.endswith((".csv", ".txt", ".tsv", ".zip", ".gz")) or tabular.looks_tabular(first):
+        return "csv"
+    raise IngestError(path, "", "cannot tell the file format: no known signature, "
+                      f"suffix or table header (it starts {first[:40]!r}); pass one of "
                       f"{', '.join(FORMATS)} explicitly")
 
 

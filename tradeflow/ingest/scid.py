@@ -10,6 +10,12 @@ trade price, TotalVolume its size, and AskVolume/BidVolume say who aggressed. An
 real price: the record is a bar (intraday files stored at 1 s, 1 m, ...). The Open marker
 decides, not NumTrades (a marked record is one print, whatever its count). A file may mix both;
 each kind comes out in its own chunks. Records are numbered from 0 (record 0 starts at byte 56).
+
+Old files hold SCDateTime as it once was, a double of days since 1899-12-30 (the same 8 bytes).
+The two cannot be confused: 1990-2100 as microseconds are int64 values of about 3e15-6e15, as a
+double of days the same bytes read as about 4.68e18. The first record tells which a file holds;
+every record must then hold the same. Doubles of days carry about a microsecond of rounding and
+those files kept milliseconds at most, so their times are rounded to the millisecond.
 """
 from __future__ import annotations
 
@@ -45,6 +51,10 @@ RECORD = np.dtype([
 TRADE_MARKERS = np.array([0.0, -1.99900095e37, -1.99900197e37], dtype="<f4")
 # SCDateTime epoch 1899-12-30 relative to the Unix epoch, in microseconds
 EPOCH_OFFSET_US = 25569 * 86400 * 1_000_000
+DAY_US = 86_400_000_000
+# 1990-2100 as SCDateTime: microseconds (today's int64) and days (the old double)
+SC_US_MIN, SC_US_MAX = TS_MIN_NS // 1000 + EPOCH_OFFSET_US, TS_MAX_NS // 1000 + EPOCH_OFFSET_US
+SC_DAYS_MIN, SC_DAYS_MAX = SC_US_MIN / DAY_US, SC_US_MAX / DAY_US
 
 
 def default_symbol(path) -> str:
@@ -70,11 +80,15 @@ def read_scid(path, symbol=None, chunk_rows=1_000_000):
     symbol = check_symbol(path, "", symbol if symbol is not None else default_symbol(path))
     ids = OrdinalIds()
     last_dt = None
+    days = None  # whether the file holds the old days-as-double times, told by record 0
     for rec, start, done, total in sc_records(path, HEADER_SIZE, RECORD, _check_header,
                                               chunk_rows):
         count = len(rec)
-        last_dt = _check_records(path, rec, start, last_dt)
-        ts = (rec["dt"] - EPOCH_OFFSET_US) * 1000
+        if days is None:
+            days = holds_days(rec["dt"][0])
+        sc_us = days_to_us(path, rec["dt"], start) if days else rec["dt"]
+        last_dt = check_sc_times(path, sc_us, start, last_dt)
+        ts = (sc_us - EPOCH_OFFSET_US) * 1000
         tick = np.isin(rec["open"], TRADE_MARKERS)
         if tick.all():  # the usual tick file: no selection copies
             yield _trades(path, symbol, rec, ts, np.arange(start, start + count), ids,
@@ -113,21 +127,37 @@ def sc_records(path, header_size: int, dtype: np.dtype, check_header, chunk_rows
             start += count
 
 
-def _check_records(path, rec, start, last_dt):
-    """Times in 1990-2100 and never going back (also across chunks); returns the last time."""
-    return check_sc_times(path, rec["dt"], start, last_dt)
+def holds_days(first_dt) -> bool:
+    """Whether a file's first SCDateTime is the old double of days (else microseconds)."""
+    value = np.asarray(first_dt, dtype="<i8").reshape(1)
+    if SC_US_MIN <= value[0] < SC_US_MAX:
+        return False
+    days = value.view("<f8")[0]
+    return bool(SC_DAYS_MIN <= days < SC_DAYS_MAX)
+
+
+def days_to_us(path, dt: np.ndarray, start: int) -> np.ndarray:
+    """Old SCDateTime doubles (days since 1899-12-30) of records ``start...`` as microseconds
+    since then, rounded to the millisecond; a value outside 1990-2100 is an error."""
+    days = np.asarray(dt, dtype="<i8").view("<f8")
+    i = first_true(~((days >= SC_DAYS_MIN) & (days < SC_DAYS_MAX)))  # also NaN
+    if i is not None:
+        raise IngestError(path, f"record {start + i}", f"time {days[i]!r} (days since "
+                          "1899-12-30, the old double format the file's first record holds) is "
+                          "out of range (1990-2100)")
+    return np.rint(days * (DAY_US // 1000)).astype("int64") * 1000
 
 
 def check_sc_times(path, dt: np.ndarray, start: int, last_dt: int | None) -> int:
     """Sierra Chart ``SCDateTimeMS`` values (microseconds since 1899-12-30) of records
     ``start...``: in 1990-2100 and never going back, also across chunks (``last_dt``: the
     previous chunk's last). Returns the last time. Shared by ``.scid`` and ``.depth``."""
-    lo = TS_MIN_NS // 1000 + EPOCH_OFFSET_US
-    hi = TS_MAX_NS // 1000 + EPOCH_OFFSET_US
-    i = first_true((dt < lo) | (dt >= hi))
+    i = first_true((dt < SC_US_MIN) | (dt >= SC_US_MAX))
     if i is not None:
+        hint = ("; it reads as an old days-as-double time, but the file's first record holds "
+                "microseconds" if holds_days(dt[i]) else "")
         raise IngestError(path, f"record {start + i}", f"time {dt[i]} (microseconds since "
-                          "1899-12-30) is out of range (1990-2100)")
+                          f"1899-12-30) is out of range (1990-2100){hint}")
     prev = np.empty_like(dt)
     prev[1:] = dt[:-1]
     prev[0] = dt[0] if last_dt is None else last_dt

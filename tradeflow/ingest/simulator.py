@@ -15,7 +15,8 @@ carried from one call to the next:
 * book snapshot sizes come from a stateless hash of (seed, level, time);
 * trade ids are ``block index * 2**24 + ordinal``: strictly increasing over the whole simulation.
 
-Public API: :class:`SimBatch`, :class:`MarketSimulator` (``history``, ``generate``, ``stream``).
+Public API: :class:`SimBatch`, :class:`MarketSimulator` (``history``, ``generate``, ``stream``,
+``next_open``).
 """
 from __future__ import annotations
 
@@ -307,6 +308,18 @@ class MarketSimulator:
             batch = self._range(cursor, target)
             cursor = self._cursor = target
             yield batch
+
+    def next_open(self, at) -> pd.Timestamp | None:
+        """The first minute at or after ``at`` in which this market trades (``at``'s own minute
+        when it is open), or None when it stays closed for the next two weeks."""
+        t = _ns(at)
+        minute = t // MINUTE_NS
+        day0 = minute // MINUTES_PER_DAY
+        w = self._minute_weights(day0, 15).ravel()[minute - day0 * MINUTES_PER_DAY:]
+        open_ = np.flatnonzero(w > 0)
+        if not len(open_):
+            return None
+        return _utc(max(t, int(minute + open_[0]) * MINUTE_NS))
 
     # ---------------------------------------------------------------------------- assembly
 

@@ -1,11 +1,19 @@
 """Generic trade tables: CSV (also inside .zip/.gz) and Parquet, with a column mapping.
 
 Columns are found by name (case-insensitive): ``ts``/``time``/``timestamp``, ``price``,
-``size``/``qty``/``quantity``/``volume``, optional ``side``, ``trade_id`` and ``symbol``;
-``mapping`` (our name -> the file's) overrides. Times are ISO 8601 text (naive means UTC), epoch
-numbers (s/ms/us/ns, told by magnitude once per file) or Parquet timestamps. Sides are
-``1/-1/0``, ``B/S``, ``buy/sell`` or ``bid/ask`` (traded at the ask = buyer aggressor); an empty
-side is unknown (0); ``true/false`` is refused (is it "buyer is maker"?).
+``size``/``qty``/``quantity``/``volume``/``amount``, optional ``side`` (or ``buyer_maker``),
+``trade_id`` and ``symbol``; ``mapping`` (our name -> the file's) overrides. Times are ISO 8601
+text (naive means UTC), epoch numbers (s/ms/us/ns, told by magnitude once per file) or Parquet
+timestamps. Sides are ``1/-1/0``, ``B/S``, ``buy/sell`` or ``bid/ask`` (traded at the ask = buyer
+aggressor); an empty side or ``unknown`` is unknown (0); ``true/false`` is refused as a side.
+
+A "buyer is maker" flag (Binance's ``is_buyer_maker``/``m``) is the role ``buyer_maker``: true
+means the seller hit the bid (-1), false that the buyer lifted the ask (+1); it may be a boolean,
+``1/0`` or text (``true/false``, ``t/f``, ``yes/no``, ``y/n``, ``1/0``); empty is unknown (0).
+Columns named ``is_buyer_maker``/``isBuyerMaker``/``buyer_maker`` are taken as such by default.
+Tardis.dev trade CSVs (``exchange,symbol,timestamp,local_timestamp,id,side,price,amount``,
+microsecond epochs, side ``buy/sell/unknown``) read without a mapping: their ``id`` is not used
+(text on some exchanges, empty on others), trades are numbered per microsecond instead.
 
 The CSV streaming helpers here (:func:`open_source`, :func:`stream_csv`) serve the Binance
 parser too. CSV errors name the line (from 1, the header is line 1), Parquet errors the row
@@ -41,13 +49,15 @@ from tradeflow.ingest.files import (
     take,
     trades_chunk,
 )
+from tradeflow.ingest.unpack import BoundedStream
 
-ROLES = ("ts", "price", "size", "side", "trade_id", "symbol")
+ROLES = ("ts", "price", "size", "side", "buyer_maker", "trade_id", "symbol")
 DEFAULT_NAMES = {
     "ts": ("ts", "time", "timestamp"),
     "price": ("price",),
-    "size": ("size", "qty", "quantity", "volume"),
+    "size": ("size", "qty", "quantity", "volume", "amount"),
     "side": ("side",),
+    "buyer_maker": ("is_buyer_maker", "isbuyermaker", "buyer_maker"),
     "trade_id": ("trade_id",),
     "symbol": ("symbol",),
 }
@@ -67,11 +77,15 @@ _ZIP_ERRORS = (Exception,)
 
 @dataclass
 class Source:
-    stream: io.RawIOBase | io.BufferedIOBase  # the CSV bytes
+    stream: BoundedStream  # the CSV bytes
     raw: io.BufferedReader  # the file on disk, for progress
     total: int
     inner_name: str  # the CSV's own name (the zip member's), for symbol guessing
     packed: bool = False  # read through zipfile/gzip
+
+    def failed(self) -> str:
+        """How a read error begins: unpacking an archive, or reading the file."""
+        return f"cannot unpack {self.stream.what}" if self.packed else "cannot read"
 
     def done(self) -> int:
         try:
@@ -82,7 +96,8 @@ class Source:
 
 @contextlib.contextmanager
 def open_source(path):
-    """The CSV bytes of ``path``, unpacking a .zip of one file or a .gz on the way."""
+    """The CSV bytes of ``path``, unpacking a .zip of one file or a .gz on the way, within the
+    limits of :mod:`tradeflow.ingest.unpack` (the stream is stopped on the way out)."""
     path = os.fspath(path)
     try:
         raw = open(path, "rb")
@@ -93,45 +108,76 @@ def open_source(path):
         head = raw.read(4)
         raw.seek(0)
         if head[:2] == b"PK":
+            archive, member = _zip_member(path, raw)
             try:
-                archive = zipfile.ZipFile(raw)
-                members = [m for m in archive.infolist()
-                           if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+                inner = archive.open(member)
             except _ZIP_ERRORS as exc:
-                raise IngestError(path, "", f"not a readable zip file: {exc}") from None
-            if len(members) != 1:
-                raise IngestError(path, "", f"the zip holds {len(members)} files; "
-                                  "expected exactly one CSV")
-            try:
-                stream = archive.open(members[0])
-            except _ZIP_ERRORS as exc:
-                raise IngestError(path, "", f"cannot unpack {members[0].filename}: {exc}") from None
-            with archive, stream:
-                yield Source(stream, raw, total, Path(members[0].filename).name, True)
+                raise IngestError(path, "", f"cannot unpack {member.filename!r}: {exc}") from None
+            name = Path(member.filename).name
+            source = Source(BoundedStream(inner, path, f"the zip member {name!r}", total), raw,
+                            total, name, True)
+            closers = (inner, archive)
         elif head[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw) as stream:
-                name = Path(path).name
-                yield Source(stream, raw, total, name[:-3] if name.endswith(".gz") else name, True)
+            inner = gzip.GzipFile(fileobj=raw)
+            name = Path(path).name
+            source = Source(BoundedStream(inner, path, "the gzip data", total), raw, total,
+                            name[:-3] if name.endswith(".gz") else name, True)
+            closers = (inner,)
         else:
-            yield Source(raw, raw, total, Path(path).name)
+            source = Source(BoundedStream(raw, path, "the file", None), raw, total,
+                            Path(path).name)
+            closers = ()
+        try:
+            yield source
+        finally:
+            source.stream.stop()  # before closing what a read-ahead thread may be reading
+            for c in closers:
+                c.close()
+
+
+def _zip_member(path, raw) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
+    """The one file in a zip (macOS resource forks aside), or an IngestError saying why not."""
+    try:
+        archive = zipfile.ZipFile(raw)
+        members = [m for m in archive.infolist()
+                   if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    except zipfile.BadZipFile as exc:
+        why = ("no zip directory at its end: truncated, or not a zip"
+               if "not a zip file" in str(exc) else str(exc))
+        raise IngestError(path, "", f"not a readable zip file ({why})") from None
+    except _ZIP_ERRORS as exc:
+        raise IngestError(path, "", f"not a readable zip file ({exc})") from None
+    if len(members) != 1:
+        archive.close()
+        names = ", ".join(repr(m.filename) for m in members[:3])
+        more = ", ..." if len(members) > 3 else ""
+        raise IngestError(path, "", f"the zip holds {len(members)} files"
+                          f"{f' ({names}{more})' if members else ''}; expected exactly one CSV")
+    return archive, members[0]
 
 
 def _read_head(path) -> bytes:
     with open_source(path) as src:
         try:
             return src.stream.read(SNIFF_BYTES)
+        except IngestError:
+            raise
         except Exception as exc:  # noqa: BLE001 -- only a damaged archive may land here
             if not (src.packed or isinstance(exc, OSError)):
                 raise
-            raise IngestError(path, "line 1", f"cannot read: {exc}") from None
+            raise IngestError(path, "line 1", f"{src.failed()}: {exc}") from None
 
 
 def _decode_line(path, head: bytes) -> str:
     line = re.split(b"\r\n|\r|\n", head, maxsplit=1)[0]  # the line ends pyarrow knows
     try:
         text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise IngestError(path, "line 1", "not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and len(line) == len(head):
+            text = line[: exc.start].decode("utf-8")  # a character cut at the end of the sniff
+        else:
+            raise IngestError(path, "line 1", f"not UTF-8 text (byte 0x{line[exc.start]:02x} "
+                              f"at byte {exc.start + 1} of the line)") from None
     return text.lstrip("\ufeff")
 
 
@@ -222,7 +268,7 @@ def stream_csv(path, names, types, header: bool, delimiter: str, chunk_rows: int
         except Exception as exc:  # noqa: BLE001 -- see _ZIP_ERRORS
             if not (src.packed or isinstance(exc, (pa.ArrowException, OSError))):
                 raise
-            raise IngestError(path, f"line {line} or later", f"cannot read: {exc}") from None
+            raise IngestError(path, f"line {line} or later", f"{src.failed()}: {exc}") from None
         if held is not None:
             yield held[0], held[1], src.total, src.total
 
@@ -235,9 +281,17 @@ _INT_RE = r"^\s*[+-]?\d+\s*$"
 _NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _SIDES = {"1": 1, "+1": 1, "1.0": 1, "b": 1, "buy": 1, "ask": 1,
           "-1": -1, "-1.0": -1, "s": -1, "sell": -1, "bid": -1,
-          "0": 0, "0.0": 0, "+0": 0, "-0": 0}
+          "0": 0, "0.0": 0, "+0": 0, "-0": 0, "unknown": 0}
 _SIDE_KEYS = pa.array(list(_SIDES))
 _SIDE_VALUES = np.array(list(_SIDES.values()), dtype="int8")
+# "buyer is maker" text -> the aggressor side: true means the seller hit the bid
+_MAKER = {"true": -1, "t": -1, "yes": -1, "y": -1, "1": -1, "1.0": -1,
+          "false": 1, "f": 1, "no": 1, "n": 1, "0": 1, "0.0": 1}
+_MAKER_KEYS = pa.array(list(_MAKER))
+_MAKER_VALUES = np.array(list(_MAKER.values()), dtype="int8")
+_SIDE_ADVICE = "use 1/-1/0, B/S, buy/sell or bid/ask"
+_MAKER_ADVICE = ("a 'buyer is maker' flag? map it as buyer_maker "
+                 "(--map buyer_maker=COLUMN): true means the seller aggressed")
 _TS_MIN, _TS_MAX = pd.Timestamp(TS_MIN_NS, tz="UTC"), pd.Timestamp(TS_MAX_NS, tz="UTC")
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -292,8 +346,8 @@ class Converter:
     def sides(self, arr, where) -> np.ndarray:
         t = arr.type
         if pa.types.is_boolean(t):
-            self.fail(where, 0, "side", "true/false is not a side: use 1/-1, B/S, buy/sell or "
-                      "bid/ask (is it 'buyer is maker'? then true means -1)")
+            self.fail(where, 0, "side", f"true/false is not a side: {_SIDE_ADVICE} (is it "
+                      f"{_MAKER_ADVICE})")
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             values = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), 0.0), dtype="float64")
             i = first_true(~np.isin(values, (-1.0, 0.0, 1.0)))
@@ -309,11 +363,36 @@ class Converter:
         i = first_true((pos < 0) & ~blank)
         if i is not None:
             value = arr[i].as_py()
-            hint = (" (is it 'buyer is maker'? then true means -1)"
+            hint = (f" (is it {_MAKER_ADVICE})"
                     if value.strip().lower() in ("true", "false") else "")
-            self.fail(where, i, "side", f"{value!r} is not a side: use 1/-1/0, B/S, buy/sell or "
-                      f"bid/ask{hint}")
+            self.fail(where, i, "side", f"{value!r} is not a side: {_SIDE_ADVICE}{hint}")
         return np.where(pos < 0, 0, _SIDE_VALUES[np.maximum(pos, 0)]).astype("int8")
+
+    def buyer_maker(self, arr, where) -> np.ndarray:
+        """The aggressor side from a "buyer is maker" flag: true -> -1, false -> +1, empty -> 0."""
+        t = arr.type
+        if pa.types.is_boolean(t):
+            flags = np.asarray(pc.fill_null(pc.cast(arr, pa.int8()), -1), dtype="int8")
+            return np.select([flags == 1, flags == 0], [-1, 1], 0).astype("int8")
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            values = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), np.nan), dtype="float64")
+            blank = np.isnan(values)
+            i = first_true(~np.isin(values, (0.0, 1.0)) & ~blank)
+            if i is not None:
+                self.fail(where, i, "buyer_maker", f"{values[i]:g} is not a buyer-is-maker flag "
+                          "(1 or 0)")
+            return np.select([values == 1, values == 0], [-1, 1], 0).astype("int8")
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            self.fail(where, 0, "buyer_maker", f"must be true/false, 1/0 or text, is {t}")
+        norm = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        pos = np.asarray(pc.fill_null(pc.index_in(norm, value_set=_MAKER_KEYS), -1),
+                         dtype="int64")
+        blank = np.asarray(pc.fill_null(pc.equal(norm, ""), True))
+        i = first_true((pos < 0) & ~blank)
+        if i is not None:
+            self.fail(where, i, "buyer_maker", f"{arr[i].as_py()!r} is not a buyer-is-maker "
+                      "flag: use true/false, t/f, yes/no, y/n or 1/0")
+        return np.where(pos < 0, 0, _MAKER_VALUES[np.maximum(pos, 0)]).astype("int8")
 
     def times(self, arr, where) -> np.ndarray:
         """Epoch nanoseconds of a time column, checked to lie in 1990-2100."""
@@ -388,6 +467,12 @@ class Converter:
         return values.astype("int64") * mult
 
 
+def _listed(header: list[str], most: int = 20, width: int = 40) -> str:
+    """The header's names for a message, quoted, long names and long headers cut short."""
+    names = [repr(n) if len(n) <= width else repr(n[:width]) + "..." for n in header[:most]]
+    return ", ".join(names) + (f", ... ({len(header)} columns)" if len(header) > most else "")
+
+
 def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
     """role -> file column name, from the mapping or the default names."""
     mapping = dict(mapping or {})
@@ -405,13 +490,23 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
             name = want if want in header else lower.get(str(want).lower())
             if name is None:
                 raise IngestError(path, "", f"column {want!r} (mapped to {role}) is not in the "
-                                  f"file; it has {', '.join(map(repr, header))}")
+                                  f"file; it has {_listed(header)}")
             found[role] = name
             continue
         for cand in DEFAULT_NAMES[role]:
             if cand in lower:
                 found[role] = lower[cand]
                 break
+    if "side" in found and "buyer_maker" in found:
+        # a mapped column wins over one found by its name; two of the same kind are ambiguous
+        if "side" in mapping and "buyer_maker" not in mapping:
+            del found["buyer_maker"]
+        elif "buyer_maker" in mapping and "side" not in mapping:
+            del found["side"]
+        else:
+            raise IngestError(path, "", f"both {found['side']!r} (side) and "
+                              f"{found['buyer_maker']!r} (buyer_maker) say who aggressed; map "
+                              "one of them, e.g. --map side=" + found["side"])
     used = list(found.values())
     shared = [n for n in set(used) if used.count(n) > 1]
     if shared:
@@ -423,7 +518,7 @@ def _match_columns(path, header: list[str], mapping) -> dict[str, str]:
     missing = [r for r in REQUIRED if r not in found]
     if missing:
         raise IngestError(path, "", f"no {', '.join(missing)} column among "
-                          f"{', '.join(map(repr, header))}; name them (ts/time/timestamp, price, "
+                          f"{_listed(header)}; name them (ts/time/timestamp, price, "
                           "size/qty/quantity/volume) or pass a mapping such as "
                           "{'ts': 'Time', 'price': 'Last', 'size': 'Volume'}")
     return found
@@ -447,7 +542,12 @@ def _chunks(path, conv: Converter, ids: OrdinalIds, cols: dict[str, pa.Array], w
     ts = conv.times(cols["ts"], where)
     price = conv.number(cols["price"], where, "price")
     size = conv.number(cols["size"], where, "size")
-    side = conv.sides(cols["side"], where) if "side" in cols else np.zeros(len(ts), "int8")
+    if "side" in cols:
+        side = conv.sides(cols["side"], where)
+    elif "buyer_maker" in cols:
+        side = conv.buyer_maker(cols["buyer_maker"], where)
+    else:
+        side = np.zeros(len(ts), "int8")
     tid = conv.trade_ids(cols["trade_id"], where) if "trade_id" in cols else None
     if symbol is not None or "symbol" not in cols:
         groups = [(symbol or default_symbol, None)]
