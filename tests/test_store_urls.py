@@ -30,7 +30,6 @@ SECRET = "s3cr3t-pw"
 ])
 def test_redact_url_masks_passwords_of_any_text(url, shown):
     assert redact_url(url) == shown
-    assert config.redact(url) == shown
 
 
 @pytest.mark.parametrize("url, message", [

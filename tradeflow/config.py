@@ -14,7 +14,7 @@ from pathlib import Path
 
 import platformdirs
 
-from data_access import StoreError, redact_url
+from data_access import StoreError
 
 
 def data_dir() -> Path:
@@ -40,11 +40,6 @@ def store_url(option: str | None = None) -> str:
                              "default store")
         return option
     return os.environ.get("TRADEFLOW_STORE") or default_store_url()
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    return redact_url(url)
 
 
 def indicator_dirs() -> list[Path]:
