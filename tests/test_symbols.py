@@ -40,3 +40,10 @@ def test_bad_symbols_are_refused_everywhere(symbol):
 def test_instrument_numbers_keep_to_sane_magnitudes(tick, point, message):
     with pytest.raises(ModelError, match=message):
         Instrument("ES", tick, point_value=point)
+
+
+@pytest.mark.parametrize("exchange", ["CME\x1b[31m", "a\nb", "X" * 65, None])
+def test_the_exchange_is_short_printable_text(exchange):
+    with pytest.raises(ModelError, match="must be printable text of at most 64 characters"):
+        Instrument("ES", 0.25, exchange=exchange)
+    assert Instrument("ES", 0.25, exchange="CME Globex").exchange == "CME Globex"

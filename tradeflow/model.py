@@ -240,6 +240,10 @@ class Instrument:
                 and 0 < self.point_value <= MAX_POINT_VALUE):
             raise ModelError(f"instrument {self.symbol}: point value must be a positive number up "
                              f"to {MAX_POINT_VALUE:g}, got {self.point_value!r}")
+        if not (isinstance(self.exchange, str) and len(self.exchange) <= 64
+                and self.exchange.isprintable()):
+            raise ModelError(f"instrument {self.symbol}: exchange {self.exchange!r} must be "
+                             "printable text of at most 64 characters")
         if self.asset_class not in ASSET_CLASSES:
             raise ModelError(f"instrument {self.symbol}: asset class {self.asset_class!r} is not one "
                              f"of {', '.join(ASSET_CLASSES)}")
