@@ -7,18 +7,24 @@ async one (server). The URL is ``duckdb:///path/to/file.duckdb`` or
 """
 from __future__ import annotations
 
+from .pg_url import redact_url
 from .store import BASE_SPEC, AsyncStore, Store, StoreError
 
-__all__ = ["open_store", "open_async_store", "Store", "AsyncStore", "StoreError", "BASE_SPEC"]
+__all__ = ["open_store", "open_async_store", "redact_url", "Store", "AsyncStore", "StoreError",
+           "BASE_SPEC"]
 
 
 def _scheme(url: str) -> tuple[str, str]:
     scheme, sep, rest = str(url).partition("://")
     if not sep or scheme not in ("duckdb", "postgresql", "postgres"):
-        raise StoreError(
-            f"store URL {url!r} not understood: use duckdb:///path/to/file.duckdb or "
-            "postgresql://user@host:port/db"
-        )
+        if not str(url).strip():
+            problem = "the store URL is empty"
+        elif sep:
+            problem = f"store URL {redact_url(url)!r}: unknown scheme {scheme!r}"
+        else:
+            problem = f"store URL {redact_url(url)!r} is not a URL"
+        raise StoreError(f"{problem}: use duckdb:///path/to/file.duckdb or "
+                         "postgresql://user@host:port/db")
     return ("postgresql" if scheme == "postgres" else scheme), rest
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tradeflow.model import Instrument, InstrumentRegistry, ModelError, Session
+from tradeflow.model import Instrument, InstrumentRegistry, ModelError
 
 from . import frames, migrations
 from .rollup import minute_rollups
@@ -99,8 +99,7 @@ class DuckDBStore(Store):
             rows = self._exec(
                 "SELECT symbol, tick_size, exchange, asset_class, point_value, session "
                 "FROM instruments ORDER BY symbol")
-        self._registry = InstrumentRegistry(
-            Instrument(s, t, e, a, p, Session.parse(sess)) for s, t, e, a, p, sess in rows)
+        self._registry = InstrumentRegistry.from_rows(rows)
         return self._registry
 
     # writes ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The PostgreSQL store's URL: ``parse_url`` splits it into a ``Target`` (the DSN asyncpg connects
-with, and a password-free URL and ``host:port/db`` for messages) and the store's own ``Options``
+"""Store URLs. ``redact_url`` masks the password of any store URL for messages and logs.
+``parse_url`` splits a PostgreSQL URL into a ``Target`` (the DSN asyncpg connects with, and a
+password-free URL and ``host:port/db`` for messages) and the store's own ``Options``
 (``timescaledb``, ``compress_after``, ``retention``), which it reads and strips from the query."""
 from __future__ import annotations
 
@@ -12,6 +13,24 @@ from .store import StoreError
 OFF = "off"
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+# the value of a query option whose name says it is a secret (password=, sslpassword=, token=)
+_SECRET_OPTION = re.compile(r"([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*", re.I)
+
+
+def redact_url(url) -> str:
+    """``url`` with its password (``user:password@``) and secret query options shown as ``***``;
+    for any text, even one that is not a valid URL, so that no message or log echoes a secret."""
+    text = str(url)
+    scheme, sep, rest = text.rpartition("://") if "://" in text else ("", "", text)
+    head, query_sep, query = rest.partition("?")
+    # the last @ before the query ends the credentials (an unencoded password may hold / or @)
+    creds, at, host = head.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    if at and colon and "/" not in user:
+        head = f"{user}:***@{host}"
+    return _SECRET_OPTION.sub(r"\1***", f"{scheme}{sep}{head}{query_sep}{query}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,15 @@ def parse_url(url: str) -> tuple[Target, Options]:
 
     Durations are ``<n>s|m|h|d|w``.
     """
-    parts = urlsplit(str(url))
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"...
+        raise StoreError(f"store URL {shown!r}: {_url_problem(exc)}; expected "
+                         "postgresql://user@host:port/db") from None
+    if port == 0:
+        raise StoreError(f"store URL {shown!r}: the port must be a number from 1 to 65535")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     mode = query.pop("timescaledb", "auto").strip().lower()
     if mode not in ("auto", "on", "off"):
@@ -64,9 +91,16 @@ def parse_url(url: str) -> tuple[Target, Options]:
     host = parts.hostname or "localhost"
     netloc = f"{parts.username}@" if parts.username else ""
     netloc += f"[{host}]" if ":" in host else host
-    netloc += f":{parts.port}" if parts.port else ""
+    netloc += f":{port}" if port else ""
     public = urlunsplit(("postgresql", netloc, parts.path, _public_query(parts.query), ""))
-    return Target(dsn, public, f"{host}:{parts.port or 5432}{parts.path or '/'}"), opts
+    return Target(dsn, public, f"{host}:{port or 5432}{parts.path or '/'}"), opts
+
+
+def _url_problem(exc: ValueError) -> str:
+    text = str(exc)
+    if "Port" in text:
+        return "the port must be a number from 1 to 65535"
+    return text[0].lower() + text[1:] if text else "not a URL"
 
 
 def _interval(name: str, value: str | None) -> str | None:

@@ -15,7 +15,7 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Instrument, InstrumentRegistry, Session
+from tradeflow.model import Instrument, InstrumentRegistry
 
 from . import frames
 # copy_in and copy_out are looked up here, so that tests and benchmarks can wrap them
@@ -169,8 +169,7 @@ class PostgresStore(AsyncStore):
 
     @staticmethod
     def _registry(rows) -> InstrumentRegistry:
-        return InstrumentRegistry(
-            Instrument(s, t, e, a, p, Session.parse(sess)) for s, t, e, a, p, sess in rows)
+        return InstrumentRegistry.from_rows(rows)
 
     @_errors
     async def instruments(self) -> InstrumentRegistry:

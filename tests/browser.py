@@ -28,10 +28,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def panel_app(app: str, env: dict | None = None, timeout: float = 90):
-    """Serve ``dashboards/apps/<app>.py`` on a free loopback port; yields its base URL."""
+    """Serve ``dashboards/apps/<app>.py`` (or the script at path ``app``) on a free loopback
+    port; yields its base URL."""
     port = free_port()
-    cmd = [str(Path(sys.executable).with_name("panel")), "serve", str(ROOT / "dashboards" / "apps"
-           / f"{app}.py"), "--port", str(port), "--address", "127.0.0.1",
+    script = Path(app) if str(app).endswith(".py") else ROOT / "dashboards" / "apps" / f"{app}.py"
+    cmd = [str(Path(sys.executable).with_name("panel")), "serve", str(script),
+           "--port", str(port), "--address", "127.0.0.1",
            "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -198,7 +198,7 @@ def test_csv_header_errors(tmp_path, header, kw, match):
 
 def test_csv_bad_symbol_value(tmp_path):
     csv_error(tmp_path, "ts,price,size,symbol\n2024-01-02T14:30:00Z,1,1,E S\n",
-              r"line 2: symbol 'E S' must be non-empty, without spaces")
+              r"line 2: symbol 'E S' is not valid")
 
 
 # ---------------------------------------------------------------------------------- Parquet

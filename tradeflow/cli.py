@@ -17,6 +17,9 @@ from .ingest.files import FORMATS
 from .model import ASSET_CLASSES, Instrument, ModelError, Session
 
 
+MAX_ROWS = 1_000_000_000  # --last: beyond any store's rows, well inside a 64-bit LIMIT
+
+
 class UserError(click.ClickException):
     """An error whose message is for the user (no traceback)."""
 
@@ -144,7 +147,8 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
 @click.option("--spec", default="1m", show_default=True, help="Bar spec, e.g. 5m, T500, R8.")
 @click.option("--start", default=None, help="Start time (UTC unless an offset is given).")
 @click.option("--end", default=None, help="End time, exclusive.")
-@click.option("--last", type=int, default=None, help="Only the last N rows (trades) or bars.")
+@click.option("--last", type=click.IntRange(1, MAX_ROWS), default=None,
+              help="Only the last N rows (trades) or bars.")
 @click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
                                                      "CSV to stdout when not given.")
 @click.pass_context
@@ -153,6 +157,7 @@ def export(ctx, what, symbol, spec, start, end, last, output):
     from .marketdata import MarketData
 
     with _open(ctx) as store:
+        inst = store.instrument(symbol)  # an unknown symbol is an error, not an empty file
         md = MarketData(store)
         if what == "trades":
             frame = md.trades(symbol, start, end, last)
@@ -160,7 +165,6 @@ def export(ctx, what, symbol, spec, start, end, last, output):
             frame = md.bars(symbol, spec, start, end, last)
         else:
             frame = md.footprint(symbol, spec, start, end, last)
-            inst = store.instrument(symbol)
             frame.insert(1, "price", inst.to_price(frame["tick"]))
             frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
         write_frame(frame, output)

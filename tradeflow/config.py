@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from data_access import StoreError
+
 
 def data_dir() -> Path:
     """The folder for TradeFlow's own files (the default DuckDB store among them)."""
@@ -26,18 +28,18 @@ def default_store_url() -> str:
 
 
 def store_url(option: str | None = None) -> str:
-    """The store URL in effect: ``option``, else ``$TRADEFLOW_STORE``, else the default."""
-    return option or os.environ.get("TRADEFLOW_STORE") or default_store_url()
+    """The store URL in effect: ``option``, else ``$TRADEFLOW_STORE``, else the default.
 
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return url
+    An option given but empty (``--store ""``) is an error, not the default: a script that meant
+    to name a store must not write into another one. An empty ``$TRADEFLOW_STORE`` counts as unset,
+    as shells treat empty variables."""
+    if option is not None:
+        if not option.strip():
+            raise StoreError("the store URL is empty: use duckdb:///path/to/file.duckdb or "
+                             "postgresql://user@host:port/db, or leave --store out for the "
+                             "default store")
+        return option
+    return os.environ.get("TRADEFLOW_STORE") or default_store_url()
 
 
 def indicator_dirs() -> list[Path]:

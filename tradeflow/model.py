@@ -20,6 +20,7 @@ Frame layouts (all times are UTC, pandas ``datetime64[ns, UTC]``):
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+
+
+_log = logging.getLogger(__name__)
 
 
 class Side(enum.IntEnum):
@@ -186,6 +190,30 @@ def price_to_tick(price, tick_size: float) -> np.ndarray:
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype("int64")
 
 
+SYMBOL_CHARS = "letters, digits and . _ - / ^ : = @ $ # !"
+SYMBOL_MAX_LENGTH = 40
+# ESZ5, ES.FUT, BTCUSD_PERP, BTC-USDT, EUR/USD, ^GSPC, /ES, ES=F, @ES, $SPX, ES1!, ES.c.0 pass;
+# spaces, quotes, <, >, &, backslashes and control characters (markup, shell, SQL) never do
+_SYMBOL = re.compile(r"[A-Za-z0-9._\-/^:=@$#!]{1,%d}" % SYMBOL_MAX_LENGTH)
+MIN_TICK_SIZE, MAX_TICK_SIZE = 1e-12, 1e6
+MAX_POINT_VALUE = 1e9
+
+
+def validate_symbol(symbol) -> str:
+    """``symbol`` when it is a valid instrument symbol: 1 to :data:`SYMBOL_MAX_LENGTH` ASCII
+    characters from :data:`SYMBOL_CHARS`, at least one a letter or digit; else a ModelError.
+
+    Every place a symbol enters (instruments, imports, the command line, page URLs) checks it
+    here, so no stored or requested symbol carries markup or quotes."""
+    if not (isinstance(symbol, str) and _SYMBOL.fullmatch(symbol)
+            and any(c.isalnum() for c in symbol)):
+        shown = repr(symbol if not isinstance(symbol, str) or len(symbol) <= 60
+                     else symbol[:60] + "...")
+        raise ModelError(f"symbol {shown} is not valid: use 1 to {SYMBOL_MAX_LENGTH} {SYMBOL_CHARS}"
+                         " (e.g. ESZ5, BTCUSDT, EUR/USD)")
+    return symbol
+
+
 @dataclass(frozen=True)
 class Instrument:
     """A tradable symbol and what is needed to put its prices on a grid and its bars in a day."""
@@ -198,15 +226,24 @@ class Instrument:
     session: Session = field(default_factory=Session)
 
     def __post_init__(self):
-        if not self.symbol or not self.symbol.strip() or any(c.isspace() for c in self.symbol):
-            raise ModelError(f"instrument: symbol {self.symbol!r} must be non-empty, without spaces")
+        validate_symbol(self.symbol)
         if not (isinstance(self.tick_size, (int, float)) and math.isfinite(self.tick_size)
                 and self.tick_size > 0):
             raise ModelError(f"instrument {self.symbol}: tick size must be a positive number, "
                              f"got {self.tick_size!r}")
-        if not (math.isfinite(self.point_value) and self.point_value > 0):
-            raise ModelError(f"instrument {self.symbol}: point value must be positive, "
-                             f"got {self.point_value!r}")
+        # prices become int64 tick indexes: a tick far outside this range overflows them or
+        # loses the grid in float rounding
+        if not MIN_TICK_SIZE <= self.tick_size <= MAX_TICK_SIZE:
+            raise ModelError(f"instrument {self.symbol}: tick size must be from {MIN_TICK_SIZE:g} "
+                             f"to {MAX_TICK_SIZE:g}, got {self.tick_size!r}")
+        if not (isinstance(self.point_value, (int, float)) and math.isfinite(self.point_value)
+                and 0 < self.point_value <= MAX_POINT_VALUE):
+            raise ModelError(f"instrument {self.symbol}: point value must be a positive number up "
+                             f"to {MAX_POINT_VALUE:g}, got {self.point_value!r}")
+        if not (isinstance(self.exchange, str) and len(self.exchange) <= 64
+                and self.exchange.isprintable()):
+            raise ModelError(f"instrument {self.symbol}: exchange {self.exchange!r} must be "
+                             "printable text of at most 64 characters")
         if self.asset_class not in ASSET_CLASSES:
             raise ModelError(f"instrument {self.symbol}: asset class {self.asset_class!r} is not one "
                              f"of {', '.join(ASSET_CLASSES)}")
@@ -235,10 +272,25 @@ class InstrumentRegistry:
         for inst in instruments:
             self.add(inst)
 
+    @classmethod
+    def from_rows(cls, rows) -> "InstrumentRegistry":
+        """The registry of stored rows ``(symbol, tick_size, exchange, asset_class, point_value,
+        session)``. A row that breaks today's rules (written before them, or by hand) is left out
+        with a logged warning, so that one bad row cannot make the whole store unreadable."""
+        registry = cls()
+        for symbol, tick, exchange, asset_class, point_value, session in rows:
+            try:
+                registry.add(Instrument(symbol, tick, exchange, asset_class, point_value,
+                                        Session.parse(session)))
+            except ModelError as exc:
+                _log.warning("stored instrument %r left out: %s", symbol, exc)
+        return registry
+
     def add(self, instrument: Instrument) -> None:
         self._by_symbol[instrument.symbol] = instrument
 
     def get(self, symbol: str) -> Instrument:
+        validate_symbol(symbol)
         try:
             return self._by_symbol[symbol]
         except KeyError:

@@ -262,6 +262,25 @@ def _typed(owner: str, params: tuple[Param, ...], pairs: dict[str, str]) -> dict
     return out
 
 
+def _check_higher(spec: BarSpec, higher: BarSpec) -> None:
+    """``--tf`` must be a longer timeframe than the chart's bars (when the two can be compared:
+    both time bars, or both bars of one kind such as T100 and T500)."""
+    if spec.is_time and higher.is_time:
+        longer = _time_length(higher) > _time_length(spec)
+    elif spec.kind == higher.kind:
+        longer = higher.size > spec.size
+    else:
+        return
+    if not longer:
+        raise StudyError(f"--tf {higher}: the higher timeframe must be longer than the bars' "
+                         f"spec {spec} (e.g. --spec 5m --tf 1h)")
+
+
+def _time_length(spec: BarSpec) -> int:
+    """Seconds of a time bar; a month counts as 31 days (longer than any week)."""
+    return 31 * 86400 if spec.unit == "M" else spec.seconds
+
+
 def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end=None,
               params: dict[str, str] | None = None, higher=None) -> pd.DataFrame:
     """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors.
@@ -271,6 +290,11 @@ def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end
     load_user_indicators()
     inputs = Inputs(md, symbol, BarSpec.parse(spec), start, end)
     flow = FLOW_STUDIES.get(name.lower())
+    if flow is None and name not in REGISTRY:
+        raise StudyError(f"unknown study {name!r}: see 'tradeflow study --list' for the studies "
+                         "and their parameters")
+    if higher is not None:
+        _check_higher(inputs.spec, BarSpec.parse(higher))
     try:
         if flow is not None:
             if higher is not None:
@@ -290,4 +314,6 @@ def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end
     except (IndicatorError, StudyError):
         raise
     except ValueError as exc:  # the studies' own checks (empty data, unusable bars...)
-        raise StudyError(f"{name}: {exc}") from exc
+        text = str(exc)
+        shown = text if text.lower().startswith(f"{name.lower()}:") else f"{name}: {text}"
+        raise StudyError(shown) from exc

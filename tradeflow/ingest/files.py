@@ -220,11 +220,11 @@ def bad_time(ts_ns: np.ndarray) -> int | None:
 
 
 def check_symbol(path, where: str, symbol) -> str:
-    """A symbol must be a non-empty string without spaces (as :class:`model.Instrument` wants)."""
-    if not isinstance(symbol, str) or not symbol.strip() or any(c.isspace() for c in symbol):
-        raise IngestError(path, where, f"symbol {symbol!r} must be non-empty, without spaces; "
-                          "pass a symbol to the import")
-    return symbol
+    """A symbol must follow the instrument symbol rule (:func:`model.validate_symbol`)."""
+    try:
+        return model.validate_symbol(symbol)
+    except model.ModelError as exc:
+        raise IngestError(path, where, f"{exc}; pass a symbol to the import") from None
 
 
 def to_utc_ns(ts_ns: np.ndarray) -> pd.DatetimeIndex:

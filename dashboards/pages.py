@@ -1,0 +1,95 @@
+"""What every served page shares: its query parameters, checked; the page frame with an escaped
+title; the page that says what was wrong with a request and what to do; who may open a page.
+
+A bad request never gives a blank page: the page shows the problem (escaped: query parameters
+and stored text are user text) and the advice, and the server log gets the details.
+"""
+from __future__ import annotations
+
+import html
+import ipaddress
+import logging
+import os
+
+import panel as pn
+
+from data_access import redact_url
+
+__all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "error_view",
+           "client_allowed", "check_client", "ALLOW_REMOTE"]
+
+log = logging.getLogger(__name__)
+
+MAX_BARS = 100_000  # the most bars a page reads and plots
+# pages answer loopback clients only unless this is set (behind a reverse proxy with TLS and
+# authentication on another host; see the README)
+ALLOW_REMOTE = "TRADEFLOW_ALLOW_REMOTE"
+
+
+class PageError(ValueError):
+    """A request a page cannot serve: ``problem`` says what was wrong, ``advice`` what to do."""
+
+    def __init__(self, problem: str, advice: str):
+        super().__init__(problem)
+        self.problem, self.advice = problem, advice
+
+
+def query_arg(name: str, default: str) -> str:
+    """The query parameter ``name`` of this session's URL (the first, when repeated)."""
+    values = (pn.state.session_args or {}).get(name)
+    return values[0].decode("utf-8", errors="replace") if values else default
+
+
+def bar_count(text: str, name: str = "last") -> int:
+    """``text`` as a number of bars from 1 to :data:`MAX_BARS`, else a PageError."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_BARS:
+        raise PageError(f"{name}={text!r} is not a number of bars",
+                        f"use a whole number from 1 to {MAX_BARS:,}, e.g. {name}=500")
+    return value
+
+
+def frame(title: str, main: list) -> pn.template.FastListTemplate:
+    """The page around ``main``; the title is escaped (the template inserts it as HTML)."""
+    return pn.template.FastListTemplate(title=html.escape(title), main=main, theme_toggle=False)
+
+
+def error_view(exc: PageError) -> pn.pane.HTML:
+    """What was wrong and what to do, every text escaped (passwords of store URLs masked)."""
+    problem = html.escape(redact_url(exc.problem))
+    advice = html.escape(redact_url(exc.advice))
+    return pn.pane.HTML(
+        f'<div class="page-error" role="alert" style="color:#b00020;border:1px solid #b00020;'
+        f'border-radius:4px;padding:8px 12px"><div class="page-error-problem"><b>{problem}</b>'
+        f'</div><div class="page-error-advice" style="color:#333;margin-top:4px">{advice}</div>'
+        f'</div>', sizing_mode="stretch_width")
+
+
+def client_allowed(remote_ip: str | None, env=os.environ) -> bool:
+    """Whether a client at ``remote_ip`` may open a page: loopback clients always; others only
+    when ``$TRADEFLOW_ALLOW_REMOTE`` is ``1`` (the operator put an authenticating proxy in
+    front). Unknown addresses (no request: a notebook) are local."""
+    if env.get(ALLOW_REMOTE, "") == "1" or not remote_ip:
+        return True
+    try:
+        ip = ipaddress.ip_address(remote_ip.split("%")[0])
+    except ValueError:
+        return False
+    # an IPv4 client of a dual-stack socket shows as ::ffff:127.0.0.1
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
+def check_client() -> None:
+    """A PageError unless this session's client may open pages (:func:`client_allowed`)."""
+    context = pn.state.curdoc.session_context if pn.state.curdoc else None
+    request = context.request if context else None
+    remote_ip = getattr(request, "remote_ip", None)
+    if not client_allowed(remote_ip):
+        log.warning("page refused to %s: not a loopback client and $%s is not 1", remote_ip,
+                    ALLOW_REMOTE)
+        raise PageError("this page answers clients on this machine only",
+                        "ask the operator: pages are shared through a reverse proxy with TLS and "
+                        "authentication (see the README)")
