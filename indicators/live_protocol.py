@@ -148,6 +148,10 @@ class Fanout:
         if not self._users[key]:
             del self._users[key], self._followers[key]
 
+    def __getitem__(self, key: Hashable) -> Follower:
+        """The follower of ``key`` (no use counted)."""
+        return self._followers[key]
+
     def users(self, key: Hashable) -> int:
         return self._users.get(key, 0)
 
