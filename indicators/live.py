@@ -76,6 +76,20 @@ def _ts_ns(value) -> int:
     return int(ts.as_unit("ns").value)
 
 
+def _ts_column(ts: pd.Series) -> np.ndarray:
+    """UTC nanoseconds of a ``ts`` column (straight from the usual ``datetime64[ns, UTC]``)."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.dtype.unit == "ns":
+        return ts.array.asi8
+    return pd.DatetimeIndex(ts).as_unit("ns").asi8
+
+
+def _cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
+    """The parts end to end (no copy for one part: most updates hold only the forming bar)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
 def _grown(arr: np.ndarray, need: int) -> np.ndarray:
     """``arr`` with room for ``need`` values (capacity doubled as needed)."""
     if need <= arr.shape[0]:
@@ -136,8 +150,7 @@ class BarBuffer:
         frames = [f for f in bars if len(f)]
         if not frames and start == self.n:
             return  # nothing written: no version, so followers have nothing to recompute
-        ts = (np.concatenate([pd.DatetimeIndex(f["ts"]).as_unit("ns").asi8 for f in frames])
-              if frames else np.empty(0, "int64"))
+        ts = _cat([_ts_column(f["ts"]) for f in frames], "int64")
         if len(ts) and ((np.diff(ts) < 0).any() or (start and ts[0] < self._ts[start - 1])):
             raise IndicatorError("live indicators: the update's bars are older than the bars "
                                  "already closed; bars must arrive in time order")
@@ -147,9 +160,8 @@ class BarBuffer:
         self._ts[start:end] = ts
         for k in self._cols:
             col = self._cols[k] = _grown(self._cols[k], end)
-            col[start:end] = (np.concatenate([f[k].to_numpy(dtype="float64", na_value=np.nan)
-                                              if k in f.columns else np.full(len(f), np.nan)
-                                              for f in frames]) if frames else [])
+            col[start:end] = _cat([f[k].to_numpy(dtype="float64", na_value=np.nan) if k in f
+                                   else np.full(len(f), np.nan) for f in frames], "float64")
         self.n = end
         self.version += 1
         self._stamp[start:end] = self.version

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from tradeflow import model
 from tradeflow.bars import (BarAggregator, BarUpdate, build, build_bars, build_footprint,
                             heikin_ashi)
-from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS,
-                             BarSpec, Instrument, ModelError)
+from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, TRADE_COLUMNS, BarSpec, Instrument,
+                             ModelError)
 
 ES = Instrument("ES", 0.25, session="America/Chicago 08:30-15:15,17:00-16:00")
 T0 = pd.Timestamp("2026-01-05 15:00", tz="UTC")
@@ -138,7 +138,7 @@ def test_update_carries_its_trades_and_liquidations():
     pd.testing.assert_frame_equal(up.liquidations, liqs)
     up = agg.update(liquidations=liqs)  # liquidations alone: the forming bar is re-sent as is
     assert up.trades.empty and up.closed.empty and up.current["trades"].tolist() == [3]
-    assert list(agg.update().liquidations.columns) == list(LIQUIDATION_COLUMNS)
+    assert agg.update().liquidations is None  # (none: no frame built for nothing)
     assert BarUpdate is model.BarUpdate  # one type, defined in the model
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import (LIQUIDATION_COLUMNS, TRADE_COLUMNS, BarSpec, BarUpdate, Instrument,
+from tradeflow.model import (TRADE_COLUMNS, BarSpec, BarUpdate, Instrument,
                              ModelError, bar_start, empty_frame, normalize_trades)
 
 __all__ = ["BarAggregator", "BarUpdate", "build", "build_bars", "build_footprint", "heikin_ashi"]
@@ -385,9 +385,7 @@ class BarAggregator:
             self.last_ts = int(trades["ts"].array.as_unit("ns").asi8[-1])
         closed_bars, closed_footprint = self._closed_frames(closed, closed_cells)
         return BarUpdate(closed_bars, _bars_frame(self.open_bar), closed_footprint,
-                         _cells_frame(self.open_cells, self.open_bar["ts"]), trades,
-                         liquidations if liquidations is not None
-                         else empty_frame(LIQUIDATION_COLUMNS))
+                         _cells_frame(self.open_cells, self.open_bar["ts"]), trades, liquidations)
 
     @staticmethod
     def _closed_frames(closed, closed_cells):

@@ -432,25 +432,21 @@ def _empty_trades() -> pd.DataFrame:
     return empty_frame(TRADE_COLUMNS)
 
 
-def _empty_liquidations() -> pd.DataFrame:
-    return empty_frame(LIQUIDATION_COLUMNS)
-
-
 @dataclass
 class BarUpdate:
     """What one batch of trades did to the bars of one (symbol, spec), as
     ``tradeflow.bars.BarAggregator.update`` gives it: the bars that closed (final, sent once) and
     the bar still forming (0 or 1 row, re-sent whole at every update until it closes), each with
     its footprint cells; and the batch's own ``trades`` (trade layout, time order) and
-    ``liquidations`` (liquidation layout), so that studies over trades follow the same update as
-    the bars and nothing drifts."""
+    ``liquidations`` (liquidation layout; None when the batch had none), so that studies over
+    trades follow the same update as the bars and nothing drifts."""
 
     closed: pd.DataFrame
     current: pd.DataFrame
     closed_footprint: pd.DataFrame
     current_footprint: pd.DataFrame
     trades: pd.DataFrame = field(default_factory=_empty_trades)
-    liquidations: pd.DataFrame = field(default_factory=_empty_liquidations)
+    liquidations: pd.DataFrame | None = None
 
 
 @dataclass
