@@ -25,9 +25,12 @@ history, which is the batch computation itself). Three kinds of memory are handl
 
 :class:`LiveIndicator` keeps one indicator; :class:`LiveIndicators` keeps several over one shared
 buffer of bars (what a chart with many studies uses). Both are seeded with a bars frame (the
-history, computed once in batch) and fed bars as mappings (``{"ts": ..., "open": ..., ...}``):
-a bar with the last bar's ``ts`` replaces it (the forming bar changed), a later ``ts`` appends a
-new bar. Pure computation, no I/O.
+history, computed once in batch). :class:`LiveIndicators` follows the ``tradeflow.model.BarUpdate``
+of a stream with ``apply(update)`` (the live protocol of :mod:`indicators.live_protocol`: closed
+bars are appended once, the forming bar replaces the previous forming bar, and the changed rows
+come back). Both also take bars one at a time as mappings (``{"ts": ..., "open": ..., ...}``): a
+bar with the last bar's ``ts`` replaces it (the forming bar changed), a later ``ts`` appends a
+new bar. Feed one object one way. Pure computation, no I/O.
 """
 from __future__ import annotations
 
@@ -37,7 +40,9 @@ import numpy as np
 import pandas as pd
 from talib import abstract
 
+from indicators.live_protocol import Changes, ChangeSet
 from indicators.registry import REGISTRY, Indicator, IndicatorError
+from tradeflow.model import BAR_COLUMNS, empty_frame
 
 __all__ = ["ANCHORED", "LiveIndicator", "LiveIndicators", "BarBuffer"]
 
@@ -69,6 +74,20 @@ def _ts_ns(value) -> int:
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.as_unit("ns").value)
+
+
+def _ts_column(ts: pd.Series) -> np.ndarray:
+    """UTC nanoseconds of a ``ts`` column (straight from the usual ``datetime64[ns, UTC]``)."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.dtype.unit == "ns":
+        return ts.array.asi8
+    return pd.DatetimeIndex(ts).as_unit("ns").asi8
+
+
+def _cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
+    """The parts end to end (no copy for one part: most updates hold only the forming bar)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
 
 
 def _grown(arr: np.ndarray, need: int) -> np.ndarray:
@@ -123,6 +142,29 @@ class BarBuffer:
     def changed_since(self, version: int) -> int:
         """The first bar written after ``version`` (``n`` when none was)."""
         return int(np.searchsorted(self._stamp[:self.n], version, side="right"))
+
+    def write_tail(self, start: int, bars: Iterable[pd.DataFrame]) -> None:
+        """Replace the bars from ``start`` on with ``bars`` (frames with ``ts``, in time order,
+        none before bar ``start - 1``; bars may share a time, as tick bars can). Columns the
+        frames lack are NaN; columns the buffer lacks are not kept."""
+        frames = [f for f in bars if len(f)]
+        if not frames and start == self.n:
+            return  # nothing written: no version, so followers have nothing to recompute
+        ts = _cat([_ts_column(f["ts"]) for f in frames], "int64")
+        if len(ts) and ((np.diff(ts) < 0).any() or (start and ts[0] < self._ts[start - 1])):
+            raise IndicatorError("live indicators: the update's bars are older than the bars "
+                                 "already closed; bars must arrive in time order")
+        end = start + len(ts)
+        self._ts = _grown(self._ts, end)
+        self._stamp = _grown(self._stamp, end)
+        self._ts[start:end] = ts
+        for k in self._cols:
+            col = self._cols[k] = _grown(self._cols[k], end)
+            col[start:end] = _cat([f[k].to_numpy(dtype="float64", na_value=np.nan) if k in f
+                                   else np.full(len(f), np.nan) for f in frames], "float64")
+        self.n = end
+        self.version += 1
+        self._stamp[start:end] = self.version
 
     def push(self, bar: Mapping[str, Any]) -> bool:
         """Add ``bar`` (a later ``ts``: appended, returns True) or replace the newest bar (the
@@ -356,25 +398,31 @@ class LiveIndicator:
     def columns(self) -> tuple[str, ...]:
         return self.indicator.columns
 
-    def frame(self) -> pd.DataFrame:
-        """Every bar's values: ``ts``, then the indicator's columns."""
+    def frame(self, start: int = 0) -> pd.DataFrame:
+        """Every bar's values (from bar ``start`` on, indexed by bar position): ``ts``, then the
+        indicator's columns."""
         self._follow()
         n = self.buffer.n
-        data = {"ts": pd.DatetimeIndex(self.buffer.ts().copy(), tz="UTC")}
+        data = {"ts": pd.DatetimeIndex(self.buffer.ts()[start:].copy(), tz="UTC")}
         for c, buf in zip(self.indicator.columns, self._out):
-            data[c] = buf[:n].copy()
-        return pd.DataFrame(data)
+            data[c] = buf[start:n].copy()
+        return pd.DataFrame(data, index=pd.RangeIndex(start, max(n, start)))
 
 
 class LiveIndicators:
     """Several live indicators over one shared bar buffer (a chart's studies): :meth:`add`
-    them, then :meth:`update` once per bar change, which returns ``{key: {column: value}}`` for
-    the newest bar."""
+    them, then follow the stream's bar updates with :meth:`apply` (or push bars one at a time
+    with :meth:`update`, which returns ``{key: {column: value}}`` for the newest bar).
 
-    def __init__(self, history: pd.DataFrame, rtol: float = 1e-9):
-        self.buffer = BarBuffer(history)
+    ``history``: the closed bars before the stream's first update (None: none; the bars then
+    have the model's bar columns)."""
+
+    def __init__(self, history: pd.DataFrame | None = None, rtol: float = 1e-9):
+        self.buffer = BarBuffer(empty_frame(BAR_COLUMNS) if history is None else history)
         self.rtol = rtol
         self._live: dict[str, LiveIndicator] = {}
+        self.n_closed = self.buffer.n  # bars that are final; the rest (0 or 1) is forming
+        self._applied = 0  # updates applied (a ChangeSet reads the state of its own)
 
     def add(self, name: str, inputs: Mapping[str, str] | None = None, key: str | None = None,
             **params) -> str:
@@ -402,6 +450,26 @@ class LiveIndicators:
     def __len__(self) -> int:
         return len(self._live)
 
+    def apply(self, update) -> ChangeSet:
+        """Follow a ``tradeflow.model.BarUpdate``: its closed bars are appended once and its
+        forming bar replaces the previous forming one. Returns ``{key: Changes}``: each
+        indicator's rows (``ts`` and its columns, indexed by bar position) from the first bar
+        the update wrote."""
+        start = self.n_closed
+        self.buffer.write_tail(start, (update.closed, update.current))
+        self.n_closed += len(update.closed)
+        for live in self._live.values():
+            live._follow()
+        self._applied += 1
+        applied = self._applied
+
+        def rows(live):
+            return lambda: Changes(live.frame(start), self.buffer.n)
+        return ChangeSet({key: rows(live) for key, live in self._live.items()},
+                         stale=lambda: self._applied != applied)
+
     def update(self, bar: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        self.buffer.push(bar)
+        """Push one bar (see :meth:`BarBuffer.push`) and return the newest bar's values."""
+        if self.buffer.push(bar):
+            self.n_closed = self.buffer.n - 1  # a later bar came: the ones before are final
         return {key: live.update() for key, live in self._live.items()}

@@ -5,8 +5,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tradeflow.bars import BarAggregator, build, build_bars, build_footprint, heikin_ashi
-from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError
+from tradeflow import model
+from tradeflow.bars import (BarAggregator, BarUpdate, build, build_bars, build_footprint,
+                            heikin_ashi)
+from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, TRADE_COLUMNS, BarSpec, Instrument,
+                             ModelError)
 
 ES = Instrument("ES", 0.25, session="America/Chicago 08:30-15:15,17:00-16:00")
 T0 = pd.Timestamp("2026-01-05 15:00", tz="UTC")
@@ -116,8 +119,27 @@ def test_heikin_ashi_by_hand():
 def test_out_of_order_batch_is_refused():
     agg = BarAggregator(ES, "1m")
     agg.update(trades([1, 2], seconds=[120, 121]))
-    with pytest.raises(ModelError, match="older than the open bar"):
+    with pytest.raises(ModelError, match="older than the last trade"):
         agg.update(trades([1], seconds=[0]))
+    # older than the last trade, though in the open bar: refused too, and nothing changed
+    with pytest.raises(ModelError, match="older than the last trade already aggregated"):
+        agg.update(trades([5], seconds=[120.5]))
+    up = agg.update(trades([3], seconds=[122]))
+    assert up.current["volume"].tolist() == [3] and up.current["trades"].tolist() == [3]
+
+
+def test_update_carries_its_trades_and_liquidations():
+    agg = BarAggregator(ES, "1m")
+    batch = trades([4, 5, 6], seconds=[2, 1, 3])  # sorted by the aggregator
+    liqs = pd.DataFrame({"ts": [T0], "side": np.int8([1]), "price": [1.25], "size": [2.0]})
+    up = agg.update(batch, liqs)
+    assert up.trades["price"].tolist() == [5 * ES.tick_size, 4 * ES.tick_size, 6 * ES.tick_size]
+    assert list(up.trades.columns) == list(TRADE_COLUMNS)
+    pd.testing.assert_frame_equal(up.liquidations, liqs)
+    up = agg.update(liquidations=liqs)  # liquidations alone: the forming bar is re-sent as is
+    assert up.trades.empty and up.closed.empty and up.current["trades"].tolist() == [3]
+    assert agg.update().liquidations is None  # (none: no frame built for nothing)
+    assert BarUpdate is model.BarUpdate  # one type, defined in the model
 
 
 # --------------------------------------------------------------------------------------------

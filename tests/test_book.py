@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from indicators.orderflow.book import (BookCrossedError, BookGapError, OrderBook, heatmap_grid,
                                        to_matrix)
+from tradeflow.model import DepthUpdate
 
 
 def _book():
@@ -268,3 +269,61 @@ def test_heatmap_grid_bad_frames():
         heatmap_grid(bad)
     with pytest.raises(ValueError, match="tick_rows must be"):
         to_matrix(heatmap_grid(DEPTH), tick_rows=0)
+
+
+# ---- OrderBook: the live protocol (a depth update in, the changed levels out) -------------------
+
+def depth(rows, **kw) -> DepthUpdate:
+    """A DepthUpdate from (side, tick, size) tuples, at one time."""
+    side, tick, size = (np.asarray(x) for x in zip(*rows)) if rows else ([], [], [])
+    return DepthUpdate(pd.DataFrame({
+        "ts": pd.DatetimeIndex(["2026-01-05 15:00"] * len(side), tz="UTC"),
+        "side": np.asarray(side, "int8"), "tick": np.asarray(tick, "int64"),
+        "size": np.asarray(size, float)}), **kw)
+
+
+def changed(change_set) -> list:
+    ch = change_set["levels"]
+    assert ch.key == ("side", "tick")
+    return [tuple(r) for r in ch.rows[["side", "tick", "size"]].itertuples(index=False)]
+
+
+def test_apply_depth_updates_hand_worked():
+    ob = OrderBook(0.1)
+    out = ob.apply(depth([(-1, 1000, 1.5), (-1, 999, 2), (1, 1001, 3), (1, 1002, 4)],
+                         snapshot=True, final_id=100))
+    assert changed(out) == [(-1, 999, 2.0), (-1, 1000, 1.5), (1, 1001, 3.0), (1, 1002, 4.0)]
+    assert out["levels"].length == 4 and ob.synced and ob.last_update_id == 100
+    # a diff with Binance ids: the first straddles 101; 1000 goes, 998 comes, 1001 unchanged
+    out = ob.apply(depth([(-1, 1000, 0), (-1, 998, 5), (1, 1001, 3)], first_id=99,
+                         final_id=103))
+    assert changed(out) == [(-1, 1000, 0.0), (-1, 998, 5.0)] and out["levels"].length == 4
+    assert str(out["levels"].rows["ts"].iloc[0]) == "2026-01-05 15:00:00+00:00"
+    # older than the book: dropped, nothing changed; a gap: refused, the book goes stale
+    assert changed(ob.apply(depth([(-1, 990, 1)], first_id=101, final_id=103))) == []
+    with pytest.raises(BookGapError, match="expected U=104"):
+        ob.apply(depth([(-1, 990, 1)], first_id=105, final_id=106))
+    assert 990 not in ob.bids and not ob.synced
+    # a new snapshot: every level that differs from the book is a change
+    out = ob.apply(depth([(-1, 998, 5), (1, 1003, 1)], snapshot=True, final_id=200))
+    assert changed(out) == [(-1, 999, 0.0), (1, 1001, 0.0), (1, 1002, 0.0), (1, 1003, 1.0)]
+    assert ob.synced and out["levels"].length == 2
+    # without ids (a venue that does not number its depth events): applied as given
+    assert changed(ob.apply(depth([(1, 1003, 2)]))) == [(1, 1003, 2.0)]
+
+
+def test_apply_refuses_bad_depth_updates_whole():
+    ob = OrderBook(0.1)
+    ob.apply(depth([(-1, 1000, 1), (1, 1001, 1)], snapshot=True, final_id=1))
+    with pytest.raises(BookCrossedError, match="would cross the book"):
+        ob.apply(depth([(-1, 999, 7), (-1, 1002, 1)], first_id=2, final_id=2))
+    assert ob.bids == {1000: 1.0} and ob.asks == {1001: 1.0}  # nothing of it applied
+    with pytest.raises(BookCrossedError, match="snapshot is crossed"):
+        ob.apply(depth([(-1, 1002, 1), (1, 1001, 1)], snapshot=True))
+    with pytest.raises(ValueError, match="side must be -1"):
+        ob.apply(depth([(0, 1000, 1)]))
+    with pytest.raises(ValueError, match="sizes must be finite and >= 0"):
+        ob.apply(depth([(1, 1001, -1)]))
+    with pytest.raises(ValueError, match="lacks|missing|column"):
+        ob.apply(DepthUpdate(pd.DataFrame({"tick": [1], "size": [1.0]})))
+    assert ob.bids == {1000: 1.0} and ob.asks == {1001: 1.0}

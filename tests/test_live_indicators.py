@@ -190,6 +190,45 @@ def test_random_streams_of_new_and_changed_bars(history, steps, name):
 
 
 # --------------------------------------------------------------------------------------------
+# Following a stream's bar updates (the live protocol)
+
+
+def test_bar_updates_of_tick_bars_sharing_a_time():
+    """``apply``: closed bars appended once, the forming bar replaced; tick bars may open at the
+    same time (the one-bar-at-a-time ``update`` would take the second for the first changed)."""
+    from tests.test_orderflow import ES
+    from tradeflow.bars import BarAggregator, build
+
+    t0 = pd.Timestamp("2026-01-05 15:00", tz="UTC")
+    secs = [0, 0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 4, 9, 9]  # T2 bars: three open at 15:00:00
+    trades = pd.DataFrame({"ts": t0 + pd.to_timedelta(secs, unit="s"),
+                           "price": (20000 + np.array([0, 1, 3, 2, 1, 0, -1, 0, 2, 4, 3, 1, 0,
+                                                       -2])) * ES.tick_size,
+                           "size": np.arange(1.0, 15.0), "side": np.int8([1, -1] * 7),
+                           "trade_id": np.arange(14)})
+    agg, live = BarAggregator(ES, "T2"), LiveIndicators()
+    for name in ("SMA", "OBV", "ATR"):
+        live.add(name, timeperiod=2) if name != "OBV" else live.add(name)
+    shown = {key: live[key].frame() for key in live}
+    for a, b in ((0, 3), (3, 4), (4, 9), (9, 9), (9, 14)):
+        up = agg.update(trades.iloc[a:b])
+        changes = live.apply(up)
+        bars = build(trades.iloc[:b], "T2", ES)[0]
+        for key in live:
+            want = compute(key.split("(")[0], bars, **({} if key == "OBV" else
+                                                       {"timeperiod": 2}))
+            shown[key] = changes[key].applied(shown[key])
+            for got in (live[key].frame(), shown[key]):
+                assert list(got["ts"]) == list(bars["ts"])
+                for col in want.columns:
+                    assert_close(got[col].to_numpy(), want[col].to_numpy(), 1.0, f"{key} {col}")
+        assert live.n_closed == len(bars) - len(up.current)
+    assert bars["ts"].duplicated().any()  # the case this test is about
+    with pytest.raises(IndicatorError, match="older than the bars already closed"):
+        live.buffer.write_tail(live.buffer.n, [bars.iloc[:1]])
+
+
+# --------------------------------------------------------------------------------------------
 # Bad input
 
 

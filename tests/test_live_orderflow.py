@@ -1,5 +1,6 @@
 """Live (incremental) order-flow studies: after every batch of trades the live results equal the
-batch functions over all trades so far; a hand-worked example; bad input."""
+batch functions over all trades so far, and a chart that follows only the changes holds the same;
+a hand-worked example; bad input."""
 import inspect
 
 import numpy as np
@@ -14,14 +15,45 @@ from indicators.orderflow.live import INSTRUMENT, REQUIRED, STUDY_PARAMS
 from tests.test_orderflow import ES, HAND, START, T0, trades
 from tests.test_vwap_prints import NAKED, NEXT_DAY
 from tradeflow.bars import BarAggregator, build
-from tradeflow.model import BarSpec
+from tradeflow.model import BarSpec, ModelError
 
 MIN = pd.Timedelta("1min")
 DIVIDED = {"footprint_metrics": ["delta_pct"], "big_trades": ["price"]}  # compared with a tolerance
 
 
+class Stream:
+    """A ``LiveOrderFlow`` following a ``BarAggregator`` (what the pipeline does): ``update``
+    feeds a batch to the aggregator and its update to the flow; ``changes`` keeps the last
+    ``ChangeSet``; the rest is the flow's."""
+
+    def __init__(self, spec, flow):
+        self.aggregator, self.flow, self.change_set = BarAggregator(ES, spec), flow, None
+
+    def update(self, trades=None, liquidations=None):
+        self.change_set = self.flow.apply(self.aggregator.update(trades, liquidations))
+        return self.flow.last_update
+
+    def __getattr__(self, name):
+        return getattr(self.flow, name)
+
+
 def live_for(spec="1m", **params):
-    return LiveOrderFlow(BarAggregator(ES, spec), **params)
+    return Stream(spec, LiveOrderFlow(ES, **params))
+
+
+def follow_changes(live, shown):
+    """What a chart following only the changes holds: ``shown`` (output -> frame) updated with
+    the last update's changes, checked equal to the results."""
+    for name in ("bars", "footprint") + live.studies:
+        ch = live.change_set[name]
+        res = live.result(name)
+        assert ch.length == len(res), name
+        shown[name] = ch.applied(shown[name]) if name in shown else ch.rows
+        if isinstance(res, pd.Series):
+            pd.testing.assert_series_equal(shown[name], res, obj=name)
+        else:  # (labels are str, or object when empty, as the batch functions give them)
+            pd.testing.assert_frame_equal(shown[name], res, check_dtype=len(res) > 0,
+                                          check_index_type=False, obj=name)
 
 
 def liq_frame(rows, start=T0):
@@ -265,11 +297,13 @@ def test_live_equals_batch_after_every_batch(stream, params, spec):
         assume(bars["ts"].is_unique)
     live = live_for(spec, **params)
     a = la = 0
+    shown = {}
     for b, lb in zip(cuts, liq_cuts):
         live.update(tr.iloc[a:b], liqs.iloc[la:lb])
         check_against_batch(live, tr.iloc[:b], liqs.iloc[:lb], spec)
         for name in live.studies:
             check_changes(live, name)
+        follow_changes(live, shown)
         a, la = b, lb
 
 
@@ -317,15 +351,19 @@ def test_default_studies():
 
 def test_trades_out_of_order_are_refused():
     live = live_for()
-    with pytest.raises(ValueError, match="time order within a batch"):
-        live.update(HAND.iloc[[1, 0]])
+    live.update(HAND.iloc[[1, 0]])  # the aggregator sorts a batch
+    pd.testing.assert_frame_equal(live.result("bars"), build(HAND.iloc[:2], "1m", ES)[0])
     live.update(HAND.iloc[3:5])
-    with pytest.raises(ValueError, match="before the last trade already fed"):
+    with pytest.raises(ModelError, match="older than the last trade already aggregated"):
         live.update(HAND.iloc[2:3])
+    up = live.aggregator.update(HAND.iloc[5:6])
+    with pytest.raises(ValueError, match="before the last trade already fed"):  # a hand-made one
+        live.flow.apply(type(up)(up.closed, up.current, up.closed_footprint,
+                                 up.current_footprint, HAND.iloc[2:3]))
     with pytest.raises(ValueError, match="liquidations must arrive in time order"):
         live.update(liquidations=liq_frame([(9, 1, 20000, 1.0), (3, 1, 20000, 1.0)]))
     with pytest.raises(ValueError, match="side must be"):
-        live.update(HAND.iloc[5:6].assign(side=2))
+        live.update(HAND.iloc[6:7].assign(side=2))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -358,23 +396,37 @@ def test_bad_parameters(kwargs, message):
         live_for(**kwargs)
 
 
-def test_bad_aggregator_and_names():
-    with pytest.raises(ValueError, match="expected a tradeflow.bars.BarAggregator"):
-        LiveOrderFlow(object())
-    fed = BarAggregator(ES, "1m")
-    fed.update(HAND.iloc[:2])
-    with pytest.raises(ValueError, match="fed already"):
-        LiveOrderFlow(fed)
+def test_bad_input_and_names():
+    with pytest.raises(ValueError, match="expected the stream's tradeflow.model.Instrument"):
+        LiveOrderFlow(BarAggregator(ES, "1m"))
+    with pytest.raises(ValueError, match="expected a tradeflow.model.BarUpdate"):
+        LiveOrderFlow(ES).apply(HAND)
     live = live_for(studies=["cvd"])
     with pytest.raises(ValueError, match="no study 'imbalances'"):
         live.result("imbalances")
-    with pytest.raises(ValueError, match="no liquidation study"):
-        live.update(liquidations=liq_frame([]))
-    # an aggregator fed behind the live object's back is noticed
+    live.update(liquidations=liq_frame([(1, 1, 20000, 1.0)]))  # no liquidation study: ignored
+    assert live.result("cvd").empty
+    # an update of the stream that was missed, or given twice, is noticed
     live.update(HAND.iloc[:2])
     live.aggregator.update(HAND.iloc[2:3])
-    with pytest.raises(ValueError, match="do not hold exactly this batch's trades"):
+    with pytest.raises(ValueError, match="an update of the stream was missed or given twice"):
         live.update(HAND.iloc[3:4])
+    flow, agg = LiveOrderFlow(ES, studies=["cvd"]), BarAggregator(ES, "1m")
+    up = agg.update(HAND.iloc[:3])
+    flow.apply(up)
+    with pytest.raises(ValueError, match="trades must arrive in time order"):
+        flow.apply(up)
+    assert flow.result("cvd").tolist() == [4.0]  # the refused update changed nothing
+
+
+def test_changes_are_read_before_the_next_update():
+    flow, agg = LiveOrderFlow(ES, studies=["cvd"]), BarAggregator(ES, "1m")
+    first = flow.apply(agg.update(HAND.iloc[:3]))
+    kept = first["cvd"]  # read in time: kept
+    flow.apply(agg.update(HAND.iloc[3:5]))
+    assert kept.rows.tolist() == [4.0] and kept.length == 1
+    with pytest.raises(RuntimeError, match="read after the follower's next update"):
+        first["bars"]
 
 
 def test_empty_updates_and_frames():

@@ -219,10 +219,20 @@ def test_live_from_the_bar_aggregator():
     agg = BarAggregator(ES, "1m")
     vp, tpo = LiveVolumeProfile(ES.session, rows=2), LiveTPO(ES.tick_size, ES.session)
     cuts = np.sort(rng.choice(np.arange(1, n), 60, replace=False))
+    shown, seen_rows = vp.developing(), 0
     for part in np.split(np.arange(n), cuts):
         up = agg.update(trades.iloc[part])
-        vp.apply(up)
-        tpo.apply(up)
+        changes = vp.apply(up)["developing"]
+        levels = tpo.apply(up)["tpo"]
+        # a chart following the changes only holds the developing rows
+        shown = changes.applied(shown)
+        pd.testing.assert_frame_equal(shown, vp.developing())
+        assert changes.rows.index[0] >= seen_rows - 2  # only the last closed row is re-sent
+        seen_rows = changes.length
+        if tpo.date is not None:
+            pd.testing.assert_frame_equal(levels.rows, tpo.profile().levels)
+        else:
+            assert levels.length == 0 and levels.rows.empty
     bars, fp = build(trades, "1m", ES)
     day = ES.session.trading_date(fp["ts"])
     same_profile(vp.profile(), volume_profile(fp[day == day[-1]], rows=2))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from indicators.orderflow.imbalance import group_ticks
 from indicators.orderflow.prints import big_trades, naked_pocs, zero_prints
 from indicators.orderflow.vwap import VwapState, anchored_vwap, session_vwap
-from tradeflow.bars import build
+from tradeflow.bars import BarAggregator, build
 from tradeflow.model import Instrument
 
 ES = Instrument("ES", 0.25, session="America/Chicago 08:30-15:15,17:00-16:00")
@@ -192,6 +192,49 @@ def test_vwap_state_equals_batch_for_any_split(data):
         assert list(inc["ts"]) == list(batch["ts"])
         for c in batch.columns[1:]:
             assert nan_equal(inc[c], batch[c]), c
+
+
+@FAST
+@given(data=st.data())
+def test_vwap_state_follows_bar_updates(data):
+    # the live protocol: one aggregator's updates; a chart following the changes holds the batch
+    # VWAP of every bar so far, the forming one included (its row recomputed, never added twice)
+    tr = data.draw(trade_lists())
+    spec = data.draw(st.sampled_from(["1m", "T3"]))
+    cuts = [0] + _splits(data.draw, len(tr)) + [len(tr)]
+    anchor = T0 + pd.Timedelta(seconds=data.draw(st.integers(-60, NEXT_DAY + 300)))
+    agg = BarAggregator(ES, spec)
+    states = {"bars": (VwapState(session=ES.session), VwapState(anchor_ts=anchor, bands=(2,))),
+              "trades": (VwapState(session=ES.session, kind="trades"),
+                         VwapState(anchor_ts=anchor, bands=(2,), kind="trades"))}
+    shown = {}
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        up = agg.update(tr.iloc[a:b])
+        so_far = {"bars": build(tr.iloc[:b], spec, ES)[0], "trades": tr.iloc[:b]}
+        for kind, (by_day, anchored) in states.items():
+            for state, want in ((by_day, session_vwap(so_far[kind], ES.session)),
+                                (anchored, anchored_vwap(so_far[kind], anchor, bands=(2,)))):
+                ch = state.apply(up)["vwap"]
+                key = (kind, id(state))
+                shown[key] = ch.applied(shown[key]) if key in shown else ch.rows
+                got = shown[key]
+                assert ch.length == len(want) and list(got["ts"]) == list(want["ts"])
+                for c in want.columns[1:]:
+                    assert nan_equal(got[c].reset_index(drop=True), want[c]), (kind, c)
+
+
+def test_vwap_state_apply_counts_a_forming_bar_once():
+    agg, state = BarAggregator(ES, "1m"), VwapState(session=ES.session, bands=())
+    for i in range(6):  # bar A grows trade by trade: its row is rewritten, not added
+        ch = state.apply(agg.update(HAND.iloc[i:i + 1]))["vwap"]
+        assert ch.length == 1 and ch.rows.index.tolist() == [0]
+    want = session_vwap(build(HAND.iloc[:6], "1m", ES)[0], ES.session, bands=())
+    assert ch.rows["vwap"].tolist() == want["vwap"].tolist()
+    assert state.rows == 0  # nothing final yet
+    ch = state.apply(agg.update(HAND.iloc[6:7]))["vwap"]  # B opens: A is final
+    assert ch.rows.index.tolist() == [0, 1] and state.rows == 1
+    with pytest.raises(ValueError, match="kind must be"):
+        VwapState(session=ES.session, kind="ticks")
 
 
 @FAST

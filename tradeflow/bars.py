@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import BarSpec, Instrument, ModelError, bar_start, normalize_trades
+from tradeflow.model import (TRADE_COLUMNS, BarSpec, BarUpdate, Instrument,
+                             ModelError, bar_start, empty_frame, normalize_trades)
+
+__all__ = ["BarAggregator", "BarUpdate", "build", "build_bars", "build_footprint", "heikin_ashi"]
 
 # --------------------------------------------------------------------------------------------
 # Cutters: where bars begin in a batch
@@ -333,18 +336,9 @@ def _cells_frame(cells: dict, bar_ts: np.ndarray) -> pd.DataFrame:
 # Incremental form (the batch form is one call of it)
 
 
-@dataclass
-class BarUpdate:
-    """What one batch of trades did: bars that closed, and the bar still open (0 or 1 row)."""
-
-    closed: pd.DataFrame
-    current: pd.DataFrame
-    closed_footprint: pd.DataFrame
-    current_footprint: pd.DataFrame
-
-
 class BarAggregator:
-    """Feed trades in batches (time order); get the bars that closed and the open bar.
+    """Feed trades in batches (time order); get the bars that closed and the open bar, as a
+    ``BarUpdate`` (``tradeflow.model``) that every live study follows (``apply(update)``).
 
     The concatenation of every ``closed`` and the last ``current`` equals ``build_bars`` of all the
     trades (same for the footprint). Heikin-Ashi specs are aggregated as their plain spec; apply
@@ -355,10 +349,22 @@ class BarAggregator:
         self.instrument = instrument
         self.spec = BarSpec.parse(spec)
         self.day = None  # trading day of the open bar (non-time bars restart each day)
+        self.last_ts = None  # time (ns) of the last trade fed
         self._reset()
 
-    def update(self, trades: pd.DataFrame) -> BarUpdate:
-        trades = _prepare(trades)
+    def update(self, trades: pd.DataFrame | None = None,
+               liquidations: pd.DataFrame | None = None) -> BarUpdate:
+        """Aggregate a batch of ``trades`` (sorted by time here; none older than the last trade
+        fed). ``liquidations`` of the same moment ride along in the update, untouched, for the
+        studies that read them."""
+        trades = _prepare(trades if trades is not None else empty_frame(TRADE_COLUMNS))
+        if len(trades):
+            first = int(trades["ts"].array.as_unit("ns").asi8[0])
+            if self.last_ts is not None and first < self.last_ts:
+                raise ModelError(
+                    f"trade at {pd.Timestamp(first, tz='UTC')} is older than the last trade "
+                    f"already aggregated ({pd.Timestamp(self.last_ts, tz='UTC')}); trades must "
+                    f"arrive in time order")
         closed, closed_cells = [], []  # (bars, cells) dicts; cells' seg indexes their bars
         if len(trades) and self.spec.is_time:
             self._update(trades, closed, closed_cells)
@@ -375,9 +381,11 @@ class BarAggregator:
                     self._reset()
                 self.day = day
                 self._update(trades.iloc[part], closed, closed_cells)
+        if len(trades):
+            self.last_ts = int(trades["ts"].array.as_unit("ns").asi8[-1])
         closed_bars, closed_footprint = self._closed_frames(closed, closed_cells)
         return BarUpdate(closed_bars, _bars_frame(self.open_bar), closed_footprint,
-                         _cells_frame(self.open_cells, self.open_bar["ts"]))
+                         _cells_frame(self.open_cells, self.open_bar["ts"]), trades, liquidations)
 
     @staticmethod
     def _closed_frames(closed, closed_cells):

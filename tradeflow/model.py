@@ -473,3 +473,43 @@ def normalize_trades(frame: pd.DataFrame) -> pd.DataFrame:
     if not out["ts"].is_monotonic_increasing:
         out = out.sort_values("ts", kind="stable")
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Live updates: what the live studies follow (defined here so that ``indicators/`` can read them
+# without importing the application)
+
+
+def _empty_trades() -> pd.DataFrame:
+    return empty_frame(TRADE_COLUMNS)
+
+
+@dataclass
+class BarUpdate:
+    """What one batch of trades did to the bars of one (symbol, spec), as
+    ``tradeflow.bars.BarAggregator.update`` gives it: the bars that closed (final, sent once) and
+    the bar still forming (0 or 1 row, re-sent whole at every update until it closes), each with
+    its footprint cells; and the batch's own ``trades`` (trade layout, time order) and
+    ``liquidations`` (liquidation layout; None when the batch had none), so that studies over
+    trades follow the same update as the bars and nothing drifts."""
+
+    closed: pd.DataFrame
+    current: pd.DataFrame
+    closed_footprint: pd.DataFrame
+    current_footprint: pd.DataFrame
+    trades: pd.DataFrame = field(default_factory=_empty_trades)
+    liquidations: pd.DataFrame | None = None
+
+
+@dataclass
+class DepthUpdate:
+    """Changes to a book's resting size, in the depth layout (``ts, side, tick, size``; size 0
+    removes the level). ``snapshot``: the levels replace the whole book. ``first_id``,
+    ``final_id``, ``prev_final_id``: the venue's update ids when it numbers its depth events
+    (Binance ``U``, ``u``, ``pu``), for the book's sequence rules; None otherwise."""
+
+    levels: pd.DataFrame
+    snapshot: bool = False
+    first_id: int | None = None
+    final_id: int | None = None
+    prev_final_id: int | None = None

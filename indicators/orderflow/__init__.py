@@ -12,7 +12,7 @@
 * :mod:`.book` -- local order book (Binance diff rules; Sierra Chart market-depth commands and
   their replay into book snapshots) and the depth heatmap grid.
 * :mod:`.live` -- ``LiveOrderFlow``: the incremental (live) form of the studies above (not the
-  book), updated from new trades through a ``tradeflow.bars.BarAggregator``.
+  book), following the ``BarUpdate`` of a stream's ``tradeflow.bars.BarAggregator``.
 
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """

@@ -25,6 +25,7 @@ import pandas as pd
 from tradeflow.model import price_to_tick
 
 from .._frames import positive_int, require, ts_frame, ts_ns
+from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["OrderBook", "BookGapError", "BookCrossedError", "SierraReplay", "replay_sierra",
            "heatmap_grid", "to_matrix"]
@@ -110,6 +111,19 @@ class OrderBook:
 
         Returns True when applied, False when dropped as older than the book.
         """
+        if not self._follows(first_update_id, final_update_id, prev_final_update_id):
+            return False
+        U, u = int(first_update_id), int(final_update_id)
+        bp, bq = _levels(bids, f"order book diff {U}-{u} bids")
+        ap, aq = _levels(asks, f"order book diff {U}-{u} asks")
+        self._write(self.to_tick(bp), bq, self.to_tick(ap), aq, f"order book diff U={U}, u={u}")
+        self.last_update_id = u
+        self._first = False
+        return True
+
+    def _follows(self, first_update_id, final_update_id, prev_final_update_id) -> bool:
+        """Whether an event with these ids is the next one (True), older than the book (False);
+        a gap marks the book stale and raises :class:`BookGapError`."""
         U, u = int(first_update_id), int(final_update_id)
         if U > u:
             raise ValueError(f"order book diff: first update id U={U} is after final id u={u}")
@@ -143,18 +157,25 @@ class OrderBook:
             raise BookGapError(
                 f"order book gap: expected U={last + 1} (the previous event's u + 1), received "
                 f"U={U} (u={u}); a new snapshot is needed")
+        return True
 
-        bp, bq = _levels(bids, f"order book diff {U}-{u} bids")
-        ap, aq = _levels(asks, f"order book diff {U}-{u} asks")
+    def _write(self, bid_ticks, bid_qty, ask_ticks, ask_qty, what: str) -> list:
+        """Set the levels (quantity 0 removes one), whole or not at all: an event that would
+        cross the book is undone and raises :class:`BookCrossedError`. Returns the changed
+        levels as ``(side, tick, new size)``."""
         undo: list[tuple[dict, int, float | None]] = []
-        for book, ticks, qtys in ((self.bids, self.to_tick(bp), bq),
-                                  (self.asks, self.to_tick(ap), aq)):
-            for t, q in zip(ticks.tolist(), qtys.tolist()):
-                undo.append((book, t, book.get(t)))
+        changed = []
+        for side, book, ticks, qtys in ((-1, self.bids, bid_ticks, bid_qty),
+                                        (1, self.asks, ask_ticks, ask_qty)):
+            for t, q in zip(np.asarray(ticks).tolist(), np.asarray(qtys).tolist()):
+                old = book.get(t)
+                undo.append((book, t, old))
                 if q > 0:
                     book[t] = q
                 else:
                     book.pop(t, None)
+                if (old or 0.0) != q:
+                    changed.append((side, t, q))
         bb, ba = self.best_bid(), self.best_ask()
         if bb is not None and ba is not None and bb[0] >= ba[0]:
             for book, t, old in reversed(undo):
@@ -163,11 +184,64 @@ class OrderBook:
                 else:
                     book[t] = old
             raise BookCrossedError(
-                f"order book diff U={U}, u={u} would cross the book (best bid tick {bb[0]} >= "
-                f"best ask tick {ba[0]}); the event was not applied, resync from a new snapshot")
-        self.last_update_id = u
-        self._first = False
-        return True
+                f"{what} would cross the book (best bid tick {bb[0]} >= best ask tick {ba[0]}); "
+                f"the event was not applied, resync from a new snapshot")
+        return changed
+
+    def apply(self, update) -> ChangeSet:
+        """Follow a ``tradeflow.model.DepthUpdate`` (the live protocol of
+        :mod:`indicators.live_protocol`): a snapshot replaces the book, other updates change the
+        levels given (size 0 removes one), whole or not at all; with the venue's ids the sequence
+        rules of :meth:`apply_diff` hold (an update older than the book changes nothing).
+        Returns ``{"levels": Changes}``: the changed levels in the depth layout (size 0: gone),
+        keyed by ``("side", "tick")``, and the number of levels held."""
+        what = "order book update"
+        levels = update.levels
+        require(levels, ("side", "tick", "size"), what)
+        side = levels["side"].to_numpy(dtype="int64")
+        tick = levels["tick"].to_numpy(dtype="int64")
+        size = levels["size"].to_numpy(dtype="float64")
+        if not np.isin(side, (-1, 1)).all():
+            raise ValueError(f"{what}: side must be -1 (bid) or +1 (ask)")
+        if not (np.isfinite(size).all() and (size >= 0).all()):
+            raise ValueError(f"{what}: sizes must be finite and >= 0 (0 removes a level)")
+        bid, ask = side == -1, side == 1
+        ids = update.first_id, update.final_id, update.prev_final_id
+        if update.snapshot:
+            old = {(-1, t): q for t, q in self.bids.items()}
+            old.update(((1, t), q) for t, q in self.asks.items())
+            new_bids = {int(t): float(q) for t, q in zip(tick[bid], size[bid]) if q > 0}
+            new_asks = {int(t): float(q) for t, q in zip(tick[ask], size[ask]) if q > 0}
+            if new_bids and new_asks and max(new_bids) >= min(new_asks):
+                raise BookCrossedError(f"{what}: the snapshot is crossed (best bid tick "
+                                       f"{max(new_bids)} >= best ask tick {min(new_asks)})")
+            self.bids, self.asks = new_bids, new_asks
+            new = {(-1, t): q for t, q in new_bids.items()}
+            new.update(((1, t), q) for t, q in new_asks.items())
+            changed = [(s, t, new.get((s, t), 0.0)) for s, t in sorted(old.keys() | new.keys())
+                       if old.get((s, t)) != new.get((s, t))]
+            if update.final_id is not None:
+                self.last_update_id = int(update.final_id)
+                self._synced, self._first = True, True
+        elif update.first_id is not None and not self._follows(*ids):
+            changed = []
+        else:
+            changed = self._write(tick[bid], size[bid], tick[ask], size[ask], what)
+            if update.first_id is not None:
+                self.last_update_id = int(update.final_id)
+                self._first = False
+        stamp = ts_ns(levels["ts"]).max() if len(levels) and "ts" in levels else None
+        held = len(self.bids) + len(self.asks)
+
+        def rows():
+            s, t, q = (np.asarray(x) for x in zip(*changed)) if changed else ([], [], [])
+            frame = pd.DataFrame({
+                "ts": ts_frame(np.full(len(changed), stamp if stamp is not None
+                                       else np.iinfo("int64").min, dtype="int64")),
+                "side": np.asarray(s, dtype="int8"), "tick": np.asarray(t, dtype="int64"),
+                "size": np.asarray(q, dtype="float64")})
+            return Changes(frame, held, key=("side", "tick"))
+        return ChangeSet({"levels": rows})
 
     def apply_sierra(self, commands: pd.DataFrame) -> None:
         """Apply Sierra Chart market-depth commands (frame with ``command, price, quantity``,

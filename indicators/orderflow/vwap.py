@@ -42,6 +42,7 @@ import pandas as pd
 from tradeflow.model import Session
 
 from .._frames import require, ts_frame, ts_ns
+from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["session_vwap", "anchored_vwap", "VwapState"]
 
@@ -110,6 +111,11 @@ class _Carry:
         self.key = None  # window key (trading date ns, or 0 when anchored); None: no window yet
         self.ref = 0.0
         self.sv = self.sd = self.sd2 = 0.0
+
+    def copy(self) -> "_Carry":
+        out = _Carry()
+        out.key, out.ref, out.sv, out.sd, out.sd2 = self.key, self.ref, self.sv, self.sd, self.sd2
+        return out
 
 
 def _accumulate(keys: np.ndarray, active: np.ndarray, price: np.ndarray, w: np.ndarray,
@@ -187,34 +193,85 @@ def anchored_vwap(bars_or_trades: pd.DataFrame, anchor_ts, bands=()) -> pd.DataF
 
 
 class VwapState:
-    """Incremental VWAP: feed bars or trades in order with :meth:`update`; each call returns the
-    rows of what it was given, equal to the rows the batch function gives for the whole input.
+    """Incremental VWAP: feed bars or trades in order; each call returns the rows of what it was
+    given, equal to the rows the batch function gives for the whole input.
 
     Give ``session`` for a VWAP restarted each trading day (as :func:`session_vwap`) or
-    ``anchor_ts`` for an anchored one (as :func:`anchored_vwap`), not both. The first update fixes
-    whether the input is bars or trades. Feed each bar once, when it has closed (a still-forming
-    bar fed again would be counted twice)."""
+    ``anchor_ts`` for an anchored one (as :func:`anchored_vwap`), not both. ``kind`` (``"bars"``
+    or ``"trades"``) says what it follows; None: fixed by the first :meth:`update`, bars for
+    :meth:`apply`.
 
-    def __init__(self, session: Session | None = None, anchor_ts=None, bands=(1, 2, 3)):
+    Two ways to feed it, one per state:
+
+    * :meth:`apply` follows the ``tradeflow.model.BarUpdate`` of a stream (the live protocol of
+      :mod:`indicators.live_protocol`): closed bars are added to the sums once; the forming bar's
+      row is computed from a copy of the sums and recomputed at each update until the bar
+      closes, so it is never counted twice. With ``kind="trades"`` it follows the update's trades
+      (one row each: the exact VWAP).
+    * :meth:`update` takes final rows only (each bar once, when it has closed).
+    """
+
+    def __init__(self, session: Session | None = None, anchor_ts=None, bands=(1, 2, 3),
+                 kind: str | None = None):
         if (session is None) == (anchor_ts is None):
             raise ValueError("VwapState: give either session (a VWAP per trading day) or "
                              "anchor_ts (anchored VWAP), exactly one")
+        if kind not in (None, "bars", "trades"):
+            raise ValueError(f"VwapState: kind must be 'bars', 'trades' or None, got {kind!r}")
         self.session = _check_session(session) if session is not None else None
         self.anchor = _anchor_ns(anchor_ts) if anchor_ts is not None else None
         self.bands = _check_bands(bands)
-        self.kind: str | None = None
+        self.kind: str | None = kind
         self.last_ts: int | None = None
+        self.rows = 0  # final rows so far (closed bars, or trades)
         self._carry = _Carry()
+        self._applied = 0  # updates applied (a ChangeSet reads the state of its own)
 
     def update(self, bars_or_trades: pd.DataFrame) -> pd.DataFrame:
-        what = "vwap"
-        kind = _kind(bars_or_trades, what)
+        kind = _kind(bars_or_trades, "vwap")
         if self.kind is not None and kind != self.kind and len(bars_or_trades):
-            raise ValueError(f"{what}: this state was fed {self.kind}, now {kind}; use one state "
+            raise ValueError(f"vwap: this state was fed {self.kind}, now {kind}; use one state "
                              f"per input kind")
-        t, price, w = _inputs(bars_or_trades, kind, what)
+        t, vwap, sd = self._rows(bars_or_trades, kind, self._carry)
+        if len(t):
+            self.kind, self.last_ts = kind, int(t[-1])
+            self.rows += len(t)
+        return _frame(t, vwap, sd, self.bands)
+
+    def apply(self, update) -> ChangeSet:
+        """Follow a ``BarUpdate``: ``{"vwap": Changes}``, the rows written (the closed bars', then
+        the forming bar's, which replaces the previous forming row), indexed by position."""
+        self.kind = self.kind or "bars"
+        start = self.rows
+        if self.kind == "trades":
+            parts = [self._rows(update.trades, "trades", self._carry)]
+            current = 0
+        else:
+            parts = [self._rows(update.closed, "bars", self._carry)]
+            current = len(update.current)
+            if current:  # the forming bar: from a copy of the sums, so it is not counted twice
+                parts.append(self._rows(update.current, "bars", self._carry.copy()))
+        t, vwap, sd = (np.concatenate(x) for x in zip(*parts))
+        final = len(t) - current
+        if final:
+            self.last_ts = int(t[final - 1])
+        self.rows += final
+        self._applied += 1
+        applied = self._applied
+
+        def rows():
+            frame = _frame(t, vwap, sd, self.bands)
+            frame.index = pd.RangeIndex(start, start + len(t))
+            return Changes(frame, start + len(t))
+        return ChangeSet({"vwap": rows}, stale=lambda: self._applied != applied)
+
+    def _rows(self, frame: pd.DataFrame, kind: str, carry: _Carry):
+        """(ts, vwap, sd) of the rows of ``frame``, advancing ``carry``; checked to start no
+        earlier than the last final row."""
+        what = "vwap"
+        t, price, w = _inputs(frame, kind, what)
         if not len(t):
-            return _frame(t, price, price, self.bands)
+            return t, price, price
         if self.last_ts is not None and t[0] < self.last_ts:
             raise ValueError(f"{what}: new rows start before the last row already fed; feed rows "
                              f"in time order")
@@ -224,6 +281,5 @@ class VwapState:
         else:
             keys = np.zeros(len(t), dtype="int64")
             active = t >= self.anchor
-        vwap, sd = _accumulate(keys, active, price, w, self._carry)
-        self.kind, self.last_ts = kind, int(t[-1])
-        return _frame(t, vwap, sd, self.bands)
+        vwap, sd = _accumulate(keys, active, price, w, carry)
+        return t, vwap, sd

@@ -2,8 +2,9 @@
 cells of each new batch of trades without recomputing the session's history, and equal to the batch
 forms (:func:`.volume.volume_profile`, :func:`.tpo.tpo_profile`) over everything fed.
 
-Feeding protocol (the one of :class:`tradeflow.bars.BarAggregator`, whose ``BarUpdate`` can be
-passed whole to ``apply``). Each update brings
+Feeding protocol (the live protocol of :mod:`indicators.live_protocol`: ``apply(update)`` takes
+the ``tradeflow.model.BarUpdate`` of the stream's ``BarAggregator`` and returns the changed rows;
+``update(closed, current)`` takes the parts by hand). Each update brings
 
 * ``closed``: the cells (or bars) of bars that are final, in time order. A closed bar is never
   sent again.
@@ -37,6 +38,7 @@ import pandas as pd
 from tradeflow.model import Session, price_to_tick
 
 from indicators._frames import positive_int, require, ts_frame, ts_ns
+from indicators.live_protocol import Changes, ChangeSet
 from indicators.profile.tpo import (
     _BAR_COLUMNS, TPOProfile, _check_period, _check_session, _check_tick_size, _days_and_periods,
     _replace, _summarise, period_letter,
@@ -205,6 +207,7 @@ class LiveVolumeProfile:
         self._done: list[tuple] = []  # developing rows of closed bars, all sessions
         self._pending: tuple | None = None  # the current bar's developing row
         self._last_ns: int | None = None  # time of the last closed bar
+        self._applied = 0  # updates applied (a ChangeSet reads the state of its own)
         self.reset()
 
     def reset(self) -> None:
@@ -217,9 +220,21 @@ class LiveVolumeProfile:
 
     # -- feeding
 
-    def apply(self, update) -> list[DevelopingRow]:
-        """:meth:`update` from a ``tradeflow.bars.BarUpdate`` (its footprint frames)."""
-        return self.update(update.closed_footprint, update.current_footprint)
+    def apply(self, update) -> ChangeSet:
+        """Follow a ``tradeflow.model.BarUpdate`` (its footprint cells): ``{"developing":
+        Changes}``, the rows of :meth:`developing` the update wrote (from the last closed bar's
+        on: the bar still forming may have shared its time)."""
+        start = max(len(self._done) - 1, 0)
+        self.update(update.closed_footprint, update.current_footprint)
+        self._applied += 1
+        applied = self._applied
+
+        def developing():
+            rows = self._developing_rows()
+            frame = _developing_frame(rows[start:])
+            frame.index = pd.RangeIndex(start, len(rows))
+            return Changes(frame, len(rows))
+        return ChangeSet({"developing": developing}, stale=lambda: self._applied != applied)
 
     def update(self, closed: pd.DataFrame | None = None, current: pd.DataFrame | None = None
                ) -> list[DevelopingRow]:
@@ -284,13 +299,16 @@ class LiveVolumeProfile:
 
     def developing(self) -> pd.DataFrame:
         """Developing POC / VAH / VAL of every bar time fed (all sessions): one row per time."""
+        return _developing_frame(self._developing_rows())
+
+    def _developing_rows(self) -> list[tuple]:
         rows = list(self._done)
         if self._pending is not None:
             if rows and rows[-1][0] == self._pending[0]:
                 rows[-1] = self._pending
             else:
                 rows.append(self._pending)
-        return _developing_frame(rows)
+        return rows
 
     # -- internals
 
@@ -381,6 +399,10 @@ def _developing_frame(rows: list[tuple]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # market profile (TPO)
 
+_EMPTY_LEVELS = pd.DataFrame({"tick": np.empty(0, "int64"), "tpo_count": np.empty(0, "int64"),
+                              "letters": np.empty(0, object), "single_print": np.empty(0, bool),
+                              "poc": np.empty(0, bool), "value_area": np.empty(0, bool)})
+
 
 class LiveTPO:
     """The market profile of the bars fed so far on the latest trading day that has bars (in
@@ -405,6 +427,7 @@ class LiveTPO:
         self.regular_only = bool(regular_only)
         self._calendar = _Calendar(self.session, self.period, self.regular_only)
         self._last_ns: int | None = None
+        self._applied = 0  # updates applied (a ChangeSet reads the state of its own)
         self.reset()
 
     def reset(self) -> None:
@@ -423,9 +446,18 @@ class LiveTPO:
 
     # -- feeding
 
-    def apply(self, update) -> None:
-        """:meth:`update` from a ``tradeflow.bars.BarUpdate`` (its bar frames)."""
+    def apply(self, update) -> ChangeSet:
+        """Follow a ``tradeflow.model.BarUpdate`` (its bars): ``{"tpo": Changes}``, the rows of
+        the profile's ``levels`` now, all of them (an update may add a letter to any row, or
+        start a new day's profile); none before any bar in the session's hours."""
         self.update(update.closed, update.current)
+        self._applied += 1
+        applied = self._applied
+
+        def levels():
+            rows = self.profile().levels if self._final or self._tail() else _EMPTY_LEVELS
+            return Changes(rows, len(rows))
+        return ChangeSet({"tpo": levels}, stale=lambda: self._applied != applied)
 
     def update(self, closed: pd.DataFrame | None = None, current: pd.DataFrame | None = None
                ) -> None:

@@ -55,6 +55,20 @@ def feed(bars: pd.DataFrame, history: int, updates: int) -> list[dict]:
     return out[:updates]
 
 
+def bar_updates(changes: list[dict]) -> list:
+    """The same changes as a stream's ``BarUpdate``s (what ``LiveIndicators.apply`` follows): a
+    bar of a new time closes the forming one; every change re-sends the forming bar."""
+    from tradeflow.model import BarUpdate
+
+    ups, forming = [], None
+    for bar in changes:
+        closed = [forming] if forming is not None and forming["ts"] != bar["ts"] else []
+        forming = bar
+        ups.append(BarUpdate(pd.DataFrame(closed, columns=list(bar)), pd.DataFrame([bar]),
+                             None, None))
+    return ups
+
+
 def start_live(history: pd.DataFrame) -> LiveIndicators:
     live = LiveIndicators(history)
     for name, params in INDICATORS:
@@ -77,6 +91,13 @@ def check(bars: pd.DataFrame, history: int, changes: list[dict]) -> None:
             ok = np.isclose(g, w, rtol=0, atol=1e-7 * scale, equal_nan=True)
             if not ok.all():
                 raise SystemExit(f"{key} {col}: live and batch disagree")
+
+
+def _by_bar(bars: pd.DataFrame, history: int, changes: list[dict]) -> LiveIndicators:
+    live = start_live(bars.iloc[:history])
+    for bar in changes:
+        live.update(bar)
+    return live
 
 
 def _final_versions(changes: list[dict]) -> list[dict]:
@@ -131,11 +152,30 @@ def main(argv=None) -> int:
         for bar in changes:
             live.update(bar)
 
+    updates = bar_updates(changes)  # built untimed, as the aggregator hands them over
+
+    def live_applies(live):
+        for up in updates:
+            live.apply(up)
+
+    probe, by_bar = start_live(bars.iloc[:history]), _by_bar(bars, history, changes)
+    live_applies(probe)
+    for key in probe:  # the protocol's path gives the values of the bar-by-bar one
+        got, want = probe[key].frame(), by_bar[key].frame()
+        for col in want.columns[1:]:
+            w, g = want[col].to_numpy(float), got[col].to_numpy(float)
+            scale = np.nanmax(np.abs(w[-500:])) or 1.0
+            if not np.isclose(g, w, rtol=0, atol=1e-7 * scale, equal_nan=True).all():
+                raise SystemExit(f"{key} {col}: apply and update disagree")
+
     live_t, recompute_t = compare(live_updates, recompute, repeat=args.repeats,
                                   setup_subject=lambda: start_live(bars.iloc[:history]))
     live_t2, bare_t = compare(live_updates, bare, repeat=args.repeats,
                               setup_subject=lambda: start_live(bars.iloc[:history]))
+    apply_t, _ = compare(live_applies, bare, repeat=args.repeats,
+                         setup_subject=lambda: start_live(bars.iloc[:history]))
     per_live = min(live_t.best, live_t2.best) / len(changes)
+    per_apply = apply_t.best / len(changes)
     per_recompute = recompute_t.best / len(cases)
     per_bare = bare_t.best / len(cases)
     probe = start_live(bars.iloc[:history])
@@ -144,6 +184,8 @@ def main(argv=None) -> int:
     print(f"{len(INDICATORS)} indicators, {history} bars, {len(changes)} bar changes "
           f"({sum(1 for _ in _final_versions(changes))} new bars)")
     print(f"  live update          {per_live * 1e3:8.3f} ms per change")
+    print(f"  live apply(BarUpdate) {per_apply * 1e3:7.3f} ms per change  ratio to recompute "
+          f"{per_recompute / per_apply:6.1f}x")
     print(f"  recompute (registry) {per_recompute * 1e3:8.3f} ms  ratio {per_recompute / per_live:6.1f}x")
     print(f"  recompute (bare)     {per_bare * 1e3:8.3f} ms  ratio {per_bare / per_live:6.1f}x")
     print("  windows (bars each live update computes over): " +
@@ -151,6 +193,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"bars": history, "changes": len(changes), "live_s": per_live,
+                       "apply_s": per_apply,
                        "recompute_s": per_recompute, "bare_s": per_bare,
                        "windows": windows}, fh, indent=2)
     return 0

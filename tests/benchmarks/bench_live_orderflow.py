@@ -8,11 +8,12 @@ instrument ``BTCUSDT`` tick 0.1, about 2M trades and a few hundred liquidations;
 about 200k), 1-minute bars. At a few points of the session (a quarter, half, nine tenths of its
 trades so far):
 
-* subject: ``LiveOrderFlow.update`` of the next batch of B trades (B = 100 and 1,000), every study
-  on (``big_trades`` and ``absorption`` with thresholds from the data, session CVD and session
-  naked POCs), the object having been fed the session so far beforehand; the median over K
-  consecutive batches. The note says how much of it is the ``BarAggregator.update`` it calls
-  (measured alone on the same batches).
+* subject: the live update of the next batch of B trades (B = 100 and 1,000): the stream's
+  ``BarAggregator.update`` and ``LiveOrderFlow.apply`` of its update, every study on
+  (``big_trades`` and ``absorption`` with thresholds from the data, session CVD and session
+  naked POCs), the pair having been fed the session so far beforehand; the median over K
+  consecutive batches. The note says how much of it is the ``BarAggregator.update`` (measured
+  alone on the same batches).
 * baseline: what a chart without the live form does for each batch -- ``tradeflow.bars.build``
   of the session so far plus every batch study over it (``LiveOrderFlow.batch``, the same
   parameters); median of its repeats, interleaved with the subject's blocks.
@@ -62,11 +63,23 @@ def study_params(trades: pd.DataFrame) -> dict:
             "naked_pocs": {"session": INSTRUMENT.session}}
 
 
-def new_live(params: dict):
-    from indicators.orderflow import LiveOrderFlow
-    from tradeflow.bars import BarAggregator
+class Live:
+    """A ``LiveOrderFlow`` following its stream's ``BarAggregator``, as the pipeline runs them."""
 
-    return LiveOrderFlow(BarAggregator(INSTRUMENT, "1m"), **params)
+    def __init__(self, params: dict):
+        from indicators.orderflow import LiveOrderFlow
+        from tradeflow.bars import BarAggregator
+
+        self.aggregator = BarAggregator(INSTRUMENT, "1m")
+        self.flow = LiveOrderFlow(INSTRUMENT, **params)
+        self.result, self.batch = self.flow.result, self.flow.batch
+
+    def update(self, trades, liquidations=None):
+        return self.flow.apply(self.aggregator.update(trades, liquidations))
+
+
+def new_live(params: dict) -> Live:
+    return Live(params)
 
 
 def recompute(live, trades: pd.DataFrame, liqs: pd.DataFrame) -> dict:

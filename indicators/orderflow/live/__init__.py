@@ -1,18 +1,20 @@
 """Incremental (live) forms of the order-flow studies: :class:`LiveOrderFlow`.
 
-A live chart receives trades in small batches. ``LiveOrderFlow.update(trades)`` feeds a batch to a
-``tradeflow.bars.BarAggregator`` and updates every study for the bars the batch touched only: the
-bar that was still forming and any new ones. Rows of closed bars are kept, never recomputed (a
-naked POC's ``naked_until`` and a late liquidation's bar are set in place). After every update,
-``result(name)`` equals the batch function run on all trades (and liquidations) so far -- same
-columns, dtypes and row order -- and ``changes(name)`` gives the rows the update wrote, indexed by
-their position in ``result(name)``.
+A live chart receives trades in small batches; the one ``tradeflow.bars.BarAggregator`` of the
+(symbol, spec) turns each batch into a ``tradeflow.model.BarUpdate`` (closed bars and cells, the
+forming bar, the batch's trades and liquidations), and ``LiveOrderFlow.apply(update)`` follows it
+(the live protocol of :mod:`indicators.live_protocol`): every study is updated for the bars the
+update touched only, the bar that was still forming and any new ones. Rows of closed bars are
+kept, never recomputed (a naked POC's ``naked_until`` and a late liquidation's bar are set in
+place). After every update, ``result(name)`` equals the batch function run on all trades (and
+liquidations) so far -- same columns, dtypes and row order -- and ``changes(name)`` gives the rows
+the update wrote, indexed by their position in ``result(name)``; ``apply`` returns them as
+``Changes`` per output.
 
-The aggregator is passed in rather than built here: ``indicators/`` imports only numpy, pandas and
-``tradeflow.model`` (the layering rule), a chart already runs one for its candles, and handing it
-over means trades are aggregated once and the studies see exactly the bars the chart draws
-(``LiveUpdate.bar_update`` is the aggregator's own answer). This object calls it itself, with
-exactly the trades it was given, so bars, cells and trades cannot drift apart.
+The aggregator is not driven here: it belongs to whoever feeds the stream (the pipeline, a
+notebook), and every follower of the stream sees the same update, so trades, bars and cells
+cannot drift apart between them. Each update is checked to hold exactly the trades its bars
+count, so a missed or repeated update is refused rather than silently miscounted.
 
 Kept between updates, and why:
 
@@ -54,9 +56,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import BAR_COLUMNS
+from tradeflow.model import BAR_COLUMNS, Instrument
 
 from ..._frames import trade_arrays, ts_frame
+from ...live_protocol import Changes, ChangeSet
 from ..aggression import absorption, sweeps
 from ..footprint import cvd, cvd_candles, footprint_metrics
 from ..imbalance import imbalances, stacked_imbalances, unfinished_auctions
@@ -73,7 +76,7 @@ from .trades import _Prints, _Sweeps
 __all__ = ["LiveOrderFlow", "LiveUpdate", "STUDY_PARAMS"]
 
 REQUIRED = "<required>"  # a parameter without default (as in the batch function)
-INSTRUMENT = "<instrument tick size>"  # defaults to the aggregator's instrument's tick size
+INSTRUMENT = "<instrument tick size>"  # defaults to the instrument's tick size
 
 # Parameters of each study: the batch function's own names and defaults.
 STUDY_PARAMS = {
@@ -139,28 +142,25 @@ def _study_params(name: str, given, instrument) -> dict:
 
 
 class LiveOrderFlow:
-    """The order-flow studies of a live chart, updated from new trades without recomputing the
-    history.
+    """The order-flow studies of a live chart, following the bar updates of one (symbol, spec)
+    without recomputing the history.
 
-    ``aggregator`` is a fresh ``tradeflow.bars.BarAggregator(instrument, spec)`` that only this
-    object feeds. Each study takes the batch function's parameters as a dict under its name, e.g.
-    ``LiveOrderFlow(agg, imbalances={"ratio": 4.0}, big_trades={"min_size": 50})``; missing ones
-    take the batch defaults (tick sizes default to the instrument's). ``studies`` chooses which
-    to compute (default: all, except ``big_trades`` and ``absorption`` unless their required
-    parameter is given). Names: see ``STUDY_PARAMS``; ``result``/``changes`` also take ``"bars"``
-    and ``"footprint"`` (bars and cells in the model layouts; for a ``:HA`` spec the plain bars,
-    as the studies use them -- Heikin-Ashi is a display transform)."""
+    ``instrument`` is the stream's ``tradeflow.model.Instrument`` (tick sizes default to its).
+    Each study takes the batch function's parameters as a dict under its name, e.g.
+    ``LiveOrderFlow(es, imbalances={"ratio": 4.0}, big_trades={"min_size": 50})``; missing ones
+    take the batch defaults. ``studies`` chooses which to compute (default: all, except
+    ``big_trades`` and ``absorption`` unless their required parameter is given). Names: see
+    ``STUDY_PARAMS``; ``result``/``changes`` also take ``"bars"`` and ``"footprint"`` (bars and
+    cells in the model layouts; for a ``:HA`` spec the plain bars, as the studies use them --
+    Heikin-Ashi is a display transform). Feed it every ``BarUpdate`` of one aggregator, from its
+    first, with :meth:`apply`."""
 
-    def __init__(self, aggregator, studies=None, **params):
-        for attr in ("update", "instrument", "spec"):
-            if not hasattr(aggregator, attr):
-                raise ValueError(f"LiveOrderFlow: expected a tradeflow.bars.BarAggregator, got "
-                                 f"{type(aggregator).__name__} (it lacks .{attr})")
-        open_bar = getattr(aggregator, "open_bar", None)
-        if isinstance(open_bar, dict) and len(open_bar.get("ts", ())):
-            raise ValueError("LiveOrderFlow: the aggregator has been fed already; pass a fresh "
-                             "BarAggregator that only this object feeds")
-        self.aggregator, self.instrument = aggregator, aggregator.instrument
+    def __init__(self, instrument: Instrument, studies=None, **params):
+        if not isinstance(instrument, Instrument):
+            raise ValueError(f"LiveOrderFlow: expected the stream's tradeflow.model.Instrument "
+                             f"(its tick size and session), got {type(instrument).__name__}; "
+                             f"feed the aggregator's updates with apply(update)")
+        self.instrument = instrument
         self.studies = self._choose(studies, params)
         self._params = {s: _study_params(s, params.get(s), self.instrument) for s in self.studies}
         self._bars = _Columns(ts="int64", open="float64", high="float64", low="float64",
@@ -178,6 +178,7 @@ class LiveOrderFlow:
         self._days = _TradingDays()
         self._impl = self._build_studies()
         self.last_update = LiveUpdate(0, 0, 0)
+        self._applied = 0  # updates applied: a ChangeSet reads the state of its own update
 
     @staticmethod
     def _choose(studies, params) -> tuple:
@@ -234,23 +235,27 @@ class LiveOrderFlow:
     def n_closed(self) -> int:
         return self._n_closed
 
-    def update(self, trades: pd.DataFrame | None = None,
-               liquidations: pd.DataFrame | None = None) -> LiveUpdate:
-        """Add a batch of trades (model trade layout, in time order, none older than the last one
-        fed) and/or liquidations (``ts, side, price, size``, in time order); update the studies
-        for the bars the batch touched. Returns what was touched."""
-        liqs = self._liq.check(liquidations) if (
-            self._liq is not None and liquidations is not None) else None
-        if liquidations is not None and self._liq is None:
-            raise ValueError("LiveOrderFlow.update: liquidations given, but no liquidation "
-                             "study was chosen")
+    def apply(self, update) -> ChangeSet:
+        """Follow one ``BarUpdate`` of the stream's aggregator: its trades (none older than the
+        last ones fed), bars and cells, and its liquidations (ignored unless a liquidation study
+        was chosen). Returns ``{output: Changes}`` for ``bars``, ``footprint`` and each study
+        (built when read, valid until the next ``apply``); :attr:`last_update` says which bars
+        were touched."""
+        for attr in ("closed", "current", "closed_footprint", "current_footprint", "trades",
+                     "liquidations"):
+            if not hasattr(update, attr):
+                raise ValueError(f"LiveOrderFlow.apply: expected a tradeflow.model.BarUpdate "
+                                 f"(as BarAggregator.update gives), got {type(update).__name__}")
+        trades, liquidations = update.trades, update.liquidations
+        liqs = (self._liq.check(liquidations)
+                if self._liq is not None and liquidations is not None and len(liquidations)
+                else None)
         arrays = self._check_trades(trades) if trades is not None and len(trades) else None
         self._cache.clear()
-        first, bar_update = len(self._bars), None
+        first = len(self._bars)
         if arrays is not None:
-            bar_update = self.aggregator.update(trades)
+            touch = self._ingest(update, arrays)
             self._last_ts = int(arrays["t"][-1])
-            touch = self._ingest(bar_update, arrays)
             first = touch.j0
             for name, study in self._impl.items():
                 if not name.startswith("liquidations") and name not in ("big_trades", "sweeps"):
@@ -258,14 +263,31 @@ class LiveOrderFlow:
             for name in ("big_trades", "sweeps"):
                 if name in self._impl:
                     self._impl[name].update(arrays)
+        else:
+            for name, study in self._impl.items():
+                if not name.startswith("liquidations"):
+                    study.idle()
         if self._liq is not None:
             self._liq.update(first if arrays is not None else None, liqs)
         self._changed_bars = slice(first, len(self._bars))
-        self.last_update = LiveUpdate(first, len(self._bars), self._n_closed, bar_update)
-        return self.last_update
+        self.last_update = LiveUpdate(first, len(self._bars), self._n_closed,
+                                      update if arrays is not None else None)
+        self._applied += 1
+        applied = self._applied
+        return ChangeSet({name: (lambda name=name: Changes(self.changes(name), self._size(name)))
+                          for name in ("bars", "footprint") + self.studies},
+                         stale=lambda: self._applied != applied)
+
+    def _size(self, name: str) -> int:
+        """The number of rows of ``result(name)`` now."""
+        if name == "bars":
+            return len(self._bars)
+        if name == "footprint":
+            return len(self._cells)
+        return self._impl[name].size()
 
     def _check_trades(self, trades: pd.DataFrame) -> dict:
-        what = "LiveOrderFlow.update"
+        what = "LiveOrderFlow.apply"
         t, price, size, side = trade_arrays(trades, what)
         if len(t) > 1 and np.any(np.diff(t) < 0):
             raise ValueError(f"{what}: trades must be in time order within a batch; sort them "
@@ -289,9 +311,10 @@ class LiveOrderFlow:
         if len(self._bars) > j0 and nb:
             counts[0] -= self._bars["trades"][j0]  # the forming bar's earlier trades
         if counts.sum() != len(tr["t"]) or (counts < 0).any():
-            raise ValueError("LiveOrderFlow: the aggregator's bars do not hold exactly this "
-                             "batch's trades; pass a fresh BarAggregator that only this object "
-                             "feeds")
+            raise ValueError("LiveOrderFlow.apply: the update's bars do not hold exactly its "
+                             "trades (with the forming bar's earlier ones): an update of the "
+                             "stream was missed or given twice; follow one aggregator from its "
+                             "first update")
         # cells come ordered by bar then tick: the running count of their trades says whose
         cells["bar"] = j0 + np.searchsorted(np.cumsum(bars["trades"]), np.cumsum(cells["trades"]))
         carry = self._carry if len(self._bars) > j0 else None

@@ -58,6 +58,9 @@ class _Liquidations:
         bar_ts = self.owner._bars["ts"]
         n = len(bar_ts)
         changed = [np.arange(j0, n)] if j0 is not None else []
+        if len(self.pending["ts"]) and len(self.per_bar):
+            # the pending ones were shown in the last bar; a new bar may take them from it
+            changed.append(np.array([len(self.per_bar) - 1]))
         if j0 is not None:
             self.per_bar.cut(j0)  # bar j0 held only pending ones: nothing final is lost
             z = np.zeros(n - j0)
@@ -151,6 +154,10 @@ class _Liquidations:
                       pd.Index(np.asarray(index, "int64")) if len(index) != counts.sum()
                       else pd.RangeIndex(len(index)))
 
+    def n_levels(self) -> int:
+        """Rows of ``liquidations_by_level`` now."""
+        return int(self.per_bar["nlev"].sum()) + len(self._pending_levels())
+
     def bars_with_levels(self) -> np.ndarray:
         n = len(self.per_bar)
         present = np.flatnonzero(self.per_bar["nlev"] > 0)
@@ -170,8 +177,13 @@ class _LiqView:
             return self.liq.by_level(self.liq.bars_with_levels())
         return self.liq.by_bar(slice(0, len(self.liq.per_bar)))
 
+    def size(self) -> int:
+        return self.liq.n_levels() if self.level else len(self.liq.per_bar)
+
     def changes(self):
         if self.level:
-            return self.liq.by_level(np.intersect1d(self.liq.changed,
-                                                    self.liq.bars_with_levels()))
+            # a bar's new level moves the rows of every later bar: they are changes too
+            with_levels, changed = self.liq.bars_with_levels(), self.liq.changed
+            first = changed.min() if len(changed) else len(self.liq.per_bar)
+            return self.liq.by_level(with_levels[with_levels >= first])
         return self.liq.by_bar(self.liq.changed)

@@ -86,7 +86,7 @@ class _NakedPocs:
     # -- the update
 
     def update(self, t: _Touch) -> None:
-        n = self.row_ticks
+        n, bar_rows_before = self.row_ticks, len(self.rows)
         has = t.bars["ncells"] > 0
         bar = np.arange(t.j0, t.n)[has]
         lo, hi = t.bars["lo"][has] // n, t.bars["hi"][has] // n  # in levels
@@ -109,7 +109,15 @@ class _NakedPocs:
         covered = self._cover(cand_ticks, until[:k])
         bar_rows = self._write_bars(t, bar, poc, until[k:k + len(bar)])
         day_rows = self._write_days(day_q, until[k + len(bar):], days)
+        if len(self.rows) != bar_rows_before:  # session rows follow the bar rows: they moved
+            day_rows = np.arange(len(self.days))
         self.changed = (np.union1d(covered[0], bar_rows), np.union1d(covered[1], day_rows))
+
+    def idle(self) -> None:
+        self.changed = (np.empty(0, "int64"), np.empty(0, "int64"))
+
+    def size(self) -> int:
+        return len(self.rows) + len(self.days)
 
     def _candidates(self, lo, hi) -> np.ndarray:
         """Ticks in the touched bars' span holding naked POCs (fixed before this update)."""

@@ -89,6 +89,13 @@ class _PerBar:
         self.rows.append(cols)
         self.changed = slice(cut, len(self.rows))
 
+    def idle(self) -> None:
+        """An update without trades: nothing changed."""
+        self.changed = slice(len(self.rows), len(self.rows))
+
+    def size(self) -> int:
+        return len(self.rows)
+
     def result(self):
         return self.frame(slice(0, len(self.rows)))
 
@@ -125,6 +132,12 @@ class _FootprintMetrics:
             poc[g["ts"][pick] - t.j0] = g["tick"][pick]
             self.poc.cut(t.j0)
             self.poc.append({"poc": poc})
+
+    def idle(self) -> None:
+        self.changed = slice(len(self.owner._bars), len(self.owner._bars))
+
+    def size(self) -> int:
+        return len(self.owner._bars)
 
     def result(self):
         return self.frame(slice(0, len(self.owner._bars)))

@@ -69,6 +69,12 @@ class _Prints:
             {"ts": g["t"][keep], "side": g["side"][keep], "price": vw, "size": tot,
              "prints": g["n"][keep], "price_low": lo, "price_high": hi})
 
+    def idle(self) -> None:
+        self.changed = slice(len(self.rows), None)  # the open groups' rows, unchanged
+
+    def size(self) -> int:
+        return len(self.rows) + int((self.open["size"] >= self.min_size).sum())
+
     def _open_rows(self) -> dict:
         tail = _Columns(**{k: v.dtype for k, v in self.rows._data.items()})
         self._append(self.open, self.open["size"] >= self.min_size, tail)
@@ -149,6 +155,15 @@ class _Sweeps:
         self.open = {k: v[-1] for k, v in runs.items()}
         self.open.update(t_last=t[-1], tick_last=tick[-1])
         self.changed = slice(before, None)
+
+    def idle(self) -> None:
+        self.changed = slice(len(self.rows), None)  # the open run's row, unchanged
+
+    def size(self) -> int:
+        if self.open is None:
+            return len(self.rows)
+        tail = {k: np.asarray([self.open[k]]) for k in ("side", "levels", "size")}
+        return len(self.rows) + int(self._keep(tail)[0])
 
     def _keep(self, runs: dict) -> np.ndarray:
         return ((runs["side"] != 0) & (runs["levels"] >= self.min_levels)
