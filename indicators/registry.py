@@ -56,7 +56,8 @@ __all__ = [
     "get", "groups",
 ]
 
-PARAM_TYPES = ("int", "float", "choice")
+PARAM_TYPES = ("int", "float", "bool", "choice")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 class IndicatorError(ValueError):
@@ -71,9 +72,9 @@ def _fmt_num(x) -> str:
 class Param:
     """One parameter of an indicator.
 
-    ``type`` is ``"int"``, ``"float"`` or ``"choice"``; left out it is inferred (``choices``
-    given: choice; an int default: int; else float). ``min``/``max`` are inclusive bounds
-    (``None``: unbounded on that side). A choice parameter takes one of ``choices`` (its values,
+    ``type`` is ``"int"``, ``"float"``, ``"bool"`` or ``"choice"``; left out it is inferred
+    (``choices`` given: choice; a bool default: bool; an int default: int; else float).
+    ``min``/``max`` are inclusive bounds (``None``: unbounded on that side). A choice parameter takes one of ``choices`` (its values,
     e.g. the MA type codes ``0..13``); ``labels`` are the display names of those values, in the
     same order, and are accepted by name as well (``matype="EMA"``).
     """
@@ -93,8 +94,7 @@ class Param:
             if self.choices:
                 kind = "choice"
             elif isinstance(self.default, (bool, np.bool_)):
-                raise IndicatorError(f"parameter {self.name!r}: booleans are not supported, "
-                                     "use a choice of (0, 1)")
+                kind = "bool"
             elif isinstance(self.default, numbers.Integral):
                 kind = "int"
             else:
@@ -129,6 +129,8 @@ class Param:
             else:
                 opts = ", ".join(repr(v) for v in self.choices)
             return f"one of {opts}"
+        if self.type == "bool":
+            return "true or false"
         what = "an integer" if self.type == "int" else "a number"
         if self.min is not None and self.max is not None:
             return f"{what} from {_fmt_num(self.min)} to {_fmt_num(self.max)}"
@@ -158,6 +160,10 @@ class Param:
                     if isinstance(v, numbers.Number) and not isinstance(v, bool) and value == v:
                         return v
             raise bad(f"got {value!r}")
+        if self.type == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise bad(f"got {value!r} of type {type(value).__name__}")
+            return bool(value)
 
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise bad(f"got {value!r} of type {type(value).__name__}")
@@ -175,6 +181,27 @@ class Param:
                                                             and value > self.max):
             raise bad(f"got {value!r}")
         return value
+
+    def parse(self, text: str, owner: str = "indicator"):
+        """A value given as text (a command line's ``--param``, a query string) converted to the
+        parameter's type and validated: ``"21"``, ``"2.5"``, ``"true"``/``"false"``, a choice's
+        value or label."""
+        t = str(text).strip()
+        try:
+            if self.type == "int":
+                value = int(t)
+            elif self.type == "float":
+                value = float(t)
+            elif self.type == "bool":
+                if t.lower() not in _TRUE + _FALSE:
+                    raise ValueError(t)
+                value = t.lower() in _TRUE
+            else:  # a choice: its value (e.g. an MA type code) or its label ("EMA")
+                value = int(t) if t.lstrip("-").isdigit() else t
+        except ValueError:
+            raise IndicatorError(f"{owner}: parameter {self.name!r} must be "
+                                 f"{self.describe_range()}; got {text!r}") from None
+        return self.validate(value, owner)
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.type, "default": self.default, "min": self.min,

@@ -1,7 +1,6 @@
 """Live (incremental) order-flow studies: after every batch of trades the live results equal the
 batch functions over all trades so far, and a chart that follows only the changes holds the same;
 a hand-worked example; bad input."""
-import inspect
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 
 import indicators.orderflow as of
 from indicators.orderflow import LiveOrderFlow
-from indicators.orderflow.live import INSTRUMENT, REQUIRED, STUDY_PARAMS
+from indicators.orderflow.live import INSTRUMENT, REQUIRED, STUDIES, study_defaults
 from tests.test_orderflow import ES, HAND, START, T0, trades
 from tests.test_vwap_prints import NAKED, NEXT_DAY
 from tradeflow.bars import BarAggregator, build
@@ -330,16 +329,14 @@ def test_closed_bars_are_not_recomputed(stream):
 
 
 def test_defaults_are_the_batch_functions_defaults():
-    data_args = {"bars", "trades", "cells", "liqs", "by"}
-    for name, params in STUDY_PARAMS.items():
-        sig = inspect.signature(getattr(of, name))
-        batch = {k: p.default for k, p in sig.parameters.items() if k not in data_args}
-        assert set(batch) == set(params), name
-        for k, v in params.items():
-            if v in (REQUIRED, INSTRUMENT):
-                assert batch[k] is inspect.Parameter.empty, (name, k)
-            else:
-                assert batch[k] == v, (name, k)
+    """The live studies' parameters are read from the batch functions' signatures: a tick size
+    without default is the instrument's, another parameter without one is required."""
+    assert study_defaults("sweeps") == {"tick_size": INSTRUMENT, "min_levels": 3,
+                                        "max_gap": "250ms", "min_size": 0}
+    assert study_defaults("big_trades") == {"min_size": REQUIRED, "aggregate_same_ts": True}
+    assert study_defaults("zero_prints") == {"tick_size": None, "rows": 1}
+    assert set(STUDIES) == set(LiveOrderFlow(ES, big_trades={"min_size": 1},
+                                             absorption={"min_volume": 1}).studies)
 
 
 def test_default_studies():

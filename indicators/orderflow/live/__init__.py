@@ -41,7 +41,8 @@ binary fractions (property tests use sizes that are, and compare divisions with 
 
 The package, by module:
 
-* this one: ``LiveOrderFlow``, ``STUDY_PARAMS`` and the parameter checks (``_study_params``);
+* this one: ``LiveOrderFlow``, the studies' batch functions (``BATCH``; their signatures give the
+  live parameters and defaults, ``study_defaults``) and the parameter checks (``_study_params``);
 * ``storage``: growing columns, what an update touched, ``LiveUpdate``, trading days, frames;
 * ``poc``: the POC rule, for the bars' core values and the session profiles;
 * ``per_bar``: studies with rows per bar (footprint metrics, CVD, imbalances, stacked
@@ -52,6 +53,8 @@ The package, by module:
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -73,30 +76,40 @@ from .poc import _pocs
 from .storage import LiveUpdate, _Columns, _frame, _frame_columns, _index, _Touch, _TradingDays
 from .trades import _Prints, _Sweeps
 
-__all__ = ["LiveOrderFlow", "LiveUpdate", "STUDY_PARAMS"]
+__all__ = ["LiveOrderFlow", "LiveUpdate", "STUDIES", "study_defaults"]
 
 REQUIRED = "<required>"  # a parameter without default (as in the batch function)
 INSTRUMENT = "<instrument tick size>"  # defaults to the instrument's tick size
 
-# Parameters of each study: the batch function's own names and defaults.
-STUDY_PARAMS = {
-    "footprint_metrics": {"rows": 1},
-    "cvd": {"session": None, "reset": None},
-    "cvd_candles": {"session": None, "reset": None},
-    "imbalances": {"ratio": 3.0, "min_volume": 0.0, "rows": 1, "compare_edges": False},
-    "stacked_imbalances": {"min_rows": 3, "ratio": 3.0, "min_volume": 0.0, "rows": 1,
-                           "compare_edges": False},
-    "unfinished_auctions": {"rows": 1, "min_volume": 0.0},
-    "big_trades": {"min_size": REQUIRED, "aggregate_same_ts": True},
-    "zero_prints": {"tick_size": None, "rows": 1},
-    "naked_pocs": {"session": None, "rows": 1},
-    "liquidations_by_bar": {},
-    "liquidations_by_level": {"tick_size": INSTRUMENT, "rows": 1},
-    "sweeps": {"tick_size": INSTRUMENT, "min_levels": 3, "max_gap": "250ms", "min_size": 0},
-    "absorption": {"tick_size": INSTRUMENT, "min_volume": REQUIRED, "max_progress_ticks": 1,
-                   "side": None, "rows": 1},
-}
-_OUTPUTS = ("bars", "footprint") + tuple(STUDY_PARAMS)
+#: the batch function of each live study: its keyword arguments (after the data) are the live
+#: study's parameters, with its defaults (the one place they are written)
+BATCH = {"footprint_metrics": footprint_metrics, "cvd": cvd, "cvd_candles": cvd_candles,
+         "imbalances": imbalances, "stacked_imbalances": stacked_imbalances,
+         "unfinished_auctions": unfinished_auctions, "big_trades": big_trades,
+         "zero_prints": zero_prints, "naked_pocs": naked_pocs,
+         "liquidations_by_bar": liquidations_by_bar,
+         "liquidations_by_level": liquidations_by_level, "sweeps": sweeps,
+         "absorption": absorption}
+STUDIES = tuple(BATCH)
+_DATA_ARGS = {"bars", "trades", "cells", "liqs", "by"}  # what the stream gives, not parameters
+
+
+def study_defaults(name: str) -> dict:
+    """The parameters of live study ``name`` and their defaults, read from its batch function's
+    signature: ``REQUIRED`` where it has none, ``INSTRUMENT`` for a tick size without one."""
+    out = {}
+    for arg in inspect.signature(BATCH[name]).parameters.values():
+        if arg.name in _DATA_ARGS:
+            continue
+        if arg.default is not arg.empty:
+            out[arg.name] = arg.default
+        else:
+            out[arg.name] = INSTRUMENT if arg.name == "tick_size" else REQUIRED
+    return out
+
+
+_DEFAULTS = {name: study_defaults(name) for name in STUDIES}
+_OUTPUTS = ("bars", "footprint") + STUDIES
 
 
 def _extremes(signed: np.ndarray, counts: np.ndarray, carry):
@@ -123,7 +136,7 @@ def _extremes(signed: np.ndarray, counts: np.ndarray, carry):
 
 def _study_params(name: str, given, instrument) -> dict:
     """The parameters of study ``name``: the batch defaults updated with ``given``."""
-    defaults = STUDY_PARAMS[name]
+    defaults = _DEFAULTS[name]
     given = {} if given is None else given
     if not isinstance(given, dict):
         raise ValueError(f"{name}: parameters must be a dict of {', '.join(defaults) or 'none'}"
@@ -150,7 +163,7 @@ class LiveOrderFlow:
     ``LiveOrderFlow(es, imbalances={"ratio": 4.0}, big_trades={"min_size": 50})``; missing ones
     take the batch defaults. ``studies`` chooses which to compute (default: all, except
     ``big_trades`` and ``absorption`` unless their required parameter is given). Names: see
-    ``STUDY_PARAMS``; ``result``/``changes`` also take ``"bars"`` and ``"footprint"`` (bars and
+    ``STUDIES``; ``result``/``changes`` also take ``"bars"`` and ``"footprint"`` (bars and
     cells in the model layouts; for a ``:HA`` spec the plain bars, as the studies use them --
     Heikin-Ashi is a display transform). Feed it every ``BarUpdate`` of one aggregator, from its
     first, with :meth:`apply`."""
@@ -182,23 +195,23 @@ class LiveOrderFlow:
 
     @staticmethod
     def _choose(studies, params) -> tuple:
-        unknown = sorted(set(params) - set(STUDY_PARAMS))
+        unknown = sorted(set(params) - set(_DEFAULTS))
         if unknown:
             raise ValueError(f"LiveOrderFlow: unknown study or argument {', '.join(unknown)}; "
-                             f"studies: {', '.join(STUDY_PARAMS)}")
+                             f"studies: {', '.join(_DEFAULTS)}")
         if studies is None:
-            return tuple(s for s, p in STUDY_PARAMS.items()
+            return tuple(s for s, p in _DEFAULTS.items()
                          if REQUIRED not in p.values() or s in params)
         chosen = (studies,) if isinstance(studies, str) else tuple(studies)
-        bad = [s for s in chosen if s not in STUDY_PARAMS]
+        bad = [s for s in chosen if s not in _DEFAULTS]
         if bad:
             raise ValueError(f"LiveOrderFlow: unknown studies {', '.join(map(str, bad))}; "
-                             f"choose from {', '.join(STUDY_PARAMS)}")
+                             f"choose from {', '.join(_DEFAULTS)}")
         unused = sorted(set(params) - set(chosen))
         if unused:
             raise ValueError(f"LiveOrderFlow: parameters given for {', '.join(unused)}, which "
                              f"is not among the studies chosen")
-        return tuple(s for s in STUDY_PARAMS if s in chosen)
+        return tuple(s for s in _DEFAULTS if s in chosen)
 
     def _build_studies(self) -> dict:
         p, impl = self._params, {}
