@@ -37,7 +37,8 @@ from tradeflow.model import BarSpec, Instrument
 from .live import LiveIndicators
 from .live_protocol import Changes, ChangeSet, Follower
 from .orderflow import (LiveOrderFlow, VwapState, absorption, big_trades, cvd, cvd_candles,
-                        footprint_metrics, heatmap_grid, imbalances, liquidations_by_level,
+                        footprint_metrics, heatmap_grid, imbalances, liquidations_by_bar,
+                        liquidations_by_level,
                         naked_pocs, session_vwap, stacked_imbalances, sweeps,
                         unfinished_auctions, zero_prints)
 from .profile import (LiveTPO, LiveVolumeProfile, developing_profile, tpo_profiles,
@@ -427,6 +428,10 @@ def _flows() -> list[StudyInfo]:
               _Flow("liquidations_by_level", liquidations_by_level,
                     lambda d: (d.liquidations, d.bars), _tick,
                     lambda rows, i: _priced(rows, i))),
+        _flow("liquidations_by_bar", "Order Flow", "Liquidations per bar",
+              ("liquidations", "bars"), (), ("ts", "long_size", "short_size", "count"), "pane",
+              _Flow("liquidations_by_bar", liquidations_by_bar,
+                    lambda d: (d.liquidations, d.bars), lambda p, i: {})),
         _vwap_study(), _heatmap_study(), _tpo_study(), *_profile_studies(),
     ]
 

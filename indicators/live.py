@@ -306,6 +306,10 @@ class LiveIndicator:
         values."""
         n = self.buffer.n
         start = max(0, n - max(self.window, n - stop + CHECK_BARS + 1))
+        if start and any(buf.dtype.kind == "f" and np.isnan(buf[stop - 1]) for buf in self._out):
+            # the known bars are still in the warm-up (NaN), so the check cannot tell a window
+            # that starts too late (its warm-up ends later): compute from the first bar
+            start = 0
         outs = self._run(start)
         if start == 0 or self.mode == "window":
             return start, outs
