@@ -65,7 +65,7 @@ class StudyData:
     spec: Any = "1m"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StudyInfo:
     """One study of the catalogue (see the module's docstring). ``spec``: the bars it always
     reads, whatever the chart's (the TPO reads 1-minute bars); ``shift``: display shift of
@@ -237,6 +237,27 @@ class _Days:
             frame.index = pd.RangeIndex(start, start + len(frame))
             return Changes(frame, start + len(frame))
         return ChangeSet({"tpo": rows})
+
+
+class _DaySummaries:
+    """One summary row per trading day, each the day's last developing row (``summary`` makes
+    them from developing rows), kept as updates come (not when their changes are read)."""
+
+    def __init__(self, profile: LiveVolumeProfile, summary: Callable[[pd.DataFrame], pd.DataFrame]):
+        self.profile, self.summary = profile, summary
+        self.days: list = []
+
+    def apply(self, update) -> ChangeSet:
+        rows = self.summary(self.profile.apply(update)["developing"].rows)
+        start = len(self.days)
+        for row in rows.itertuples(index=False):
+            while self.days and self.days[-1].date >= row.date:  # rewritten from this day on
+                self.days.pop()
+                start = min(start, len(self.days))
+            self.days.append(row)
+        frame = pd.DataFrame(self.days[start:], columns=rows.columns)
+        frame.index = pd.RangeIndex(start, len(self.days))
+        return ChangeSet({"days": lambda: Changes(frame, len(self.days))})
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,21 +594,9 @@ def _session_profiles_study() -> StudyInfo:
                                           p["value_area"]), d.instrument)
 
     def follow(inst, p, history):
-        live = LiveVolumeProfile(inst.session, p["rows"], p["value_area"])
-        days: list = []  # the summary row of each day, in order
-
-        def read(changes):
-            rows = summary(changes["developing"].rows, inst)
-            start = len(days)
-            for row in rows.itertuples(index=False):
-                if days and days[-1].date == row.date:
-                    days.pop()
-                    start = min(start, len(days))
-                days.append(row)
-            frame = pd.DataFrame(days[start:], columns=list(columns))
-            frame.index = pd.RangeIndex(start, len(days))
-            return Changes(frame, len(days))
-        return StudyFollower("session_profiles", live, read)
+        days = _DaySummaries(LiveVolumeProfile(inst.session, p["rows"], p["value_area"]),
+                             lambda rows: summary(rows, inst))
+        return StudyFollower("session_profiles", days, lambda changes: changes["days"])
     return StudyInfo("session_profiles", "Profile", "POC and value area of each trading day",
                      ("footprint",), (ROWS, VALUE_AREA), columns, "profile", run, follow)
 

@@ -42,7 +42,9 @@ TRADES = fixed_trades()
 LIQS = pd.DataFrame({"ts": TRADES["ts"].iloc[::97].to_numpy(),
                      "side": np.resize(np.array([1, -1], "int8"), len(TRADES.iloc[::97])),
                      "price": TRADES["price"].iloc[::97].to_numpy(), "size": 1.5})
-CUTS = [0, 1, 5, 300, 301, 1500, 2999, 3000]  # batches of the stream
+DAY = int(np.searchsorted(TRADES["ts"], pd.Timestamp("2026-01-06 23:00", tz="UTC")))
+# batches of the stream: one trade, a few, many; the first trade of the next trading day alone
+CUTS = [0, 1, 5, 300, 301, 1500, DAY, DAY + 1, DAY + 2, 2999, 3000]
 
 
 def data_for(study, trades=TRADES, liqs=LIQS, spec="1m") -> StudyData:
@@ -193,7 +195,7 @@ def test_the_live_form_holds_the_batch_frame(name, params):
         assert list(changes) == [study.name]
         ch = changes[study.name]
         shown = ch.rows if shown is None else ch.applied(shown)
-        if b in (5, 1500, 3000):
+        if b in (5, 1500, DAY + 1, DAY + 2, 3000):
             want = study.batch(data_for(study, TRADES.iloc[:b], LIQS.iloc[:liq_cuts[i + 1]]),
                                **params)
             assert ch.length == len(want)
