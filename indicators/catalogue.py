@@ -257,7 +257,8 @@ class _DaySummaries:
             self.days.append(row)
         frame = pd.DataFrame(self.days[start:], columns=rows.columns)
         frame.index = pd.RangeIndex(start, len(self.days))
-        return ChangeSet({"days": lambda: Changes(frame, len(self.days))})
+        changes = Changes(frame, len(self.days))
+        return ChangeSet({"days": lambda: changes})
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,17 +315,14 @@ class _Flow:
         return self.present(self.fn(*self.args(data), **self.kwargs(p, data.instrument)),
                             data.instrument)
 
-    def follow(self, instrument: Instrument, p: dict, history) -> Follower:
-        kw = self.kwargs(p, instrument)
-        flow = LiveOrderFlow(instrument, studies=[self.live_name], **{self.live_name: kw})
-        return flow, _presented(self.live_name,
-                                lambda rows, changes: self.present(rows, instrument))
-
 
 def _flow(name, group, title, reads, params, outputs, draws, flow: _Flow, levels=()):
+    """A study computed by ``flow``: in batch by its function, live by ``LiveOrderFlow``."""
     def follow(instrument, p, history):
-        inner, read = flow.follow(instrument, p, history)
-        return StudyFollower(name, inner, read)
+        live = LiveOrderFlow(instrument, studies=[flow.live_name],
+                             **{flow.live_name: flow.kwargs(p, instrument)})
+        return StudyFollower(name, live, _presented(
+            flow.live_name, lambda rows, changes: flow.present(rows, instrument)))
     return StudyInfo(name, group, title, reads, params, outputs, draws, flow.run, follow,
                      levels=levels)
 

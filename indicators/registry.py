@@ -74,9 +74,11 @@ class Param:
 
     ``type`` is ``"int"``, ``"float"``, ``"bool"`` or ``"choice"``; left out it is inferred
     (``choices`` given: choice; a bool default: bool; an int default: int; else float).
-    ``min``/``max`` are inclusive bounds (``None``: unbounded on that side). A choice parameter takes one of ``choices`` (its values,
-    e.g. the MA type codes ``0..13``); ``labels`` are the display names of those values, in the
-    same order, and are accepted by name as well (``matype="EMA"``).
+    ``min``/``max`` are inclusive bounds (``None``: unbounded on that side). A choice parameter
+    takes one of ``choices`` (its values, e.g. the MA type codes ``0..13``); ``labels`` are the
+    display names of those values, in the same order, and are accepted by name as well
+    (``matype="EMA"``). A bool parameter takes ``True`` or ``False`` (text: true/false, yes/no,
+    on/off, 1/0).
     """
 
     name: str
@@ -533,8 +535,8 @@ def compute(name: str | Indicator, bars, inputs: Mapping[str, str] | None = None
 def _params_from_signature(fn: Callable, inputs: Sequence[str], given: Sequence[Param],
                            name: str) -> tuple[Param, ...]:
     """The parameters of ``fn`` after its ``len(inputs)`` array arguments, in its order: those
-    described in ``given``, and a :class:`Param` (unbounded) for each other keyword with an int
-    or float default. A described name the function cannot take, or an undescribed one without
+    described in ``given``, and a :class:`Param` (unbounded) for each other keyword with an int,
+    float or bool default. A described name the function cannot take, or an undescribed one without
     a default, is an error now rather than at the first compute."""
     given_by_name = {p.name: p for p in given}
     try:
@@ -556,7 +558,9 @@ def _params_from_signature(fn: Callable, inputs: Sequence[str], given: Sequence[
             continue
         if p.name in given_by_name:
             out.append(given_by_name.pop(p.name))
-        elif isinstance(p.default, numbers.Real) and not isinstance(p.default, (bool, np.bool_)):
+        elif isinstance(p.default, (bool, np.bool_)):
+            out.append(Param(p.name, bool(p.default)))
+        elif isinstance(p.default, numbers.Real):
             out.append(Param(p.name, p.default))
         elif p.default is p.empty:
             raise IndicatorError(f"{name}: function argument {p.name!r} has no default; give it "
@@ -577,7 +581,7 @@ def indicator(name: str | None = None, *, group: str = "Custom", title: str | No
 
     ``name`` defaults to the function's name; ``outputs`` to ``("value",)``; ``title`` to the
     first line of its docstring. Parameters not described in ``params`` are taken from the
-    function's keyword defaults (ints and floats, unbounded). ``registry`` defaults to
+    function's keyword defaults (ints and floats, unbounded; bools). ``registry`` defaults to
     :data:`REGISTRY`. The record is attached to the function as ``fn.indicator``.
     """
     def decorate(fn: Callable) -> Callable:

@@ -85,12 +85,14 @@ def test_indicators_registered_later_are_in_it_and_a_name_taken_by_a_study_is_re
 
     @indicator(registry=registry, inputs=("high", "low"),
                params=[Param("scale", 2.0, min=0.0, max=10.0)])
-    def SPREAD(high, low, scale=2.0):
+    def SPREAD(high, low, scale=2.0, absolute=False):
         """High minus low, scaled."""
         return (high - low) * scale
 
     registry.register(parse("close - open").indicator("BODY"))
-    assert catalogue.get("spread").params[0].name == "scale"
+    assert [(p.name, p.type) for p in catalogue.get("spread").params] == [
+        ("scale", "float"), ("absolute", "bool")]
+    assert catalogue.get("spread").check_params({"absolute": "yes"}, text=True)["absolute"]
     assert catalogue.get("body").group == "Formula"
     assert sum(n in ("SPREAD", "BODY") for n in catalogue.names()) == 2
 
