@@ -5,6 +5,7 @@ batch frame; ``tradeflow study`` prints the batch frame and lists the catalogue.
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -223,7 +224,18 @@ def test_indicators_live_from_their_history():
     pd.testing.assert_frame_equal(changes.rows, want.iloc[100:], rtol=1e-12)
 
 
+def test_every_description_is_plain_json():
+    """What a picker or the HTTP API sends: the metadata, no functions."""
+    for s in CATALOGUE:
+        described = json.loads(json.dumps(s.to_dict()))
+        assert described["name"] == s.name and described["live"] == s.has_live
+        assert [p["default"] for p in described["params"]] == list(s.defaults.values())
+
+
 def test_a_study_without_a_live_form_says_so():
+    with pytest.raises(IndicatorError, match="cvd: live\\(\\) needs the stream's "
+                                             "tradeflow.model.Instrument, got str"):
+        CATALOGUE.get("cvd").live("ES")
     with pytest.raises(IndicatorError, match="heatmap: has no live form yet"):
         CATALOGUE.get("heatmap").live(ES)
     with pytest.raises(IndicatorError, match="interval_seconds"):
