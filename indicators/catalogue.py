@@ -36,7 +36,7 @@ from tradeflow.model import BarSpec, Instrument
 
 from .live import LiveIndicators
 from .live_protocol import Changes, ChangeSet, Follower
-from .orderflow import (LiveOrderFlow, VwapState, absorption, big_trades, cvd, cvd_candles,
+from .orderflow import (LiveHeatmap, LiveOrderFlow, VwapState, absorption, big_trades, cvd, cvd_candles,
                         footprint_metrics, heatmap_grid, imbalances, liquidations_by_bar,
                         liquidations_by_level,
                         naked_pocs, session_vwap, stacked_imbalances, sweeps,
@@ -69,7 +69,9 @@ class StudyData:
 class StudyInfo:
     """One study of the catalogue (see the module's docstring). ``spec``: the bars it always
     reads, whatever the chart's (the TPO reads 1-minute bars); ``shift``: display shift of
-    columns in bars (``{"senkou_a": "displacement - 1"}``), applied by the chart."""
+    columns in bars (``{"senkou_a": "displacement - 1"}``), applied by the chart; ``stream``:
+    the updates its live form follows, ``"bars"`` (a ``BarUpdate`` of the symbol's aggregator)
+    or ``"depth"`` (a ``DepthUpdate`` of its book)."""
 
     name: str
     group: str
@@ -84,11 +86,12 @@ class StudyInfo:
     levels: tuple[float, ...] = ()
     shift: Mapping[str, str] = field(default_factory=dict)
     spec: str | None = None
+    stream: str = "bars"
     source: str = "orderflow"
 
     def __post_init__(self):
         bad = [r for r in self.reads if r not in READS]
-        if bad or self.draws not in DRAWS:
+        if bad or self.draws not in DRAWS or self.stream not in ("bars", "depth"):
             raise IndicatorError(f"{self.name}: reads must be among {', '.join(READS)} and draws "
                                  f"one of {', '.join(DRAWS)}; got {self.reads}, {self.draws!r}")
 
@@ -139,6 +142,7 @@ class StudyInfo:
                 "reads": list(self.reads), "params": [p.to_dict() for p in self.params],
                 "outputs": list(self.outputs), "draws": self.draws, "levels": list(self.levels),
                 "shift": dict(self.shift), "spec": self.spec, "live": self.has_live,
+                "stream": self.stream,
                 "source": self.source}
 
 
@@ -467,9 +471,15 @@ def _vwap_study() -> StudyInfo:
 
 
 def _heatmap_study() -> StudyInfo:
+    def args(p):
+        return pd.Timedelta(seconds=p["interval_seconds"]), p["rows"], p["how"]
+
     def run(d, p):
-        return _priced(heatmap_grid(d.depth, pd.Timedelta(seconds=p["interval_seconds"]),
-                                    p["rows"], p["how"]), d.instrument)
+        return _priced(heatmap_grid(d.depth, *args(p)), d.instrument)
+
+    def follow(instrument, p, history):
+        return StudyFollower("heatmap", LiveHeatmap(instrument.tick_size, *args(p)), _presented(
+            "heatmap", lambda rows, changes: _priced(rows, instrument)))
     return StudyInfo(
         "heatmap", "Order Book", "Resting size per time bucket and price (depth heatmap)",
         ("depth",),
@@ -477,7 +487,7 @@ def _heatmap_study() -> StudyInfo:
                description="Seconds per time bucket"), ROWS,
          Param("how", "last", choices=("last", "mean", "max"),
                description="Size of a bucket: its last snapshot, mean or max")),
-        ("ts", "tick", "price", "bid_size", "ask_size"), "overlay", run)
+        ("ts", "tick", "price", "bid_size", "ask_size"), "overlay", run, follow, stream="depth")
 
 
 _TPO_PARAMS = (Param("period_minutes", 30, min=1, max=1440, description="Minutes per letter"),

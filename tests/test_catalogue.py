@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from indicators.catalogue import CATALOGUE, DRAWS, READS, Catalogue, StudyData
+from indicators.catalogue import CATALOGUE, DRAWS, READS, Catalogue, StudyData, StudyInfo
 from indicators.formula import parse
 from indicators.live_protocol import Follower
+from indicators.orderflow import OrderBook
 from indicators.orderflow.live import INSTRUMENT, REQUIRED, STUDIES, study_defaults
 from indicators.registry import PARAM_TYPES, REGISTRY, IndicatorError, Param, Registry, indicator
 from tests.test_cli import run
 from tests.test_orderflow import ES
 from tradeflow.bars import BarAggregator, build
+from tradeflow.model import DepthUpdate
 
 FLOW = [s.name for s in CATALOGUE if s.key not in REGISTRY]
 
@@ -232,14 +234,59 @@ def test_every_description_is_plain_json():
         assert [p["default"] for p in described["params"]] == list(s.defaults.values())
 
 
+def depth_stream(n=120, seed=3):
+    """A book's updates: a snapshot, then diffs of a few levels (size 0 removes one) at times
+    10-300 ms apart, some sharing a time; bids below 20000, asks from 20001."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2026-01-06 19:00", tz="UTC")
+    ticks = np.r_[np.arange(19990, 20000), np.arange(20001, 20011)]
+    updates, t = [], t0
+    for i in range(n):
+        t = t + pd.Timedelta(milliseconds=int(rng.choice([0, 10, 40, 300])))
+        tick = ticks if i == 0 else rng.choice(ticks, 3, replace=False)
+        size = rng.choice([0.0, 1.0, 2.5, 10.0], len(tick)) if i else np.full(len(tick), 5.0)
+        levels = pd.DataFrame({"ts": t, "side": np.where(tick < 20000, -1, 1).astype("int8"),
+                               "tick": tick.astype("int64"), "size": size})
+        updates.append(DepthUpdate(levels, snapshot=i == 0))
+    return updates
+
+
+@pytest.mark.parametrize("params", [{}, {"how": "mean", "rows": 2},
+                                    {"how": "max", "interval_seconds": 0.25}])
+def test_the_live_heatmap_holds_the_batch_grid_of_its_snapshots(params):
+    """Followed through a book's updates, the heatmap holds the batch grid over the book's
+    snapshots: the book after the last update of each time."""
+    study = CATALOGUE.get("heatmap")
+    assert study.stream == "depth"
+    live, book, snaps, shown = study.live(ES, **params), OrderBook(ES.tick_size), {}, None
+    for i, update in enumerate(depth_stream()):
+        ch = live.apply(update)["heatmap"]
+        shown = ch.rows if shown is None else ch.applied(shown)
+        book.apply(update)
+        stamp = update.levels["ts"].max()
+        snaps[stamp] = book.levels(ts=stamp)
+        if i % 40 == 39 or i < 3:
+            want = study.batch(StudyData(ES, depth=pd.concat(snaps.values(), ignore_index=True)),
+                               **params)
+            assert ch.length == len(want) > 0
+            pd.testing.assert_frame_equal(shown.reset_index(drop=True), want)
+    late = DepthUpdate(update.levels.assign(ts=update.levels["ts"] - pd.Timedelta("1s")))
+    with pytest.raises(ValueError, match="LiveHeatmap: depth updates must come in time order"):
+        live.apply(late)
+    assert live.inner.book.bids == book.bids and live.inner.book.asks == book.asks  # untouched
+
+
 def test_a_study_without_a_live_form_says_so():
-    with pytest.raises(IndicatorError, match="cvd: live\\(\\) needs the stream's "
-                                             "tradeflow.model.Instrument, got str"):
-        CATALOGUE.get("cvd").live("ES")
-    with pytest.raises(IndicatorError, match="heatmap: has no live form yet"):
-        CATALOGUE.get("heatmap").live(ES)
+    cvd = CATALOGUE.get("cvd")
+    batch_only = StudyInfo("batch_only", "Custom", "A study with no live form", ("bars",), (),
+                           ("ts",), "pane", cvd.run)
+    with pytest.raises(IndicatorError, match="batch_only: has no live form yet"):
+        batch_only.live(ES)
     with pytest.raises(IndicatorError, match="interval_seconds"):
         CATALOGUE.get("heatmap").batch(StudyData(ES), interval_seconds=0)
+    with pytest.raises(IndicatorError, match="cvd: live\\(\\) needs the stream's "
+                                             "tradeflow.model.Instrument, got str"):
+        cvd.live("ES")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +342,6 @@ def test_study_list_prints_the_catalogue(es_store):
     assert "ratio=3.0 (a number from 1.0001 to 1000)" in imb["params"]
     assert rows.loc["RSI", "draws"] == "pane" and rows.loc["RSI", "outputs"] == "ts, RSI"
     assert "timeperiod=14 (an integer from 2 to 100000)" in rows.loc["RSI", "params"]
-    assert rows.loc["tpo", "draws"] == "profile" and rows.loc["heatmap", "live"] == "no"
+    assert rows.loc["tpo", "draws"] == "profile" and rows.loc["heatmap", "live"] == "yes"
     assert rows.loc["sweeps", "params"].startswith("min_levels=3 (an integer from 2 to 1000), "
                                                    "max_gap_ms=250.0")

@@ -12,7 +12,9 @@
 * :mod:`.book` -- local order book (Binance diff rules; Sierra Chart market-depth commands and
   their replay into book snapshots) and the depth heatmap grid.
 * :mod:`.live` -- ``LiveOrderFlow``: the incremental (live) form of the studies above (not the
-  book), following the ``BarUpdate`` of a stream's ``tradeflow.bars.BarAggregator``.
+  book), following the ``BarUpdate`` of a stream's ``tradeflow.bars.BarAggregator``;
+  :mod:`.live_heatmap` -- ``LiveHeatmap``, the heatmap grid of a book following its
+  ``DepthUpdate`` s.
 
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """
@@ -24,6 +26,7 @@ from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
 from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
 from .liquidations import liquidations_by_bar, liquidations_by_level
 from .live import LiveOrderFlow, LiveUpdate
+from .live_heatmap import LiveHeatmap
 from .prints import big_trades, naked_pocs, zero_prints
 from .vwap import VwapState, anchored_vwap, session_vwap
 
@@ -33,5 +36,5 @@ __all__ = [
     "session_vwap", "anchored_vwap", "VwapState", "big_trades", "zero_prints", "naked_pocs",
     "liquidations_by_bar", "liquidations_by_level", "sweeps", "absorption",
     "OrderBook", "BookGapError", "BookCrossedError", "SierraReplay", "replay_sierra",
-    "heatmap_grid", "to_matrix", "LiveOrderFlow", "LiveUpdate",
+    "heatmap_grid", "to_matrix", "LiveOrderFlow", "LiveUpdate", "LiveHeatmap",
 ]
