@@ -35,7 +35,7 @@ import pandas as pd
 from tradeflow.model import BarSpec, Instrument
 
 from .live import LiveIndicators
-from .live_protocol import Changes, ChangeSet, Follower
+from .live_protocol import Changes, ChangeSet, Follower, follower_key
 from .orderflow import (LiveHeatmap, LiveOrderFlow, VwapState, absorption, big_trades, cvd, cvd_candles,
                         footprint_metrics, heatmap_grid, imbalances, liquidations_by_bar,
                         liquidations_by_level,
@@ -121,6 +121,12 @@ class StudyInfo:
         return {name: (p.parse(values[name], self.name) if text else
                        p.validate(values[name], self.name)) if name in values else p.default
                 for name, p in known.items()}
+
+    def follower_key(self, params: Mapping[str, Any] | None = None) -> tuple:
+        """The key a stream's ``Fanout`` keeps this study's follower by: its name and its checked
+        settings, so that settings written differently (defaults left out or given, ``3`` or
+        ``3.0``, ``"true"`` or ``True`` as text) share one follower."""
+        return follower_key(self.name, self.check_params(params))
 
     def batch(self, data, **params) -> pd.DataFrame:
         """The study's frame over ``data`` (see the module's docstring), index 0..n-1."""

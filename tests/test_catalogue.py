@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from indicators.catalogue import CATALOGUE, DRAWS, READS, Catalogue, StudyData, StudyInfo
 from indicators.formula import parse
@@ -18,9 +20,10 @@ from indicators.orderflow import OrderBook
 from indicators.orderflow.live import INSTRUMENT, REQUIRED, STUDIES, study_defaults
 from indicators.registry import PARAM_TYPES, REGISTRY, IndicatorError, Param, Registry, indicator
 from tests.test_cli import run
+from tests.test_live_orderflow import streams
 from tests.test_orderflow import ES
 from tradeflow.bars import BarAggregator, build
-from tradeflow.model import DepthUpdate
+from tradeflow.model import BarSpec, DepthUpdate
 
 FLOW = [s.name for s in CATALOGUE if s.key not in REGISTRY]
 
@@ -214,6 +217,48 @@ def test_the_live_form_holds_the_batch_frame(name, params):
     assert len(want) > (0 if name in ("sweeps",) else 1), "the fixed stream shows nothing"
     if "date" in want.columns:  # the day change at 23:00 UTC is inside the stream
         assert want["date"].nunique() == (1 if name == "tpo" and not params else 2)
+
+
+BAR_STUDIES = [s.name for s in CATALOGUE if s.key not in REGISTRY and s.stream == "bars"]
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stream=streams(), spec=st.sampled_from(["1m", "5m", "T5", "V20"]),
+       name=st.sampled_from(BAR_STUDIES), rows=st.sampled_from([1, 2]))
+def test_every_study_live_equals_batch_on_random_streams(stream, spec, name, rows):
+    """The property tests' random streams (``tests.test_live_orderflow.streams``), cut into random
+    batches: after each, the rows a chart was sent are the batch frame."""
+    tr, liqs, cuts, liq_cuts = stream
+    study = CATALOGUE.get(name)
+    spec = study.spec or spec
+    if not BarSpec.parse(spec).is_time:  # (cell studies in batch merge bars sharing a time)
+        assume(build(tr, spec, ES)[0]["ts"].is_unique)
+    params = {"rows": rows} if "rows" in study.defaults else {}
+    live, agg, shown, a, la = study.live(ES, **params), BarAggregator(ES, spec), None, 0, 0
+    for b, lb in zip(cuts, liq_cuts):
+        ch = live.apply(agg.update(tr.iloc[a:b], liqs.iloc[la:lb]))[name]
+        shown = ch.rows if shown is None else ch.applied(shown)
+        a, la = b, lb
+        try:
+            want = study.batch(data_for(study, tr.iloc[:b], liqs.iloc[:lb], spec), **params)
+        except ValueError as exc:  # (a profile of no volume: the live form shows nothing)
+            assert "no cells" in str(exc) or "hold no volume" in str(exc) or "no bars" in str(
+                exc), exc
+            assert ch.length == 0
+            continue
+        assert ch.length == len(want), name
+        pd.testing.assert_frame_equal(shown.reset_index(drop=True), want,
+                                      check_dtype=len(want) > 0, check_index_type=False)
+
+
+def test_equal_settings_written_differently_share_one_follower():
+    imb = CATALOGUE.get("imbalances")
+    assert imb.follower_key({}) == imb.follower_key({"rows": 1, "ratio": 3}) \
+        == imb.follower_key({"compare_edges": False})
+    assert imb.follower_key({"rows": 2}) != imb.follower_key({})
+    with pytest.raises(IndicatorError, match="imbalances: parameter 'rows'"):
+        imb.follower_key({"rows": 0})
 
 
 def test_indicators_live_from_their_history():
