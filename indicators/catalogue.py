@@ -14,7 +14,10 @@ levels of its pane and any display shift (Ichimoku's spans) -- and how to comput
 * ``live(instrument, **params)``: a follower of the live protocol (:mod:`indicators.live_protocol`)
   whose ``apply(update)`` answers ``{name: Changes}``, the rows of that same frame the update
   wrote; followed from a stream's first update, a chart holding those rows holds ``batch`` over
-  everything fed. Indicators take ``history=`` (the closed bars before the stream).
+  everything fed. Indicators take ``history=`` (the closed bars before the stream). ``stream``
+  says what it follows: the ``BarUpdate`` s of the symbol's aggregator (of ``spec`` when given),
+  or for the heatmap the ``DepthUpdate`` s of its book. ``follower_key(params)`` is the key a
+  ``Fanout`` shares it by.
 
 :data:`CATALOGUE` holds every indicator of :data:`indicators.registry.REGISTRY` (all of TA-Lib,
 the extras, ``@indicator`` functions, formulas made indicators), read from it at each lookup so
