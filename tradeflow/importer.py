@@ -112,7 +112,8 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
                         raise IngestError(path, "", f"book replay: {exc}") from exc
                     s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
                 else:
-                    frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits)
+                    frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits,
+                                           chunk.seconds)
                     if chunk.seconds is None:  # rolled up as 1-minute bars: see _whole_minutes
                         frame, where = _whole_minutes(last_minute, chunk, frame)
                     s.bars += tx.write_bars(chunk.symbol, frame, chunk.seconds)
