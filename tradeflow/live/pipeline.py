@@ -151,6 +151,8 @@ class Pipeline:
     async def _submit_trades(self, symbol, trades, source) -> int:
         await self._instrument(symbol)
         frame = _trade_frame(trades)
+        if frame.empty:
+            return 0
         validator = self._validator(source)
         try:
             frame = validator.trades(symbol, frame)
