@@ -280,8 +280,9 @@ def main(argv=None) -> None:
                            f"batches of {lat['rows']} every {lat['interval_s'] * 1000:g} ms "
                            f"({lat['rows'] / lat['interval_s']:,.0f} trades/s)"))
         log("DuckDB: memory over a long simulated run")
-        hours = 1.0 if args.quick else 6.0
-        mem = asyncio.run(memory(targets["DuckDB"]("memory"), hours, 2_000_000, 2.5))
+        hours = 1.0 if args.quick else 4.0
+        mem = asyncio.run(memory(targets["DuckDB"]("memory"), hours, 2_000_000,
+                                 2.5 if args.quick else 10.0))
         meta["memory"] = mem
         out.append(Row(f"DuckDB: RSS growth over the second half of {hours:g} h simulated",
                        mem["growth_mb"], "MB", mem["rss_half_mb"], "RSS at half-time (MB)", None,

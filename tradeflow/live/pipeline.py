@@ -189,7 +189,7 @@ class Pipeline:
         try:
             frame = bars.copy()
             frame["ts"] = to_utc(frame["ts"])
-            frame = self._validator(source).bars(symbol, frame)
+            frame = self._validator(source).bars(symbol, frame, seconds=int(seconds))
         except RowError as exc:
             raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
         except (KeyError, ValueError, TypeError) as exc:
