@@ -22,6 +22,7 @@ Rules, and why:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from tradeflow.model import TRADE_COLUMNS, InstrumentRegistry, ModelError, to_ut
 from .hub import Hub
 
 __all__ = ["Pipeline", "Rejected", "Overloaded"]
+
+log = logging.getLogger(__name__)
 
 US = 1_000  # ns in a microsecond: the stores' time resolution
 
@@ -346,7 +349,13 @@ class Pipeline:
                 batch = self._queue.popleft()
                 taken.append(batch)
                 rows += batch.rows
-            await self._write(taken, rows)
+            try:
+                await self._write(taken, rows)
+            except Exception as exc:  # noqa: BLE001 (a bug here must not stop the writer)
+                log.exception("the pipeline's writer failed on %d batches", len(taken))
+                for batch in taken:
+                    if not batch.done.done():
+                        batch.done.set_exception(exc)
 
     async def _write(self, taken: list[_Batch], rows: int) -> None:
         trades = _grouped(b for b in taken if b.kind == "trades")
@@ -380,11 +389,15 @@ class Pipeline:
             for batch in taken:
                 if not batch.done.done():
                     batch.done.set_result(batch.rows)
-            for symbol in dict.fromkeys([*trades, *liquidations]):
-                self.hub.publish_trades(symbol, trades.get(symbol), liquidations.get(symbol))
-            for batch in taken:
-                if batch.kind == "bars":
-                    self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)
+            try:
+                for symbol in dict.fromkeys([*trades, *liquidations]):
+                    self.hub.publish_trades(symbol, trades.get(symbol), liquidations.get(symbol))
+                for batch in taken:
+                    if batch.kind == "bars":
+                        self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)
+            except Exception:  # noqa: BLE001 (stored and acknowledged: charts resync)
+                log.exception("publishing to the hub failed; its charts resync")
+                self.hub.reset("an update could not be published")
 
     def _forget(self, failed: list[_Batch]) -> None:
         """After a failed write: the failed trades were not received after all; the latest trade
