@@ -13,7 +13,7 @@ from tradeflow.model import Instrument, InstrumentRegistry, ModelError
 from . import frames, migrations
 from .rollup import minute_rollups
 from .sql import bucket_expr, reads_rollups, widen
-from .store import BASE_SPEC, Store, StoreError, check_time_spec
+from .store import API_KEY_COLUMNS, BASE_SPEC, Store, StoreError, check_time_spec
 
 DIALECT = "duckdb"
 
@@ -215,6 +215,24 @@ class DuckDBStore(Store):
 
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
         return self._append("liquidations", symbol, frames.clean_liquidations(liquidations))
+
+    # API keys --------------------------------------------------------------------------------
+    def add_api_key(self, row: dict) -> None:
+        with self.transaction():
+            self._exec(f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(API_KEY_COLUMNS))})",
+                       [row.get(c) for c in API_KEY_COLUMNS])
+
+    def api_keys(self) -> list[dict]:
+        with self._lock:
+            rows = self._exec(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
+                              "ORDER BY created_at, key_id")
+        return [dict(zip(API_KEY_COLUMNS, r)) for r in rows]
+
+    def revoke_api_key(self, name: str, at) -> int:
+        with self.transaction():
+            return self._exec("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND "
+                              "revoked_at IS NULL", [at, name])[0][0]
 
     # reads -----------------------------------------------------------------------------------
     def _query(self, sql: str, params) -> pd.DataFrame:

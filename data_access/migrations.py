@@ -86,6 +86,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ("postgres", "CREATE INDEX depth_symbol_ts ON depth (symbol, ts)"),
         ("postgres", "CREATE INDEX liquidations_symbol_ts ON liquidations (symbol, ts)"),
     ]),
+    # API keys of the HTTP/websocket API (tradeflow.accounts): only a salted HMAC of each key is
+    # kept; a revoked key keeps its row (revoked_at) so its name shows in the listing's history
+    (3, "API keys", [
+        """CREATE TABLE api_keys (
+            key_id {text} PRIMARY KEY,
+            name {text} NOT NULL,
+            salt {text} NOT NULL,
+            digest {text} NOT NULL,
+            timezone {text} NOT NULL DEFAULT 'UTC',
+            created_at {ts} NOT NULL,
+            revoked_at {ts}
+        )""",
+    ]),
 ]
 
 

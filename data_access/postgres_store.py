@@ -25,7 +25,7 @@ from .pg_sql import (BAR_UPDATE, BAR_VALUES, MINUTE, bars_sql, first_last, footp
                      text_literal, trade_bars, trade_cells, ts_range)
 from .pg_url import OFF, Target, parse_url
 from .rollup import minute_rollups
-from .store import AsyncStore, StoreError, check_time_spec
+from .store import API_KEY_COLUMNS, AsyncStore, StoreError, check_time_spec
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,29 @@ class PostgresStore(AsyncStore):
                f"{ts_range('ts', start, end)}")
         async with self._connection() as con:
             return await self._read(con, latest(sql, order, last), table)
+
+    # API keys ----------------------------------------------------------------------------------
+    @_errors
+    async def add_api_key(self, row: dict) -> None:
+        async with self._connection() as con:
+            await con.execute(
+                f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES "
+                f"({', '.join(f'${i + 1}' for i in range(len(API_KEY_COLUMNS)))})",
+                *[row.get(c) for c in API_KEY_COLUMNS])
+
+    @_errors
+    async def api_keys(self) -> list[dict]:
+        async with self._connection() as con:
+            rows = await con.fetch(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
+                                   "ORDER BY created_at, key_id")
+        return [dict(r) for r in rows]
+
+    @_errors
+    async def revoke_api_key(self, name: str, at) -> int:
+        async with self._connection() as con:
+            return _row_count(await con.execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                at, name))
 
     @_errors
     async def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame:

@@ -31,6 +31,10 @@ from tradeflow.model import BarSpec, Instrument, InstrumentRegistry, ModelError
 BASE_SPEC = BarSpec.parse("1m")  # the timeframe of the rollups
 
 
+# the columns of a stored API key (migration 3)
+API_KEY_COLUMNS = ("key_id", "name", "salt", "digest", "timezone", "created_at", "revoked_at")
+
+
 class StoreError(RuntimeError):
     """A store could not be opened or a request could not be served; the message says why."""
 
@@ -87,6 +91,19 @@ class Store(abc.ABC):
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
         """Store liquidations (model liquidation layout)."""
 
+    # API keys (tradeflow.accounts makes and checks them; the store keeps their hashes) ------
+    @abc.abstractmethod
+    def add_api_key(self, row: dict) -> None:
+        """Store a key's row (``API_KEY_COLUMNS``)."""
+
+    @abc.abstractmethod
+    def api_keys(self) -> list[dict]:
+        """Every key's row, revoked ones too, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, name: str, at) -> int:
+        """Mark the active keys named ``name`` revoked at ``at``; returns how many."""
+
     # reads ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame: ...
@@ -141,6 +158,15 @@ class AsyncStore(abc.ABC):
 
     @abc.abstractmethod
     async def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int: ...
+
+    @abc.abstractmethod
+    async def add_api_key(self, row: dict) -> None: ...
+
+    @abc.abstractmethod
+    async def api_keys(self) -> list[dict]: ...
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, name: str, at) -> int: ...
 
     @abc.abstractmethod
     async def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame: ...
