@@ -22,9 +22,10 @@ def server(tmp_path_factory):
     store = f"duckdb:///{tmp_path_factory.mktemp('api')}/api.duckdb"
     tradeflow(["instruments", "add", "XAUUSD", "--tick-size", "0.01"], store)
     tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
-    keys = {"utc": new_key(store, "utc"), "ny": new_key(store, "ny", "--timezone",
-                                                          "America/New_York"),
-            "revoked": new_key(store, "old")}
+    # one key per test that posts bars: a feeder's bars must come in time order
+    keys = {name: new_key(store, name) for name in ("utc", "batch", "meta", "bad")}
+    keys["ny"] = new_key(store, "ny", "--timezone", "America/New_York")
+    keys["revoked"] = new_key(store, "old")
     tradeflow(["apikey", "revoke", "old"], store)
     with serving(store) as served:
         served.keys, served.store = keys, store
@@ -68,20 +69,30 @@ def test_sierra_chart_bar_as_posted_is_stored_and_replaced_when_posted_again(ser
     assert post(server, "/market-data", again).status_code == 200
     got = bars(server, start="2025-11-26 21:17", end="2025-11-26 21:18")
     assert got[["close", "low", "volume"]].values.tolist() == [[4162.70, 4162.60, 25]]
+    # kept as the 1-second bar it is
+    got = bars(server, spec="1s", source="external", start="2025-11-26 21:17",
+               end="2025-11-26 21:18")
+    assert got[["ts", "close", "volume"]].values.tolist() == [
+        ["2025-11-26T21:17:14.000000Z", 4162.70, 25]]
 
 
 def test_time_without_zone_is_read_in_the_keys_zone(server):
+    # a zone in the text wins over the key's
+    answer = post(server, "/market-data",
+                  bar("2025-11-26T10:00:00+00:00", 4100, 4101, 4099, 4100.5), key="ny")
+    assert answer.status_code == 200, answer.text
+    got = bars(server, start="2025-11-26 09:00", end="2025-11-26 11:00")
+    assert got["ts"].tolist() == ["2025-11-26T10:00:00.000000Z"]
     # 09:00 in New York in November (EST) is 14:00 UTC
     answer = post(server, "/market-data", bar("2025-11-26 09:00:00", 4100, 4101, 4099, 4100.5),
                   key="ny")
     assert answer.status_code == 200, answer.text
     got = bars(server, start="2025-11-26 13:00", end="2025-11-26 15:00")
     assert got["ts"].tolist() == ["2025-11-26T14:00:00.000000Z"]
-    # a zone in the text wins over the key's
-    post(server, "/market-data", bar("2025-11-26T10:00:00+00:00", 4100, 4101, 4099, 4100.5),
-         key="ny")
-    got = bars(server, start="2025-11-26 09:00", end="2025-11-26 11:00")
-    assert got["ts"].tolist() == ["2025-11-26T10:00:00.000000Z"]
+    # and an earlier bar from the same feeder is out of order
+    answer = post(server, "/market-data", bar("2025-11-26 08:00:00", 4100, 4101, 4099, 4100.5),
+                  key="ny")
+    assert answer.status_code == 422 and "time order" in answer.json()["error"]
 
 
 def test_batch_is_stored_whole_or_not_at_all(server):
@@ -89,11 +100,11 @@ def test_batch_is_stored_whole_or_not_at_all(server):
             for i in range(3)]
     bad = copy.deepcopy(good)
     bad[2]["high"] = 3990  # below its low
-    answer = post(server, "/market-data/batch", {"data": bad, "metadata": {}})
+    answer = post(server, "/market-data/batch", {"data": bad, "metadata": {}}, key="batch")
     assert answer.status_code == 422
     assert "high" in answer.json()["error"] and "2" in answer.json()["error"]
     assert bars(server, start="2025-11-26 03:00", end="2025-11-26 04:00").empty
-    answer = post(server, "/market-data/batch", {"data": good, "metadata": {}})
+    answer = post(server, "/market-data/batch", {"data": good, "metadata": {}}, key="batch")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "success", "symbol": "XAUUSD", "timeframe": "1m",
                              "bars": 3}
@@ -105,7 +116,8 @@ def test_batch_bars_may_name_their_chart_in_metadata(server):
     plain = [{k: v for k, v in bar("2025-11-26 04:00:00", 10, 11, 9, 10.5).items()
               if k != "chart_info"}]
     answer = post(server, "/market-data/batch",
-                  {"data": plain, "metadata": {"symbol": "XAUUSD", "seconds_per_bar": 60}})
+                  {"data": plain, "metadata": {"symbol": "XAUUSD", "seconds_per_bar": 60}},
+                  key="meta")
     assert answer.status_code == 200, answer.text
     assert bars(server, start="2025-11-26 04:00", end="2025-11-26 04:01")["close"].tolist() \
         == [10.5]
@@ -191,15 +203,19 @@ BAD_BARS = [
 
 @pytest.mark.parametrize("case, body, status, text", BAD_BARS, ids=[c[0] for c in BAD_BARS])
 def test_bad_bars_are_refused_and_nothing_is_stored(server, case, body, status, text):
-    answer = post(server, "/market-data", body)
+    answer = post(server, "/market-data", body, key="bad")
     assert answer.status_code == status, answer.text
     assert answer.json()["status"] == "error"
     assert text in answer.json()["error"]
     assert bars(server, start="2025-11-26 01:00", end="2025-11-26 02:00").empty
 
 
+# after every trade the other tests post (a symbol's live trades come in time order)
+LATE = "2025-11-26 23:00:00"
+
+
 def trade(**change):
-    return [dict(trades(1, 1, "2025-11-26 02:00:00")[0], **change)]
+    return [dict(trades(1, 1, LATE)[0], **change)]
 
 
 BAD_TRADES = [
@@ -219,12 +235,12 @@ BAD_TRADES = [
 @pytest.mark.parametrize("case, body, status, text", BAD_TRADES, ids=[c[0] for c in BAD_TRADES])
 def test_bad_trades_are_refused_and_nothing_is_stored(server, case, body, status, text):
     # a good trade first in the same request: it must not be stored either
-    body = trades(1, 500, "2025-11-26 02:00:00") + body if isinstance(body, list) and body \
+    body = trades(1, 500, LATE) + body if isinstance(body, list) and body \
         and case != "two symbols" else body
     answer = post(server, "/trades", body)
     assert answer.status_code == status, answer.text
     assert text in answer.json()["error"]
-    assert bars(server, "BTCUSDT", start="2025-11-26 02:00", end="2025-11-26 03:00").empty
+    assert bars(server, "BTCUSDT", start="2025-11-26 23:00", end="2025-11-27 00:00").empty
 
 
 @pytest.mark.parametrize("key, status, text", [

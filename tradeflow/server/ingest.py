@@ -61,6 +61,11 @@ class BodyHandler(ApiHandler):
             raise ApiError(400, "the body is empty: send the data as JSON")
         return b"".join(self._chunks)
 
+    @property
+    def source(self) -> str:
+        """The stream the pipeline checks time order in: one per key (one feeder)."""
+        return f"http {self.key.name}"
+
     def payload(self, fn, *args):
         try:
             return fn(*args)
@@ -82,7 +87,7 @@ class MarketDataHandler(BodyHandler):
                                 "{\"data\": [bars], \"metadata\": {}} to /api/v1/market-data/batch)")
         symbol, seconds, frame = self.payload(payloads.sierra_bars, [bar], self.timezone, _now())
         await self.ctx.instrument(symbol)
-        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, "sierrachart"))
+        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
         self.write_json({"status": "success", "symbol": symbol,
                          "timeframe": payloads.timeframe(seconds)})
 
@@ -97,7 +102,7 @@ class MarketDataBatchHandler(BodyHandler):
         symbol, seconds, frame = self.payload(payloads.sierra_bars, doc["data"], self.timezone,
                                               _now(), doc.get("metadata"))
         await self.ctx.instrument(symbol)
-        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, "sierrachart"))
+        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
         self.write_json({"status": "success", "symbol": symbol,
                          "timeframe": payloads.timeframe(seconds), "bars": len(frame)})
 
@@ -113,6 +118,6 @@ class TradesHandler(BodyHandler):
         items = self.payload(parse, self.body)
         symbol, frame = self.payload(payloads.trades, items, self.timezone, _now())
         await self.ctx.instrument(symbol)
-        new = await submit(self.ctx.pipeline.submit_trades(symbol, frame, "api"))
+        new = await submit(self.ctx.pipeline.submit_trades(symbol, frame, self.source))
         self.write_json({"status": "success", "symbol": symbol, "trades": len(frame),
                          "new": int(new) if new is not None else None})

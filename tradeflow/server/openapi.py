@@ -140,7 +140,9 @@ def document() -> dict:
                 "Store one symbol's trades (JSON array, or NDJSON), all or none",
                 trades, _ok("trades", "new"),
                 extra_content={"application/x-ndjson": {"schema": {"type": "string"}}}),
-            "/api/v1/bars": _read("Bars of any spec"),
+            "/api/v1/bars": _read("Bars of any spec", [_param(
+                "source", "external: the bars received built (e.g. Sierra Chart's), as they came",
+                schema={"enum": ["external"]})]),
             "/api/v1/footprint": _read("Footprint cells (volume at the bid and ask per price "
                                        "level, keyed by tick index) of any spec"),
             "/api/v1/profile": _read("Volume profile of the range", [

@@ -21,7 +21,7 @@ from .base import ApiError, ApiHandler
 
 ARROW = "application/vnd.apache.arrow.stream"
 MAX_BARS = 100_000  # the most bars one read returns (the pages' limit too)
-COMMON = ("symbol", "spec", "start", "end", "last")
+COMMON = ("symbol", "spec", "start", "end", "last", "source")
 
 
 def frame_json(frame: pd.DataFrame) -> dict:
@@ -100,7 +100,14 @@ class ReadHandler(ApiHandler):
 
 
 class BarsHandler(ReadHandler):
+    """``source=external``: the bars received built (Sierra Chart bars), as they came, at a time
+    spec equal to or longer than theirs; else the bars of the store's rollups and trades."""
+
     def compute(self, q):
+        source = self.arg("source")
+        if source is not None:
+            return self.ctx.store.bars(q["symbol"], q["spec"], q["start"], q["end"], q["last"],
+                                       source=source)
         return self.ctx.marketdata.bars(q["symbol"], q["spec"], q["start"], q["end"], q["last"])
 
 

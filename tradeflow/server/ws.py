@@ -123,6 +123,10 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
             return
         self.send({"ack": seq, "rows": rows})
 
+    @property
+    def source(self) -> str:
+        return f"websocket {self.key.name}"
+
     async def submit(self, batch: dict) -> int:
         kind, data = batch["type"], batch.get("data")
         tz, now = self.key.timezone, pd.Timestamp.now(tz="UTC")
@@ -130,7 +134,7 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
             meta = {"symbol": batch.get("symbol"), "seconds_per_bar": batch.get("seconds")}
             symbol, seconds, frame = payloads.sierra_bars(data, tz, now, meta)
             await self.ctx.instrument(symbol)
-            await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, "websocket"))
+            await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
             return len(frame)
         if "symbol" not in batch:
             raise ApiError(400, "symbol is missing: each batch holds one symbol's data")
@@ -139,14 +143,14 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         pipeline = self.ctx.pipeline
         if kind == "trades":
             frame = payloads.trades(data, tz, now, symbol)[1]
-            await submit(pipeline.submit_trades(symbol, frame, "websocket"))
+            await submit(pipeline.submit_trades(symbol, frame, self.source))
         elif kind == "depth":
             frame = payloads.depth(data, tz, now)
             frame = _on_ticks(frame, inst)
-            await submit(pipeline.submit_depth(symbol, frame, "websocket"))
+            await submit(pipeline.submit_depth(symbol, frame, self.source))
         else:
             frame = payloads.liquidations(data, tz, now)
-            await submit(pipeline.submit_liquidations(symbol, frame, "websocket"))
+            await submit(pipeline.submit_liquidations(symbol, frame, self.source))
         return len(frame)
 
     def on_close(self):
