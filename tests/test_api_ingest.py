@@ -195,6 +195,8 @@ BAD_BARS = [
     ("far in the future", bar("2125-11-26 01:00:00", 4100, 4101, 4099, 4100), 422,
      "ahead of the server's clock"),
     ("not a time", bar("yesterday", 4100, 4101, 4099, 4100), 400, "not an ISO 8601 time"),
+    ("year 422", bar("0422-03-06T02:43:15Z", 4100, 4101, 4099, 4100), 422, "before 1970"),
+    ("year 9999", bar("9999-01-01", 4100, 4101, 4099, 4100), 422, "centuries ahead"),
     ("bad bar length", bar("2025-11-26 01:00:00", 4100, 4101, 4099, 4100, seconds=0), 422,
      "seconds_per_bar"),
     ("empty body", b"", 400, "empty"),

@@ -32,8 +32,12 @@ def _errors(*codes: int) -> dict:
 
 
 NUMBER = {"type": "number"}
-TIME = {"type": "string", "description": "ISO 8601; without a zone, the API key's zone (UTC "
-                                         "unless set)", "examples": ["2025-11-26 21:17:14"]}
+TIME = {"type": "string", "format": "date-time",
+        "description": "ISO 8601 (2025-11-26 21:17:14 or 2025-11-26T21:17:14.5Z); without a "
+                       "zone, in the API key's zone (UTC unless set)",
+        "examples": ["2025-11-26 21:17:14"]}
+SYMBOL = {"type": "string", "pattern": "^[A-Za-z0-9._/^:=@$#!-]{1,40}$",
+          "examples": ["XAUUSD", "ESZ5", "BTCUSDT"]}
 SIERRA_BAR = {
     "type": "object",
     "required": ["timestamp", "open", "high", "low", "close", "volume"],
@@ -53,7 +57,7 @@ TRADE = {
     "type": "object",
     "required": ["symbol", "time", "price", "size", "side", "id"],
     "properties": {
-        "symbol": {"type": "string"}, "time": TIME, "price": NUMBER, "size": NUMBER,
+        "symbol": SYMBOL, "time": TIME, "price": NUMBER, "size": NUMBER,
         "side": {"enum": ["buy", "sell", 1, -1, 0],
                  "description": "the aggressor: buy (1) lifted the ask, sell (-1) hit the bid"},
         "id": {"type": "integer", "minimum": 0, "description": "the source's trade id"},
@@ -73,10 +77,13 @@ def _param(name, description, required=False, schema=None) -> dict:
 
 
 READ_PARAMS = [
-    _param("symbol", "Instrument symbol", True),
-    _param("spec", "Bar spec: 1m (default), 5s, 1h, T500, V1000, R8, 5m:HA ..."),
-    _param("start", "Start time (ISO 8601, UTC unless an offset is given)"),
-    _param("end", "End time, exclusive"),
+    _param("symbol", "Instrument symbol", True, SYMBOL),
+    _param("spec", "Bar spec: 1m (default), 5s, 1h, T500, V1000, R8, 5m:HA ...",
+           schema={"type": "string", "examples": ["1m", "5s", "T500", "5m:HA"]}),
+    _param("start", "Start time (ISO 8601, UTC unless an offset is given)",
+           schema={"type": "string", "examples": ["2025-11-26", "2025-11-26T21:00:00Z"]}),
+    _param("end", "End time, exclusive", schema={"type": "string",
+                                                 "examples": ["2025-11-27"]}),
     _param("last", "Only the last N bars", schema={"type": "integer", "minimum": 1,
                                                    "maximum": 100_000}),
 ]
@@ -160,7 +167,7 @@ def document() -> dict:
             "schemas": {
                 "Error": ERROR, "SierraBar": SIERRA_BAR, "Trade": TRADE,
                 "ChartInfo": {"type": "object", "required": ["symbol", "seconds_per_bar"],
-                              "properties": {"symbol": {"type": "string"},
+                              "properties": {"symbol": SYMBOL,
                                              "chart_number": {"type": "integer"},
                                              "seconds_per_bar": {"type": "integer",
                                                                  "minimum": 1}}},

@@ -21,6 +21,7 @@ import pandas as pd
 from tradeflow.model import ModelError, validate_symbol
 
 MAX_AHEAD = pd.Timedelta(minutes=10)
+EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")  # no market data is older
 MAX_ITEMS = 1_000_000  # items of one request or websocket batch
 SIDES = {"buy": 1, "sell": -1, 1: 1, -1: -1, 0: 0}  # a trade's aggressor
 BOOK_SIDES = {"ask": 1, "bid": -1, 1: 1, -1: -1}  # a resting level (model depth layout)
@@ -129,8 +130,14 @@ def times(texts: list, what: str, tz: str, now: pd.Timestamp, field: str = "time
         out = pd.DatetimeIndex(parsed)
         out = out.tz_convert("UTC") if out.tz is not None else out.tz_localize(
             tz, ambiguous="raise", nonexistent="raise").tz_convert("UTC")
+        out = out.as_unit("ns")
     except (ValueError, TypeError, OverflowError):
         out = pd.DatetimeIndex([_one_time(t, i, what, tz, field) for i, t in enumerate(texts)])
+    early = np.flatnonzero(out < EARLIEST)
+    if len(early):
+        i = int(early[0])
+        raise BadPayload(f"{what} {i}: {field} {texts[i][:40]!r} is before {EARLIEST:%Y}: is "
+                         "it a time?", 422)
     ahead = np.flatnonzero(out > now + MAX_AHEAD)
     if len(ahead):
         i = int(ahead[0])
@@ -149,7 +156,16 @@ def _one_time(text: str, i: int, what: str, tz: str, field: str) -> pd.Timestamp
             raise ValueError
         if ts.tzinfo is None:
             ts = ts.tz_localize(tz, ambiguous="raise", nonexistent="raise")
-        return ts.tz_convert("UTC")
+        ts = ts.tz_convert("UTC")
+        if ts > pd.Timestamp.max.tz_localize("UTC"):
+            raise BadPayload(f"{what} {i}: {field} {text[:40]!r} is centuries ahead: is it a "
+                             "time?", 422)
+        if ts < EARLIEST:
+            raise BadPayload(f"{what} {i}: {field} {text[:40]!r} is before {EARLIEST:%Y}: is "
+                             "it a time?", 422)
+        return ts.as_unit("ns")
+    except BadPayload:
+        raise
     except (ValueError, TypeError, OverflowError) as exc:
         reason = str(exc) if "ambiguous" in str(exc).lower() or "nonexistent" in str(
             exc).lower() else "not an ISO 8601 time such as 2025-11-26 21:17:14"
