@@ -123,3 +123,21 @@ def test_the_upgrade_needs_a_key(server):
         asyncio.run(connect({"X-API-Key": server.key[:-2] + "xx"}))
     assert refused.value.response.status_code == 403
     assert b"not valid" in refused.value.response.body
+
+
+def test_the_readme_client_feeds_the_server(server):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+                if "async def feed" in block)
+    space: dict = {}
+    exec(compile(code, "README.md", "exec"), space)
+    batches = [trades(10, 50_000 + 10 * i, f"2025-11-26 16:0{i}:00") for i in range(3)]
+    asyncio.run(space["feed"](batches, server.key, server.ws))
+    assert bars(server, "2025-11-26 16:00", "2025-11-26 16:03")["trades"].tolist() == [10] * 3
+    bad = [trades(2, 60_000, "2025-11-26 16:05:00")]
+    bad[0][1]["size"] = -1
+    with pytest.raises(ValueError, match="row 1"):
+        asyncio.run(space["feed"](bad, server.key, server.ws))

@@ -73,8 +73,8 @@ class ReadHandler(ApiHandler):
     async def get(self, *args):
         await self.allow_read()
         q = self.query()
-        try:
-            self.ctx.store.instrument(q["symbol"])
+        try:  # on a reader thread too: a DuckDB store may be busy writing
+            await self.ctx.read(self.ctx.store.instrument, q["symbol"])
         except ModelError as exc:
             raise ApiError(404, str(exc)) from None
         try:
