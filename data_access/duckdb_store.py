@@ -184,7 +184,6 @@ class DuckDBStore(Store):
         if seconds is None:  # bars of at most a minute, of no stated timeframe: as 1-minute bars
             return self._write_received(symbol, frames.to_minutes(frames.clean_bars(bars)), 60)
         seconds = frames.check_bar_seconds(seconds)
-        self.instrument(symbol)
         return self._write_received(symbol, frames.clean_received_bars(bars), seconds)
 
     def _write_received(self, symbol: str, df: pd.DataFrame, seconds: int) -> int:

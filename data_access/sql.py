@@ -70,7 +70,7 @@ AGGREGATES = ("open", "high", "low", "close", "volume", "ask_volume", "bid_volum
 
 def rolled_up(seconds: int) -> bool:
     """Whether received bars of this timeframe make the 1-minute rollups: those that divide a
-    minute, so that each lies inside one."""
+    minute, so that each lies inside one (``_usable(BASE_SPEC)`` in SQL)."""
     return seconds <= MINUTE_SECONDS and MINUTE_SECONDS % seconds == 0
 
 
@@ -122,8 +122,7 @@ def minutes_from_external_sql(dialect: str, where: str, sym: str, first, last,
     in minutes that hold no trade of symbol ``sym`` (an SQL value; it comes after ``where``'s
     parameters): trades win (see ``docs/architecture.md``)."""
     m = bucket_expr(dialect, BASE_SPEC, None)
-    usable = f"seconds <= {MINUTE_SECONDS} AND {MINUTE_SECONDS} % seconds = 0"
-    rows = _best_covered(m, f"{where} AND {usable}", first, last, last_value)
+    rows = _best_covered(m, f"{where} AND {_usable(BASE_SPEC)}", first, last, last_value)
     return f"""
         SELECT * FROM ({rows}) r WHERE NOT EXISTS (
             SELECT 1 FROM trades t WHERE t.symbol = {sym}

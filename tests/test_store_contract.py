@@ -245,10 +245,15 @@ def test_async_api_gives_the_same_answers(store_url):
             assert await s.write_trades("ES", t) == 800
             async with s.transaction() as tx:
                 assert await tx.write_trades("ES", t) == 0
-            return await s.bars("ES", "15m"), await s.footprint("ES", "15m")
+                assert await tx.write_bars("ES", seconds_bars, seconds=1) == 90
+            got = await s.bars("ES", "1s", source="external")
+            assert_bars_equal(got, aggregate(seconds_bars, seconds_bars["ts"]))
+            since = "2026-01-01"  # the trades' bars (the received ones make the minutes before)
+            return await s.bars("ES", "15m", since), await s.footprint("ES", "15m")
         finally:
             await s.close()
 
+    seconds_bars = received("2025-12-01 10:00", 90, "1s")  # minutes apart from the trades
     bars, cells = asyncio.run(run())
     want_bars, want_cells = build(t, "15m", ES)
     assert_bars_equal(bars, want_bars)

@@ -154,13 +154,17 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
               help="Only the last N rows (trades) or bars.")
 @click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
                                                      "CSV to stdout when not given.")
+@click.option("--received", is_flag=True, help="Bars: those received built (Sierra Chart, .scid "
+              "bar records, DBN ohlcv) at their own timeframe, not those built from trades.")
 @click.pass_context
-def export(ctx, what, symbol, spec, start, end, last, output):
+def export(ctx, what, symbol, spec, start, end, last, output, received):
     """Export stored trades, bars or footprint cells."""
     if output is not None:
         _check_output(output)
+    if received and what != "bars":
+        raise UserError("--received applies to bars only")
     frame = _run(ctx, "export", what=what, symbol=symbol, spec=spec, start=start, end=end,
-                 last=last).frame
+                 last=last, received=received).frame
     write_frame(frame, output)
     if output:
         click.echo(f"wrote {len(frame):,} rows to {output}", err=True)

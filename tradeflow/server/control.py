@@ -23,7 +23,8 @@ class Result:
     frame: pd.DataFrame | None = None
 
 
-def export_frame(store, what, symbol, spec="1m", start=None, end=None, last=None) -> Result:
+def export_frame(store, what, symbol, spec="1m", start=None, end=None, last=None,
+                 received=False) -> Result:
     from tradeflow.marketdata import MarketData
 
     inst = store.instrument(symbol)  # an unknown symbol is an error, not an empty file
@@ -31,7 +32,7 @@ def export_frame(store, what, symbol, spec="1m", start=None, end=None, last=None
     if what == "trades":
         frame = md.trades(symbol, start, end, last)
     elif what == "bars":
-        frame = md.bars(symbol, spec, start, end, last)
+        frame = md.bars(symbol, spec, start, end, last, source="external" if received else None)
     else:
         frame = md.footprint(symbol, spec, start, end, last)
         frame.insert(1, "price", inst.to_price(frame["tick"]))

@@ -104,11 +104,8 @@ class BarsHandler(ReadHandler):
     spec equal to or longer than theirs; else the bars of the store's rollups and trades."""
 
     def compute(self, q):
-        source = self.arg("source")
-        if source is not None:
-            return self.ctx.store.bars(q["symbol"], q["spec"], q["start"], q["end"], q["last"],
-                                       source=source)
-        return self.ctx.marketdata.bars(q["symbol"], q["spec"], q["start"], q["end"], q["last"])
+        return self.ctx.marketdata.bars(q["symbol"], q["spec"], q["start"], q["end"], q["last"],
+                                        source=self.arg("source"))
 
 
 class FootprintHandler(ReadHandler):
