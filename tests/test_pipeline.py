@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from data_access import open_async_store
+from indicators.live_protocol import follower_key
 from indicators.orderflow.footprint import cvd
 from tradeflow.bars import build
 from tradeflow.live import ChartState, Overloaded, Pipeline, Rejected, Resync, Snapshot, Update
@@ -231,7 +232,7 @@ def test_charts_with_the_same_key_share_one_follower(store_url):
             await drain(sub, state)
         streams = hub.streams()
         one = streams[("BTCUSDT", "1m")].fanout
-        shape = (sorted(streams), len(one), [one.users(k) for k in one._followers])
+        shape = (sorted(streams), len(one), one.users(follower_key("imbalances", {"ratio": 3})))
         await pipeline.submit_trades("BTCUSDT", trades(100, START + pd.Timedelta(minutes=1),
                                                        first_id=1000))
         got = [a.__anext__(), b.__anext__()]
@@ -242,7 +243,7 @@ def test_charts_with_the_same_key_share_one_follower(store_url):
         return shape, ua, ub, left, sorted(hub.streams())
 
     shape, ua, ub, left, none = run(store_url, body)
-    assert shape == ([("BTCUSDT", "1m"), ("BTCUSDT", "5s")], 1, [2])
+    assert shape == ([("BTCUSDT", "1m"), ("BTCUSDT", "5s")], 1, 2)
     assert isinstance(ua, Update) and ua.studies["imbalances"] is ub.studies["imbalances"]
     assert left == [("BTCUSDT", "5s")] and none == []
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from indicators.live_protocol import Changes, Fanout, follower_key
+from indicators.live_protocol import Fanout, follower_key
 from indicators.orderflow.live import LiveOrderFlow
 from tradeflow.bars import BarAggregator
 from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError,
@@ -384,6 +384,11 @@ class Hub:
             if sym == symbol and source == "external" and BarSpec.parse(spec).seconds == seconds:
                 for sub in list(subs):
                     sub._push(ExternalBars(bars))
+
+    def reset(self, reason: str) -> None:
+        """Drop every stream; their subscribers resync (and are seeded afresh from the store)."""
+        for stream in list(self._streams.values()):
+            self._drop_stream(stream, reason)
 
     def _drop_stream(self, stream: _Stream, reason: str) -> None:
         """Forget a stream that cannot go on; its subscribers resync (a new one is seeded)."""

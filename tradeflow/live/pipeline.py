@@ -22,6 +22,7 @@ Rules, and why:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from tradeflow.model import TRADE_COLUMNS, InstrumentRegistry, ModelError, to_ut
 from .hub import Hub
 
 __all__ = ["Pipeline", "Rejected", "Overloaded"]
+
+log = logging.getLogger(__name__)
 
 US = 1_000  # ns in a microsecond: the stores' time resolution
 
@@ -104,6 +107,7 @@ class Pipeline:
         self._quiet.set()
         self._validators: dict[str, Validator] = {}
         self._latest: dict[str, _Latest] = {}
+        self._order: dict[str, asyncio.Lock] = {}
         self._loading: dict[str, asyncio.Future] = {}
         self._rate = 100_000.0  # rows per second the store has been taking (moving average)
         self.stats = {"transactions": 0, "rows": 0}
@@ -149,23 +153,26 @@ class Pipeline:
         return await self._tracked(self._submit_trades(symbol, trades, source))
 
     async def _submit_trades(self, symbol, trades, source) -> int:
+        # a symbol's submits queue their batches in the order they were called (a lock is
+        # first come, first served), whatever each awaits on the way
+        lock = self._order.setdefault(symbol, asyncio.Lock())
+        async with lock:
+            done = await self._queue_trades(symbol, trades, source)
+        return 0 if done is None else await done
+
+    async def _queue_trades(self, symbol, trades, source) -> asyncio.Future | None:
         await self._instrument(symbol)
         frame = _trade_frame(trades)
         if frame.empty:
-            return 0
-        validator = self._validator(source)
+            return None
         try:
-            frame = validator.trades(symbol, frame)
+            frame = self._validator(source).trades(symbol, frame)
         except RowError as exc:
             raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
-        # trades are identified at microseconds (the stores' resolution), in their order
-        frame["ts"] = frame["ts"].dt.floor("us")
-        frame["row"] = np.arange(len(frame))
-        frame = frame.sort_values(["ts", "trade_id"], kind="stable", ignore_index=True)
-        frame = frame.drop_duplicates(["ts", "trade_id"], ignore_index=True)
-        frame = (await self._drop_known(symbol, frame)).drop(columns="row")
+        frame, rows = _in_store_order(frame)
+        frame = await self._drop_known(symbol, frame, rows)
         if frame.empty:
-            return 0
+            return None
         self._capacity(len(frame))
         latest = self._latest[symbol]
         ts = frame["ts"].array.asi8
@@ -173,7 +180,7 @@ class Pipeline:
         at_last = set(frame["trade_id"].to_numpy()[ts == last].tolist())
         latest.ids = (latest.ids | at_last) if last == latest.ts else at_last
         latest.ts = last
-        return await self._enqueue(_Batch("trades", symbol, frame, self._future()))
+        return self._put(_Batch("trades", symbol, frame, self._future()))
 
     async def submit_bars(self, symbol: str, bars: pd.DataFrame, seconds: int,
                           source: str) -> int:
@@ -185,7 +192,7 @@ class Pipeline:
         try:
             frame = bars.copy()
             frame["ts"] = to_utc(frame["ts"])
-            frame = self._validator(source).bars(symbol, frame)
+            frame = self._validator(source).bars(symbol, frame, seconds=int(seconds))
         except RowError as exc:
             raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
         except (KeyError, ValueError, TypeError) as exc:
@@ -193,7 +200,7 @@ class Pipeline:
         if frame.empty:
             return 0
         self._capacity(len(frame))
-        return await self._enqueue(_Batch("bars", symbol, frame, self._future(), int(seconds)))
+        return await self._put(_Batch("bars", symbol, frame, self._future(), int(seconds)))
 
     async def submit_depth(self, symbol: str, depth: pd.DataFrame, source: str = "api") -> int:
         """Store order-book snapshots (``ts, side, tick, size``)."""
@@ -216,7 +223,7 @@ class Pipeline:
         if frame.empty:
             return 0
         self._capacity(len(frame))
-        return await self._enqueue(_Batch(kind, symbol, frame, self._future()))
+        return await self._put(_Batch(kind, symbol, frame, self._future()))
 
     async def _tracked(self, submit) -> int:
         """Run a submit, counted so that stop() waits for it."""
@@ -260,16 +267,17 @@ class Pipeline:
     def _future(self) -> asyncio.Future:
         return asyncio.get_running_loop().create_future()
 
-    async def _enqueue(self, batch: _Batch) -> int:
+    def _put(self, batch: _Batch) -> asyncio.Future:
+        """Queue a batch; its future is answered when it is stored. Await it shielded: a
+        cancelled submitter (a client gone) does not take its batch back, it is written."""
         self._queue.append(batch)
         self._pending_rows += batch.rows
         self._wake.set()
-        # a cancelled submitter (a client gone) does not take its batch back: it is written
-        return await asyncio.shield(batch.done)
+        return asyncio.shield(batch.done)
 
     # time order and resent trades -------------------------------------------------------------
-    async def _drop_known(self, symbol: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` (sorted) without trades already received; :class:`Rejected` for a trade
+    async def _drop_known(self, symbol: str, frame: pd.DataFrame, rows) -> pd.DataFrame:
+        """``frame`` (sorted; ``rows``: each row's place in the batch as given) without trades already received; :class:`Rejected` for a trade
         before the latest one received that is not one of them. Returns with nothing awaited
         after the final check, so the caller queues the batch before any other submitter runs."""
         ts = frame["ts"].array.asi8
@@ -287,7 +295,7 @@ class Pipeline:
         late = (behind | (same & (tid < top))) & ~known
         if late.any():
             i = int(np.flatnonzero(late)[0])
-            row = int(frame["row"].iloc[i])
+            row = int(rows[i])
             raise Rejected(
                 f"row {row}: trade at {pd.Timestamp(int(ts[i]), tz='UTC')} (id {int(tid[i])}) "
                 f"comes after {symbol}'s trade at {pd.Timestamp(latest.ts, tz='UTC')} (id {top}): "
@@ -341,7 +349,13 @@ class Pipeline:
                 batch = self._queue.popleft()
                 taken.append(batch)
                 rows += batch.rows
-            await self._write(taken, rows)
+            try:
+                await self._write(taken, rows)
+            except Exception as exc:  # noqa: BLE001 (a bug here must not stop the writer)
+                log.exception("the pipeline's writer failed on %d batches", len(taken))
+                for batch in taken:
+                    if not batch.done.done():
+                        batch.done.set_exception(exc)
 
     async def _write(self, taken: list[_Batch], rows: int) -> None:
         trades = _grouped(b for b in taken if b.kind == "trades")
@@ -375,11 +389,15 @@ class Pipeline:
             for batch in taken:
                 if not batch.done.done():
                     batch.done.set_result(batch.rows)
-            for symbol in dict.fromkeys([*trades, *liquidations]):
-                self.hub.publish_trades(symbol, trades.get(symbol), liquidations.get(symbol))
-            for batch in taken:
-                if batch.kind == "bars":
-                    self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)
+            try:
+                for symbol in dict.fromkeys([*trades, *liquidations]):
+                    self.hub.publish_trades(symbol, trades.get(symbol), liquidations.get(symbol))
+                for batch in taken:
+                    if batch.kind == "bars":
+                        self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)
+            except Exception:  # noqa: BLE001 (stored and acknowledged: charts resync)
+                log.exception("publishing to the hub failed; its charts resync")
+                self.hub.reset("an update could not be published")
 
     def _forget(self, failed: list[_Batch]) -> None:
         """After a failed write: the failed trades were not received after all; the latest trade
@@ -415,20 +433,45 @@ def _trade_frame(trades: pd.DataFrame) -> pd.DataFrame:
                        f"{', '.join(TRADE_COLUMNS)}; trade_id identifies it, so resending is "
                        "harmless)")
     out = {}
-    for column, convert in (("ts", to_utc), ("price", _floats), ("size", _floats),
+    for column, convert in (("ts", _times), ("price", _floats), ("size", _floats),
                             ("side", _ints), ("trade_id", _ints)):
         try:
             out[column] = convert(trades[column])
         except (ValueError, TypeError, OverflowError, ModelError) as exc:
             raise Rejected(f"trades: column {column}: {_why(exc)}") from None
-    frame = pd.DataFrame(out)
-    frame["side"] = frame["side"].astype("int8")
-    bad = np.flatnonzero(~frame["side"].isin((-1, 0, 1)).to_numpy())
+    side = out["side"]
+    bad = np.flatnonzero((side < -1) | (side > 1))
     if len(bad):
         i = int(bad[0])
         raise Rejected(f"row {i}: side must be 1 (buy), -1 (sell) or 0 (unknown), got "
                        f"{trades['side'].iloc[i]!r}", i)
-    return frame
+    out["side"] = side.astype("int8")
+    return pd.DataFrame(out, copy=False)
+
+
+def _times(column: pd.Series) -> pd.DatetimeIndex:
+    """UTC, floored to the microsecond: trades are identified at the stores' resolution."""
+    dtype = getattr(column, "dtype", None)
+    if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns":
+        ns = column.array.asi8
+    else:
+        ns = to_utc(column).asi8
+    return pd.DatetimeIndex((ns - ns % US).view("datetime64[ns]")).tz_localize("UTC")
+
+
+def _in_store_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the trades sorted by time, then id, repeats of a (time, id) dropped; each row's place in
+    the batch as given). Batches mostly come in that order already: then nothing is copied."""
+    ts, tid = frame["ts"].array.asi8, frame["trade_id"].to_numpy()
+    rows = np.arange(len(ts))
+    step, same = ts[1:] - ts[:-1], tid[1:] - tid[:-1]
+    if ((step > 0) | ((step == 0) & (same > 0))).all():
+        return frame, rows
+    order = np.lexsort((rows, tid, ts))
+    ts, tid = ts[order], tid[order]
+    keep = np.concatenate(([True], (ts[1:] != ts[:-1]) | (tid[1:] != tid[:-1])))
+    order = order[keep]
+    return frame.iloc[order].reset_index(drop=True), order
 
 
 def _floats(column: pd.Series) -> np.ndarray:
