@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -130,3 +132,44 @@ def test_serve_on_every_store(store_url):
         got = pd.DataFrame(doc["data"], columns=doc["columns"])
         assert got["volume"].tolist() == [19, 5]
     assert "Traceback" not in served.output
+
+
+def test_serve_with_the_simulator_streams_through_the_pipeline(tmp_path):
+    store, _ = duckdb_store(tmp_path)
+    # crypto trades around the clock, every day: the test does not depend on the hour or the day
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"],
+              store)
+    with serving(store, "--simulate", "BTCUSDT") as served:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            doc = httpx.get(f"{served.api}/bars", params={"symbol": "BTCUSDT", "spec": "1s",
+                                                          "last": "5"}).json()
+            if doc["data"]:
+                break
+            time.sleep(1)
+        assert doc["data"], served.output
+    assert "Traceback" not in served.output
+
+
+def _outward_address() -> str:
+    """This machine's address on its network (not loopback): where the route out leaves from
+    (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
+
+
+def test_reads_from_other_machines_need_a_key(tmp_path):
+    store, _ = duckdb_store(tmp_path)
+    tradeflow(["instruments", "add", "XAUUSD", "--tick-size", "0.01"], store)
+    key = new_key(store, "reader")
+    outward = _outward_address()
+    assert not outward.startswith("127.")
+    with serving(store, "--host", "0.0.0.0") as served:
+        port = served.url.rsplit(":", 1)[1]
+        q = {"symbol": "XAUUSD"}
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/bars", params=q).status_code == 200
+        remote = f"http://{outward}:{port}/api/v1/bars"
+        refused = httpx.get(remote, params=q)
+        assert refused.status_code == 401 and "API key" in refused.json()["error"]
+        assert httpx.get(remote, params=q, headers={"X-API-Key": key}).status_code == 200

@@ -17,6 +17,8 @@ import signal
 import socket
 from pathlib import Path
 
+import pandas as pd
+
 from data_access import open_async_store, open_store, redact_url
 from data_access.adapters import AsyncFromSync
 
@@ -120,9 +122,24 @@ def _free_port(host: str) -> int:
 async def _simulate(pipeline, store, symbol: str) -> None:
     """Stream simulated live order flow of ``symbol`` into the pipeline (as a feeder would)."""
     from tradeflow.ingest.simulator import MarketSimulator
+
+    try:
+        sim = MarketSimulator(store.instrument(symbol))
+        now = pd.Timestamp.now(tz="UTC")
+        opens = sim.next_open(now)
+        if opens != now:
+            log.warning("simulated %s: its session is closed now; it streams from %s", symbol,
+                        opens if opens is not None else "its next open (not in two weeks)")
+        await _feed(pipeline, sim, symbol)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 -- the server goes on; the log says why this feed stopped
+        log.exception("the simulator of %s stopped", symbol)
+
+
+async def _feed(pipeline, sim, symbol: str) -> None:
     from tradeflow.live.pipeline import Overloaded
 
-    sim = MarketSimulator(store.instrument(symbol))
     async for batch in sim.stream(speed=1.0):
         while True:
             try:
