@@ -36,13 +36,20 @@ def bars(server, start, end, spec="1m"):
     return pd.DataFrame(doc["data"], columns=doc["columns"])
 
 
-async def exchange(server, messages, key=True):
-    """Send every message, then collect one answer per message (matched by seq)."""
+async def exchange(server, messages, key=True, notices=None):
+    """Send every message, then collect one answer per message (slow-down notices, which are
+    not answers, go to ``notices``)."""
     headers = {"X-API-Key": server.key} if key else {}
+    answers = []
     async with websockets.connect(server.ws, additional_headers=headers) as ws:
         for m in messages:
             await ws.send(m if isinstance(m, str) else json.dumps(m))
-        answers = [json.loads(await asyncio.wait_for(ws.recv(), 60)) for _ in messages]
+        while len(answers) < len(messages):
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if answer.get("slow_down"):
+                notices.append(answer)
+            else:
+                answers.append(answer)
     return answers
 
 
@@ -141,3 +148,35 @@ def test_the_readme_client_feeds_the_server(server):
     bad[0][1]["size"] = -1
     with pytest.raises(ValueError, match="row 1"):
         asyncio.run(space["feed"](bad, server.key, server.ws))
+
+
+def test_a_store_behind_tells_feeders_to_slow_down_and_loses_nothing(tmp_path):
+    store = f"duckdb:///{tmp_path}/slow.duckdb"
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
+    key = new_key(store, "burst")
+    # at most 100 rows may wait for the store: two feeders sending batches of 90 at once
+    # cannot both be taken
+    with serving(store, "--max-pending-rows", "100") as served:
+        served.key = key
+        notices = []
+
+        async def two_feeders():
+            return await asyncio.gather(*[exchange(served, [
+                {"seq": i, "type": "trades", "symbol": symbol,
+                 "data": trades(90, 1 + 90 * i, f"2025-11-26 17:{i:02d}:00")}
+                for i in range(6)], notices=notices) for symbol in ("BTCUSDT", "ETHUSDT")])
+
+        tradeflow(["instruments", "add", "ETHUSDT", "--tick-size", "0.01"], store)
+        answers = asyncio.run(two_feeders())
+        assert notices and all(n["retry_after"] > 0 for n in notices)
+        # every batch acknowledged, in the order sent, and stored
+        assert [[a["ack"] for a in feeder] for feeder in answers] == [list(range(6))] * 2
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            doc = httpx.get(f"{served.api}/bars", params={
+                "symbol": symbol, "start": "2025-11-26 17:00", "end": "2025-11-26 18:00"}).json()
+            assert [row[doc["columns"].index("trades")] for row in doc["data"]] == [90] * 6
+        too_big = asyncio.run(exchange(served, [{"seq": 99, "type": "trades",
+                                                 "symbol": "BTCUSDT",
+                                                 "data": trades(101, 10_000,
+                                                                "2025-11-26 18:00:00")}]))
+        assert "split it" in too_big[0]["error"]

@@ -392,8 +392,10 @@ def apikey_revoke(ctx, name):
               help="Stream simulated order flow of these stored symbols (comma-separated).")
 @click.option("--no-simulate", "no_simulate", is_flag=True, help="No simulator (the default).")
 @click.option("--store", "store", default=None, help="Store URL (as tradeflow --store).")
+@click.option("--max-pending-rows", type=click.IntRange(1), default=2_000_000, show_default=True,
+              help="Rows that may wait for the store; past that, feeders are told to slow down.")
 @click.pass_context
-def serve(ctx, host, port, simulate, no_simulate, store):
+def serve(ctx, host, port, simulate, no_simulate, store, max_pending_rows):
     """Serve the pages, the HTTP and websocket API and the live pipeline in one process."""
     from .model import validate_symbol
     from .server.app import run
@@ -402,8 +404,8 @@ def serve(ctx, host, port, simulate, no_simulate, store):
         raise UserError("--simulate and --no-simulate: choose one")
     symbols = [validate_symbol(s.strip()) for s in (simulate or "").split(",") if s.strip()]
     url = config.store_url(store) if store is not None else ctx.obj["store_url"]
-    asyncio.run(run(url, host, port, symbols,
-                    ready=lambda line: click.echo(line)))
+    asyncio.run(run(url, host, port, symbols, ready=lambda line: click.echo(line),
+                    max_pending_rows=max_pending_rows))
 
 
 if __name__ == "__main__":

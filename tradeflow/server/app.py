@@ -60,7 +60,7 @@ def _loopback(host: str) -> bool:
 
 
 async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(),
-              ready=print) -> None:
+              ready=print, max_pending_rows: int = 2_000_000) -> None:
     """Serve until SIGINT/SIGTERM; ``ready(line)`` is told the address to open."""
     import panel as pn
 
@@ -68,7 +68,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
 
     astore = await open_async_store(store_url)
     store = astore.sync if isinstance(astore, AsyncFromSync) else open_store(store_url)
-    pipeline = Pipeline(astore)
+    pipeline = Pipeline(astore, max_pending_rows=max_pending_rows)
     await pipeline.start()
     ctx = ServerContext(astore=astore, store=store, pipeline=pipeline,
                         token=secrets.token_urlsafe(32))

@@ -18,18 +18,27 @@ from .base import MAX_BODY, ApiError, ApiHandler
 
 
 async def submit(coro):
-    """Await a pipeline submission; its refusals become 4xx answers."""
-    from tradeflow.live.pipeline import Overloaded, Rejected
+    """Await a pipeline submission; its refusals become 4xx answers (``Overloaded`` is left to
+    the caller: HTTP answers 429, the websocket waits)."""
+    from tradeflow.live.pipeline import Rejected
 
     try:
         return await coro
     except Rejected as exc:
         raise ApiError(422, str(exc)) from None
+    except ModelError as exc:  # the store's own checks (a RowError names the row)
+        raise ApiError(422, str(exc)) from None
+
+
+async def submit_http(coro):
+    """:func:`submit`, with ``Overloaded`` answered 429 and ``Retry-After``."""
+    from tradeflow.live.pipeline import Overloaded
+
+    try:
+        return await submit(coro)
     except Overloaded as exc:
         raise ApiError(429, f"the store is behind: send this again in {exc.retry_after:.3g} s",
                        {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from None
-    except ModelError as exc:  # the store's own checks (a RowError names the row)
-        raise ApiError(422, str(exc)) from None
 
 
 @stream_request_body
@@ -87,7 +96,7 @@ class MarketDataHandler(BodyHandler):
                                 "{\"data\": [bars], \"metadata\": {}} to /api/v1/market-data/batch)")
         symbol, seconds, frame = self.payload(payloads.sierra_bars, [bar], self.timezone, _now())
         await self.ctx.instrument(symbol)
-        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
+        await submit_http(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
         self.write_json({"status": "success", "symbol": symbol,
                          "timeframe": payloads.timeframe(seconds)})
 
@@ -102,7 +111,7 @@ class MarketDataBatchHandler(BodyHandler):
         symbol, seconds, frame = self.payload(payloads.sierra_bars, doc["data"], self.timezone,
                                               _now(), doc.get("metadata"))
         await self.ctx.instrument(symbol)
-        await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
+        await submit_http(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
         self.write_json({"status": "success", "symbol": symbol,
                          "timeframe": payloads.timeframe(seconds), "bars": len(frame)})
 
@@ -118,6 +127,6 @@ class TradesHandler(BodyHandler):
         items = self.payload(parse, self.body)
         symbol, frame = self.payload(payloads.trades, items, self.timezone, _now())
         await self.ctx.instrument(symbol)
-        new = await submit(self.ctx.pipeline.submit_trades(symbol, frame, self.source))
+        new = await submit_http(self.ctx.pipeline.submit_trades(symbol, frame, self.source))
         self.write_json({"status": "success", "symbol": symbol, "trades": len(frame),
                          "new": int(new) if new is not None else None})

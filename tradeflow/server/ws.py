@@ -14,12 +14,15 @@ message). Each text message is one batch::
 The server answers each batch with exactly one message:
 
 * ``{"ack": 17, "rows": 500}``: stored (all its rows; once acknowledged, never lost);
-* ``{"seq": 17, "error": "trade 3: size ..."}``: refused, nothing of it stored;
-* ``{"seq": 17, "slow_down": true, "retry_after": 0.5, "error": "..."}``: not stored because the
-  store is behind; send it again after ``retry_after`` seconds, and send less meanwhile.
+* ``{"seq": 17, "error": "trade 3: size ..."}``: refused, nothing of it stored.
 
-Up to :data:`MAX_IN_FLIGHT` batches of a connection are stored at once (answers may come out of
-order: match them by ``seq``); past that the server stops reading the socket until one is done.
+A connection's batches are stored one after another, in the order sent (a symbol's live trades
+must come in time order), and answered in that order. When the store is behind, the server keeps
+the batch, says ``{"seq": 17, "slow_down": true, "retry_after": 0.5}`` (a notice, not an answer:
+the ack or error follows), stops reading the socket (the feeder's sends block: TCP back-pressure)
+and stores the batch as soon as the pipeline takes it. So a feeder never resends, nothing it sent
+is lost or reordered, and the server holds at most one batch per connection. For more throughput,
+send bigger batches, or one connection per symbol.
 """
 from __future__ import annotations
 
@@ -36,11 +39,10 @@ from tradeflow.ingest.validate import off_grid_reason, on_grid
 
 from . import payloads
 from .base import API_KEY_HEADER, MAX_BODY, ApiError
-from .ingest import submit
+from .ingest import submit as submit_answer
 
 log = logging.getLogger("tradeflow.server")
 
-MAX_IN_FLIGHT = 8
 TYPES = ("trades", "bars", "depth", "liquidations")
 
 
@@ -48,7 +50,7 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
     def initialize(self, ctx):
         self.ctx = ctx
         self.key = None
-        self.in_flight: set[asyncio.Task] = set()
+        self.closed = False
 
     @property
     def max_message_size(self) -> int:
@@ -77,11 +79,8 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         except ApiError as exc:
             self.send({"seq": getattr(exc, "seq", None), "error": exc.message})
             return
-        task = asyncio.ensure_future(self.store(seq, batch))
-        self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
-        if len(self.in_flight) >= MAX_IN_FLIGHT:  # stop reading until one is stored
-            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+        # awaited: Tornado reads the next message only once this batch is answered
+        await self.store(seq, batch)
 
     def batch(self, message) -> tuple[int, dict]:
         if isinstance(message, bytes):
@@ -105,14 +104,9 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
 
     async def store(self, seq: int, batch: dict) -> None:
         try:
-            rows = await self.submit(batch)
+            rows = await self.submit(seq, batch)
         except ApiError as exc:
-            if exc.status == 429:
-                self.send({"seq": seq, "slow_down": True,
-                           "retry_after": float(exc.headers.get("Retry-After", 1)),
-                           "error": exc.message})
-            else:
-                self.send({"seq": seq, "error": exc.message})
+            self.send({"seq": seq, "error": exc.message})
             return
         except payloads.BadPayload as exc:
             self.send({"seq": seq, "error": str(exc)})
@@ -127,36 +121,54 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
     def source(self) -> str:
         return f"websocket {self.key.name}"
 
-    async def submit(self, batch: dict) -> int:
+    async def submit(self, seq: int, batch: dict) -> int:
         kind, data = batch["type"], batch.get("data")
         tz, now = self.key.timezone, pd.Timestamp.now(tz="UTC")
+        pipeline = self.ctx.pipeline
         if kind == "bars":
             meta = {"symbol": batch.get("symbol"), "seconds_per_bar": batch.get("seconds")}
             symbol, seconds, frame = payloads.sierra_bars(data, tz, now, meta)
             await self.ctx.instrument(symbol)
-            await submit(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
+            await self.take(seq, pipeline.submit_bars, symbol, frame, seconds, self.source)
             return len(frame)
         if "symbol" not in batch:
             raise ApiError(400, "symbol is missing: each batch holds one symbol's data")
         symbol = payloads.check_symbol(batch["symbol"], "the batch")
         inst = await self.ctx.instrument(symbol)
-        pipeline = self.ctx.pipeline
         if kind == "trades":
             frame = payloads.trades(data, tz, now, symbol)[1]
-            await submit(pipeline.submit_trades(symbol, frame, self.source))
+            await self.take(seq, pipeline.submit_trades, symbol, frame, self.source)
         elif kind == "depth":
             frame = payloads.depth(data, tz, now)
             frame = _on_ticks(frame, inst)
-            await submit(pipeline.submit_depth(symbol, frame, self.source))
+            await self.take(seq, pipeline.submit_depth, symbol, frame, self.source)
         else:
             frame = payloads.liquidations(data, tz, now)
-            await submit(pipeline.submit_liquidations(symbol, frame, self.source))
+            await self.take(seq, pipeline.submit_liquidations, symbol, frame, self.source)
         return len(frame)
 
+    async def take(self, seq: int, submit, *args) -> None:
+        """Submit until the pipeline takes the batch; while the store is behind, tell the
+        feeder once and wait as the pipeline says."""
+        from tradeflow.live.pipeline import Overloaded
+
+        told = False
+        while True:
+            try:
+                await submit_answer(submit(*args))
+                return
+            except Overloaded as exc:
+                if self.closed:  # nobody to acknowledge it to: the feeder resends it
+                    raise ApiError(503, "the connection closed") from None
+                if not told:
+                    self.send({"seq": seq, "slow_down": True, "retry_after": exc.retry_after})
+                    told = True
+                await asyncio.sleep(exc.retry_after)
+
     def on_close(self):
-        # batches being stored finish (the pipeline keeps what it acknowledges); their answers
-        # have no one to go to
-        pass
+        # a batch being stored finishes (the pipeline keeps what it takes); its answer has no
+        # one to go to; one waiting for the store is dropped
+        self.closed = True
 
 
 def _on_ticks(frame: pd.DataFrame, inst) -> pd.DataFrame:
