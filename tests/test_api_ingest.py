@@ -277,3 +277,31 @@ def test_read_parameters_are_checked(server):
         assert answer.status_code == 400 and text in answer.json()["error"], answer.text
     answer = httpx.get(f"{server.api}/bars", params={"symbol": "NOPE"})
     assert answer.status_code == 404 and "unknown symbol" in answer.json()["error"]
+
+
+def test_http_writes_get_429_while_the_store_is_behind(tmp_path):
+    import asyncio
+
+    store = f"duckdb:///{tmp_path}/slow.duckdb"
+    symbols = [f"S{i}" for i in range(6)]
+    for symbol in symbols:
+        tradeflow(["instruments", "add", symbol, "--tick-size", "0.1"], store)
+    key = new_key(store, "burst")
+    with serving(store, "--max-pending-rows", "100") as served:
+        async def burst():
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(*[client.post(
+                    f"{served.api}/trades", headers={"X-API-Key": key},
+                    json=trades(90, 1, "2025-11-26 05:00:00", symbol)) for symbol in symbols])
+
+        answers = dict(zip(symbols, asyncio.run(burst())))
+        slowed = [s for s, a in answers.items() if a.status_code == 429]
+        assert slowed and len(slowed) < len(symbols)
+        for symbol, answer in answers.items():
+            stored = bars(served, symbol, start="2025-11-26 05:00", end="2025-11-26 06:00")
+            if symbol in slowed:
+                assert int(answer.headers["Retry-After"]) >= 1
+                assert "the store is behind" in answer.json()["error"]
+                assert stored.empty
+            else:
+                assert answer.status_code == 200 and stored["trades"].sum() == 90
