@@ -240,10 +240,13 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="10x less data")
     ap.add_argument("--no-postgres", action="store_true", help="DuckDB only")
     ap.add_argument("--out", default="pipeline")
+    ap.add_argument("--window", type=int, default=64,
+                    help="batches a producer keeps unanswered (default 64)")
+    ap.add_argument("--no-memory", action="store_true", help="leave out the memory figure")
     args = ap.parse_args(argv)
 
     n = 200_000 if args.quick else 2_000_000
-    rows, window = 1_000, 64
+    rows, window = 1_000, args.window
     import tempfile
     tmp = tempfile.mkdtemp(prefix="bench-pipeline-")
     targets = {"DuckDB": lambda name: f"duckdb:///{tmp}/{name}.duckdb"}
@@ -270,14 +273,18 @@ def main(argv=None) -> None:
                            got["rate"] / bare, f">= {GOAL:,}", got["rate"] >= GOAL,
                            note=f"{got['transactions']} transactions; published to the chart "
                                 f"at {got['rate_published']:,.0f}/s"))
-            log(f"{label}: latency")
-            lat_batches = make_batches(60_000 if args.quick else 200_000, 200, seed=11)
-            lat = asyncio.run(latency(url_of("latency"), lat_batches, 0.005))
-            meta[label]["latency"] = lat
-            out.append(Row(f"{label}: submit -> chart update p50", lat["p50"], "ms", None, "-",
-                           None, note=f"p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms; "
-                           f"batches of {lat['rows']} every {lat['interval_s'] * 1000:g} ms "
-                           f"({lat['rows'] / lat['interval_s']:,.0f} trades/s)"))
+            for size, every in ((50, 0.01), (200, 0.005)):  # 5,000 and 40,000 trades/s
+                log(f"{label}: latency at {size / every:,.0f} trades/s")
+                count = (60_000 if args.quick else 200_000) * size // 200
+                lat = asyncio.run(latency(url_of(f"latency{size}"),
+                                          make_batches(count, size, seed=11), every))
+                meta[label][f"latency_{size / every:.0f}"] = lat
+                out.append(Row(f"{label}: submit -> chart update p50 at {size / every:,.0f} "
+                               "trades/s", lat["p50"], "ms", None, "-", None,
+                               note=f"p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms; "
+                               f"batches of {size} every {every * 1000:g} ms"))
+        if args.no_memory:
+            raise SystemExit(_finish(out, args.out, meta))
         log("DuckDB: memory over a long simulated run")
         hours = 1.0 if args.quick else 4.0
         mem = asyncio.run(memory(targets["DuckDB"]("memory"), hours, 2_000_000,
@@ -289,9 +296,12 @@ def main(argv=None) -> None:
     finally:
         if clusters is not None:
             clusters.stop()
+    _finish(out, args.out, meta)
+
+
+def _finish(out, name, meta) -> None:
     print_table(out)
-    path = write_json(args.out, out, meta)
-    log(f"written {path}")
+    log(f"written {write_json(name, out, meta)}")
 
 
 if __name__ == "__main__":

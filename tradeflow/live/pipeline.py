@@ -93,8 +93,8 @@ class Pipeline:
         self.max_transaction_rows = int(max_transaction_rows)
         self._registry = registry
         self._commit = asyncio.Lock()  # held from a transaction's start to its publishing
-        self.hub = Hub(store, lambda symbol: self._registry.get(symbol), self._commit, history=history,
-                       queue_size=subscriber_queue)
+        self.hub = Hub(store, lambda symbol: self._registry.get(symbol), self._commit,
+                       history=history, queue_size=subscriber_queue)
         self._queue: deque[_Batch] = deque()
         self._pending_rows = 0  # queued or being written
         self._wake = asyncio.Event()
@@ -277,9 +277,10 @@ class Pipeline:
 
     # time order and resent trades -------------------------------------------------------------
     async def _drop_known(self, symbol: str, frame: pd.DataFrame, rows) -> pd.DataFrame:
-        """``frame`` (sorted; ``rows``: each row's place in the batch as given) without trades already received; :class:`Rejected` for a trade
-        before the latest one received that is not one of them. Returns with nothing awaited
-        after the final check, so the caller queues the batch before any other submitter runs."""
+        """``frame`` (sorted; ``rows``: each row's place in the batch as given) without trades
+        already received; :class:`Rejected` for a trade before the latest one received that is
+        not one of them. Returns with nothing awaited after the final check, so the caller queues
+        the batch before any other submitter runs."""
         ts = frame["ts"].array.asi8
         tid = frame["trade_id"].to_numpy()
         latest = await self._latest_of(symbol)
