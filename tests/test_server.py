@@ -131,6 +131,12 @@ def test_serve_on_every_store(store_url):
                                                       "start": "2025-11-26 21:00"}).json()
         got = pd.DataFrame(doc["data"], columns=doc["columns"])
         assert got["volume"].tolist() == [19, 5]
+        if not store_url.startswith("duckdb"):  # the store is shared: no server in between
+            tradeflow(["apikey", "revoke", "feeder"], store_url)
+            time.sleep(2.5)  # the server re-reads the keys every 2 s
+            answer = httpx.post(f"{served.api}/market-data", json=SIERRA_BAR,
+                                headers={"X-API-Key": key})
+            assert answer.status_code == 403 and "revoked" in answer.json()["error"]
     assert "Traceback" not in served.output
 
 
@@ -173,3 +179,15 @@ def test_reads_from_other_machines_need_a_key(tmp_path):
         refused = httpx.get(remote, params=q)
         assert refused.status_code == 401 and "API key" in refused.json()["error"]
         assert httpx.get(remote, params=q, headers={"X-API-Key": key}).status_code == 200
+
+
+def test_simulate_while_served_says_what_to_do(tmp_path):
+    store, _ = duckdb_store(tmp_path)
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"],
+              store)
+    with serving(store):
+        held = tradeflow(["simulate", "BTCUSDT", "--days", "0.01", "--no-live",
+                          "--end", "2025-11-26"], store, ok=False)
+    assert held.returncode == 1
+    assert "holds the store" in held.stderr and "tradeflow serve --simulate BTCUSDT" in held.stderr
+    assert "Traceback" not in held.stderr

@@ -74,9 +74,21 @@ def _run(ctx, op: str, **args):
     server = runfile.find(ctx.obj["store_url"])
     if server is not None:
         click.echo(f"(the server at {server.url} holds the store: the work runs there)", err=True)
+        if "progress" in args:  # a progress bar would go to the server's terminal
+            args["progress"] = False
         return client.call(server, op, args)
     with _open(ctx) as store:
         return control.OPERATIONS[op](store, **args)
+
+
+def _not_served(ctx, instead: str) -> None:
+    """A UserError when ``tradeflow serve`` holds the store and this command cannot run there."""
+    from .server import runfile
+
+    server = runfile.find(ctx.obj["store_url"])
+    if server is not None:
+        raise UserError(f"the server at {server.url} (process {server.pid}) holds the store: "
+                        f"stop it first, or let it do this: {instead}")
 
 
 def _echo(result) -> None:
@@ -252,6 +264,7 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
                         "now: add --no-live, or leave out --end")
     end = bounds(end, None)[0] if end is not None else pd.Timestamp.now(tz="UTC").floor("min")
     start = end - pd.Timedelta(days=days)
+    _not_served(ctx, "tradeflow serve --simulate " + ",".join(symbols))
     with _open(ctx) as store:
         sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
                 for s in dict.fromkeys(symbols)}
