@@ -180,3 +180,29 @@ def test_a_store_behind_tells_feeders_to_slow_down_and_loses_nothing(tmp_path):
                                                  "data": trades(101, 10_000,
                                                                 "2025-11-26 18:00:00")}]))
         assert "split it" in too_big[0]["error"]
+
+
+def test_a_key_revoked_while_connected_stops_working(tmp_path):
+    store = f"duckdb:///{tmp_path}/revoke.duckdb"
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
+    key = new_key(store, "leaver")
+    with serving(store) as served:
+        async def session():
+            async with websockets.connect(served.ws,
+                                          additional_headers={"X-API-Key": key}) as ws:
+                await ws.send(json.dumps({"seq": 1, "type": "trades", "symbol": "BTCUSDT",
+                                          "data": trades(3, 1, "2025-11-26 19:00:00")}))
+                first = json.loads(await ws.recv())
+                await asyncio.to_thread(tradeflow, ["apikey", "revoke", "leaver"], store)
+                await ws.send(json.dumps({"seq": 2, "type": "trades", "symbol": "BTCUSDT",
+                                          "data": trades(3, 10, "2025-11-26 19:01:00")}))
+                second = json.loads(await ws.recv())
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                return first, second
+
+        first, second = asyncio.run(session())
+        assert first == {"ack": 1, "rows": 3}
+        assert "revoked" in second["error"]
+        served.key = key
+        assert bars(served, "2025-11-26 19:00", "2025-11-26 20:00")["trades"].tolist() == [3]

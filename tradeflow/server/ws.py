@@ -75,6 +75,14 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
 
     async def on_message(self, message):
         try:
+            # a key revoked while connected stops working too (the server re-reads keys every
+            # few seconds)
+            self.key = await self.ctx.check_key(self.request.headers.get(API_KEY_HEADER))
+        except ApiError as exc:
+            self.send({"seq": None, "error": exc.message})
+            self.close(1008, "API key refused")
+            return
+        try:
             seq, batch = self.batch(message)
         except ApiError as exc:
             self.send({"seq": getattr(exc, "seq", None), "error": exc.message})
