@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-import pytest
 
 from data_access import open_store
 from tests.serve import SIERRA_BAR, new_key, serving, tradeflow

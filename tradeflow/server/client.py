@@ -5,7 +5,6 @@ import json
 import urllib.error
 import urllib.request
 
-import pandas as pd
 import pyarrow as pa
 
 from .control import CONTROL_HEADER, Result

@@ -93,7 +93,8 @@ class MarketDataHandler(BodyHandler):
         bar = self.payload(payloads.parse_json, self.body)
         if not isinstance(bar, dict):
             raise ApiError(400, "expected one bar as a JSON object (for several, POST "
-                                "{\"data\": [bars], \"metadata\": {}} to /api/v1/market-data/batch)")
+                                "{\"data\": [bars], \"metadata\": {}} to "
+                                "/api/v1/market-data/batch)")
         symbol, seconds, frame = self.payload(payloads.sierra_bars, [bar], self.timezone, _now())
         await self.ctx.instrument(symbol)
         await submit_http(self.ctx.pipeline.submit_bars(symbol, frame, seconds, self.source))
