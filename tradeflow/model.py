@@ -8,7 +8,7 @@ Frame layouts (all times are UTC, pandas ``datetime64[ns, UTC]``):
 * trades: ``ts, price, size, side, trade_id`` -- ``side`` is the aggressor (+1 buyer lifted the
   ask, -1 seller hit the bid, 0 unknown); ``trade_id`` is the source's id, or for imported files
   without ids one made from the trade's microsecond, rank in it, price, size and side
-  (``tradeflow.ingest.files.OrdinalIds``), so that importing the same file twice stores it once.
+  (``tradeflow.ingest.trade_ids.OrdinalIds``), so that importing the same file twice stores it once.
 * bars: ``ts, open, high, low, close, volume, ask_volume, bid_volume, delta, trades,
   open_interest`` -- ``ts`` is the bar's open time (for daily and longer bars: the trading date at
   00:00 UTC); ``delta = ask_volume - bid_volume``.

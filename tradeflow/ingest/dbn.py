@@ -34,21 +34,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
+from tradeflow.ingest.chunks import (
     BAR_IMPORT_COLUMNS,
     TS_MAX_NS,
     TS_MIN_NS,
     ImportChunk,
-    OrdinalIds,
     check_symbol,
     first_true,
-    is_zstd,
     take,
     to_utc_ns,
     trades_chunk,
 )
-from tradeflow.ingest.unpack import BoundedStream
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.trade_ids import OrdinalIds
+from tradeflow.ingest.unpack import BoundedStream, is_zstd
 
 # The record layouts, as databento_dbn describes them (``TradeMsg._dtypes`` etc.; tests compare).
 HEADER_FIELDS = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"),

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradeflow.ingest.chunks import ImportChunk, check_symbol, first_true, to_utc_ns
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import ImportChunk, check_symbol, first_true, to_utc_ns
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times, sc_records
 
 MAGIC = b"SCDD"  # UNIQUE_HEADER_ID 0x44444353 as little-endian bytes
