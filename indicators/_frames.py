@@ -47,13 +47,6 @@ def ts_ns(values) -> np.ndarray:
     return idx.as_unit("ns").asi8
 
 
-def ts_frame(ns: np.ndarray) -> pd.DatetimeIndex:
-    """UTC ``datetime64[ns]`` timestamps from int64 nanoseconds."""
-    # built with the zone as its dtype: ~25x faster than tz_localize on millions of rows
-    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]"),
-                            dtype="datetime64[ns, UTC]")
-
-
 def group_starts(keys: np.ndarray) -> np.ndarray:
     """Boolean mask: True where a run of equal ``keys`` begins (``keys`` already grouped)."""
     first = np.ones(len(keys), dtype=bool)

@@ -65,9 +65,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, trade_arrays, ts_ns
 from .footprint import bar_poc
 from .imbalance import rows_summed
 
@@ -116,8 +116,8 @@ def _gap_ns(value) -> int:
 
 
 def _empty_sweeps() -> pd.DataFrame:
-    return pd.DataFrame({"ts_start": ts_frame(np.empty(0, "int64")),
-                         "ts_end": ts_frame(np.empty(0, "int64")),
+    return pd.DataFrame({"ts_start": ns_to_utc(np.empty(0, "int64")),
+                         "ts_end": ns_to_utc(np.empty(0, "int64")),
                          "side": np.empty(0, "int8"), "tick_start": np.empty(0, "int64"),
                          "tick_end": np.empty(0, "int64"), "levels": np.empty(0, "int64"),
                          "size": np.empty(0, "float64"), "trades": np.empty(0, "int64")})
@@ -161,7 +161,7 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
     run_side = side[starts]
     keep = (run_side != 0) & (levels >= min_levels) & (total >= min_size)
     s, e = starts[keep], ends[keep]
-    return pd.DataFrame({"ts_start": ts_frame(t[s]), "ts_end": ts_frame(t[e]),
+    return pd.DataFrame({"ts_start": ns_to_utc(t[s]), "ts_end": ns_to_utc(t[e]),
                          "side": run_side[keep].astype("int8"), "tick_start": tick[s],
                          "tick_end": tick[e], "levels": levels[keep].astype("int64"),
                          "size": total[keep], "trades": (e - s + 1).astype("int64")})
@@ -207,7 +207,7 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     # cells summed per (ts, row); with rows=1 a row is a tick
     t, tick, sums = rows_summed(t, tick, {"vol": vol, "ask": ask, "bid": bid}, rows)
     vol, ask, bid = sums["vol"], sums["ask"], sums["bid"]
-    poc = bar_poc(pd.DataFrame({"ts": ts_frame(t), "tick": tick, "volume": vol}))
+    poc = bar_poc(pd.DataFrame({"ts": ns_to_utc(t), "tick": tick, "volume": vol}))
     pt = ts_ns(poc["ts"])
     ptick = poc["poc"].to_numpy(dtype="int64")
     # the POC's row among the summed cells: keyed by (ts, tick), both sorted
@@ -225,7 +225,7 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     elif side == "ask":
         keep &= is_ask
     label = np.where(is_bid, "bid", "ask")
-    return pd.DataFrame({"ts": ts_frame(pt[keep]), "tick": ptick[keep],
+    return pd.DataFrame({"ts": ns_to_utc(pt[keep]), "tick": ptick[keep],
                          "side": label[keep].astype(object), "volume": pv[keep],
                          "aggressor_volume": agg[keep],
                          "progress_ticks": progress[keep].astype("int64")})

@@ -22,9 +22,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import positive_int, require, ts_frame, ts_ns
+from .._frames import positive_int, require, ts_ns
 from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["OrderBook", "BookGapError", "BookCrossedError", "SierraReplay", "replay_sierra",
@@ -236,7 +236,7 @@ class OrderBook:
         def rows():
             s, t, q = (np.asarray(x) for x in zip(*changed)) if changed else ([], [], [])
             frame = pd.DataFrame({
-                "ts": ts_frame(np.full(len(changed), stamp if stamp is not None
+                "ts": ns_to_utc(np.full(len(changed), stamp if stamp is not None
                                        else np.iinfo("int64").min, dtype="int64")),
                 "side": np.asarray(s, dtype="int8"), "tick": np.asarray(t, dtype="int64"),
                 "size": np.asarray(q, dtype="float64")})
@@ -426,8 +426,8 @@ class SierraReplay:
         if back.any():
             i = int(np.argmax(back))
             raise ValueError(f"replay_sierra: row {i}: time goes backwards "
-                             f"({pd.Timestamp(int(ts[i]), tz='UTC')} after "
-                             f"{pd.Timestamp(int(prev[i]), tz='UTC')})")
+                             f"({ns_to_utc(ts[i])} after "
+                             f"{ns_to_utc(prev[i])})")
         self._last_ts = int(ts[-1])
 
     def _snapshot(self, ts: int):
@@ -453,8 +453,7 @@ def _snapshots_frame(snaps) -> pd.DataFrame:
     side = np.repeat(np.tile(np.array([-1, 1], dtype="int8"), len(snaps)), counts.ravel())
     tick = np.concatenate([x for s in snaps for x in (s[1], s[3])] or [np.empty(0, "int64")])
     size = np.concatenate([x for s in snaps for x in (s[2], s[4])] or [np.empty(0)])
-    # naive values with a UTC dtype: the same instants as ts_frame, without tz_localize's pass
-    stamps = pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype="datetime64[ns, UTC]")
+    stamps = ns_to_utc(ts)
     return pd.DataFrame({"ts": stamps, "side": side, "tick": tick, "size": size})
 
 
@@ -537,7 +536,7 @@ def heatmap_grid(depth: pd.DataFrame, interval="1s", tick_rows: int = 1,
                            aggfunc="sum", fill_value=0.0)
     wide = wide.reindex(columns=[False, True], fill_value=0.0).sort_index()
     out = pd.DataFrame({
-        "ts": ts_frame(wide.index.get_level_values("bucket").to_numpy()),
+        "ts": ns_to_utc(wide.index.get_level_values("bucket").to_numpy()),
         "tick": wide.index.get_level_values("tick").to_numpy(dtype="int64"),
         "bid_size": wide[False].to_numpy(dtype="float64"),
         "ask_size": wide[True].to_numpy(dtype="float64"),

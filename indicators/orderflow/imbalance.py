@@ -43,7 +43,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .._frames import group_starts, positive_int, require, ts_frame, ts_ns
+from tradeflow.model import ns_to_utc
+
+from .._frames import group_starts, positive_int, require, ts_ns
 
 __all__ = ["group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions"]
 
@@ -97,7 +99,7 @@ def group_ticks(cells: pd.DataFrame, n: int) -> pd.DataFrame:
     way) and is keyed by its lowest tick ``k*n``. Same layout as the input, ordered by ts, tick."""
     a = _cell_arrays(cells, n, "group_ticks")
     frame = pd.DataFrame({c: a[c] for c in ("tick",) + _SUMS})
-    frame.insert(0, "ts", ts_frame(a["ts"]))
+    frame.insert(0, "ts", ns_to_utc(a["ts"]))
     return frame
 
 
@@ -157,7 +159,7 @@ def imbalances(cells: pd.DataFrame, ratio: float = 3.0, min_volume: float = 0.0,
     frame = pd.DataFrame({"tick": a["tick"], "volume": a["volume"], "ask_volume": a["ask_volume"],
                           "bid_volume": a["bid_volume"], "bid_below": bid_below,
                           "ask_above": ask_above, "buy": buy, "sell": sell})
-    frame.insert(0, "ts", ts_frame(a["ts"]))
+    frame.insert(0, "ts", ns_to_utc(a["ts"]))
     return frame
 
 
@@ -193,7 +195,7 @@ def stacked_imbalances(cells: pd.DataFrame, min_rows: int = 3, ratio: float = 3.
                       (e - s).astype("int64")))
     t, side, lo, hi, n = (np.concatenate(x) for x in zip(*parts))
     order = np.lexsort((lo, -side, t))
-    return pd.DataFrame({"ts": ts_frame(t[order]), "side": side[order], "tick_low": lo[order],
+    return pd.DataFrame({"ts": ns_to_utc(t[order]), "side": side[order], "tick_low": lo[order],
                          "tick_high": hi[order], "rows": n[order]})
 
 
@@ -215,5 +217,5 @@ def unfinished_auctions(cells: pd.DataFrame, rows: int = 1, min_volume: float = 
     def both(i):
         return (ask[i] > 0) & (bid[i] > 0) & (ask[i] >= min_volume) & (bid[i] >= min_volume)
 
-    return pd.DataFrame({"ts": ts_frame(t[lo]), "high_tick": key[hi], "low_tick": key[lo],
+    return pd.DataFrame({"ts": ns_to_utc(t[lo]), "high_tick": key[hi], "low_tick": key[lo],
                          "unfinished_high": both(hi), "unfinished_low": both(lo)})

@@ -58,10 +58,10 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
 from ..profile.volume import session_profiles
-from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, trade_arrays, ts_ns
 from .footprint import bar_poc
 from .imbalance import rows_summed
 
@@ -109,7 +109,7 @@ def big_trades(trades: pd.DataFrame, min_size: float, aggregate_same_ts: bool = 
         lo = hi = vw
         n = np.ones(len(t), dtype="int64")
     keep = tot >= min_size
-    return pd.DataFrame({"ts": ts_frame(t[keep]), "side": side[keep].astype("int8"),
+    return pd.DataFrame({"ts": ns_to_utc(t[keep]), "side": side[keep].astype("int8"),
                          "price": vw[keep], "size": tot[keep], "prints": n[keep].astype("int64"),
                          "price_low": lo[keep], "price_high": hi[keep]})
 
@@ -199,7 +199,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
     no_ask, no_bid = la <= 0, lb <= 0
     miss = no_ask | no_bid
     label = np.where(no_ask & no_bid, "both", np.where(no_ask, "ask", "bid"))
-    return pd.DataFrame({"ts": ts_frame(lt[miss]), "tick": lk[miss].astype("int64") * rows,
+    return pd.DataFrame({"ts": ns_to_utc(lt[miss]), "tick": lk[miss].astype("int64") * rows,
                          "missing_side": label[miss].astype(object)})
 
 
@@ -263,7 +263,7 @@ def naked_pocs(cells: pd.DataFrame, session: Session | None = None, rows: int = 
         vol = cells["volume"].to_numpy(dtype="float64")
         if vol.sum() > 0:
             _, summary = session_profiles(cells, session, rows)
-            days = session.trading_date(pd.DatetimeIndex(ts_frame(bt))).asi8
+            days = session.trading_date(pd.DatetimeIndex(ns_to_utc(bt))).asi8
             last = np.flatnonzero(np.append(days[1:] != days[:-1], True))  # last bar of each day
             sday = ts_ns(summary["date"])
             q_t.append(sday)
@@ -273,5 +273,5 @@ def naked_pocs(cells: pd.DataFrame, session: Session | None = None, rows: int = 
     qt, qk, qp, qa = (np.concatenate(x) for x in (q_t, q_kind, q_poc, q_after))
     hit = _first_cover(blo, bhi, qa, qp)
     until = np.where(hit >= 0, bt[np.maximum(hit, 0)] if len(bt) else 0, np.iinfo("int64").min)
-    return pd.DataFrame({"ts": ts_frame(qt), "kind": qk, "poc": qp * rows,
-                         "naked_until": ts_frame(until)})
+    return pd.DataFrame({"ts": ns_to_utc(qt), "kind": qk, "poc": qp * rows,
+                         "naked_until": ns_to_utc(until)})

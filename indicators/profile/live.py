@@ -35,9 +35,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from indicators._frames import positive_int, require, ts_frame, ts_ns
+from indicators._frames import positive_int, require, ts_ns
 from indicators.live_protocol import Changes, ChangeSet
 from indicators.profile.tpo import (
     _BAR_COLUMNS, TPOProfile, _check_period, _check_session, _check_tick_size, _days_and_periods,
@@ -69,7 +69,7 @@ class DevelopingRow(NamedTuple):
     @classmethod
     def of(cls, row: tuple) -> "DevelopingRow":
         ns, day, poc, vah, val, volume = row
-        return cls(pd.Timestamp(ns, tz="UTC"), None if day == _NAT else pd.Timestamp(day, tz="UTC"),
+        return cls(ns_to_utc(ns), None if day == _NAT else ns_to_utc(day),
                    poc, vah, val, volume)
 
 
@@ -137,13 +137,13 @@ class _Calendar:
             z = np.zeros(len(ns), dtype="int64")
             return np.ones(len(ns), dtype=bool), z, z
         if self.period is None:
-            days = self.session.trading_date(ts_frame(ns)).asi8
+            days = self.session.trading_date(ns_to_utc(ns)).asi8
             return np.ones(len(ns), dtype=bool), days, np.zeros(len(ns), dtype="int64")
         return _days_and_periods(ns, self.session, self.period, self.regular_only)
 
     def _build(self, first: int) -> bool:
         grid = (first + np.arange(_GRID, dtype="int64")) * _MINUTE
-        local = ts_frame(grid).tz_convert(self.session.timezone).tz_localize(None)
+        local = ns_to_utc(grid).tz_convert(self.session.timezone).tz_localize(None)
         if ((local.as_unit("ns").asi8 - grid) % _MINUTE).any():
             self.exact = False
             return False
@@ -391,7 +391,7 @@ def _developing_frame(rows: list[tuple]) -> pd.DataFrame:
         return pd.arrays.IntegerArray(data, mask)
 
     def times(j):
-        return ts_frame(np.array([r[j] for r in rows], dtype="int64"))
+        return ns_to_utc(np.array([r[j] for r in rows], dtype="int64"))
     return pd.DataFrame({"ts": times(0), "date": times(1), "poc": keys(2), "vah": keys(3),
                          "val": keys(4), "volume": np.array([r[5] for r in rows], "float64")})
 
@@ -487,7 +487,7 @@ class LiveTPO:
     @property
     def date(self) -> pd.Timestamp | None:
         """Trading date of the profile (None before any bar in the session's hours)."""
-        return None if self._day is None else pd.Timestamp(self._day, tz="UTC")
+        return None if self._day is None else ns_to_utc(self._day)
 
     def profile(self) -> TPOProfile:
         """The profile now: equal to ``tpo_profile`` of the day's bars fed so far."""

@@ -60,7 +60,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
 from indicators._frames import positive_int, require, ts_ns
 from indicators.profile.volume import check_share, poc_index, value_area_bounds
@@ -170,7 +170,7 @@ def _prepare(bars, tick_size, session, period, rows, value_area, ib_periods, wha
 
 def _days_and_periods(ns: np.ndarray, session: Session, period: pd.Timedelta, regular_only: bool):
     """(keep mask, trading day (int64 ns of midnight UTC), period index) of each bar."""
-    idx = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    idx = ns_to_utc(ns)
     keep = session.is_regular(idx) if regular_only else np.ones(len(ns), dtype=bool)
     days = session.trading_date(idx).asi8
     uniq, inv = np.unique(days, return_inverse=True)
@@ -290,7 +290,7 @@ def _day_groups(bars, tick_size, session, period, regular_only, ns, what):
     kept = np.flatnonzero(keep)
     for day in np.unique(days[kept]):
         i = kept[days[kept] == day]
-        date = pd.Timestamp(int(day), tz="UTC")
+        date = ns_to_utc(day)
         out[date] = (i, pidx, low_t, high_t, open_t, close_t)
     return out
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
 from indicators._frames import positive_int, require, ts_ns
 
@@ -222,7 +222,7 @@ def _days(cells: pd.DataFrame, session: Session) -> pd.DatetimeIndex:
     if not isinstance(session, Session):
         raise ValueError(f"session must be a tradeflow.model.Session, got {type(session).__name__}")
     ns = ts_ns(cells["ts"])
-    return session.trading_date(pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"))
+    return session.trading_date(ns_to_utc(ns))
 
 
 def session_profiles(cells: pd.DataFrame, session: Session, rows: int = 1,
@@ -242,7 +242,7 @@ def session_profiles(cells: pd.DataFrame, session: Session, rows: int = 1,
         if not part["volume"].sum() > 0:
             continue
         prof = volume_profile(part, rows=rows, value_area=share)
-        date = pd.Timestamp(day, tz="UTC")
+        date = ns_to_utc(day)
         levels.append(prof.levels.assign(date=date))
         summary.append({"date": date, **prof.summary()})
     if not summary:

@@ -71,7 +71,7 @@ def first_true(mask) -> int | None:
 def fmt_ns(ns) -> str:
     """A nanosecond epoch value as readable UTC text (for messages)."""
     try:
-        return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat()
+        return model.ns_to_utc(int(ns)).isoformat()
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         return str(ns)
 
@@ -89,12 +89,6 @@ def check_symbol(path, where: str, symbol) -> str:
         raise IngestError(path, where, f"{exc}; pass a symbol to the import") from None
 
 
-def to_utc_ns(ts_ns: np.ndarray) -> pd.DatetimeIndex:
-    """int64 epoch nanoseconds as a UTC ``datetime64[ns]`` index."""
-    values = np.asarray(ts_ns, dtype="int64").view("datetime64[ns]")
-    return pd.DatetimeIndex(values).tz_localize("UTC")
-
-
 def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total, places=None,
                  unit="row", price_bits=64) -> ImportChunk:
     """Trades from column arrays, as :func:`model.normalize_trades` lays them out (columns,
@@ -103,7 +97,7 @@ def trades_chunk(symbol, ts_ns, price, size, side, trade_id, done, total, places
     numbers, in ``unit``) are reordered with the rows."""
     ts_ns = np.asarray(ts_ns, dtype="int64")
     frame = pd.DataFrame({
-        "ts": to_utc_ns(ts_ns),
+        "ts": model.ns_to_utc(ts_ns),
         "price": np.asarray(price, dtype="float64"),
         "size": np.asarray(size, dtype="float64"),
         "side": np.asarray(side, dtype="int8"),

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradeflow.ingest.chunks import ImportChunk, check_symbol, first_true, to_utc_ns
+from tradeflow.ingest.chunks import ImportChunk, check_symbol, first_true
 from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times, sc_records
+from tradeflow.model import ns_to_utc
 
 MAGIC = b"SCDD"  # UNIQUE_HEADER_ID 0x44444353 as little-endian bytes
 HEADER = struct.Struct("<4sIII48s")
@@ -108,7 +109,7 @@ def commands_frame(rec: np.ndarray) -> pd.DataFrame:
     """Records (:data:`RECORD` array) as a frame in the :data:`COMMAND_COLUMNS` layout."""
     flags = rec["flags"].astype("uint8")
     return pd.DataFrame({
-        "ts": to_utc_ns((rec["dt"] - EPOCH_OFFSET_US) * 1000),
+        "ts": ns_to_utc((rec["dt"] - EPOCH_OFFSET_US) * 1000),
         "command": rec["command"].astype("int8"),
         "flags": flags,
         "num_orders": rec["num_orders"].astype("int32"),

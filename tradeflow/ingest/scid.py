@@ -34,11 +34,11 @@ from tradeflow.ingest.chunks import (
     check_symbol,
     first_true,
     fmt_ns,
-    to_utc_ns,
     trades_chunk,
 )
 from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.trade_ids import OrdinalIds
+from tradeflow.model import ns_to_utc
 
 HEADER = struct.Struct("<4sIIHHI36s")
 HEADER_SIZE = 56
@@ -197,7 +197,7 @@ def _trades(path, symbol, rec, ts, index, ids: OrdinalIds, done, total) -> Impor
 
 
 def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
-    cols = {"ts": to_utc_ns(ts)}
+    cols = {"ts": ns_to_utc(ts)}
     for name in ("open", "high", "low", "close"):
         cols[name] = _check_prices(path, rec[name], index, name)
     o, h, l, c = cols["open"], cols["high"], cols["low"], cols["close"]

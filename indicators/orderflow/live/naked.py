@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
-from ..._frames import group_starts, positive_int, ts_frame
+from ..._frames import group_starts, positive_int
 from ..prints import _first_cover
 from .per_bar import _row_pocs
 from .poc import _pocs
@@ -228,8 +228,8 @@ class _NakedPocs:
         ts = np.concatenate([self.owner._bars["ts"][b["bar"]], d["day"]])
         kind = np.array(["bar"] * len(b["bar"]) + ["session"] * len(d["day"]), dtype=object)
         index = np.concatenate([bar_rows, len(self.rows) + np.asarray(day_rows, "int64")])
-        return _frame({"ts": ts_frame(ts), "kind": kind,
+        return _frame({"ts": ns_to_utc(ts), "kind": kind,
                        "poc": np.concatenate([b["poc"], d["poc"]]) * self.row_ticks,
-                       "naked_until": ts_frame(np.concatenate([b["until"], d["until"]]))},
+                       "naked_until": ns_to_utc(np.concatenate([b["until"], d["until"]]))},
                       index if len(index) != len(self.rows) + len(self.days)
                       else pd.RangeIndex(len(index)))

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from ..._frames import group_starts, positive_int, ts_frame
+from ..._frames import group_starts, positive_int
 from ..aggression import _SIDES, _non_negative, _non_negative_int, _tick_size
 from ..footprint import _reset_mode
 from ..imbalance import _check_ratio, _flags, _runs
@@ -104,7 +104,7 @@ class _PerBar:
 
     def frame(self, rows):
         cols = self.rows.take(rows)
-        cols["ts"] = ts_frame(self.owner._bars["ts"][cols["bar"]])
+        cols["ts"] = ns_to_utc(self.owner._bars["ts"][cols["bar"]])
         return self.build(cols, _index(rows, len(self.rows)))
 
     def compute(self, t: _Touch) -> dict:
@@ -154,7 +154,7 @@ class _FootprintMetrics:
         ticks = b["poc"] if self.row_ticks == 1 else self.poc.take(rows)["poc"]
         poc = pd.array(np.where(b["ncells"] > 0, ticks, 0), dtype="Int64")
         poc[b["ncells"] == 0] = pd.NA
-        return _frame({"ts": ts_frame(b["ts"]), "volume": volume, "trades": b["trades"],
+        return _frame({"ts": ns_to_utc(b["ts"]), "volume": volume, "trades": b["trades"],
                        "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
                        "delta_min": b["dmin"], "poc": poc}, _index(rows, len(self.owner._bars)))
 

@@ -8,9 +8,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from ..._frames import group_starts, ts_frame
+from ..._frames import group_starts
 from ..aggression import _gap_ns, _non_negative, _tick_size
 from ..prints import _positive_number
 from .storage import _Columns, _frame
@@ -90,7 +90,7 @@ class _Prints:
         start = rows.indices(len(self.rows))[0]
         done, tail = self.rows.take(rows), self._open_rows()
         cols = {k: np.concatenate([done[k], tail[k]]) for k in done}
-        cols["ts"] = ts_frame(cols["ts"])
+        cols["ts"] = ns_to_utc(cols["ts"])
         return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
 
 
@@ -182,5 +182,5 @@ class _Sweeps:
             tail = {k: np.asarray([self.open[k]], dtype=cols[k].dtype) for k in cols}
             if self._keep(tail)[0]:
                 cols = {k: np.concatenate([cols[k], tail[k]]) for k in cols}
-        cols["ts_start"], cols["ts_end"] = ts_frame(cols["ts_start"]), ts_frame(cols["ts_end"])
+        cols["ts_start"], cols["ts_end"] = ns_to_utc(cols["ts_start"]), ns_to_utc(cols["ts_end"])
         return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
