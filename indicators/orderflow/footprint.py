@@ -179,7 +179,7 @@ def footprint_metrics(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
     return out
 
 
-def _reset_mode(session: Session | None, reset: str | None) -> str:
+def reset_mode(session: Session | None, reset: str | None) -> str:
     if reset is None:
         return "session" if session is not None else "none"
     if reset not in _RESETS:
@@ -202,7 +202,7 @@ def cvd(bars: pd.DataFrame, session: Session | None = None, reset: str | None = 
     ``reset="session"`` (the default when ``session`` is given) restarts the sum at each trading
     day of ``session``; ``reset="none"`` (the default without a session) never restarts."""
     require(bars, ("ts", "ask_volume", "bid_volume"), "cvd: bars")
-    mode = _reset_mode(session, reset)
+    mode = reset_mode(session, reset)
     delta = bars["ask_volume"].astype("float64") - bars["bid_volume"].astype("float64")
     days = _day_keys(bars, session, mode)
     out = delta.groupby(days).cumsum() if mode == "session" else delta.cumsum()
@@ -223,7 +223,7 @@ def cvd_candles(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
              - bars["bid_volume"].to_numpy(dtype="float64"))
     open_ = close - delta
     # at a reset the open is exactly 0 (no rounding left over from the subtraction)
-    mode = _reset_mode(session, reset)
+    mode = reset_mode(session, reset)
     if len(bars):
         first = group_starts(_day_keys(bars, session, mode))
         open_[first] = 0.0

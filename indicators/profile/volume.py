@@ -42,8 +42,8 @@ from indicators._frames import positive_int, require, ts_ns
 __all__ = ["VolumeProfile", "volume_profile", "value_area_bounds", "volume_nodes",
            "session_profiles", "composite_profile"]
 
-_MAX_LEVELS = 20_000_000
-_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
+MAX_PROFILE_LEVELS = 20_000_000
+PROFILE_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,12 @@ def _dense(cells: pd.DataFrame, rows: int, what: str):
         raise ValueError(f"{what}: no cells, nothing to profile")
     key = np.floor_divide(cells["tick"].to_numpy(dtype="int64"), rows)
     lo, hi = int(key.min()), int(key.max())
-    if hi - lo + 1 > _MAX_LEVELS:
+    if hi - lo + 1 > MAX_PROFILE_LEVELS:
         raise ValueError(f"{what}: {hi - lo + 1} levels between the lowest and highest tick; "
                          f"group ticks into rows (rows=...) to make fewer")
     idx = key - lo
     out = {}
-    for c in _SUMS:
+    for c in PROFILE_SUMS:
         w = (cells[c].to_numpy(dtype="float64") if c in cells.columns else np.zeros(len(idx)))
         out[c] = np.bincount(idx, weights=w, minlength=hi - lo + 1)
     out["trades"] = out["trades"].round().astype("int64")

@@ -12,7 +12,7 @@ import pandas as pd
 from tradeflow.model import Session, ns_to_utc
 
 from ..._frames import group_starts, positive_int
-from ..prints import _first_cover
+from ..prints import first_cover
 from .per_bar import _row_pocs
 from .poc import _pocs
 from .storage import _Columns, _Touch, _frame
@@ -102,7 +102,7 @@ class _NakedPocs:
                                ).astype("int64")
         q_after = np.concatenate([np.full(len(cand_ticks), -1), np.arange(len(bar))]
                                  + [np.array([d[2]]) for d in day_q]).astype("int64")
-        hit = _first_cover(lo, hi, q_after, q_poc) if len(bar) else np.full(len(q_poc), -1)
+        hit = first_cover(lo, hi, q_after, q_poc) if len(bar) else np.full(len(q_poc), -1)
         until = np.where(hit >= 0, t.bars["ts"][has][np.maximum(hit, 0)] if len(bar) else 0,
                          _MISSING)
         k = len(cand_ticks)
