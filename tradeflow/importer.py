@@ -11,12 +11,12 @@ from tqdm import tqdm
 
 from data_access import Store
 from data_access.frames import RowError
-from indicators.orderflow.book import SierraReplay
 
 from .ingest.errors import IngestError, printable
 from .ingest.files import guess_format, read_file
 from .ingest.validate import Validator
 from .model import ModelError
+from .venues.sierra import SierraReplay
 
 # Sierra Chart .depth files are stored as book snapshots: one a second (the book after the
 # second's last complete batch), the nearest DEPTH_LEVELS price levels a side

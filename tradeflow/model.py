@@ -517,7 +517,8 @@ class DepthUpdate:
     """Changes to a book's resting size, in the depth layout (``ts, side, tick, size``; size 0
     removes the level). ``snapshot``: the levels replace the whole book. ``first_id``,
     ``final_id``, ``prev_final_id``: the venue's update ids when it numbers its depth events
-    (Binance ``U``, ``u``, ``pu``), for the book's sequence rules; None otherwise."""
+    (Binance ``U``, ``u``, ``pu``), for the venue's sequence rules
+    (``tradeflow.venues.binance.BinanceBook``); None otherwise."""
 
     levels: pd.DataFrame
     snapshot: bool = False

@@ -11,7 +11,7 @@ Each record is one command on one price level of the book (:data:`COMMANDS`); Fl
 (``ESZ25-CME.2025-12-01.depth``) and starts batches with CLEAR_BOOK for full snapshots.
 
 :func:`read_depth` yields the commands as frames (:data:`COMMAND_COLUMNS`); replaying them into a
-book is :func:`indicators.orderflow.book.replay_sierra`. Records are numbered from 0 (record 0
+book is :func:`tradeflow.venues.sierra.replay_sierra`. Records are numbered from 0 (record 0
 starts at byte 64). An older layout that Sierra once documented (a double DateTime in days, no
 Flags/NumOrders) is not read: its times come out of range and the file is rejected.
 """
