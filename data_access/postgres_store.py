@@ -335,8 +335,8 @@ class PostgresStore(AsyncStore):
                     f"{ts_range('ts', *frames.depth_span(df))}", ["ts"])
                 df = frames.new_snapshots(df, stored["ts"])
                 if len(df):
-                    await copy_in(con, "depth", {"symbol": symbol, **{c: df[c] for c in df.columns}},
-                                  len(df))
+                    columns = {"symbol": symbol, **{c: df[c] for c in df.columns}}
+                    await copy_in(con, "depth", columns, len(df))
         return len(df)
 
     @_errors

@@ -1,4 +1,4 @@
-"""The local order book (a study: DepthUpdates in, changed levels out) and the depth heatmap grid."""
+"""The local order book (a study: DepthUpdates in, changed levels out) and the heatmap grid."""
 from __future__ import annotations
 
 import numpy as np

@@ -66,8 +66,8 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import (group_starts, non_negative, non_negative_int, positive_int, positive_tick_size,
-                      require, trade_arrays, ts_ns)
+from .._frames import (group_starts, non_negative, non_negative_int, positive_int,
+                       positive_tick_size, require, trade_arrays, ts_ns)
 from .footprint import bar_poc
 from .imbalance import rows_summed
 
@@ -91,7 +91,6 @@ def max_gap_ns(value) -> int:
     if pd.isna(gap) or gap <= pd.Timedelta(0):
         raise ValueError(f"sweeps: max_gap must be a duration > 0, got {value!r}")
     return int(gap.value)
-
 
 
 def _empty_sweeps() -> pd.DataFrame:

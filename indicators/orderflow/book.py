@@ -123,7 +123,7 @@ class OrderBook:
             s, t, q = (np.asarray(x) for x in zip(*changed)) if changed else ([], [], [])
             frame = pd.DataFrame({
                 "ts": ns_to_utc(np.full(len(changed), stamp if stamp is not None
-                                       else np.iinfo("int64").min, dtype="int64")),
+                                        else np.iinfo("int64").min, dtype="int64")),
                 "side": np.asarray(s, dtype="int8"), "tick": np.asarray(t, dtype="int64"),
                 "size": np.asarray(q, dtype="float64")})
             return Changes(frame, held, key=("side", "tick"))

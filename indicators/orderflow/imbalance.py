@@ -155,7 +155,8 @@ def imbalances(cells: pd.DataFrame, ratio: float = 3.0, min_volume: float = 0.0,
     bar), ``buy``/``sell`` the flags."""
     ratio, min_volume = check_ratio(ratio, min_volume)
     a = _cell_arrays(cells, rows, "imbalances")
-    buy, sell, bid_below, ask_above = imbalance_flags(a, int(rows), ratio, min_volume, compare_edges)
+    buy, sell, bid_below, ask_above = imbalance_flags(a, int(rows), ratio, min_volume,
+                                                      compare_edges)
     frame = pd.DataFrame({"tick": a["tick"], "volume": a["volume"], "ask_volume": a["ask_volume"],
                           "bid_volume": a["bid_volume"], "bid_below": bid_below,
                           "ask_above": ask_above, "buy": buy, "sell": sell})

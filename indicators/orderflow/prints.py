@@ -198,7 +198,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
 
 
 def first_cover(blo: np.ndarray, bhi: np.ndarray, after: np.ndarray, poc: np.ndarray
-                 ) -> np.ndarray:
+                ) -> np.ndarray:
     """For each query: index of the first bar j > after[q] whose [blo, bhi] holds poc[q], or -1.
 
     Every (level, bar) pair of the bars' ranges is keyed ``level * (nbars + 1) + bar`` and sorted;

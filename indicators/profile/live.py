@@ -514,7 +514,7 @@ class LiveTPO:
         ib_lo, ib_hi, up, down = self._balance(tail)
         rows = self.rows
         prof = summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters,
-                          self.value_area, rows, self.period, (self.date,))
+                         self.value_area, rows, self.period, (self.date,))
         first = self._first or (self._cur[3], self._cur[0])
         close = (self._cur[4], self._cur[0]) if self._cur is not None else self._close
         return dataclasses.replace(

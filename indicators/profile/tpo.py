@@ -145,7 +145,6 @@ def check_session(session) -> Session:
     return session
 
 
-
 def _prepare(bars, tick_size, session, period, rows, value_area, ib_periods, what):
     """Validate everything; return the bars (sorted by time) with their UTC ns and days."""
     tick_size = check_tick_size(tick_size)
@@ -221,7 +220,7 @@ def _build(ns, low_t, high_t, open_t, close_t, pidx, rows, share, ib_periods, pe
     ext_up = (top - ib_hi) * rows
     ext_down = (ib_lo - base) * rows
     prof = summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters, share,
-                      rows, period, dates)
+                     rows, period, dates)
     return _replace(
         prof, ib_high=ib_hi * rows, ib_low=ib_lo * rows,
         ext_up=ext_up, ext_up_period=period_letter(periods[ib.stop + up[0]]) if len(up) else None,

@@ -6,7 +6,6 @@ import numpy as np
 
 from tradeflow.ingest.chunks import REORDER_WINDOW_NS, first_true, late_reason
 
-
 # Ids of trades without a source id: -2**63 + (ordinal << HASH_BITS | content hash), see
 # OrdinalIds.ids. Negative, so they never meet a source's own ids (which must be >= 0).
 ORDINAL_BITS, HASH_BITS = 21, 42

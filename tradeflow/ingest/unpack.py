@@ -38,6 +38,7 @@ def is_zstd(head: bytes) -> bool:
     return head[:4] == ZSTD_MAGIC or (len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18"
                                       and head[0] & 0xF0 == 0x50)
 
+
 MAX_RATIO_ENV = "TRADEFLOW_MAX_RATIO"
 MAX_UNPACKED_ENV = "TRADEFLOW_MAX_UNPACKED"
 DEFAULT_MAX_RATIO = 100.0

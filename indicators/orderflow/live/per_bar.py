@@ -18,8 +18,8 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from ..._frames import (group_starts, non_negative, non_negative_int, positive_int, positive_number,
-                       positive_tick_size)
+from ..._frames import (group_starts, non_negative, non_negative_int, positive_int,
+                        positive_number, positive_tick_size)
 from ..aggression import ABSORPTION_SIDES
 from ..footprint import reset_mode
 from ..imbalance import check_ratio, flagged_runs, imbalance_flags
@@ -351,7 +351,7 @@ class _Absorption(_PerBar):
         self.tick_size = positive_tick_size(tick_size, "absorption")
         self.min_volume = non_negative(min_volume, "absorption: min_volume")
         self.max_progress = non_negative_int(max_progress_ticks,
-                                              "absorption: max_progress_ticks")
+                                             "absorption: max_progress_ticks")
         if side not in ABSORPTION_SIDES:
             raise ValueError(f"absorption: side must be None, 'bid' or 'ask', got {side!r}")
         self.side = side
