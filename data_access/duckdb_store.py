@@ -12,10 +12,14 @@ from tradeflow.model import Instrument, InstrumentRegistry, ModelError
 
 from . import frames, migrations
 from .rollup import minute_rollups
-from .sql import bucket_expr, reads_rollups, widen
-from .store import BASE_SPEC, Store, StoreError, check_time_spec
+from .sql import (bucket_expr, external_bars_sql, minutes_from_external_sql, reads_rollups,
+                  rolled_up, too_fine, widen)
+from .store import BASE_SPEC, Store, StoreError, check_source, check_time_spec
 
 DIALECT = "duckdb"
+# first / last value by time and last non-NULL value (arg_max skips NULL values)
+_FIRST_LAST = (lambda v: f"arg_min({v}, ts)", lambda v: f"arg_max({v}, ts)",
+               lambda v: f"arg_max({v}, ts)")
 
 
 class DuckDBStore(Store):
@@ -175,25 +179,34 @@ class DuckDBStore(Store):
                    sum(CASE WHEN side = -1 THEN size ELSE 0 END), count(*)
             FROM trades WHERE {rng} GROUP BY symbol, m, tick""", params)
 
-    def write_bars(self, symbol: str, bars: pd.DataFrame) -> int:
+    def write_bars(self, symbol: str, bars: pd.DataFrame, seconds: int | None = None) -> int:
+        if seconds is None:  # bars of at most a minute, of no stated timeframe: as 1-minute bars
+            return self._write_received(symbol, frames.to_minutes(frames.clean_bars(bars)), 60)
+        seconds = frames.check_bar_seconds(seconds)
+        return self._write_received(symbol, frames.clean_received_bars(bars), seconds)
+
+    def _write_received(self, symbol: str, df: pd.DataFrame, seconds: int) -> int:
+        """Store received bars (one per open time) and roll up the minutes they cover."""
         self.instrument(symbol)
-        df = frames.clean_bars(bars)
         if df.empty:
             return 0
         incoming = frames.to_arrow(df)
-        minute = "time_bucket(INTERVAL '1 minute', ts)"
+        cols = ", ".join(frames.STORED_BAR_COLUMNS)
         with self.transaction():
             self.con.register("incoming", incoming)
             try:
-                n = self._exec(f"""
-                    INSERT OR REPLACE INTO market_data
-                    SELECT ?, {minute} AS m, arg_min(open, ts), max(high), min(low),
-                           arg_max(close, ts), sum(volume), sum(ask_volume), sum(bid_volume),
-                           sum(trades), arg_max(open_interest, ts)
-                    FROM incoming GROUP BY m""", [symbol])[0][0]
+                self._exec(f"INSERT OR REPLACE INTO external_bars (symbol, seconds, {cols}) "
+                           f"SELECT ?, ?, {cols} FROM incoming", [symbol, seconds])
             finally:
                 self.con.unregister("incoming")
-        return int(n)
+            if rolled_up(seconds):
+                a = df["ts"].iloc[0].floor("min")
+                b = df["ts"].iloc[-1].floor("min") + pd.Timedelta(minutes=1)
+                rows = minutes_from_external_sql(
+                    DIALECT, "symbol = ? AND ts >= ? AND ts < ?", "?", *_FIRST_LAST)
+                self._exec(f"INSERT OR REPLACE INTO market_data SELECT ?, * FROM ({rows})",
+                           [symbol, symbol, a, b, symbol])
+        return len(df)
 
     def _append(self, table: str, symbol: str, df: pd.DataFrame) -> int:
         self.instrument(symbol)
@@ -262,14 +275,19 @@ class DuckDBStore(Store):
         df = self._rows("liquidations", frames.LAYOUTS["liquidations"], symbol, start, end)
         return frames.finish(df, frames.LAYOUTS["liquidations"])
 
-    def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame:
+    def bars(self, symbol, spec="1m", start=None, end=None, last=None,
+             source=None) -> pd.DataFrame:
         spec = check_time_spec(spec)
+        external = check_source(source)
         session = self.instrument(symbol).session
         start, end = frames.bounds(start, end)
         b = bucket_expr(DIALECT, spec, session)
         lo, hi = widen(spec, start, end)
         params = [symbol]
-        if spec == BASE_SPEC:  # the rollup itself
+        if external:
+            where = "symbol = ?" + self._range("ts", lo, hi, params)
+            inner = external_bars_sql(DIALECT, spec, session, where, *_FIRST_LAST)
+        elif spec == BASE_SPEC:  # the rollup itself
             inner = f"""
                 SELECT ts AS bucket, open, high, low, close, volume, ask_volume, bid_volume,
                        trades, open_interest
@@ -298,7 +316,15 @@ class DuckDBStore(Store):
             sql = f"SELECT * FROM ({sql} ORDER BY ts DESC LIMIT {int(last)}) ORDER BY ts"
         else:
             sql += " ORDER BY ts"
-        return frames.finish(self._query(sql, params), frames.LAYOUTS["bars"])
+        out = frames.finish(self._query(sql, params), frames.LAYOUTS["bars"])
+        if external and out.empty:  # nothing, or only bars too long for the spec?
+            params = [symbol]
+            where = self._range("ts", lo, hi, params)
+            finest = self._exec(f"SELECT min(seconds) FROM external_bars WHERE symbol = ?{where}",
+                                params)[0][0]
+            if finest is not None:
+                raise ModelError(too_fine(spec, finest, symbol))
+        return out
 
     def footprint(self, symbol, spec="1m", start=None, end=None) -> pd.DataFrame:
         spec = check_time_spec(spec)

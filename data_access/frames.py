@@ -158,6 +158,45 @@ def clean_bars(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("ts", kind="stable", ignore_index=True)
 
 
+MAX_BAR_SECONDS = 31 * 86_400  # the longest bar a source sends built: a month
+
+
+def check_bar_seconds(seconds) -> int:
+    """The timeframe of received bars, a whole number of seconds from 1 to a month."""
+    ok = isinstance(seconds, (int, np.integer)) and not isinstance(seconds, bool)
+    if not ok or not 1 <= seconds <= MAX_BAR_SECONDS:
+        raise ModelError(f"bars: seconds must be a whole number of seconds from 1 to "
+                         f"{MAX_BAR_SECONDS} (the bar's timeframe), got {seconds!r}")
+    return int(seconds)
+
+
+def clean_received_bars(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bars received built, to store as they came: :func:`clean_bars`, times in whole
+    microseconds (what stores keep), one bar per open time (the later row of the frame wins,
+    as a bar posted again replaces the earlier one)."""
+    out = clean_bars(frame)
+    out["ts"] = out["ts"].dt.floor("us")
+    return out.drop_duplicates("ts", keep="last", ignore_index=True)
+
+
+def to_minutes(bars: pd.DataFrame) -> pd.DataFrame:
+    """Clean bars of at most a minute rolled up to 1-minute bars (the first of bars with equal
+    times opens, the last closes)."""
+    if bars.empty:
+        return bars
+    minute = bars["ts"].dt.floor("min")
+    g = bars.groupby(minute, sort=True)
+    oi = bars["open_interest"].where(bars["open_interest"].notna())
+    return pd.DataFrame({
+        "ts": g["ts"].first().index, "open": g["open"].first().to_numpy(),
+        "high": g["high"].max().to_numpy(), "low": g["low"].min().to_numpy(),
+        "close": g["close"].last().to_numpy(), "volume": g["volume"].sum().to_numpy(),
+        "ask_volume": g["ask_volume"].sum().to_numpy(),
+        "bid_volume": g["bid_volume"].sum().to_numpy(), "trades": g["trades"].sum().to_numpy(),
+        "open_interest": oi.groupby(minute, sort=True).last().to_numpy(),
+    })
+
+
 def clean_depth(frame: pd.DataFrame) -> pd.DataFrame:
     what = "depth"
     _require(frame, DEPTH_COLUMNS, what)

@@ -86,6 +86,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ("postgres", "CREATE INDEX depth_symbol_ts ON depth (symbol, ts)"),
         ("postgres", "CREATE INDEX liquidations_symbol_ts ON liquidations (symbol, ts)"),
     ]),
+    # external_bars: bars received built (Sierra Chart bar POSTs, .scid bar records, DBN ohlcv),
+    # at their own timeframe (``seconds``), apart from the bars built from trades. Minutes
+    # without trades are rolled up from them into market_data, so bars that earlier versions
+    # wrote straight into market_data (minutes without any trade) move here as 1-minute bars.
+    (3, "received bars at their own timeframe", [
+        """CREATE TABLE external_bars (
+            symbol {text} NOT NULL,
+            seconds {i64} NOT NULL,
+            ts {ts} NOT NULL,
+            open {f64} NOT NULL,
+            high {f64} NOT NULL,
+            low {f64} NOT NULL,
+            close {f64} NOT NULL,
+            volume {f64} NOT NULL,
+            ask_volume {f64} NOT NULL,
+            bid_volume {f64} NOT NULL,
+            trades {i64} NOT NULL,
+            open_interest {f64},
+            PRIMARY KEY (symbol, seconds, ts)
+        )""",
+        """INSERT INTO external_bars
+           SELECT symbol, 60, ts, open, high, low, close, volume, ask_volume, bid_volume, trades,
+                  open_interest
+           FROM market_data m WHERE NOT EXISTS (
+               SELECT 1 FROM trades t WHERE t.symbol = m.symbol AND t.ts >= m.ts
+               AND t.ts < m.ts + INTERVAL '1 minute')""",
+    ]),
 ]
 
 

@@ -46,7 +46,14 @@ TIMESCALE_MIGRATIONS: list[tuple[int, str, list[str]]] = [
         f"SELECT add_continuous_aggregate_policy('{CAGG}', start_offset => NULL, "
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour')",
     ]),
+    (4, "received bars: a hypertable, columnstore segmented by symbol and timeframe", [
+        "SELECT create_hypertable('external_bars', by_range('ts', INTERVAL '7 days'), "
+        "create_default_indexes => false, migrate_data => true)",
+        "ALTER TABLE external_bars SET (timescaledb.enable_columnstore, "
+        "timescaledb.segmentby = 'symbol, seconds', timescaledb.orderby = 'ts')",
+    ]),
 ]
+COMPRESSED = (*CHUNKS, "external_bars")  # tables under the compression policy
 
 _LOCK_KEY = 0x7472_6164_6566_6C6F  # "tradeflo": the schema advisory lock (per database)
 
@@ -107,7 +114,7 @@ async def _timescaledb_ready(con, mode: str) -> bool:
 
 
 async def _sync_policies(con, opts: Options) -> None:
-    for table in CHUNKS:
+    for table in COMPRESSED:
         await _sync_policy(
             con, table, "policy_compression", "compress_after", opts.compress_after,
             DEFAULT_COMPRESS_AFTER,

@@ -9,7 +9,7 @@ from tradeflow.model import ModelError
 
 from . import frames
 from .pg_schema import CAGG, DIALECT
-from .sql import bucket_expr, reads_rollups, widen
+from .sql import bucket_expr, external_bars_sql, reads_rollups, widen
 from .store import BASE_SPEC
 
 MINUTE = bucket_expr(DIALECT, BASE_SPEC, None)  # the base bar of a row (intraday: no session)
@@ -120,14 +120,18 @@ def latest(sql: str, order: str, last) -> str:
             f"ORDER BY {order}")
 
 
-def bars_sql(symbol, spec, session, start, end, timescaledb: bool, hours: bool) -> str:
+def bars_sql(symbol, spec, session, start, end, timescaledb: bool, hours: bool,
+             external: bool = False) -> str:
     """``spec`` bars as ``bucket`` (open time) and the stored bar columns, without NULLs; with
-    ``hours``, rollups read the 1-hour aggregate rather than ``market_data``."""
+    ``hours``, rollups read the 1-hour aggregate rather than ``market_data``; ``external``: the
+    bars received built instead."""
     b = bucket_expr(DIALECT, spec, session)
     lo, hi = widen(spec, start, end)
     sym, times = text_literal(symbol), ts_range("ts", lo, hi)
     where = f"symbol = {sym}{times}"
-    if spec == BASE_SPEC:  # the rollups are the answer
+    if external:
+        inner = external_bars_sql(DIALECT, spec, session, where, *first_last(timescaledb))
+    elif spec == BASE_SPEC:  # the rollups are the answer
         inner = f"SELECT ts AS bucket, {BAR_VALUES}, open_interest FROM market_data WHERE {where}"
     elif reads_rollups(spec):
         inner = rollup_bars(*first_last(timescaledb), b, HOURS if hours else "market_data", where)

@@ -12,20 +12,21 @@ import logging
 from contextlib import asynccontextmanager, contextmanager, suppress
 
 import asyncpg
-import numpy as np
 import pandas as pd
 
-from tradeflow.model import Instrument, InstrumentRegistry
+from tradeflow.model import Instrument, InstrumentRegistry, ModelError
 
 from . import frames
 # copy_in and copy_out are looked up here, so that tests and benchmarks can wrap them
 from .pg_binary import copy_in, copy_out, decode_rows, encode_rows  # noqa: F401 (re-exported)
-from .pg_schema import CAGG, TIMESCALE_MIGRATIONS, setup_schema  # noqa: F401 (re-exported)
+from .pg_schema import (CAGG, DIALECT, TIMESCALE_MIGRATIONS,  # noqa: F401 (re-exported)
+                        setup_schema)
 from .pg_sql import (BAR_UPDATE, BAR_VALUES, MINUTE, bars_sql, first_last, footprint_sql, latest,
                      text_literal, trade_bars, trade_cells, ts_range)
 from .pg_url import OFF, Target, parse_url
 from .rollup import minute_rollups
-from .store import AsyncStore, StoreError, check_time_spec
+from .sql import minutes_from_external_sql, rolled_up, too_fine, widen
+from .store import AsyncStore, StoreError, check_source, check_time_spec
 
 log = logging.getLogger(__name__)
 
@@ -282,32 +283,45 @@ class PostgresStore(AsyncStore):
             {trade_cells(MINUTE, tick_size, '$1', times)} ORDER BY bucket, tick""", symbol, a, b)
 
     @_errors
-    async def write_bars(self, symbol: str, bars: pd.DataFrame) -> int:
+    async def write_bars(self, symbol: str, bars: pd.DataFrame,
+                         seconds: int | None = None) -> int:
+        if seconds is None:  # bars of at most a minute, of no stated timeframe: as 1-minute bars
+            df, seconds = frames.to_minutes(frames.clean_bars(bars)), 60
+        else:
+            seconds = frames.check_bar_seconds(seconds)
+            df = frames.clean_received_bars(bars)
         async with self._connection() as con:
             await self._instrument(con, symbol)
-            df = frames.clean_bars(bars)
             if df.empty:
                 return 0
-            # seq keeps the frame's order: the first of bars with equal times opens, the last closes
-            columns = {"seq": np.arange(len(df)), **{c: df[c] for c in frames.STORED_BAR_COLUMNS}}
-            first, last, last_value = first_last(False, "ts, seq")
+            columns = {c: df[c] for c in frames.STORED_BAR_COLUMNS}
+            cols = ", ".join(frames.STORED_BAR_COLUMNS)
             async with con.transaction():
                 await con.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS bars_incoming (seq int8, ts timestamptz, "
+                    "CREATE TEMP TABLE IF NOT EXISTS external_incoming (ts timestamptz, "
                     "open float8, high float8, low float8, close float8, volume float8, "
                     "ask_volume float8, bid_volume float8, trades int8, open_interest float8)")
-                await con.execute("TRUNCATE bars_incoming")
-                await copy_in(con, "bars_incoming", columns, len(df))
-                status = await con.execute(f"""
-                    INSERT INTO market_data (symbol, ts, {BAR_VALUES}, open_interest)
-                    SELECT $1, {MINUTE} AS m, {first('open')}, max(high), min(low),
-                           {last('close')}, sum(volume), sum(ask_volume), sum(bid_volume),
-                           sum(trades)::bigint,
-                           {last_value("nullif(open_interest, 'NaN')")}
-                    FROM bars_incoming GROUP BY m
-                    ON CONFLICT (symbol, ts) DO UPDATE SET {BAR_UPDATE}""", symbol)
-            await self._written(con, *_minutes(df["ts"]))
-        return _row_count(status)
+                await con.execute("TRUNCATE external_incoming")
+                await copy_in(con, "external_incoming", columns, len(df))
+                await con.execute(f"""
+                    INSERT INTO external_bars (symbol, seconds, {cols})
+                    SELECT $1, $2, ts, {BAR_VALUES}, nullif(open_interest, 'NaN')
+                    FROM external_incoming
+                    ON CONFLICT (symbol, seconds, ts) DO UPDATE SET {BAR_UPDATE}""",
+                    symbol, seconds)
+                if rolled_up(seconds):
+                    a, b = _minutes(df["ts"])
+                    rows = minutes_from_external_sql(
+                        DIALECT, "symbol = $1 AND ts >= $2 AND ts < $3", "$1",
+                        *first_last(self.timescaledb))
+                    await con.execute(f"""
+                        INSERT INTO market_data (symbol, ts, {BAR_VALUES}, open_interest)
+                        SELECT $1, bucket, {BAR_VALUES}, open_interest FROM ({rows}) r
+                        ON CONFLICT (symbol, ts) DO UPDATE SET {BAR_UPDATE}""",
+                        symbol, a.to_pydatetime(), b.to_pydatetime())
+            if rolled_up(seconds):
+                await self._written(con, *_minutes(df["ts"]))
+        return len(df)
 
     async def _append(self, table: str, symbol: str, clean, frame: pd.DataFrame) -> int:
         async with self._connection() as con:
@@ -376,15 +390,25 @@ class PostgresStore(AsyncStore):
                 and spec.seconds % 3600 == 0)
 
     @_errors
-    async def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame:
+    async def bars(self, symbol, spec="1m", start=None, end=None, last=None,
+                   source=None) -> pd.DataFrame:
         spec = check_time_spec(spec)
+        external = check_source(source)
         start, end = frames.bounds(start, end)
         async with self._connection() as con:
             inst = await self._instrument(con, symbol)
             sql = bars_sql(symbol, spec, inst.session, start, end, self.timescaledb,
-                           self._uses_1h(spec))
-            return await self._read(con, latest(sql, "bucket", last), "bars",
-                                    frames.STORED_BAR_COLUMNS)
+                           self._uses_1h(spec), external)
+            out = await self._read(con, latest(sql, "bucket", last), "bars",
+                                   frames.STORED_BAR_COLUMNS)
+            if external and out.empty:  # nothing, or only bars too long for the spec?
+                lo, hi = widen(spec, start, end)
+                finest = await con.fetchval(
+                    f"SELECT min(seconds) FROM external_bars WHERE symbol = $1"
+                    f"{ts_range('ts', lo, hi)}", symbol)
+                if finest is not None:
+                    raise ModelError(too_fine(spec, finest, symbol))
+            return out
 
     @_errors
     async def footprint(self, symbol, spec="1m", start=None, end=None) -> pd.DataFrame:

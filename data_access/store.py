@@ -18,6 +18,14 @@ Semantics every backend honours (the contract tests in ``tests/test_store_contra
   minutes aggregate the rollups; shorter ones aggregate trades; daily, weekly and monthly bars
   aggregate the rollups by the instrument's trading day. Tick, volume, range and Renko bars are
   built from ``trades`` by ``tradeflow.bars`` (a layer above).
+* Bars received built (``write_bars``) are kept apart, in ``external_bars``, at their own
+  timeframe (``seconds``), one per (symbol, timeframe, open time): writing a bar again replaces
+  it. ``bars(..., source="external")`` reads them: at their own timeframe as they came, longer
+  specs aggregating them (per bar, the finest received timeframe there that builds it); a spec
+  that no received bar there can build is an error saying so. Received bars of a timeframe that
+  divides a minute also make the 1-minute rollups of minutes that hold no trade: where a minute
+  has trades, the bars built from them win (they agree with the footprint cells, which only
+  trades give). Longer received bars never reach the minute rollups.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import pandas as pd
 from tradeflow.model import BarSpec, Instrument, InstrumentRegistry, ModelError
 
 BASE_SPEC = BarSpec.parse("1m")  # the timeframe of the rollups
+SOURCES = (None, "external")  # bars built from trades (the rollups), or the bars received built
 
 
 class StoreError(RuntimeError):
@@ -44,6 +53,14 @@ def check_time_spec(spec) -> BarSpec:
             "Heikin-Ashi bars are built from trades by tradeflow.bars"
         )
     return spec
+
+
+def check_source(source) -> bool:
+    """Whether a read asks for the received bars (``source="external"``); refuses others."""
+    if source not in SOURCES:
+        raise ModelError(f"bar source {source!r}: use None (the rollups, bars built from trades) "
+                         "or 'external' (the bars received built)")
+    return source == "external"
 
 
 class Store(abc.ABC):
@@ -73,10 +90,11 @@ class Store(abc.ABC):
         """Store trades (model trade layout); returns rows new to the store."""
 
     @abc.abstractmethod
-    def write_bars(self, symbol: str, bars: pd.DataFrame) -> int:
-        """Store bars of at most the base timeframe (e.g. .scid bar records), rolled up to it.
-
-        Rows replace the base bars of the minutes they cover; returns base bars written.
+    def write_bars(self, symbol: str, bars: pd.DataFrame, seconds: int | None = None) -> int:
+        """Store bars received built, each ``seconds`` long (1, 60, 3600, 86400...), as they
+        came; returns the bars stored. A bar with the timeframe and open time of a stored one
+        replaces it (in one frame, the later row wins). ``seconds=None``: bars of at most a
+        minute whose timeframe is not known, stored rolled up as 1-minute bars (returns those).
         """
 
     @abc.abstractmethod
@@ -95,7 +113,9 @@ class Store(abc.ABC):
     def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame: ...
 
     @abc.abstractmethod
-    def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame: ...
+    def bars(self, symbol, spec="1m", start=None, end=None, last=None,
+             source=None) -> pd.DataFrame:
+        """Time bars: ``source=None`` from the rollups, ``"external"`` the received bars."""
 
     @abc.abstractmethod
     def footprint(self, symbol, spec="1m", start=None, end=None) -> pd.DataFrame: ...
@@ -137,7 +157,8 @@ class AsyncStore(abc.ABC):
     async def write_trades(self, symbol: str, trades: pd.DataFrame) -> int: ...
 
     @abc.abstractmethod
-    async def write_bars(self, symbol: str, bars: pd.DataFrame) -> int: ...
+    async def write_bars(self, symbol: str, bars: pd.DataFrame,
+                         seconds: int | None = None) -> int: ...
 
     @abc.abstractmethod
     async def write_depth(self, symbol: str, depth: pd.DataFrame) -> int: ...
@@ -149,7 +170,8 @@ class AsyncStore(abc.ABC):
     async def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame: ...
 
     @abc.abstractmethod
-    async def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame: ...
+    async def bars(self, symbol, spec="1m", start=None, end=None, last=None,
+                   source=None) -> pd.DataFrame: ...
 
     @abc.abstractmethod
     async def footprint(self, symbol, spec="1m", start=None, end=None) -> pd.DataFrame: ...

@@ -351,6 +351,7 @@ def test_ohlcv_bars(tmp_path, schema, rtype, step, chunk_rows):
     path.write_bytes(zstd(metadata(schema=schema, mappings=maps) + recs))
     chunks = list(read_file(path, chunk_rows=chunk_rows))
     assert {c.kind for c in chunks} == {"bars"} and {c.symbol for c in chunks} == {"ESZ3"}
+    assert {c.seconds for c in chunks} == {step // 10**9}  # the record type's interval
     got = pd.concat([c.frame for c in chunks], ignore_index=True)
     pd.testing.assert_frame_equal(got, bars_frame(rows))
     assert chunks[-1].done_bytes == chunks[-1].total_bytes == path.stat().st_size
@@ -415,6 +416,33 @@ def test_one_second_bars_split_across_chunks_store_whole_minutes(tmp_path):
     assert (got["ask_volume"] == 0).all() and (got["bid_volume"] == 0).all()
 
 
+def test_hourly_bars_are_stored_as_hourly_bars(tmp_path):
+    from data_access import open_store
+    from tradeflow.importer import import_files
+    from tradeflow.model import Instrument
+
+    start = T0 - T0 % (60 * MIN)  # 22:00
+    hours = [(start - T0 + h * 60 * MIN, 4500 + h, 4502 + h, 4499 + h, 4501 + h, 10 + h)
+             for h in range(5)]
+    # a live file without one schema: 1-minute bars in one of the hours, two record types
+    minutes = [(start - T0 + 60 * MIN + m * MIN, 4501, 4501.5, 4500.5, 4501, 1) for m in range(3)]
+    path = tmp_path / "mixed.dbn"
+    day = dt.date(2023, 11, 14)
+    maps = [mapping("ESZ3", 42, day, day + dt.timedelta(days=2))]
+    path.write_bytes(metadata(schema=None, stype_in=None, mappings=maps)
+                     + b"".join(ohlcv(*r, rtype=db.RType.OHLCV_1H) for r in hours)
+                     + b"".join(ohlcv(*r, rtype=db.RType.OHLCV_1M) for r in minutes))
+    assert sorted((c.seconds, len(c.frame)) for c in read_file(path)) == [(60, 3), (3600, 5)]
+    with open_store(f"duckdb:///{tmp_path}/s.duckdb") as store:
+        store.add_instrument(Instrument("ESZ3", 0.25, asset_class="future"))
+        import_files(store, [path], progress=False)
+        hourly = store.bars("ESZ3", "1h", source="external")
+        rollups = store.bars("ESZ3", "1m")
+    # each hour from the bars covering most of it: the hourly bar, over three 1-minute bars
+    assert hourly["volume"].tolist() == [10, 11, 12, 13, 14]
+    assert rollups["volume"].tolist() == [1, 1, 1]  # only the 1-minute bars make minutes
+
+
 def test_bars_and_mbo_through_the_command(tmp_path):
     from data_access import open_store
     from tests.test_cli import run
@@ -441,6 +469,12 @@ def test_bars_and_mbo_through_the_command(tmp_path):
     assert got[["open", "high", "low", "close", "volume"]].values.tolist() == [
         [4500, 4501, 4499.5, 4500.75, 12], [4500.75, 4502, 4500.5, 4501.5, 30]]
     assert stored[["price", "size", "side"]].values.tolist() == [[4502.0, 3, 1]]
+    received = pd.read_csv(io.StringIO(run(["export", "bars", "ESZ3", "--spec", "1h",
+                                            "--received"], store).stdout))
+    assert received[["open", "close", "volume"]].values.tolist() == [[4500, 4501.5, 42]]
+    fine = run(["export", "bars", "ESZ3", "--spec", "30s", "--received"], store, ok=False)
+    assert "bar spec 30s cannot be built from the bars received there" in fine.stderr
+    assert "Traceback" not in fine.stderr
 
 
 def test_mbp10_and_tbbo_record_type(tmp_path):

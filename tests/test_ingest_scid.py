@@ -296,3 +296,52 @@ def test_one_second_bars_across_chunks_keep_whole_minutes(tmp_path):
     assert got[["open", "high", "low", "close", "volume", "ask_volume", "bid_volume",
                 "trades"]].values.tolist() == [
         [10.0, 11.5, 9.75, 11.25, 11, 7, 4, 4], [12.0, 14.5, 11.75, 14.25, 24, 18, 6, 6]]
+
+
+def bar_row(t: pd.Timestamp, price: float, volume: int = 4):
+    return (sc_time(t), price, price + 0.5, price - 0.25, price + 0.25, 2, volume, 1, volume - 1)
+
+
+@pytest.mark.parametrize("step, want", [(1, 1), (2, 2), (60, 60)])
+@pytest.mark.parametrize("chunk_rows", [1, 1_000_000])
+def test_bar_timeframe_is_told_by_the_bar_times(tmp_path, step, want, chunk_rows):
+    # 1-second storage writes only the seconds that traded: gaps do not hide the timeframe
+    offsets = np.cumsum(np.r_[0, np.random.default_rng(2).integers(1, 4, 29)]) * step
+    rows = [bar_row(T0 + pd.Timedelta(seconds=int(s)), 4500.0 + i) for i, s in enumerate(offsets)]
+    chunks = list(read_file(write(tmp_path, [TICKS[0]] + rows), chunk_rows=chunk_rows))
+    bars = [c for c in chunks if c.kind == "bars"]
+    assert {c.seconds for c in bars} == {want}
+    assert sum(len(c.frame) for c in bars) == len(rows)
+
+
+def test_bar_timeframe_unknown_off_whole_seconds_and_later_bars_off_the_grid(tmp_path):
+    rows = [bar_row(T0 + pd.Timedelta(milliseconds=1500 * i), 4500.0) for i in range(3)]
+    assert {c.seconds for c in read_file(write(tmp_path, rows))} == {None}
+    from tradeflow.ingest.scid import BarTimeframe
+    minutes = [bar_row(T0 + pd.Timedelta(minutes=i), 4500.0)
+               for i in range(BarTimeframe.DECIDE_AFTER)]
+    late = bar_row(T0 + pd.Timedelta(minutes=2000, seconds=30), 4500.0)
+    path = write(tmp_path, minutes + [late])
+    with pytest.raises(IngestError, match=rf"record {len(minutes)}: bar time "
+                       r"2024-01-03T23:50:30\+00:00 is off the 60 s grid of the file's earlier"):
+        list(read_file(path, chunk_rows=100))
+
+
+def test_one_second_bar_file_is_stored_as_one_second_bars(tmp_path):
+    from data_access import open_store
+    from tradeflow.importer import import_files
+    from tradeflow.model import Instrument
+
+    rows = [bar_row(T0 + pd.Timedelta(seconds=s), 4500.0 + 0.25 * s, 3 + s) for s in
+            (0, 1, 2, 5, 59, 60, 61, 130)]
+    path = write(tmp_path, rows)
+    with open_store(f"duckdb:///{tmp_path}/s.duckdb") as store:
+        store.add_instrument(Instrument("ESZ25-CME", 0.25, asset_class="future"))
+        summary = import_files(store, [path], progress=False, chunk_rows=3)[0]
+        seconds = store.bars("ESZ25-CME", "1s", source="external")
+        minutes = store.bars("ESZ25-CME", "1m")
+    assert summary.symbols["ESZ25-CME"].bars == len(rows)
+    assert seconds["ts"].tolist() == [pd.Timestamp(r[0] - EPOCH_OFFSET_US, unit="us", tz="UTC")
+                                      for r in rows]
+    assert seconds["volume"].tolist() == [r[6] for r in rows]
+    assert minutes["volume"].tolist() == [3 + 4 + 5 + 8 + 62, 63 + 64, 133]

@@ -17,6 +17,7 @@ from tradeflow.model import Instrument, ModelError
 
 ES = Instrument("ES", 0.25, "CME", "future", 50.0, "America/Chicago 08:30-15:15,17:00-16:00")
 HYPERTABLES = {"trades", "depth", "market_data", "footprint", "liquidations"}
+RECEIVED = "external_bars"  # segmented by symbol and timeframe
 
 
 def run(coro):
@@ -158,8 +159,8 @@ def test_timescaledb_hypertables_columnstore_and_policies(timescale_db_url):
     tables = run(fetch(timescale_db_url, "SELECT hypertable_name, compression_enabled "
                        "FROM timescaledb_information.hypertables"))
     user = {r["hypertable_name"]: r["compression_enabled"] for r in tables
-            if r["hypertable_name"] in HYPERTABLES}
-    assert user == dict.fromkeys(HYPERTABLES, True)
+            if r["hypertable_name"] in HYPERTABLES | {RECEIVED}}
+    assert user == dict.fromkeys(HYPERTABLES | {RECEIVED}, True)
     intervals = {r["hypertable_name"]: r["time_interval"] for r in run(fetch(
         timescale_db_url, "SELECT hypertable_name, time_interval "
         "FROM timescaledb_information.dimensions"))}
@@ -167,12 +168,13 @@ def test_timescaledb_hypertables_columnstore_and_policies(timescale_db_url):
     assert intervals["market_data"] == intervals["footprint"] == pd.Timedelta("7D")
     settings = run(fetch(timescale_db_url, "SELECT hypertable::text AS t, segmentby, orderby "
                          "FROM timescaledb_information.hypertable_columnstore_settings"))
-    assert {r["t"]: (r["segmentby"], r["orderby"]) for r in settings
-            if r["t"] in HYPERTABLES} == dict.fromkeys(HYPERTABLES, ("symbol", "ts"))
+    segments = {r["t"]: (r["segmentby"], r["orderby"]) for r in settings}
+    assert {t: segments[t] for t in HYPERTABLES} == dict.fromkeys(HYPERTABLES, ("symbol", "ts"))
+    assert segments[RECEIVED] == ("symbol,seconds", "ts")
     jobs = run(fetch(timescale_db_url, "SELECT proc_name, hypertable_name, config "
                      "FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"))
     compress = {r["hypertable_name"] for r in jobs if r["proc_name"] == "policy_compression"}
-    assert compress == HYPERTABLES
+    assert compress == HYPERTABLES | {RECEIVED}
     assert not [r for r in jobs if r["proc_name"] == "policy_retention"]
     assert any(r["proc_name"] == "policy_refresh_continuous_aggregate" for r in jobs)
     steps = run(fetch(timescale_db_url, "SELECT version FROM timescale_migrations"))

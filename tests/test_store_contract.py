@@ -11,7 +11,7 @@ import pytest
 
 from data_access import open_async_store, open_store
 from tradeflow.bars import build
-from tradeflow.model import Instrument, ModelError
+from tradeflow.model import BarSpec, Instrument, ModelError, bar_start
 
 ES = Instrument("ES", 0.25, "CME", "future", 50.0, "America/Chicago 08:30-15:15,17:00-16:00")
 BTC = Instrument("BTCUSDT", 0.1, "BINANCE", "crypto")
@@ -270,11 +270,137 @@ def test_async_api_gives_the_same_answers(store_url):
             assert await s.write_trades("ES", t) == 800
             async with s.transaction() as tx:
                 assert await tx.write_trades("ES", t) == 0
-            return await s.bars("ES", "15m"), await s.footprint("ES", "15m")
+                assert await tx.write_bars("ES", seconds_bars, seconds=1) == 90
+            got = await s.bars("ES", "1s", source="external")
+            assert_bars_equal(got, aggregate(seconds_bars, seconds_bars["ts"]))
+            since = "2026-01-01"  # the trades' bars (the received ones make the minutes before)
+            return await s.bars("ES", "15m", since), await s.footprint("ES", "15m")
         finally:
             await s.close()
 
+    seconds_bars = received("2025-12-01 10:00", 90, "1s")  # minutes apart from the trades
     bars, cells = asyncio.run(run())
     want_bars, want_cells = build(t, "15m", ES)
     assert_bars_equal(bars, want_bars)
     assert_cells_equal(cells, want_cells)
+
+
+# bars received built --------------------------------------------------------------------------
+
+def received(start, n, freq, seed=5, inst=ES):
+    """``n`` random bars of ``freq`` from ``start``, with every column a source sends."""
+    rng = np.random.default_rng(seed)
+    close = 5000 + inst.tick_size * np.cumsum(rng.integers(-3, 4, n))
+    open_ = np.concatenate([[5000.0], close[:-1]])
+    ask = rng.integers(0, 30, n).astype(float)
+    bid = rng.integers(0, 30, n).astype(float)
+    return pd.DataFrame({
+        "ts": pd.date_range(start, periods=n, freq=freq, tz="UTC"), "open": open_,
+        "high": np.maximum(open_, close) + inst.tick_size * rng.integers(0, 3, n),
+        "low": np.minimum(open_, close) - inst.tick_size * rng.integers(0, 3, n),
+        "close": close, "volume": ask + bid + 1, "ask_volume": ask, "bid_volume": bid,
+        "trades": rng.integers(1, 9, n), "open_interest": 1000.0 + np.arange(n),
+    })
+
+
+def aggregate(bars, labels):
+    """Bars grouped by ``labels`` (their open times), aggregated the plain way."""
+    g = bars.groupby(pd.DatetimeIndex(labels).rename("ts"), sort=True)
+    out = g.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"),
+                close=("close", "last"), volume=("volume", "sum"),
+                ask_volume=("ask_volume", "sum"), bid_volume=("bid_volume", "sum"),
+                trades=("trades", "sum"), open_interest=("open_interest", "last")).reset_index()
+    out["delta"] = out["ask_volume"] - out["bid_volume"]
+    return out
+
+
+def test_one_second_bars_are_kept_as_they_came_and_rolled_up(es_store):
+    bars = received("2026-01-06 14:29:30", 200, "1s")  # 14:29:30 .. 14:32:49
+    assert es_store.write_bars("ES", bars, seconds=1) == 200
+    got = es_store.bars("ES", "1s", source="external")
+    assert_bars_equal(got, aggregate(bars, bars["ts"]))
+    np.testing.assert_array_equal(got["open_interest"], bars["open_interest"])
+    for spec in ("1m", "5m", "1h"):
+        want = aggregate(bars, bars["ts"].dt.floor(spec.replace("m", "min")))
+        assert_bars_equal(es_store.bars("ES", spec, source="external"), want)
+        assert_bars_equal(es_store.bars("ES", spec), want)  # the rollups: no trades there
+    np.testing.assert_array_equal(es_store.bars("ES", "1m")["open_interest"],
+                                  aggregate(bars, bars["ts"].dt.floor("min"))["open_interest"])
+    assert es_store.bars("ES", "5s", source="external")["volume"].sum() == bars["volume"].sum()
+    # posting bars again replaces them (within one frame the later row wins)
+    again = bars.iloc[[40, 41, 41]].copy()
+    again["volume"] = [500.0, 1.0, 700.0]
+    assert es_store.write_bars("ES", again, seconds=1) == 2
+    bars.loc[[40, 41], "volume"] = [500.0, 700.0]
+    assert_bars_equal(es_store.bars("ES", "1s", source="external"), aggregate(bars, bars["ts"]))
+    assert_bars_equal(es_store.bars("ES", "1m"), aggregate(bars, bars["ts"].dt.floor("min")))
+    assert len(es_store.footprint("ES")) == 0  # received bars have no cells
+    # the same bars as 1-minute bars of their own are another timeframe, kept apart
+    minutes = aggregate(bars, bars["ts"].dt.floor("min")).drop(columns="delta")
+    es_store.write_bars("ES", minutes, seconds=60)
+    assert_bars_equal(es_store.bars("ES", "1s", source="external"), aggregate(bars, bars["ts"]))
+
+
+def test_hourly_bars_are_served_at_their_own_and_longer_timeframes(es_store):
+    bars = received("2026-01-05 20:00", 30, "1h")  # across CME trading days (17:00 Chicago)
+    assert es_store.write_bars("ES", bars, seconds=3600) == 30
+    assert_bars_equal(es_store.bars("ES", "1h", source="external"), aggregate(bars, bars["ts"]))
+    assert_bars_equal(es_store.bars("ES", "4h", source="external"),
+                      aggregate(bars, bars["ts"].dt.floor("4h")))
+    days = bar_start(bars["ts"], BarSpec.parse("1d"), ES.session)
+    assert_bars_equal(es_store.bars("ES", "1d", source="external"), aggregate(bars, days))
+    # not smeared into minutes: no rollups, and a shorter spec says why it has nothing
+    assert len(es_store.bars("ES", "1m")) == 0 and len(es_store.bars("ES", "1h")) == 0
+    with pytest.raises(ModelError, match=r"bar spec 1m cannot be built from the bars received "
+                                         r"there \(the finest are 3600 s bars\)"):
+        es_store.bars("ES", "1m", source="external")
+    with pytest.raises(ModelError, match="bar spec 90m cannot be built"):
+        es_store.bars("ES", "90m", source="external", last=3)
+    # ranges select bars by open time; where nothing was received a read is just empty
+    got = es_store.bars("ES", "1h", start="2026-01-06 02:00", end="2026-01-06 05:00",
+                        source="external")
+    assert_bars_equal(got, aggregate(bars.iloc[6:9], bars["ts"].iloc[6:9]))
+    assert len(es_store.bars("ES", "1m", source="external", start="2026-02-01")) == 0
+    # a day of hourly bars is not shadowed by a few finer bars inside it
+    es_store.write_bars("ES", received("2026-01-06 03:00", 5, "1s"), seconds=1)
+    assert_bars_equal(es_store.bars("ES", "1d", source="external"), aggregate(bars, days))
+    # bars opening off the epoch grid (a session-aligned 4-hour chart) come back as they came
+    four = received("2026-01-07 22:00", 3, "4h")
+    es_store.write_bars("ES", four, seconds=4 * 3600)
+    assert_bars_equal(es_store.bars("ES", "4h", source="external", start="2026-01-07 12:00"),
+                      aggregate(four, four["ts"]))
+
+
+def test_trades_win_the_minutes_they_share_with_received_bars(es_store):
+    bars = received("2026-01-06 14:30", 180, "1s")  # 14:30 .. 14:32
+    t = make_trades(n=40, start="2026-01-06 14:31", hours=1 / 60)  # all in 14:31
+    from_trades = build(t, "1m", ES)[0]
+    minutes = aggregate(bars, bars["ts"].dt.floor("min"))
+    want = pd.concat([minutes.iloc[[0]], from_trades, minutes.iloc[[2]]], ignore_index=True)
+    for trades_first in (False, True):  # the second round rewrites both, in the other order
+        if trades_first:
+            es_store.write_trades("ES", t)
+        es_store.write_bars("ES", bars, seconds=1)
+        es_store.write_trades("ES", t)
+        assert_bars_equal(es_store.bars("ES", "1m"), want)
+        # the footprint of 14:31 agrees with its bar; the received bars are still there
+        assert es_store.footprint("ES")["volume"].sum() == from_trades["volume"].sum()
+        assert_bars_equal(es_store.bars("ES", "1m", source="external"), minutes)
+
+
+def test_received_bars_all_or_nothing(es_store):
+    bars = received("2026-01-06 14:30", 100, "1s")
+    bars.loc[57, "high"] = bars.loc[57, "low"] - 1
+    with pytest.raises(ModelError, match="bars: row 57: high/low"):
+        es_store.write_bars("ES", bars, seconds=1)
+    for bad in (0, -60, 1.5, "60", 10**9):
+        with pytest.raises(ModelError, match="seconds must be a whole number"):
+            es_store.write_bars("ES", received("2026-01-06 14:30", 3, "1s"), seconds=bad)
+    with pytest.raises(RuntimeError, match="late failure"):
+        with es_store.transaction() as tx:
+            tx.write_bars("ES", received("2026-01-06 15:00", 90, "1s"), seconds=1)
+            raise RuntimeError("late failure")
+    assert len(es_store.bars("ES", "1m")) == 0
+    with pytest.raises(ModelError, match="bar source 'trades': use None"):
+        es_store.bars("ES", "1s", source="trades")
+    assert len(es_store.bars("ES", "1s", source="external")) == 0

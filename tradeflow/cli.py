@@ -151,18 +151,23 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
               help="Only the last N rows (trades) or bars.")
 @click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
                                                      "CSV to stdout when not given.")
+@click.option("--received", is_flag=True, help="Bars: those received built (Sierra Chart, .scid "
+              "bar records, DBN ohlcv) at their own timeframe, not those built from trades.")
 @click.pass_context
-def export(ctx, what, symbol, spec, start, end, last, output):
+def export(ctx, what, symbol, spec, start, end, last, output, received):
     """Export stored trades, bars or footprint cells."""
     from .marketdata import MarketData
 
     with _open(ctx) as store:
         inst = store.instrument(symbol)  # an unknown symbol is an error, not an empty file
         md = MarketData(store)
+        if received and what != "bars":
+            raise UserError("--received applies to bars only")
         if what == "trades":
             frame = md.trades(symbol, start, end, last)
         elif what == "bars":
-            frame = md.bars(symbol, spec, start, end, last)
+            frame = md.bars(symbol, spec, start, end, last,
+                            source="external" if received else None)
         else:
             frame = md.footprint(symbol, spec, start, end, last)
             frame.insert(1, "price", inst.to_price(frame["tick"]))

@@ -112,9 +112,11 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
                         raise IngestError(path, "", f"book replay: {exc}") from exc
                     s.depth_rows += tx.write_depth(chunk.symbol, snaps)
                 else:
-                    frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits)
-                    frame, where = _whole_minutes(last_minute, chunk, frame)
-                    s.bars += tx.write_bars(chunk.symbol, frame)
+                    frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits,
+                                           chunk.seconds)
+                    if chunk.seconds is None:  # rolled up as 1-minute bars: see _whole_minutes
+                        frame, where = _whole_minutes(last_minute, chunk, frame)
+                    s.bars += tx.write_bars(chunk.symbol, frame, chunk.seconds)
             except RowError as exc:  # ours or a store's: name the file's own line or record
                 raise IngestError(path, where(exc.row), exc.reason) from None
             except ModelError as exc:  # a store's validation: say which file it came from
@@ -141,9 +143,10 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
 def _whole_minutes(held: dict[str, tuple], chunk, bars: pd.DataFrame):
     """The bars of ``bars`` (after those ``held`` back for the chunk's symbol) to write now, and
     the names of their places in the file: all but the last minute's, which wait for the next
-    chunk. A store writes imported bars as 1-minute rows that replace the minute, so bars
-    shorter than a minute (1-second .scid or ohlcv-1s) split across two chunks must reach it
-    together (bars are in time order: the validator sees to it)."""
+    chunk. Bars of unknown timeframe (``.scid`` bars at times that are not whole seconds) are
+    stored as 1-minute bars that replace the minute, so a minute split across two chunks must
+    reach the store together (bars are in time order: the validator sees to it). Bars of a
+    known timeframe need not wait: the store rolls a minute up from all its stored bars."""
     numbers = chunk.places if chunk.places is not None else np.arange(len(bars))
     if chunk.symbol in held:
         old, _, old_numbers = held.pop(chunk.symbol)

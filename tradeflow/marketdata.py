@@ -13,7 +13,7 @@ from data_access.frames import bounds
 
 from . import config
 from .bars import build, heikin_ashi
-from .model import BarSpec
+from .model import BarSpec, ModelError
 
 
 class MarketData:
@@ -25,10 +25,15 @@ class MarketData:
     def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame:
         return self.store.trades(symbol, start, end, last)
 
-    def bars(self, symbol, spec="1m", start=None, end=None, last=None) -> pd.DataFrame:
+    def bars(self, symbol, spec="1m", start=None, end=None, last=None,
+             source=None) -> pd.DataFrame:
+        """Bars of ``spec``; ``source="external"``: from the bars received built (time specs)."""
         spec = BarSpec.parse(spec)
         if spec.is_time:
-            bars = self.store.bars(symbol, spec.base, start, end, last)
+            bars = self.store.bars(symbol, spec.base, start, end, last, source=source)
+        elif source is not None:
+            raise ModelError(f"bar spec {spec}: tick, volume, range and Renko bars are built "
+                             "from trades; received bars serve time specs only")
         else:
             bars = self._from_trades(symbol, spec, start, end, last)[0]
         return heikin_ashi(bars) if spec.heikin_ashi else bars

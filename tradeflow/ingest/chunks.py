@@ -30,7 +30,7 @@ class ImportChunk:
     (``"line"``, ``"record"`` or ``"row"``, as :class:`IngestError` names places) and number, so
     that every later check (the importer's validation, a store's) names the file's line or record.
     ``price_bits`` is the precision of the file's prices (32 for ``.scid`` float32), which the tick
-    grid check allows for.
+    grid check allows for. ``seconds`` is the timeframe of a ``bars`` chunk (None: unknown).
     """
 
     kind: str
@@ -41,6 +41,7 @@ class ImportChunk:
     places: np.ndarray | None = None
     unit: str = "row"
     price_bits: int = 64
+    seconds: int | None = None
 
     def where(self, i: int) -> str:
         """The file's own name for row ``i`` of ``frame``, e.g. ``"line 8"``."""

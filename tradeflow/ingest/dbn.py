@@ -85,6 +85,10 @@ TRADE_RTYPES = {_RTYPE[n] for n in ("MBP_0", "MBP_1", "MBP_10", "CMBP_1", "TCBBO
 MBO_RTYPE = _RTYPE["MBO"]
 OHLCV_RTYPES = {_RTYPE[n] for n in ("OHLCV_DEPRECATED", "OHLCV_1S", "OHLCV_1M", "OHLCV_1H",
                                     "OHLCV_1D") if n in _RTYPE}
+# the timeframe of each OHLCV record type (the deprecated one: the file's schema says)
+BAR_SECONDS = {_RTYPE[n]: s for n, s in (("OHLCV_1S", 1), ("OHLCV_1M", 60), ("OHLCV_1H", 3600),
+                                         ("OHLCV_1D", 86400)) if n in _RTYPE}
+SCHEMA_SECONDS = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}
 TRADE_SCHEMAS = ("trades", "tbbo", "mbp-1", "mbp-10", "cmbp-1", "tcbbo", "mbo")
 BAR_SCHEMAS = ("ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv-1d")
 SCHEMAS = TRADE_SCHEMAS + BAR_SCHEMAS
@@ -211,12 +215,17 @@ def _metadata(path, stream):
         if isinstance(exc, _FATAL):
             raise
         raise IngestError(path, "metadata", f"cannot decode: {exc}") from None
-    schema = None if meta.schema is None else str(getattr(meta.schema, "value", meta.schema))
+    schema = _schema(meta)
     if schema in SAMPLED.values():
         raise IngestError(path, "metadata", _sampled_message(schema))
     if schema is not None and schema not in SCHEMAS:
         raise IngestError(path, "metadata", f"unsupported schema {schema!r}: {SUPPORTED}")
     return meta, version
+
+
+def _schema(meta) -> str | None:
+    """The file's schema name (``ohlcv-1m``...), None when it has none (live data)."""
+    return None if meta.schema is None else str(getattr(meta.schema, "value", meta.schema))
 
 
 def _take(path, rtype, buf, start, size, count, offset):
@@ -262,6 +271,9 @@ def _records(path, stream, raw, total, symbol, chunk_rows):
                 _symbol_mappings(path, buf, start, size, count, offset, version, meta, symbols)
                 continue
             kind, cols = _take(path, rtype, buf, start, size, count, offset)
+            if kind == "bars":  # 0: unknown
+                seconds = BAR_SECONDS.get(rtype, SCHEMA_SECONDS.get(_schema(meta), 0))
+                cols["seconds"] = np.full(count, seconds, dtype="int64")
             if kind is not None:
                 for name, col in cols.items():
                     pending[kind].setdefault(name, []).append(col)
@@ -396,9 +408,17 @@ def _bar_chunks(path, cols, symbol, symbols: _Symbols, ids, done, total):
     out["trades"] = np.zeros(n, dtype="int64")  # nor a trade count
     frame = pd.DataFrame(out, columns=list(BAR_IMPORT_COLUMNS))
     groups = [(symbol, None)] if symbol is not None else _resolve(path, cols, symbols)
+    seconds = cols["seconds"]
     for name, rows in groups:
-        part = frame if rows is None else frame.iloc[rows].reset_index(drop=True)
-        yield ImportChunk("bars", name, part, done, total, take(numbers, rows), "record")
+        for secs in np.unique(take(seconds, rows)):  # one timeframe a chunk
+            own = take(seconds, rows) == secs
+            if rows is None and own.all():
+                part, where = frame, None
+            else:
+                where = np.flatnonzero(own) if rows is None else np.asarray(rows)[own]
+                part = frame.iloc[where].reset_index(drop=True)
+            yield ImportChunk("bars", name, part, done, total, take(numbers, where), "record",
+                              seconds=int(secs) or None)
 
 
 def _resolve(path, cols, symbols: _Symbols):

@@ -80,6 +80,8 @@ def read_scid(path, symbol=None, chunk_rows=1_000_000):
     symbol = check_symbol(path, "", symbol if symbol is not None else default_symbol(path))
     ids = OrdinalIds()
     days = None  # whether the file holds the old days-as-double times, told by record 0
+    timeframe = BarTimeframe(path)
+    waiting: list[ImportChunk] = []  # bar chunks until the timeframe is known
     for rec, start, done, total in sc_records(path, HEADER_SIZE, RECORD, _check_header,
                                               chunk_rows):
         count = len(rec)
@@ -97,8 +99,22 @@ def read_scid(path, symbol=None, chunk_rows=1_000_000):
         if tick.any():
             yield _trades(path, symbol, rec[tick], ts[tick], np.flatnonzero(tick) + start,
                           ids, done, total)
-        yield _bars(path, symbol, rec[~tick], ts[~tick], np.flatnonzero(~tick) + start,
-                    done, total)
+        index = np.flatnonzero(~tick) + start
+        timeframe.see(ts[~tick], index)
+        waiting.append(_bars(path, symbol, rec[~tick], ts[~tick], index, done, total))
+        if timeframe.decided:
+            yield from _with_timeframe(waiting, timeframe.seconds)
+    timeframe.decide()
+    yield from _with_timeframe(waiting, timeframe.seconds)
+
+
+def _with_timeframe(chunks: list, seconds) -> list:
+    """The bar chunks that waited for the file's timeframe, with it (the list is emptied)."""
+    out = list(chunks)
+    chunks.clear()
+    for chunk in out:
+        chunk.seconds = seconds
+    return out
 
 
 def sc_records(path, header_size: int, dtype: np.dtype, check_header, chunk_rows: int):
@@ -194,6 +210,46 @@ def _trades(path, symbol, rec, ts, index, ids: OrdinalIds, done, total) -> Impor
         raise IngestError(path, f"record {int(index[problem[0]])}", problem[1])
     return trades_chunk(symbol, ts, price, size, side, trade_id, done, total, places=index,
                         unit="record", price_bits=32)
+
+
+class BarTimeframe:
+    """The timeframe of a .scid file's bar records, which the header does not hold: Sierra Chart
+    writes bars of its "Intraday Data Storage Time Unit" (1 to 60 seconds), at the start of
+    their period. So the file's first ``DECIDE_AFTER`` bars (or all, if fewer) tell it: the
+    largest divisor of a minute that every one of their times is a multiple of (1-second bars
+    soon show times a second apart). Later bars must lie on that grid. Times that are not whole
+    seconds leave it unknown (None)."""
+
+    DECIDE_AFTER = 1000
+
+    def __init__(self, path):
+        self.path = path
+        self.seconds: int | None = None
+        self.decided = False
+        self._grid, self._whole, self._seen = 60, True, 0
+
+    def see(self, ts_ns: np.ndarray, index: np.ndarray) -> None:
+        whole = ts_ns % 1_000_000_000 == 0
+        secs = ts_ns // 1_000_000_000
+        if not self.decided:
+            self._whole &= bool(whole.all())
+            if self._whole:
+                self._grid = int(np.gcd.reduce(np.append(secs % 60, self._grid)))
+            self._seen += len(ts_ns)
+            if self._seen >= self.DECIDE_AFTER:
+                self.decide()
+            return
+        if self.seconds is not None:
+            i = first_true(~whole | (secs % self.seconds != 0))
+            if i is not None:
+                raise IngestError(self.path, f"record {int(index[i])}", f"bar time "
+                                  f"{fmt_ns(int(ts_ns[i]))} is off the {self.seconds} s grid of "
+                                  "the file's earlier bars (a .scid file holds bars of one "
+                                  "storage time unit)")
+
+    def decide(self) -> None:
+        self.decided = True
+        self.seconds = self._grid if self._whole else None
 
 
 def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:

@@ -103,9 +103,10 @@ class Validator:
         return frame.assign(price=price)
 
     def bars(self, symbol: str, frame: pd.DataFrame, order=None,
-             price_bits: int = 64) -> pd.DataFrame:
+             price_bits: int = 64, seconds: int | None = None) -> pd.DataFrame:
         """Bars (``ts, open, high, low, close, volume, ...``) checked as :meth:`trades` checks
-        trades; OHLC snapped to the grid."""
+        trades; OHLC snapped to the grid. Bars of each timeframe (``seconds``) are in time
+        order on their own (a file may interleave two, as live DBN data can)."""
         check_bar_values(frame)
         snapped = {}
         for column in ("open", "high", "low", "close"):
@@ -113,14 +114,14 @@ class Validator:
             if bad is not None:
                 raise RowError("bars", bad, off_grid_reason(
                     column, float(frame[column].iloc[bad]), self._tick_size(symbol), symbol))
-        self._time_order(symbol, "bars", frame["ts"], order, window=0)
+        self._time_order(symbol, "bars", frame["ts"], order, window=0, timeframe=seconds)
         return frame.assign(**snapped)
 
     def _grid(self, symbol, prices: pd.Series, price_bits):
         return on_grid(prices.to_numpy(dtype="float64"), self._tick_size(symbol), price_bits)
 
     def _time_order(self, symbol: str, kind: str, ts: pd.Series, order, only=None,
-                    window: int = REORDER_WINDOW_NS) -> None:
+                    window: int = REORDER_WINDOW_NS, timeframe=None) -> None:
         """No row (of those ``only`` selects) more than ``window`` ns before the latest row read
         before it."""
         ns = pd.DatetimeIndex(ts).as_unit("ns").asi8
@@ -132,7 +133,7 @@ class Validator:
         ns = ns[rows]
         if len(ns) == 0:
             return
-        key = (symbol, kind)
+        key = (symbol, kind, timeframe)
         latest = np.maximum.accumulate(ns)
         before = np.empty_like(latest)
         before[0] = self._latest.get(key, ns[0])
