@@ -262,8 +262,8 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
             if n == 0:
                 click.echo(f"{symbol}: its session ({sim.instrument.session}) was closed all that "
                            f"time; {_opens(sim, end)}")
-        if live:
-            asyncio.run(_stream_all(store, sims, speed, duration))
+    if live:  # through the live pipeline, on the store's async face
+        asyncio.run(_stream_all(ctx.obj["store_url"], sims, speed, duration))
 
 
 def _fill_history(store, sim, symbol, start, end) -> int:
@@ -293,7 +293,23 @@ def _opens(sim, at) -> str:
             f"({opens:%H:%M} UTC, in {hours} h {minutes:02d} min)")
 
 
-async def _stream_all(store, sims, speed, duration):
+async def _stream_all(url, sims, speed, duration):
+    """Stream every simulator into the store through one live pipeline, as any source does."""
+    from data_access import open_async_store
+
+    from .live import Pipeline
+
+    store = await open_async_store(url)
+    pipeline = Pipeline(store)
+    try:
+        await pipeline.start()
+        await _stream_each(pipeline, sims, speed, duration)
+    finally:
+        await pipeline.stop()  # writes what was queued when the time was up
+        await store.close()
+
+
+async def _stream_each(pipeline, sims, speed, duration):
     now = pd.Timestamp.now(tz="UTC")
     closed = [s for s, sim in sims.items() if sim.next_open(now) != now]
     trading = [s for s in sims if s not in closed]
@@ -301,24 +317,35 @@ async def _stream_all(store, sims, speed, duration):
         click.echo(f"{symbol}: session closed now; {_opens(sims[symbol], now)}. Its streaming "
                    "starts then" + (f"; meanwhile {', '.join(trading)} streams." if trading else
                                     "."))
-    tasks = [_stream(store, sim, symbol, speed) for symbol, sim in sims.items()]
+    tasks = [_stream(pipeline, sim, symbol, speed) for symbol, sim in sims.items()]
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), duration)
     except asyncio.TimeoutError:
         pass
 
 
-async def _stream(store, sim, symbol, speed):
+async def _stream(pipeline, sim, symbol, speed):
     n, shown = 0, time.monotonic()
+    source = f"simulator {symbol}"
     async for batch in sim.stream(speed=speed):
-        with store.transaction() as tx:
-            n += tx.write_trades(symbol, batch.trades)
-            tx.write_depth(symbol, batch.depth)
-            tx.write_liquidations(symbol, batch.liquidations)
+        n += await _submit(pipeline.submit_trades, symbol, batch.trades, source)
+        await _submit(pipeline.submit_depth, symbol, batch.depth, source)
+        await _submit(pipeline.submit_liquidations, symbol, batch.liquidations, source)
         now = time.monotonic()
         if now - shown >= 5 and len(batch.trades):
             click.echo(f"{symbol} live: {n:,} trades, last {batch.trades['price'].iloc[-1]:g}")
             shown = now
+
+
+async def _submit(submit, *args) -> int:
+    """``submit(*args)``, waiting as told while the store is behind."""
+    from .live import Overloaded
+
+    while True:
+        try:
+            return await submit(*args)
+        except Overloaded as exc:
+            await asyncio.sleep(exc.retry_after)
 
 
 if __name__ == "__main__":
