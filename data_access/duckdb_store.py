@@ -225,7 +225,14 @@ class DuckDBStore(Store):
         return len(df)
 
     def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        return self._append("depth", symbol, frames.clean_depth(depth))
+        depth = frames.clean_depth(depth)
+        if depth.empty:
+            return self._append("depth", symbol, depth)
+        with self.transaction():
+            params = [symbol]
+            where = self._range("ts", *frames.depth_span(depth), params)
+            stored = self._query(f"SELECT DISTINCT ts FROM depth WHERE symbol = ?{where}", params)
+            return self._append("depth", symbol, frames.new_snapshots(depth, stored["ts"]))
 
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
         return self._append("liquidations", symbol, frames.clean_liquidations(liquidations))

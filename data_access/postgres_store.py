@@ -336,7 +336,22 @@ class PostgresStore(AsyncStore):
 
     @_errors
     async def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        return await self._append("depth", symbol, frames.clean_depth, depth)
+        async with self._connection() as con:
+            await self._instrument(con, symbol)
+            df = frames.clean_depth(depth)
+            if df.empty:
+                return 0
+            async with con.transaction():
+                # one depth writer per symbol at a time, so two cannot both find a snapshot new
+                await con.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"depth {symbol}")
+                stored = await copy_out(
+                    con, f"SELECT DISTINCT ts FROM depth WHERE symbol = {text_literal(symbol)}"
+                    f"{ts_range('ts', *frames.depth_span(df))}", ["ts"])
+                df = frames.new_snapshots(df, stored["ts"])
+                if len(df):
+                    columns = {"symbol": symbol, **{c: df[c] for c in df.columns}}
+                    await copy_in(con, "depth", columns, len(df))
+        return len(df)
 
     @_errors
     async def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:

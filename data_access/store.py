@@ -103,7 +103,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        """Store order-book snapshots (model depth layout)."""
+        """Store order-book snapshots (model depth layout; a snapshot is all rows of one time).
+
+        Snapshots of a time already stored for the symbol are skipped, so a resent batch or a
+        re-imported file adds nothing; returns the rows written."""
 
     @abc.abstractmethod
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
