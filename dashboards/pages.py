@@ -7,13 +7,13 @@ and stored text are user text) and the advice, and the server log gets the detai
 from __future__ import annotations
 
 import html
-import ipaddress
 import logging
 import os
 
 import panel as pn
 
 from data_access import redact_url
+from tradeflow.server.base import is_loopback
 
 __all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "error_view",
            "client_allowed", "check_client", "ALLOW_REMOTE"]
@@ -74,12 +74,7 @@ def client_allowed(remote_ip: str | None, env=os.environ) -> bool:
     front). Unknown addresses (no request: a notebook) are local."""
     if env.get(ALLOW_REMOTE, "") == "1" or not remote_ip:
         return True
-    try:
-        ip = ipaddress.ip_address(remote_ip.split("%")[0])
-    except ValueError:
-        return False
-    # an IPv4 client of a dual-stack socket shows as ::ffff:127.0.0.1
-    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+    return is_loopback(remote_ip)
 
 
 def check_client() -> None:

@@ -11,7 +11,8 @@ from .store import AsyncStore, Store
 
 # Methods that pass straight through (transaction and close need care and are written out).
 _DELEGATED = ("add_instrument", "instruments", "instrument", "write_trades", "write_bars",
-              "write_depth", "write_liquidations", "trades", "bars", "footprint", "depth",
+              "write_depth", "write_liquidations", "add_api_key", "api_keys",
+              "revoke_api_key", "trades", "bars", "footprint", "depth",
               "liquidations")
 
 

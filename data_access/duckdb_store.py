@@ -14,7 +14,8 @@ from . import frames, migrations
 from .rollup import minute_rollups
 from .sql import (bucket_expr, external_bars_sql, minutes_from_external_sql, reads_rollups,
                   rolled_up, too_fine, widen)
-from .store import BASE_SPEC, Store, StoreError, check_source, check_time_spec
+from .store import (API_KEY_COLUMNS, BASE_SPEC, Store, StoreError, check_source,
+                    check_time_spec)
 
 DIALECT = "duckdb"
 # first / last value by time and last non-NULL value (arg_max skips NULL values)
@@ -224,10 +225,35 @@ class DuckDBStore(Store):
         return len(df)
 
     def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        return self._append("depth", symbol, frames.clean_depth(depth))
+        depth = frames.clean_depth(depth)
+        if depth.empty:
+            return self._append("depth", symbol, depth)
+        with self.transaction():
+            params = [symbol]
+            where = self._range("ts", *frames.depth_span(depth), params)
+            stored = self._query(f"SELECT DISTINCT ts FROM depth WHERE symbol = ?{where}", params)
+            return self._append("depth", symbol, frames.new_snapshots(depth, stored["ts"]))
 
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
         return self._append("liquidations", symbol, frames.clean_liquidations(liquidations))
+
+    # API keys --------------------------------------------------------------------------------
+    def add_api_key(self, row: dict) -> None:
+        with self.transaction():
+            self._exec(f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(API_KEY_COLUMNS))})",
+                       [row.get(c) for c in API_KEY_COLUMNS])
+
+    def api_keys(self) -> list[dict]:
+        with self._lock:
+            rows = self._exec(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
+                              "ORDER BY created_at, key_id")
+        return [dict(zip(API_KEY_COLUMNS, r)) for r in rows]
+
+    def revoke_api_key(self, name: str, at) -> int:
+        with self.transaction():
+            return self._exec("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND "
+                              "revoked_at IS NULL", [at, name])[0][0]
 
     # reads -----------------------------------------------------------------------------------
     def _query(self, sql: str, params) -> pd.DataFrame:

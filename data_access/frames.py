@@ -209,6 +209,24 @@ def clean_depth(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def depth_span(depth: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of a clean depth frame's times, to look up the snapshots already stored."""
+    return depth["ts"].min(), depth["ts"].max() + pd.Timedelta(1, "us")
+
+
+def new_snapshots(depth: pd.DataFrame, stored_ts) -> pd.DataFrame:
+    """The rows of a clean depth frame whose time no stored snapshot of the symbol has: a
+    snapshot is all rows of one time, and one already stored is not stored again (so re-importing
+    a .depth file, or a feeder resending a batch, adds nothing). Times are compared in
+    microseconds, what the stores keep."""
+    stored = pd.DatetimeIndex(stored_ts)
+    if not len(stored):
+        return depth
+    stored = (stored.tz_localize("UTC") if stored.tz is None else stored).as_unit("us").asi8
+    incoming = pd.DatetimeIndex(depth["ts"]).as_unit("ns").asi8 // 1000
+    return depth[~np.isin(incoming, stored)].reset_index(drop=True)
+
+
 def clean_liquidations(frame: pd.DataFrame) -> pd.DataFrame:
     what = "liquidations"
     _require(frame, LIQUIDATION_COLUMNS, what)

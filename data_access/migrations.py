@@ -113,6 +113,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                SELECT 1 FROM trades t WHERE t.symbol = m.symbol AND t.ts >= m.ts
                AND t.ts < m.ts + INTERVAL '1 minute')""",
     ]),
+    # API keys of the HTTP/websocket API (tradeflow.accounts): only a salted HMAC of each key is
+    # kept; a revoked key keeps its row (revoked_at) so its name shows in the listing's history
+    (4, "API keys", [
+        """CREATE TABLE api_keys (
+            key_id {text} PRIMARY KEY,
+            name {text} NOT NULL,
+            salt {text} NOT NULL,
+            digest {text} NOT NULL,
+            timezone {text} NOT NULL DEFAULT 'UTC',
+            created_at {ts} NOT NULL,
+            revoked_at {ts}
+        )""",
+    ]),
 ]
 
 

@@ -26,7 +26,7 @@ from .pg_sql import (BAR_UPDATE, BAR_VALUES, MINUTE, bars_sql, first_last, footp
 from .pg_url import OFF, Target, parse_url
 from .rollup import minute_rollups
 from .sql import minutes_from_external_sql, rolled_up, too_fine, widen
-from .store import AsyncStore, StoreError, check_source, check_time_spec
+from .store import API_KEY_COLUMNS, AsyncStore, StoreError, check_source, check_time_spec
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,22 @@ class PostgresStore(AsyncStore):
 
     @_errors
     async def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        return await self._append("depth", symbol, frames.clean_depth, depth)
+        async with self._connection() as con:
+            await self._instrument(con, symbol)
+            df = frames.clean_depth(depth)
+            if df.empty:
+                return 0
+            async with con.transaction():
+                # one depth writer per symbol at a time, so two cannot both find a snapshot new
+                await con.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"depth {symbol}")
+                stored = await copy_out(
+                    con, f"SELECT DISTINCT ts FROM depth WHERE symbol = {text_literal(symbol)}"
+                    f"{ts_range('ts', *frames.depth_span(df))}", ["ts"])
+                df = frames.new_snapshots(df, stored["ts"])
+                if len(df):
+                    columns = {"symbol": symbol, **{c: df[c] for c in df.columns}}
+                    await copy_in(con, "depth", columns, len(df))
+        return len(df)
 
     @_errors
     async def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
@@ -355,6 +370,29 @@ class PostgresStore(AsyncStore):
                f"{ts_range('ts', start, end)}")
         async with self._connection() as con:
             return await self._read(con, latest(sql, order, last), table)
+
+    # API keys ----------------------------------------------------------------------------------
+    @_errors
+    async def add_api_key(self, row: dict) -> None:
+        async with self._connection() as con:
+            await con.execute(
+                f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES "
+                f"({', '.join(f'${i + 1}' for i in range(len(API_KEY_COLUMNS)))})",
+                *[row.get(c) for c in API_KEY_COLUMNS])
+
+    @_errors
+    async def api_keys(self) -> list[dict]:
+        async with self._connection() as con:
+            rows = await con.fetch(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
+                                   "ORDER BY created_at, key_id")
+        return [dict(r) for r in rows]
+
+    @_errors
+    async def revoke_api_key(self, name: str, at) -> int:
+        async with self._connection() as con:
+            return _row_count(await con.execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                at, name))
 
     @_errors
     async def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame:

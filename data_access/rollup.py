@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Instrument
+from tradeflow.model import Instrument, ns_to_utc
 
 MINUTE_NS = 60 * 1_000_000_000
 
@@ -27,7 +27,7 @@ def minute_rollups(trades: pd.DataFrame, instrument: Instrument):
     starts = np.flatnonzero(np.concatenate(([True], minute[1:] != minute[:-1])))
     ends = np.append(starts[1:], len(ts))
     bars = pd.DataFrame({
-        "ts": pd.DatetimeIndex(minute[starts]).tz_localize("UTC"),
+        "ts": ns_to_utc(minute[starts]),
         "open": price[starts],
         "high": np.maximum.reduceat(price, starts),
         "low": np.minimum.reduceat(price, starts),
@@ -52,8 +52,7 @@ def minute_rollups(trades: pd.DataFrame, instrument: Instrument):
     else:
         keys, cell = np.unique(key, return_inverse=True)
     cells = pd.DataFrame({
-        "ts": pd.DatetimeIndex(minute[starts][keys // width].view("datetime64[ns]"))
-        .tz_localize("UTC"),
+        "ts": ns_to_utc(minute[starts][keys // width]),
         "tick": keys % width + low,
         "volume": np.bincount(cell, weights=size),
         "ask_volume": np.bincount(cell, weights=ask),

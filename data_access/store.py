@@ -40,6 +40,10 @@ BASE_SPEC = BarSpec.parse("1m")  # the timeframe of the rollups
 SOURCES = (None, "external")  # bars built from trades (the rollups), or the bars received built
 
 
+# the columns of a stored API key (migration 3)
+API_KEY_COLUMNS = ("key_id", "name", "salt", "digest", "timezone", "created_at", "revoked_at")
+
+
 class StoreError(RuntimeError):
     """A store could not be opened or a request could not be served; the message says why."""
 
@@ -99,11 +103,27 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write_depth(self, symbol: str, depth: pd.DataFrame) -> int:
-        """Store order-book snapshots (model depth layout)."""
+        """Store order-book snapshots (model depth layout; a snapshot is all rows of one time).
+
+        Snapshots of a time already stored for the symbol are skipped, so a resent batch or a
+        re-imported file adds nothing; returns the rows written."""
 
     @abc.abstractmethod
     def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int:
         """Store liquidations (model liquidation layout)."""
+
+    # API keys (tradeflow.accounts makes and checks them; the store keeps their hashes) ------
+    @abc.abstractmethod
+    def add_api_key(self, row: dict) -> None:
+        """Store a key's row (``API_KEY_COLUMNS``)."""
+
+    @abc.abstractmethod
+    def api_keys(self) -> list[dict]:
+        """Every key's row, revoked ones too, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, name: str, at) -> int:
+        """Mark the active keys named ``name`` revoked at ``at``; returns how many."""
 
     # reads ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -162,6 +182,15 @@ class AsyncStore(abc.ABC):
 
     @abc.abstractmethod
     async def write_liquidations(self, symbol: str, liquidations: pd.DataFrame) -> int: ...
+
+    @abc.abstractmethod
+    async def add_api_key(self, row: dict) -> None: ...
+
+    @abc.abstractmethod
+    async def api_keys(self) -> list[dict]: ...
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, name: str, at) -> int: ...
 
     @abc.abstractmethod
     async def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame: ...

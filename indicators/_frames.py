@@ -1,6 +1,7 @@
 """Small shared checks and conversions for the order-flow and profile studies (numpy/pandas only)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -39,19 +40,44 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def positive_tick_size(value, what: str) -> float:
+    """A tick size: a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{what}: tick_size must be a finite number > 0 (e.g. 0.25), "
+                         f"got {value!r}")
+    return float(value)
+
+
+def non_negative(value, name: str) -> float:
+    """``value`` as a finite float >= 0, else a ValueError that says so."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def non_negative_int(value, name: str) -> int:
+    """``value`` as an int >= 0, else a ValueError that says so."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def positive_number(value, name: str) -> float:
+    """``value`` as a finite float > 0, else a ValueError that says so."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def ts_ns(values) -> np.ndarray:
     """UTC nanoseconds (int64) of a column of timestamps."""
     idx = pd.DatetimeIndex(values)
     if idx.tz is None:
         idx = idx.tz_localize("UTC")
     return idx.as_unit("ns").asi8
-
-
-def ts_frame(ns: np.ndarray) -> pd.DatetimeIndex:
-    """UTC ``datetime64[ns]`` timestamps from int64 nanoseconds."""
-    # built with the zone as its dtype: ~25x faster than tz_localize on millions of rows
-    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]"),
-                            dtype="datetime64[ns, UTC]")
 
 
 def group_starts(keys: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from talib import abstract
 
 from indicators.live_protocol import Changes, ChangeSet
 from indicators.registry import REGISTRY, Indicator, IndicatorError
-from tradeflow.model import BAR_COLUMNS, empty_frame
+from tradeflow.model import BAR_COLUMNS, empty_frame, ns_to_utc
 
 __all__ = ["ANCHORED", "LiveIndicator", "LiveIndicators", "BarBuffer"]
 
@@ -174,8 +174,8 @@ class BarBuffer:
         t = _ts_ns(bar["ts"])
         last = int(self._ts[self.n - 1]) if self.n else None
         if last is not None and t < last:
-            raise IndicatorError(f"live indicators: the bar at {pd.Timestamp(t, tz='UTC')} is "
-                                 f"older than the newest bar ({pd.Timestamp(last, tz='UTC')}); "
+            raise IndicatorError(f"live indicators: the bar at {ns_to_utc(t)} is "
+                                 f"older than the newest bar ({ns_to_utc(last)}); "
                                  "bars must arrive in time order")
         values = {}
         for k, v in bar.items():

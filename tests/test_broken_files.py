@@ -514,7 +514,7 @@ def test_on_grid_snaps_to_the_value_whose_tick_index_is_exact(tick):
 def test_places_are_named_in_the_ingest_error_convention():
     # IngestError's docstring: "record N" (binary, from 0), "line N" (CSV, from 1),
     # "row N" (Parquet, from 0); a chunk names its rows the same way
-    from tradeflow.ingest.files import ImportChunk
+    from tradeflow.ingest.chunks import ImportChunk
 
     chunk = ImportChunk("trades", "ES", batch([1.0, 2.0]), 0, 0, np.array([7, 3]), "line")
     assert chunk.where(0) == "line 7" and chunk.where(1) == "line 3"

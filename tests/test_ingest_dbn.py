@@ -10,7 +10,8 @@ import pytest
 
 from tradeflow.ingest import dbn as dbn_mod
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import guess_format, made_ids, read_file
+from tradeflow.ingest.files import guess_format, read_file
+from tradeflow.ingest.trade_ids import made_ids
 from tradeflow.model import normalize_trades
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14 22:13:20 UTC

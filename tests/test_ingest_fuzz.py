@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import BAR_IMPORT_COLUMNS, TS_MAX_NS, TS_MIN_NS, read_file
+from tradeflow.ingest.chunks import BAR_IMPORT_COLUMNS, TS_MAX_NS, TS_MIN_NS
+from tradeflow.ingest.files import read_file
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, RECORD
 from tradeflow.model import TRADE_COLUMNS, normalize_trades
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import guess_format, made_ids, read_file
+from tradeflow.ingest.files import guess_format, read_file
+from tradeflow.ingest.trade_ids import made_ids
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, RECORD
 from tradeflow.model import normalize_trades
 

@@ -11,15 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
-    CONTENT_ID_BASE,
-    FORMATS,
-    HASH_BITS,
-    OrdinalIds,
-    guess_format,
-    made_ids,
-    read_file,
-)
+from tradeflow.ingest.files import FORMATS, guess_format, read_file
+from tradeflow.ingest.trade_ids import CONTENT_ID_BASE, HASH_BITS, OrdinalIds, made_ids
 from tradeflow.model import normalize_trades
 
 

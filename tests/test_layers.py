@@ -66,3 +66,22 @@ def test_the_check_sees_a_violation():
     graph.add_import(importer="indicators.registry", imported="tradeflow.bars")
     assert offenders(graph, "indicators", lambda i: layer(i) in ("external", "model")
                      or i.split(".")[0] == "indicators") == ["indicators.registry -> tradeflow.bars"]
+
+
+def cycles_within(graph, package: str) -> list[str]:
+    """Each import ``a -> b`` between modules of ``package`` where ``b`` leads back to ``a``."""
+    modules = {package} | graph.find_descendants(package)
+    return sorted(f"{m} -> {i}" for m in modules
+                  for i in graph.find_modules_directly_imported_by(m) & modules
+                  if graph.chain_exists(importer=i, imported=m, as_packages=False))
+
+
+def test_no_import_cycle_among_the_ingest_modules(graph):
+    assert cycles_within(graph, "tradeflow.ingest") == []
+
+
+def test_the_cycle_check_sees_a_cycle():
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=True)
+    graph.add_import(importer="tradeflow.ingest.chunks", imported="tradeflow.ingest.files")
+    assert "tradeflow.ingest.chunks -> tradeflow.ingest.files" in cycles_within(
+        graph, "tradeflow.ingest")

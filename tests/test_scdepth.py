@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_access import open_store
-from indicators.orderflow.book import OrderBook, SierraReplay, heatmap_grid, replay_sierra
+from indicators.orderflow.book import OrderBook, heatmap_grid
 from tradeflow.importer import DEPTH_LEVELS, import_files
 from tradeflow.ingest import scdepth
 from tradeflow.ingest.errors import IngestError
 from tradeflow.ingest.files import guess_format, read_file
 from tradeflow.model import Instrument
+from tradeflow.venues.sierra import SierraReplay, apply_sierra, replay_sierra
 
 T0 = pd.Timestamp("2026-01-01 14:30:00", tz="UTC")
 CLEAR, ADD_BID, ADD_ASK, MOD_BID, MOD_ASK, DEL_BID, DEL_ASK = 1, 2, 3, 4, 5, 6, 7
@@ -90,10 +91,9 @@ def test_hand_worked_replay():
 
 def test_apply_sierra_on_order_book():
     ob = OrderBook(0.25)
-    ob.apply_sierra(HAND)  # the last command (a bid of 9 at 100.00) is applied too
+    apply_sierra(ob, HAND)  # the last command (a bid of 9 at 100.00) is applied too
     assert ob.bids == {400: 9.0} and ob.asks == {404: 1.0}
     assert ob.best_bid() == (400, 9.0) and ob.best_ask() == (404, 1.0)
-    assert not ob.synced  # no Binance sync state from Sierra commands
 
 
 def test_chunks_give_the_same_snapshots():
@@ -191,7 +191,7 @@ def test_replay_matches_brute_force(rows, levels, interval, cuts):
     assert (got.groupby(buckets)["ts"].nunique() <= 1).all()
     # the book after everything
     ob = OrderBook(0.25)
-    ob.apply_sierra(cmds)
+    apply_sierra(ob, cmds)
     assert ob.bids == replay.book.bids and ob.asks == replay.book.asks
 
 

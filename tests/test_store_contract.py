@@ -186,6 +186,31 @@ def test_depth_and_liquidations_round_trip(store):
     np.testing.assert_array_equal(back["side"], liq["side"])
 
 
+def test_depth_snapshots_already_stored_are_skipped(store):
+    """A snapshot (all rows of one time) already stored for the symbol is not stored again, even
+    when the resent rows differ; new times in the same batch are, and other symbols are apart."""
+    store.add_instrument(BTC)
+    store.add_instrument(ES)
+    ts = pd.date_range("2026-01-06 10:00", periods=4, freq="1s", tz="UTC")
+
+    def snaps(times, size):
+        return pd.DataFrame({"ts": times.repeat(2), "side": [-1, 1] * len(times),
+                             "tick": [600000, 600001] * len(times),
+                             "size": np.full(2 * len(times), size)})
+
+    assert store.write_depth("BTCUSDT", snaps(ts[:2], 1.0)) == 4
+    assert store.write_depth("BTCUSDT", snaps(ts[:2], 1.0)) == 0  # resent: nothing
+    # ts[1] stored, ts[2] and ts[3] new; a resend with other sizes keeps the first snapshot
+    assert store.write_depth("BTCUSDT", snaps(ts[1:], 9.0)) == 4
+    got = store.depth("BTCUSDT")
+    assert list(got.groupby("ts")["size"].sum()) == [2.0, 2.0, 18.0, 18.0]
+    # the same time under another symbol is new; within one transaction it holds too
+    with store.transaction():
+        assert store.write_depth("ES", snaps(ts[:1], 1.0)) == 2
+        assert store.write_depth("ES", snaps(ts[:1], 1.0)) == 0
+    assert len(store.depth("ES")) == 2 and len(store.depth("BTCUSDT")) == 8
+
+
 # all or nothing -----------------------------------------------------------------------------
 
 def test_bad_rows_store_nothing(es_store):

@@ -3,7 +3,7 @@ pass; markup, quotes, spaces and overlong text never do, wherever a symbol enter
 import pytest
 
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import check_symbol
+from tradeflow.ingest.chunks import check_symbol
 from tradeflow.model import Instrument, ModelError, validate_symbol
 
 REAL = ["ESZ5", "ES.FUT", "BTCUSDT", "BTCUSD_PERP", "BTC-USDT", "EUR/USD", "^GSPC", "BRK.B", "6E",

@@ -36,8 +36,10 @@ class _Group(click.Group):
     def invoke(self, ctx):
         from indicators.registry import IndicatorError
 
+        from .accounts.apikeys import ApiKeyError
         from .ingest.errors import IngestError
         from .plugins import PluginError
+        from .server.client import ServerError
         from .studies import StudyError
 
         try:
@@ -46,7 +48,7 @@ class _Group(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
         except (ModelError, IngestError, StoreError, IndicatorError, StudyError, PluginError,
-                OSError) as exc:
+                ApiKeyError, ServerError, OSError) as exc:
             _fail(exc)
 
 
@@ -62,6 +64,36 @@ def main(ctx, store):
 
 def _open(ctx):
     return open_store(ctx.obj["store_url"])
+
+
+def _run(ctx, op: str, **args):
+    """Run a store operation (``tradeflow.server.control``): here, or, while ``tradeflow serve``
+    holds the embedded DuckDB file, inside that server."""
+    from .server import client, control, runfile
+
+    server = runfile.find(ctx.obj["store_url"])
+    if server is not None:
+        click.echo(f"(the server at {server.url} holds the store: the work runs there)", err=True)
+        if "progress" in args:  # a progress bar would go to the server's terminal
+            args["progress"] = False
+        return client.call(server, op, args)
+    with _open(ctx) as store:
+        return control.OPERATIONS[op](store, **args)
+
+
+def _not_served(ctx, instead: str) -> None:
+    """A UserError when ``tradeflow serve`` holds the store and this command cannot run there."""
+    from .server import runfile
+
+    server = runfile.find(ctx.obj["store_url"])
+    if server is not None:
+        raise UserError(f"the server at {server.url} (process {server.pid}) holds the store: "
+                        f"stop it first, or let it do this: {instead}")
+
+
+def _echo(result) -> None:
+    for line in result.lines:
+        click.echo(line)
 
 
 # instruments ---------------------------------------------------------------------------------
@@ -82,24 +114,16 @@ def instruments():
 @click.pass_context
 def instruments_add(ctx, symbol, tick_size, exchange, asset_class, point_value, session):
     """Add or replace an instrument."""
-    inst = Instrument(symbol, tick_size, exchange, asset_class, point_value, Session.parse(session))
-    with _open(ctx) as store:
-        store.add_instrument(inst)
-    click.echo(f"{symbol}: tick size {tick_size:g}, session {inst.session}")
+    Instrument(symbol, tick_size, exchange, asset_class, point_value, Session.parse(session))
+    _echo(_run(ctx, "instruments_add", symbol=symbol, tick_size=tick_size, exchange=exchange,
+               asset_class=asset_class, point_value=point_value, session=session))
 
 
 @instruments.command("list")
 @click.pass_context
 def instruments_list(ctx):
     """List the stored instruments."""
-    with _open(ctx) as store:
-        rows = [{"symbol": i.symbol, "exchange": i.exchange, "asset_class": i.asset_class,
-                 "tick_size": i.tick_size, "point_value": i.point_value,
-                 "session": str(i.session)} for i in store.instruments()]
-    if not rows:
-        click.echo("no instruments yet: tradeflow instruments add SYMBOL --tick-size X")
-        return
-    click.echo(pd.DataFrame(rows).to_string(index=False))
+    _echo(_run(ctx, "instruments_list"))
 
 
 # import / export -----------------------------------------------------------------------------
@@ -119,19 +143,10 @@ def instruments_list(ctx):
 def import_(ctx, paths, fmt, symbol, mapping, quiet):
     """Import trade files (.scid, Binance CSV, Databento DBN, CSV, Parquet) and Sierra Chart
     market-depth files (.depth, stored as 1-second book snapshots). All or nothing."""
-    from .importer import import_files
-
     pairs = dict(_key_value(m, "--map") for m in mapping) or None
-    started = time.perf_counter()
-    with _open(ctx) as store:
-        summaries = import_files(store, paths, fmt, symbol, pairs, progress=not quiet)
-    for s in summaries:
-        click.echo("\n".join(s.lines()))
-    total = sum(v.trades_new for s in summaries for v in s.symbols.values())
-    depth = sum(v.depth_rows for s in summaries for v in s.symbols.values())
-    book = f", {depth:,} book snapshot rows" if depth else ""
-    click.echo(f"imported {len(summaries)} file(s): {total:,} new trades{book} in "
-               f"{time.perf_counter() - started:.1f} s")
+    # absolute paths: a running server may do the work, from another directory
+    _echo(_run(ctx, "import", paths=[os.path.abspath(p) for p in paths], format=fmt,
+               symbol=symbol, mapping=pairs, progress=not quiet))
 
 
 def _key_value(text: str, option: str) -> tuple[str, str]:
@@ -156,23 +171,13 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
 @click.pass_context
 def export(ctx, what, symbol, spec, start, end, last, output, received):
     """Export stored trades, bars or footprint cells."""
-    from .marketdata import MarketData
-
-    with _open(ctx) as store:
-        inst = store.instrument(symbol)  # an unknown symbol is an error, not an empty file
-        md = MarketData(store)
-        if received and what != "bars":
-            raise UserError("--received applies to bars only")
-        if what == "trades":
-            frame = md.trades(symbol, start, end, last)
-        elif what == "bars":
-            frame = md.bars(symbol, spec, start, end, last,
-                            source="external" if received else None)
-        else:
-            frame = md.footprint(symbol, spec, start, end, last)
-            frame.insert(1, "price", inst.to_price(frame["tick"]))
-            frame["delta"] = frame["ask_volume"] - frame["bid_volume"]
-        write_frame(frame, output)
+    if output is not None:
+        _check_output(output)
+    if received and what != "bars":
+        raise UserError("--received applies to bars only")
+    frame = _run(ctx, "export", what=what, symbol=symbol, spec=spec, start=start, end=end,
+                 last=last, received=received).frame
+    write_frame(frame, output)
     if output:
         click.echo(f"wrote {len(frame):,} rows to {output}", err=True)
 
@@ -187,6 +192,11 @@ def write_frame(frame: pd.DataFrame, output: str | None) -> None:
     elif output.endswith(".csv"):
         frame.to_csv(output, index=False, float_format="%.10g")
     else:
+        _check_output(output)
+
+
+def _check_output(output: str) -> None:
+    if not output.endswith((".parquet", ".pq", ".csv")):
         raise UserError(f"-o {output}: use a .csv or .parquet file name")
 
 
@@ -209,8 +219,7 @@ def write_frame(frame: pd.DataFrame, output: str | None) -> None:
 @click.pass_context
 def study(ctx, name, symbol, list_, spec, start, end, params, higher, output):
     """Run study NAME over SYMBOL's stored bars (or --list the studies)."""
-    from .marketdata import MarketData
-    from .studies import list_studies, run_study
+    from .studies import list_studies
 
     if list_:
         write_frame(list_studies(), output)
@@ -218,8 +227,10 @@ def study(ctx, name, symbol, list_, spec, start, end, params, higher, output):
     if not name or not symbol:
         raise UserError("give a study NAME and a SYMBOL (or --list)")
     pairs = dict(_key_value(p, "--param") for p in params)
-    with _open(ctx) as store:
-        frame = run_study(MarketData(store), name, symbol, spec, start, end, pairs, higher)
+    if output is not None:
+        _check_output(output)
+    frame = _run(ctx, "study", name=name, symbol=symbol, spec=spec, start=start, end=end,
+                 params=pairs, tf=higher).frame
     write_frame(frame, output)
 
 
@@ -253,6 +264,7 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
                         "now: add --no-live, or leave out --end")
     end = bounds(end, None)[0] if end is not None else pd.Timestamp.now(tz="UTC").floor("min")
     start = end - pd.Timedelta(days=days)
+    _not_served(ctx, "tradeflow serve --simulate " + ",".join(symbols))
     with _open(ctx) as store:
         sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
                 for s in dict.fromkeys(symbols)}
@@ -346,6 +358,67 @@ async def _submit(submit, *args) -> int:
             return await submit(*args)
         except Overloaded as exc:
             await asyncio.sleep(exc.retry_after)
+
+
+# API keys --------------------------------------------------------------------------------------
+
+@main.group()
+def apikey():
+    """API keys for the HTTP and websocket API (X-API-Key): create, list, revoke."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option("--timezone", "timezone", default="UTC", show_default=True,
+              help="Zone of the times this key's feeder sends without a zone (Sierra Chart sends "
+                   "its chart's time zone), e.g. America/New_York.")
+@click.pass_context
+def apikey_create(ctx, name, timezone):
+    """Make a key named NAME and print it (once: only its hash is stored)."""
+    _echo(_run(ctx, "apikey_create", name=name, timezone=timezone))
+
+
+@apikey.command("list")
+@click.pass_context
+def apikey_list(ctx):
+    """List the keys (names, zones, when made or revoked; never the keys)."""
+    _echo(_run(ctx, "apikey_list"))
+
+
+@apikey.command("revoke")
+@click.argument("name")
+@click.pass_context
+def apikey_revoke(ctx, name):
+    """Revoke the active key named NAME (at once, also in a running server)."""
+    _echo(_run(ctx, "apikey_revoke", name=name))
+
+
+# serve -----------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: loopback (this machine only) unless told otherwise; "
+                   "reads from other machines then need an API key too.")
+@click.option("--port", type=click.IntRange(0, 65535), default=5006, show_default=True,
+              help="Port (0: any free one).")
+@click.option("--simulate", "simulate", default=None, metavar="SYMBOLS",
+              help="Stream simulated order flow of these stored symbols (comma-separated).")
+@click.option("--no-simulate", "no_simulate", is_flag=True, help="No simulator (the default).")
+@click.option("--store", "store", default=None, help="Store URL (as tradeflow --store).")
+@click.option("--max-pending-rows", type=click.IntRange(1), default=2_000_000, show_default=True,
+              help="Rows that may wait for the store; past that, feeders are told to slow down.")
+@click.pass_context
+def serve(ctx, host, port, simulate, no_simulate, store, max_pending_rows):
+    """Serve the pages, the HTTP and websocket API and the live pipeline in one process."""
+    from .model import validate_symbol
+    from .server.app import run
+
+    if simulate and no_simulate:
+        raise UserError("--simulate and --no-simulate: choose one")
+    symbols = [validate_symbol(s.strip()) for s in (simulate or "").split(",") if s.strip()]
+    url = config.store_url(store) if store is not None else ctx.obj["store_url"]
+    asyncio.run(run(url, host, port, symbols, ready=lambda line: click.echo(line),
+                    max_pending_rows=max_pending_rows))
 
 
 if __name__ == "__main__":

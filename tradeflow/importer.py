@@ -11,12 +11,12 @@ from tqdm import tqdm
 
 from data_access import Store
 from data_access.frames import RowError
-from indicators.orderflow.book import SierraReplay
 
 from .ingest.errors import IngestError, printable
 from .ingest.files import guess_format, read_file
 from .ingest.validate import Validator
 from .model import ModelError
+from .venues.sierra import SierraReplay
 
 # Sierra Chart .depth files are stored as book snapshots: one a second (the book after the
 # second's last complete batch), the nearest DEPTH_LEVELS price levels a side
@@ -110,7 +110,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
                         snaps = replay.feed(frame)
                     except ValueError as exc:  # e.g. a price beyond any tick index
                         raise IngestError(path, "", f"book replay: {exc}") from exc
-                    s.depth_rows += _write_depth(tx, chunk.symbol, snaps)
+                    s.depth_rows += tx.write_depth(chunk.symbol, snaps)
                 else:
                     frame = validator.bars(chunk.symbol, frame, chunk.places, chunk.price_bits,
                                            chunk.seconds)
@@ -131,7 +131,7 @@ def _import_one(tx, registry, path, format, symbol, mapping, progress,
                 raise ModelError(f"{path}: {exc}") from exc
         for sym, replay in replays.items():  # the last second of each book
             try:
-                summary.symbols[sym].depth_rows += _write_depth(tx, sym, replay.finish())
+                summary.symbols[sym].depth_rows += tx.write_depth(sym, replay.finish())
             except ModelError as exc:
                 raise ModelError(f"{path}: {exc}") from exc
     finally:
@@ -158,20 +158,6 @@ def _whole_minutes(held: dict[str, tuple], chunk, bars: pd.DataFrame):
         held[chunk.symbol] = (bars[last], chunk.unit, numbers[last])
         bars, numbers = bars[~last], numbers[~last]
     return bars, lambda i: f"{chunk.unit} {numbers[i]}"
-
-
-def _write_depth(tx, symbol: str, snaps: pd.DataFrame) -> int:
-    """Store book snapshots, skipping those already stored (same symbol and time): the store
-    appends depth rows, so this is what makes re-importing a .depth file add nothing."""
-    if snaps.empty:
-        return 0
-    ts = snaps["ts"]
-    stored = tx.depth(symbol, ts.iloc[0], ts.iloc[-1] + pd.Timedelta(1, "us"))
-    if len(stored):
-        known = np.isin(pd.DatetimeIndex(ts).as_unit("ns").asi8,
-                        pd.DatetimeIndex(stored["ts"]).as_unit("ns").asi8)
-        snaps = snaps[~known]
-    return tx.write_depth(symbol, snaps) if len(snaps) else 0
 
 
 __all__ = ["import_files", "ImportSummary", "IngestError"]

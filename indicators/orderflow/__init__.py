@@ -19,8 +19,7 @@
 Pure functions: frames in, frames out, no I/O; imports numpy, pandas and ``tradeflow.model`` only.
 """
 from .aggression import absorption, sweeps
-from .book import (BookCrossedError, BookGapError, OrderBook, SierraReplay, heatmap_grid,
-                   replay_sierra, to_matrix)
+from .book import BookCrossedError, OrderBook, heatmap_grid, to_matrix
 from .footprint import (bar_delta, bar_poc, cvd, cvd_candles, footprint_metrics,
                         running_delta_extremes)
 from .imbalance import group_ticks, imbalances, stacked_imbalances, unfinished_auctions
@@ -35,6 +34,6 @@ __all__ = [
     "group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions",
     "session_vwap", "anchored_vwap", "VwapState", "big_trades", "zero_prints", "naked_pocs",
     "liquidations_by_bar", "liquidations_by_level", "sweeps", "absorption",
-    "OrderBook", "BookGapError", "BookCrossedError", "SierraReplay", "replay_sierra",
-    "heatmap_grid", "to_matrix", "LiveOrderFlow", "LiveUpdate", "LiveHeatmap",
+    "OrderBook", "BookCrossedError", "heatmap_grid", "to_matrix", "LiveOrderFlow", "LiveUpdate",
+    "LiveHeatmap",
 ]

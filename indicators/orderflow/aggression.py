@@ -59,45 +59,24 @@ Definitions
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
+from .._frames import (group_starts, non_negative, non_negative_int, positive_int,
+                       positive_tick_size, require, trade_arrays, ts_ns)
 from .footprint import bar_poc
 from .imbalance import rows_summed
 
 __all__ = ["sweeps", "absorption"]
 
-_SIDES = (None, "bid", "ask")
+ABSORPTION_SIDES = (None, "bid", "ask")
 
 
-def _tick_size(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{what}: tick_size must be a finite number > 0 (e.g. 0.25), "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _non_negative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
-def _gap_ns(value) -> int:
+def max_gap_ns(value) -> int:
     """``max_gap`` (``"250ms"``, a Timedelta/timedelta/timedelta64) as positive nanoseconds."""
     if value is None or isinstance(value, bool) or (
             isinstance(value, numbers.Number) and not isinstance(value, np.timedelta64)):
@@ -114,10 +93,9 @@ def _gap_ns(value) -> int:
     return int(gap.value)
 
 
-
 def _empty_sweeps() -> pd.DataFrame:
-    return pd.DataFrame({"ts_start": ts_frame(np.empty(0, "int64")),
-                         "ts_end": ts_frame(np.empty(0, "int64")),
+    return pd.DataFrame({"ts_start": ns_to_utc(np.empty(0, "int64")),
+                         "ts_end": ns_to_utc(np.empty(0, "int64")),
                          "side": np.empty(0, "int8"), "tick_start": np.empty(0, "int64"),
                          "tick_end": np.empty(0, "int64"), "levels": np.empty(0, "int64"),
                          "size": np.empty(0, "float64"), "trades": np.empty(0, "int64")})
@@ -132,13 +110,13 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
     Returns ``ts_start, ts_end, side, tick_start, tick_end, levels, size, trades`` ordered by
     ``ts_start``. ``min_levels`` must be >= 2 (a single level is no sweep), ``max_gap`` > 0,
     ``tick_size`` > 0 and ``min_size`` >= 0."""
-    tick_size = _tick_size(tick_size, "sweeps")
+    tick_size = positive_tick_size(tick_size, "sweeps")
     if isinstance(min_levels, bool) or not isinstance(min_levels, numbers.Integral) \
             or min_levels < 2:
         raise ValueError(f"sweeps: min_levels must be a whole number >= 2 (a sweep clears at "
                          f"least two levels), got {min_levels!r}")
-    gap = _gap_ns(max_gap)
-    min_size = _non_negative(min_size, "sweeps: min_size")
+    gap = max_gap_ns(max_gap)
+    min_size = non_negative(min_size, "sweeps: min_size")
     t, price, size, side = trade_arrays(trades, "sweeps")
     n = len(t)
     if n == 0:
@@ -161,7 +139,7 @@ def sweeps(trades: pd.DataFrame, tick_size: float, min_levels: int = 3, max_gap=
     run_side = side[starts]
     keep = (run_side != 0) & (levels >= min_levels) & (total >= min_size)
     s, e = starts[keep], ends[keep]
-    return pd.DataFrame({"ts_start": ts_frame(t[s]), "ts_end": ts_frame(t[e]),
+    return pd.DataFrame({"ts_start": ns_to_utc(t[s]), "ts_end": ns_to_utc(t[e]),
                          "side": run_side[keep].astype("int8"), "tick_start": tick[s],
                          "tick_end": tick[e], "levels": levels[keep].astype("int64"),
                          "size": total[keep], "trades": (e - s + 1).astype("int64")})
@@ -179,11 +157,11 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     buying; pass ``side`` to keep one kind only. ``bars`` need ``ts, close`` with distinct,
     increasing ``ts``; every cell must belong to one of the bars (same ``ts``); bars without cells
     give no row. ``rows=N``: the level is the POC row of N ticks, ``tick`` its lowest tick."""
-    tick_size = _tick_size(tick_size, "absorption")
+    tick_size = positive_tick_size(tick_size, "absorption")
     rows = positive_int(rows, "absorption: rows")
-    min_volume = _non_negative(min_volume, "absorption: min_volume")
-    max_progress_ticks = _non_negative_int(max_progress_ticks, "absorption: max_progress_ticks")
-    if side not in _SIDES:
+    min_volume = non_negative(min_volume, "absorption: min_volume")
+    max_progress_ticks = non_negative_int(max_progress_ticks, "absorption: max_progress_ticks")
+    if side not in ABSORPTION_SIDES:
         raise ValueError(f"absorption: side must be None, 'bid' or 'ask', got {side!r}")
     require(cells, ("ts", "tick", "volume", "ask_volume", "bid_volume"), "absorption: cells")
     require(bars, ("ts", "close"), "absorption: bars")
@@ -207,7 +185,7 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     # cells summed per (ts, row); with rows=1 a row is a tick
     t, tick, sums = rows_summed(t, tick, {"vol": vol, "ask": ask, "bid": bid}, rows)
     vol, ask, bid = sums["vol"], sums["ask"], sums["bid"]
-    poc = bar_poc(pd.DataFrame({"ts": ts_frame(t), "tick": tick, "volume": vol}))
+    poc = bar_poc(pd.DataFrame({"ts": ns_to_utc(t), "tick": tick, "volume": vol}))
     pt = ts_ns(poc["ts"])
     ptick = poc["poc"].to_numpy(dtype="int64")
     # the POC's row among the summed cells: keyed by (ts, tick), both sorted
@@ -225,7 +203,7 @@ def absorption(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float, min_vo
     elif side == "ask":
         keep &= is_ask
     label = np.where(is_bid, "bid", "ask")
-    return pd.DataFrame({"ts": ts_frame(pt[keep]), "tick": ptick[keep],
+    return pd.DataFrame({"ts": ns_to_utc(pt[keep]), "tick": ptick[keep],
                          "side": label[keep].astype(object), "volume": pv[keep],
                          "aggressor_volume": agg[keep],
                          "progress_ticks": progress[keep].astype("int64")})

@@ -32,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
-from .._frames import group_starts, positive_int, require, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, require, ts_ns
 from .imbalance import rows_summed
 
 __all__ = [
@@ -130,7 +130,7 @@ def bar_poc(cells: pd.DataFrame, rows: int = 1) -> pd.DataFrame:
     order = np.lexsort((tick, t))
     t, tick, vol = t[order], tick[order], vol[order]
     if not len(t):
-        return pd.DataFrame({"ts": ts_frame(np.empty(0, "int64")),
+        return pd.DataFrame({"ts": ns_to_utc(np.empty(0, "int64")),
                              "poc": np.empty(0, "int64"), "poc_volume": np.empty(0)})
     first = group_starts(t)
     grp = np.cumsum(first) - 1
@@ -143,7 +143,7 @@ def bar_poc(cells: pd.DataFrame, rows: int = 1) -> pd.DataFrame:
     # among the candidates of each bar: the smallest distance, then the lowest tick
     pick = cand[np.lexsort((tick[cand], dist[cand], grp[cand]))]
     pick = pick[group_starts(grp[pick])]
-    return pd.DataFrame({"ts": ts_frame(t[pick]), "poc": tick[pick], "poc_volume": vol[pick]})
+    return pd.DataFrame({"ts": ns_to_utc(t[pick]), "poc": tick[pick], "poc_volume": vol[pick]})
 
 
 def footprint_metrics(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
@@ -179,7 +179,7 @@ def footprint_metrics(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
     return out
 
 
-def _reset_mode(session: Session | None, reset: str | None) -> str:
+def reset_mode(session: Session | None, reset: str | None) -> str:
     if reset is None:
         return "session" if session is not None else "none"
     if reset not in _RESETS:
@@ -192,7 +192,7 @@ def _reset_mode(session: Session | None, reset: str | None) -> str:
 def _day_keys(bars: pd.DataFrame, session: Session | None, reset: str) -> np.ndarray:
     if reset == "none" or not len(bars):
         return np.zeros(len(bars), "int64")
-    return session.trading_date(pd.DatetimeIndex(ts_frame(ts_ns(bars["ts"])))).asi8
+    return session.trading_date(pd.DatetimeIndex(ns_to_utc(ts_ns(bars["ts"])))).asi8
 
 
 def cvd(bars: pd.DataFrame, session: Session | None = None, reset: str | None = None) -> pd.Series:
@@ -202,7 +202,7 @@ def cvd(bars: pd.DataFrame, session: Session | None = None, reset: str | None = 
     ``reset="session"`` (the default when ``session`` is given) restarts the sum at each trading
     day of ``session``; ``reset="none"`` (the default without a session) never restarts."""
     require(bars, ("ts", "ask_volume", "bid_volume"), "cvd: bars")
-    mode = _reset_mode(session, reset)
+    mode = reset_mode(session, reset)
     delta = bars["ask_volume"].astype("float64") - bars["bid_volume"].astype("float64")
     days = _day_keys(bars, session, mode)
     out = delta.groupby(days).cumsum() if mode == "session" else delta.cumsum()
@@ -223,7 +223,7 @@ def cvd_candles(bars: pd.DataFrame, trades: pd.DataFrame | None = None,
              - bars["bid_volume"].to_numpy(dtype="float64"))
     open_ = close - delta
     # at a reset the open is exactly 0 (no rounding left over from the subtraction)
-    mode = _reset_mode(session, reset)
+    mode = reset_mode(session, reset)
     if len(bars):
         first = group_starts(_day_keys(bars, session, mode))
         open_[first] = 0.0

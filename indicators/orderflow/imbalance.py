@@ -43,7 +43,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .._frames import group_starts, positive_int, require, ts_frame, ts_ns
+from tradeflow.model import ns_to_utc
+
+from .._frames import group_starts, positive_int, require, ts_ns
 
 __all__ = ["group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions"]
 
@@ -97,14 +99,14 @@ def group_ticks(cells: pd.DataFrame, n: int) -> pd.DataFrame:
     way) and is keyed by its lowest tick ``k*n``. Same layout as the input, ordered by ts, tick."""
     a = _cell_arrays(cells, n, "group_ticks")
     frame = pd.DataFrame({c: a[c] for c in ("tick",) + _SUMS})
-    frame.insert(0, "ts", ts_frame(a["ts"]))
+    frame.insert(0, "ts", ns_to_utc(a["ts"]))
     return frame
 
 
-_REL_TOL = 1e-9  # see _flags
+_REL_TOL = 1e-9  # see imbalance_flags
 
 
-def _check_ratio(ratio, min_volume) -> tuple[float, float]:
+def check_ratio(ratio, min_volume) -> tuple[float, float]:
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not math.isfinite(ratio) \
             or ratio <= 1:
         raise ValueError(f"ratio must be a number > 1 (3.0 means 300%: the ask at least three "
@@ -115,7 +117,7 @@ def _check_ratio(ratio, min_volume) -> tuple[float, float]:
     return float(ratio), float(min_volume)
 
 
-def _flags(a: dict, rows: int, ratio: float, min_volume: float, compare_edges: bool):
+def imbalance_flags(a: dict, rows: int, ratio: float, min_volume: float, compare_edges: bool):
     """Buy and sell imbalance flags of the rows in ``a`` (ordered by ts, row)."""
     t, key, ask, bid = a["ts"], a["tick"], a["ask_volume"], a["bid_volume"]
     n = len(t)
@@ -151,17 +153,18 @@ def imbalances(cells: pd.DataFrame, ratio: float = 3.0, min_volume: float = 0.0,
     bid_volume, bid_below, ask_above, buy, sell``, ordered by ts, tick; ``bid_below``/``ask_above``
     are the diagonal volumes compared with (0 where that row had no trades or lies outside the
     bar), ``buy``/``sell`` the flags."""
-    ratio, min_volume = _check_ratio(ratio, min_volume)
+    ratio, min_volume = check_ratio(ratio, min_volume)
     a = _cell_arrays(cells, rows, "imbalances")
-    buy, sell, bid_below, ask_above = _flags(a, int(rows), ratio, min_volume, compare_edges)
+    buy, sell, bid_below, ask_above = imbalance_flags(a, int(rows), ratio, min_volume,
+                                                      compare_edges)
     frame = pd.DataFrame({"tick": a["tick"], "volume": a["volume"], "ask_volume": a["ask_volume"],
                           "bid_volume": a["bid_volume"], "bid_below": bid_below,
                           "ask_above": ask_above, "buy": buy, "sell": sell})
-    frame.insert(0, "ts", ts_frame(a["ts"]))
+    frame.insert(0, "ts", ns_to_utc(a["ts"]))
     return frame
 
 
-def _runs(t, key, flag, rows: int, min_rows: int):
+def flagged_runs(t, key, flag, rows: int, min_rows: int):
     """(start, end) positions (end exclusive) of runs of adjacent flagged rows of one bar."""
     n = len(t)
     cont = np.zeros(n, dtype=bool)  # this row continues the run of the row before it
@@ -183,17 +186,17 @@ def stacked_imbalances(cells: pd.DataFrame, min_rows: int = 3, ratio: float = 3.
     of the same side (``side`` +1 buy, -1 sell); ``tick_low``/``tick_high`` are the keys of its
     lowest and highest row. Imbalances as in :func:`imbalances`. Ordered by ts, side, tick_low."""
     min_rows = positive_int(min_rows, "stacked_imbalances: min_rows")
-    ratio, min_volume = _check_ratio(ratio, min_volume)
+    ratio, min_volume = check_ratio(ratio, min_volume)
     a = _cell_arrays(cells, rows, "stacked_imbalances")
-    buy, sell, _, _ = _flags(a, int(rows), ratio, min_volume, compare_edges)
+    buy, sell, _, _ = imbalance_flags(a, int(rows), ratio, min_volume, compare_edges)
     parts = []
     for side, flag in ((1, buy), (-1, sell)):
-        s, e = _runs(a["ts"], a["tick"], flag, int(rows), min_rows)
+        s, e = flagged_runs(a["ts"], a["tick"], flag, int(rows), min_rows)
         parts.append((a["ts"][s], np.full(len(s), side, "int8"), a["tick"][s], a["tick"][e - 1],
                       (e - s).astype("int64")))
     t, side, lo, hi, n = (np.concatenate(x) for x in zip(*parts))
     order = np.lexsort((lo, -side, t))
-    return pd.DataFrame({"ts": ts_frame(t[order]), "side": side[order], "tick_low": lo[order],
+    return pd.DataFrame({"ts": ns_to_utc(t[order]), "side": side[order], "tick_low": lo[order],
                          "tick_high": hi[order], "rows": n[order]})
 
 
@@ -215,5 +218,5 @@ def unfinished_auctions(cells: pd.DataFrame, rows: int = 1, min_volume: float = 
     def both(i):
         return (ask[i] > 0) & (bid[i] > 0) & (ask[i] >= min_volume) & (bid[i] >= min_volume)
 
-    return pd.DataFrame({"ts": ts_frame(t[lo]), "high_tick": key[hi], "low_tick": key[lo],
+    return pd.DataFrame({"ts": ns_to_utc(t[lo]), "high_tick": key[hi], "low_tick": key[lo],
                          "unfinished_high": both(hi), "unfinished_low": both(lo)})

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import positive_int, require, ts_frame, ts_ns
+from .._frames import positive_int, require, ts_ns
 from .imbalance import row_keys
 
 __all__ = ["liquidations_by_level", "liquidations_by_bar"]
@@ -48,7 +48,7 @@ def liquidations_by_level(liqs: pd.DataFrame, bars: pd.DataFrame, tick_size: flo
                           "long_size": np.where(side == -1, size, 0.0),
                           "short_size": np.where(side == 1, size, 0.0), "count": 1})
     out = frame.groupby(["bar", "tick"], sort=True).sum().reset_index()
-    out.insert(0, "ts", ts_frame(ts_ns(bars["ts"])[out["bar"].to_numpy()]))
+    out.insert(0, "ts", ns_to_utc(ts_ns(bars["ts"])[out["bar"].to_numpy()]))
     return out.drop(columns="bar")
 
 

@@ -52,27 +52,17 @@ Definitions
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
 from ..profile.volume import session_profiles
-from .._frames import group_starts, positive_int, require, trade_arrays, ts_frame, ts_ns
+from .._frames import group_starts, positive_int, positive_number, require, trade_arrays, ts_ns
 from .footprint import bar_poc
 from .imbalance import rows_summed
 
 __all__ = ["big_trades", "zero_prints", "naked_pocs"]
-
-
-def _positive_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +73,7 @@ def big_trades(trades: pd.DataFrame, min_size: float, aggregate_same_ts: bool = 
                ) -> pd.DataFrame:
     """Trades (or same-timestamp, same-side sums of prints) of at least ``min_size``:
     ``ts, side, price, size, prints, price_low, price_high`` (see the module's definitions)."""
-    min_size = _positive_number(min_size, "big_trades: min_size")
+    min_size = positive_number(min_size, "big_trades: min_size")
     t, price, size, side = trade_arrays(trades, "big_trades")
     if aggregate_same_ts:
         order = np.lexsort((-side, t))
@@ -109,7 +99,7 @@ def big_trades(trades: pd.DataFrame, min_size: float, aggregate_same_ts: bool = 
         lo = hi = vw
         n = np.ones(len(t), dtype="int64")
     keep = tot >= min_size
-    return pd.DataFrame({"ts": ts_frame(t[keep]), "side": side[keep].astype("int8"),
+    return pd.DataFrame({"ts": ns_to_utc(t[keep]), "side": side[keep].astype("int8"),
                          "price": vw[keep], "size": tot[keep], "prints": n[keep].astype("int64"),
                          "price_low": lo[keep], "price_high": hi[keep]})
 
@@ -154,7 +144,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
         raise ValueError("zero_prints: some cells belong to no bar of `bars` (their ts is not a "
                          "bar's ts); pass the bars and cells of one build")
     if tick_size is not None:
-        tick_size = _positive_number(tick_size, "zero_prints: tick_size")
+        tick_size = positive_number(tick_size, "zero_prints: tick_size")
         bt = ts_ns(bars["ts"])
         hi_p = bars["high"].to_numpy(dtype="float64") / tick_size
         lo_p = bars["low"].to_numpy(dtype="float64") / tick_size
@@ -199,7 +189,7 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
     no_ask, no_bid = la <= 0, lb <= 0
     miss = no_ask | no_bid
     label = np.where(no_ask & no_bid, "both", np.where(no_ask, "ask", "bid"))
-    return pd.DataFrame({"ts": ts_frame(lt[miss]), "tick": lk[miss].astype("int64") * rows,
+    return pd.DataFrame({"ts": ns_to_utc(lt[miss]), "tick": lk[miss].astype("int64") * rows,
                          "missing_side": label[miss].astype(object)})
 
 
@@ -207,8 +197,8 @@ def zero_prints(cells: pd.DataFrame, bars: pd.DataFrame, tick_size: float | None
 # naked POCs
 
 
-def _first_cover(blo: np.ndarray, bhi: np.ndarray, after: np.ndarray, poc: np.ndarray
-                 ) -> np.ndarray:
+def first_cover(blo: np.ndarray, bhi: np.ndarray, after: np.ndarray, poc: np.ndarray
+                ) -> np.ndarray:
     """For each query: index of the first bar j > after[q] whose [blo, bhi] holds poc[q], or -1.
 
     Every (level, bar) pair of the bars' ranges is keyed ``level * (nbars + 1) + bar`` and sorted;
@@ -263,7 +253,7 @@ def naked_pocs(cells: pd.DataFrame, session: Session | None = None, rows: int = 
         vol = cells["volume"].to_numpy(dtype="float64")
         if vol.sum() > 0:
             _, summary = session_profiles(cells, session, rows)
-            days = session.trading_date(pd.DatetimeIndex(ts_frame(bt))).asi8
+            days = session.trading_date(pd.DatetimeIndex(ns_to_utc(bt))).asi8
             last = np.flatnonzero(np.append(days[1:] != days[:-1], True))  # last bar of each day
             sday = ts_ns(summary["date"])
             q_t.append(sday)
@@ -271,7 +261,7 @@ def naked_pocs(cells: pd.DataFrame, session: Session | None = None, rows: int = 
             q_poc.append(summary["poc"].to_numpy(dtype="int64") // rows)
             q_after.append(last[np.searchsorted(days[last], sday)])
     qt, qk, qp, qa = (np.concatenate(x) for x in (q_t, q_kind, q_poc, q_after))
-    hit = _first_cover(blo, bhi, qa, qp)
+    hit = first_cover(blo, bhi, qa, qp)
     until = np.where(hit >= 0, bt[np.maximum(hit, 0)] if len(bt) else 0, np.iinfo("int64").min)
-    return pd.DataFrame({"ts": ts_frame(qt), "kind": qk, "poc": qp * rows,
-                         "naked_until": ts_frame(until)})
+    return pd.DataFrame({"ts": ns_to_utc(qt), "kind": qk, "poc": qp * rows,
+                         "naked_until": ns_to_utc(until)})

@@ -39,9 +39,9 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
-from .._frames import require, ts_frame, ts_ns
+from .._frames import require, ts_ns
 from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["session_vwap", "anchored_vwap", "VwapState"]
@@ -152,7 +152,7 @@ def _accumulate(keys: np.ndarray, active: np.ndarray, price: np.ndarray, w: np.n
 
 
 def _frame(t: np.ndarray, vwap: np.ndarray, sd: np.ndarray, bands) -> pd.DataFrame:
-    out = {"ts": ts_frame(t), "vwap": vwap}
+    out = {"ts": ns_to_utc(t), "vwap": vwap}
     for k in bands:
         out[f"upper_{k:g}"] = vwap + k * sd
         out[f"lower_{k:g}"] = vwap - k * sd
@@ -276,7 +276,7 @@ class VwapState:
             raise ValueError(f"{what}: new rows start before the last row already fed; feed rows "
                              f"in time order")
         if self.session is not None:
-            keys = self.session.trading_date(pd.DatetimeIndex(ts_frame(t))).asi8
+            keys = self.session.trading_date(pd.DatetimeIndex(ns_to_utc(t))).asi8
             active = np.ones(len(t), dtype=bool)
         else:
             keys = np.zeros(len(t), dtype="int64")

@@ -30,22 +30,22 @@ order, so even fractional volumes come out bit for bit equal.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from indicators._frames import positive_int, require, ts_frame, ts_ns
+from indicators._frames import positive_int, require, ts_ns
 from indicators.live_protocol import Changes, ChangeSet
 from indicators.profile.tpo import (
-    _BAR_COLUMNS, TPOProfile, _check_period, _check_session, _check_tick_size, _days_and_periods,
-    _replace, _summarise, period_letter,
+    MAX_TPO_LEVELS, TPO_BAR_COLUMNS, TPOProfile, check_period, check_session, check_tick_size,
+    days_and_periods, period_letter, summarise,
 )
-from indicators.profile.tpo import _MAX_LEVELS as _TPO_MAX_LEVELS
 from indicators.profile.volume import (
-    _MAX_LEVELS, _SUMS, VolumeProfile, check_share, poc_index, profile_from_levels,
+    MAX_PROFILE_LEVELS, PROFILE_SUMS, VolumeProfile, check_share, poc_index, profile_from_levels,
     value_area_bounds,
 )
 
@@ -69,7 +69,7 @@ class DevelopingRow(NamedTuple):
     @classmethod
     def of(cls, row: tuple) -> "DevelopingRow":
         ns, day, poc, vah, val, volume = row
-        return cls(pd.Timestamp(ns, tz="UTC"), None if day == _NAT else pd.Timestamp(day, tz="UTC"),
+        return cls(ns_to_utc(ns), None if day == _NAT else ns_to_utc(day),
                    poc, vah, val, volume)
 
 
@@ -137,13 +137,13 @@ class _Calendar:
             z = np.zeros(len(ns), dtype="int64")
             return np.ones(len(ns), dtype=bool), z, z
         if self.period is None:
-            days = self.session.trading_date(ts_frame(ns)).asi8
+            days = self.session.trading_date(ns_to_utc(ns)).asi8
             return np.ones(len(ns), dtype=bool), days, np.zeros(len(ns), dtype="int64")
-        return _days_and_periods(ns, self.session, self.period, self.regular_only)
+        return days_and_periods(ns, self.session, self.period, self.regular_only)
 
     def _build(self, first: int) -> bool:
         grid = (first + np.arange(_GRID, dtype="int64")) * _MINUTE
-        local = ts_frame(grid).tz_convert(self.session.timezone).tz_localize(None)
+        local = ns_to_utc(grid).tz_convert(self.session.timezone).tz_localize(None)
         if ((local.as_unit("ns").asi8 - grid) % _MINUTE).any():
             self.exact = False
             return False
@@ -167,7 +167,7 @@ def _ns(ts: pd.Series) -> np.ndarray:
     return ts_ns(ts)
 
 
-def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
+def flagged_runs(keys: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of each run of equal ``keys``."""
     if not len(keys):
         return []
@@ -199,7 +199,7 @@ class LiveVolumeProfile:
 
     def __init__(self, session: Session | None = None, rows: int = 1, value_area: float = 0.70):
         if session is not None:
-            _check_session(session)
+            check_session(session)
         self.session = session
         self.rows = positive_int(rows, "LiveVolumeProfile: rows")
         self.value_area = check_share(value_area)
@@ -212,7 +212,7 @@ class LiveVolumeProfile:
 
     def reset(self) -> None:
         """Start an empty profile (the developing rows so far are kept)."""
-        self._sums = _Growable(len(_SUMS), "float64")
+        self._sums = _Growable(len(PROFILE_SUMS), "float64")
         self._lo = self._hi = None  # level indexes (key // rows) of the closed cells
         self._day: int | None = None
         self._cur = None  # (level indexes, sums (4 x n), lo, hi) of the current bar
@@ -252,7 +252,7 @@ class LiveVolumeProfile:
         self._check_span(days, np.concatenate((c_idx, u_idx)))
         self._cur, self._pending = None, None
         touched = []
-        for a, b in _runs(c_ns):
+        for a, b in flagged_runs(c_ns):
             self._enter_day(int(days[a]))
             self._add(c_idx[a:b], c_val[:, a:b])
             self._last_ns = int(c_ns[a])
@@ -291,8 +291,8 @@ class LiveVolumeProfile:
         if span is None:
             raise ValueError("LiveVolumeProfile: no cells yet, nothing to profile")
         lo, hi = span
-        cols = self._dense(lo, hi, range(len(_SUMS)))
-        cols = dict(zip(_SUMS, cols))
+        cols = self._dense(lo, hi, range(len(PROFILE_SUMS)))
+        cols = dict(zip(PROFILE_SUMS, cols))
         cols["trades"] = cols["trades"].round().astype("int64")
         keys = np.arange(lo, hi + 1, dtype="int64") * self.rows
         return profile_from_levels(keys, cols, self.value_area, self.rows, "LiveVolumeProfile")
@@ -315,21 +315,21 @@ class LiveVolumeProfile:
     def _cells(self, frame, what):
         """(ns, level index, sums 4 x n) of a cells frame; empty arrays for None/empty."""
         if frame is None or (isinstance(frame, pd.DataFrame) and not len(frame)):
-            return np.empty(0, "int64"), np.empty(0, "int64"), np.empty((len(_SUMS), 0))
+            return np.empty(0, "int64"), np.empty(0, "int64"), np.empty((len(PROFILE_SUMS), 0))
         _require(frame, ("ts", "tick", "volume", "ask_volume", "bid_volume"),
                  f"LiveVolumeProfile: {what} cells")
         idx = np.floor_divide(frame["tick"].to_numpy(dtype="int64"), self.rows)
         val = np.stack([frame[c].to_numpy(dtype="float64") if c in frame.columns
-                        else np.zeros(len(frame)) for c in _SUMS])
+                        else np.zeros(len(frame)) for c in PROFILE_SUMS])
         return _ns(frame["ts"]), idx, val
 
     def _check_span(self, day: np.ndarray, idx: np.ndarray) -> None:
         """Refuse (before changing anything) a day whose levels would exceed the limit."""
-        for a, b in _runs(day):
+        for a, b in flagged_runs(day):
             lo, hi = int(idx[a:b].min()), int(idx[a:b].max())
             if day[a] == self._day and self._lo is not None:
                 lo, hi = min(lo, self._lo), max(hi, self._hi)
-            if hi - lo + 1 > _MAX_LEVELS:
+            if hi - lo + 1 > MAX_PROFILE_LEVELS:
                 raise ValueError(f"LiveVolumeProfile: {hi - lo + 1} levels between the lowest "
                                  f"and highest tick; group ticks into rows (rows=...) to make "
                                  f"fewer")
@@ -345,7 +345,7 @@ class LiveVolumeProfile:
         self._hi = hi if self._hi is None else max(hi, self._hi)
         self._sums.ensure(self._lo, self._hi)
         at = idx - self._sums.base
-        for k in range(len(_SUMS)):  # in order, as bincount sums a frame
+        for k in range(len(PROFILE_SUMS)):  # in order, as bincount sums a frame
             np.add.at(self._sums.data[k], at, val[k])
 
     def _span(self):
@@ -391,7 +391,7 @@ def _developing_frame(rows: list[tuple]) -> pd.DataFrame:
         return pd.arrays.IntegerArray(data, mask)
 
     def times(j):
-        return ts_frame(np.array([r[j] for r in rows], dtype="int64"))
+        return ns_to_utc(np.array([r[j] for r in rows], dtype="int64"))
     return pd.DataFrame({"ts": times(0), "date": times(1), "poc": keys(2), "vah": keys(3),
                          "val": keys(4), "volume": np.array([r[5] for r in rows], "float64")})
 
@@ -418,9 +418,9 @@ class LiveTPO:
 
     def __init__(self, tick_size: float, session: Session, period="30min", rows: int = 1,
                  value_area: float = 0.70, ib_periods: int = 2, regular_only: bool = True):
-        self.tick_size = _check_tick_size(tick_size)
-        self.session = _check_session(session)
-        self.period = _check_period(period)
+        self.tick_size = check_tick_size(tick_size)
+        self.session = check_session(session)
+        self.period = check_period(period)
         self.rows = positive_int(rows, "LiveTPO: rows")
         self.value_area = check_share(value_area)
         self.ib_periods = positive_int(ib_periods, "LiveTPO: ib_periods")
@@ -487,7 +487,7 @@ class LiveTPO:
     @property
     def date(self) -> pd.Timestamp | None:
         """Trading date of the profile (None before any bar in the session's hours)."""
-        return None if self._day is None else pd.Timestamp(self._day, tz="UTC")
+        return None if self._day is None else ns_to_utc(self._day)
 
     def profile(self) -> TPOProfile:
         """The profile now: equal to ``tpo_profile`` of the day's bars fed so far."""
@@ -499,7 +499,7 @@ class LiveTPO:
         base = min([p[1] for p in tail] + ([self._lo] if self._final else []))
         top = max([p[2] for p in tail] + ([self._hi] if self._final else []))
         n = top - base + 1
-        if n > _TPO_MAX_LEVELS:
+        if n > MAX_TPO_LEVELS:
             raise ValueError(f"LiveTPO: {n} price rows between the lowest and highest tick; "
                              f"group ticks into rows (rows=...) to make fewer")
         counts = np.zeros(n, dtype="int64")
@@ -513,11 +513,11 @@ class LiveTPO:
                 letters[i] += ch
         ib_lo, ib_hi, up, down = self._balance(tail)
         rows = self.rows
-        prof = _summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters,
-                          self.value_area, rows, self.period, (self.date,))
+        prof = summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters,
+                         self.value_area, rows, self.period, (self.date,))
         first = self._first or (self._cur[3], self._cur[0])
         close = (self._cur[4], self._cur[0]) if self._cur is not None else self._close
-        return _replace(
+        return dataclasses.replace(
             prof, ib_high=ib_hi * rows, ib_low=ib_lo * rows,
             ext_up=(top - ib_hi) * rows, ext_up_period=None if up is None else period_letter(up),
             ext_down=(ib_lo - base) * rows,
@@ -533,7 +533,7 @@ class LiveTPO:
         if frame is None or (isinstance(frame, pd.DataFrame) and not len(frame)):
             e = np.empty(0, "int64")
             return e, np.empty(0, bool), e, e, e, e, e, e
-        _require(frame, _BAR_COLUMNS, f"LiveTPO: {what} bars")
+        _require(frame, TPO_BAR_COLUMNS, f"LiveTPO: {what} bars")
         px = {c: frame[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close")}
         for c, x in px.items():
             if not np.isfinite(x).all():
@@ -569,7 +569,7 @@ class LiveTPO:
         self._open = None
         new_lo = lo if self._lo is None else min(lo, self._lo)
         new_hi = hi if self._hi is None else max(hi, self._hi)
-        if new_hi - new_lo + 1 > _TPO_MAX_LEVELS:
+        if new_hi - new_lo + 1 > MAX_TPO_LEVELS:
             raise ValueError(f"LiveTPO: {new_hi - new_lo + 1} price rows between the lowest and "
                              f"highest tick; group ticks into rows (rows=...) to make fewer")
         self._lo, self._hi = new_lo, new_hi

@@ -60,7 +60,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
 from indicators._frames import positive_int, require, ts_ns
 from indicators.profile.volume import check_share, poc_index, value_area_bounds
@@ -69,8 +69,8 @@ __all__ = ["TPOProfile", "LETTERS", "period_letter", "tpo_profile", "tpo_profile
            "merge_profiles", "split_profile"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_MAX_LEVELS = 5_000_000
-_BAR_COLUMNS = ("ts", "open", "high", "low", "close")
+MAX_TPO_LEVELS = 5_000_000
+TPO_BAR_COLUMNS = ("ts", "open", "high", "low", "close")
 
 
 def period_letter(index: int) -> str:
@@ -120,14 +120,14 @@ class TPOProfile:
 # checks and conversions
 
 
-def _check_tick_size(tick_size) -> float:
+def check_tick_size(tick_size) -> float:
     if isinstance(tick_size, bool) or not isinstance(tick_size, numbers.Real) \
             or not math.isfinite(tick_size) or not tick_size > 0:
         raise ValueError(f"tick_size must be a positive number (e.g. 0.25), got {tick_size!r}")
     return float(tick_size)
 
 
-def _check_period(period) -> pd.Timedelta:
+def check_period(period) -> pd.Timedelta:
     try:  # bare numbers are refused: pd.Timedelta(30) would be 30 nanoseconds
         td = (pd.Timedelta(period) if isinstance(period, (str, timedelta, np.timedelta64))
               else None)
@@ -139,22 +139,21 @@ def _check_period(period) -> pd.Timedelta:
     return td
 
 
-def _check_session(session) -> Session:
+def check_session(session) -> Session:
     if not isinstance(session, Session):
         raise ValueError(f"session must be a tradeflow.model.Session, got {type(session).__name__}")
     return session
 
 
-
 def _prepare(bars, tick_size, session, period, rows, value_area, ib_periods, what):
     """Validate everything; return the bars (sorted by time) with their UTC ns and days."""
-    tick_size = _check_tick_size(tick_size)
-    session = _check_session(session)
-    period = _check_period(period)
+    tick_size = check_tick_size(tick_size)
+    session = check_session(session)
+    period = check_period(period)
     rows = positive_int(rows, f"{what}: rows")
     share = check_share(value_area)
     ib_periods = positive_int(ib_periods, f"{what}: ib_periods")
-    require(bars, _BAR_COLUMNS, f"{what}: bars")
+    require(bars, TPO_BAR_COLUMNS, f"{what}: bars")
     if not len(bars):
         raise ValueError(f"{what}: no bars, nothing to profile")
     for c in ("open", "high", "low", "close"):
@@ -168,9 +167,9 @@ def _prepare(bars, tick_size, session, period, rows, value_area, ib_periods, wha
     return bars, ns, tick_size, session, period, rows, share, ib_periods
 
 
-def _days_and_periods(ns: np.ndarray, session: Session, period: pd.Timedelta, regular_only: bool):
+def days_and_periods(ns: np.ndarray, session: Session, period: pd.Timedelta, regular_only: bool):
     """(keep mask, trading day (int64 ns of midnight UTC), period index) of each bar."""
-    idx = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    idx = ns_to_utc(ns)
     keep = session.is_regular(idx) if regular_only else np.ones(len(ns), dtype=bool)
     days = session.trading_date(idx).asi8
     uniq, inv = np.unique(days, return_inverse=True)
@@ -199,7 +198,7 @@ def _build(ns, low_t, high_t, open_t, close_t, pidx, rows, share, ib_periods, pe
     np.maximum.at(p_hi, pos, hi_row)
     base, top = int(p_lo.min()), int(p_hi.max())
     n = top - base + 1
-    if n > _MAX_LEVELS:
+    if n > MAX_TPO_LEVELS:
         raise ValueError(f"tpo_profile: {n} price rows between the lowest and highest tick; "
                          f"group ticks into rows (rows=...) to make fewer")
     diff = np.zeros(n + 1, dtype="int64")
@@ -220,8 +219,8 @@ def _build(ns, low_t, high_t, open_t, close_t, pidx, rows, share, ib_periods, pe
     down = np.flatnonzero(p_lo[after] < ib_lo)
     ext_up = (top - ib_hi) * rows
     ext_down = (ib_lo - base) * rows
-    prof = _summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters, share,
-                      rows, period, dates)
+    prof = summarise(np.arange(base, top + 1, dtype="int64") * rows, counts, letters, share,
+                     rows, period, dates)
     return _replace(
         prof, ib_high=ib_hi * rows, ib_low=ib_lo * rows,
         ext_up=ext_up, ext_up_period=period_letter(periods[ib.stop + up[0]]) if len(up) else None,
@@ -252,7 +251,7 @@ def _runs(mask: np.ndarray, keys: np.ndarray) -> tuple:
     return tuple((int(keys[i[s]]), int(keys[i[e]])) for s, e in zip(starts, ends))
 
 
-def _summarise(keys, counts, letters, share, rows, period, dates) -> TPOProfile:
+def summarise(keys, counts, letters, share, rows, period, dates) -> TPOProfile:
     """A profile from its contiguous rows; IB, extensions, open and close left undefined."""
     counts = np.asarray(counts, dtype="int64")
     p = poc_index(counts)
@@ -281,7 +280,7 @@ def _columns(bars, tick_size):
 
 def _day_groups(bars, tick_size, session, period, regular_only, ns, what):
     """``{trading date: (bar positions, period index, low, high, open, close ticks)}``."""
-    keep, days, pidx = _days_and_periods(ns, session, period, bool(regular_only))
+    keep, days, pidx = days_and_periods(ns, session, period, bool(regular_only))
     if not keep.any():
         raise ValueError(f"{what}: no bars in the session's regular hours ({session}); "
                          f"pass regular_only=False to use every bar")
@@ -290,7 +289,7 @@ def _day_groups(bars, tick_size, session, period, regular_only, ns, what):
     kept = np.flatnonzero(keep)
     for day in np.unique(days[kept]):
         i = kept[days[kept] == day]
-        date = pd.Timestamp(int(day), tz="UTC")
+        date = ns_to_utc(day)
         out[date] = (i, pidx, low_t, high_t, open_t, close_t)
     return out
 
@@ -364,7 +363,7 @@ def merge_profiles(profiles, value_area: float = 0.70) -> TPOProfile:
     if len(periods) > 1:
         raise ValueError(f"merge_profiles: the profiles have different periods "
                          f"{sorted(str(x) for x in periods)}; build them with the same period=...")
-    prof = _summarise(keys, counts, letters, share, rows, items[0].period, dates)
+    prof = summarise(keys, counts, letters, share, rows, items[0].period, dates)
     first, last = items[0], items[-1]
     return _replace(prof, open=first.open, open_period=first.open_period, close=last.close,
                     close_period=last.close_period)

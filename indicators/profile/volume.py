@@ -35,15 +35,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
 from indicators._frames import positive_int, require, ts_ns
 
 __all__ = ["VolumeProfile", "volume_profile", "value_area_bounds", "volume_nodes",
            "session_profiles", "composite_profile"]
 
-_MAX_LEVELS = 20_000_000
-_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
+MAX_PROFILE_LEVELS = 20_000_000
+PROFILE_SUMS = ("volume", "ask_volume", "bid_volume", "trades")
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,12 @@ def _dense(cells: pd.DataFrame, rows: int, what: str):
         raise ValueError(f"{what}: no cells, nothing to profile")
     key = np.floor_divide(cells["tick"].to_numpy(dtype="int64"), rows)
     lo, hi = int(key.min()), int(key.max())
-    if hi - lo + 1 > _MAX_LEVELS:
+    if hi - lo + 1 > MAX_PROFILE_LEVELS:
         raise ValueError(f"{what}: {hi - lo + 1} levels between the lowest and highest tick; "
                          f"group ticks into rows (rows=...) to make fewer")
     idx = key - lo
     out = {}
-    for c in _SUMS:
+    for c in PROFILE_SUMS:
         w = (cells[c].to_numpy(dtype="float64") if c in cells.columns else np.zeros(len(idx)))
         out[c] = np.bincount(idx, weights=w, minlength=hi - lo + 1)
     out["trades"] = out["trades"].round().astype("int64")
@@ -222,7 +222,7 @@ def _days(cells: pd.DataFrame, session: Session) -> pd.DatetimeIndex:
     if not isinstance(session, Session):
         raise ValueError(f"session must be a tradeflow.model.Session, got {type(session).__name__}")
     ns = ts_ns(cells["ts"])
-    return session.trading_date(pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"))
+    return session.trading_date(ns_to_utc(ns))
 
 
 def session_profiles(cells: pd.DataFrame, session: Session, rows: int = 1,
@@ -242,7 +242,7 @@ def session_profiles(cells: pd.DataFrame, session: Session, rows: int = 1,
         if not part["volume"].sum() > 0:
             continue
         prof = volume_profile(part, rows=rows, value_area=share)
-        date = pd.Timestamp(day, tz="UTC")
+        date = ns_to_utc(day)
         levels.append(prof.levels.assign(date=date))
         summary.append({"date": date, **prof.summary()})
     if not summary:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tradeflow.ingest.chunks import check_symbol, trades_chunk
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import check_symbol, trades_chunk
 from tradeflow.ingest.tabular import Converter, first_line, open_source, stream_csv
 
 # data.binance.vision names: SYMBOL-(aggTrades|trades)-YYYY-MM[-DD].zip, the CSV inside the same

@@ -34,21 +34,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
+from tradeflow.ingest.chunks import (
     BAR_IMPORT_COLUMNS,
     TS_MAX_NS,
     TS_MIN_NS,
     ImportChunk,
-    OrdinalIds,
     check_symbol,
     first_true,
-    is_zstd,
     take,
-    to_utc_ns,
     trades_chunk,
 )
-from tradeflow.ingest.unpack import BoundedStream
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.trade_ids import OrdinalIds
+from tradeflow.ingest.unpack import BoundedStream, is_zstd
+from tradeflow.model import ns_to_utc
 
 # The record layouts, as databento_dbn describes them (``TradeMsg._dtypes`` etc.; tests compare).
 HEADER_FIELDS = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"),
@@ -389,7 +388,7 @@ def _bar_chunks(path, cols, symbol, symbols: _Symbols, ids, done, total):
     if i is not None:
         raise IngestError(path, f"record {int(numbers[i])}", f"ts_event {int(ts[i])} is out of "
                           "range (1990-2100)")
-    out = {"ts": to_utc_ns(ts.astype("int64"))}
+    out = {"ts": ns_to_utc(ts.astype("int64"))}
     for name in ("open", "high", "low", "close"):
         raw = cols[name]
         i = first_true((raw == UNDEF_PRICE) | (raw <= 0))

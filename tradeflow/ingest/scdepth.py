@@ -11,7 +11,7 @@ Each record is one command on one price level of the book (:data:`COMMANDS`); Fl
 (``ESZ25-CME.2025-12-01.depth``) and starts batches with CLEAR_BOOK for full snapshots.
 
 :func:`read_depth` yields the commands as frames (:data:`COMMAND_COLUMNS`); replaying them into a
-book is :func:`indicators.orderflow.book.replay_sierra`. Records are numbered from 0 (record 0
+book is :func:`tradeflow.venues.sierra.replay_sierra`. Records are numbered from 0 (record 0
 starts at byte 64). An older layout that Sierra once documented (a double DateTime in days, no
 Flags/NumOrders) is not read: its times come out of range and the file is rejected.
 """
@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradeflow.ingest.chunks import ImportChunk, check_symbol, first_true
 from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import ImportChunk, check_symbol, first_true, to_utc_ns
 from tradeflow.ingest.scid import EPOCH_OFFSET_US, check_sc_times, sc_records
+from tradeflow.model import ns_to_utc
 
 MAGIC = b"SCDD"  # UNIQUE_HEADER_ID 0x44444353 as little-endian bytes
 HEADER = struct.Struct("<4sIII48s")
@@ -108,7 +109,7 @@ def commands_frame(rec: np.ndarray) -> pd.DataFrame:
     """Records (:data:`RECORD` array) as a frame in the :data:`COMMAND_COLUMNS` layout."""
     flags = rec["flags"].astype("uint8")
     return pd.DataFrame({
-        "ts": to_utc_ns((rec["dt"] - EPOCH_OFFSET_US) * 1000),
+        "ts": ns_to_utc((rec["dt"] - EPOCH_OFFSET_US) * 1000),
         "command": rec["command"].astype("int8"),
         "flags": flags,
         "num_orders": rec["num_orders"].astype("int32"),

@@ -26,19 +26,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
+from tradeflow.ingest.chunks import (
     BAR_IMPORT_COLUMNS,
     TS_MAX_NS,
     TS_MIN_NS,
     ImportChunk,
-    OrdinalIds,
     check_symbol,
     first_true,
     fmt_ns,
-    to_utc_ns,
     trades_chunk,
 )
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.trade_ids import OrdinalIds
+from tradeflow.model import ns_to_utc
 
 HEADER = struct.Struct("<4sIIHHI36s")
 HEADER_SIZE = 56
@@ -253,7 +253,7 @@ class BarTimeframe:
 
 
 def _bars(path, symbol, rec, ts, index, done, total) -> ImportChunk:
-    cols = {"ts": to_utc_ns(ts)}
+    cols = {"ts": ns_to_utc(ts)}
     for name in ("open", "high", "low", "close"):
         cols[name] = _check_prices(path, rec[name], index, name)
     o, h, l, c = cols["open"], cols["high"], cols["low"], cols["close"]

@@ -30,7 +30,7 @@ from typing import AsyncIterator, Iterator
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Instrument
+from tradeflow.model import Instrument, ns_to_utc
 
 __all__ = ["SimBatch", "MarketSimulator", "default_start_price"]
 
@@ -124,10 +124,6 @@ def _ns(value) -> int:
     ts = pd.Timestamp(value)
     ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     return int(ts.as_unit("ns").value)
-
-
-def _utc(ns: int) -> pd.Timestamp:
-    return pd.Timestamp(ns, unit="ns", tz="UTC")
 
 
 def _mix_int(x: int) -> int:
@@ -319,7 +315,7 @@ class MarketSimulator:
         open_ = np.flatnonzero(w > 0)
         if not len(open_):
             return None
-        return _utc(max(t, int(minute + open_[0]) * MINUTE_NS))
+        return ns_to_utc(max(t, int(minute + open_[0]) * MINUTE_NS))
 
     # ---------------------------------------------------------------------------- assembly
 
@@ -335,13 +331,13 @@ class MarketSimulator:
 
         inst = self.instrument
         ts, tick, size, side, ids = cut("t_ts", "t_tick", "t_size", "t_side", "t_id")
-        trades = _frame({"ts": _ts_index(ts), "price": inst.to_price(tick), "size": size,
+        trades = _frame({"ts": ns_to_utc(ts), "price": inst.to_price(tick), "size": size,
                          "side": side, "trade_id": ids})
         depth = self._depth_rows(*cut("s_ts", "s_bid"))
         ts, side, tick, size = cut("l_ts", "l_side", "l_tick", "l_size")
-        liq = _frame({"ts": _ts_index(ts), "side": side, "price": inst.to_price(tick),
+        liq = _frame({"ts": ns_to_utc(ts), "side": side, "price": inst.to_price(tick),
                       "size": size})
-        return SimBatch(trades, depth, liq, _utc(t0), _utc(t1))
+        return SimBatch(trades, depth, liq, ns_to_utc(t0), ns_to_utc(t1))
 
     def _rng(self, tag: int, index: int) -> np.random.Generator:
         """An independent stream for (seed, symbol, tag, index) (SeedSequence mixes the key)."""
@@ -360,7 +356,7 @@ class MarketSimulator:
             w *= np.where(_weekday(mins) >= 5, 0.75, 1.0)
             return w.reshape(ndays, MINUTES_PER_DAY)
         sess = self.instrument.session
-        idx = pd.DatetimeIndex((mins * MINUTE_NS).view("M8[ns]")).tz_localize("UTC")
+        idx = ns_to_utc(mins * MINUTE_NS)
         # Local wall-clock minutes since the epoch; one tz conversion, then integer arithmetic.
         local = idx.tz_convert(sess.timezone).tz_localize(None).asi8 // MINUTE_NS
         shift = int(sess.day_shift.total_seconds()) // 60
@@ -656,7 +652,7 @@ class MarketSimulator:
         side = np.tile(sides, n)
         if not keep.all():
             ticks, ts, side, lots = ticks[keep], ts[keep], side[keep], lots[keep]
-        return _frame({"ts": _ts_index(ts), "side": side, "tick": ticks,
+        return _frame({"ts": ns_to_utc(ts), "side": side, "tick": ticks,
                        "size": self._lots_to_size(lots)})
 
     def _walls(self, ticks: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -719,8 +715,3 @@ def _weekday(minutes: np.ndarray) -> np.ndarray:
 def _frame(columns: dict) -> pd.DataFrame:
     """A frame over freshly made arrays, without copying them."""
     return pd.DataFrame(columns, copy=False)
-
-
-def _ts_index(ns: np.ndarray) -> pd.DatetimeIndex:
-    """int64 epoch nanoseconds as ``datetime64[ns, UTC]`` (pandas 3 would pick microseconds)."""
-    return pd.DatetimeIndex(ns.astype(np.int64).view("M8[ns]")).tz_localize("UTC")

@@ -38,17 +38,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from tradeflow.ingest.errors import IngestError
-from tradeflow.ingest.files import (
+from tradeflow.ingest.chunks import (
     TS_MAX_NS,
     TS_MIN_NS,
-    OrdinalIds,
     check_symbol,
     first_true,
     fmt_ns,
     take,
     trades_chunk,
 )
+from tradeflow.ingest.errors import IngestError
+from tradeflow.ingest.trade_ids import OrdinalIds
 from tradeflow.ingest.unpack import BoundedStream
 
 ROLES = ("ts", "price", "size", "side", "buyer_maker", "trade_id", "symbol")

@@ -29,6 +29,16 @@ import weakref
 
 from tradeflow.ingest.errors import IngestError
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def is_zstd(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts a zstd stream."""
+    # a zstd frame, or a skippable frame (magic 0x184D2A5?) that may precede one
+    return head[:4] == ZSTD_MAGIC or (len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18"
+                                      and head[0] & 0xF0 == 0x50)
+
+
 MAX_RATIO_ENV = "TRADEFLOW_MAX_RATIO"
 MAX_UNPACKED_ENV = "TRADEFLOW_MAX_UNPACKED"
 DEFAULT_MAX_RATIO = 100.0

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_access.frames import RowError, check_bar_values, check_trade_values
-from tradeflow.ingest.files import REORDER_WINDOW_NS, first_true, late_reason
+from tradeflow.ingest.chunks import REORDER_WINDOW_NS, first_true, late_reason
 
 # Relative error a source's price numbers may carry, by their bits (float32: half an ulp is
 # 2**-24 of the value; twice that for safety).

@@ -33,7 +33,7 @@ import pandas as pd
 from data_access import AsyncStore
 from data_access.frames import RowError, clean_depth, clean_liquidations
 from tradeflow.ingest.validate import Validator
-from tradeflow.model import TRADE_COLUMNS, InstrumentRegistry, ModelError, to_utc
+from tradeflow.model import TRADE_COLUMNS, InstrumentRegistry, ModelError, ns_to_utc, to_utc
 
 from .hub import Hub
 
@@ -298,8 +298,8 @@ class Pipeline:
             i = int(np.flatnonzero(late)[0])
             row = int(rows[i])
             raise Rejected(
-                f"row {row}: trade at {pd.Timestamp(int(ts[i]), tz='UTC')} (id {int(tid[i])}) "
-                f"comes after {symbol}'s trade at {pd.Timestamp(latest.ts, tz='UTC')} (id {top}): "
+                f"row {row}: trade at {ns_to_utc(ts[i])} (id {int(tid[i])}) "
+                f"comes after {symbol}'s trade at {ns_to_utc(latest.ts)} (id {top}): "
                 "live trades must come in time order, then trade id (older data: "
                 "'tradeflow import')", row)
         return frame[~known].reset_index(drop=True) if known.any() else frame
@@ -457,7 +457,7 @@ def _times(column: pd.Series) -> pd.DatetimeIndex:
         ns = column.array.asi8
     else:
         ns = to_utc(column).asi8
-    return pd.DatetimeIndex((ns - ns % US).view("datetime64[ns]")).tz_localize("UTC")
+    return ns_to_utc(ns - ns % US)
 
 
 def _in_store_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

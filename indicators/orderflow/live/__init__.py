@@ -59,9 +59,9 @@ import inspect
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import BAR_COLUMNS, Instrument
+from tradeflow.model import BAR_COLUMNS, Instrument, ns_to_utc
 
-from ..._frames import trade_arrays, ts_frame
+from ..._frames import trade_arrays
 from ...live_protocol import Changes, ChangeSet
 from ..aggression import absorption, sweeps
 from ..footprint import cvd, cvd_candles, footprint_metrics
@@ -307,8 +307,8 @@ class LiveOrderFlow:
                              f"first (frame.sort_values('ts', kind='stable'))")
         if self._last_ts is not None and t[0] < self._last_ts:
             raise ValueError(f"{what}: trades must arrive in time order; this batch starts at "
-                             f"{pd.Timestamp(int(t[0]), tz='UTC')}, before the last trade already "
-                             f"fed ({pd.Timestamp(self._last_ts, tz='UTC')})")
+                             f"{ns_to_utc(t[0])}, before the last trade already "
+                             f"fed ({ns_to_utc(self._last_ts)})")
         return {"t": t, "price": price, "size": size, "side": side}
 
     def _ingest(self, up, tr: dict) -> _Touch:
@@ -382,7 +382,7 @@ class LiveOrderFlow:
 
     def _bars_frame(self, rows) -> pd.DataFrame:
         b = self._bars.take(rows)
-        frame = _frame({"ts": ts_frame(b["ts"]), **{c: b[c] for c in BAR_COLUMNS[1:8]},
+        frame = _frame({"ts": ns_to_utc(b["ts"]), **{c: b[c] for c in BAR_COLUMNS[1:8]},
                         "delta": b["ask_volume"] - b["bid_volume"], "trades": b["trades"],
                         "open_interest": np.full(len(b["ts"]), np.nan)},
                        _index(rows, len(self._bars)))
@@ -393,7 +393,7 @@ class LiveOrderFlow:
         start = (0 if full else len(self._cells) if j0 >= len(self._bars)
                  else int(self._bars["cell_start"][j0]))
         c = self._cells.take(slice(start, None))
-        return _frame({"ts": ts_frame(self._bars["ts"][c["bar"]]), "tick": c["tick"],
+        return _frame({"ts": ns_to_utc(self._bars["ts"][c["bar"]]), "tick": c["tick"],
                        "volume": c["volume"], "ask_volume": c["ask_volume"],
                        "bid_volume": c["bid_volume"], "trades": c["trades"]},
                       pd.RangeIndex(start, len(self._cells)))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from ..._frames import positive_int, require, ts_frame, ts_ns
+from ..._frames import positive_int, require, ts_ns
 from ..imbalance import row_keys
 from .storage import _Columns, _frame, _index
 
@@ -116,7 +116,7 @@ class _Liquidations:
             cols["long"][at] = np.bincount(first, weights=long_)[0]
             cols["short"][at] = np.bincount(first, weights=short)[0]
             cols["count"][at] = len(long_)
-        return _frame({"ts": ts_frame(self.owner._bars["ts"][b]), "long_size": cols["long"],
+        return _frame({"ts": ns_to_utc(self.owner._bars["ts"][b]), "long_size": cols["long"],
                        "short_size": cols["short"], "count": cols["count"]}, _index(bars, n))
 
     def _pending_levels(self) -> dict:
@@ -148,7 +148,7 @@ class _Liquidations:
                 index.append(first[b] + i)
         b, k, lo, sh, c = (np.asarray(x) for x in zip(*rows)) if rows else (
             np.empty(0, "int64"),) * 2 + (np.empty(0),) * 2 + (np.empty(0, "int64"),)
-        return _frame({"ts": ts_frame(self.owner._bars["ts"][b.astype("int64")]),
+        return _frame({"ts": ns_to_utc(self.owner._bars["ts"][b.astype("int64")]),
                        "tick": k.astype("int64"), "long_size": lo.astype("float64"),
                        "short_size": sh.astype("float64"), "count": c.astype("int64")},
                       pd.Index(np.asarray(index, "int64")) if len(index) != counts.sum()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
-from ..._frames import group_starts, positive_int, ts_frame
-from ..prints import _first_cover
+from ..._frames import group_starts, positive_int
+from ..prints import first_cover
 from .per_bar import _row_pocs
 from .poc import _pocs
 from .storage import _Columns, _Touch, _frame
@@ -102,7 +102,7 @@ class _NakedPocs:
                                ).astype("int64")
         q_after = np.concatenate([np.full(len(cand_ticks), -1), np.arange(len(bar))]
                                  + [np.array([d[2]]) for d in day_q]).astype("int64")
-        hit = _first_cover(lo, hi, q_after, q_poc) if len(bar) else np.full(len(q_poc), -1)
+        hit = first_cover(lo, hi, q_after, q_poc) if len(bar) else np.full(len(q_poc), -1)
         until = np.where(hit >= 0, t.bars["ts"][has][np.maximum(hit, 0)] if len(bar) else 0,
                          _MISSING)
         k = len(cand_ticks)
@@ -228,8 +228,8 @@ class _NakedPocs:
         ts = np.concatenate([self.owner._bars["ts"][b["bar"]], d["day"]])
         kind = np.array(["bar"] * len(b["bar"]) + ["session"] * len(d["day"]), dtype=object)
         index = np.concatenate([bar_rows, len(self.rows) + np.asarray(day_rows, "int64")])
-        return _frame({"ts": ts_frame(ts), "kind": kind,
+        return _frame({"ts": ns_to_utc(ts), "kind": kind,
                        "poc": np.concatenate([b["poc"], d["poc"]]) * self.row_ticks,
-                       "naked_until": ts_frame(np.concatenate([b["until"], d["until"]]))},
+                       "naked_until": ns_to_utc(np.concatenate([b["until"], d["until"]]))},
                       index if len(index) != len(self.rows) + len(self.days)
                       else pd.RangeIndex(len(index)))

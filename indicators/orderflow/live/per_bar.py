@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session, price_to_tick
+from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from ..._frames import group_starts, positive_int, ts_frame
-from ..aggression import _SIDES, _non_negative, _non_negative_int, _tick_size
-from ..footprint import _reset_mode
-from ..imbalance import _check_ratio, _flags, _runs
-from ..prints import _positive_number
+from ..._frames import (group_starts, non_negative, non_negative_int, positive_int,
+                        positive_number, positive_tick_size)
+from ..aggression import ABSORPTION_SIDES
+from ..footprint import reset_mode
+from ..imbalance import check_ratio, flagged_runs, imbalance_flags
 from .poc import _pocs
 from .storage import _Columns, _Touch, _frame, _index
 
@@ -104,7 +104,7 @@ class _PerBar:
 
     def frame(self, rows):
         cols = self.rows.take(rows)
-        cols["ts"] = ts_frame(self.owner._bars["ts"][cols["bar"]])
+        cols["ts"] = ns_to_utc(self.owner._bars["ts"][cols["bar"]])
         return self.build(cols, _index(rows, len(self.rows)))
 
     def compute(self, t: _Touch) -> dict:
@@ -154,7 +154,7 @@ class _FootprintMetrics:
         ticks = b["poc"] if self.row_ticks == 1 else self.poc.take(rows)["poc"]
         poc = pd.array(np.where(b["ncells"] > 0, ticks, 0), dtype="Int64")
         poc[b["ncells"] == 0] = pd.NA
-        return _frame({"ts": ts_frame(b["ts"]), "volume": volume, "trades": b["trades"],
+        return _frame({"ts": ns_to_utc(b["ts"]), "volume": volume, "trades": b["trades"],
                        "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
                        "delta_min": b["dmin"], "poc": poc}, _index(rows, len(self.owner._bars)))
 
@@ -170,7 +170,7 @@ class _Cvd(_PerBar):
         if session is not None and not isinstance(session, Session):
             raise ValueError(f"cvd: session must be a tradeflow.model.Session (e.g. "
                              f"instrument.session) or None, got {type(session).__name__}")
-        self.mode = _reset_mode(session, reset)
+        self.mode = reset_mode(session, reset)
         self.session = session if self.mode == "session" else None
         self.candles = candles
 
@@ -204,7 +204,7 @@ class _Cvd(_PerBar):
 
 
 def _imbalance_params(what, ratio, min_volume, rows, compare_edges):
-    ratio, min_volume = _check_ratio(ratio, min_volume)
+    ratio, min_volume = check_ratio(ratio, min_volume)
     rows = positive_int(rows, f"{what}: rows")
     if not isinstance(compare_edges, (bool, np.bool_)):
         raise ValueError(f"{what}: compare_edges must be True or False, got {compare_edges!r}")
@@ -225,7 +225,7 @@ class _Imbalances(_PerBar):
     def compute(self, t: _Touch) -> dict:
         ratio, min_volume, rows, edges = self.p
         a = _grouped(t.cells, rows)
-        buy, sell, below, above = _flags(a, rows, ratio, min_volume, edges)
+        buy, sell, below, above = imbalance_flags(a, rows, ratio, min_volume, edges)
         return {"bar": a["ts"], "tick": a["tick"], "volume": a["volume"],
                 "ask_volume": a["ask_volume"], "bid_volume": a["bid_volume"],
                 "bid_below": below, "ask_above": above, "buy": buy, "sell": sell}
@@ -248,10 +248,10 @@ class _Stacked(_PerBar):
     def compute(self, t: _Touch) -> dict:
         ratio, min_volume, rows, edges = self.p
         a = _grouped(t.cells, rows)
-        buy, sell, _, _ = _flags(a, rows, ratio, min_volume, edges)
+        buy, sell, _, _ = imbalance_flags(a, rows, ratio, min_volume, edges)
         parts = []
         for side, flag in ((1, buy), (-1, sell)):
-            s, e = _runs(a["ts"], a["tick"], flag, rows, self.min_rows)
+            s, e = flagged_runs(a["ts"], a["tick"], flag, rows, self.min_rows)
             parts.append((a["ts"][s], np.full(len(s), side, "int8"), a["tick"][s],
                           a["tick"][e - 1], (e - s).astype("int64")))
         bar, side, lo, hi, n = (np.concatenate(x) for x in zip(*parts))
@@ -272,7 +272,7 @@ class _Unfinished(_PerBar):
     def __init__(self, owner, rows=1, min_volume=0.0):
         super().__init__(owner)
         self.rows_ = positive_int(rows, "unfinished_auctions: rows")
-        self.min_volume = _non_negative(min_volume, "min_volume")
+        self.min_volume = non_negative(min_volume, "min_volume")
 
     def compute(self, t: _Touch) -> dict:
         a = _grouped(t.cells, self.rows_)
@@ -299,7 +299,7 @@ class _ZeroPrints(_PerBar):
     def __init__(self, owner, tick_size=None, rows=1):
         super().__init__(owner)
         self.tick_size = (None if tick_size is None
-                          else _positive_number(tick_size, "zero_prints: tick_size"))
+                          else positive_number(tick_size, "zero_prints: tick_size"))
         self.row_ticks = positive_int(rows, "zero_prints: rows")
 
     def _ranges(self, t: _Touch, g: dict):
@@ -348,11 +348,11 @@ class _Absorption(_PerBar):
     def __init__(self, owner, tick_size, min_volume, max_progress_ticks=1, side=None, rows=1):
         super().__init__(owner)
         self.row_ticks = positive_int(rows, "absorption: rows")
-        self.tick_size = _tick_size(tick_size, "absorption")
-        self.min_volume = _non_negative(min_volume, "absorption: min_volume")
-        self.max_progress = _non_negative_int(max_progress_ticks,
-                                              "absorption: max_progress_ticks")
-        if side not in _SIDES:
+        self.tick_size = positive_tick_size(tick_size, "absorption")
+        self.min_volume = non_negative(min_volume, "absorption: min_volume")
+        self.max_progress = non_negative_int(max_progress_ticks,
+                                             "absorption: max_progress_ticks")
+        if side not in ABSORPTION_SIDES:
             raise ValueError(f"absorption: side must be None, 'bid' or 'ask', got {side!r}")
         self.side = side
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import Session
+from tradeflow.model import Session, ns_to_utc
 
-from ..._frames import ts_frame
 
 
 class _Columns:
@@ -107,10 +106,10 @@ class _TradingDays:
 
     @staticmethod
     def _dates(session: Session, ts) -> np.ndarray:
-        return session.trading_date(pd.DatetimeIndex(ts_frame(np.asarray(ts, "int64")))).asi8
+        return session.trading_date(pd.DatetimeIndex(ns_to_utc(np.asarray(ts, "int64")))).asi8
 
     def _remember(self, session: Session, day: int) -> None:
-        bounds = session.day_start_utc(ts_frame(np.array([day, day + self._DAY]))).asi8
+        bounds = session.day_start_utc(ns_to_utc(np.array([day, day + self._DAY]))).asi8
         start, end = int(bounds[0]), int(bounds[1])
         if end > start and (self._dates(session, [start, end - 1]) == day).all():
             self._span[session] = (start, end, day)

@@ -8,11 +8,10 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from tradeflow.model import price_to_tick
+from tradeflow.model import ns_to_utc, price_to_tick
 
-from ..._frames import group_starts, ts_frame
-from ..aggression import _gap_ns, _non_negative, _tick_size
-from ..prints import _positive_number
+from ..._frames import group_starts, non_negative, positive_number, positive_tick_size
+from ..aggression import max_gap_ns
 from .storage import _Columns, _frame
 
 
@@ -25,7 +24,7 @@ class _Prints:
               "lo": "float64", "hi": "float64", "n": "int64"}
 
     def __init__(self, owner, min_size, aggregate_same_ts=True):
-        self.min_size = _positive_number(min_size, "big_trades: min_size")
+        self.min_size = positive_number(min_size, "big_trades: min_size")
         if not isinstance(aggregate_same_ts, (bool, np.bool_)):
             raise ValueError(f"big_trades: aggregate_same_ts must be True or False, "
                              f"got {aggregate_same_ts!r}")
@@ -90,7 +89,7 @@ class _Prints:
         start = rows.indices(len(self.rows))[0]
         done, tail = self.rows.take(rows), self._open_rows()
         cols = {k: np.concatenate([done[k], tail[k]]) for k in done}
-        cols["ts"] = ts_frame(cols["ts"])
+        cols["ts"] = ns_to_utc(cols["ts"])
         return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
 
 
@@ -100,14 +99,14 @@ class _Sweeps:
     tick (the next trade continues the run or breaks it)."""
 
     def __init__(self, owner, tick_size, min_levels=3, max_gap="250ms", min_size=0):
-        self.tick_size = _tick_size(tick_size, "sweeps")
+        self.tick_size = positive_tick_size(tick_size, "sweeps")
         if isinstance(min_levels, bool) or not isinstance(min_levels, numbers.Integral) \
                 or min_levels < 2:
             raise ValueError(f"sweeps: min_levels must be a whole number >= 2 (a sweep clears "
                              f"at least two levels), got {min_levels!r}")
         self.min_levels = int(min_levels)
-        self.gap = _gap_ns(max_gap)
-        self.min_size = _non_negative(min_size, "sweeps: min_size")
+        self.gap = max_gap_ns(max_gap)
+        self.min_size = non_negative(min_size, "sweeps: min_size")
         self.rows = _Columns(ts_start="int64", ts_end="int64", side="int8", tick_start="int64",
                              tick_end="int64", levels="int64", size="float64", trades="int64")
         self.open = None  # the last run: dict of scalars
@@ -182,5 +181,5 @@ class _Sweeps:
             tail = {k: np.asarray([self.open[k]], dtype=cols[k].dtype) for k in cols}
             if self._keep(tail)[0]:
                 cols = {k: np.concatenate([cols[k], tail[k]]) for k in cols}
-        cols["ts_start"], cols["ts_end"] = ts_frame(cols["ts_start"]), ts_frame(cols["ts_end"])
+        cols["ts_start"], cols["ts_end"] = ns_to_utc(cols["ts_start"]), ns_to_utc(cols["ts_end"])
         return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))

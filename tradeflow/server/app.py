@@ -1,0 +1,154 @@
+"""``tradeflow serve``: one process, one asyncio loop: the Panel pages, the HTTP and websocket API,
+the pipeline and the simulator.
+
+Panel's ``get_server`` builds the Bokeh/Tornado server of the pages; the API's handlers join it as
+``extra_patterns``, so pages and API share the port and the loop. The store is opened once: the
+pipeline writes through its async form, reads run on worker threads through its sync form (for
+DuckDB the very same connection; the pages open the same file in this process, which DuckDB
+allows).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from pathlib import Path
+
+import pandas as pd
+
+from data_access import open_async_store, open_store, redact_url
+from data_access.adapters import AsyncFromSync
+
+from . import runfile
+from .context import ServerContext
+
+log = logging.getLogger("tradeflow.server")
+
+API = "/api/v1"
+
+
+def routes(ctx: ServerContext) -> list[tuple]:
+    from .control import ControlHandler
+    from .ingest import MarketDataBatchHandler, MarketDataHandler, TradesHandler
+    from .openapi import OpenApiHandler
+    from .reads import BarsHandler, FootprintHandler, ProfileHandler, StudyHandler
+    from .ws import IngestSocket
+
+    handlers = [
+        ("/market-data", MarketDataHandler), ("/market-data/batch", MarketDataBatchHandler),
+        ("/trades", TradesHandler), ("/ingest/ws", IngestSocket),
+        ("/bars", BarsHandler), ("/footprint", FootprintHandler), ("/profile", ProfileHandler),
+        (r"/studies/([^/]+)", StudyHandler), ("/openapi.json", OpenApiHandler),
+        (r"/control/(\w+)", ControlHandler),
+    ]
+    return [(API + path, handler, {"ctx": ctx}) for path, handler in handlers]
+
+
+def pages() -> dict:
+    """The Panel pages by URL path (files of ``dashboards/apps``)."""
+    import dashboards.apps
+
+    folder = Path(dashboards.apps.__file__).parent
+    return {"formula": str(folder / "formula.py")}
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(),
+              ready=print, max_pending_rows: int = 2_000_000) -> None:
+    """Serve until SIGINT/SIGTERM; ``ready(line)`` is told the address to open."""
+    import panel as pn
+
+    from tradeflow.live.pipeline import Pipeline
+
+    astore = await open_async_store(store_url)
+    store = astore.sync if isinstance(astore, AsyncFromSync) else open_store(store_url)
+    pipeline = Pipeline(astore, max_pending_rows=max_pending_rows)
+    await pipeline.start()
+    ctx = ServerContext(astore=astore, store=store, pipeline=pipeline,
+                        token=secrets.token_urlsafe(32))
+    await ctx.reload_keys()
+    os.environ["TRADEFLOW_STORE"] = store_url  # the pages read the server's store
+    port = port or _free_port(host)
+    server = pn.serve(pages(), port=port, address=host, show=False, start=False,
+                      extra_patterns=routes(ctx), websocket_origin=_origins(host, port),
+                      title="TradeFlow")
+    server.start()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{server.port}"
+    local_url = f"http://127.0.0.1:{server.port}" if _loopback(host) or host in (
+        "0.0.0.0", "::") else url
+    address_file = runfile.write(store_url, local_url, ctx.token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    feeds = [asyncio.ensure_future(_simulate(pipeline, store, s)) for s in simulate]
+    ready(f"TradeFlow serving {redact_url(store_url)} at {url}/formula (API: {url}{API}/, "
+          f"OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
+    try:
+        await stop.wait()
+    finally:
+        for feed in feeds:
+            feed.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
+        server.stop()
+        await pipeline.stop()  # everything acknowledged is stored before the store closes
+        runfile.remove(address_file)
+        if store is not getattr(astore, "sync", None):
+            store.close()
+        await astore.close()
+        ctx.readers.shutdown()
+
+
+def _origins(host: str, port: int) -> list[str]:
+    """The pages' websocket accepts pages served by this server under its names."""
+    names = ["localhost", "127.0.0.1"] + ([] if _loopback(host) else [host])
+    return [f"{name}:{port}" for name in names]
+
+
+def _free_port(host: str) -> int:
+    """A port free now (``--port 0``): Bokeh needs the port before it binds."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+async def _simulate(pipeline, store, symbol: str) -> None:
+    """Stream simulated live order flow of ``symbol`` into the pipeline (as a feeder would)."""
+    from tradeflow.ingest.simulator import MarketSimulator
+
+    try:
+        sim = MarketSimulator(store.instrument(symbol))
+        now = pd.Timestamp.now(tz="UTC")
+        opens = sim.next_open(now)
+        if opens != now:
+            log.warning("simulated %s: its session is closed now; it streams from %s", symbol,
+                        opens if opens is not None else "its next open (not in two weeks)")
+        await _feed(pipeline, sim, symbol)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 -- the server goes on; the log says why this feed stopped
+        log.exception("the simulator of %s stopped", symbol)
+
+
+async def _feed(pipeline, sim, symbol: str) -> None:
+    from tradeflow.live.pipeline import Overloaded
+
+    async for batch in sim.stream(speed=1.0):
+        while True:
+            try:
+                if len(batch.trades):
+                    await pipeline.submit_trades(symbol, batch.trades, "simulator")
+                if len(batch.depth):
+                    await pipeline.submit_depth(symbol, batch.depth, "simulator")
+                if len(batch.liquidations):
+                    await pipeline.submit_liquidations(symbol, batch.liquidations, "simulator")
+                break
+            except Overloaded as exc:
+                await asyncio.sleep(exc.retry_after)

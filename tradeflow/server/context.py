@@ -1,0 +1,69 @@
+"""What the handlers of one server share: the store (async for writes, sync on worker threads for
+reads), the pipeline, the API keys, the instruments."""
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tradeflow.accounts.apikeys import ApiKey, KeyRing
+from tradeflow.model import Instrument, ModelError
+
+KEYS_FRESH_FOR = 2.0  # seconds a loaded key list is trusted (keys made or revoked elsewhere)
+
+
+@dataclass
+class ServerContext:
+    """``astore``: the AsyncStore the pipeline writes through; ``store``: a sync Store over the
+    same data for reads (``MarketData``, studies) run on ``readers`` threads, never on the loop;
+    ``pipeline``: ``tradeflow.live.Pipeline``."""
+
+    astore: object
+    store: object
+    pipeline: object
+    token: str = ""  # the local control token (see runfile)
+    readers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads"))
+    keys: KeyRing = field(default_factory=KeyRing)
+    _keys_at: float = -1e9
+
+    def __post_init__(self):
+        from tradeflow.marketdata import MarketData
+
+        self.marketdata = MarketData(self.store)
+
+    async def read(self, fn, *args, **kwargs):
+        """Run a blocking read on a reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.readers, lambda: fn(*args, **kwargs))
+
+    async def reload_keys(self) -> None:
+        self.keys.load(await self.astore.api_keys())
+        self._keys_at = time.monotonic()
+
+    async def check_key(self, presented: str | None) -> ApiKey:
+        from .base import ApiError
+
+        if time.monotonic() - self._keys_at > KEYS_FRESH_FOR:
+            await self.reload_keys()
+        verdict, key = self.keys.find(presented)
+        if verdict == "ok":
+            return key
+        if verdict == "missing":
+            raise ApiError(401, "an API key is required in the X-API-Key header: make one with "
+                                "'tradeflow apikey create NAME'", {"WWW-Authenticate": "ApiKey"})
+        if verdict == "revoked":
+            raise ApiError(403, "this API key was revoked: ask for a new one")
+        raise ApiError(403, "the API key in X-API-Key is not valid: check it was copied whole, "
+                            "or make a new one with 'tradeflow apikey create NAME'")
+
+    async def instrument(self, symbol: str) -> Instrument:
+        """The stored instrument, else a 422 naming the symbol and what to do."""
+        from .base import ApiError
+
+        try:
+            return await self.astore.instrument(symbol)
+        except ModelError:
+            raise ApiError(422, f"unknown symbol {symbol!r}: add it first with 'tradeflow "
+                                f"instruments add {symbol} --tick-size X'") from None
