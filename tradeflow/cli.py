@@ -264,7 +264,7 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
         raise UserError("--end fixes where the history ends, but live streaming goes on from "
                         "now: add --no-live, or leave out --end")
     end = bounds(end, None)[0] if end is not None else pd.Timestamp.now(tz="UTC").floor("min")
-    start = end - pd.Timedelta(days=days)
+    start = end - pd.Timedelta(days=days).round("1s")  # 0.3 days is not whole nanoseconds
     _not_served(ctx, "tradeflow serve --simulate " + ",".join(symbols))
     with _open(ctx) as store:
         sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
