@@ -67,9 +67,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(store: str, *args, timeout: float = 120):
-    """Start ``tradeflow serve --port 0`` on ``store``; stop it with SIGINT (as Ctrl+C) after."""
-    env = dict(os.environ, TRADEFLOW_STORE=store)
+def serving(store: str, *args, timeout: float = 120, env: dict | None = None):
+    """Start ``tradeflow serve --port 0`` on ``store`` (``env``: more environment); stop it with
+    SIGINT (as Ctrl+C) after."""
+    env = dict(os.environ, TRADEFLOW_STORE=store, **(env or {}))
     proc = subprocess.Popen([TRADEFLOW, "serve", "--port", "0", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     served = Served(proc)

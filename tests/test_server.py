@@ -3,6 +3,7 @@ terminal while it holds the embedded DuckDB file, API keys from the command line
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from data_access import open_store
 from tradeflow.server.base import is_loopback
+from tests.test_cli import fake_clock
 from tests.serve import SIERRA_BAR, new_key, serving, tradeflow
 
 
@@ -141,11 +143,15 @@ def test_serve_on_every_store(store_url):
 
 
 def test_serve_with_the_simulator_streams_through_the_pipeline(tmp_path):
+    """On a Sunday evening (the clock set there with libfaketime) BTCUSDT streams and the server
+    says when ES, closed, opens."""
     store, _ = duckdb_store(tmp_path)
-    # crypto trades around the clock, every day: the test does not depend on the hour or the day
     tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"],
               store)
-    with serving(store, "--simulate", "BTCUSDT") as served:
+    tradeflow(["instruments", "add", "ES", "--tick-size", "0.25", "--session",
+               "America/Chicago 08:30-15:15,17:00-16:00"], store)
+    with serving(store, "--simulate", "BTCUSDT,ES",
+                 env=fake_clock("2026-11-29 20:00:00")) as served:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             doc = httpx.get(f"{served.api}/bars", params={"symbol": "BTCUSDT", "spec": "1s",
@@ -154,6 +160,14 @@ def test_serve_with_the_simulator_streams_through_the_pipeline(tmp_path):
                 break
             time.sleep(1)
         assert doc["data"], served.output
+        first = dict(zip(doc["columns"], doc["data"][0]))
+        assert first["ts"].startswith("2026-11-29T20:0"), first  # live, on the fake clock
+        # (the wait is counted from when the server started: a slow start may take a minute off)
+        assert re.search(r"ES: session closed now; it opens Sun 2026-11-29 17:00 America/Chicago "
+                         r"\(23:00 UTC, in (3 h 00|2 h 59) min\)\. Its simulated stream starts "
+                         r"then\.", served.output), served.output
+        es = httpx.get(f"{served.api}/bars", params={"symbol": "ES", "spec": "1s"}).json()
+        assert es["data"] == []
     assert "Traceback" not in served.output
 
 

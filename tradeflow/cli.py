@@ -258,12 +258,13 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
     from data_access.frames import bounds
 
     from .ingest.simulator import MarketSimulator
+    from .live.simulated import opens_in_words
 
     if end is not None and live:
         raise UserError("--end fixes where the history ends, but live streaming goes on from "
                         "now: add --no-live, or leave out --end")
     end = bounds(end, None)[0] if end is not None else pd.Timestamp.now(tz="UTC").floor("min")
-    start = end - pd.Timedelta(days=days)
+    start = end - pd.Timedelta(days=days).round("1s")  # 0.3 days is not whole nanoseconds
     _not_served(ctx, "tradeflow serve --simulate " + ",".join(symbols))
     with _open(ctx) as store:
         sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
@@ -273,7 +274,7 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
             click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
             if n == 0:
                 click.echo(f"{symbol}: its session ({sim.instrument.session}) was closed all that "
-                           f"time; {_opens(sim, end)}")
+                           f"time; {opens_in_words(sim, end)}")
     if live:  # through the live pipeline, on the store's async face
         asyncio.run(_stream_all(ctx.obj["store_url"], sims, speed, duration))
 
@@ -293,18 +294,6 @@ def _fill_history(store, sim, symbol, start, end) -> int:
     return n
 
 
-def _opens(sim, at) -> str:
-    """When a simulated market next trades, in words (for a user watching a closed session)."""
-    opens = sim.next_open(at)
-    if opens is None:
-        return "it does not open in the next two weeks"
-    local = opens.tz_convert(sim.instrument.session.timezone)
-    wait = opens - pd.Timestamp(at)
-    hours, minutes = divmod(round(wait.total_seconds() / 60), 60)
-    return (f"it opens {local:%a %Y-%m-%d %H:%M} {sim.instrument.session.timezone} "
-            f"({opens:%H:%M} UTC, in {hours} h {minutes:02d} min)")
-
-
 async def _stream_all(url, sims, speed, duration):
     """Stream every simulator into the store through one live pipeline, as any source does."""
     from data_access import open_async_store
@@ -322,12 +311,14 @@ async def _stream_all(url, sims, speed, duration):
 
 
 async def _stream_each(pipeline, sims, speed, duration):
+    from .live.simulated import opens_in_words
+
     now = pd.Timestamp.now(tz="UTC")
     closed = [s for s, sim in sims.items() if sim.next_open(now) != now]
     trading = [s for s in sims if s not in closed]
     for symbol in closed:
-        click.echo(f"{symbol}: session closed now; {_opens(sims[symbol], now)}. Its streaming "
-                   "starts then" + (f"; meanwhile {', '.join(trading)} streams." if trading else
+        click.echo(f"{symbol}: session closed now; {opens_in_words(sims[symbol], now)}. Its "
+                   "streaming starts then" + (f"; meanwhile {', '.join(trading)} streams." if trading else
                                     "."))
     tasks = [_stream(pipeline, sim, symbol, speed) for symbol, sim in sims.items()]
     try:
@@ -337,27 +328,18 @@ async def _stream_each(pipeline, sims, speed, duration):
 
 
 async def _stream(pipeline, sim, symbol, speed):
-    n, shown = 0, time.monotonic()
-    source = f"simulator {symbol}"
-    async for batch in sim.stream(speed=speed):
-        n += await _submit(pipeline.submit_trades, symbol, batch.trades, source)
-        await _submit(pipeline.submit_depth, symbol, batch.depth, source)
-        await _submit(pipeline.submit_liquidations, symbol, batch.liquidations, source)
+    from .live.simulated import stream_simulated
+
+    shown = time.monotonic()
+
+    def show(n, batch):
+        nonlocal shown
         now = time.monotonic()
         if now - shown >= 5 and len(batch.trades):
             click.echo(f"{symbol} live: {n:,} trades, last {batch.trades['price'].iloc[-1]:g}")
             shown = now
 
-
-async def _submit(submit, *args) -> int:
-    """``submit(*args)``, waiting as told while the store is behind."""
-    from .live import Overloaded
-
-    while True:
-        try:
-            return await submit(*args)
-        except Overloaded as exc:
-            await asyncio.sleep(exc.retry_after)
+    await stream_simulated(pipeline, sim, symbol, speed, on_batch=show)
 
 
 # API keys --------------------------------------------------------------------------------------

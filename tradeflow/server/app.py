@@ -88,7 +88,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    feeds = [asyncio.ensure_future(_simulate(pipeline, store, s)) for s in simulate]
+    feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/formula (API: {url}{API}/, "
           f"OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
     try:
@@ -119,36 +119,19 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-async def _simulate(pipeline, store, symbol: str) -> None:
+async def _simulate(pipeline, store, symbol: str, say) -> None:
     """Stream simulated live order flow of ``symbol`` into the pipeline (as a feeder would)."""
     from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.live.simulated import opens_in_words, stream_simulated
 
     try:
         sim = MarketSimulator(store.instrument(symbol))
         now = pd.Timestamp.now(tz="UTC")
-        opens = sim.next_open(now)
-        if opens != now:
-            log.warning("simulated %s: its session is closed now; it streams from %s", symbol,
-                        opens if opens is not None else "its next open (not in two weeks)")
-        await _feed(pipeline, sim, symbol)
+        if sim.next_open(now) != now:
+            say(f"{symbol}: session closed now; {opens_in_words(sim, now)}. Its simulated "
+                "stream starts then.")
+        await stream_simulated(pipeline, sim, symbol)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 -- the server goes on; the log says why this feed stopped
         log.exception("the simulator of %s stopped", symbol)
-
-
-async def _feed(pipeline, sim, symbol: str) -> None:
-    from tradeflow.live.pipeline import Overloaded
-
-    async for batch in sim.stream(speed=1.0):
-        while True:
-            try:
-                if len(batch.trades):
-                    await pipeline.submit_trades(symbol, batch.trades, "simulator")
-                if len(batch.depth):
-                    await pipeline.submit_depth(symbol, batch.depth, "simulator")
-                if len(batch.liquidations):
-                    await pipeline.submit_liquidations(symbol, batch.liquidations, "simulator")
-                break
-            except Overloaded as exc:
-                await asyncio.sleep(exc.retry_after)

@@ -1,0 +1,52 @@
+"""The market simulator as a live source: its batches submitted to a :class:`Pipeline` as any
+feeder's are (waiting as told while the store is behind), and when a closed market opens, in
+words. ``tradeflow simulate --live`` and ``tradeflow serve --simulate`` both use it."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import pandas as pd
+
+from tradeflow.ingest.simulator import MarketSimulator, SimBatch
+
+from .pipeline import Overloaded, Pipeline
+
+
+async def submit_waiting(submit, *args) -> int:
+    """``await submit(*args)``, sleeping the ``retry_after`` it asks for while overloaded."""
+    while True:
+        try:
+            return await submit(*args)
+        except Overloaded as exc:
+            await asyncio.sleep(exc.retry_after)
+
+
+async def stream_simulated(pipeline: Pipeline, sim: MarketSimulator, symbol: str,
+                           speed: float = 1.0,
+                           on_batch: Callable[[int, SimBatch], None] | None = None) -> None:
+    """Submit ``sim``'s live batches of ``symbol`` until cancelled; ``on_batch(trades so far,
+    batch)`` after each is stored."""
+    source = f"simulator {symbol}"
+    n = 0
+    async for batch in sim.stream(speed=speed):
+        if len(batch.trades):
+            n += await submit_waiting(pipeline.submit_trades, symbol, batch.trades, source)
+        if len(batch.depth):
+            await submit_waiting(pipeline.submit_depth, symbol, batch.depth, source)
+        if len(batch.liquidations):
+            await submit_waiting(pipeline.submit_liquidations, symbol, batch.liquidations, source)
+        if on_batch is not None:
+            on_batch(n, batch)
+
+
+def opens_in_words(sim: MarketSimulator, at) -> str:
+    """When a simulated market next trades, in words (for a user watching a closed session)."""
+    opens = sim.next_open(at)
+    if opens is None:
+        return "it does not open in the next two weeks"
+    tz = sim.instrument.session.timezone
+    wait = opens - pd.Timestamp(at)
+    hours, minutes = divmod(round(wait.total_seconds() / 60), 60)
+    return (f"it opens {opens.tz_convert(tz):%a %Y-%m-%d %H:%M} {tz} ({opens:%H:%M} UTC, in "
+            f"{hours} h {minutes:02d} min)")
