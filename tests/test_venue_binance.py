@@ -2,15 +2,14 @@
 depth diffs (spot U/u, futures pu), and DepthUpdates carrying Binance's ids."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indicators.orderflow.book import BookCrossedError
-from tradeflow.model import DepthUpdate
 from tradeflow.venues.binance import BinanceBook, BookGapError
+from tests.test_book import changed, depth
 
 
 def _book():
@@ -158,22 +157,7 @@ def test_random_diffs_match_reference(events, futures):
     assert dict(zip(lv.loc[lv.side == -1, "tick"], lv.loc[lv.side == -1, "size"])) == ref_b
 
 
-# ---- OrderBook: the live protocol (a depth update in, the changed levels out) -------------------
-
-def depth(rows, **kw) -> DepthUpdate:
-    """A DepthUpdate from (side, tick, size) tuples, at one time."""
-    side, tick, size = (np.asarray(x) for x in zip(*rows)) if rows else ([], [], [])
-    return DepthUpdate(pd.DataFrame({
-        "ts": pd.DatetimeIndex(["2026-01-05 15:00"] * len(side), tz="UTC"),
-        "side": np.asarray(side, "int8"), "tick": np.asarray(tick, "int64"),
-        "size": np.asarray(size, float)}), **kw)
-
-
-def changed(change_set) -> list:
-    ch = change_set["levels"]
-    assert ch.key == ("side", "tick")
-    return [tuple(r) for r in ch.rows[["side", "tick", "size"]].itertuples(index=False)]
-
+# ---- BinanceBook: the live protocol (a depth update in, the changed levels out) -----------------
 
 def test_apply_depth_updates_hand_worked():
     ob = BinanceBook(0.1)
