@@ -7,7 +7,6 @@ footprint must be exactly what they were. Then what must pass: trades of differe
 same timestamps, the same file twice, small reorderings, float32 prices put back on the grid.
 """
 import re
-import struct
 from dataclasses import dataclass
 
 import databento_dbn as db
