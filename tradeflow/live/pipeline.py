@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,14 +190,10 @@ class Pipeline:
 
     async def _submit_bars(self, symbol, bars, seconds, source) -> int:
         await self._instrument(symbol)
-        try:
+        with _refused("bars"):
             frame = bars.copy()
             frame["ts"] = to_utc(frame["ts"])
             frame = self._validator(source).bars(symbol, frame, seconds=int(seconds))
-        except RowError as exc:
-            raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
-        except (KeyError, ValueError, TypeError) as exc:
-            raise Rejected(f"bars: {_why(exc)}") from None
         if frame.empty:
             return 0
         self._capacity(len(frame))
@@ -214,12 +211,8 @@ class Pipeline:
 
     async def _submit_plain(self, kind, clean, symbol, frame) -> int:
         await self._instrument(symbol)
-        try:
+        with _refused(kind):
             frame = clean(frame).sort_values("ts", kind="stable", ignore_index=True)
-        except RowError as exc:
-            raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
-        except (KeyError, ValueError, TypeError) as exc:
-            raise Rejected(f"{kind}: {_why(exc)}") from None
         if frame.empty:
             return 0
         self._capacity(len(frame))
@@ -485,6 +478,18 @@ def _ints(column: pd.Series) -> np.ndarray:
         if not np.isfinite(values).all() or (values != np.round(values)).any():
             raise ValueError("must be whole numbers")
     return values.astype("int64")
+
+
+@contextmanager
+def _refused(kind: str):
+    """Bad input as :class:`Rejected`: a validator's row error names its row, other errors (a
+    missing column, a wrong type) the kind of batch."""
+    try:
+        yield
+    except RowError as exc:
+        raise Rejected(f"row {exc.row}: {exc.reason}", exc.row) from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise Rejected(f"{kind}: {_why(exc)}") from None
 
 
 def _why(exc: Exception) -> str:
