@@ -1,0 +1,13 @@
+"""The chart components of the desk, the notebooks and the embeds: ``param``-based Panel
+``Viewer`` s drawn with Bokeh (Datashader where there are too many cells to draw one by one).
+
+Conventions every bar-based view keeps, so their panes share one time axis:
+
+* x is the bar's sequence number (:data:`axes.X`), not its time: bars of any spec (tick, volume,
+  Renko) sit side by side and closed sessions leave no gap; the time labels come from
+  :func:`axes.time_formatter`. Older history loaded on scroll-back takes numbers below the first.
+* colours come from a :class:`theme.Theme`; every figure is made by :func:`theme.figure`.
+* a view draws a whole frame with ``load(...)`` and follows the hub with ``apply(update)``:
+  closed bars are streamed once, the forming bar is patched in place (``tradeflow.live.hub``
+  messages).
+"""
