@@ -16,6 +16,7 @@ import json
 from numbers import Integral, Real
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from tradeflow.model import ModelError, validate_symbol
@@ -38,9 +39,10 @@ class BadPayload(ValueError):
 
 
 def parse_json(body: bytes | str):
-    """The JSON document of ``body``; malformed JSON names the line and column."""
+    """The JSON document of ``body``; malformed JSON names the line and column. Parsed by orjson
+    (several times faster than the standard library on large batches; strict: no NaN)."""
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except UnicodeDecodeError:
         raise BadPayload("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -54,7 +56,7 @@ def parse_ndjson(body: bytes) -> list:
     for number, line in enumerate(body.split(b"\n"), start=1):
         if line.strip():
             try:
-                items.append(json.loads(line))
+                items.append(orjson.loads(line))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 msg = getattr(exc, "msg", "not UTF-8 text")
                 raise BadPayload(f"malformed JSON on line {number}: {msg}") from None

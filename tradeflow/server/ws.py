@@ -123,10 +123,9 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         if isinstance(message, bytes):
             raise ApiError(400, "send batches as text (JSON) messages")
         try:
-            batch = json.loads(message)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: "
-                                f"{exc.msg}") from None
+            batch = payloads.parse_json(message)
+        except payloads.BadPayload as exc:
+            raise ApiError(400, str(exc)) from None
         if not isinstance(batch, dict):
             raise ApiError(400, "a batch is a JSON object: {\"seq\", \"type\", \"symbol\", "
                                 "\"data\"}")
