@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 
@@ -163,7 +164,9 @@ def main(argv=None) -> None:
                    f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
                    f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples")
     print_table([row])
-    log(f"written {write_json(args.out, [row], {'env': environment(), **vars(args), **got})}")
+    log(f"load average (1, 5, 15 min) at the end {os.getloadavg()} on {os.cpu_count()} CPUs")
+    meta = {"env": environment(), "load_average": os.getloadavg(), **vars(args), **got}
+    log(f"written {write_json(args.out, [row], meta)}")
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def main(argv=None) -> None:
             if cluster is not None:
                 targets[label] = lambda name, c=cluster: c.url(c.create_database())
     out: list[Row] = []
-    meta = {"env": environment(), "trades_per_feeder": n, "clients": args.clients,
+    meta = {"env": environment(), "load_average": os.getloadavg(), "trades_per_feeder": n, "clients": args.clients,
             "rows": args.rows, "window": args.window, "studies": STUDIES}
     frames = {f"BENCH{i + 1}": bench_trades(n, 7 + i) for i in range(args.clients)}
     try:
@@ -347,7 +347,10 @@ def main(argv=None) -> None:
     finally:
         if clusters is not None:
             clusters.stop()
+    meta["load_average_end"] = os.getloadavg()
     print_table(out)
+    log(f"load average (1, 5, 15 min) at the start {meta['load_average']}, at the end "
+        f"{meta['load_average_end']} on {os.cpu_count()} CPUs")
     log(f"written {write_json(args.out, out, meta)}")
 
 
