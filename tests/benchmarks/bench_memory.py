@@ -2,11 +2,13 @@
 served process sampled every few seconds, and its growth after warm-up as a slope per simulated
 hour (it must stay flat).
 
-    .venv/bin/python -m tests.benchmarks.bench_memory [--hours 1] [--speed 10] [--quick]
+    .venv/bin/python -m tests.benchmarks.bench_memory [--hours 1] [--speed 10] [--quick] \
+        [--postgres]
 
 The server is ``tests.benchmarks.served`` (``tradeflow serve --no-simulate`` in-process, a
 1-minute BTCUSDT chart with the studies of ``bench_ws_hook`` following its hub) on a DuckDB file
-(``--store`` for another URL). A feeder in this process runs ``MarketSimulator`` (BTCUSDT,
+(``--store`` for another URL; ``--postgres``: then again on a throwaway PostgreSQL cluster, whose
+memory is its own processes', so the figure is the server's alone). A feeder in this process runs ``MarketSimulator`` (BTCUSDT,
 ``--trades-per-day``, default 2M: ~80k trades a simulated hour, ten times the simulator's
 default) and sends each ``--step`` seconds of market (trades, the book's snapshots and
 liquidations) through the websocket hook every ``step / speed`` seconds of wall time, paced to
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tests.benchmarks.bench_ws_hook import log, served
-from tests.benchmarks.common import Row, environment, print_table, write_json
+from tests.benchmarks.common import PgClusters, Row, environment, print_table, write_json
 
 START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
 
@@ -81,8 +83,8 @@ async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, st
     seq = trades = late = 0
     t0 = time.monotonic()
     next_sample = t0
-    async with websockets.connect(url, additional_headers={"X-API-Key": key},
-                                  max_size=None) as ws:
+    async with websockets.connect(url, additional_headers={"X-API-Key": key}, max_size=None,
+                                  ping_interval=None) as ws:
         for i in range(steps):
             a = START + pd.Timedelta(seconds=i * step)
             batch = sim.generate(a, a + pd.Timedelta(seconds=step))
@@ -149,24 +151,41 @@ def main(argv=None) -> None:
     ap.add_argument("--every", type=float, default=5.0, help="wall seconds between samples")
     ap.add_argument("--warmup", type=float, default=0.1, help="share of the run left out")
     ap.add_argument("--store", default=None, help="store URL (default: a new DuckDB file)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="also on a throwaway PostgreSQL cluster")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     args = ap.parse_args(argv)
     hours = 0.1 if args.quick else args.hours
-    url = args.store or f"duckdb:///{tempfile.mkdtemp(prefix='bench-memory-')}/memory.duckdb"
-    log(f"{hours:g} simulated h at {args.speed:g}x: about {hours * 3600 / args.speed:.0f} s")
-    got = run(url, hours, args.speed, args.step, args.trades_per_day, args.every, args.warmup)
-    label = "DuckDB" if url.startswith("duckdb") else "store"
-    row = Row(f"{label}: server RSS growth per simulated hour after warm-up",
-              got["slope_mb_per_h"], "MB", got["rss_warm_mb"], "RSS after warm-up", None,
-              note=f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
-                   f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
-                   f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
-                   f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples")
-    print_table([row])
+    targets = {"DuckDB" if not args.store or args.store.startswith("duckdb") else "store":
+               lambda: args.store or
+               f"duckdb:///{tempfile.mkdtemp(prefix='bench-memory-')}/memory.duckdb"}
+    clusters = None
+    if args.postgres:
+        clusters = PgClusters(want_timescale=False).start()
+        if clusters.plain is not None:
+            targets["PostgreSQL"] = lambda c=clusters.plain: c.url(c.create_database())
+    rows, meta = [], {"env": environment(), **vars(args)}
+    try:
+        for label, url_of in targets.items():
+            log(f"{label}: {hours:g} simulated h at {args.speed:g}x: about "
+                f"{hours * 3600 / args.speed:.0f} s")
+            got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
+                      args.warmup)
+            meta[label] = {"load_average": os.getloadavg(), **got}
+            rows.append(Row(
+                f"{label}: server RSS growth per simulated hour after warm-up",
+                got["slope_mb_per_h"], "MB", got["rss_warm_mb"], "RSS after warm-up", None,
+                note=f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
+                     f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
+                     f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
+                     f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"))
+    finally:
+        if clusters is not None:
+            clusters.stop()
+    print_table(rows)
     log(f"load average (1, 5, 15 min) at the end {os.getloadavg()} on {os.cpu_count()} CPUs")
-    meta = {"env": environment(), "load_average": os.getloadavg(), **vars(args), **got}
-    log(f"written {write_json(args.out, [row], meta)}")
+    log(f"written {write_json(args.out, rows, meta)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 import pandas as pd
@@ -82,8 +83,10 @@ async def feed(url: str, key: str, messages: list[str], rows: list[int], window:
     errors: list[str] = []
     notices = 0
     free = asyncio.Semaphore(window)
-    async with websockets.connect(url, additional_headers={"X-API-Key": key},
-                                  max_size=None) as ws:
+    # no keepalive pings: behind megabytes of batches a pong comes late, and a benchmark that
+    # overloads the server on purpose would be cut off
+    async with websockets.connect(url, additional_headers={"X-API-Key": key}, max_size=None,
+                                  ping_interval=None) as ws:
         async def receive():
             nonlocal notices
             for _ in range(len(messages)):
@@ -135,13 +138,22 @@ def feeders(jobs: list[dict]) -> dict[str, dict]:
     procs = [mp.Process(target=_feeder, args=(job, ready, go, results)) for job in jobs]
     for p in procs:
         p.start()
+    def get(queue):  # the next report, or the error of a feeder that died
+        while True:
+            try:
+                return queue.get(timeout=1.0)
+            except Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a feeder failed (exit code {dead[0]}): see above")
+
     try:
         for _ in jobs:
-            ready.get(timeout=600)
+            get(ready)
         go.set()
         out = {}
         for _ in jobs:
-            r = results.get(timeout=3600)
+            r = get(results)
             out[r["symbol"]] = r
         return out
     finally:
@@ -187,6 +199,17 @@ def served(url: str, charts, studies=STUDIES, spec: str = "1m"):
         record.unlink(missing_ok=True)
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, all threads) of process ``pid`` (None: this one), seconds. A
+    busy machine stretches wall time but hardly the CPU a piece of work needs, so CPU per trade
+    compares better between runs than trades per second."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reached(note: dict, marks) -> np.ndarray:
     """For each cumulative trade count in ``marks``, the time the chart first held that many
     (NaN when it never did)."""
@@ -204,10 +227,10 @@ def reached(note: dict, marks) -> np.ndarray:
 # Figures
 
 
-async def bare_rate(url: str, frames: dict[str, pd.DataFrame], per_tx: int) -> float:
+async def bare_rate(url: str, frames: dict[str, pd.DataFrame], per_tx: int) -> tuple[float, float]:
     """The store's own bulk-write rate: the same trades by ``write_trades``, every symbol's next
     ``per_tx`` rows in one transaction (the pipeline's writer's shape, minus everything
-    else), trades/s."""
+    else): trades/s and CPU seconds of this process per million trades."""
     from data_access import open_async_store
 
     store = await open_async_store(url)
@@ -215,13 +238,14 @@ async def bare_rate(url: str, frames: dict[str, pd.DataFrame], per_tx: int) -> f
         for symbol in frames:
             await store.add_instrument(instrument(symbol))
         parts = {s: chunks(f, per_tx) for s, f in frames.items()}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         for k in range(max(len(p) for p in parts.values())):
             async with store.transaction() as tx:
                 for symbol, p in parts.items():
                     if k < len(p):
                         await tx.write_trades(symbol, p[k])
-        return sum(len(f) for f in frames.values()) / (time.perf_counter() - t0)
+        n = sum(len(f) for f in frames.values())
+        return n / (time.perf_counter() - t0), (cpu_seconds() - c0) / n * 1e6
     finally:
         await store.close()
 
@@ -234,8 +258,10 @@ def throughput(url: str, n: int, clients: int, rows: int, window: int) -> dict:
     with served(url, symbols) as (server, notes):
         jobs = [{"url": server.ws, "key": key, "symbol": s, "n": n, "seed": 7 + i,
                  "rows": rows, "window": window} for i, s in enumerate(symbols)]
+        c0 = cpu_seconds(server.proc.pid)
         got = feeders(jobs)
         time.sleep(1.0)  # the charts' last updates (the record says when they came)
+        cpu = cpu_seconds(server.proc.pid) - c0
     t0 = min(r["sent"][0] for r in got.values())
     acked = max(max(r["answered"]) for r in got.values())
     total = sum(sum(r["rows"]) for r in got.values())
@@ -253,6 +279,7 @@ def throughput(url: str, n: int, clients: int, rows: int, window: int) -> dict:
             "errors": len(errors), "first_error": errors[0] if errors else None,
             "notices": sum(r["notices"] for r in got.values()),
             "resyncs": sum(c.get("resyncs", 0) for c in notes.values()),
+            "cpu_s_per_million": cpu / total * 1e6,
             "latency_p50": float(np.nanpercentile(lat, 50)),
             "latency_p99": float(np.nanpercentile(lat, 99))}
 
@@ -291,7 +318,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-postgres", action="store_true", help="DuckDB only")
     ap.add_argument("--out", default="ws_hook")
     ap.add_argument("--clients", type=int, default=2, help="feeder processes (one symbol each)")
-    ap.add_argument("--rows", type=int, default=5_000, help="trades per batch")
+    ap.add_argument("--rows", type=int, default=10_000, help="trades per batch")
     ap.add_argument("--window", type=int, default=8, help="batches a feeder keeps unanswered")
     ap.add_argument("--trades", type=int, default=None, help="trades per feeder")
     ap.add_argument("--no-latency", action="store_true", help="throughput only")
@@ -316,10 +343,10 @@ def main(argv=None) -> None:
     try:
         for label, url_of in targets.items():
             log(f"{label}: bare bulk writes")
-            bare = asyncio.run(bare_rate(url_of("bare"), frames, 25_000))
+            bare, bare_cpu = asyncio.run(bare_rate(url_of("bare"), frames, 25_000))
             log(f"{label}: through the websocket hook ({args.clients} feeders)")
             got = throughput(url_of("hook"), n, args.clients, args.rows, args.window)
-            meta[label] = {"bare": bare, **got}
+            meta[label] = {"bare": bare, "bare_cpu_s_per_million": bare_cpu, **got}
             log(f"{label}: {got['rate']:,.0f} trades/s, bare {bare:,.0f}")
             published = (f"published to the charts at {got['rate_published']:,.0f}/s"
                          if got["rate_published"] else "the charts never got all trades")
@@ -331,7 +358,9 @@ def main(argv=None) -> None:
                                 f"{published}; send->chart p50 {got['latency_p50']:.0f} ms, "
                                 f"p99 {got['latency_p99']:.0f} ms under this load; "
                                 f"{got['notices']} slow-downs, {got['errors']} errors, "
-                                f"{got['resyncs']} resyncs"))
+                                f"{got['resyncs']} resyncs; server CPU "
+                                f"{got['cpu_s_per_million']:.1f} s per million trades (bare "
+                                f"writes {bare_cpu:.1f} s)"))
             if args.no_latency:
                 continue
             log(f"{label}: latency at {', '.join(f'{r:,}' for r in rates)} trades/s")

@@ -50,7 +50,7 @@ from .ingest import submit as submit_answer
 log = logging.getLogger("tradeflow.server")
 
 TYPES = ("trades", "bars", "depth", "liquidations")
-IN_FLIGHT = 4  # trade batches of one connection queued for the store and not yet answered
+IN_FLIGHT = 64  # trade batches of one connection queued for the store and not yet answered
 
 
 class IngestSocket(tornado.websocket.WebSocketHandler):
