@@ -153,6 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--store", default=None, help="store URL (default: a new DuckDB file)")
     ap.add_argument("--postgres", action="store_true",
                     help="also on a throwaway PostgreSQL cluster")
+    ap.add_argument("--only-postgres", action="store_true", help="PostgreSQL only")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     args = ap.parse_args(argv)
@@ -161,7 +162,9 @@ def main(argv=None) -> None:
                lambda: args.store or
                f"duckdb:///{tempfile.mkdtemp(prefix='bench-memory-')}/memory.duckdb"}
     clusters = None
-    if args.postgres:
+    if args.only_postgres:
+        targets.clear()
+    if args.postgres or args.only_postgres:
         clusters = PgClusters(want_timescale=False).start()
         if clusters.plain is not None:
             targets["PostgreSQL"] = lambda c=clusters.plain: c.url(c.create_database())
