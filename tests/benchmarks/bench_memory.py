@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tests.benchmarks.bench_ws_hook import log, served
+from tests.benchmarks.bench_ws_hook import STUDIES, log, served
 from tests.benchmarks.common import PgClusters, Row, environment, print_table, write_json
 
 START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
@@ -110,11 +110,10 @@ async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, st
 
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
-        warmup: float) -> dict:
+        warmup: float, studies) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
-    from tests.benchmarks.bench_ws_hook import STUDIES
     from data_access import open_store
     from tests.serve import new_key
 
@@ -127,7 +126,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     key = new_key(url, "bench")
     sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day)
     samples: list[tuple[float, float]] = []
-    with served(url, ["BTCUSDT"], STUDIES) as (server, notes):
+    with served(url, ["BTCUSDT"], studies) as (server, notes):
         pid = server.proc.pid
         samples.append((0.0, rss_mb(pid)))
         got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step,
@@ -139,7 +138,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     return {**got, "samples": samples, "slope_mb_per_h": slope,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
             "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
-                "messages"), "studies": STUDIES}
+                "messages"), "studies": studies}
 
 
 def main(argv=None) -> None:
@@ -153,6 +152,8 @@ def main(argv=None) -> None:
     ap.add_argument("--store", default=None, help="store URL (default: a new DuckDB file)")
     ap.add_argument("--postgres", action="store_true",
                     help="also on a throwaway PostgreSQL cluster")
+    ap.add_argument("--studies", default=",".join(STUDIES),
+                    help="the chart's studies, comma-separated ('' for bars and cells only)")
     ap.add_argument("--only-postgres", action="store_true", help="PostgreSQL only")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
@@ -174,7 +175,7 @@ def main(argv=None) -> None:
             log(f"{label}: {hours:g} simulated h at {args.speed:g}x: about "
                 f"{hours * 3600 / args.speed:.0f} s")
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
-                      args.warmup)
+                      args.warmup, [s for s in args.studies.split(",") if s])
             meta[label] = {"load_average": os.getloadavg(), **got}
             rows.append(Row(
                 f"{label}: server RSS growth per simulated hour after warm-up",
