@@ -1,0 +1,482 @@
+"""The order-book heatmap: resting size by time and price (Bookmap's picture), with the trades
+as bubbles, liquidations marked and the best bid / best ask lines.
+
+Unlike the bar-based views, this view's x is TRUE time: a datetime axis reading the
+instrument's own wall clock (``axes.local_ms``), because resting liquidity is a function of time,
+not of bars. It does not share the bar charts' ``x_range``; it may share ``y_range`` (price) with
+them and with the DOM ladder.
+
+The depth grid (:func:`indicators.orderflow.book.heatmap_grid`) is held as an
+``xarray.DataArray`` (dims ``time`` x ``price``, :attr:`BookHeatmap.grid`) and rendered by
+Datashader to one ``image_rgba`` for the range in view, again whenever a pan or zoom ends
+(Bokeh's ``RangesUpdate``, sent once per gesture) and after live updates.
+"""
+from __future__ import annotations
+
+import datashader as ds
+import datashader.transfer_functions as tf
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+from bokeh.core.property.descriptors import UnsetValueError
+from bokeh.events import RangesUpdate
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool, Range1d
+
+from indicators.orderflow import LiveHeatmap
+from indicators.orderflow.book import heatmap_grid, interval_ns
+from tradeflow.model import DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate, Instrument
+
+from . import axes
+from .book_data import frame_of, last_snapshot, parts, side_colors
+from .theme import figure, style, theme_of
+
+__all__ = ["BookHeatmap", "DepthGrid", "best_quotes", "trade_bubbles", "bubble_sizes",
+           "heat_colors", "MAX_CELLS"]
+
+MAX_CELLS = 20_000_000  # time x price cells held (160 MB of float64); live: the oldest go first
+MS = 1_000_000  # nanoseconds in a millisecond
+BUBBLE_ROWS = 200_000  # live: the oldest bubbles go beyond this
+
+
+def heat_colors(theme) -> list[str]:
+    """The colour ramp of resting size, from nothing (the background) to the cap."""
+    # blue -> violet -> amber: no green or red, which mean buying and selling here
+    return [theme.background, theme.accent, theme.palette[2], theme.poc]
+
+
+class DepthGrid:
+    """The heatmap grid as a dense time x price array that grows at its end.
+
+    Time buckets are every ``interval`` from the first one (epoch-aligned, as ``heatmap_grid``):
+    a bucket without a snapshot is NaN (no data, drawn blank), so gaps stay gaps in true time.
+    Price rows are every ``tick_rows`` ticks, keyed by their lowest tick. ``put(rows)`` takes
+    rows of ``heatmap_grid`` (``ts, tick, bid_size, ask_size``): each bucket present is replaced
+    whole by its rows (that is how ``LiveHeatmap`` reports the bucket in progress)."""
+
+    def __init__(self, instrument: Instrument, interval="1s", tick_rows: int = 1,
+                 max_cells: int = MAX_CELLS):
+        self.instrument = instrument
+        self.step = interval_ns(interval, "heatmap")
+        self.interval = interval
+        self.tick_rows = int(tick_rows)
+        self.max_cells = int(max_cells)
+        self.t0: int | None = None      # ns of the first bucket held
+        self.k0 = 0                     # lowest row key held
+        self.n_t = 0                    # buckets filled
+        self.values = np.empty((0, 0))  # (time capacity, rows)
+
+    @property
+    def ticks(self) -> np.ndarray:
+        return self.k0 + self.tick_rows * np.arange(self.values.shape[1], dtype="int64")
+
+    @property
+    def times(self) -> np.ndarray:
+        """Bucket starts, epoch ns (UTC)."""
+        return (self.t0 or 0) + self.step * np.arange(self.n_t, dtype="int64")
+
+    def put(self, rows: pd.DataFrame, trim: bool = True) -> None:
+        if not len(rows):
+            return
+        t = pd.DatetimeIndex(rows["ts"]).as_unit("ns").asi8
+        k = rows["tick"].to_numpy(dtype="int64")
+        if self.t0 is None:
+            self.t0 = int(t.min())
+        if t.min() < self.t0:
+            raise ValueError(f"heatmap: depth at {pd.Timestamp(int(t.min()), tz='UTC')} is "
+                             f"before the first bucket held; load older depth with load()")
+        self._cover_ticks(int(k.min()), int(k.max()))
+        ti = (t - self.t0) // self.step
+        need = int(ti.max()) + 1
+        if need * self.values.shape[1] > self.max_cells:
+            if not trim:
+                raise ValueError(
+                    f"heatmap: {need} time buckets x {self.values.shape[1]} price rows is more "
+                    f"than {self.max_cells:,} cells; load a shorter time range or choose a longer "
+                    f"interval or more tick_rows")
+            self._drop_oldest(need - self.max_cells // max(self.values.shape[1], 1))
+            ti = (t - self.t0) // self.step
+            need = int(ti.max()) + 1
+        self._cover_times(need)
+        ki = (k - self.k0) // self.tick_rows
+        self.values[np.unique(ti)] = 0.0  # a bucket given is replaced whole
+        np.add.at(self.values, (ti, ki), rows["bid_size"].to_numpy(dtype="float64")
+                  + rows["ask_size"].to_numpy(dtype="float64"))
+        self.n_t = max(self.n_t, need)
+
+    def array(self) -> xr.DataArray:
+        """The grid now: ``time`` (bucket starts, UTC, naive ``datetime64[ns]``) x ``price``
+        (each row's lowest price), the resting size of both sides; coordinate ``tick`` (the row
+        key) along ``price``. A view of the buffer, not a copy."""
+        return xr.DataArray(
+            self.values[:self.n_t], dims=("time", "price"), name="size",
+            coords={"time": self.times.view("datetime64[ns]"),
+                    "price": self.instrument.to_price(self.ticks),
+                    "tick": ("price", self.ticks)},
+            attrs={"interval": str(self.interval), "tick_rows": self.tick_rows,
+                   "tick_size": self.instrument.tick_size, "timezone": "UTC"})
+
+    def _cover_ticks(self, lo: int, hi: int) -> None:
+        lo = lo // self.tick_rows * self.tick_rows
+        n = self.values.shape[1]
+        if n and lo >= self.k0 and hi < self.k0 + n * self.tick_rows:
+            return
+        margin = 16 * self.tick_rows  # room for the price to wander before the next copy
+        new_lo = lo - margin if not n else min(lo - margin, self.k0)
+        new_hi = hi + margin if not n else max(hi + margin, self.k0 + (n - 1) * self.tick_rows)
+        width = (new_hi - new_lo) // self.tick_rows + 1
+        values = np.full((self.values.shape[0], width), np.nan)
+        if n:
+            at = (self.k0 - new_lo) // self.tick_rows
+            values[:, at:at + n] = self.values
+            values[:self.n_t, :at] = np.where(np.isnan(self.values[:self.n_t, :1]), np.nan, 0.0)
+            values[:self.n_t, at + n:] = np.where(np.isnan(self.values[:self.n_t, :1]), np.nan,
+                                                  0.0)
+        self.values, self.k0 = values, new_lo
+
+    def _cover_times(self, need: int) -> None:
+        if need <= self.values.shape[0]:
+            return
+        capacity = max(need, 2 * self.values.shape[0], 64)
+        values = np.full((capacity, self.values.shape[1]), np.nan)
+        values[:self.n_t] = self.values[:self.n_t]
+        self.values = values
+
+    def _drop_oldest(self, n: int) -> None:
+        n = min(max(n, self.n_t // 4), self.n_t)  # drop a quarter at least: fewer copies
+        self.values[:self.n_t - n] = self.values[n:self.n_t].copy()
+        self.values[self.n_t - n:] = np.nan
+        self.n_t -= n
+        self.t0 += n * self.step
+
+
+def best_quotes(depth: pd.DataFrame) -> pd.DataFrame:
+    """Best bid and best ask (ticks; -1 where a side is empty) of each snapshot of a depth
+    frame: ``ts, bid, ask``."""
+    if not len(depth):
+        return pd.DataFrame({"ts": pd.DatetimeIndex([], dtype="datetime64[ns, UTC]"),
+                             "bid": np.empty(0, "int64"), "ask": np.empty(0, "int64")})
+    by = depth.groupby(["ts", "side"])["tick"]
+    best = pd.concat([by.max().xs(-1, level="side").rename("bid"),
+                      by.min().xs(1, level="side").rename("ask")], axis=1)
+    best = best.reindex(pd.DatetimeIndex(depth["ts"].unique())).fillna(-1).astype("int64")
+    return best.rename_axis("ts").reset_index()
+
+
+def trade_bubbles(trades: pd.DataFrame, step_ns: int) -> pd.DataFrame:
+    """Trades summed per time bucket of ``step_ns``, price and aggressor side: ``bucket`` (epoch
+    ns), ``price``, ``side``, ``volume``, ``trades``; in bucket order."""
+    bucket = pd.DatetimeIndex(trades["ts"]).as_unit("ns").asi8 // step_ns * step_ns
+    grouped = (pd.DataFrame({"bucket": bucket, "price": trades["price"].to_numpy(float),
+                             "side": trades["side"].to_numpy("int64"),
+                             "volume": trades["size"].to_numpy(float)})
+               .groupby(["bucket", "price", "side"], sort=True))
+    out = grouped["volume"].agg(["sum", "size"]).reset_index()
+    return out.rename(columns={"sum": "volume", "size": "trades"})
+
+
+def bubble_sizes(volume, reference: float, smallest: float = 4.0, largest: float = 30.0
+                 ) -> np.ndarray:
+    """Bubble diameters in pixels: the area grows with the volume (diameter ~ sqrt) from
+    ``smallest`` up to ``largest`` at ``reference`` volume and above."""
+    share = np.clip(np.asarray(volume, float) / max(float(reference), 1e-300), 0.0, 1.0)
+    return smallest + (largest - smallest) * np.sqrt(share)
+
+
+class BookHeatmap(pn.viewable.Viewer):
+    """Order-book heatmap of one instrument: ``load(depth, trades, liquidations)`` draws frames
+    (``tradeflow.model`` depth, trade and liquidation layouts); ``apply(update)`` follows live
+    messages (their ``DepthUpdate`` s, trades and liquidations).
+
+    The x axis is TRUE time (a datetime axis in the instrument's time zone), not bar numbers.
+    """
+
+    instrument = param.ClassSelector(class_=Instrument, doc="Tick size and time zone")
+    theme = param.Selector(default="dark", objects=["dark", "light"])
+    interval = param.Selector(default="1s", objects=["250ms", "500ms", "1s", "5s", "15s", "1min"],
+                              doc="Time bucket of the grid")
+    tick_rows = param.Integer(default=1, bounds=(1, 1000), doc="Ticks per price row")
+    how = param.Selector(default="last", objects=["last", "mean", "max"],
+                         doc="Size of a bucket: its last snapshot, the mean or the largest")
+    cap_quantile = param.Number(
+        default=0.97, bounds=(0.5, 1.0),
+        doc="The colour scale tops out at this quantile of the sizes in view, so one huge level "
+            "does not wash out the rest")
+    bubbles = param.Boolean(default=True, doc="Trades as bubbles sized by volume")
+    max_bubble = param.Integer(default=30, bounds=(6, 80), doc="Largest bubble, pixels")
+    follow = param.Boolean(default=True, doc="Live: keep the newest time in view")
+    height = param.Integer(default=520, bounds=(150, 4000))
+
+    def __init__(self, depth=None, trades=None, liquidations=None, *, x_range=None,
+                 y_range=None, crosshair=None, **params):
+        super().__init__(**params)
+        if self.instrument is None:
+            raise ValueError("BookHeatmap: give the instrument (tick size and time zone)")
+        self.x_range = x_range or Range1d(0, 1)
+        self.y_range = y_range or Range1d(0, 1)
+        self._fig = figure(theme_of(self.theme), height=self.height, x_range=self.x_range,
+                           y_range=self.y_range, crosshair=crosshair, x_axis_type="datetime",
+                           tools="pan,wheel_zoom,box_zoom,reset,save", active_drag="pan",
+                           active_scroll="wheel_zoom")
+        self._fig.xaxis.formatter = DatetimeTickFormatter(
+            milliseconds="%H:%M:%S.%3N", seconds="%H:%M:%S", minsec="%H:%M:%S",
+            minutes="%H:%M", hourmin="%H:%M", hours="%H:%M", days="%d %b", months="%b %Y")
+        self._fig.xaxis.axis_label = f"time ({self.instrument.session.timezone})"
+        self._fig.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
+        self._image_source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.best_source = ColumnDataSource({"x": [], "bid": [], "ask": []})
+        self.bubble_source = ColumnDataSource(
+            {"x": [], "price": [], "volume": [], "trades": [], "side": [], "size": [],
+             "color": []})
+        self.liquidation_source = ColumnDataSource(
+            {"x": [], "price": [], "size": [], "side": [], "marker": []})
+        self._glyphs()
+        self._fig.on_event(RangesUpdate, lambda event: self.render())
+        self.load(depth, trades, liquidations)
+
+    # ---- data ------------------------------------------------------------------------------
+    @property
+    def grid(self) -> xr.DataArray:
+        """The depth grid (``time`` x ``price``, resting size of both sides) as drawn."""
+        return self._grid.array()
+
+    def load(self, depth=None, trades=None, liquidations=None) -> None:
+        """Draw whole frames: ``depth`` snapshots (depth layout), ``trades``, ``liquidations``.
+        The book of the last snapshot is where live depth updates continue from."""
+        depth = frame_of(depth, DEPTH_COLUMNS, "heatmap depth")
+        trades = frame_of(trades, TRADE_COLUMNS[:4], "heatmap trades")
+        liqs = frame_of(liquidations, LIQUIDATION_COLUMNS, "heatmap liquidations")
+        self._loaded = (depth, trades, liqs)
+        self._grid = DepthGrid(self.instrument, self.interval, self.tick_rows)
+        self._grid.put(heatmap_grid(depth, self.interval, self.tick_rows, self.how), trim=False)
+        self._live = LiveHeatmap(self.instrument.tick_size, self.interval, self.tick_rows,
+                                 self.how)
+        snap = last_snapshot(depth)
+        if len(snap):
+            self._live.apply(DepthUpdate(snap, snapshot=True))
+        best = best_quotes(depth)
+        self.best_source.data = self._best_columns(best)
+        bubbles = trade_bubbles(trades, self._grid.step)
+        # the largest bubble is the 99th percentile of the loaded volumes: a few giant prints
+        # must not shrink every other bubble to a dot
+        self._bubble_ref = float(np.quantile(bubbles["volume"], 0.99)) if len(bubbles) else None
+        self.bubble_source.data = self._bubble_columns(bubbles)
+        self._tail = bubbles[bubbles["bucket"] == bubbles["bucket"].max()].reset_index(drop=True)
+        self.liquidation_source.data = self._liquidation_columns(liqs)
+        self._fit()
+        self.render()
+
+    def apply(self, update) -> None:
+        """Follow a live message: depth updates replace the grid's current bucket, the best
+        bid/ask lines are streamed, trades streamed as bubbles (the current bucket's bubbles
+        patched), liquidations streamed; then the image is rendered again."""
+        p = parts(update)
+        before = self._data_end()
+        best = []
+        for u in p.depth:
+            changes = self._live.apply(u)["heatmap"]
+            self._grid.put(changes.rows)
+            if len(u.levels):
+                bb, ba = self._live.book.best_bid(), self._live.book.best_ask()
+                best.append((u.levels["ts"].max(), bb[0] if bb else -1, ba[0] if ba else -1))
+        if best:
+            frame = pd.DataFrame(best, columns=["ts", "bid", "ask"])
+            self.best_source.stream(self._best_columns(frame))
+        if len(p.trades):
+            self._stream_bubbles(trade_bubbles(p.trades, self._grid.step))
+        if len(p.liquidations):
+            self.liquidation_source.stream(self._liquidation_columns(p.liquidations))
+        if self.follow and before is not None:
+            self._follow(before)
+        self.render()
+
+    # ---- drawing ---------------------------------------------------------------------------
+    def _x(self, ts) -> np.ndarray:
+        return axes.local_ms(ts, self.instrument.session.timezone).astype("float64")
+
+    def _best_columns(self, best: pd.DataFrame) -> dict:
+        bid = best["bid"].to_numpy("int64")
+        ask = best["ask"].to_numpy("int64")
+        return {"x": self._x(best["ts"]),
+                "bid": np.where(bid >= 0, self.instrument.to_price(bid), np.nan),
+                "ask": np.where(ask >= 0, self.instrument.to_price(ask), np.nan)}
+
+    def _bubble_columns(self, bubbles: pd.DataFrame) -> dict:
+        if self._bubble_ref is None and len(bubbles):
+            self._bubble_ref = float(np.quantile(bubbles["volume"], 0.99))
+        half = self._grid.step // 2
+        return {"x": self._x(pd.to_datetime(bubbles["bucket"].to_numpy() + half, utc=True)),
+                "price": bubbles["price"].to_numpy(float),
+                "volume": bubbles["volume"].to_numpy(float),
+                "trades": bubbles["trades"].to_numpy("int64"),
+                "side": bubbles["side"].to_numpy("int64"),
+                "size": bubble_sizes(bubbles["volume"], self._bubble_ref or 1.0,
+                                     largest=self.max_bubble),
+                "color": side_colors(bubbles["side"], theme_of(self.theme))}
+
+    def _stream_bubbles(self, new: pd.DataFrame) -> None:
+        """Bubbles of the bucket shown last grow in place (patched); new ones are streamed.
+        The last bucket's bubbles are always the source's last rows (``self._tail``)."""
+        tail = self._tail
+        if len(tail):
+            same = new[new["bucket"] == tail["bucket"].iloc[0]]
+            new = new[new["bucket"] != tail["bucket"].iloc[0]]
+            if len(same):
+                first = len(self.bubble_source.data["x"]) - len(tail)
+                keys = ["bucket", "price", "side"]
+                # a left merge keeps the tail's order, which is the source's
+                merged = tail.merge(same, on=keys, how="left", suffixes=("", "_new"))
+                grown = merged[merged["volume_new"].notna()].copy()
+                grown["volume"] += grown["volume_new"]
+                grown["trades"] += grown["trades_new"].astype("int64")
+                if len(grown):
+                    cols = self._bubble_columns(grown)
+                    where = [first + int(i) for i in grown.index]
+                    self.bubble_source.patch({name: list(zip(where, cols[name]))
+                                              for name in ("volume", "trades", "size")})
+                tail = tail.copy()
+                tail.loc[grown.index, ["volume", "trades"]] = grown[["volume", "trades"]]
+                known = same.merge(tail[keys], on=keys, how="left", indicator=True)["_merge"]
+                added = same[(known == "left_only").to_numpy()]
+                if len(added):
+                    self.bubble_source.stream(self._bubble_columns(added), BUBBLE_ROWS)
+                    tail = pd.concat([tail, added], ignore_index=True)
+        if len(new):
+            self.bubble_source.stream(self._bubble_columns(new), BUBBLE_ROWS)
+            tail = new[new["bucket"] == new["bucket"].max()]
+        self._tail = tail.reset_index(drop=True)
+
+    def _liquidation_columns(self, liqs: pd.DataFrame) -> dict:
+        side = liqs["side"].to_numpy("int64")
+        # a forced sell (a long liquidated) points down, a forced buy up
+        return {"x": self._x(liqs["ts"]), "price": liqs["price"].to_numpy(float),
+                "size": liqs["size"].to_numpy(float), "side": side,
+                "marker": np.where(side < 0, "inverted_triangle", "triangle")}
+
+    def _glyphs(self) -> None:
+        theme = theme_of(self.theme)
+        fig = self._fig
+        self._image = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
+                                     source=self._image_source)
+        self._bubbles = fig.scatter("x", "price", size="size", source=self.bubble_source,
+                                    fill_color="color", line_color="color", fill_alpha=0.45,
+                                    line_alpha=0.9, visible=self.bubbles)
+        # the best bid / ask over the bubbles, which would hide them
+        self._bid_line = fig.step("x", "bid", source=self.best_source, mode="after",
+                                  line_width=1.5, color=theme.up, legend_label="best bid")
+        self._ask_line = fig.step("x", "ask", source=self.best_source, mode="after",
+                                  line_width=1.5, color=theme.down, legend_label="best ask")
+        self._liqs = fig.scatter("x", "price", marker="marker", size=16,
+                                 source=self.liquidation_source, fill_color=theme.poc,
+                                 line_color=theme.text, line_width=1.2,
+                                 legend_label="liquidation")
+        fig.add_tools(HoverTool(renderers=[self._bubbles], tooltips=[
+            ("time", "@x{%H:%M:%S}"), ("price", "@price"), ("volume", "@volume{0,0.[000]}"),
+            ("trades", "@trades")], formatters={"@x": "datetime"}))
+        fig.legend.location = "top_left"
+        fig.legend.orientation = "horizontal"
+        fig.legend.label_text_font_size = "8pt"
+        style(fig, theme)
+
+    @param.depends("theme", watch=True)
+    def _restyle(self) -> None:
+        theme = theme_of(self.theme)
+        style(self._fig, theme)
+        self._bid_line.glyph.line_color = theme.up
+        self._ask_line.glyph.line_color = theme.down
+        self._liqs.glyph.fill_color = theme.poc
+        self._liqs.glyph.line_color = theme.text
+        self.bubble_source.data["color"] = side_colors(self.bubble_source.data["side"], theme)
+        self.bubble_source.data = dict(self.bubble_source.data)
+        self.render()
+
+    @param.depends("bubbles", watch=True)
+    def _show_bubbles(self) -> None:
+        self._bubbles.visible = self.bubbles
+
+    @param.depends("interval", "tick_rows", "how", watch=True)
+    def _regrid(self) -> None:
+        """A new grid setting redraws the frames last loaded (a live desk loads again)."""
+        self.load(*self._loaded)
+
+    def _data_end(self) -> float | None:
+        """x (local ms) of the end of the newest bucket held, or None."""
+        if not self._grid.n_t:
+            return None
+        return float(self._x(pd.to_datetime([self._grid.times[-1] + self._grid.step],
+                                            utc=True))[0])
+
+    def _fit(self) -> None:
+        """The whole grid in view (a shared range is left alone when there is nothing)."""
+        grid = self._grid
+        if not grid.n_t:
+            return
+        start = float(self._x(pd.to_datetime([grid.times[0]], utc=True))[0])
+        end = self._data_end()
+        self.x_range.update(start=start, end=end + 0.02 * (end - start))
+        have = ~np.isnan(grid.values[:grid.n_t]) & (grid.values[:grid.n_t] > 0)
+        rows = np.flatnonzero(have.any(axis=0))
+        tick = self.instrument.tick_size
+        lo = (grid.k0 + rows[0] * grid.tick_rows) * tick
+        hi = (grid.k0 + (rows[-1] + 1) * grid.tick_rows) * tick
+        self.y_range.update(start=lo - 2 * tick, end=hi + 2 * tick)
+
+    def _follow(self, before: float) -> None:
+        """Scroll with the data when the view was showing its end."""
+        end = self._data_end()
+        x0, x1 = self.x_range.start, self.x_range.end
+        if end is None or end <= before or x1 < before:
+            return
+        shift = end - before
+        self.x_range.update(start=x0 + shift, end=x1 + shift)
+
+    def render(self) -> None:
+        """Render the grid for the range in view (clipped to the data) with Datashader."""
+        grid = self._grid
+        if not grid.n_t or grid.values.shape[1] == 0:
+            self._image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            return
+        tick = self.instrument.tick_size
+        step_ms = grid.step / MS
+        t_start = float(self._x(pd.to_datetime([grid.times[0]], utc=True))[0])
+        lo_price = grid.k0 * tick
+        row = grid.tick_rows * tick
+        x0 = max(self.x_range.start, t_start)
+        x1 = min(self.x_range.end, t_start + grid.n_t * step_ms)
+        y0 = max(self.y_range.start, lo_price)
+        y1 = min(self.y_range.end, lo_price + grid.values.shape[1] * row)
+        if not (x1 > x0 and y1 > y0):
+            self._image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            return
+        # the cells in view (a view of the buffer), by index; coordinates are cell centres
+        i0, i1 = int((x0 - t_start) // step_ms), int(np.ceil((x1 - t_start) / step_ms))
+        j0, j1 = int((y0 - lo_price) // row), int(np.ceil((y1 - lo_price) / row))
+        cells = grid.values[i0:i1, j0:j1]
+        raster = xr.DataArray(
+            cells.T, dims=("price", "time"),
+            coords={"time": t_start + (np.arange(i0, i0 + cells.shape[0]) + 0.5) * step_ms,
+                    "price": lo_price + (np.arange(j0, j0 + cells.shape[1]) + 0.5) * row})
+        width, height = self._canvas_size()
+        canvas = ds.Canvas(plot_width=max(min(width, 4000), 50),
+                           plot_height=max(min(height, 4000), 50),
+                           x_range=(x0, x1), y_range=(y0, y1))
+        agg = canvas.raster(raster, agg="max", interpolate="nearest")
+        shown = agg.values[np.isfinite(agg.values) & (agg.values > 0)]
+        cap = float(np.quantile(shown, self.cap_quantile)) if len(shown) else 1.0
+        image = tf.shade(agg.where(agg > 0), cmap=heat_colors(theme_of(self.theme)),
+                         how="linear", span=(0.0, max(cap, 1e-12)))
+        self.cap = cap
+        self._image_source.data = {"image": [np.asarray(image.data)], "x": [x0], "y": [y0],
+                                   "dw": [x1 - x0], "dh": [y1 - y0]}
+
+    def _canvas_size(self) -> tuple[int, int]:
+        """The plot's inner size in pixels as the browser last reported it (a guess before)."""
+        try:
+            width, height = int(self._fig.inner_width), int(self._fig.inner_height)
+        except UnsetValueError:  # not drawn yet
+            width, height = 1000, self.height
+        return width, height
+
+    def __panel__(self):
+        return pn.pane.Bokeh(self._fig, sizing_mode="stretch_width", height=self.height)
