@@ -156,15 +156,16 @@ class DomLadder(pn.viewable.Viewer):
                 "ask_text", "volume_text", "bid_left", "ask_right", "volume_right")
 
     def _columns(self, rows: pd.DataFrame) -> dict:
-        bid, ask, vol = (rows[c].to_numpy(float) for c in ("bid", "ask", "volume"))
+        # copies: Bokeh patches the arrays in place, and pandas hands out read-only views
+        bid, ask, vol = (np.array(rows[c], dtype=float) for c in ("bid", "ask", "volume"))
         book_max = max(bid.max(initial=0), ask.max(initial=0), 1e-300)
         prices = self.instrument.to_price(rows["tick"].to_numpy("int64"))
 
         def text(values):
             return [t if v > 0 else "" for t, v in zip(size_text(values), values.tolist())]
-        return {"tick": rows["tick"].to_numpy("int64"), "y": np.asarray(prices, float),
+        return {"tick": np.array(rows["tick"], dtype="int64"), "y": np.asarray(prices, float),
                 "price_text": price_text(prices, self.instrument.tick_size),
-                "bid": bid, "ask": ask, "volume": vol, "last": rows["last"].to_numpy(bool),
+                "bid": bid, "ask": ask, "volume": vol, "last": np.array(rows["last"], dtype=bool),
                 "bid_text": text(bid), "ask_text": text(ask), "volume_text": text(vol),
                 # bars: bids grow leftwards from the price column, asks and volume rightwards
                 "bid_left": 1.0 - 0.96 * bid / book_max,
@@ -212,13 +213,13 @@ class DomLadder(pn.viewable.Viewer):
         for rule in self._rules:
             fig.add_layout(rule)
         self._header = pn.pane.HTML(self._header_html(), margin=0)
-        self._fig = fig
+        self.fig = fig
         style(fig, theme)
 
     @param.depends("theme", watch=True)
     def _restyle(self) -> None:
         theme = theme_of(self.theme)
-        style(self._fig, theme)
+        style(self.fig, theme)
         self._last.glyph.fill_color = theme.accent
         self._bid_bars.glyph.fill_color = theme.up
         self._ask_bars.glyph.fill_color = theme.down
@@ -240,7 +241,7 @@ class DomLadder(pn.viewable.Viewer):
                               self.width)
 
     def __panel__(self):
-        return pn.Column(self._header, pn.pane.Bokeh(self._fig, width=self.width,
+        return pn.Column(self._header, pn.pane.Bokeh(self.fig, width=self.width,
                                                      height=self.height - HEADER_PX, margin=0),
                          margin=(5, 10))
 

@@ -215,16 +215,16 @@ class BookHeatmap(pn.viewable.Viewer):
             raise ValueError("BookHeatmap: give the instrument (tick size and time zone)")
         self.x_range = x_range or Range1d(0, 1)
         self.y_range = y_range or Range1d(0, 1)
-        self._fig = figure(theme_of(self.theme), height=self.height, x_range=self.x_range,
+        self.fig = figure(theme_of(self.theme), height=self.height, x_range=self.x_range,
                            y_range=self.y_range, crosshair=crosshair, x_axis_type="datetime",
                            tools="pan,wheel_zoom,box_zoom,reset,save", active_drag="pan",
                            active_scroll="wheel_zoom")
-        self._fig.xaxis.formatter = DatetimeTickFormatter(
+        self.fig.xaxis.formatter = DatetimeTickFormatter(
             milliseconds="%H:%M:%S.%3N", seconds="%H:%M:%S", minsec="%H:%M:%S",
             minutes="%H:%M", hourmin="%H:%M", hours="%H:%M", days="%d %b", months="%b %Y")
-        self._fig.xaxis.axis_label = f"time ({self.instrument.session.timezone})"
-        self._fig.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
-        self._image_source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.fig.xaxis.axis_label = f"time ({self.instrument.session.timezone})"
+        self.fig.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
+        self.image_source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
         self.best_source = ColumnDataSource({"x": [], "bid": [], "ask": []})
         self.bubble_source = ColumnDataSource(
             {"x": [], "price": [], "volume": [], "trades": [], "side": [], "size": [],
@@ -232,7 +232,7 @@ class BookHeatmap(pn.viewable.Viewer):
         self.liquidation_source = ColumnDataSource(
             {"x": [], "price": [], "size": [], "side": [], "marker": []})
         self._glyphs()
-        self._fig.on_event(RangesUpdate, lambda event: self.render())
+        self.fig.on_event(RangesUpdate, lambda event: self.render())
         self.load(depth, trades, liquidations)
 
     # ---- data ------------------------------------------------------------------------------
@@ -307,10 +307,11 @@ class BookHeatmap(pn.viewable.Viewer):
             self._bubble_ref = float(np.quantile(bubbles["volume"], 0.99))
         half = self._grid.step // 2
         return {"x": self._x(pd.to_datetime(bubbles["bucket"].to_numpy() + half, utc=True)),
-                "price": bubbles["price"].to_numpy(float),
-                "volume": bubbles["volume"].to_numpy(float),
-                "trades": bubbles["trades"].to_numpy("int64"),
-                "side": bubbles["side"].to_numpy("int64"),
+                # copies: Bokeh patches the arrays in place, pandas hands out read-only views
+                "price": np.array(bubbles["price"], dtype=float),
+                "volume": np.array(bubbles["volume"], dtype=float),
+                "trades": np.array(bubbles["trades"], dtype="int64"),
+                "side": np.array(bubbles["side"], dtype="int64"),
                 "size": bubble_sizes(bubbles["volume"], self._bubble_ref or 1.0,
                                      largest=self.max_bubble),
                 "color": side_colors(bubbles["side"], theme_of(self.theme))}
@@ -356,9 +357,9 @@ class BookHeatmap(pn.viewable.Viewer):
 
     def _glyphs(self) -> None:
         theme = theme_of(self.theme)
-        fig = self._fig
+        fig = self.fig
         self._image = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
-                                     source=self._image_source)
+                                     source=self.image_source)
         self._bubbles = fig.scatter("x", "price", size="size", source=self.bubble_source,
                                     fill_color="color", line_color="color", fill_alpha=0.45,
                                     line_alpha=0.9, visible=self.bubbles)
@@ -382,7 +383,7 @@ class BookHeatmap(pn.viewable.Viewer):
     @param.depends("theme", watch=True)
     def _restyle(self) -> None:
         theme = theme_of(self.theme)
-        style(self._fig, theme)
+        style(self.fig, theme)
         self._bid_line.glyph.line_color = theme.up
         self._ask_line.glyph.line_color = theme.down
         self._liqs.glyph.fill_color = theme.poc
@@ -435,7 +436,7 @@ class BookHeatmap(pn.viewable.Viewer):
         """Render the grid for the range in view (clipped to the data) with Datashader."""
         grid = self._grid
         if not grid.n_t or grid.values.shape[1] == 0:
-            self._image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
             return
         tick = self.instrument.tick_size
         step_ms = grid.step / MS
@@ -447,7 +448,7 @@ class BookHeatmap(pn.viewable.Viewer):
         y0 = max(self.y_range.start, lo_price)
         y1 = min(self.y_range.end, lo_price + grid.values.shape[1] * row)
         if not (x1 > x0 and y1 > y0):
-            self._image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
             return
         # the cells in view (a view of the buffer), by index; coordinates are cell centres
         i0, i1 = int((x0 - t_start) // step_ms), int(np.ceil((x1 - t_start) / step_ms))
@@ -467,16 +468,16 @@ class BookHeatmap(pn.viewable.Viewer):
         image = tf.shade(agg.where(agg > 0), cmap=heat_colors(theme_of(self.theme)),
                          how="linear", span=(0.0, max(cap, 1e-12)))
         self.cap = cap
-        self._image_source.data = {"image": [np.asarray(image.data)], "x": [x0], "y": [y0],
+        self.image_source.data = {"image": [np.asarray(image.data)], "x": [x0], "y": [y0],
                                    "dw": [x1 - x0], "dh": [y1 - y0]}
 
     def _canvas_size(self) -> tuple[int, int]:
         """The plot's inner size in pixels as the browser last reported it (a guess before)."""
         try:
-            width, height = int(self._fig.inner_width), int(self._fig.inner_height)
+            width, height = int(self.fig.inner_width), int(self.fig.inner_height)
         except UnsetValueError:  # not drawn yet
             width, height = 1000, self.height
         return width, height
 
     def __panel__(self):
-        return pn.pane.Bokeh(self._fig, sizing_mode="stretch_width", height=self.height)
+        return pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", height=self.height)

@@ -88,7 +88,7 @@ class Tape(pn.viewable.Viewer):
                 text_baseline="middle", text_font_size="9pt",
                 text_color="color" if name != "time" else theme.muted)
         self._header = pn.pane.HTML(self._header_html(), margin=0)
-        self._fig = fig
+        self.fig = fig
         self._count = 0  # rows ever shown (the next row's y)
         self._recent = frame_of(None, TRADE_COLUMNS[:4], "tape trades")
         self._big = 1.0
@@ -150,7 +150,7 @@ class Tape(pn.viewable.Viewer):
     @param.depends("theme", watch=True)
     def _restyle(self) -> None:
         theme = theme_of(self.theme)
-        style(self._fig, theme)
+        style(self.fig, theme)
         self._texts["time"].glyph.text_color = theme.muted
         self._header.object = self._header_html()
         data = dict(self.source.data)
@@ -162,6 +162,6 @@ class Tape(pn.viewable.Viewer):
                                for name, x in COLUMNS.items()}, theme_of(self.theme), self.width)
 
     def __panel__(self):
-        return pn.Column(self._header, pn.pane.Bokeh(self._fig, width=self.width,
+        return pn.Column(self._header, pn.pane.Bokeh(self.fig, width=self.width,
                                                      height=self.height - HEADER_PX, margin=0),
                          margin=(5, 10))
