@@ -1,10 +1,13 @@
 """What the book views (heatmap, tape, DOM ladder) share: the frames they take and how a live
 message is split into the parts each one follows.
 
-A live message (``tradeflow.live.hub.Update``, or a ``tradeflow.model.BarUpdate`` or
-``DepthUpdate`` on its own) may carry the batch's ``trades`` (trade layout), its
-``liquidations`` (liquidation layout) and the book's changes as ``DepthUpdate`` s (``depth``: one
-or a list). :func:`parts` takes out what is there; a view applies only the parts it draws.
+The hub's messages (``tradeflow.live.hub.Snapshot`` / ``Update`` of a subscription asked with
+``book_levels=N``, ``tape=N`` and the ``heatmap`` study) carry ``book`` (the book's best levels,
+whole, when it changed), ``trades`` (the commit's trades) and ``studies["heatmap"]`` (the depth
+grid's ``Changes``; a whole frame in a ``Snapshot``). A notebook following a venue directly may
+pass ``tradeflow.model.DepthUpdate`` s instead (one, or a message with ``depth``: a list), and a
+``BarUpdate`` carries ``trades`` and ``liquidations``. :func:`parts` takes out what is there; a
+view applies only the parts it draws.
 """
 from __future__ import annotations
 
@@ -14,31 +17,38 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tradeflow.live.hub import Snapshot
 from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate,
                              empty_frame)
 
 from .axes import price_decimals
 
 __all__ = ["BookParts", "parts", "frame_of", "last_snapshot", "side_colors", "size_text",
-           "price_text", "HEADER_PX", "column_headers"]
+           "price_text", "HEADER_PX", "column_headers", "best_of"]
 
 HEADER_PX = 20  # the column headers' strip above a table-like figure (tape, ladder)
 
 
 @dataclass
 class BookParts:
-    """The parts of a live message the book views follow (empty when it had none)."""
+    """The parts of a live message the book views follow (empty or None when it had none).
+    ``snapshot``: the message is a whole state (a hub ``Snapshot``), to be shown instead of
+    what was, not added to it."""
     trades: pd.DataFrame = field(default_factory=lambda: empty_frame(TRADE_COLUMNS))
     liquidations: pd.DataFrame = field(default_factory=lambda: empty_frame(LIQUIDATION_COLUMNS))
     depth: list[DepthUpdate] = field(default_factory=list)
+    book: pd.DataFrame | None = None  # best levels (depth layout), bids best first, then asks
+    heatmap: object = None  # the heatmap study: Changes (Update) or its whole frame (Snapshot)
+    snapshot: bool = False
 
 
-def parts(update) -> BookParts:
-    """The trades, liquidations and depth updates of ``update`` (any of the hub's messages, a
-    ``BarUpdate`` or a ``DepthUpdate``); missing parts are empty."""
+def parts(update, heatmap: str = "heatmap") -> BookParts:
+    """The trades, liquidations, book levels, depth updates and heatmap rows of ``update`` (a
+    hub message, a ``BarUpdate`` or a ``DepthUpdate``); missing parts are empty. ``heatmap``:
+    the label the heatmap study was asked by."""
     if isinstance(update, DepthUpdate):
         return BookParts(depth=[update])
-    out = BookParts()
+    out = BookParts(snapshot=isinstance(update, Snapshot))
     trades = getattr(update, "trades", None)
     if trades is not None and len(trades):
         out.trades = frame_of(trades, TRADE_COLUMNS[:4], "trades")
@@ -50,7 +60,19 @@ def parts(update) -> BookParts:
         out.depth = [depth]
     elif depth is not None:
         out.depth = list(depth)
+    book = getattr(update, "book", None)
+    if book is not None:
+        out.book = frame_of(book, DEPTH_COLUMNS, "book levels")
+    out.heatmap = (getattr(update, "studies", None) or {}).get(heatmap)
     return out
+
+
+def best_of(book: pd.DataFrame) -> tuple[int, int]:
+    """Best bid and best ask ticks of a levels frame (-1 for an empty side)."""
+    side = book["side"].to_numpy()
+    tick = book["tick"].to_numpy("int64")
+    bid, ask = tick[side == -1], tick[side == 1]
+    return (int(bid.max()) if len(bid) else -1, int(ask.min()) if len(ask) else -1)
 
 
 def frame_of(frame, columns, what: str) -> pd.DataFrame:

@@ -83,14 +83,24 @@ class DomLadder(pn.viewable.Viewer):
         self._redraw()
 
     def apply(self, update) -> None:
-        """Follow a live message: its depth updates change the book, its trades the volume at
-        price and the last trade; the ladder's changed columns are patched (rebuilt only when
-        the levels leave its rows)."""
+        """Follow a live message: the hub's ``book`` levels replace the book (or depth updates
+        change it), its trades add to the volume at price and move the last trade; the ladder's
+        changed columns are patched (rebuilt only when the levels leave its rows). A hub
+        ``Snapshot``'s trades are the latest few, not the session's: they only set the last
+        trade (the session's volume comes from ``load``)."""
         p = parts(update)
+        if p.book is not None:
+            book = OrderBook(self.instrument.tick_size)
+            book.apply(DepthUpdate(p.book[list(DEPTH_COLUMNS)], snapshot=True))
+            self.book = book
         for u in p.depth:
             self.book.apply(u)
-        self._add_trades(p.trades)
-        if p.depth or len(p.trades):
+        if p.snapshot:
+            if len(p.trades):
+                self._last_tick = int(self.instrument.to_tick(p.trades["price"].iloc[-1]))
+        else:
+            self._add_trades(p.trades)
+        if p.book is not None or p.depth or len(p.trades):
             self._redraw()
 
     @property

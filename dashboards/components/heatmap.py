@@ -29,7 +29,7 @@ from indicators.orderflow.book import heatmap_grid, interval_ns
 from tradeflow.model import DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate, Instrument
 
 from . import axes
-from .book_data import frame_of, last_snapshot, parts, side_colors
+from .book_data import best_of, frame_of, last_snapshot, parts, side_colors
 from .theme import figure, style, theme_of
 
 __all__ = ["BookHeatmap", "DepthGrid", "best_quotes", "trade_bubbles", "bubble_sizes",
@@ -206,6 +206,8 @@ class BookHeatmap(pn.viewable.Viewer):
     bubbles = param.Boolean(default=True, doc="Trades as bubbles sized by volume")
     max_bubble = param.Integer(default=30, bounds=(6, 80), doc="Largest bubble, pixels")
     follow = param.Boolean(default=True, doc="Live: keep the newest time in view")
+    study = param.String(default="heatmap",
+                         doc="The label the hub subscription asked the heatmap study by")
     height = param.Integer(default=520, bounds=(150, 4000))
 
     def __init__(self, depth=None, trades=None, liquidations=None, *, x_range=None,
@@ -248,14 +250,18 @@ class BookHeatmap(pn.viewable.Viewer):
         trades = frame_of(trades, TRADE_COLUMNS[:4], "heatmap trades")
         liqs = frame_of(liquidations, LIQUIDATION_COLUMNS, "heatmap liquidations")
         self._loaded = (depth, trades, liqs)
-        self._grid = DepthGrid(self.instrument, self.interval, self.tick_rows)
-        self._grid.put(heatmap_grid(depth, self.interval, self.tick_rows, self.how), trim=False)
         self._live = LiveHeatmap(self.instrument.tick_size, self.interval, self.tick_rows,
                                  self.how)
         snap = last_snapshot(depth)
         if len(snap):
             self._live.apply(DepthUpdate(snap, snapshot=True))
-        best = best_quotes(depth)
+        self._show(heatmap_grid(depth, self.interval, self.tick_rows, self.how),
+                   best_quotes(depth), trades, liqs)
+
+    def _show(self, grid: pd.DataFrame, best: pd.DataFrame, trades: pd.DataFrame,
+              liqs: pd.DataFrame) -> None:
+        self._grid = DepthGrid(self.instrument, self.interval, self.tick_rows)
+        self._grid.put(grid, trim=False)
         self.best_source.data = self._best_columns(best)
         bubbles = trade_bubbles(trades, self._grid.step)
         # the largest bubble is the 99th percentile of the loaded volumes: a few giant prints
@@ -264,32 +270,57 @@ class BookHeatmap(pn.viewable.Viewer):
         self.bubble_source.data = self._bubble_columns(bubbles)
         self._tail = bubbles[bubbles["bucket"] == bubbles["bucket"].max()].reset_index(drop=True)
         self.liquidation_source.data = self._liquidation_columns(liqs)
+        self._liq_legend()
         self._fit()
         self.render()
 
     def apply(self, update) -> None:
-        """Follow a live message: depth updates replace the grid's current bucket, the best
-        bid/ask lines are streamed, trades streamed as bubbles (the current bucket's bubbles
-        patched), liquidations streamed; then the image is rendered again."""
-        p = parts(update)
+        """Follow a live message: the heatmap study's rows (or depth updates, through a
+        ``LiveHeatmap`` of this view's own) replace the grid's current bucket, the best bid/ask
+        lines are streamed, trades streamed as bubbles (the current bucket's bubbles patched),
+        liquidations streamed; then the image is rendered again. A hub ``Snapshot`` replaces
+        everything shown."""
+        p = parts(update, self.study)
+        if p.snapshot:
+            grid = p.heatmap if isinstance(p.heatmap, pd.DataFrame) else heatmap_grid(
+                frame_of(None, DEPTH_COLUMNS, "heatmap depth"))
+            self._show(grid, self._best_frame(p.book), p.trades, p.liquidations)
+            return
         before = self._data_end()
         best = []
         for u in p.depth:
             changes = self._live.apply(u)["heatmap"]
             self._grid.put(changes.rows)
             if len(u.levels):
-                bb, ba = self._live.book.best_bid(), self._live.book.best_ask()
-                best.append((u.levels["ts"].max(), bb[0] if bb else -1, ba[0] if ba else -1))
+                best.append(self._best_frame(self._live.book.levels(ts=u.levels["ts"].max())))
+        if p.heatmap is not None:
+            self._grid.put(p.heatmap.rows)
+        if p.book is not None and len(p.book):
+            best.append(self._best_frame(p.book))
         if best:
-            frame = pd.DataFrame(best, columns=["ts", "bid", "ask"])
-            self.best_source.stream(self._best_columns(frame))
+            self.best_source.stream(self._best_columns(pd.concat(best, ignore_index=True)))
         if len(p.trades):
             self._stream_bubbles(trade_bubbles(p.trades, self._grid.step))
         if len(p.liquidations):
             self.liquidation_source.stream(self._liquidation_columns(p.liquidations))
+            self._liq_legend()
         if self.follow and before is not None:
             self._follow(before)
         self.render()
+
+    @staticmethod
+    def _best_frame(book: pd.DataFrame | None) -> pd.DataFrame:
+        """The best bid/ask of a book's levels as one row of :func:`best_quotes`."""
+        if book is None or not len(book):
+            return best_quotes(frame_of(None, DEPTH_COLUMNS, "book"))
+        bid, ask = best_of(book)
+        return pd.DataFrame({"ts": [book["ts"].max()], "bid": [bid], "ask": [ask]})
+
+    def _liq_legend(self) -> None:
+        """The liquidation legend entry only once there is one to see."""
+        for item in self.fig.legend.items:
+            if self._liqs in item.renderers:
+                item.visible = len(self.liquidation_source.data["x"]) > 0
 
     # ---- drawing ---------------------------------------------------------------------------
     def _x(self, ts) -> np.ndarray:

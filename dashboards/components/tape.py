@@ -104,8 +104,12 @@ class Tape(pn.viewable.Viewer):
 
     def apply(self, update) -> None:
         """Stream the trades of a live message that pass the filter (the oldest rows roll
-        over)."""
-        trades = parts(update).trades
+        over); a hub ``Snapshot``'s trades replace those shown."""
+        p = parts(update)
+        if p.snapshot:
+            self.load(p.trades)
+            return
+        trades = p.trades
         if not len(trades):
             return
         self._recent = pd.concat([self._recent, trades], ignore_index=True).iloc[-KEEP:]
