@@ -405,3 +405,46 @@ def test_the_three_views_draw_in_a_browser(tmp_path):
 
 def _rgb(color: str) -> tuple[int, int, int]:
     return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+
+
+# ---- the hub's messages -------------------------------------------------------------------
+
+def test_views_follow_hub_shaped_updates(es):
+    """As the hub sends them: the heatmap study's Changes (its ``LiveHeatmap`` follower), the
+    book's best levels whole, the commit's trades."""
+    from indicators.orderflow import LiveHeatmap
+
+    cut = pd.Timestamp("2026-01-06T15:02:00Z")
+    early = es.depth[es.depth["ts"] < cut]
+    heat = BookHeatmap(early, es.trades[es.trades["ts"] < cut], instrument=ES)
+    ladder = DomLadder(early, es.trades[es.trades["ts"] < cut], instrument=ES, levels=5)
+    follower = LiveHeatmap(ES.tick_size)
+    follower.apply(DepthUpdate(last_snapshot(early), snapshot=True))
+    book = OrderBook(ES.tick_size)
+    book.apply(DepthUpdate(last_snapshot(early), snapshot=True))
+    late = [u for u in diffs(es.depth) if u.levels["ts"].iloc[0] >= cut]
+    for u, trades in zip(late, batches(es.trades[es.trades["ts"] >= cut], len(late))):
+        book.apply(u)
+        levels = book.levels(5, ts=u.levels["ts"].max())
+        message = SimpleNamespace(studies={"heatmap": follower.apply(u)["heatmap"]},
+                                  book=levels, trades=trades)
+        heat.apply(message)
+        ladder.apply(message)
+    whole = BookHeatmap(es.depth, es.trades, instrument=ES)
+    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
+                               .to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(heat.best_source.data["ask"], whole.best_source.data["ask"])
+    assert_ladder_is_the_book(ladder, book_of(es.depth), 5)
+
+
+def test_a_hub_snapshot_replaces_the_heatmap(es):
+    from tradeflow.live.hub import Snapshot
+    from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
+
+    view = BookHeatmap(es.depth, instrument=ES)
+    later = es.depth[es.depth["ts"] >= "2026-01-06T15:02:30Z"]
+    grid = heatmap_grid(later)
+    bars, cells = empty_frame(BAR_COLUMNS), empty_frame(FOOTPRINT_COLUMNS)
+    view.apply(Snapshot(bars, cells, bars, cells, studies={"heatmap": grid}))
+    assert len(view.grid["time"]) == 30
+    assert float(view.grid.sum()) == pytest.approx((grid["bid_size"] + grid["ask_size"]).sum())
