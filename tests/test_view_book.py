@@ -217,8 +217,9 @@ def test_live_follows_the_newest_time(es):
 
 
 def test_trade_bubbles_sum_per_bucket_price_and_side():
-    trades = pd.DataFrame({"ts": pd.to_datetime(["2026-01-06T15:00:00.1Z", "2026-01-06T15:00:00.9Z",
-                                                 "2026-01-06T15:00:01.2Z", "2026-01-06T15:00:00.5Z"]),
+    times = ["2026-01-06T15:00:00.1Z", "2026-01-06T15:00:00.9Z", "2026-01-06T15:00:01.2Z",
+             "2026-01-06T15:00:00.5Z"]
+    trades = pd.DataFrame({"ts": pd.to_datetime(times),
                            "price": [10.0, 10.0, 10.0, 10.0], "size": [1.0, 2.0, 4.0, 8.0],
                            "side": [1, 1, 1, -1]})
     out = trade_bubbles(trades, 1_000_000_000)

@@ -19,7 +19,8 @@ from bokeh.models import ColumnDataSource, Range1d, Span
 from indicators.orderflow.book import OrderBook
 from tradeflow.model import DEPTH_COLUMNS, TRADE_COLUMNS, DepthUpdate, Instrument
 
-from .book_data import HEADER_PX, column_headers, frame_of, last_snapshot, parts, price_text, size_text
+from .book_data import (HEADER_PX, column_headers, frame_of, last_snapshot, parts, price_text,
+                        size_text)
 from .theme import figure, style, theme_of
 
 __all__ = ["DomLadder", "ladder_rows", "COLUMNS"]

@@ -26,7 +26,8 @@ from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool, Ran
 
 from indicators.orderflow import LiveHeatmap
 from indicators.orderflow.book import heatmap_grid, interval_ns
-from tradeflow.model import DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate, Instrument
+from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate,
+                             Instrument)
 
 from . import axes
 from .book_data import best_of, frame_of, last_snapshot, parts, side_colors
