@@ -133,6 +133,25 @@ def test_the_image_is_rendered_for_the_range_in_view_with_a_cap(es):
     assert view.image_source.data["dw"][0] < full
     assert view.image_source.data["x"][0] == pytest.approx(start + 60_000)
     assert view.image_source.data["dw"][0] == pytest.approx(30_000)
+    # fewer cells than pixels: one pixel a cell (30 one-second buckets), exactly the cells' sizes
+    image = view.image_source.data["image"][0]
+    assert image.shape[1] == 30
+    rows = view.grid.sel(time=slice("2026-01-06T15:01:00", "2026-01-06T15:01:29"))
+    rows = rows.isel(price=slice(int(round((view.image_source.data["y"][0] - float(
+        view.grid["price"][0])) / ES.tick_size)), None)).isel(price=slice(0, image.shape[0]))
+    painted = ((image >> 24) & 255) > 0
+    np.testing.assert_array_equal(painted, (rows.fillna(0).to_numpy() > 0).T)
+
+
+def test_zoomed_out_each_pixel_shows_the_largest_of_its_cells():
+    from dashboards.components.heatmap import max_pool
+
+    values = np.arange(20.0).reshape(4, 5)
+    values[0, 0] = np.nan
+    np.testing.assert_array_equal(max_pool(values, 2, 2), [[6, 9], [16, 19]])
+    assert max_pool(values, 10, 10).shape == (4, 5)  # never more pixels than cells
+    empty = np.full((3, 3), np.nan)
+    assert np.isnan(max_pool(empty, 1, 1)).all()
 
 
 def test_x_is_true_time_in_the_instruments_zone(es):

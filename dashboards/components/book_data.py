@@ -29,13 +29,17 @@ __all__ = ["BookParts", "parts", "frame_of", "last_snapshot", "side_colors", "si
 HEADER_PX = 20  # the column headers' strip above a table-like figure (tape, ladder)
 
 
+NO_TRADES = empty_frame(TRADE_COLUMNS)  # (made once: an empty frame costs milliseconds)
+NO_LIQUIDATIONS = empty_frame(LIQUIDATION_COLUMNS)
+
+
 @dataclass
 class BookParts:
     """The parts of a live message the book views follow (empty or None when it had none).
     ``snapshot``: the message is a whole state (a hub ``Snapshot``), to be shown instead of
     what was, not added to it."""
-    trades: pd.DataFrame = field(default_factory=lambda: empty_frame(TRADE_COLUMNS))
-    liquidations: pd.DataFrame = field(default_factory=lambda: empty_frame(LIQUIDATION_COLUMNS))
+    trades: pd.DataFrame = field(default_factory=lambda: NO_TRADES)  # shared: not changed
+    liquidations: pd.DataFrame = field(default_factory=lambda: NO_LIQUIDATIONS)
     depth: list[DepthUpdate] = field(default_factory=list)
     book: pd.DataFrame | None = None  # best levels (depth layout), bids best first, then asks
     heatmap: object = None  # the heatmap study: Changes (Update) or its whole frame (Snapshot)

@@ -10,6 +10,8 @@ update patches the columns that changed.
 """
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -23,27 +25,31 @@ from .book_data import (HEADER_PX, column_headers, frame_of, last_snapshot, part
                         size_text)
 from .theme import figure, style, theme_of
 
-__all__ = ["DomLadder", "ladder_rows", "COLUMNS"]
+__all__ = ["DomLadder", "ladder_rows", "top_levels", "COLUMNS"]
 
 COLUMNS = ("bid", "price", "ask", "volume")  # left to right; each one unit of x wide
 MARGIN = 4  # rows past the levels shown, either way
 
 
-def ladder_rows(book: OrderBook, levels: int, low: int, high: int, volume: dict,
-                last_tick: int | None) -> pd.DataFrame:
-    """Ladder rows for ticks ``low..high`` (top first): the book's top ``levels`` levels a side
-    (0 elsewhere), ``volume`` traded at each tick, ``last``: the row of the last trade."""
-    top = book.levels(levels)
+def top_levels(book: OrderBook, levels: int) -> tuple[dict, dict]:
+    """The book's best ``levels`` bids and asks, ``{tick: size}`` each."""
+    bids = heapq.nlargest(levels, book.bids)
+    asks = heapq.nsmallest(levels, book.asks)
+    return {t: book.bids[t] for t in bids}, {t: book.asks[t] for t in asks}
+
+
+def ladder_rows(bids: dict, asks: dict, low: int, high: int, volume: dict,
+                last_tick: int | None) -> dict:
+    """Ladder rows for ticks ``low..high`` (top first), as arrays: ``tick``, ``bid``, ``ask``
+    (the sizes of the levels given, 0 elsewhere), ``volume`` traded at each tick, ``last``: the
+    row of the last trade."""
     ticks = np.arange(high, low - 1, -1, dtype="int64")
-    bids = dict(zip(top.loc[top["side"] == -1, "tick"], top.loc[top["side"] == -1, "size"]))
-    asks = dict(zip(top.loc[top["side"] == 1, "tick"], top.loc[top["side"] == 1, "size"]))
-    return pd.DataFrame({
-        "tick": ticks,
-        "bid": np.array([bids.get(t, 0.0) for t in ticks.tolist()]),
-        "ask": np.array([asks.get(t, 0.0) for t in ticks.tolist()]),
-        "volume": np.array([volume.get(t, 0.0) for t in ticks.tolist()]),
-        "last": ticks == (last_tick if last_tick is not None else -1),
-    })
+    listed = ticks.tolist()
+    return {"tick": ticks,
+            "bid": np.array([bids.get(t, 0.0) for t in listed], dtype=float),
+            "ask": np.array([asks.get(t, 0.0) for t in listed], dtype=float),
+            "volume": np.array([volume.get(t, 0.0) for t in listed], dtype=float),
+            "last": ticks == (last_tick if last_tick is not None else -1)}
 
 
 class DomLadder(pn.viewable.Viewer):
@@ -127,24 +133,20 @@ class DomLadder(pn.viewable.Viewer):
         self._last_tick = int(self.instrument.to_tick(trades["price"].iloc[-1]))
 
     # ---- drawing ---------------------------------------------------------------------------
-    def _needed(self) -> tuple[int, int] | None:
-        """Ticks from the lowest to the highest of the levels shown (and the last trade)."""
-        top = self.book.levels(self.levels)
-        ticks = top["tick"].tolist() + ([self._last_tick] if self._last_tick is not None else [])
-        return (min(ticks), max(ticks)) if ticks else None
-
     def _redraw(self) -> None:
-        needed = self._needed()
-        if needed is None:
+        bids, asks = top_levels(self.book, self.levels)
+        ticks = [*bids, *asks] + ([self._last_tick] if self._last_tick is not None else [])
+        if not ticks:
             self.source.data = {name: [] for name in self._column_names()}
             self.last_source.data = {"y": [], "height": []}
             return
+        needed = min(ticks), max(ticks)  # the levels shown and the last trade
         window = self._window
         moved = window is None or needed[0] < window[0] or needed[1] > window[1]
         if moved:
             window = (needed[0] - MARGIN, needed[1] + MARGIN)
-        columns = self._columns(ladder_rows(self.book, self.levels, window[0], window[1],
-                                            self._volume, self._last_tick))
+        columns = self._columns(ladder_rows(bids, asks, window[0], window[1], self._volume,
+                                            self._last_tick))
         if moved:
             self._window = window
             self.source.data = columns
@@ -166,17 +168,16 @@ class DomLadder(pn.viewable.Viewer):
         return ("tick", "y", "price_text", "bid", "ask", "volume", "last", "bid_text",
                 "ask_text", "volume_text", "bid_left", "ask_right", "volume_right")
 
-    def _columns(self, rows: pd.DataFrame) -> dict:
-        # copies: Bokeh patches the arrays in place, and pandas hands out read-only views
-        bid, ask, vol = (np.array(rows[c], dtype=float) for c in ("bid", "ask", "volume"))
+    def _columns(self, rows: dict) -> dict:
+        bid, ask, vol = rows["bid"], rows["ask"], rows["volume"]
         book_max = max(bid.max(initial=0), ask.max(initial=0), 1e-300)
-        prices = self.instrument.to_price(rows["tick"].to_numpy("int64"))
+        prices = self.instrument.to_price(rows["tick"])
 
         def text(values):
             return [t if v > 0 else "" for t, v in zip(size_text(values), values.tolist())]
-        return {"tick": np.array(rows["tick"], dtype="int64"), "y": np.asarray(prices, float),
+        return {"tick": rows["tick"], "y": np.asarray(prices, float),
                 "price_text": price_text(prices, self.instrument.tick_size),
-                "bid": bid, "ask": ask, "volume": vol, "last": np.array(rows["last"], dtype=bool),
+                "bid": bid, "ask": ask, "volume": vol, "last": rows["last"],
                 "bid_text": text(bid), "ask_text": text(ask), "volume_text": text(vol),
                 # bars: bids grow leftwards from the price column, asks and volume rightwards
                 "bid_left": 1.0 - 0.96 * bid / book_max,

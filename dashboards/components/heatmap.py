@@ -7,13 +7,16 @@ not of bars. It does not share the bar charts' ``x_range``; it may share ``y_ran
 them and with the DOM ladder.
 
 The depth grid (:func:`indicators.orderflow.book.heatmap_grid`) is held as an
-``xarray.DataArray`` (dims ``time`` x ``price``, :attr:`BookHeatmap.grid`) and rendered by
-Datashader to one ``image_rgba`` for the range in view, again whenever a pan or zoom ends
-(Bokeh's ``RangesUpdate``, sent once per gesture) and after live updates.
+``xarray.DataArray`` (dims ``time`` x ``price``, :attr:`BookHeatmap.grid`) and rendered to one
+``image_rgba`` for the range in view, again whenever a pan or zoom ends (Bokeh's
+``RangesUpdate``, sent once per gesture) and after live updates: the cells in view, one pixel a
+cell or, when there are more cells than pixels, the largest size of each pixel's cells
+(:func:`max_pool`), shaded by Datashader (``tf.shade``). Datashader's own resampling
+(``Canvas.raster``) was the first choice; its numba kernels compile for 5-10 s in each new
+process here, for a reduction numpy does in milliseconds.
 """
 from __future__ import annotations
 
-import datashader as ds
 import datashader.transfer_functions as tf
 import numpy as np
 import pandas as pd
@@ -34,7 +37,7 @@ from .book_data import best_of, frame_of, last_snapshot, parts, side_colors
 from .theme import figure, style, theme_of
 
 __all__ = ["BookHeatmap", "DepthGrid", "best_quotes", "trade_bubbles", "bubble_sizes",
-           "heat_colors", "MAX_CELLS"]
+           "heat_colors", "max_pool", "MAX_CELLS"]
 
 MAX_CELLS = 20_000_000  # time x price cells held (160 MB of float64); live: the oldest go first
 MS = 1_000_000  # nanoseconds in a millisecond
@@ -152,6 +155,24 @@ class DepthGrid:
         self.t0 += n * self.step
 
 
+def max_pool(values: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """``values`` (2-D) reduced to ``rows`` x ``columns`` (at most its own shape) by the
+    largest value of each block of cells, NaN where a block has none; blocks are as even as
+    whole cells allow."""
+    rows, columns = max(min(rows, values.shape[0]), 1), max(min(columns, values.shape[1]), 1)
+    if values.size == 0:
+        return np.full((rows, columns), np.nan)
+    with np.errstate(invalid="ignore"):
+        out = values
+        if columns < values.shape[1]:
+            starts = np.linspace(0, values.shape[1], columns + 1).astype(int)[:-1]
+            out = np.fmax.reduceat(out, starts, axis=1)
+        if rows < values.shape[0]:
+            starts = np.linspace(0, values.shape[0], rows + 1).astype(int)[:-1]
+            out = np.fmax.reduceat(out, starts, axis=0)
+    return out
+
+
 def best_quotes(depth: pd.DataFrame) -> pd.DataFrame:
     """Best bid and best ask (ticks; -1 where a side is empty) of each snapshot of a depth
     frame: ``ts, bid, ask``."""
@@ -167,14 +188,19 @@ def best_quotes(depth: pd.DataFrame) -> pd.DataFrame:
 
 def trade_bubbles(trades: pd.DataFrame, step_ns: int) -> pd.DataFrame:
     """Trades summed per time bucket of ``step_ns``, price and aggressor side: ``bucket`` (epoch
-    ns), ``price``, ``side``, ``volume``, ``trades``; in bucket order."""
+    ns), ``price``, ``side``, ``volume``, ``trades``; sorted by bucket, price, side."""
     bucket = pd.DatetimeIndex(trades["ts"]).as_unit("ns").asi8 // step_ns * step_ns
-    grouped = (pd.DataFrame({"bucket": bucket, "price": trades["price"].to_numpy(float),
-                             "side": trades["side"].to_numpy("int64"),
-                             "volume": trades["size"].to_numpy(float)})
-               .groupby(["bucket", "price", "side"], sort=True))
-    out = grouped["volume"].agg(["sum", "size"]).reset_index()
-    return out.rename(columns={"sum": "volume", "size": "trades"})
+    price = trades["price"].to_numpy(float)
+    side = trades["side"].to_numpy("int64")
+    order = np.lexsort((side, price, bucket))
+    bucket, price, side = bucket[order], price[order], side[order]
+    volume = trades["size"].to_numpy(float)[order]
+    # (numpy rather than a pandas groupby: a live batch is a few trades, pandas costs ~10 ms)
+    first = np.flatnonzero(np.r_[True, (bucket[1:] != bucket[:-1]) | (price[1:] != price[:-1])
+                                 | (side[1:] != side[:-1])]) if len(order) else order
+    return pd.DataFrame({"bucket": bucket[first], "price": price[first], "side": side[first],
+                         "volume": np.add.reduceat(volume, first) if len(first) else volume,
+                         "trades": np.diff(np.r_[first, len(order)]).astype("int64")})
 
 
 def bubble_sizes(volume, reference: float, smallest: float = 4.0, largest: float = 30.0
@@ -269,7 +295,10 @@ class BookHeatmap(pn.viewable.Viewer):
         # must not shrink every other bubble to a dot
         self._bubble_ref = float(np.quantile(bubbles["volume"], 0.99)) if len(bubbles) else None
         self.bubble_source.data = self._bubble_columns(bubbles)
-        self._tail = bubbles[bubbles["bucket"] == bubbles["bucket"].max()].reset_index(drop=True)
+        self._tail, self._tail_bucket = {}, None
+        if len(bubbles):
+            self._tail_bucket = bubbles["bucket"].max()
+            self._tail_add(bubbles[bubbles["bucket"] == self._tail_bucket])
         self.liquidation_source.data = self._liquidation_columns(liqs)
         self._liq_legend()
         self._fit()
@@ -350,35 +379,45 @@ class BookHeatmap(pn.viewable.Viewer):
 
     def _stream_bubbles(self, new: pd.DataFrame) -> None:
         """Bubbles of the bucket shown last grow in place (patched); new ones are streamed.
-        The last bucket's bubbles are always the source's last rows (``self._tail``)."""
-        tail = self._tail
-        if len(tail):
-            same = new[new["bucket"] == tail["bucket"].iloc[0]]
-            new = new[new["bucket"] != tail["bucket"].iloc[0]]
-            if len(same):
-                first = len(self.bubble_source.data["x"]) - len(tail)
-                keys = ["bucket", "price", "side"]
-                # a left merge keeps the tail's order, which is the source's
-                merged = tail.merge(same, on=keys, how="left", suffixes=("", "_new"))
-                grown = merged[merged["volume_new"].notna()].copy()
-                grown["volume"] += grown["volume_new"]
-                grown["trades"] += grown["trades_new"].astype("int64")
-                if len(grown):
-                    cols = self._bubble_columns(grown)
-                    where = [first + int(i) for i in grown.index]
-                    self.bubble_source.patch({name: list(zip(where, cols[name]))
-                                              for name in ("volume", "trades", "size")})
-                tail = tail.copy()
-                tail.loc[grown.index, ["volume", "trades"]] = grown[["volume", "trades"]]
-                known = same.merge(tail[keys], on=keys, how="left", indicator=True)["_merge"]
-                added = same[(known == "left_only").to_numpy()]
-                if len(added):
-                    self.bubble_source.stream(self._bubble_columns(added), BUBBLE_ROWS)
-                    tail = pd.concat([tail, added], ignore_index=True)
+        The last bucket's bubbles are always the source's last rows: ``self._tail`` maps each
+        one's ``(price, side)`` to ``[row among them, volume, trades]``."""
+        bucket = new["bucket"].to_numpy()
+        if self._tail and len(new):
+            same = bucket == self._tail_bucket
+            if same.any():
+                first = len(self.bubble_source.data["x"]) - len(self._tail)
+                grown, added = [], []
+                for i in np.flatnonzero(same).tolist():
+                    row = self._tail.get((new["price"].iat[i], new["side"].iat[i]))
+                    if row is None:
+                        added.append(i)
+                    else:
+                        row[1] += new["volume"].iat[i]
+                        row[2] += int(new["trades"].iat[i])
+                        grown.append(row)
+                if grown:
+                    where = [first + row[0] for row in grown]
+                    volume = np.array([row[1] for row in grown])
+                    sizes = bubble_sizes(volume, self._bubble_ref or 1.0,
+                                         largest=self.max_bubble)
+                    self.bubble_source.patch({
+                        "volume": list(zip(where, volume.tolist())),
+                        "trades": list(zip(where, [row[2] for row in grown])),
+                        "size": list(zip(where, sizes.tolist()))})
+                if added:
+                    more = new.iloc[added]
+                    self.bubble_source.stream(self._bubble_columns(more), BUBBLE_ROWS)
+                    self._tail_add(more)
+                new, bucket = new[~same], bucket[~same]
         if len(new):
             self.bubble_source.stream(self._bubble_columns(new), BUBBLE_ROWS)
-            tail = new[new["bucket"] == new["bucket"].max()]
-        self._tail = tail.reset_index(drop=True)
+            self._tail, self._tail_bucket = {}, bucket.max()
+            self._tail_add(new[bucket == bucket.max()])
+
+    def _tail_add(self, rows: pd.DataFrame) -> None:
+        for price, side, volume, trades in zip(rows["price"].tolist(), rows["side"].tolist(),
+                                               rows["volume"].tolist(), rows["trades"].tolist()):
+            self._tail[(price, side)] = [len(self._tail), volume, trades]
 
     def _liquidation_columns(self, liqs: pd.DataFrame) -> dict:
         side = liqs["side"].to_numpy("int64")
@@ -482,26 +521,25 @@ class BookHeatmap(pn.viewable.Viewer):
         if not (x1 > x0 and y1 > y0):
             self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
             return
-        # the cells in view (a view of the buffer), by index; coordinates are cell centres
+        # the cells in view (a view of the buffer), by index
         i0, i1 = int((x0 - t_start) // step_ms), int(np.ceil((x1 - t_start) / step_ms))
         j0, j1 = int((y0 - lo_price) // row), int(np.ceil((y1 - lo_price) / row))
         cells = grid.values[i0:i1, j0:j1]
-        raster = xr.DataArray(
-            cells.T, dims=("price", "time"),
-            coords={"time": t_start + (np.arange(i0, i0 + cells.shape[0]) + 0.5) * step_ms,
-                    "price": lo_price + (np.arange(j0, j0 + cells.shape[1]) + 0.5) * row})
+        # The image covers whole cells: one pixel a cell while the cells in view are fewer than
+        # the plot's pixels (Bokeh scales images up unsmoothed, and a live update then sends a
+        # small image), the largest size among each pixel's cells when there are more.
         width, height = self._canvas_size()
-        canvas = ds.Canvas(plot_width=max(min(width, 4000), 50),
-                           plot_height=max(min(height, 4000), 50),
-                           x_range=(x0, x1), y_range=(y0, y1))
-        agg = canvas.raster(raster, agg="max", interpolate="nearest")
-        shown = agg.values[np.isfinite(agg.values) & (agg.values > 0)]
+        agg = max_pool(cells.T, min(height, cells.shape[1]), min(width, cells.shape[0]))
+        x0, x1 = t_start + i0 * step_ms, t_start + i1 * step_ms
+        y0, y1 = lo_price + j0 * row, lo_price + j1 * row
+        shown = agg[np.isfinite(agg) & (agg > 0)]
         cap = float(np.quantile(shown, self.cap_quantile)) if len(shown) else 1.0
-        image = tf.shade(agg.where(agg > 0), cmap=heat_colors(theme_of(self.theme)),
-                         how="linear", span=(0.0, max(cap, 1e-12)))
+        raster = xr.DataArray(np.where(agg > 0, agg, np.nan), dims=("price", "time"))
+        image = tf.shade(raster, cmap=heat_colors(theme_of(self.theme)), how="linear",
+                         span=(0.0, max(cap, 1e-12)))
         self.cap = cap
         self.image_source.data = {"image": [np.asarray(image.data)], "x": [x0], "y": [y0],
-                                   "dw": [x1 - x0], "dh": [y1 - y0]}
+                                  "dw": [x1 - x0], "dh": [y1 - y0]}
 
     def _canvas_size(self) -> tuple[int, int]:
         """The plot's inner size in pixels as the browser last reported it (a guess before)."""
