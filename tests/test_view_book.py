@@ -311,8 +311,8 @@ def test_tape_times_are_in_the_instruments_zone(es):
 
 # ---- DOM ladder ---------------------------------------------------------------------------
 
-def book_of(depth) -> OrderBook:
-    book = OrderBook(ES.tick_size)
+def book_of(depth, instrument=ES) -> OrderBook:
+    book = OrderBook(instrument.tick_size)
     book.apply(DepthUpdate(last_snapshot(depth), snapshot=True))
     return book
 
@@ -324,7 +324,7 @@ def assert_ladder_is_the_book(ladder, book, levels):
         want = top[top["side"] == side].set_index("tick")["size"].sort_index()
         got = rows[rows[column] > 0].set_index("tick")[column].sort_index()
         pd.testing.assert_series_equal(got, want, check_names=False)
-    np.testing.assert_allclose(rows["price"], rows["tick"] * ES.tick_size)
+    np.testing.assert_allclose(rows["price"], rows["tick"] * ladder.instrument.tick_size)
 
 
 def test_ladder_sizes_equal_the_books_levels(es):
@@ -467,4 +467,55 @@ def test_a_hub_snapshot_replaces_the_heatmap(es):
     bars, cells = empty_frame(BAR_COLUMNS), empty_frame(FOOTPRINT_COLUMNS)
     view.apply(Snapshot(bars, cells, bars, cells, studies={"heatmap": grid}))
     assert len(view.grid["time"]) == 30
+    assert float(view.grid.sum()) == pytest.approx((grid["bid_size"] + grid["ask_size"]).sum())
+
+
+def test_views_from_a_store_through_marketdata(tmp_path, btc):
+    """The README's notebook lines: depth, trades and liquidations read back from a store."""
+    from data_access import open_store
+    from tradeflow.marketdata import MarketData
+
+    store = open_store(f"duckdb:///{tmp_path}/book.duckdb")
+    try:
+        store.add_instrument(BTC)
+        store.write_trades("BTCUSDT", btc.trades)
+        store.write_depth("BTCUSDT", btc.depth)
+        store.write_liquidations("BTCUSDT", btc.liquidations)
+        md = MarketData(store)
+        span = dict(start="2026-01-06T14:00Z", end="2026-01-06T14:10Z")
+        inst = md.store.instrument("BTCUSDT")
+        depth, trades = md.depth("BTCUSDT", **span), md.trades("BTCUSDT", **span)
+        heat = BookHeatmap(depth, trades, md.liquidations("BTCUSDT", **span), instrument=inst)
+        assert float(heat.grid.sum()) == pytest.approx(
+            float(BookHeatmap(btc.depth, instrument=BTC).grid.sum()))
+        assert len(heat.liquidation_source.data["x"]) == len(btc.liquidations)
+        assert len(Tape(trades, instrument=inst, min_size=0.5).shown) == \
+            (btc.trades["size"] >= 0.5).sum()
+        assert_ladder_is_the_book(DomLadder(depth, trades, instrument=inst),
+                                  book_of(depth, BTC), 10)
+    finally:
+        store.close()
+
+
+def test_tape_and_ladder_take_the_theme(es):
+    tape = Tape(es.trades, instrument=ES)
+    ladder = DomLadder(es.depth, es.trades, instrument=ES)
+    light = THEMES["light"]
+    for view in (tape, ladder):
+        view.theme = "light"
+        assert view.fig.background_fill_color == light.background
+        assert f"background:{light.background}" in view.header.object
+    sides = np.asarray(tape.source.data["side"])
+    assert set(np.asarray(tape.source.data["color"])[sides > 0]) == {light.up}
+    fills = {r.glyph.fill_color for r in ladder.fig.renderers if hasattr(r.glyph, "fill_color")}
+    assert {light.up, light.down, light.accent} <= fills
+    assert THEMES["dark"].up not in fills
+
+
+def test_a_new_grid_setting_regrids_what_was_loaded(es):
+    view = BookHeatmap(es.depth, es.trades, instrument=ES)
+    view.param.update(interval="5s", tick_rows=2)
+    grid = heatmap_grid(es.depth, "5s", 2)
+    assert (np.diff(view.grid["time"].to_numpy().astype("int64")) == 5_000_000_000).all()
+    assert (np.diff(view.grid["tick"].to_numpy()) == 2).all()
     assert float(view.grid.sum()) == pytest.approx((grid["bid_size"] + grid["ask_size"]).sum())

@@ -224,7 +224,7 @@ class DomLadder(pn.viewable.Viewer):
                        for x in (1.0, 2.0, 3.0)]
         for rule in self._rules:
             fig.add_layout(rule)
-        self._header = pn.pane.HTML(self._header_html(), margin=0)
+        self.header = pn.pane.HTML(self._header_html(), margin=0)
         self.fig = fig
         style(fig, theme)
 
@@ -240,7 +240,7 @@ class DomLadder(pn.viewable.Viewer):
             glyph.glyph.text_color = theme.muted if name == "volume" else theme.text
         for rule in self._rules:
             rule.line_color = theme.grid
-        self._header.object = self._header_html()
+        self.header.object = self._header_html()
 
     @param.depends("levels", watch=True)
     def _relevel(self) -> None:
@@ -253,7 +253,7 @@ class DomLadder(pn.viewable.Viewer):
                               self.width)
 
     def __panel__(self):
-        return pn.Column(self._header, pn.pane.Bokeh(self.fig, width=self.width,
+        return pn.Column(self.header, pn.pane.Bokeh(self.fig, width=self.width,
                                                      height=self.height - HEADER_PX, margin=0),
                          margin=(5, 10))
 

@@ -87,7 +87,7 @@ class Tape(pn.viewable.Viewer):
                 x=x, y="y", text=field, source=self.source, text_align=align,
                 text_baseline="middle", text_font_size="9pt",
                 text_color="color" if name != "time" else theme.muted)
-        self._header = pn.pane.HTML(self._header_html(), margin=0)
+        self.header = pn.pane.HTML(self._header_html(), margin=0)
         self.fig = fig
         self._count = 0  # rows ever shown (the next row's y)
         self._recent = frame_of(None, TRADE_COLUMNS[:4], "tape trades")
@@ -156,7 +156,7 @@ class Tape(pn.viewable.Viewer):
         theme = theme_of(self.theme)
         style(self.fig, theme)
         self._texts["time"].glyph.text_color = theme.muted
-        self._header.object = self._header_html()
+        self.header.object = self._header_html()
         data = dict(self.source.data)
         data["color"] = side_colors(data["side"], theme)
         self.source.data = data
@@ -166,6 +166,6 @@ class Tape(pn.viewable.Viewer):
                                for name, x in COLUMNS.items()}, theme_of(self.theme), self.width)
 
     def __panel__(self):
-        return pn.Column(self._header, pn.pane.Bokeh(self.fig, width=self.width,
+        return pn.Column(self.header, pn.pane.Bokeh(self.fig, width=self.width,
                                                      height=self.height - HEADER_PX, margin=0),
                          margin=(5, 10))
