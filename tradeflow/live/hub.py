@@ -547,6 +547,9 @@ class Hub:
                 except BaseException:
                     self._detach(sub)
                     raise
+                if sub._closed:  # closed while the store was read
+                    self._detach(sub)
+                    return None
             stream = sub._stream
             studies = {a.label: target.fanout[a.key].result.frame()
                        for a, (target, _) in zip(sub._asked, sub._uses)}
@@ -559,23 +562,27 @@ class Hub:
                             book, trades)
 
     async def _attach(self, sub: Subscription, instrument: Instrument) -> None:
-        """Attach ``sub`` to its chart's stream, its studies' followers and its book."""
-        sub._uses = []
-        sub._stream = await self._stream_of(instrument, sub.key[1])
-        sub._stream.subs.add(sub)
-        for a in sub._asked:
-            target = (await self._stream_of(instrument, a.spec) if a.spec is not None
-                      else self._book_of(instrument))
-            if a.key not in target.fanout:
-                follower = (await self._bar_follower(target, a) if a.spec is not None
-                            else self._depth_follower(target, a))
-                target.fanout.follow(a.key, lambda f=follower: f)
-            else:
-                target.fanout.follow(a.key, None)
-            target.subs.add(sub)
-            sub._uses.append((target, a.key))
-        if sub.book_levels:
-            self._book_of(instrument).subs.add(sub)
+        """Attach ``sub`` to its chart's stream, its studies' followers and its book. What was
+        attached is recorded in ``sub`` even when this fails (so it can be given back)."""
+        stream, uses = None, []
+        try:
+            stream = await self._stream_of(instrument, sub.key[1])
+            stream.subs.add(sub)
+            for a in sub._asked:
+                target = (await self._stream_of(instrument, a.spec) if a.spec is not None
+                          else self._book_of(instrument))
+                target.subs.add(sub)
+                if a.key not in target.fanout:
+                    follower = (await self._bar_follower(target, a) if a.spec is not None
+                                else self._depth_follower(target, a))
+                    target.fanout.follow(a.key, lambda f=follower: f)
+                else:
+                    target.fanout.follow(a.key, None)
+                uses.append((target, a.key))
+            if sub.book_levels:
+                self._book_of(instrument).subs.add(sub)
+        finally:
+            sub._stream, sub._uses = stream, uses
 
     async def _stream_of(self, instrument: Instrument, spec: str) -> _Stream:
         stream = self._streams.get((instrument.symbol, spec))
