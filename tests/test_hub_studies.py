@@ -24,8 +24,8 @@ LIVE = DAY + pd.Timedelta(minutes=4)  # subscriptions are made here
 LAST = DAY + pd.Timedelta(minutes=9)
 
 CHART = {"EMA": {"timeperiod": 10}, "RSI": {}, "cvd": {}, "volume_profile": {},
-         "developing_profile": {"value_area": 0.6}, "liquidations_by_bar": {},
-         "heatmap": {"interval_seconds": 10.0}}
+         "developing_profile": {"value_area": 0.6}, "naked_pocs": {}, "liquidations_by_bar": {},
+         "heatmap": {"interval_seconds": 10.0}}  # (naked POCs rewrite older rows)
 TICKS = {"tpo": {"period_minutes": 5}, "RSI": {"timeperiod": 5}}  # on T50 bars
 SAME = {"ema": {"timeperiod": 10.0}, "heatmap": {"interval_seconds": 10}}  # = CHART's two
 
@@ -121,7 +121,7 @@ def test_charts_hold_the_batch_frames_of_their_studies(store_url):
     assert_frame(main.studies["EMA"], batch("EMA", {"timeperiod": 10}, bars=bars), "EMA")
     assert_frame(main.studies["RSI"], batch("RSI", {}, bars=bars), "RSI")
     assert main.studies["EMA"]["ts"].iloc[0] == FIRST
-    for name in ("cvd", "volume_profile", "developing_profile"):
+    for name in ("cvd", "volume_profile", "developing_profile", "naked_pocs"):
         assert_frame(main.studies[name], batch(name, CHART[name], bars=day_bars,
                                                footprint=day_cells), name)
     liqs = liquidations[liquidations["ts"] >= DAY].reset_index(drop=True)
@@ -148,7 +148,7 @@ def test_charts_hold_the_batch_frames_of_their_studies(store_url):
     assert_frame(ticks.studies["RSI"], batch("RSI", TICKS["RSI"], bars=tick_bars), "RSI T50")
     assert ticks.book is None and ticks.tape.empty  # not asked
     # equal settings written differently: one follower, one Changes for both charts
-    assert shared == (7, 2, 1, 2, [("BTCUSDT", "1m"), ("BTCUSDT", "T50")])
+    assert shared == (8, 2, 1, 2, [("BTCUSDT", "1m"), ("BTCUSDT", "T50")])
     assert len(seen[0]) == len(seen[2]) > len(live)
     for a, b in zip(seen[0], seen[2]):
         assert isinstance(a, Update) and a.studies.keys() >= {"EMA", "heatmap"} & a.studies.keys()

@@ -478,7 +478,7 @@ class Hub:
         spec = BarSpec.parse(spec)
         if source not in SOURCES:
             raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
-        asked = _asked(self.catalogue, studies, spec)
+        asked = _asked(self.catalogue, studies or (), spec)
         book_levels = _count(book_levels, "book_levels", MAX_BOOK_LEVELS)
         tape = _count(tape, "tape", MAX_TAPE, default=TAPE)
         if source == "external" and (asked or book_levels or tape or not spec.is_intraday_time):
