@@ -256,3 +256,23 @@ def test_a_slow_heatmap_subscriber_resyncs_to_the_same_state(tmp_path):
     assert_frame(fast_chart.studies["heatmap"], want, "fast")
     assert_frame(slow_chart.studies["heatmap"], want, "slow")
     pd.testing.assert_frame_equal(slow_chart.book, fast_chart.book)
+
+
+def test_a_chart_closed_while_it_is_attached_leaves_nothing(tmp_path):
+    """Closed while its snapshot reads the store (its stream made, its studies' followers being
+    seeded): its stream and followers go with it, and its reader stops."""
+    trades = simulated(LIVE, LAST, pd.Timedelta(minutes=5))[0].trades
+
+    async def body(pipeline, store):
+        await pipeline.submit_trades("BTCUSDT", trades)
+        hub = pipeline.hub
+        sub = hub.subscribe("BTCUSDT", "1m", {"EMA": {}, "tpo": {}}, book_levels=3)
+        reading = asyncio.ensure_future(sub.__anext__())
+        while not hub.streams():  # the chart's stream is made; the followers come next
+            await asyncio.sleep(0)
+        sub.close()
+        with pytest.raises(StopAsyncIteration):
+            await reading
+        return hub.streams(), {s: len(b.subs) for s, b in hub.books().items()}
+
+    assert run(f"duckdb:///{tmp_path}/store.duckdb", body) == ({}, {"BTCUSDT": 0})
