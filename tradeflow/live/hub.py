@@ -13,12 +13,13 @@ then every change, as the pipeline publishes what it stored.
   ``StudyInfo.live``, is shared by every chart asking for the same study and settings
   (``StudyInfo.follower_key``). A bar study follows the chart's stream, or the stream of its own
   spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
-  trades and liquidations of the trading day when made, and indicators are also given up to
+  trades and liquidations of the trading day when made, and indicators of time bars are also given up to
   ``history`` closed bars before that day (``history=``), so a chart holds the study's batch
   frame over those bars.
 * Depth: every stored depth time is a whole book snapshot. The hub keeps the latest book of each
-  symbol whose depth it is given (``indicators.orderflow.OrderBook``; a snapshot not after the
-  book's, or a crossed one, is skipped), and depth studies (``StudyInfo.stream == "depth"``: the
+  symbol whose depth it is given since it started (``indicators.orderflow.OrderBook``; the
+  store is not read for it; a snapshot not after the book's, or a crossed one, is skipped), and
+  depth studies (``StudyInfo.stream == "depth"``: the
   heatmap) follow its snapshots as ``DepthUpdate`` s, from the book as it was when they were
   made.
 * Messages: :class:`Snapshot` first (recent closed bars, the forming bar, each study's result),
@@ -620,8 +621,8 @@ class Hub:
     async def _bar_follower(self, stream: _Stream, a: _Asked) -> _Followed:
         """A new follower of a bar study, brought to where the stream is: fed the stored trades
         and liquidations of the trading day through an aggregator of its own, which then holds
-        the same forming bar. An indicator is first given the closed bars before that day (up to
-        ``history``; time bars: tick, volume and range bars restart each day), and its result
+        the same forming bar. An indicator of time bars is first given up to ``history`` closed
+        bars before that day (tick, volume and range bars restart each day), and its result
         starts with its values over them."""
         symbol, start = stream.instrument.symbol, stream.follow_from
         history = None
