@@ -93,6 +93,7 @@ def test_charts_hold_the_batch_frames_of_their_studies(store_url):
         seen = [[], [], []]  # each chart's updates
         for sub, chart in zip(subs, charts):
             await drain(sub, chart)
+        tape_from = charts[0].tape["ts"].iloc[0]  # the snapshot's liquidations start there
         for part in live:
             await submit(pipeline, part)
             for sub, chart, updates in zip(subs, charts, seen):
@@ -107,9 +108,10 @@ def test_charts_hold_the_batch_frames_of_their_studies(store_url):
             sub.close()
         stored = (await store.trades("BTCUSDT"), await store.depth("BTCUSDT"),
                   await store.liquidations("BTCUSDT"), await store.trades("BTCUSDT", last=50))
-        return charts, seen, shared, heat_from, stored, sorted(hub.streams())
+        return charts, seen, shared, (heat_from, tape_from), stored, sorted(hub.streams())
 
-    charts, seen, shared, heat_from, stored, left = run(store_url, body, history=10_000)
+    charts, seen, shared, (heat_from, tape_from), stored, left = run(store_url, body,
+                                                                     history=10_000)
     trades, depth, liquidations, tape = stored
     main, ticks, same = charts
     bars, cells = build(trades, "1m", BTC)
@@ -140,13 +142,16 @@ def test_charts_hold_the_batch_frames_of_their_studies(store_url):
     np.testing.assert_allclose(main.book["price"], want["tick"] * 0.1)
     assert (main.book["ts"] == newest["ts"].iloc[0]).all()
     assert list(main.tape["trade_id"]) == list(tape["trade_id"])
+    liqs = liquidations[liquidations["ts"] >= tape_from].reset_index(drop=True)
+    assert 0 < len(liqs) < 50
+    pd.testing.assert_frame_equal(main.liquidations, liqs[list(main.liquidations.columns)])
     # the TPO follows 1-minute bars whatever the chart's; tick bars restart each day
     tick_bars = build(today, "T50", BTC)[0]
     assert_bars_equal(ticks.bars, tick_bars)
     assert_frame(ticks.studies["tpo"], batch("tpo", TICKS["tpo"], bars=day_bars, spec="1m"),
                  "tpo")
     assert_frame(ticks.studies["RSI"], batch("RSI", TICKS["RSI"], bars=tick_bars), "RSI T50")
-    assert ticks.book is None and ticks.tape.empty  # not asked
+    assert ticks.book is None and ticks.tape.empty and ticks.liquidations.empty  # not asked
     # equal settings written differently: one follower, one Changes for both charts
     assert shared == (8, 2, 1, 2, [("BTCUSDT", "1m"), ("BTCUSDT", "T50")])
     assert len(seen[0]) == len(seen[2]) > len(live)

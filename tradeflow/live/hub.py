@@ -13,9 +13,9 @@ then every change, as the pipeline publishes what it stored.
   ``StudyInfo.live``, is shared by every chart asking for the same study and settings
   (``StudyInfo.follower_key``). A bar study follows the chart's stream, or the stream of its own
   spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
-  trades and liquidations of the trading day when made, and indicators of time bars are also given up to
-  ``history`` closed bars before that day (``history=``), so a chart holds the study's batch
-  frame over those bars.
+  trades and liquidations of the trading day when made, and indicators of time bars are also
+  given up to ``history`` closed bars before that day (``history=``), so a chart holds the
+  study's batch frame over those bars.
 * Depth: every stored depth time is a whole book snapshot. The hub keeps the latest book of each
   symbol whose depth it is given since it started (``indicators.orderflow.OrderBook``; the
   store is not read for it; a snapshot not after the book's, or a crossed one, is skipped), and
@@ -32,8 +32,9 @@ then every change, as the pipeline publishes what it stored.
   book's best N levels a side (``ts, side, tick, price, size``; bids best first, then asks; the
   first of each side is the best bid/ask) in ``Snapshot.book``, and in ``Update.book`` whenever
   a commit changed the book (whole: it is small); ``tape=N`` (``True``: 200) puts the latest N
-  stored trades in ``Snapshot.trades`` and each commit's trades in ``Update.trades``. Unasked,
-  both are None.
+  stored trades in ``Snapshot.trades`` (and the liquidations since the first of them in
+  ``Snapshot.liquidations``), and each commit's trades and liquidations in ``Update.trades`` and
+  ``Update.liquidations``. Unasked, they are None.
 * A slow subscriber does not slow anyone: each subscription queues at most ``queue_size``
   messages; when it is full the queue is emptied and replaced by one :class:`Resync`, and the
   next message after it is a fresh :class:`Snapshot` built when the subscriber reads it.
@@ -72,8 +73,8 @@ MAX_TAPE = 100_000
 class Snapshot:
     """The state of a chart now: recent closed bars (at least the hub's ``history``) and their
     cells, the forming bar (0 or 1 row) and its cells, each study's whole result (by the label it
-    was asked by); the book's best levels (``book_levels``) and the latest trades (``tape``) when
-    asked, else None."""
+    was asked by); the book's best levels (``book_levels``), the latest trades and the
+    liquidations since the first of them (``tape``) when asked, else None."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
     current: pd.DataFrame
@@ -81,14 +82,15 @@ class Snapshot:
     studies: dict = field(default_factory=dict)
     book: pd.DataFrame | None = None
     trades: pd.DataFrame | None = None
+    liquidations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
 class Update:
     """What one commit changed: bars that closed (final), the forming bar (0 or 1 row, replacing
     the previous one), their cells, and ``{study: Changes}`` of the studies it changed; ``book``:
-    the book's best levels when asked and changed (else None); ``trades``: the commit's trades
-    when a tape was asked (else None)."""
+    the book's best levels when asked and changed (else None); ``trades``, ``liquidations``:
+    the commit's, when a tape was asked (else None)."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
     current: pd.DataFrame
@@ -96,6 +98,7 @@ class Update:
     studies: dict = field(default_factory=dict)
     book: pd.DataFrame | None = None
     trades: pd.DataFrame | None = None
+    liquidations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class Resync:
 
 class ChartState:
     """What a chart holds after following a subscription's messages (``apply`` each); ``tape``
-    keeps the latest ``tape_length`` trades (None: all)."""
+    keeps the latest ``tape_length`` trades and liquidations (None: all)."""
 
     def __init__(self, tape_length: int | None = None):
         self.closed = empty_frame(BAR_COLUMNS)
@@ -122,6 +125,7 @@ class ChartState:
         self.studies: dict[str, pd.DataFrame] = {}
         self.book: pd.DataFrame | None = None
         self.tape = empty_frame(TRADE_COLUMNS)
+        self.liquidations = empty_frame(LIQUIDATION_COLUMNS)
         self.tape_length = tape_length
         self.resyncs = 0
 
@@ -131,7 +135,9 @@ class ChartState:
             self.current, self.current_cells = message.current, message.current_footprint
             self.studies = {k: v.reset_index(drop=True) for k, v in message.studies.items()}
             self.book = message.book
-            self._add_trades(message.trades, empty_frame(TRADE_COLUMNS))
+            self.tape = self._kept(message.trades, empty_frame(TRADE_COLUMNS))
+            self.liquidations = self._kept(message.liquidations,
+                                           empty_frame(LIQUIDATION_COLUMNS))
         elif isinstance(message, Update):
             self.closed = _cat(self.closed, message.closed)
             self.closed_cells = _cat(self.closed_cells, message.closed_footprint)
@@ -142,7 +148,8 @@ class ChartState:
                     shown if shown is not None else changes.rows.iloc[:0])
             if message.book is not None:
                 self.book = message.book
-            self._add_trades(message.trades, self.tape)
+            self.tape = self._kept(message.trades, self.tape)
+            self.liquidations = self._kept(message.liquidations, self.liquidations)
         elif isinstance(message, ExternalBars):
             both = _cat(self.closed, message.bars)
             self.closed = both.drop_duplicates("ts", keep="last").sort_values(
@@ -150,13 +157,14 @@ class ChartState:
         elif isinstance(message, Resync):
             self.resyncs += 1
 
-    def _add_trades(self, trades: pd.DataFrame | None, shown: pd.DataFrame) -> None:
-        if trades is None:
-            return
-        tape = _cat(shown, trades)
-        if self.tape_length is not None and len(tape) > self.tape_length:
-            tape = tape.iloc[-self.tape_length:].reset_index(drop=True)
-        self.tape = tape
+    def _kept(self, new: pd.DataFrame | None, shown: pd.DataFrame) -> pd.DataFrame:
+        """``shown`` with ``new`` rows after it (None: nothing new), the latest ``tape_length``."""
+        if new is None:
+            return shown
+        rows = _cat(shown, new)
+        if self.tape_length is not None and len(rows) > self.tape_length:
+            rows = rows.iloc[-self.tape_length:].reset_index(drop=True)
+        return rows
 
     @property
     def bars(self) -> pd.DataFrame:
@@ -555,12 +563,16 @@ class Hub:
             studies = {a.label: target.fanout[a.key].result.frame()
                        for a, (target, _) in zip(sub._asked, sub._uses)}
             book = self._books[symbol].top(sub.book_levels) if sub.book_levels else None
-            trades = None
+            trades = liquidations = None
             if sub.tape:
                 trades = (await self.store.trades(symbol, last=sub.tape))[list(TRADE_COLUMNS)]
+                liquidations = empty_frame(LIQUIDATION_COLUMNS)
+                if len(trades):
+                    liquidations = (await self.store.liquidations(
+                        symbol, start=trades["ts"].iloc[0]))[list(LIQUIDATION_COLUMNS)]
             closed, closed_cells = stream.closed()
             return Snapshot(closed, closed_cells, stream.current, stream.current_cells, studies,
-                            book, trades)
+                            book, trades, liquidations)
 
     async def _attach(self, sub: Subscription, instrument: Instrument) -> None:
         """Attach ``sub`` to its chart's stream, its studies' followers and its book. What was
@@ -667,7 +679,8 @@ class Hub:
         if depth_changes is not None:
             subs.update(dict.fromkeys(book.subs))
         tops: dict[int, pd.DataFrame] = {}
-        tape = trades if _rows(trades) else empty_frame(TRADE_COLUMNS)
+        tape = (trades if _rows(trades) else empty_frame(TRADE_COLUMNS),
+                liquidations if _rows(liquidations) else empty_frame(LIQUIDATION_COLUMNS))
         for sub in subs:
             if sub._stream is None:
                 continue
@@ -688,7 +701,7 @@ class Hub:
             else:  # the bars did not change: none closed, the forming bar as it is
                 closed, closed_cells = empty_frame(BAR_COLUMNS), empty_frame(FOOTPRINT_COLUMNS)
             sub._push(Update(closed, closed_cells, stream.current, stream.current_cells,
-                             studies, top, tape if sub.tape else None))
+                             studies, top, *(tape if sub.tape else (None, None))))
 
     def _advance_streams(self, symbol, trades, liquidations) -> dict:
         """Run a commit's trades through the symbol's streams: ``{stream: (BarUpdate, {follower
