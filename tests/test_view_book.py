@@ -457,17 +457,43 @@ def test_views_follow_hub_shaped_updates(es):
     assert_ladder_is_the_book(ladder, book_of(es.depth), 5)
 
 
-def test_a_hub_snapshot_replaces_the_heatmap(es):
+def test_a_hub_snapshot_adds_what_is_newer_than_what_is_shown(es):
+    """The first message of a subscription (or one after a resync) is a Snapshot: the views keep
+    the history loaded before it and add the buckets, trades and book it has that are newer."""
     from tradeflow.live.hub import Snapshot
     from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
 
-    view = BookHeatmap(es.depth, instrument=ES)
-    later = es.depth[es.depth["ts"] >= "2026-01-06T15:02:30Z"]
-    grid = heatmap_grid(later)
+    cut = pd.Timestamp("2026-01-06T15:02:30Z")
+    early_depth, early_trades = es.depth[es.depth["ts"] < cut], es.trades[es.trades["ts"] < cut]
+    heat = BookHeatmap(early_depth, early_trades, instrument=ES)
+    tape = Tape(early_trades, instrument=ES)
+    ladder = DomLadder(early_depth, early_trades, instrument=ES, levels=5)
+    # the hub's heatmap began at 15:02 and its tape reaches 10 trades back (both overlap the
+    # history)
+    tape_length = int((es.trades["ts"] >= cut).sum()) + 10
+    follower = es.depth[es.depth["ts"] >= "2026-01-06T15:02:00Z"]
+    book = book_of(es.depth).levels(5, ts=es.depth["ts"].max())
     bars, cells = empty_frame(BAR_COLUMNS), empty_frame(FOOTPRINT_COLUMNS)
-    view.apply(Snapshot(bars, cells, bars, cells, studies={"heatmap": grid}))
-    assert len(view.grid["time"]) == 30
-    assert float(view.grid.sum()) == pytest.approx((grid["bid_size"] + grid["ask_size"]).sum())
+    snapshot = Snapshot(bars, cells, bars, cells, studies={"heatmap": heatmap_grid(follower)},
+                        book=book, trades=es.trades.tail(tape_length))
+    for view in (heat, tape, ladder):
+        view.apply(snapshot)
+    whole = BookHeatmap(es.depth, es.trades, instrument=ES)
+    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
+                               .to_numpy(), rtol=1e-12)
+    pd.testing.assert_frame_equal(tape.shown, Tape(es.trades, instrument=ES).shown)
+    assert_ladder_is_the_book(ladder, book_of(es.depth), 5)
+    shown = ladder.rows.set_index("tick")
+    want = es.trades.groupby(ES.to_tick(es.trades["price"]))["size"].sum()
+    np.testing.assert_allclose(shown["volume"], want.reindex(shown.index).fillna(0))
+    assert heat.bubble_source.data["volume"].sum() == pytest.approx(es.trades["size"].sum())
+    assert len(heat.best_source.data["x"]) == len(whole.best_source.data["x"]) - 29
+    # a view that loaded nothing shows the snapshot's state
+    fresh = BookHeatmap(instrument=ES)
+    fresh.apply(snapshot)
+    assert float(fresh.grid.sum()) == pytest.approx(float(heatmap_grid(follower)[
+        ["bid_size", "ask_size"]].to_numpy().sum()))
+    assert fresh.x_range.end > fresh.x_range.start > 0
 
 
 def test_views_from_a_store_through_marketdata(tmp_path, btc):
@@ -519,3 +545,80 @@ def test_a_new_grid_setting_regrids_what_was_loaded(es):
     assert (np.diff(view.grid["time"].to_numpy().astype("int64")) == 5_000_000_000).all()
     assert (np.diff(view.grid["tick"].to_numpy()) == 2).all()
     assert float(view.grid.sum()) == pytest.approx((grid["bid_size"] + grid["ask_size"]).sum())
+
+
+def test_the_views_follow_a_real_hub_subscription(tmp_path):
+    """History loaded from the store, then the hub's Snapshot and Updates of one subscription
+    (its heatmap study, book levels and tape) through the real Pipeline: the views end where
+    loading everything stored at once does."""
+    import asyncio
+
+    from data_access import open_async_store
+    from tradeflow.live import Pipeline
+
+    inst = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
+    day = pd.Timestamp("2026-03-02", tz="UTC")
+    sim = MarketSimulator(inst, seed=11, trades_per_day=150_000, depth_interval="5s")
+    history = sim.generate(day, day + pd.Timedelta(minutes=3))
+    live = [sim.generate(day + pd.Timedelta(seconds=s), day + pd.Timedelta(seconds=s + 15))
+            for s in range(180, 300, 15)]
+
+    async def submit(pipeline, batch):
+        for kind, frame in (("trades", batch.trades), ("depth", batch.depth),
+                            ("liquidations", batch.liquidations)):
+            if len(frame):
+                await getattr(pipeline, f"submit_{kind}")("BTCUSDT", frame, "sim")
+
+    async def main():
+        store = await open_async_store(f"duckdb:///{tmp_path}/hub.duckdb")
+        try:
+            await store.add_instrument(inst)
+            pipeline = Pipeline(store)
+            await pipeline.start()
+            try:
+                await submit(pipeline, history)
+                depth, trades = await store.depth("BTCUSDT"), await store.trades("BTCUSDT")
+                liqs = await store.liquidations("BTCUSDT")
+                heat = BookHeatmap(depth, trades, liqs, instrument=inst, interval="5s")
+                tape = Tape(trades, instrument=inst, rows=300)
+                ladder = DomLadder(depth, trades, instrument=inst, levels=5)
+                sub = pipeline.hub.subscribe("BTCUSDT", "1m", heat.study_settings,
+                                             book_levels=5, tape=100)
+                kinds = []
+
+                async def follow():
+                    while True:
+                        message = await asyncio.wait_for(sub.__anext__(), 30)
+                        kinds.append(type(message).__name__)
+                        for view in (heat, tape, ladder):
+                            view.apply(message)
+                        if not sub.waiting:
+                            return
+                await follow()
+                for batch in live:
+                    await submit(pipeline, batch)
+                    if sub.waiting:
+                        await follow()
+                sub.close()
+                stored = (await store.depth("BTCUSDT"), await store.trades("BTCUSDT"),
+                          await store.liquidations("BTCUSDT"))
+                return (heat, tape, ladder), kinds, stored
+            finally:
+                await pipeline.stop()
+        finally:
+            await store.close()
+
+    (heat, tape, ladder), kinds, (depth, trades, liqs) = asyncio.run(main())
+    assert kinds[0] == "Snapshot" and kinds.count("Update") >= len(live)
+    whole = BookHeatmap(depth, trades, liqs, instrument=inst, interval="5s")
+    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
+                               .to_numpy(), rtol=1e-9)
+    assert heat.grid["time"].to_numpy()[-1] == whole.grid["time"].to_numpy()[-1]
+    assert heat.bubble_source.data["volume"].sum() == pytest.approx(trades["size"].sum())
+    assert len(heat.liquidation_source.data["x"]) == len(liqs) > 0  # (one, live)
+    np.testing.assert_allclose(heat.best_source.data["bid"][-1], whole.best_source.data["bid"][-1])
+    pd.testing.assert_frame_equal(tape.shown, Tape(trades, instrument=inst, rows=300).shown)
+    assert_ladder_is_the_book(ladder, book_of(depth, inst), 5)
+    shown = ladder.rows.set_index("tick")
+    want = trades.groupby(inst.to_tick(trades["price"]))["size"].sum()
+    np.testing.assert_allclose(shown["volume"], want.reindex(shown.index).fillna(0))

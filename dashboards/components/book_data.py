@@ -24,7 +24,7 @@ from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, 
 from .axes import price_decimals
 
 __all__ = ["BookParts", "parts", "frame_of", "last_snapshot", "side_colors", "size_text",
-           "price_text", "HEADER_PX", "column_headers", "best_of"]
+           "price_text", "HEADER_PX", "column_headers", "best_of", "newer"]
 
 HEADER_PX = 20  # the column headers' strip above a table-like figure (tape, ladder)
 
@@ -69,6 +69,13 @@ def parts(update, heatmap: str = "heatmap") -> BookParts:
         out.book = frame_of(book, DEPTH_COLUMNS, "book levels")
     out.heatmap = (getattr(update, "studies", None) or {}).get(heatmap)
     return out
+
+
+def newer(frame: pd.DataFrame, since) -> pd.DataFrame:
+    """The rows of ``frame`` after time ``since`` (all when None)."""
+    if since is None or not len(frame):
+        return frame
+    return frame[pd.DatetimeIndex(frame["ts"]) > since]
 
 
 def best_of(book: pd.DataFrame) -> tuple[int, int]:

@@ -21,8 +21,8 @@ from bokeh.models import ColumnDataSource, Range1d, Span
 from indicators.orderflow.book import OrderBook
 from tradeflow.model import DEPTH_COLUMNS, TRADE_COLUMNS, DepthUpdate, Instrument
 
-from .book_data import (HEADER_PX, column_headers, frame_of, last_snapshot, parts, price_text,
-                        size_text)
+from .book_data import (HEADER_PX, column_headers, frame_of, last_snapshot, newer, parts,
+                        price_text, size_text)
 from .theme import figure, style, theme_of
 
 __all__ = ["DomLadder", "ladder_rows", "top_levels", "COLUMNS"]
@@ -85,6 +85,7 @@ class DomLadder(pn.viewable.Viewer):
         self._volume: dict[int, float] = {}
         self._day = None
         self._last_tick = None
+        self._until = None  # the last trade counted
         self._add_trades(frame_of(trades, TRADE_COLUMNS[:4], "ladder trades"))
         self._window = None
         self._redraw()
@@ -92,9 +93,9 @@ class DomLadder(pn.viewable.Viewer):
     def apply(self, update) -> None:
         """Follow a live message: the hub's ``book`` levels replace the book (or depth updates
         change it), its trades add to the volume at price and move the last trade; the ladder's
-        changed columns are patched (rebuilt only when the levels leave its rows). A hub
-        ``Snapshot``'s trades are the latest few, not the session's: they only set the last
-        trade (the session's volume comes from ``load``)."""
+        changed columns are patched (rebuilt only when the levels leave its rows). Of a hub
+        ``Snapshot``'s trades (the latest few) only those after the last one counted are added,
+        so the session's volume loaded before stays right."""
         p = parts(update)
         if p.book is not None:
             book = OrderBook(self.instrument.tick_size)
@@ -102,12 +103,9 @@ class DomLadder(pn.viewable.Viewer):
             self.book = book
         for u in p.depth:
             self.book.apply(u)
-        if p.snapshot:
-            if len(p.trades):
-                self._last_tick = int(self.instrument.to_tick(p.trades["price"].iloc[-1]))
-        else:
-            self._add_trades(p.trades)
-        if p.book is not None or p.depth or len(p.trades):
+        trades = newer(p.trades, self._until) if p.snapshot else p.trades
+        self._add_trades(trades)
+        if p.book is not None or p.depth or len(trades):
             self._redraw()
 
     @property
@@ -131,6 +129,7 @@ class DomLadder(pn.viewable.Viewer):
         for tick, size in summed.items():
             self._volume[int(tick)] = self._volume.get(int(tick), 0.0) + float(size)
         self._last_tick = int(self.instrument.to_tick(trades["price"].iloc[-1]))
+        self._until = trades["ts"].max()
 
     # ---- drawing ---------------------------------------------------------------------------
     def _redraw(self) -> None:

@@ -33,7 +33,7 @@ from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, 
                              Instrument)
 
 from . import axes
-from .book_data import best_of, frame_of, last_snapshot, parts, side_colors
+from .book_data import best_of, frame_of, last_snapshot, newer, parts, side_colors
 from .theme import figure, style, theme_of
 
 __all__ = ["BookHeatmap", "DepthGrid", "best_quotes", "trade_bubbles", "bubble_sizes",
@@ -301,42 +301,66 @@ class BookHeatmap(pn.viewable.Viewer):
             self._tail_add(bubbles[bubbles["bucket"] == self._tail_bucket])
         self.liquidation_source.data = self._liquidation_columns(liqs)
         self._liq_legend()
+        # what is shown goes up to these times (a hub Snapshot adds what is newer)
+        self._trades_until = trades["ts"].max() if len(trades) else None
+        self._liqs_until = liqs["ts"].max() if len(liqs) else None
+        self._best_until = best["ts"].max() if len(best) else None
         self._fit()
         self.render()
 
     def apply(self, update) -> None:
         """Follow a live message: the heatmap study's rows (or depth updates, through a
-        ``LiveHeatmap`` of this view's own) replace the grid's current bucket, the best bid/ask
-        lines are streamed, trades streamed as bubbles (the current bucket's bubbles patched),
-        liquidations streamed; then the image is rendered again. A hub ``Snapshot`` replaces
-        everything shown."""
+        ``LiveHeatmap`` of this view's own) replace the grid's buckets they cover, the best
+        bid/ask lines are streamed, trades streamed as bubbles (the current bucket's bubbles
+        patched), liquidations streamed; then the image is rendered again. A hub ``Snapshot``
+        (the first message of a subscription, or after a resync) adds what is newer than what
+        is shown: its grid's buckets, and the trades, liquidations and book after the last
+        shown, so history loaded before it stays."""
         p = parts(update, self.study)
-        if p.snapshot:
-            grid = p.heatmap if isinstance(p.heatmap, pd.DataFrame) else heatmap_grid(
-                frame_of(None, DEPTH_COLUMNS, "heatmap depth"))
-            self._show(grid, self._best_frame(p.book), p.trades, p.liquidations)
-            return
         before = self._data_end()
+        trades, liqs, book = p.trades, p.liquidations, p.book
+        if p.snapshot:
+            trades, liqs = newer(trades, self._trades_until), newer(liqs, self._liqs_until)
+            if book is not None and len(newer(book, self._best_until)) == 0:
+                book = None
+            if isinstance(p.heatmap, pd.DataFrame) and len(p.heatmap):
+                rows = p.heatmap
+                if self._grid.t0 is not None:  # (older buckets than those held stay out)
+                    rows = rows[pd.DatetimeIndex(rows["ts"]).asi8 >= self._grid.t0]
+                self._grid.put(rows)
+        elif p.heatmap is not None:
+            self._grid.put(p.heatmap.rows)
         best = []
         for u in p.depth:
             changes = self._live.apply(u)["heatmap"]
             self._grid.put(changes.rows)
             if len(u.levels):
                 best.append(self._best_frame(self._live.book.levels(ts=u.levels["ts"].max())))
-        if p.heatmap is not None:
-            self._grid.put(p.heatmap.rows)
-        if p.book is not None and len(p.book):
-            best.append(self._best_frame(p.book))
+        if book is not None and len(book):
+            best.append(self._best_frame(book))
         if best:
-            self.best_source.stream(self._best_columns(pd.concat(best, ignore_index=True)))
-        if len(p.trades):
-            self._stream_bubbles(trade_bubbles(p.trades, self._grid.step))
-        if len(p.liquidations):
-            self.liquidation_source.stream(self._liquidation_columns(p.liquidations))
+            best = pd.concat(best, ignore_index=True)
+            self.best_source.stream(self._best_columns(best))
+            self._best_until = best["ts"].max()
+        if len(trades):
+            self._stream_bubbles(trade_bubbles(trades, self._grid.step))
+            self._trades_until = trades["ts"].max()
+        if len(liqs):
+            self.liquidation_source.stream(self._liquidation_columns(liqs))
+            self._liqs_until = liqs["ts"].max()
             self._liq_legend()
-        if self.follow and before is not None:
+        if before is None:
+            self._fit()
+        elif self.follow:
             self._follow(before)
         self.render()
+
+    @property
+    def study_settings(self) -> dict:
+        """The hub subscription's ``studies`` entry that gives this view's grid:
+        ``{study: {"interval_seconds", "rows", "how"}}`` (the catalogue's ``heatmap``)."""
+        return {self.study: {"interval_seconds": pd.Timedelta(self.interval).total_seconds(),
+                             "rows": self.tick_rows, "how": self.how}}
 
     @staticmethod
     def _best_frame(book: pd.DataFrame | None) -> pd.DataFrame:

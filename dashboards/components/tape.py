@@ -16,8 +16,8 @@ from bokeh.models import ColumnDataSource, CrosshairTool, Range1d
 
 from tradeflow.model import TRADE_COLUMNS, Instrument
 
-from .book_data import (HEADER_PX, column_headers, frame_of, parts, price_text, side_colors,
-                        size_text)
+from .book_data import (HEADER_PX, column_headers, frame_of, newer, parts, price_text,
+                        side_colors, size_text)
 from .theme import figure, style, theme_of
 
 __all__ = ["Tape", "tape_rows", "KEEP"]
@@ -98,21 +98,20 @@ class Tape(pn.viewable.Viewer):
         """Show the frame's trades (the newest ``rows`` of those passing ``min_size``)."""
         trades = frame_of(trades, TRADE_COLUMNS[:4], "tape trades")
         self._recent = trades.iloc[-KEEP:].reset_index(drop=True)
+        self._until = trades["ts"].max() if len(trades) else None  # the last trade shown
         # bars reach full width at the 99th percentile of sizes: the big prints stand out
         self._big = float(np.quantile(self._recent["size"], 0.99)) if len(self._recent) else 1.0
         self._refill()
 
     def apply(self, update) -> None:
         """Stream the trades of a live message that pass the filter (the oldest rows roll
-        over); a hub ``Snapshot``'s trades replace those shown."""
+        over); of a hub ``Snapshot`` (the latest trades), those after the last shown."""
         p = parts(update)
-        if p.snapshot:
-            self.load(p.trades)
-            return
-        trades = p.trades
+        trades = newer(p.trades, self._until) if p.snapshot else p.trades
         if not len(trades):
             return
         self._recent = pd.concat([self._recent, trades], ignore_index=True).iloc[-KEEP:]
+        self._until = trades["ts"].max()
         rows = tape_rows(trades, self.instrument, self.min_size).iloc[-self.rows:]
         if not len(rows):
             return
