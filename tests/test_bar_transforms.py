@@ -66,12 +66,18 @@ def test_kagi_by_hand():
 
 
 def test_kagi_reversal_in_percent():
-    # tick 1.0; 2.5 % of 100 is 2.5, rounded up to 3 ticks: 102 is not enough, 103 draws the first
-    # line; 2.5 % of 103 is 2.575 -> 3 ticks: 101 is not enough, 100 turns the line
+    # tick 1.0; 2.5 % of 100 is 2.5, rounded up to 3 ticks: 102 (minute 1) is not enough, 103
+    # (minute 2) draws the first line; 2.5 % of 103 is 2.575 -> 3 ticks: 101 is not enough, 102
+    # nothing, 100 (minute 5) turns the line
     one = Instrument("X", 1.0)
-    k = kagi(closes([100, 102, 103, 101, 100], one), one, reversal=2.5, unit="percent")
+    k = kagi(closes([100, 102, 103, 101, 102, 100], one), one, reversal=2.5, unit="percent")
     assert k["open"].tolist() == [100, 103] and k["close"].tolist() == [103, 100]
-    assert Kagi(one, 2.5, "percent").amount(20000) == 500  # exact: no float rounding up to 501
+    assert minutes(k["ts"]) == [2, 5]
+    live = Kagi(one, 2.5, "percent")
+    assert live.amount(20000) == 500
+    # exact, from the decimal written: in floats 10000 * 0.07 / 100 is 7.000000000000001
+    assert Kagi(one, 0.07, "percent").amount(10000) == 7
+    assert live.amount(20001) == 501 and live.amount(-20001) == 501  # 500.025 rounded up
 
 
 def test_point_and_figure_by_hand():
