@@ -373,6 +373,25 @@ def test_incremental_equals_batch(name, frame, data):
                                   batch(frame, params))
 
 
+@pytest.mark.parametrize("name", list(MAKERS))
+@settings(max_examples=30, deadline=None)
+@given(steps=st.lists(st.sampled_from([0, 0, 0, 1, -1, 2, -3]), max_size=80),
+       spread=st.lists(st.integers(0, 6), min_size=80, max_size=80), data=st.data())
+def test_row_by_row_equals_batch(name, steps, spread, data):
+    """Runs of equal closes (common in trades; a batch skips them as no-ops) change nothing:
+    one row per update, where nothing is skipped, gives the batch result; for the high-low
+    method equal closes with other highs and lows do count."""
+    make, batch, params_of = MAKERS[name]
+    params = params_of(data.draw)
+    close = 20000 + np.cumsum(steps, dtype=int)
+    frame = bar_frame(close, close + np.asarray(spread[:len(close)]),
+                      close - np.asarray(spread[::-1][:len(close)]))
+    live = make(params)
+    for i in range(len(frame)):
+        live.update(frame.iloc[i:i + 1])
+    pd.testing.assert_frame_equal(live.result(), batch(frame, params))
+
+
 @settings(max_examples=40, deadline=None)
 @given(frame=walks(60), data=st.data())
 def test_heikin_ashi_incremental_equals_batch(frame, data):

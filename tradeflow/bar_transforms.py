@@ -129,15 +129,23 @@ def _points(data, instrument: Instrument, name: str, high_low: bool = False) -> 
     for column, values in ((what, close), ("high", high), ("low", low)):
         if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise ValueError(f"{name}: row {i} has {column} {float(values[i])!r}, not a finite price; "
-                             f"nothing of this update was used")
+            raise ValueError(f"{name}: row {i} has {column} {float(values[i])!r}, not a "
+                             f"finite price; nothing of this update was used")
     if high_low and (high < low).any():
         i = int(np.flatnonzero(high < low)[0])
-        raise ValueError(f"{name}: row {i} has high {float(high[i])!r} below low {float(low[i])!r}; "
-                         f"nothing of this update was used")
-    c = instrument.to_tick(close)
-    h, lo = (instrument.to_tick(high), instrument.to_tick(low)) if high_low else (c, c)
-    return list(zip(times.asi8.tolist(), c.tolist(), h.tolist(), lo.tolist()))
+        raise ValueError(f"{name}: row {i} has high {float(high[i])!r} below low "
+                         f"{float(low[i])!r}; nothing of this update was used")
+    c, ts = instrument.to_tick(close), times.asi8
+    if high_low:
+        h, lo = instrument.to_tick(high), instrument.to_tick(low)
+    else:
+        # a close equal to the one before it never changes a transform of closes (nothing
+        # moves unless price goes beyond a level), so runs of them (common in trades) go here
+        moved = np.ones(len(c), dtype=bool)
+        moved[1:] = c[1:] != c[:-1]
+        c, ts = c[moved], ts[moved]
+        h = lo = c
+    return list(zip(ts.tolist(), c.tolist(), h.tolist(), lo.tolist()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,9 +322,7 @@ class Kagi(_Transform):
 def kagi(prices, instrument: Instrument, reversal: float = 10, unit: str = "ticks"
          ) -> pd.DataFrame:
     """Kagi lines of ``prices`` (bars' closes or trades): see :class:`Kagi`."""
-    k = Kagi(instrument, reversal, unit)
-    k.update(prices)
-    return k.result()
+    return Kagi(instrument, reversal, unit).update(prices).rows  # the first answer: all rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,9 +405,8 @@ class PointAndFigure(_Transform):
 def point_and_figure(prices, instrument: Instrument, box: int = 10, reversal: int = 3,
                      method: str = "close") -> pd.DataFrame:
     """Point & Figure columns of ``prices`` (bars or trades): see :class:`PointAndFigure`."""
-    pf = PointAndFigure(instrument, box, reversal, method)
-    pf.update(prices)
-    return pf.result()
+    # the first answer of a new follower holds every row
+    return PointAndFigure(instrument, box, reversal, method).update(prices).rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,14 +443,14 @@ class LineBreak(_Transform):
                 self._line(ts, self._start, close)
             return
         _, d, o, hi, lo, _ = rows[-1]
-        recent = rows[-self.lines:]
         if d > 0 and close > hi:
             self._line(ts, hi, close)
         elif d < 0 and close < lo:
             self._line(ts, lo, close)
-        elif d > 0 and close < min(row[4] for row in recent):
+        # a turn: beyond the last line's other end first (cheap), then beyond the last `lines`
+        elif d > 0 and close < lo and close < min(row[4] for row in rows[-self.lines:]):
             self._line(ts, o, close)
-        elif d < 0 and close > max(row[3] for row in recent):
+        elif d < 0 and close > hi and close > max(row[3] for row in rows[-self.lines:]):
             self._line(ts, o, close)
 
     def _line(self, ts, start, end):
@@ -455,6 +460,4 @@ class LineBreak(_Transform):
 
 def line_break(prices, instrument: Instrument, lines: int = 3) -> pd.DataFrame:
     """Line Break lines of ``prices`` (bars' closes or trades): see :class:`LineBreak`."""
-    lb = LineBreak(instrument, lines)
-    lb.update(prices)
-    return lb.result()
+    return LineBreak(instrument, lines).update(prices).rows  # the first answer: all rows
