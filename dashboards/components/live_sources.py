@@ -128,7 +128,8 @@ class KeyedRows:
             shown = np.asarray(self.source.data[col])[at]
             changed = np.flatnonzero(_differs(shown, values[old]))
             if len(changed):
-                patches[col] = [(int(at[i]), values[old][i].item()) for i in changed]
+                new_values = values[old][changed].tolist()  # plain Python values
+                patches[col] = [(int(at[i]), v) for i, v in zip(changed, new_values)]
         if patches:
             self.source.patch(patches)
         if new.any():
