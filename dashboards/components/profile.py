@@ -38,11 +38,16 @@ from .live_sources import BarLines, BarNumbers, KeyedRows
 from .theme import figure, style, theme_of
 
 __all__ = ["VolumeProfilePane", "DevelopingOverlay", "developing_overlay", "row_prices",
-           "ZONES"]
+           "zone_palette", "ZONES"]
 
 ZONES = ("poc", "va", "out")  # a row is the POC, in the value area, or outside it
 SESSION_WIDTH = 0.35  # a session profile on the chart spans this share of the day's bars
 _TOOLS = dict(tools="ypan,ywheel_zoom,reset,save", active_drag="ypan", active_scroll="ywheel_zoom")
+
+
+def zone_palette(theme) -> list[str]:
+    """Colours of :data:`ZONES`: the POC row, value-area rows, the rows outside."""
+    return [theme.poc, theme.accent, theme.neutral]
 
 
 def row_prices(keys, rows: int, tick_size: float) -> tuple[np.ndarray, float]:
@@ -61,6 +66,13 @@ def pane_figure(theme, y_range, width: int, title: str):
     fig.yaxis.visible = False  # the price chart beside it has the labels
     fig.min_border_left = fig.min_border_right = 4
     return fig
+
+
+def node_window(levels: int) -> tuple[int, int]:
+    """(smooth, span) of ``volume_nodes`` for a profile of ``levels`` rows: a twelfth and a tenth
+    of the rows (at least 5 and 3), so that a profile shows its few main nodes whatever its
+    row size, not one per wiggle of single-tick rows."""
+    return max(5, levels // 12 | 1), max(3, levels // 10)
 
 
 def trading_days(ts, session) -> np.ndarray:
@@ -103,7 +115,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.y_range = y_range if y_range is not None else Range1d(0, 1)
         self.rows = ColumnDataSource(self._no_rows())
         self.node_rows = ColumnDataSource({"y": [], "x": [], "label": []})
-        self.naked_rows = ColumnDataSource({"y": [], "label": []})
+        self.naked_rows = ColumnDataSource({"y": [], "x": [], "label": []})
         self.session_rows = ColumnDataSource({"key": [], "y": [], "height": [], "left": [],
                                               "right": [], "zone": [], "alpha": []})
         self._shown = KeyedRows(self.rows, "key")
@@ -135,7 +147,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.va_box = BoxAnnotation(fill_alpha=0.12, line_alpha=0, level="underlay")
         fig.add_layout(self.va_box)
         bar = dict(y="y", height="height", source=self.rows, line_color=None, fill_alpha="alpha")
-        self.zone_colors = factor_cmap("zone", palette=[th.poc, th.value_area, th.neutral],
+        self.zone_colors = factor_cmap("zone", palette=zone_palette(th),
                                        factors=list(ZONES))
         self.side_colors = factor_cmap("side", palette=[th.up, th.down], factors=["up", "down"])
         self.by_volume = fig.hbar(left=0, right="volume", fill_color=self.zone_colors, **bar)
@@ -151,8 +163,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
                                   text_baseline="bottom")
         self.naked_lines = fig.hspan(y="y", source=self.naked_rows, line_dash="dashed",
                                      line_width=1)
-        self.naked_text = fig.text(x=0, y="y", text="label", source=self.naked_rows,
-                                   text_font_size="8pt", text_baseline="bottom", x_offset=2)
+        self.naked_text = fig.text(x="x", y="y", text="label", source=self.naked_rows,
+                                   text_font_size="8pt", text_align="right", text_baseline="top")
         self._restyle()
         self._show_mode()
 
@@ -161,7 +173,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         th = theme_of(self.theme)
         style(self.figure, th)
         self.va_box.fill_color = th.value_area
-        self.zone_colors["transform"].palette = [th.poc, th.value_area, th.neutral]
+        self.zone_colors["transform"].palette = zone_palette(th)
         self.side_colors["transform"].palette = [th.up, th.down]
         self.by_bid.glyph.fill_color, self.by_ask.glyph.fill_color = th.down, th.up
         self.poc_line.line_color = th.poc
@@ -170,7 +182,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.naked_lines.glyph.line_color = th.poc
         self.naked_text.glyph.text_color = th.poc
         for r in getattr(self, "_chart_renderers", ()):
-            r.glyph.fill_color = factor_cmap("zone", palette=[th.poc, th.value_area, th.neutral],
+            r.glyph.fill_color = factor_cmap("zone", palette=zone_palette(th),
                                              factors=list(ZONES))
 
     @param.depends("color_by", "nodes", "naked", watch=True)
@@ -187,7 +199,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         the day's first bar; returns the renderers."""
         th = theme_of(self.theme)
         r = fig.hbar(y="y", height="height", left="left", right="right", source=self.session_rows,
-                     fill_color=factor_cmap("zone", palette=[th.poc, th.value_area, th.neutral],
+                     fill_color=factor_cmap("zone", palette=zone_palette(th),
                                             factors=list(ZONES)),
                      fill_alpha="alpha", line_color=None, level="underlay")
         self._chart_renderers = [r]
@@ -348,18 +360,19 @@ class VolumeProfilePane(pn.viewable.Viewer):
             "key": lv["tick"].to_numpy(), "y": y, "height": np.full(len(lv), h * 0.85),
             "volume": lv["volume"].to_numpy(), "ask": ask, "bid": bid, "zone": zone,
             "side": np.where(ask >= bid, "up", "down"),
-            "alpha": np.where(zone == "out", 0.45, 0.9)})
+            "alpha": np.where(zone == "out", 0.4, 0.75)})
         top = float(lv["volume"].max())
         self.figure.x_range.end = top * 1.08
         self.poc_line.location = float(row_prices([profile.poc], self.row_ticks, tick)[0][0])
         self.va_box.bottom = float(row_prices([profile.val], self.row_ticks, tick)[0][0]) - h / 2
         self.va_box.top = float(row_prices([profile.vah], self.row_ticks, tick)[0][0]) + h / 2
-        nodes = volume_nodes(profile)
+        nodes = volume_nodes(profile, *node_window(len(lv)))
         self.node_rows.data = {"y": row_prices(nodes["tick"], self.row_ticks, tick)[0],
                                "x": np.full(len(nodes), top * 1.06),
                                "label": nodes["kind"].str.upper().to_numpy()}
         self.naked_rows.data = {
             "y": row_prices(self._naked["poc"], self.row_ticks, tick)[0],
+            "x": np.full(len(self._naked), top * 1.06),
             "label": [f"nPOC {d:%d %b}" for d in self._naked["date"]]}
         self.figure.title.text = self._title()
         self._show_sessions()

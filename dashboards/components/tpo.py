@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.properties import value
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.transform import factor_cmap
 
@@ -29,6 +30,7 @@ from .theme import style, theme_of
 __all__ = ["TPOPane", "AUTO_ROWS", "auto_row_ticks"]
 
 AUTO_ROWS = 40
+LETTER_FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"  # letters of a row in columns
 _NICE = (1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000)
 # x of the pane, in data units: single prints 0..2, the initial balance at 3.5, letters from 5
 _WIDTH, _LETTERS_X, _IB_X = 100.0, 5.0, 3.5
@@ -66,7 +68,7 @@ class TPOPane(pn.viewable.Viewer):
             raise ValueError("TPOPane: give the instrument (tick size and session)")
         self.y_range = y_range if y_range is not None else Range1d(0, 1)
         self.rows = ColumnDataSource({c: [] for c in ("key", "y", "height", "letters", "zone",
-                                                      "single")})
+                                                      "weight", "single")})
         self.ib = ColumnDataSource({"y0": [], "y1": []})
         self._shown = KeyedRows(self.rows, "key")
         self.numbers = BarNumbers()
@@ -89,7 +91,7 @@ class TPOPane(pn.viewable.Viewer):
                               fill_color=self.zone_fill, line_color=None, fill_alpha=0.22)
         self.zone_text = factor_cmap("zone", palette=["#000000"] * 3, factors=list(ZONES))
         self.letters = fig.text(x=_LETTERS_X, y="y", text="letters", source=self.rows,
-                                text_color=self.zone_text, text_font="monospace",
+                                text_color=self.zone_text, text_font=value(LETTER_FONT), text_font_style="weight",
                                 text_font_size="9pt", text_baseline="middle")
         self.singles = fig.hbar(y="y", height="height", left=0, right=2, source=self.rows,
                                 fill_alpha="single", line_color=None)
@@ -104,7 +106,7 @@ class TPOPane(pn.viewable.Viewer):
         self.zone_fill["transform"].palette = [th.poc, th.value_area, th.background]
         self.zone_text["transform"].palette = [th.poc, th.text, th.muted]
         self.singles.glyph.fill_color = th.accent
-        self.ib_line.glyph.line_color = th.palette[1]
+        self.ib_line.glyph.line_color = th.palette[3]
 
     # -- data
 
@@ -188,6 +190,7 @@ class TPOPane(pn.viewable.Viewer):
         zone = np.where(lv["poc"], "poc", np.where(lv["value_area"], "va", "out"))
         self._shown.show({"key": lv["tick"].to_numpy(), "y": y, "height": np.full(len(lv), h),
                           "letters": lv["letters"].to_numpy(dtype=object), "zone": zone,
+                          "weight": np.where(zone == "poc", "bold", "normal"),
                           "single": lv["single_print"].to_numpy(dtype="float64") * 0.9})
         if profile.ib_high is not None:
             lo, hi = row_prices([profile.ib_low, profile.ib_high], self._rows,
