@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboards.components.live_sources import BarNumbers, KeyedRows
+from dashboards.components.live_sources import BarNumbers, KeyedRows, set_small
 from dashboards.components.profile import VolumeProfilePane, developing_overlay, row_prices
 from dashboards.components.theme import THEMES, figure
 from dashboards.components.tpo import TPOPane
 from dashboards.components.vwap import vwap_overlay
 from bokeh.document import Document
-from bokeh.document.events import ColumnsPatchedEvent, ColumnsStreamedEvent, ModelChangedEvent
+from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
+                                   ColumnsStreamedEvent)
 from bokeh.models import ColumnDataSource, Range1d
 from indicators.profile import developing_profile
 from tradeflow.bars import BarAggregator, build
@@ -61,7 +62,7 @@ class Spy:
             self.patched.append({k: [i for i, _ in v] for k, v in event.patches.items()})
         elif isinstance(event, ColumnsStreamedEvent):
             self.streamed.append(len(next(iter(event.data.values()))))
-        elif isinstance(event, ModelChangedEvent) and event.attr == "data":
+        elif isinstance(event, ColumnDataChangedEvent):  # source.data = ...: all rows sent
             self.replaced += 1
 
     def rows_patched(self) -> set:
@@ -383,3 +384,12 @@ def test_bar_numbers_give_a_resent_forming_bar_its_own_x(whole):
     # bar 11 closed without being re-sent: handed on as closed, at its own x
     assert step.closed_x.tolist() == [11] and step.current_x.tolist() == [12]
     assert step.closed["ts"].tolist() == bars["ts"].iloc[11:12].tolist()
+
+
+def test_small_sources_are_sent_only_when_their_marks_move():
+    source = ColumnDataSource({"y": [1.0], "label": ["HVN"]})
+    spy = Spy(source)
+    assert not set_small(source, {"y": [1.0], "label": ["HVN"]})
+    assert set_small(source, {"y": [1.25], "label": ["HVN"]})
+    assert set_small(source, {"y": [1.25, 2.0], "label": ["HVN", "LVN"]})
+    assert spy.replaced == 2

@@ -23,7 +23,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
 
 from .axes import X
 
-__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines"]
+__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small"]
 
 
 def _ns(ts) -> np.ndarray:
@@ -100,6 +100,18 @@ def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a, b = a.astype("float64"), b.astype("float64")
         return ~((a == b) | (np.isnan(a) & np.isnan(b)))
     return a != b
+
+
+def set_small(source: ColumnDataSource, data: dict) -> bool:
+    """Give a small source (a few marks: nodes, naked POCs) ``data`` only if it differs from what
+    it holds, so an update that did not move them sends nothing. Returns whether it was sent."""
+    shown = source.data
+    if set(shown) == set(data) and all(
+            len(shown[k]) == len(v) and not _differs(np.asarray(shown[k]), np.asarray(v)).any()
+            for k, v in data.items()):
+        return False
+    source.data = data
+    return True
 
 
 class KeyedRows:

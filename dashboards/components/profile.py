@@ -34,7 +34,7 @@ from indicators.profile import LiveVolumeProfile, volume_nodes, volume_profile
 from tradeflow.model import FOOTPRINT_COLUMNS, Instrument, empty_frame
 
 from .axes import X
-from .live_sources import BarLines, BarNumbers, KeyedRows
+from .live_sources import BarLines, BarNumbers, KeyedRows, set_small
 from .theme import figure, style, theme_of
 
 __all__ = ["VolumeProfilePane", "DevelopingOverlay", "developing_overlay", "row_prices",
@@ -350,7 +350,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         if profile is None:
             self._shown.show(self._no_rows())
             self.poc_line.location = None
-            self.node_rows.data = {"y": [], "x": [], "label": []}
+            set_small(self.node_rows, {"y": [], "x": [], "label": []})
             return
         lv = profile.levels
         y, h = row_prices(lv["tick"], self.row_ticks, tick)
@@ -362,18 +362,20 @@ class VolumeProfilePane(pn.viewable.Viewer):
             "side": np.where(ask >= bid, "up", "down"),
             "alpha": np.where(zone == "out", 0.4, 0.75)})
         top = float(lv["volume"].max())
-        self.figure.x_range.end = top * 1.08
+        end = self.figure.x_range.end
+        if top > end / 1.05 or top < end / 2:  # rescaled seldom, so the labels rarely move
+            self.figure.x_range.end = end = top * 1.25
         self.poc_line.location = float(row_prices([profile.poc], self.row_ticks, tick)[0][0])
         self.va_box.bottom = float(row_prices([profile.val], self.row_ticks, tick)[0][0]) - h / 2
         self.va_box.top = float(row_prices([profile.vah], self.row_ticks, tick)[0][0]) + h / 2
         nodes = volume_nodes(profile, *node_window(len(lv)))
-        self.node_rows.data = {"y": row_prices(nodes["tick"], self.row_ticks, tick)[0],
-                               "x": np.full(len(nodes), top * 1.06),
-                               "label": nodes["kind"].str.upper().to_numpy()}
-        self.naked_rows.data = {
+        set_small(self.node_rows, {"y": row_prices(nodes["tick"], self.row_ticks, tick)[0],
+                                   "x": np.full(len(nodes), end * 0.98),
+                                   "label": nodes["kind"].str.upper().to_numpy()})
+        set_small(self.naked_rows, {
             "y": row_prices(self._naked["poc"], self.row_ticks, tick)[0],
-            "x": np.full(len(self._naked), top * 1.06),
-            "label": [f"nPOC {d:%d %b}" for d in self._naked["date"]]}
+            "x": np.full(len(self._naked), end * 0.98),
+            "label": [f"nPOC {d:%d %b}" for d in self._naked["date"]]})
         self.figure.title.text = self._title()
         self._show_sessions()
 

@@ -23,7 +23,7 @@ from bokeh.transform import factor_cmap
 from indicators.profile import LiveTPO, merge_profiles, tpo_profiles
 from tradeflow.model import Instrument, price_to_tick
 
-from .live_sources import BarNumbers, KeyedRows
+from .live_sources import BarNumbers, KeyedRows, set_small
 from .profile import ZONES, pane_figure, row_prices, trading_days
 from .theme import style, theme_of
 
@@ -91,8 +91,9 @@ class TPOPane(pn.viewable.Viewer):
                               fill_color=self.zone_fill, line_color=None, fill_alpha=0.22)
         self.zone_text = factor_cmap("zone", palette=["#000000"] * 3, factors=list(ZONES))
         self.letters = fig.text(x=_LETTERS_X, y="y", text="letters", source=self.rows,
-                                text_color=self.zone_text, text_font=value(LETTER_FONT), text_font_style="weight",
-                                text_font_size="9pt", text_baseline="middle")
+                                text_color=self.zone_text, text_font=value(LETTER_FONT),
+                                text_font_style="weight", text_font_size="9pt",
+                                text_baseline="middle")
         self.singles = fig.hbar(y="y", height="height", left=0, right=2, source=self.rows,
                                 fill_alpha="single", line_color=None)
         self.ib_line = fig.segment(x0=_IB_X, x1=_IB_X, y0="y0", y1="y1", source=self.ib,
@@ -182,7 +183,7 @@ class TPOPane(pn.viewable.Viewer):
         profile = self.profile()
         if profile is None:
             self._shown.show({c: [] for c in self.rows.data})
-            self.ib.data = {"y0": [], "y1": []}
+            set_small(self.ib, {"y0": [], "y1": []})
             self.figure.title.text = "TPO"
             return
         lv = profile.levels
@@ -195,9 +196,9 @@ class TPOPane(pn.viewable.Viewer):
         if profile.ib_high is not None:
             lo, hi = row_prices([profile.ib_low, profile.ib_high], self._rows,
                                 self.instrument.tick_size)[0]
-            self.ib.data = {"y0": [lo - h / 2], "y1": [hi + h / 2]}
+            set_small(self.ib, {"y0": [lo - h / 2], "y1": [hi + h / 2]})
         else:
-            self.ib.data = {"y0": [], "y1": []}
+            set_small(self.ib, {"y0": [], "y1": []})
         if self.range == "session":
             where = f"{profile.dates[-1]:%d %b}" if profile.dates else ""
         else:
