@@ -129,6 +129,21 @@ def test_the_visible_range_profiles_the_bars_in_view(whole):
     assert pane.figure.title.text == "Volume profile · visible range"
 
 
+def test_a_served_visible_range_follows_the_view_once_it_has_settled(whole):
+    bars, cells = whole
+    x_range = Range1d(-1, len(bars) + 1)
+    pane = VolumeProfilePane(instrument=ES, range="visible", x_range=x_range, bars=bars,
+                             footprint=cells)
+    doc = Document()
+    doc.add_root(pane.figure)  # as in a served page
+    for start in (10, 20, 30):  # a pan: three moves, one refresh after them
+        x_range.start, x_range.end = start, start + 50
+    assert len(doc.session_callbacks) == 1
+    assert data(pane.rows)["volume"].sum() == pytest.approx(bars["volume"].sum())  # not yet
+    doc.session_callbacks[0].callback()
+    assert data(pane.rows)["volume"].sum() == pytest.approx(bars["volume"][30:81].sum())
+
+
 def test_naked_pocs_are_the_earlier_sessions_pocs_no_later_bar_reached(whole):
     bars, cells = whole
     pane = VolumeProfilePane(instrument=ES, bars=bars, footprint=cells)

@@ -41,6 +41,7 @@ __all__ = ["VolumeProfilePane", "DevelopingOverlay", "developing_overlay", "row_
            "zone_palette", "ZONES"]
 
 ZONES = ("poc", "va", "out")  # a row is the POC, in the value area, or outside it
+VIEW_DELAY_MS = 150  # a visible-range profile follows the view this long after it moved
 SESSION_WIDTH = 0.35  # a session profile on the chart spans this share of the day's bars
 _TOOLS = dict(tools="ypan,ywheel_zoom,reset,save", active_drag="ypan", active_scroll="ywheel_zoom")
 
@@ -57,9 +58,10 @@ def row_prices(keys, rows: int, tick_size: float) -> tuple[np.ndarray, float]:
     return (keys + (rows - 1) / 2) * tick_size, rows * tick_size
 
 
-def pane_figure(theme, y_range, width: int, title: str):
-    """A narrow figure beside the price chart: shares its ``y_range``, pans and zooms in price."""
-    fig = figure(theme, y_range=y_range, x_range=Range1d(0, 1), width=width,
+def pane_figure(theme, y_range, width: int, title: str, crosshair=None):
+    """A narrow figure beside the price chart: shares its ``y_range`` (and ``crosshair`` when
+    given), pans and zooms in price."""
+    fig = figure(theme, y_range=y_range, x_range=Range1d(0, 1), width=width, crosshair=crosshair,
                  sizing_mode="stretch_height", title=title, **_TOOLS)
     fig.xaxis.visible = False
     fig.xgrid.visible = False
@@ -107,7 +109,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
     naked = param.Boolean(default=True, doc="mark the naked POCs of earlier sessions")
     width = param.Integer(default=220, bounds=(80, 1000))
 
-    def __init__(self, y_range=None, x_range=None, bars=None, footprint=None, **params):
+    def __init__(self, y_range=None, x_range=None, crosshair=None, bars=None, footprint=None,
+                 **params):
         super().__init__(**params)
         if self.instrument is None:
             raise ValueError("VolumeProfilePane: give the instrument (tick size and session)")
@@ -122,9 +125,10 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self._sessions_shown = KeyedRows(self.session_rows, "key")
         self.numbers = BarNumbers()
         self.figure = pane_figure(theme_of(self.theme), self.y_range, self.width,
-                                  "Volume profile")
+                                  "Volume profile", crosshair)
         self._draw()
         self._view = None  # (first, last) bar in view, range="visible"
+        self._view_pending = False  # a refresh for a moved view is scheduled
         if x_range is not None:
             x_range.on_change("start", self._on_view)
             x_range.on_change("end", self._on_view)
@@ -338,9 +342,19 @@ class VolumeProfilePane(pn.viewable.Viewer):
         if self.range != "visible":
             return
         view = self._visible()
-        if view != self._view:
-            self._view = view
+        if view == self._view:
+            return
+        self._view = view
+        doc = self.figure.document
+        if doc is None:  # not shown in a served page (a notebook, a test): now
             self._refresh()
+        elif not self._view_pending:  # served: once the view has settled a moment (debounced)
+            self._view_pending = True
+            doc.add_timeout_callback(self._view_settled, VIEW_DELAY_MS)
+
+    def _view_settled(self) -> None:
+        self._view_pending = False
+        self._refresh()
 
     def _refresh(self) -> None:
         """Show the profile of the current range, its nodes and naked POCs, and the sessions on
@@ -443,7 +457,7 @@ class DevelopingOverlay:
     def load(self, bars: pd.DataFrame, footprint: pd.DataFrame, studies=None) -> None:
         xs = self.numbers.load(bars, footprint)
         self._live = LiveVolumeProfile(self.instrument.session, self.row_ticks, self.share)
-        if not len(footprint):
+        if not len(bars) or not len(footprint):
             self.lines.load([], [], {c: [] for c in self.lines.columns})
             return
         cells = footprint.sort_values("ts", kind="stable")

@@ -62,7 +62,7 @@ class TPOPane(pn.viewable.Viewer):
     regular_only = param.Boolean(default=True, doc="only bars in the session's regular hours")
     width = param.Integer(default=300, bounds=(80, 1200))
 
-    def __init__(self, y_range=None, bars=None, **params):
+    def __init__(self, y_range=None, crosshair=None, bars=None, **params):
         super().__init__(**params)
         if self.instrument is None:
             raise ValueError("TPOPane: give the instrument (tick size and session)")
@@ -72,7 +72,8 @@ class TPOPane(pn.viewable.Viewer):
         self.ib = ColumnDataSource({"y0": [], "y1": []})
         self._shown = KeyedRows(self.rows, "key")
         self.numbers = BarNumbers()
-        self.figure = pane_figure(theme_of(self.theme), self.y_range, self.width, "TPO")
+        self.figure = pane_figure(theme_of(self.theme), self.y_range, self.width, "TPO",
+                                  crosshair)
         self.figure.x_range.end = _WIDTH
         self._draw()
         self._bars = None
