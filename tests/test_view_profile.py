@@ -408,3 +408,43 @@ def test_small_sources_are_sent_only_when_their_marks_move():
     assert set_small(source, {"y": [1.25], "label": ["HVN"]})
     assert set_small(source, {"y": [1.25, 2.0], "label": ["HVN", "LVN"]})
     assert spy.replaced == 2
+
+
+def test_tpo_by_hand_single_prints_tails_and_the_initial_balance():
+    # Wednesday 4 March 2026, Chicago on CST: 14:30 UTC is the 08:30 open (period A)
+    open_ = pd.Timestamp("2026-03-04 14:30", tz="UTC")
+    spans = [(0, 100, 110), (30, 100, 102), (60, 108, 112)]  # minutes after the open, low, high
+    bars = pd.DataFrame({"ts": [open_ + pd.Timedelta(minutes=m) for m, _, _ in spans],
+                         "open": [lo * 0.25 for _, lo, _ in spans],
+                         "high": [hi * 0.25 for _, _, hi in spans],
+                         "low": [lo * 0.25 for _, lo, _ in spans],
+                         "close": [hi * 0.25 for _, _, hi in spans], "volume": 1.0})
+    pane = TPOPane(instrument=ES, row_ticks=1, bars=bars)
+    shown = data(pane.rows).set_index("key")
+    assert shown.loc[100, "letters"] == "AB" and shown.loc[105, "letters"] == "A"
+    assert shown.loc[109, "letters"] == "AC" and shown.loc[112, "letters"] == "C"
+    # rows 103..107: one TPO between rows of two -- single prints; 111, 112: a tail, not
+    singles = sorted(shown.index[shown["single"] > 0])
+    assert singles == [103, 104, 105, 106, 107]
+    assert pane.ib.data["y0"][0] == pytest.approx(99.5 * 0.25)  # A and B: 100..110
+    assert pane.ib.data["y1"][0] == pytest.approx(110.5 * 0.25)
+    assert pane.figure.title.text == "TPO · 04 Mar · 30min · 1-tick rows"
+
+
+def test_live_across_a_session_boundary_starts_the_new_profile_and_keeps_the_old_on_the_chart(
+        trades, whole):
+    bars, cells, updates = live(trades, len(trades) // 5, chunk=6000)
+    assert days(bars["ts"]).max() < days(whole[0]["ts"]).max()  # the new day comes live
+    pane = VolumeProfilePane(instrument=ES, bars=bars, footprint=cells)
+    spy = Spy(pane.rows)
+    for update in updates:
+        pane.apply(update)
+    assert spy.replaced == 1  # the new session's rows replace the old day's, once
+    fresh = VolumeProfilePane(instrument=ES, bars=whole[0], footprint=whole[1])
+    for source in ("rows", "session_rows", "naked_rows"):
+        # (the labels' x follows the volume axis, which rescales seldom: not compared)
+        mine, theirs = (data(getattr(p, source)).drop(columns="x", errors="ignore")
+                        for p in (pane, fresh))
+        key = "key" if "key" in mine else "y"
+        mine, theirs = (f.sort_values(key, ignore_index=True) for f in (mine, theirs))
+        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)

@@ -204,4 +204,4 @@ class TPOPane(pn.viewable.Viewer):
             where = f"{profile.dates[-1]:%d %b}" if profile.dates else ""
         else:
             where = f"composite of {len(profile.dates)} sessions"
-        self.figure.title.text = f"TPO · {where} · {self.period} · {self._rows} tick rows"
+        self.figure.title.text = f"TPO · {where} · {self.period} · {self._rows}-tick rows"
