@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from dashboards.components.live_sources import BarNumbers, KeyedRows, set_small
-from dashboards.components.profile import VolumeProfilePane, developing_overlay, row_prices
+from dashboards.components.profile import (VolumeProfilePane, auto_row_ticks, developing_overlay,
+                                           row_prices)
 from dashboards.components.theme import THEMES, figure
 from dashboards.components.tpo import TPOPane
 from dashboards.components.vwap import vwap_overlay
@@ -79,7 +80,8 @@ def days(ts) -> np.ndarray:
 
 def test_composite_rows_sum_to_the_bars_volume_with_the_poc_the_largest_row(whole):
     bars, cells = whole
-    pane = VolumeProfilePane(instrument=ES, range="composite", bars=bars, footprint=cells)
+    pane = VolumeProfilePane(instrument=ES, range="composite", row_ticks=1, bars=bars,
+                             footprint=cells)
     rows = data(pane.rows)
     assert rows["volume"].sum() == pytest.approx(bars["volume"].sum())
     assert (rows["ask"] + rows["bid"]).sum() == pytest.approx(bars["volume"].sum())
@@ -146,7 +148,7 @@ def test_a_served_visible_range_follows_the_view_once_it_has_settled(whole):
 
 def test_naked_pocs_are_the_earlier_sessions_pocs_no_later_bar_reached(whole):
     bars, cells = whole
-    pane = VolumeProfilePane(instrument=ES, bars=bars, footprint=cells)
+    pane = VolumeProfilePane(instrument=ES, row_ticks=1, bars=bars, footprint=cells)
     day = days(cells["ts"])
     first = cells[day == day.min()]
     by_tick = first.groupby("tick")["volume"].sum()
@@ -169,6 +171,10 @@ def test_rows_of_several_ticks_keep_the_volume(whole):
     assert (rows["key"] % 4 == 0).all()
     assert rows["volume"].sum() == pytest.approx(bars["volume"].sum())
     assert rows["height"].iloc[0] == pytest.approx(4 * ES.tick_size * 0.85)
+    pane.row_ticks = 2  # a changed setting redraws from the bars held
+    rows = data(pane.rows)
+    assert (rows["key"] % 2 == 0).all() and (rows["key"] % 4 != 0).any()
+    assert rows["volume"].sum() == pytest.approx(bars["volume"].sum())
 
 
 @pytest.mark.parametrize("mode", ["session", "composite"])
@@ -448,3 +454,20 @@ def test_live_across_a_session_boundary_starts_the_new_profile_and_keeps_the_old
         key = "key" if "key" in mine else "y"
         mine, theirs = (f.sort_values(key, ignore_index=True) for f in (mine, theirs))
         pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
+def test_the_automatic_row_size_keeps_the_latest_day_under_its_rows(whole):
+    bars, _ = whole
+    day = days(bars["ts"])
+    span = int(round((bars["high"][day == day.max()].max()
+                      - bars["low"][day == day.max()].min()) / ES.tick_size)) + 1
+    for most in (300, 40, 10):
+        n = auto_row_ticks(bars, ES, most)
+        assert span / n <= most
+        assert n == 1 or span / max(k for k in (1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100)
+                                    if k < n) > most  # the smallest nice size that fits
+    wide = bars.assign(high=bars["high"] + 1000)  # a day of 4,000 more ticks
+    pane = VolumeProfilePane(instrument=ES, range="session", bars=wide, footprint=whole[1])
+    assert pane.row_size == auto_row_ticks(wide, ES, 300) > 1
+    assert pane.figure.title.text.endswith(f"{pane.row_size}-tick rows")
+    assert (data(pane.rows)["key"] % pane.row_size == 0).all()

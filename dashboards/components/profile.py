@@ -14,6 +14,9 @@ Ranges (``range``)
   other bars.
 * ``composite``: every bar loaded.
 
+Rows: ``row_ticks`` ticks per row; 0 (the default) chooses a "nice" size at load so that the
+latest session has at most :data:`AUTO_ROWS` rows (1 tick for ES, 100 for a bitcoin day).
+
 Live: ``apply(update)`` feeds the update to the live profile and shows the result through
 :class:`.live_sources.KeyedRows`: rows whose values changed are patched, rows new to the profile
 are streamed; a new session (or another visible range) replaces the rows.
@@ -38,9 +41,11 @@ from .live_sources import BarLines, BarNumbers, KeyedRows, set_small
 from .theme import figure, style, theme_of
 
 __all__ = ["VolumeProfilePane", "DevelopingOverlay", "developing_overlay", "row_prices",
-           "zone_palette", "ZONES"]
+           "zone_palette", "auto_row_ticks", "ZONES", "AUTO_ROWS"]
 
 ZONES = ("poc", "va", "out")  # a row is the POC, in the value area, or outside it
+AUTO_ROWS = 300  # rows of an automatic row size: a bar of a pixel or two each
+_NICE = (1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000)
 VIEW_DELAY_MS = 150  # a visible-range profile follows the view this long after it moved
 SESSION_WIDTH = 0.35  # a session profile on the chart spans this share of the day's bars
 _TOOLS = dict(tools="ypan,ywheel_zoom,reset,save", active_drag="ypan", active_scroll="ywheel_zoom")
@@ -77,6 +82,18 @@ def node_window(levels: int) -> tuple[int, int]:
     return max(5, levels // 12 | 1), max(3, levels // 10)
 
 
+def auto_row_ticks(bars: pd.DataFrame, instrument: Instrument, most: int) -> int:
+    """Ticks per row so that the latest trading day's range in ``bars`` has at most ``most``
+    rows (a "nice" number: 1, 2, 4, 5, 8, 10, 20, 25, ...)."""
+    if not len(bars):
+        return 1
+    day = trading_days(bars["ts"], instrument.session)
+    latest = bars[day == day.max()]
+    span = int(instrument.to_tick(latest["high"].max())
+               - instrument.to_tick(latest["low"].min())) + 1
+    return next((n for n in _NICE if span / n <= most), _NICE[-1])
+
+
 def trading_days(ts, session) -> np.ndarray:
     """Trading day (int64 ns of midnight UTC) of each time."""
     return session.trading_date(pd.DatetimeIndex(ts)).asi8
@@ -104,7 +121,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
     color_by = param.Selector(default="volume", objects=["volume", "bid_ask", "delta"],
                               doc="rows in value-area colours, split bid/ask, or by delta")
     value_area_pct = param.Number(default=70, bounds=(1, 100), doc="value area, % of volume")
-    row_ticks = param.Integer(default=1, bounds=(1, 10_000), doc="ticks per price row")
+    row_ticks = param.Integer(default=0, bounds=(0, 10_000),
+                              doc="ticks per price row; 0: automatic (at most 300 rows a day)")
     nodes = param.Boolean(default=True, doc="mark high- and low-volume nodes")
     naked = param.Boolean(default=True, doc="mark the naked POCs of earlier sessions")
     width = param.Integer(default=220, bounds=(80, 1000))
@@ -129,6 +147,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self._draw()
         self._view = None  # (first, last) bar in view, range="visible"
         self._view_pending = False  # a refresh for a moved view is scheduled
+        self._auto_rows = 1  # the automatic row size of the bars loaded
         if x_range is not None:
             x_range.on_change("start", self._on_view)
             x_range.on_change("end", self._on_view)
@@ -214,12 +233,17 @@ class VolumeProfilePane(pn.viewable.Viewer):
     def _reset(self) -> None:
         self._cells = empty_frame(FOOTPRINT_COLUMNS + (X,))  # closed bars' cells, with x
         self._current = empty_frame(FOOTPRINT_COLUMNS + (X,))  # the forming bar's
-        self._session = LiveVolumeProfile(self.instrument.session, self.row_ticks, self._share)
-        self._all = LiveVolumeProfile(None, self.row_ticks, self._share)
+        self._session = LiveVolumeProfile(self.instrument.session, self.row_size, self._share)
+        self._all = LiveVolumeProfile(None, self.row_size, self._share)
         self._naked = pd.DataFrame({"date": pd.DatetimeIndex([], tz="UTC"),
                                     "poc": np.empty(0, "int64")})
         self._days = {}  # trading day -> (first x, last x)
         self._done_days = {}  # trading day -> profile rows of a finished day on the chart
+
+    @property
+    def row_size(self) -> int:
+        """Ticks per row in use: ``row_ticks``, or the automatic size chosen at load."""
+        return self.row_ticks or self._auto_rows
 
     @property
     def _share(self) -> float:
@@ -233,6 +257,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
             raise ValueError("VolumeProfilePane.load: the footprint cells are needed (volume per "
                              "price comes from them)")
         self._bars, self._footprint = bars, footprint
+        self._auto_rows = auto_row_ticks(bars, self.instrument, AUTO_ROWS)
         self._reset()
         xs = self.numbers.load(bars, footprint)
         if not len(bars) or not len(footprint):
@@ -302,7 +327,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
         """Take off the naked POCs of days before ``day`` that these cells' bars reach."""
         if not len(self._naked):
             return
-        n = self.row_ticks
+        n = self.row_size
         rows = np.floor_divide(cells["tick"].to_numpy(dtype="int64"), n)
         ranges = pd.DataFrame({"ts": cells["ts"].to_numpy(), "row": rows}).groupby("ts")["row"]
         lo, hi = ranges.min().to_numpy(), ranges.max().to_numpy()
@@ -313,7 +338,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
 
     def _load_naked(self, cells: pd.DataFrame) -> pd.DataFrame:
         """Session POCs of the finished days that are still naked."""
-        found = naked_pocs(cells[list(FOOTPRINT_COLUMNS)], self.instrument.session, self.row_ticks)
+        found = naked_pocs(cells[list(FOOTPRINT_COLUMNS)], self.instrument.session, self.row_size)
         keep = (found["kind"] == "session") & found["naked_until"].isna()
         if self._session.date is not None:
             keep &= found["ts"] < self._session.date
@@ -333,7 +358,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
             cells = cells[(x >= first) & (x <= last)]
         if not len(cells) or not cells["volume"].sum() > 0:
             return None
-        return volume_profile(cells, rows=self.row_ticks, value_area=self._share)
+        return volume_profile(cells, rows=self.row_size, value_area=self._share)
 
     def _visible(self) -> tuple[int, int]:
         return int(np.ceil(self.x_range.start)), int(np.floor(self.x_range.end))
@@ -367,7 +392,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
             set_small(self.node_rows, {"y": [], "x": [], "label": []})
             return
         lv = profile.levels
-        y, h = row_prices(lv["tick"], self.row_ticks, tick)
+        y, h = row_prices(lv["tick"], self.row_size, tick)
         ask, bid = lv["ask_volume"].to_numpy(), lv["bid_volume"].to_numpy()
         zone = _zones(lv)
         self._shown.show({
@@ -379,32 +404,35 @@ class VolumeProfilePane(pn.viewable.Viewer):
         end = self.figure.x_range.end
         if top > end / 1.05 or top < end / 2:  # rescaled seldom, so the labels rarely move
             self.figure.x_range.end = end = top * 1.25
-        self.poc_line.location = float(row_prices([profile.poc], self.row_ticks, tick)[0][0])
-        self.va_box.bottom = float(row_prices([profile.val], self.row_ticks, tick)[0][0]) - h / 2
-        self.va_box.top = float(row_prices([profile.vah], self.row_ticks, tick)[0][0]) + h / 2
+        self.poc_line.location = float(row_prices([profile.poc], self.row_size, tick)[0][0])
+        self.va_box.bottom = float(row_prices([profile.val], self.row_size, tick)[0][0]) - h / 2
+        self.va_box.top = float(row_prices([profile.vah], self.row_size, tick)[0][0]) + h / 2
         nodes = volume_nodes(profile, *node_window(len(lv)))
-        set_small(self.node_rows, {"y": row_prices(nodes["tick"], self.row_ticks, tick)[0],
+        set_small(self.node_rows, {"y": row_prices(nodes["tick"], self.row_size, tick)[0],
                                    "x": np.full(len(nodes), end * 0.98),
                                    "label": nodes["kind"].str.upper().to_numpy()})
         set_small(self.naked_rows, {
-            "y": row_prices(self._naked["poc"], self.row_ticks, tick)[0],
+            "y": row_prices(self._naked["poc"], self.row_size, tick)[0],
             "x": np.full(len(self._naked), end * 0.98),
             "label": [f"nPOC {d:%d %b}" for d in self._naked["date"]]})
         self.figure.title.text = self._title()
         self._show_sessions()
 
     def _title(self) -> str:
+        rows = f" · {self.row_size}-tick rows" if self.row_size > 1 else ""
         if self.range == "session":
             date = self._session.date
-            return f"Volume profile · {date:%d %b}" if date is not None else "Volume profile"
-        return "Volume profile · " + ("visible range" if self.range == "visible" else "composite")
+            return (f"Volume profile · {date:%d %b}" if date is not None else "Volume profile") \
+                + rows
+        return "Volume profile · " + ("visible range" if self.range == "visible"
+                                      else "composite") + rows
 
     def _session_rows(self, day: int, profile) -> dict:
         """Rows of one day's profile on the chart: from its first bar, ``SESSION_WIDTH`` of its
         bars wide at the day's largest row."""
         first, last = self._days.get(day, (0, 0))
         lv = profile.levels
-        y, h = row_prices(lv["tick"], self.row_ticks, self.instrument.tick_size)
+        y, h = row_prices(lv["tick"], self.row_size, self.instrument.tick_size)
         span = (last - first + 1) * SESSION_WIDTH
         v = lv["volume"].to_numpy()
         zone = _zones(lv)
@@ -430,7 +458,7 @@ class DevelopingOverlay:
 
     def __init__(self, fig, instrument: Instrument, theme: str = "dark", row_ticks: int = 1,
                  value_area_pct: float = 70):
-        self.instrument, self.row_ticks = instrument, row_ticks
+        self.instrument, self.row_size = instrument, row_ticks
         self.share = value_area_pct / 100
         self.lines = BarLines(("poc", "vah", "val"))
         self.source = self.lines.source
@@ -450,13 +478,13 @@ class DevelopingOverlay:
         at = np.searchsorted(pd.DatetimeIndex(bars_ts).as_unit("ns").asi8,
                              pd.DatetimeIndex(rows["ts"]).as_unit("ns").asi8, side="right") - 1
         y = {c: self.instrument.tick_size * (rows[c].to_numpy(dtype="float64", na_value=np.nan)
-                                             + (self.row_ticks - 1) / 2)
+                                             + (self.row_size - 1) / 2)
              for c in ("poc", "vah", "val")}
         return np.asarray(xs)[at], trading_days(rows["ts"], self.instrument.session), y
 
     def load(self, bars: pd.DataFrame, footprint: pd.DataFrame, studies=None) -> None:
         xs = self.numbers.load(bars, footprint)
-        self._live = LiveVolumeProfile(self.instrument.session, self.row_ticks, self.share)
+        self._live = LiveVolumeProfile(self.instrument.session, self.row_size, self.share)
         if not len(bars) or not len(footprint):
             self.lines.load([], [], {c: [] for c in self.lines.columns})
             return

@@ -21,31 +21,18 @@ from bokeh.models import ColumnDataSource, Range1d
 from bokeh.transform import factor_cmap
 
 from indicators.profile import LiveTPO, merge_profiles, tpo_profiles
-from tradeflow.model import Instrument, price_to_tick
+from tradeflow.model import Instrument
 
 from .live_sources import BarNumbers, KeyedRows, set_small
-from .profile import ZONES, pane_figure, row_prices, trading_days
+from .profile import ZONES, auto_row_ticks, pane_figure, row_prices, trading_days
 from .theme import style, theme_of
 
-__all__ = ["TPOPane", "AUTO_ROWS", "auto_row_ticks"]
+__all__ = ["TPOPane", "AUTO_ROWS"]
 
 AUTO_ROWS = 40
 LETTER_FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"  # letters of a row in columns
-_NICE = (1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000)
 # x of the pane, in data units: single prints 0..2, the initial balance at 3.5, letters from 5
 _WIDTH, _LETTERS_X, _IB_X = 100.0, 5.0, 3.5
-
-
-def auto_row_ticks(bars: pd.DataFrame, tick_size: float, session) -> int:
-    """Ticks per row so that the latest trading day's range in ``bars`` has at most
-    :data:`AUTO_ROWS` rows (a "nice" number: 1, 2, 4, 5, 8, 10, 20, 25, ...)."""
-    if not len(bars):
-        return 1
-    days = trading_days(bars["ts"], session)
-    day = bars[days == days.max()]
-    span = int(price_to_tick(day["high"].max(), tick_size) - price_to_tick(day["low"].min(),
-                                                                            tick_size)) + 1
-    return next((n for n in _NICE if span / n <= AUTO_ROWS), _NICE[-1])
 
 
 class TPOPane(pn.viewable.Viewer):
@@ -121,8 +108,7 @@ class TPOPane(pn.viewable.Viewer):
         """Show the profile of ``bars`` (model layout); the last bar is taken as forming."""
         self._bars = bars
         self.numbers.load(bars)
-        self._rows = self.row_ticks or auto_row_ticks(bars, self.instrument.tick_size,
-                                                      self.instrument.session)
+        self._rows = self.row_ticks or auto_row_ticks(bars, self.instrument, AUTO_ROWS)
         self.tpo = self._live()
         self._done = {}  # trading date -> TPOProfile of the days before the live one
         if len(bars):
