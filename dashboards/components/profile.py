@@ -202,6 +202,9 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.poc_line.line_color = th.poc
         self.node_lines.glyph.line_color = th.accent
         self.node_text.glyph.text_color = th.muted
+        for label in (self.node_text, self.naked_text):  # legible over bars and each other
+            label.glyph.background_fill_color = th.background
+            label.glyph.background_fill_alpha = 0.75
         self.naked_lines.glyph.line_color = th.poc
         self.naked_text.glyph.text_color = th.poc
         for r in getattr(self, "_chart_renderers", ()):
