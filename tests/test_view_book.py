@@ -376,6 +376,7 @@ def test_the_ladder_follows_live_depth_and_trades_by_patching(es):
 # ---- browser ------------------------------------------------------------------------------
 
 APP = '''
+import pandas as pd
 import panel as pn
 from tradeflow.ingest.simulator import MarketSimulator
 from tradeflow.model import Instrument, Session
@@ -387,7 +388,11 @@ theme = pn.state.session_args.get("theme", [b"dark"])[0].decode()
 inst = Instrument("ES", 0.25, session=Session.parse("America/Chicago 08:30-15:15,17:00-16:00"))
 sim = MarketSimulator(inst, seed=3, trades_per_day=100_000, depth_levels=30)
 b = sim.generate("2026-01-06T15:00Z", "2026-01-06T15:03Z")
-views = [BookHeatmap(b.depth, b.trades, b.liquidations, instrument=inst, theme=theme),
+# (futures have no liquidations: two made up, to see the marks)
+at = b.trades.iloc[[len(b.trades) // 3, 2 * len(b.trades) // 3]]
+liqs = pd.DataFrame({"ts": at["ts"].to_numpy(), "side": [-1, 1], "price": at["price"].to_numpy(),
+                     "size": [30.0, 12.0]})
+views = [BookHeatmap(b.depth, b.trades, liqs, instrument=inst, theme=theme),
          Tape(b.trades, instrument=inst, theme=theme),
          DomLadder(b.depth, b.trades, instrument=inst, theme=theme)]
 pn.Row(*views, sizing_mode="stretch_width",
@@ -622,3 +627,15 @@ def test_the_views_follow_a_real_hub_subscription(tmp_path):
     shown = ladder.rows.set_index("tick")
     want = trades.groupby(inst.to_tick(trades["price"]))["size"].sum()
     np.testing.assert_allclose(shown["volume"], want.reindex(shown.index).fillna(0))
+
+
+def test_the_ladder_shares_the_heatmaps_price_range(es):
+    heat = BookHeatmap(es.depth, es.trades, instrument=ES)
+    before = (heat.y_range.start, heat.y_range.end)
+    ladder = DomLadder(es.depth, es.trades, instrument=ES, y_range=heat.y_range)
+    assert ladder.fig.y_range is heat.y_range
+    assert (heat.y_range.start, heat.y_range.end) == before  # the ladder leaves it alone
+    own = DomLadder(es.depth, es.trades, instrument=ES)
+    rows = own.rows
+    assert own.y_range.start == pytest.approx((rows["tick"].min() - 0.5) * ES.tick_size)
+    assert own.y_range.end == pytest.approx((rows["tick"].max() + 0.5) * ES.tick_size)

@@ -464,8 +464,8 @@ class BookHeatmap(pn.viewable.Viewer):
         self._ask_line = fig.step("x", "ask", source=self.best_source, mode="after",
                                   line_width=1.5, color=theme.down, legend_label="best ask")
         self._liqs = fig.scatter("x", "price", marker="marker", size=16,
-                                 source=self.liquidation_source, fill_color=theme.poc,
-                                 line_color=theme.text, line_width=1.2,
+                                 source=self.liquidation_source, fill_color=theme.text,
+                                 line_color=theme.background, line_width=1.5,
                                  legend_label="liquidation")
         fig.add_tools(HoverTool(renderers=[self._bubbles], tooltips=[
             ("time", "@x{%H:%M:%S}"), ("price", "@price"), ("volume", "@volume{0,0.[000]}"),
@@ -481,8 +481,9 @@ class BookHeatmap(pn.viewable.Viewer):
         style(self.fig, theme)
         self._bid_line.glyph.line_color = theme.up
         self._ask_line.glyph.line_color = theme.down
-        self._liqs.glyph.fill_color = theme.poc
-        self._liqs.glyph.line_color = theme.text
+        # (the text colour: amber, the heat's top, would hide them in a wall)
+        self._liqs.glyph.fill_color = theme.text
+        self._liqs.glyph.line_color = theme.background
         self.bubble_source.data["color"] = side_colors(self.bubble_source.data["side"], theme)
         self.bubble_source.data = dict(self.bubble_source.data)
         self.render()
