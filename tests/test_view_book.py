@@ -182,6 +182,12 @@ def test_bubbles_are_sized_monotonically_by_volume(btc):
                                   btc.liquidations["side"].to_numpy() > 0)
 
 
+def test_max_bubble_resizes_the_bubbles(btc):
+    view = BookHeatmap(btc.depth, btc.trades, instrument=BTC)
+    view.max_bubble = 12
+    assert max(view.bubble_source.data["size"]) == 12
+
+
 def test_bubble_sizes_grow_with_the_square_root_of_volume():
     sizes = bubble_sizes([0, 1, 4, 9, 100], reference=9, smallest=2, largest=32)
     np.testing.assert_allclose(sizes, [2, 12, 22, 32, 32])

@@ -245,9 +245,9 @@ class BookHeatmap(pn.viewable.Viewer):
         self.x_range = x_range or Range1d(0, 1)
         self.y_range = y_range or Range1d(0, 1)
         self.fig = figure(theme_of(self.theme), height=self.height, x_range=self.x_range,
-                           y_range=self.y_range, crosshair=crosshair, x_axis_type="datetime",
-                           tools="pan,wheel_zoom,box_zoom,reset,save", active_drag="pan",
-                           active_scroll="wheel_zoom")
+                          y_range=self.y_range, crosshair=crosshair, x_axis_type="datetime",
+                          tools="pan,wheel_zoom,box_zoom,reset,save", active_drag="pan",
+                          active_scroll="wheel_zoom")
         self.fig.xaxis.formatter = DatetimeTickFormatter(
             milliseconds="%H:%M:%S.%3N", seconds="%H:%M:%S", minsec="%H:%M:%S",
             minutes="%H:%M", hourmin="%H:%M", hours="%H:%M", days="%d %b", months="%b %Y")
@@ -282,13 +282,9 @@ class BookHeatmap(pn.viewable.Viewer):
         snap = last_snapshot(depth)
         if len(snap):
             self._live.apply(DepthUpdate(snap, snapshot=True))
-        self._show(heatmap_grid(depth, self.interval, self.tick_rows, self.how),
-                   best_quotes(depth), trades, liqs)
-
-    def _show(self, grid: pd.DataFrame, best: pd.DataFrame, trades: pd.DataFrame,
-              liqs: pd.DataFrame) -> None:
         self._grid = DepthGrid(self.instrument, self.interval, self.tick_rows)
-        self._grid.put(grid, trim=False)
+        self._grid.put(heatmap_grid(depth, self.interval, self.tick_rows, self.how), trim=False)
+        best = best_quotes(depth)
         self.best_source.data = self._best_columns(best)
         bubbles = trade_bubbles(trades, self._grid.step)
         # the largest bubble is the 99th percentile of the loaded volumes: a few giant prints
@@ -484,13 +480,21 @@ class BookHeatmap(pn.viewable.Viewer):
         # (the text colour: amber, the heat's top, would hide them in a wall)
         self._liqs.glyph.fill_color = theme.text
         self._liqs.glyph.line_color = theme.background
-        self.bubble_source.data["color"] = side_colors(self.bubble_source.data["side"], theme)
-        self.bubble_source.data = dict(self.bubble_source.data)
+        data = dict(self.bubble_source.data)
+        data["color"] = side_colors(data["side"], theme)
+        self.bubble_source.data = data
         self.render()
 
     @param.depends("bubbles", watch=True)
     def _show_bubbles(self) -> None:
         self._bubbles.visible = self.bubbles
+
+    @param.depends("max_bubble", watch=True)
+    def _resize_bubbles(self) -> None:
+        data = dict(self.bubble_source.data)
+        data["size"] = bubble_sizes(data["volume"], self._bubble_ref or 1.0,
+                                    largest=self.max_bubble)
+        self.bubble_source.data = data
 
     @param.depends("interval", "tick_rows", "how", watch=True)
     def _regrid(self) -> None:
@@ -514,6 +518,8 @@ class BookHeatmap(pn.viewable.Viewer):
         self.x_range.update(start=start, end=end + 0.02 * (end - start))
         have = ~np.isnan(grid.values[:grid.n_t]) & (grid.values[:grid.n_t] > 0)
         rows = np.flatnonzero(have.any(axis=0))
+        if not len(rows):  # (an empty book throughout)
+            return
         tick = self.instrument.tick_size
         lo = (grid.k0 + rows[0] * grid.tick_rows) * tick
         hi = (grid.k0 + (rows[-1] + 1) * grid.tick_rows) * tick
