@@ -36,7 +36,7 @@ def tape_rows(trades: pd.DataFrame, instrument: Instrument, min_size: float = 0.
     local = pd.DatetimeIndex(shown["ts"]).tz_convert(instrument.session.timezone)
     side = shown["side"].to_numpy("int64")
     return pd.DataFrame({
-        "ts": shown["ts"].to_numpy(), "price": shown["price"].to_numpy(float),
+        "ts": pd.DatetimeIndex(shown["ts"]), "price": shown["price"].to_numpy(float),
         "size": shown["size"].to_numpy(float), "side": side,
         "time": [t[:12] for t in local.strftime("%H:%M:%S.%f")],
         "price_text": price_text(shown["price"], instrument.tick_size),
