@@ -74,6 +74,18 @@ def batches(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
     return [frame.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
+def assert_same_grid(got, want):
+    """The same times, and the same size in every cell (the two may hold different empty price
+    rows beyond the sizes: a buffer grows with room to spare)."""
+    import xarray as xr
+
+    np.testing.assert_array_equal(got["time"], want["time"])
+    got, want = xr.align(*(a.swap_dims(price="tick").drop_vars("price") for a in (got, want)),
+                         join="outer")
+    np.testing.assert_allclose(got.fillna(0).to_numpy(), want.fillna(0).to_numpy(), rtol=1e-9)
+    assert float(got.sum()) == pytest.approx(float(want.sum()), rel=1e-12)
+
+
 # ---- heatmap ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("interval, tick_rows, how", [("1s", 1, "last"), ("5s", 4, "mean"),
@@ -215,8 +227,7 @@ def test_live_apply_equals_loading_everything(es):
     for u, trades in zip(late, late_trades):
         view.apply(SimpleNamespace(depth=[u], trades=trades, liquidations=None))
     whole = BookHeatmap(es.depth, es.trades, instrument=ES)
-    np.testing.assert_allclose(view.grid.to_numpy(), whole.grid.reindex_like(view.grid)
-                               .to_numpy(), rtol=1e-12)
+    assert_same_grid(view.grid, whole.grid)
     assert float(view.grid.sum()) == pytest.approx(float(whole.grid.sum()), rel=1e-12)
 
     def bubbles(v):
@@ -259,6 +270,21 @@ def test_bad_frames_are_refused_in_one_line(es):
     with pytest.raises(ValueError, match="more than 1,000 cells.*longer interval"):
         from dashboards.components.heatmap import DepthGrid
         DepthGrid(ES, max_cells=1000).put(heatmap_grid(es.depth), trim=False)
+
+
+def test_live_the_grid_drops_its_oldest_buckets_past_its_cells(es):
+    from dashboards.components.heatmap import DepthGrid
+
+    grid = heatmap_grid(es.depth)
+    held = DepthGrid(ES, max_cells=5_000)
+    for ts, rows in grid.groupby("ts", sort=True):  # one bucket at a time, as live
+        held.put(rows)
+        assert held.n_t * held.values.shape[1] <= 5_000
+    array = held.array()
+    newest = grid[grid["ts"] >= pd.Timestamp(array["time"].to_numpy()[0], tz="UTC")]
+    assert array["time"].to_numpy()[-1] == grid["ts"].max().tz_localize(None).to_datetime64()
+    assert float(array.sum()) == pytest.approx((newest["bid_size"] + newest["ask_size"]).sum())
+    assert len(array["time"]) < grid["ts"].nunique()  # some were dropped
 
 
 def test_theme_restyles_the_heatmap(es):
@@ -462,8 +488,7 @@ def test_views_follow_hub_shaped_updates(es):
         heat.apply(message)
         ladder.apply(message)
     whole = BookHeatmap(es.depth, es.trades, instrument=ES)
-    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
-                               .to_numpy(), rtol=1e-12)
+    assert_same_grid(heat.grid, whole.grid)
     np.testing.assert_allclose(heat.best_source.data["ask"], whole.best_source.data["ask"])
     assert_ladder_is_the_book(ladder, book_of(es.depth), 5)
 
@@ -490,8 +515,7 @@ def test_a_hub_snapshot_adds_what_is_newer_than_what_is_shown(es):
     for view in (heat, tape, ladder):
         view.apply(snapshot)
     whole = BookHeatmap(es.depth, es.trades, instrument=ES)
-    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
-                               .to_numpy(), rtol=1e-12)
+    assert_same_grid(heat.grid, whole.grid)
     pd.testing.assert_frame_equal(tape.shown, Tape(es.trades, instrument=ES).shown)
     assert_ladder_is_the_book(ladder, book_of(es.depth), 5)
     shown = ladder.rows.set_index("tick")
@@ -622,8 +646,7 @@ def test_the_views_follow_a_real_hub_subscription(tmp_path):
     (heat, tape, ladder), kinds, (depth, trades, liqs) = asyncio.run(main())
     assert kinds[0] == "Snapshot" and kinds.count("Update") >= len(live)
     whole = BookHeatmap(depth, trades, liqs, instrument=inst, interval="5s")
-    np.testing.assert_allclose(heat.grid.to_numpy(), whole.grid.reindex_like(heat.grid)
-                               .to_numpy(), rtol=1e-9)
+    assert_same_grid(heat.grid, whole.grid)
     assert heat.grid["time"].to_numpy()[-1] == whole.grid["time"].to_numpy()[-1]
     assert heat.bubble_source.data["volume"].sum() == pytest.approx(trades["size"].sum())
     assert len(heat.liquidation_source.data["x"]) == len(liqs) > 0  # (one, live)

@@ -126,7 +126,9 @@ class DepthGrid:
         n = self.values.shape[1]
         if n and lo >= self.k0 and hi < self.k0 + n * self.tick_rows:
             return
-        margin = 16 * self.tick_rows  # room for the price to wander before the next copy
+        # room for the price to wander before the next copy: a quarter of the width, so a
+        # trending market copies the buffer a logarithmic number of times
+        margin = max(16, n // 4) * self.tick_rows
         new_lo = lo - margin if not n else min(lo - margin, self.k0)
         new_hi = hi + margin if not n else max(hi + margin, self.k0 + (n - 1) * self.tick_rows)
         width = (new_hi - new_lo) // self.tick_rows + 1
