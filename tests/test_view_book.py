@@ -174,6 +174,21 @@ def test_x_is_true_time_in_the_instruments_zone(es):
     assert view.x_range.start == want
 
 
+def test_a_daylight_saving_change_keeps_the_image_and_the_glyphs_aligned():
+    """Chicago's clocks go forward at 08:00 UTC on 8 March 2026: one offset for the whole view,
+    so the best bid/ask points keep their one-second spacing and stay on the image's buckets."""
+    inst = Instrument("CHI", 0.25, asset_class="crypto",  # (trades on a Sunday)
+                      session=Session.parse("America/Chicago 00:00-24:00"))
+    sim = MarketSimulator(inst, seed=3, trades_per_day=100_000)
+    batch = sim.generate("2026-03-08T07:58Z", "2026-03-08T08:02Z")
+    assert batch.depth["ts"].nunique() == 240
+    view = BookHeatmap(batch.depth, batch.trades, instrument=inst)
+    x = np.asarray(view.best_source.data["x"])
+    assert (np.diff(x) == 1000).all()
+    assert x[0] == pd.Timestamp("2026-03-08T01:58").value / 1e6  # CST, the first time's zone
+    assert view.image_source.data["x"][0] == x[0]
+
+
 def test_bubbles_are_sized_monotonically_by_volume(btc):
     view = BookHeatmap(btc.depth, btc.trades, btc.liquidations, instrument=BTC)
     data = view.bubble_source.data

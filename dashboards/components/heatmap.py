@@ -262,6 +262,7 @@ class BookHeatmap(pn.viewable.Viewer):
              "color": []})
         self.liquidation_source = ColumnDataSource(
             {"x": [], "price": [], "size": [], "side": [], "marker": []})
+        self._offset_ms = None
         self._glyphs()
         self.fig.on_event(RangesUpdate, lambda event: self.render())
         self.load(depth, trades, liquidations)
@@ -279,6 +280,7 @@ class BookHeatmap(pn.viewable.Viewer):
         trades = frame_of(trades, TRADE_COLUMNS[:4], "heatmap trades")
         liqs = frame_of(liquidations, LIQUIDATION_COLUMNS, "heatmap liquidations")
         self._loaded = (depth, trades, liqs)
+        self._offset_ms = None  # (set by the first time drawn: see _x)
         self._live = LiveHeatmap(self.instrument.tick_size, self.interval, self.tick_rows,
                                  self.how)
         snap = last_snapshot(depth)
@@ -376,7 +378,17 @@ class BookHeatmap(pn.viewable.Viewer):
 
     # ---- drawing ---------------------------------------------------------------------------
     def _x(self, ts) -> np.ndarray:
-        return axes.local_ms(ts, self.instrument.session.timezone).astype("float64")
+        """x of UTC times: milliseconds of the instrument zone's wall clock, at the zone's UTC
+        offset of the first time this view drew. One offset for everything, so the image (a
+        regular grid) and the glyphs stay aligned across a daylight-saving change (the labels
+        after it are then an hour off until the view is loaded again)."""
+        utc = pd.DatetimeIndex(ts)
+        utc = utc.tz_localize("UTC") if utc.tz is None else utc.tz_convert("UTC")
+        ms = utc.as_unit("ms").asi8.astype("float64")
+        if self._offset_ms is None and len(utc):
+            self._offset_ms = float(axes.local_ms(utc[:1], self.instrument.session.timezone)[0]
+                                    - ms[0])
+        return ms + (self._offset_ms or 0.0)
 
     def _best_columns(self, best: pd.DataFrame) -> dict:
         bid = best["bid"].to_numpy("int64")
