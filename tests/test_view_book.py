@@ -149,10 +149,26 @@ def test_the_image_is_rendered_for_the_range_in_view_with_a_cap(es):
     image = view.image_source.data["image"][0]
     assert image.shape[1] == 30
     rows = view.grid.sel(time=slice("2026-01-06T15:01:00", "2026-01-06T15:01:29"))
-    rows = rows.isel(price=slice(int(round((view.image_source.data["y"][0] - float(
-        view.grid["price"][0])) / ES.tick_size)), None)).isel(price=slice(0, image.shape[0]))
+    # rows are centred on their prices: the image starts half a tick under its first row's
+    first = view.image_source.data["y"][0] / ES.tick_size + 0.5
+    assert first == pytest.approx(round(first))
+    rows = rows.sel(tick=slice(round(first), round(first) + image.shape[0] - 1))
     painted = ((image >> 24) & 255) > 0
     np.testing.assert_array_equal(painted, (rows.fillna(0).to_numpy() > 0).T)
+
+
+def test_zooming_into_prices_keeps_the_colours(es):
+    """The cap comes from the time in view at every price: a few rows zoomed into keep their
+    colours (a cap from those few cells alone would paint them all hot)."""
+    view = BookHeatmap(es.depth, instrument=ES)
+    cap = view.cap
+    mid = (view.y_range.start + view.y_range.end) / 2
+    view.y_range.update(start=mid - 1, end=mid + 1)
+    view.render()
+    assert view.cap == cap
+    view.x_range.update(start=view.x_range.start, end=view.x_range.start + 20_000)
+    view.render()
+    assert view.cap != cap  # the time in view decides
 
 
 def test_zoomed_out_each_pixel_shows_the_largest_of_its_cells():

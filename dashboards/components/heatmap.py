@@ -230,8 +230,8 @@ class BookHeatmap(pn.viewable.Viewer):
                          doc="Size of a bucket: its last snapshot, the mean or the largest")
     cap_quantile = param.Number(
         default=0.97, bounds=(0.5, 1.0),
-        doc="The colour scale tops out at this quantile of the sizes in view, so one huge level "
-            "does not wash out the rest")
+        doc="The colour scale tops out at this quantile of the sizes of the time in view, so "
+            "one huge level does not wash out the rest")
     bubbles = param.Boolean(default=True, doc="Trades as bubbles sized by volume")
     max_bubble = param.Integer(default=30, bounds=(6, 80), doc="Largest bubble, pixels")
     follow = param.Boolean(default=True, doc="Live: keep the newest time in view")
@@ -255,7 +255,9 @@ class BookHeatmap(pn.viewable.Viewer):
             minutes="%H:%M", hourmin="%H:%M", hours="%H:%M", days="%d %b", months="%b %Y")
         self.fig.xaxis.axis_label = f"time ({self.instrument.session.timezone})"
         self.fig.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
-        self.image_source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.fig.yaxis.ticker = axes.price_ticker(self.instrument.tick_size)
+        self.image_source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []},
+                                             name="heatmap-image")
         self.best_source = ColumnDataSource({"x": [], "bid": [], "ask": []})
         self.bubble_source = ColumnDataSource(
             {"x": [], "price": [], "volume": [], "trades": [], "side": [], "size": [],
@@ -535,8 +537,8 @@ class BookHeatmap(pn.viewable.Viewer):
         if not len(rows):  # (an empty book throughout)
             return
         tick = self.instrument.tick_size
-        lo = (grid.k0 + rows[0] * grid.tick_rows) * tick
-        hi = (grid.k0 + (rows[-1] + 1) * grid.tick_rows) * tick
+        lo = (grid.k0 - 0.5 + rows[0] * grid.tick_rows) * tick
+        hi = (grid.k0 - 0.5 + (rows[-1] + 1) * grid.tick_rows) * tick
         self.y_range.update(start=lo - 2 * tick, end=hi + 2 * tick)
 
     def _follow(self, before: float) -> None:
@@ -557,7 +559,8 @@ class BookHeatmap(pn.viewable.Viewer):
         tick = self.instrument.tick_size
         step_ms = grid.step / MS
         t_start = float(self._x(pd.to_datetime([grid.times[0]], utc=True))[0])
-        lo_price = grid.k0 * tick
+        # a row of ticks k..k+n-1 covers their prices: from half a tick under k's
+        lo_price = (grid.k0 - 0.5) * tick
         row = grid.tick_rows * tick
         x0 = max(self.x_range.start, t_start)
         x1 = min(self.x_range.end, t_start + grid.n_t * step_ms)
@@ -577,8 +580,11 @@ class BookHeatmap(pn.viewable.Viewer):
         agg = max_pool(cells.T, min(height, cells.shape[1]), min(width, cells.shape[0]))
         x0, x1 = t_start + i0 * step_ms, t_start + i1 * step_ms
         y0, y1 = lo_price + j0 * row, lo_price + j1 * row
-        shown = agg[np.isfinite(agg) & (agg > 0)]
-        cap = float(np.quantile(shown, self.cap_quantile)) if len(shown) else 1.0
+        # the cap from the sizes of the time in view at every price: zooming into a few cells
+        # keeps their colours
+        sizes = grid.values[i0:i1]
+        sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+        cap = float(np.quantile(sizes, self.cap_quantile)) if len(sizes) else 1.0
         raster = xr.DataArray(np.where(agg > 0, agg, np.nan), dims=("price", "time"))
         image = tf.shade(raster, cmap=heat_colors(theme_of(self.theme)), how="linear",
                          span=(0.0, max(cap, 1e-12)))
