@@ -489,6 +489,22 @@ def test_the_three_views_draw_in_a_browser(tmp_path):
                 time.sleep(0.5)
             assert _rgb(colors.up) in pixels and _rgb(colors.down) in pixels  # tape text
             assert _rgb(colors.poc) in pixels  # the heatmap's largest resting sizes
+        # zooming in re-renders the image for the range in view (RangesUpdate -> Python)
+        full = page.evaluate(IMAGE_WIDTH)
+        page.mouse.move(400, 250)
+        for _ in range(4):
+            page.mouse.wheel(0, -300)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 20
+        while page.evaluate(IMAGE_WIDTH) == full and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert 0 < page.evaluate(IMAGE_WIDTH) < full / 2
+        page.screenshot(path=str(out / "book-light-zoomed.png"))
+
+
+# the width in time of the heatmap's image, as the browser holds it
+IMAGE_WIDTH = """() => { for (const doc of Bokeh.documents) {
+  const m = doc.get_model_by_name('heatmap-image'); if (m) return m.data.dw[0]; } return null; }"""
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
