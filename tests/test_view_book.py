@@ -708,8 +708,10 @@ def test_the_views_follow_a_real_hub_subscription(tmp_path):
 def test_the_ladder_shares_the_heatmaps_price_range(es):
     heat = BookHeatmap(es.depth, es.trades, instrument=ES)
     before = (heat.y_range.start, heat.y_range.end)
-    ladder = DomLadder(es.depth, es.trades, instrument=ES, y_range=heat.y_range)
-    assert ladder.fig.y_range is heat.y_range
+    crosshair = next(t for t in heat.fig.tools if type(t).__name__ == "CrosshairTool")
+    ladder = DomLadder(es.depth, es.trades, instrument=ES, y_range=heat.y_range,
+                       crosshair=crosshair)
+    assert ladder.fig.y_range is heat.y_range and crosshair in ladder.fig.tools
     assert (heat.y_range.start, heat.y_range.end) == before  # the ladder leaves it alone
     own = DomLadder(es.depth, es.trades, instrument=ES)
     rows = own.rows

@@ -55,7 +55,8 @@ def ladder_rows(bids: dict, asks: dict, low: int, high: int, volume: dict,
 class DomLadder(pn.viewable.Viewer):
     """The DOM ladder of one instrument: ``load(depth, trades)`` takes the book from the last
     snapshot of ``depth`` (depth layout) and the session's volume at price from ``trades``;
-    ``apply(update)`` follows live depth updates and trades."""
+    ``apply(update)`` follows live depth updates and trades. ``y_range`` and ``crosshair``: pass
+    a price chart's to align the ladder with it."""
 
     instrument = param.ClassSelector(class_=Instrument, doc="Tick size, time zone and session")
     theme = param.Selector(default="dark", objects=["dark", "light"])
@@ -63,7 +64,7 @@ class DomLadder(pn.viewable.Viewer):
     height = param.Integer(default=520, bounds=(100, 4000))
     width = param.Integer(default=340, bounds=(200, 2000))
 
-    def __init__(self, depth=None, trades=None, *, y_range=None, **params):
+    def __init__(self, depth=None, trades=None, *, y_range=None, crosshair=None, **params):
         super().__init__(**params)
         if self.instrument is None:
             raise ValueError("DomLadder: give the instrument (tick size, time zone, session)")
@@ -71,7 +72,7 @@ class DomLadder(pn.viewable.Viewer):
         self.last_source = ColumnDataSource({"y": [], "height": []})
         self._own_range = y_range is None
         self.y_range = y_range or Range1d(0, 1)
-        self._build()
+        self._build(crosshair)
         self.load(depth, trades)
 
     # ---- data ------------------------------------------------------------------------------
@@ -183,14 +184,14 @@ class DomLadder(pn.viewable.Viewer):
                 "ask_right": 2.0 + 0.96 * ask / book_max,
                 "volume_right": 3.0 + 0.96 * vol / max(vol.max(initial=0), 1e-300)}
 
-    def _build(self) -> None:
+    def _build(self, crosshair) -> None:
         theme = theme_of(self.theme)
         tick = self.instrument.tick_size
         fig = figure(theme, height=self.height - HEADER_PX, width=self.width,
                      x_range=Range1d(0, len(COLUMNS)),
                      y_range=self.y_range, tools="ypan,ywheel_zoom,reset,save",
                      active_drag="ypan", active_scroll="ywheel_zoom", sizing_mode="fixed",
-                     toolbar_location=None)
+                     toolbar_location=None, crosshair=crosshair)
         fig.xaxis.visible = False
         fig.yaxis.visible = False
         fig.xgrid.visible = False
