@@ -1,0 +1,69 @@
+"""Per-bar rows of a live chart in one Bokeh source: the closed bars, then at most one forming bar.
+
+Rows are kept by their bar number (:data:`axes.X`), consecutive from the first. A live update
+patches the forming bar's row in place (also when it closes: its final values) and streams the
+bars past it; a closed bar is never sent again. Also: the CVD of new bars, reset per trading day.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from bokeh.models import ColumnDataSource
+
+from indicators.orderflow import cvd
+from tradeflow.model import Session
+
+from .axes import X
+
+__all__ = ["BarRows", "cvd_from"]
+
+
+class BarRows:
+    """A :class:`ColumnDataSource` of per-bar columns (``X`` among them, consecutive)."""
+
+    def __init__(self, columns):
+        self.source = ColumnDataSource({c: np.empty(0) for c in columns})
+
+    def __len__(self) -> int:
+        return len(self.source.data[X])
+
+    def first_x(self) -> int:
+        return int(self.source.data[X][0]) if len(self) else 0
+
+    def load(self, data: dict) -> None:
+        """Replace every row (a new frame, a new setting: a whole redraw)."""
+        self.source.data = {k: np.array(v) for k, v in data.items()}  # writable copies: patched later
+
+    def apply(self, data: dict) -> None:
+        """Rows by bar number: those already shown (the forming bar) are patched, the rest
+        streamed. ``data``'s bars must follow on from the shown ones."""
+        x = np.asarray(data[X], dtype="int64")
+        if not len(x):
+            return
+        shown = len(self)
+        pos = x - self.first_x() if shown else np.arange(len(x))
+        old = pos < shown
+        if old.any():
+            lo, hi = int(pos[old].min()), int(pos[old].max()) + 1
+            if hi - lo != int(old.sum()):
+                raise ValueError("bar rows: patched bars must be consecutive")
+            self.source.patch({k: [(slice(lo, hi), np.asarray(v)[old])] for k, v in data.items()})
+        if (~old).any():
+            if pos[~old][0] != shown:
+                raise ValueError(f"bar rows: bar {int(x[~old][0])} does not follow the "
+                                 f"{shown} bars shown")
+            self.source.stream({k: np.asarray(v)[~old] for k, v in data.items()})
+
+
+def cvd_from(bars: pd.DataFrame, start: int, session: Session, reset: str = "session"
+             ) -> np.ndarray:
+    """CVD (``indicators.orderflow.cvd``) of ``bars[start:]``, computed from the first bar of
+    ``bars[start]``'s trading day on (so a live update costs one day's bars, not the history)."""
+    if start >= len(bars):
+        return np.empty(0)
+    begin = 0
+    if reset == "session" and start > 0:
+        days = session.trading_date(bars["ts"]).asi8
+        begin = int(np.searchsorted(days, days[start]))  # bars are in time order
+    return cvd(bars.iloc[begin:], session=session, reset=reset).to_numpy()[start - begin:]
+

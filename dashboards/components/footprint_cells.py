@@ -1,0 +1,163 @@
+"""What a footprint chart draws, as plain columns: each bar's cells summed into rows of N ticks
+(with their imbalance flags and per-bar profile lengths), the numbers written in them, and the
+Datashader image of the cells in a range.
+
+The studies come from ``indicators.orderflow`` (``group_ticks``, ``imbalances``); this module only
+places their rows on the chart: x = the bar's number, y = the middle of the row's price span.
+"""
+from __future__ import annotations
+
+import datashader as ds
+import datashader.transfer_functions as tf
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from indicators.orderflow import group_ticks, imbalances
+from tradeflow.model import Instrument
+
+__all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
+           "cell_columns", "format_size", "cell_text", "TEXT_COLUMNS", "empty_text", "raster"]
+
+# a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
+CANDLE_X = -0.375
+CELL_LEFT, CELL_RIGHT = -0.25, 0.48
+CELL_WIDTH = CELL_RIGHT - CELL_LEFT
+CELL_MID = (CELL_LEFT + CELL_RIGHT) / 2
+
+CELL_COLUMNS = ("x", "tick", "y", "volume", "ask", "bid", "delta", "delta_pct", "trades", "imb",
+                "pw", "px", "pwidth", "state")
+
+
+def cell_columns(cells: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray,
+                 instrument: Instrument, row_ticks: int, ratio: float, state: str) -> dict:
+    """Source columns of ``cells`` (footprint layout) summed into rows of ``row_ticks`` ticks,
+    matched to bars by open time (``bar_ts`` ns, ``bar_x`` their numbers); ordered by x, tick.
+
+    ``imb``: +1 buy imbalance, -1 sell, 0 none (``imbalances`` at ``ratio``; a row can carry
+    both: it is drawn as the larger side's). ``pw``: the row's share of its bar's largest row
+    volume (the per-bar profile), ``px`` the profile bar's middle."""
+    rows = group_ticks(cells, row_ticks)
+    flags = imbalances(cells, ratio=ratio, rows=row_ticks)  # same rows, same order
+    t = rows["ts"].array.as_unit("ns").asi8
+    pos = np.searchsorted(bar_ts, t)
+    if len(t) and (np.any(pos >= len(bar_ts)) or np.any(bar_ts[np.minimum(pos, len(bar_ts) - 1)] != t)):
+        raise ValueError("footprint: some cells belong to no bar given (their ts is no bar's ts)")
+    x = np.asarray(bar_x, dtype="int64")[pos] if len(t) else np.empty(0, "int64")
+    tick = rows["tick"].to_numpy(dtype="int64")
+    volume = rows["volume"].to_numpy(dtype="float64")
+    ask = rows["ask_volume"].to_numpy(dtype="float64")
+    bid = rows["bid_volume"].to_numpy(dtype="float64")
+    delta = ask - bid
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(volume > 0, delta / np.where(volume > 0, volume, 1.0), 0.0)
+    buy, sell = flags["buy"].to_numpy(), flags["sell"].to_numpy()
+    imb = np.where(buy & (~sell | (ask >= bid)), 1, np.where(sell, -1, 0)).astype("int64")
+    if len(x):
+        largest = pd.Series(volume).groupby(x).transform("max").to_numpy()
+        pw = np.where(largest > 0, volume / np.where(largest > 0, largest, 1.0), 0.0)
+    else:
+        pw = np.empty(0)
+    size = instrument.tick_size
+    return {"x": x, "tick": tick, "y": (tick + (row_ticks - 1) / 2) * size,
+            "volume": volume, "ask": ask, "bid": bid, "delta": delta, "delta_pct": pct,
+            "trades": rows["trades"].to_numpy(dtype="int64"), "imb": imb, "pw": pw,
+            "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH, "state": np.full(len(x), state, dtype=object)}
+
+
+def format_size(v: float) -> str:
+    """A volume as a cell shows it: whole numbers up to 9,999 as they are, larger ones as 12.3k
+    or 1.2M, fractions (crypto sizes) with at most three significant digits."""
+    a = abs(v)
+    if a >= 1e6:
+        text = f"{a / 1e6:.1f}M"
+    elif a >= 1e4:
+        text = f"{a / 1e3:.1f}k" if a < 1e5 else f"{a / 1e3:.0f}k"
+    elif a == int(a):
+        text = f"{int(a)}"
+    else:
+        text = f"{a:.3g}"
+    return ("-" if v < 0 else "") + text
+
+
+TEXT_COLUMNS = ("x", "xl", "xr", "y", "left", "right", "center", "lcolor", "rcolor", "ccolor",
+                "lstyle", "rstyle")
+
+
+def empty_text() -> dict:
+    return {c: np.empty(0, dtype=object if c not in ("x", "xl", "xr", "y") else "float64")
+            for c in TEXT_COLUMNS}
+
+
+def cell_text(cols: dict, mode: str, text: str, up: str, down: str) -> dict:
+    """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
+    (``bid_ask`` writes bid on the left and ask on the right of the cell; the others one number
+    in the middle). An imbalanced side is written bold in the ``up``/``down`` colour."""
+    n = len(cols["x"])
+    x = np.asarray(cols["x"], dtype="float64") + CELL_MID
+    out = {"x": x, "xl": x - 0.03 * CELL_WIDTH, "xr": x + 0.03 * CELL_WIDTH,
+           "y": np.asarray(cols["y"], dtype="float64")}
+    blank = np.full(n, "", dtype=object)
+    plain = np.full(n, text, dtype=object)
+    normal = np.full(n, "normal", dtype=object)
+    imb = np.asarray(cols["imb"])
+    if mode == "bid_ask":
+        out["left"] = np.array([format_size(v) for v in cols["bid"]], dtype=object)
+        out["right"] = np.array([format_size(v) for v in cols["ask"]], dtype=object)
+        out["center"] = np.full(n, "x", dtype=object)
+        out["lcolor"] = np.where(imb < 0, down, text).astype(object)
+        out["rcolor"] = np.where(imb > 0, up, text).astype(object)
+        out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
+        out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
+        out["ccolor"] = plain
+        return out
+    if mode == "delta_pct":
+        words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
+    elif mode == "delta":
+        words = [("+" if v > 0 else "") + format_size(v) for v in cols["delta"]]
+    elif mode == "trades":
+        words = [format_size(v) for v in cols["trades"]]
+    else:  # volume, profile
+        words = [format_size(v) for v in cols["volume"]]
+    out.update(left=blank, right=blank, center=np.array(words, dtype=object), lcolor=plain,
+               rcolor=plain, lstyle=normal, rstyle=normal,
+               ccolor=np.where(imb > 0, up, np.where(imb < 0, down, text)).astype(object))
+    return out
+
+
+def raster(cols: dict, value: str, x_range: tuple, y_range: tuple, size: tuple,
+           row_price: float, palette: list, span: tuple):
+    """The cells of ``cols`` in view, coloured by column ``value`` on ``palette`` over ``span``,
+    as an RGBA image (uint32, rows bottom-up) of ``size`` (width, height) pixels covering
+    ``x_range`` x ``y_range``, by Datashader; None when no cell is in the range.
+
+    The cells are laid on a regular grid (a quarter of a bar wide, one row high) whose first
+    quarter of each bar is left empty for the candle, and resampled to the pixels with
+    ``Canvas.quadmesh``: zoomed out many cells share a pixel (their mean), zoomed in a cell
+    covers many."""
+    (x0, x1), (y0, y1) = x_range, y_range
+    x = np.asarray(cols["x"], dtype="int64")
+    y = np.asarray(cols["y"], dtype="float64")
+    keep = (x >= np.floor(x0) - 1) & (x <= np.ceil(x1) + 1) & (y >= y0 - row_price) \
+        & (y <= y1 + row_price)
+    if not keep.any():
+        return None
+    x, y, v = x[keep], y[keep], np.asarray(cols[value], dtype="float64")[keep]
+    xa, xb = int(x.min()), int(x.max())
+    row = np.round((y - y.min()) / row_price).astype("int64")
+    nrows = int(row.max()) + 1
+    width = size[0]
+    # four sub-columns per bar while they are wider than a pixel; one when bars are narrower
+    sub = 4 if (xb - xa + 1) * 4 <= 4 * width else 1
+    grid = np.full((nrows, (xb - xa + 1) * sub), np.nan, dtype="float64")
+    first = 1 if sub == 4 else 0
+    for k in range(first, sub):
+        grid[row, (x - xa) * sub + k] = v
+    xs = xa - 0.5 + (np.arange(grid.shape[1]) + 0.5) / sub
+    ys = y.min() + np.arange(nrows) * row_price
+    da = xr.DataArray(grid, coords={"y": ys, "x": xs}, dims=("y", "x"), name=value)
+    canvas = ds.Canvas(plot_width=max(int(size[0]), 1), plot_height=max(int(size[1]), 1),
+                       x_range=(x0, x1), y_range=(y0, y1))
+    agg = canvas.quadmesh(da, x="x", y="y", agg=ds.mean(value))
+    img = tf.shade(agg, cmap=palette, how="linear", span=list(span))
+    return np.asarray(img.data, dtype="uint32")
