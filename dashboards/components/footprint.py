@@ -55,7 +55,8 @@ viewport._tf_timer = setTimeout(() => {
 
 
 def _empty_cells() -> dict:
-    return {c: np.empty(0, dtype=object if c == "state" else "float64") for c in CELL_COLUMNS}
+    kinds = {"state": object, "x": "int64", "tick": "int64", "trades": "int64", "imb": "int64"}
+    return {c: np.empty(0, dtype=kinds.get(c, "float64")) for c in CELL_COLUMNS}
 
 
 def _take(cols: dict, mask) -> dict:
