@@ -15,7 +15,9 @@ from tradeflow.model import Session
 
 from .axes import X
 
-__all__ = ["BarRows", "cvd_from"]
+__all__ = ["BarRows", "cvd_from", "LEFT_BORDER"]
+
+LEFT_BORDER = 72  # pixels left of every pane's plot, so that stacked panes' bars line up
 
 
 class BarRows:

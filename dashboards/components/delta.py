@@ -17,7 +17,7 @@ from indicators.orderflow import bar_delta, cvd_candles
 from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
-from .bar_rows import BarRows, cvd_from
+from .bar_rows import LEFT_BORDER, BarRows, cvd_from
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["DeltaPane", "CVDPane"]
@@ -55,6 +55,7 @@ class _BarPane(pn.viewable.Viewer):
         self._dir = CategoricalColorMapper(factors=["up", "down"], palette=[theme.up, theme.down])
         self.figure = figure(theme, height=self.height, x_range=self.x_range,
                              crosshair=self.crosshair)
+        self.figure.min_border_left = LEFT_BORDER  # aligned with the chart above it
         self.figure.xaxis.formatter = time_formatter(self.source)
         self._draw(theme)
         self._closed = empty_frame(BAR_COLUMNS)

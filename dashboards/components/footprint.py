@@ -29,7 +29,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_fr
 
 from . import colour_scales as scales
 from .axes import T, X, local_ms, price_formatter, time_formatter
-from .bar_rows import BarRows, cvd_from
+from .bar_rows import LEFT_BORDER, BarRows, cvd_from
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_LEFT, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               cell_columns, cell_text, empty_text, format_size, raster)
 from .theme import THEMES, figure, style, theme_of
@@ -40,7 +40,7 @@ CELL_MODES = ("bid_ask", "volume", "delta", "delta_pct", "trades", "profile")
 COLOR_BY = ("delta", "volume", "imbalance")
 READABLE_WIDTH, READABLE_HEIGHT = 40, 12  # pixels a cell needs before its numbers are written
 TOTALS_WIDTH = 44  # pixels a bar needs before the totals row writes its numbers
-BAR_PIXELS = 64  # a bar's width after a load: zoomed in far enough to read the numbers
+BAR_PIXELS, ROW_PIXELS = 64, 16  # a bar's width and a row's height after a load: readable
 BAR_FIELDS = (X, T, "open", "high", "low", "close", "dir", "volume", "delta", "cvd", "poc_y",
               "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir")
 _VALUE_OF = {"delta": "delta", "volume": "volume", "imbalance": "imb"}
@@ -133,6 +133,8 @@ class FootprintChart(pn.viewable.Viewer):
     height = param.Integer(default=600, bounds=(200, 4000))
 
     def __init__(self, bars: pd.DataFrame | None = None, footprint: pd.DataFrame | None = None, *,
+                 current: pd.DataFrame | None = None,
+                 current_footprint: pd.DataFrame | None = None,
                  x_range=None, crosshair: CrosshairTool | None = None, **params):
         super().__init__(**params)
         if self.instrument is None:
@@ -169,7 +171,7 @@ class FootprintChart(pn.viewable.Viewer):
             "show_unfinished", "show_totals"])
         self._show_layers()
         if bars is not None:
-            self.load(bars, footprint)
+            self.load(bars, footprint, current=current, current_footprint=current_footprint)
 
     # ---------------------------------------------------------------------------- state
 
@@ -208,6 +210,7 @@ class FootprintChart(pn.viewable.Viewer):
         fig = figure(theme, height=self.height, x_range=self.x_range, y_range=self.y_range,
                      crosshair=self.crosshair, tools="pan,xwheel_zoom,ywheel_zoom,box_zoom,reset,save",
                      active_drag="pan", active_scroll="xwheel_zoom")
+        fig.min_border_left = LEFT_BORDER
         fig.xaxis.formatter = time_formatter(self.bars.source)
         fig.yaxis.formatter = price_formatter(self.instrument.tick_size)
         fig.xgrid.visible = False
@@ -271,6 +274,7 @@ class FootprintChart(pn.viewable.Viewer):
     def _make_totals(self, theme):
         fig = figure(theme, height=78, x_range=self.x_range, y_range=Range1d(0, 3),
                      crosshair=self.crosshair)
+        fig.min_border_left = LEFT_BORDER
         fig.xaxis.visible = False
         fig.ygrid.visible = False
         fig.xgrid.visible = False
@@ -541,6 +545,10 @@ class FootprintChart(pn.viewable.Viewer):
         bars = _cat(self._closed, self._current).iloc[start:]
         row = self._row_price()
         lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
+        fit = v["h"][0] / ROW_PIXELS * row  # the price span that keeps rows readable
+        if hi - lo > fit:  # the bars span more: show the rows around the last close
+            last = float(bars["close"].iloc[-1])
+            lo, hi = last - fit / 2, last + fit / 2
         self.y_range.update(start=lo, end=hi)
         self.viewport.data = {"x0": [self.x_range.start], "x1": [self.x_range.end], "y0": [lo],
                               "y1": [hi], "w": [v["w"][0]], "h": [v["h"][0]]}
@@ -566,6 +574,10 @@ class FootprintChart(pn.viewable.Viewer):
             r.glyph.text_font_size = size
         for r in self._totals_text:
             r.visible = self.show_totals and bar_px * CELL_WIDTH >= TOTALS_WIDTH
+        # zoomed out, the marks must not hide the cells they mark
+        self._poc_r.glyph.line_width = 2 if self.zoomed_in else 1
+        for r in self.unfinished.renderers:
+            r.glyph.size = 8 if self.zoomed_in else 5
         self._on_display(render=False)
         if self.zoomed_in:
             self.image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
@@ -587,15 +599,17 @@ class FootprintChart(pn.viewable.Viewer):
     def _fill_text(self, forming_only: bool) -> None:
         theme = theme_of(self.theme)
         mode = "volume" if self.cell == "profile" else self.cell
+        # imbalanced numbers: the side's colour, lifted toward the text colour to stand out on
+        # a cell tinted the same way
+        colours = (theme.text, scales.blend(theme.up, theme.text, 0.3),
+                   scales.blend(theme.down, theme.text, 0.3), theme.muted)
         fx = self.forming_x
         if fx is not None and self._in_view(fx):
-            self.text_forming.data = cell_text(self._selected("forming", True), mode, theme.text,
-                                               theme.up, theme.down)
+            self.text_forming.data = cell_text(self._selected("forming", True), mode, *colours)
         else:
             self.text_forming.data = empty_text()
         if not forming_only:
-            self.text.data = cell_text(self._selected("closed", True), mode, theme.text,
-                                       theme.up, theme.down)
+            self.text.data = cell_text(self._selected("closed", True), mode, *colours)
 
     def _render_image(self) -> None:
         x0, x1, y0, y1, w, h = self._view()

@@ -89,13 +89,14 @@ def empty_text() -> dict:
             for c in TEXT_COLUMNS}
 
 
-def cell_text(cols: dict, mode: str, text: str, up: str, down: str) -> dict:
+def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) -> dict:
     """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
-    (``bid_ask`` writes bid on the left and ask on the right of the cell; the others one number
-    in the middle). An imbalanced side is written bold in the ``up``/``down`` colour."""
+    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between;
+    the others one number in the middle). An imbalanced side is written bold in the ``up``/
+    ``down`` colour."""
     n = len(cols["x"])
     x = np.asarray(cols["x"], dtype="float64") + CELL_MID
-    out = {"x": x, "xl": x - 0.03 * CELL_WIDTH, "xr": x + 0.03 * CELL_WIDTH,
+    out = {"x": x, "xl": x - 0.12 * CELL_WIDTH, "xr": x + 0.12 * CELL_WIDTH,
            "y": np.asarray(cols["y"], dtype="float64")}
     blank = np.full(n, "", dtype=object)
     plain = np.full(n, text, dtype=object)
@@ -109,7 +110,7 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str) -> dict:
         out["rcolor"] = np.where(imb > 0, up, text).astype(object)
         out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
         out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
-        out["ccolor"] = plain
+        out["ccolor"] = np.full(n, muted, dtype=object)
         return out
     if mode == "delta_pct":
         words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
