@@ -244,22 +244,40 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
         sorted(zip(fresh.naked.data["x"], fresh.naked.data["y"]))
 
 
-def test_live_text_follows_the_forming_bar(trades):
-    first, updates = live(trades, batches=6, split=0.97)
+def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trades):
+    first, updates = live(trades, batches=30, split=0.96)
     chart = FootprintChart(instrument=ES)
     chart.load(first.closed, first.closed_footprint, current=first.current,
                current_footprint=first.current_footprint)
     assert chart.zoomed_in and chart.forming_x is not None  # the load shows the last bars
-    update = next(updates)
-    closed_text = dict(chart.text.data)
-    chart.apply(update)
-    fx = chart.forming_x
-    d = chart.cells.data
-    forming = np.asarray(d["x"]) == fx
-    assert len(chart.text_forming.data["x"]) == forming.sum()
-    if chart.forming_x == len(first.closed):  # the same bar: the closed cells' text stays
-        assert {k: list(v) for k, v in chart.text.data.items()} == \
-            {k: list(v) for k, v in closed_text.items()}
+    # room for the bars to come on the right, at the same scale
+    (x0,), (x1,), (y0,), (y1,), (w,), (h,) = (chart.viewport.data[k] for k in
+                                              ("x0", "x1", "y0", "y1", "w", "h"))
+    zoom(chart, x0, x1 + 6, y0 - 3, y1 + 3, w=w * (x1 + 6 - x0) / (x1 - x0),
+         h=h * (y1 - y0 + 6) / (y1 - y0))
+    assert chart.zoomed_in
+    rec = Recorder(chart, chart.figure, chart.totals)
+    closes = shown = 0
+    for update in updates:
+        closed_before = len(chart._closed)
+        rec.events.clear()
+        chart.apply(update)
+        for e in rec.of(chart.text):
+            assert isinstance(e, ColumnsStreamedEvent), "closed cells' numbers sent again"
+            assert (np.asarray(e.data["x"]) - CELL_MID >= closed_before).all()
+            closes += 1
+        d = chart.cells.data
+        y = np.asarray(d["y"])
+        forming = (np.asarray(d["x"]) == chart.forming_x) & (y >= y0 - 3.25) & (y <= y1 + 3.25)
+        assert len(chart.text_forming.data["x"]) == forming.sum()
+        shown += forming.sum()
+    assert closes >= 2 and shown > 0
+    # what was streamed is what a fresh look at the same view writes
+    held = sorted(zip(chart.text.data["x"], chart.text.data["y"], chart.text.data["left"],
+                      chart.text.data["right"]))
+    chart.refresh_view()
+    assert held == sorted(zip(chart.text.data["x"], chart.text.data["y"], chart.text.data["left"],
+                              chart.text.data["right"]))
 
 
 def test_delta_pane_is_bar_delta_and_cvd_is_its_running_sum(trades, built):

@@ -14,6 +14,7 @@ import param
 from bokeh.models import CategoricalColorMapper, CrosshairTool, Range1d, Span
 
 from indicators.orderflow import bar_delta, cvd_candles
+from tradeflow.live.hub import Snapshot
 from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
@@ -80,7 +81,7 @@ class _BarPane(pn.viewable.Viewer):
 
     def apply(self, update) -> None:
         """A ``Snapshot`` redraws; an ``Update`` streams closed bars, patches the forming one."""
-        if type(update).__name__ == "Snapshot":
+        if isinstance(update, Snapshot):
             self.load(update.closed, studies=update.studies, current=update.current)
             return
         if not hasattr(update, "closed"):  # Resync: a Snapshot follows

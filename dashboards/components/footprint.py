@@ -25,6 +25,7 @@ from bokeh.transform import dodge
 
 from indicators.orderflow import bar_poc, naked_pocs, stacked_imbalances, unfinished_auctions, \
     zero_prints
+from tradeflow.live.hub import Snapshot
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
 
 from . import colour_scales as scales
@@ -322,8 +323,7 @@ class FootprintChart(pn.viewable.Viewer):
     def apply(self, update) -> None:
         """Follow the hub: a ``Snapshot`` redraws; an ``Update`` (or a ``BarUpdate``) streams the
         bars and cells that closed and patches the forming bar in place."""
-        if hasattr(update, "closed") and not hasattr(update, "trades") and \
-                type(update).__name__ == "Snapshot":
+        if isinstance(update, Snapshot):
             self.load(update.closed, update.closed_footprint, current=update.current,
                       current_footprint=update.current_footprint)
             return
@@ -349,9 +349,12 @@ class FootprintChart(pn.viewable.Viewer):
                           new_forming)
         self._apply_marks(touched, xs, cells, new_forming, load=False)
         self._update_naked(cells, current)
-        self._update_scales(live=True)
+        # colour scales stay as the load set them (values past them take the end colours), so a
+        # live update never recolours what is drawn
         if self.zoomed_in:
-            self._fill_text(forming_only=old_forming == new_forming)
+            self._fill_text(forming_only=True)
+            if old_forming is not None and old_forming != new_forming:
+                self._stream_text(old_forming, first + len(closed) - 1)
         elif old_forming != new_forming and old_forming is not None and self._in_view(old_forming):
             self._render_image()  # a bar in view closed: the image now holds it
 
@@ -413,7 +416,7 @@ class FootprintChart(pn.viewable.Viewer):
                                (self._profile_r, 0.8)):
             glyph_r.glyph.height = self._row_price() * share
         self._poc_r.glyph.height = self._row_price()
-        self._update_scales(live=False)
+        self._update_scales()
         self.refresh_view()
 
     def _apply_cells(self, bars, xs, closed_cells, current_cells, new_forming):
@@ -510,8 +513,8 @@ class FootprintChart(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------------------- view
 
-    def _update_scales(self, live: bool):
-        """Colour scale limits from the data (on a load; live, only widened)."""
+    def _update_scales(self):
+        """Colour scale limits from the data shown (after a load or a change of settings)."""
         value = _VALUE_OF[self.color_by]
         data = self.cells.data
         if value == "imb":
@@ -521,18 +524,14 @@ class FootprintChart(pn.viewable.Viewer):
         else:
             top = scales.robust_max(data["delta"])
             lo, hi = -top, top
-        if live:
-            lo, hi = min(lo, self._cell_mapper.low), max(hi, self._cell_mapper.high)
         if (lo, hi) != (self._cell_mapper.low, self._cell_mapper.high):
             self._cell_mapper.update(low=lo, high=hi)
         b = self.bars.source.data
         vol, delta, cvd_top = (scales.robust_max(b["volume"], 1.0), scales.robust_max(b["delta"]),
                                scales.robust_max(b["cvd"], 1.0))
-        if not live or vol > self._vol_mapper.high:
-            self._vol_mapper.high = vol
+        self._vol_mapper.high = vol
         for mapper, top in ((self._delta_mapper, delta), (self._cvd_mapper, cvd_top)):
-            if not live or top > mapper.high:
-                mapper.update(low=-top, high=top)
+            mapper.update(low=-top, high=top)
 
     def _initial_view(self):
         n = len(self._closed) + len(self._current)
@@ -599,10 +598,7 @@ class FootprintChart(pn.viewable.Viewer):
     def _fill_text(self, forming_only: bool) -> None:
         theme = theme_of(self.theme)
         mode = "volume" if self.cell == "profile" else self.cell
-        # imbalanced numbers: the side's colour, lifted toward the text colour to stand out on
-        # a cell tinted the same way
-        colours = (theme.text, scales.blend(theme.up, theme.text, 0.3),
-                   scales.blend(theme.down, theme.text, 0.3), theme.muted)
+        colours = self._text_colours(theme)
         fx = self.forming_x
         if fx is not None and self._in_view(fx):
             self.text_forming.data = cell_text(self._selected("forming", True), mode, *colours)
@@ -610,6 +606,24 @@ class FootprintChart(pn.viewable.Viewer):
             self.text_forming.data = empty_text()
         if not forming_only:
             self.text.data = cell_text(self._selected("closed", True), mode, *colours)
+
+    def _stream_text(self, first: int, last: int) -> None:
+        """Add the numbers of bars ``first``..``last``, just closed, when they are in view (the
+        text of the other closed bars in view is not sent again)."""
+        theme = theme_of(self.theme)
+        cols = self._selected("closed", True)
+        x = np.asarray(cols["x"])
+        new = _take(cols, (x >= first) & (x <= last))
+        if len(new["x"]):
+            mode = "volume" if self.cell == "profile" else self.cell
+            self.text.stream(cell_text(new, mode, *self._text_colours(theme)))
+
+    @staticmethod
+    def _text_colours(theme):
+        # imbalanced numbers: the side's colour lifted toward the text colour, to stand out on a
+        # cell tinted the same way
+        return (theme.text, scales.blend(theme.up, theme.text, 0.3),
+                scales.blend(theme.down, theme.text, 0.3), theme.muted)
 
     def _render_image(self) -> None:
         x0, x1, y0, y1, w, h = self._view()
@@ -650,7 +664,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._forming_r.visible = not self.zoomed_in
         self._image_r.visible = not self.zoomed_in
         if render:
-            self._update_scales(live=False)
+            self._update_scales()
             self.refresh_view()
 
     def _show_layers(self):
