@@ -12,7 +12,7 @@ from bokeh.layouts import column
 
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
-from dashboards.components.footprint_cells import CELL_MID, format_size
+from dashboards.components.footprint_cells import CELL_MID, format_size, shared_parts
 from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
 from tradeflow.bars import BarAggregator, build
 from tradeflow.ingest.simulator import MarketSimulator
@@ -336,3 +336,21 @@ def test_theme_restyles_in_place(built):
     assert list(chart._cell_mapper.palette) != dark
     with pytest.raises(ValueError):
         FootprintChart(bars, cells)  # no instrument
+
+
+def test_charts_on_one_stream_share_the_work_of_an_update(trades):
+    first, updates = live(trades, batches=8)
+    charts = [FootprintChart(instrument=ES), FootprintChart(instrument=ES, row_ticks=2)]
+    twin = FootprintChart(instrument=ES)
+    for chart in charts + [twin]:
+        chart.load(first.closed, first.closed_footprint, current=first.current,
+                   current_footprint=first.current_footprint)
+    for update in updates:
+        for chart in charts + [twin]:
+            chart.apply(update)
+        same = shared_parts(update, ES, 1, 3.0)
+        assert shared_parts(update, ES, 1, 3.0) is same            # computed once
+        assert shared_parts(update, ES, 2, 3.0) is not same        # other settings: their own
+    for column in ("x", "tick", "volume", "ask", "bid", "imb"):
+        assert list(twin.cells.data[column]) == list(charts[0].cells.data[column])
+    np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))

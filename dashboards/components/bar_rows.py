@@ -57,15 +57,19 @@ class BarRows:
             self.source.stream({k: np.asarray(v)[~old] for k, v in data.items()})
 
 
-def cvd_from(bars: pd.DataFrame, start: int, session: Session, reset: str = "session"
-             ) -> np.ndarray:
+def cvd_from(bars: pd.DataFrame, start: int, session: Session, reset: str = "session",
+             days: np.ndarray | None = None) -> np.ndarray:
     """CVD (``indicators.orderflow.cvd``) of ``bars[start:]``, computed from the first bar of
-    ``bars[start]``'s trading day on (so a live update costs one day's bars, not the history)."""
+    ``bars[start]``'s trading day on (so a live update costs one day's bars, not the history).
+    ``days``: the bars' trading days (``session.trading_date(...).asi8``), when already known."""
     if start >= len(bars):
         return np.empty(0)
-    begin = 0
-    if reset == "session" and start > 0:
+    if reset != "session":
+        return cvd(bars, reset="none").to_numpy()[start:]
+    if days is None:
         days = session.trading_date(bars["ts"]).asi8
-        begin = int(np.searchsorted(days, days[start]))  # bars are in time order
-    return cvd(bars.iloc[begin:], session=session, reset=reset).to_numpy()[start - begin:]
-
+    begin = int(np.searchsorted(days, days[start]))  # bars are in time order
+    day = bars.iloc[begin:]
+    if (days[begin:] == days[begin]).all():  # one trading day: no reset inside it
+        return cvd(day, reset="none").to_numpy()[start - begin:]
+    return cvd(day, session=session, reset="session").to_numpy()[start - begin:]

@@ -23,16 +23,16 @@ from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, Cro
                           CustomJS, FixedTicker, GroupFilter, LinearColorMapper, Range1d, Span)
 from bokeh.transform import dodge
 
-from indicators.orderflow import bar_poc, naked_pocs, stacked_imbalances, unfinished_auctions, \
-    zero_prints
+from indicators.orderflow import naked_pocs
 from tradeflow.live.hub import Snapshot
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
 
 from . import colour_scales as scales
-from .axes import T, X, local_ms, price_formatter, time_formatter
+from .axes import T, X, price_formatter, time_formatter
 from .bar_rows import LEFT_BORDER, BarRows, cvd_from
-from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_LEFT, CELL_MID, CELL_RIGHT, CELL_WIDTH,
-                              cell_columns, cell_text, empty_text, format_size, raster)
+from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
+                              bar_parts, cell_text, empty_text, raster, shared_parts, shifted,
+                              signed_size)
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT"]
@@ -184,6 +184,8 @@ class FootprintChart(pn.viewable.Viewer):
         self._naked_cells = empty_frame(FOOTPRINT_COLUMNS)  # cells of bars whose POC is naked
         self._forming_index: dict[tuple[int, int], int] = {}  # (x, row) -> cell source row
         self._forming_start = 0
+        self._forming_range = None  # the forming bar's (low, high) when naked POCs were judged
+        self._days = np.empty(0, "int64")  # trading day of each bar held
 
     @property
     def forming_x(self) -> int | None:
@@ -334,21 +336,22 @@ class FootprintChart(pn.viewable.Viewer):
             return
         first = len(self._closed)  # the number of the first bar in the update
         old_forming = self.forming_x
-        touched = _cat(closed, current)
-        xs = np.arange(first, first + len(touched))
         new_forming = first + len(closed) if len(current) else None
         self._closed = _cat(self._closed, closed)
         self._current = current
         self._closed_cells.append(update.closed_footprint)
         self._current_cells = update.current_footprint
-        all_bars = _cat(self._closed, self._current)
-        cells = _cat(update.closed_footprint, update.current_footprint)
-        self.bars.apply(self._bar_columns(touched, xs, cells, cvd_from(
-            all_bars, first, self.instrument.session)))
-        self._apply_cells(touched, xs, update.closed_footprint, update.current_footprint,
-                          new_forming)
-        self._apply_marks(touched, xs, cells, new_forming, load=False)
-        self._update_naked(cells, current)
+        # what depends on the update's bars alone is computed once for every chart showing it
+        parts = shared_parts(update, self.instrument, self.row_ticks, self.imbalance_ratio)
+        self._days = np.concatenate([self._days[:first], parts["days"]])
+        bars = _cat(self._closed, self._current)
+        self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
+        self._apply_cells(shifted(parts["cells"], first), new_forming)
+        for name in ("stacked", "zeros", "unfinished"):
+            getattr(self, name).apply(shifted(parts[name], first), new_forming)
+        grown = len(closed) or self._forming_range != self._range_of(current)
+        if grown:  # only a bar that traded somewhere new can cover a naked POC
+            self._update_naked(_cat(update.closed_footprint, update.current_footprint), current)
         # colour scales stay as the load set them (values past them take the end colours), so a
         # live update never recolours what is drawn
         if self.zoomed_in:
@@ -360,56 +363,35 @@ class FootprintChart(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------------------- columns
 
-    def _bar_columns(self, bars: pd.DataFrame, xs, cells, cvd_values) -> dict:
-        inst, rows = self.instrument, self.row_ticks
-        poc = bar_poc(cells, rows) if len(cells) else None
-        poc_y = np.full(len(bars), np.nan)
-        if poc is not None and len(poc):
-            pos = pd.Index(_ns(poc)).get_indexer(_ns(bars))
-            hit = pos >= 0
-            poc_y[hit] = (poc["poc"].to_numpy()[pos[hit]] + (rows - 1) / 2) * inst.tick_size
-        open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
-        delta = bars["ask_volume"].to_numpy(float) - bars["bid_volume"].to_numpy(float)
-        volume = bars["volume"].to_numpy(float)
-        return {X: np.asarray(xs, dtype="int64"),
-                T: local_ms(bars["ts"], inst.session.timezone).astype("float64"),
-                "open": open_, "high": bars["high"].to_numpy(float),
-                "low": bars["low"].to_numpy(float), "close": close,
-                "dir": np.where(close >= open_, "up", "down").astype(object),
-                "volume": volume, "delta": delta, "cvd": np.asarray(cvd_values, dtype=float),
-                "poc_y": poc_y,
-                "vol_text": np.array([format_size(v) for v in volume], dtype=object),
-                "delta_text": np.array([("+" if v > 0 else "") + format_size(v) for v in delta],
-                                       dtype=object),
-                "cvd_text": np.array([("+" if v > 0 else "") + format_size(v)
-                                      for v in cvd_values], dtype=object),
-                "delta_dir": np.where(delta >= 0, "up", "down").astype(object),
-                "cvd_dir": np.where(np.asarray(cvd_values) >= 0, "up", "down").astype(object)}
+    @staticmethod
+    def _range_of(bar: pd.DataFrame):
+        return (float(bar["low"].iloc[0]), float(bar["high"].iloc[0])) if len(bar) else None
 
-    def _cells_of(self, cells, bars, xs, state) -> dict:
-        if not len(cells):
-            return _empty_cells()
-        return cell_columns(cells, _ns(bars), xs, self.instrument, self.row_ticks,
-                            self.imbalance_ratio, state)
+    def _with_cvd(self, cols: dict, bars: pd.DataFrame, first: int) -> dict:
+        """Per-bar columns with the CVD of bars ``first..`` (reset each trading day)."""
+        values = cvd_from(bars, first, self.instrument.session, days=self._days)
+        return dict(cols, cvd=values,
+                    cvd_text=np.array([signed_size(v) for v in values], dtype=object),
+                    cvd_dir=np.where(values >= 0, "up", "down").astype(object))
 
     def _redraw(self):
         """Fill every source from the frames held (after a load or a new row size / ratio)."""
         bars = _cat(self._closed, self._current)
-        xs = np.arange(len(bars))
         closed_cells = _cat(*self._closed_cells) if self._closed_cells else \
             empty_frame(FOOTPRINT_COLUMNS)
         self._closed_cells = [closed_cells]
         cells = _cat(closed_cells, self._current_cells)
-        cvd_values = cvd_from(bars, 0, self.instrument.session)
-        self.bars.load(self._bar_columns(bars, xs, cells, cvd_values))
-        n = len(self._closed)
-        closed_cols = self._cells_of(closed_cells, self._closed, xs[:n], "closed")
-        forming_cols = self._cells_of(self._current_cells, self._current, xs[n:], "forming")
-        self.cells.data = {k: np.array(v) for k, v in _concat(closed_cols, forming_cols).items()}
-        self._forming_start = len(closed_cols["x"])
-        self._forming_index = {(int(x), int(k)): self._forming_start + i for i, (x, k) in
-                               enumerate(zip(forming_cols["x"], forming_cols["tick"]))}
-        self._apply_marks(bars, xs, cells, self.forming_x, load=True)
+        parts = bar_parts(bars, cells, self.instrument, self.row_ticks, self.imbalance_ratio,
+                          len(self._current) > 0)
+        self._days = parts["days"]
+        self.bars.load(self._with_cvd(parts["bars"], bars, 0))
+        self.cells.data = {k: np.array(v) for k, v in parts["cells"].items()}
+        forming = np.flatnonzero(parts["cells"]["state"] == "forming")
+        self._forming_start = int(forming[0]) if len(forming) else len(parts["cells"]["x"])
+        d = parts["cells"]
+        self._forming_index = {(int(d["x"][i]), int(d["tick"][i])): int(i) for i in forming}
+        for name in ("stacked", "zeros", "unfinished"):
+            getattr(self, name).load(parts[name], self.forming_x)
         self._naked_cells = cells
         self._update_naked(empty_frame(FOOTPRINT_COLUMNS), self._current)
         for glyph_r, share in ((self._cells_r, 0.92), (self._forming_r, 0.92),
@@ -419,11 +401,9 @@ class FootprintChart(pn.viewable.Viewer):
         self._update_scales()
         self.refresh_view()
 
-    def _apply_cells(self, bars, xs, closed_cells, current_cells, new_forming):
-        n_closed = len(bars) - (1 if new_forming is not None else 0)
-        cols = _concat(self._cells_of(closed_cells, bars.iloc[:n_closed], xs[:n_closed], "closed"),
-                       self._cells_of(current_cells, bars.iloc[n_closed:], xs[n_closed:],
-                                      "forming"))
+    def _apply_cells(self, cols: dict, new_forming):
+        """Patch the forming bar's cell rows shown before (one block at the end of the source)
+        and stream the rest: new levels, bars that closed, the new forming bar."""
         keys = list(zip(cols["x"].tolist(), cols["tick"].tolist()))
         at = np.array([self._forming_index.get(k, -1) for k in keys], dtype="int64")
         shown = at >= 0
@@ -446,54 +426,11 @@ class FootprintChart(pn.viewable.Viewer):
         xs_all, ticks_all = self.cells.data["x"], self.cells.data["tick"]
         self._forming_index = {(int(xs_all[i]), int(ticks_all[i])): int(i) for i in idx}
 
-    def _apply_marks(self, bars, xs, cells, forming_x, load: bool):
-        """Stacked imbalances, zero prints and unfinished auctions of ``bars``."""
-        inst, rows = self.instrument, self.row_ticks
-        row = self._row_price()
-        x_of = dict(zip(_ns(bars).tolist(), np.asarray(xs).tolist()))
-
-        def xs_of(frame):
-            return np.array([x_of[t] for t in _ns(frame).tolist()], dtype="float64")
-
-        if len(cells):
-            st = stacked_imbalances(cells, ratio=self.imbalance_ratio, rows=rows)
-            zp = zero_prints(cells, bars, inst.tick_size, rows=rows)
-            ua = unfinished_auctions(cells, rows=rows)
-        else:
-            st = zp = ua = None
-        stacked = {"bar": np.empty(0), "x": np.empty(0), "bottom": np.empty(0),
-                   "top": np.empty(0), "side": np.empty(0, object)}
-        if st is not None and len(st):
-            stacked = {"bar": xs_of(st), "x": xs_of(st), "bottom": st["tick_low"].to_numpy() * inst.tick_size,
-                       "top": (st["tick_high"].to_numpy() + rows) * inst.tick_size,
-                       "side": np.where(st["side"].to_numpy() > 0, "buy", "sell").astype(object)}
-        zeros = {"bar": np.empty(0), "x": np.empty(0), "y": np.empty(0),
-                 "side": np.empty(0, object)}
-        if zp is not None and len(zp):
-            side = zp["missing_side"].to_numpy()
-            shift = np.where(side == "bid", CELL_LEFT + 0.05,
-                             np.where(side == "ask", CELL_RIGHT - 0.05, CELL_MID))
-            zeros = {"bar": xs_of(zp), "x": xs_of(zp) + shift,
-                     "y": (zp["tick"].to_numpy() + (rows - 1) / 2) * inst.tick_size,
-                     "side": side.astype(object)}
-        unf = {"bar": np.empty(0), "x": np.empty(0), "y": np.empty(0),
-               "side": np.empty(0, object)}
-        if ua is not None and len(ua):
-            hi, lo = ua["unfinished_high"].to_numpy(), ua["unfinished_low"].to_numpy()
-            ux = xs_of(ua)
-            top = (ua["high_tick"].to_numpy() + (rows - 1) / 2) * inst.tick_size + row * 0.9
-            bottom = (ua["low_tick"].to_numpy() + (rows - 1) / 2) * inst.tick_size - row * 0.9
-            unf = {"bar": np.concatenate([ux[hi], ux[lo]]), "x": np.concatenate([ux[hi], ux[lo]]),
-                   "y": np.concatenate([top[hi], bottom[lo]]),
-                   "side": np.array(["high"] * int(hi.sum()) + ["low"] * int(lo.sum()),
-                                    dtype=object)}
-        for layer, data in ((self.stacked, stacked), (self.zeros, zeros), (self.unfinished, unf)):
-            (layer.load if load else layer.apply)(data, forming_x)
-
     def _update_naked(self, new_cells, current):
         """Naked POCs of the closed bars (``naked_pocs`` over the bars still naked and the new
         ones: a bar between them that was left out covered none of them), as lines from the
         bar to the right edge."""
+        self._forming_range = self._range_of(current)
         cells = _cat(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
         rows = self.row_ticks
         if not len(cells):
@@ -587,13 +524,15 @@ class FootprintChart(pn.viewable.Viewer):
             self._render_image()
 
     def _selected(self, state: str, in_view: bool) -> dict:
-        data = self.cells.data
+        data = dict(self.cells.data)
+        if state == "forming":  # its rows are the block at the end
+            data = {k: np.asarray(v)[self._forming_start:] for k, v in data.items()}
         mask = np.asarray(data["state"]) == state
         if in_view:
             x0, x1, y0, y1, _, _ = self._view()
             x, y, row = np.asarray(data["x"]), np.asarray(data["y"]), self._row_price()
             mask &= (x >= np.floor(x0)) & (x <= np.ceil(x1)) & (y >= y0 - row) & (y <= y1 + row)
-        return _take(dict(data), mask)
+        return _take(data, mask)
 
     def _fill_text(self, forming_only: bool) -> None:
         theme = theme_of(self.theme)

@@ -7,17 +7,23 @@ places their rows on the chart: x = the bar's number, y = the middle of the row'
 """
 from __future__ import annotations
 
+import weakref
+
 import datashader as ds
 import datashader.transfer_functions as tf
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from indicators.orderflow import group_ticks, imbalances
+from indicators.orderflow import (bar_poc, group_ticks, imbalances, stacked_imbalances,
+                                  unfinished_auctions, zero_prints)
 from tradeflow.model import Instrument
 
+from .axes import T, X, local_ms
+
 __all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
-           "cell_columns", "format_size", "cell_text", "TEXT_COLUMNS", "empty_text", "raster"]
+           "cell_columns", "bar_parts", "shared_parts", "shifted", "format_size", "signed_size",
+           "cell_text", "TEXT_COLUMNS", "empty_text", "raster"]
 
 # a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
 CANDLE_X = -0.375
@@ -63,6 +69,122 @@ def cell_columns(cells: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray,
             "volume": volume, "ask": ask, "bid": bid, "delta": delta, "delta_pct": pct,
             "trades": rows["trades"].to_numpy(dtype="int64"), "imb": imb, "pw": pw,
             "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH, "state": np.full(len(x), state, dtype=object)}
+
+
+def _ns(frame: pd.DataFrame) -> np.ndarray:
+    return frame["ts"].array.as_unit("ns").asi8
+
+
+def _none(*names) -> dict:
+    return {n: np.empty(0, dtype=object if n == "side" else "float64") for n in names}
+
+
+def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, row_ticks: int,
+              ratio: float, forming: bool) -> dict:
+    """Everything drawn of ``bars`` (numbered 0, 1, ... here; shift them with :func:`shifted`)
+    that depends on those bars alone: ``bars`` (per-bar columns but the CVD), ``days`` (their
+    trading days, ``Session.trading_date`` as int64), ``cells``
+    (:func:`cell_columns`; the last bar's ``state`` is ``forming`` when ``forming``), and the
+    marks ``stacked``, ``zeros``, ``unfinished`` (column ``bar``: whose; ``x`` where drawn)."""
+    size, rows = instrument.tick_size, row_ticks
+    xs = np.arange(len(bars))
+    bar_ts = _ns(bars)
+    n_closed = len(bars) - (1 if forming and len(bars) else 0)
+    parts = []
+    for sel, state in ((slice(0, n_closed), "closed"), (slice(n_closed, len(bars)), "forming")):
+        mine = cells[np.isin(_ns(cells), bar_ts[sel])] if len(cells) else cells
+        if len(mine):
+            parts.append(cell_columns(mine, bar_ts[sel], xs[sel], instrument, rows, ratio, state))
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in CELL_COLUMNS} if parts else \
+        {c: np.empty(0, dtype=object if c == "state" else
+                     ("int64" if c in ("x", "tick", "trades", "imb") else "float64"))
+         for c in CELL_COLUMNS}
+    mid = (rows - 1) / 2
+    poc_y = np.full(len(bars), np.nan)
+    open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
+    delta = bars["ask_volume"].to_numpy(float) - bars["bid_volume"].to_numpy(float)
+    volume = bars["volume"].to_numpy(float)
+    out = {"cells": cols, "days": instrument.session.trading_date(bars["ts"]).asi8,
+           "stacked": _none("bar", "x", "bottom", "top", "side"),
+           "zeros": _none("bar", "x", "y", "side"), "unfinished": _none("bar", "x", "y", "side")}
+    if len(cells):
+        x_of = pd.Series(xs, index=bar_ts)
+        poc = bar_poc(cells, rows)
+        pos = pd.Index(_ns(poc)).get_indexer(bar_ts)
+        hit = pos >= 0
+        poc_y[hit] = (poc["poc"].to_numpy()[pos[hit]] + mid) * size
+        st = stacked_imbalances(cells, ratio=ratio, rows=rows)
+        if len(st):
+            bx = x_of[_ns(st)].to_numpy(float)
+            out["stacked"] = {"bar": bx, "x": bx, "bottom": st["tick_low"].to_numpy() * size,
+                              "top": (st["tick_high"].to_numpy() + rows) * size,
+                              "side": np.where(st["side"].to_numpy() > 0, "buy", "sell"
+                                               ).astype(object)}
+        zp = zero_prints(cells, bars, size, rows=rows)
+        if len(zp):
+            side = zp["missing_side"].to_numpy()
+            bx = x_of[_ns(zp)].to_numpy(float)
+            shift = np.where(side == "bid", CELL_LEFT + 0.05,
+                             np.where(side == "ask", CELL_RIGHT - 0.05, CELL_MID))
+            out["zeros"] = {"bar": bx, "x": bx + shift, "y": (zp["tick"].to_numpy() + mid) * size,
+                            "side": side.astype(object)}
+        ua = unfinished_auctions(cells, rows=rows)
+        if len(ua):
+            hi, lo = ua["unfinished_high"].to_numpy(), ua["unfinished_low"].to_numpy()
+            bx = x_of[_ns(ua)].to_numpy(float)
+            row = size * rows
+            top = (ua["high_tick"].to_numpy() + mid) * size + row * 0.9
+            bottom = (ua["low_tick"].to_numpy() + mid) * size - row * 0.9
+            both = np.concatenate([bx[hi], bx[lo]])
+            out["unfinished"] = {"bar": both, "x": both + CELL_MID,
+                                 "y": np.concatenate([top[hi], bottom[lo]]),
+                                 "side": np.array(["high"] * int(hi.sum()) + ["low"] * int(lo.sum()),
+                                                  dtype=object)}
+    out["bars"] = {X: xs, T: local_ms(bars["ts"], instrument.session.timezone).astype("float64"),
+                   "open": open_, "high": bars["high"].to_numpy(float),
+                   "low": bars["low"].to_numpy(float), "close": close,
+                   "dir": np.where(close >= open_, "up", "down").astype(object),
+                   "volume": volume, "delta": delta, "poc_y": poc_y,
+                   "vol_text": np.array([format_size(v) for v in volume], dtype=object),
+                   "delta_text": np.array([signed_size(v) for v in delta], dtype=object),
+                   "delta_dir": np.where(delta >= 0, "up", "down").astype(object)}
+    return out
+
+
+_SHARED: dict = {}  # id(update) -> (weak reference to it, {settings: parts}), recent updates only
+
+
+def shared_parts(update, instrument: Instrument, row_ticks: int, ratio: float) -> dict:
+    """:func:`bar_parts` of a live update's bars (its closed bars, then the forming one),
+    computed once for every chart that applies the same update object with the same settings:
+    the hub hands one ``Update`` to all the subscribers of a stream, so many sessions on one
+    symbol share this work and each only sends its own patches."""
+    bars = pd.concat([update.closed, update.current], ignore_index=True)
+    cells = pd.concat([update.closed_footprint, update.current_footprint], ignore_index=True)
+    settings = (instrument.tick_size, instrument.session.timezone, int(row_ticks), float(ratio))
+    entry = _SHARED.get(id(update))
+    if entry is None or entry[0]() is not update:
+        try:
+            entry = (weakref.ref(update), {})
+        except TypeError:  # not weakly referable: nothing to share it by
+            return bar_parts(bars, cells, instrument, row_ticks, ratio, len(update.current) > 0)
+        _SHARED[id(update)] = entry
+        while len(_SHARED) > 64:
+            _SHARED.pop(next(iter(_SHARED)))
+    if settings not in entry[1]:
+        entry[1][settings] = bar_parts(bars, cells, instrument, row_ticks, ratio,
+                                       len(update.current) > 0)
+    return entry[1][settings]
+
+
+def shifted(cols: dict, dx: int, keys=("x", "bar", "px")) -> dict:
+    """``cols`` with the bar positions (``keys`` present) moved ``dx`` bars to the right."""
+    return {k: (np.asarray(v) + dx if k in keys else v) for k, v in cols.items()}
+
+
+def signed_size(v: float) -> str:
+    """A delta as written: ``+12``, ``-5``, ``0``."""
+    return ("+" if v > 0 else "") + format_size(v)
 
 
 def format_size(v: float) -> str:
@@ -115,7 +237,7 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
     if mode == "delta_pct":
         words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
     elif mode == "delta":
-        words = [("+" if v > 0 else "") + format_size(v) for v in cols["delta"]]
+        words = [signed_size(v) for v in cols["delta"]]
     elif mode == "trades":
         words = [format_size(v) for v in cols["trades"]]
     else:  # volume, profile
