@@ -325,6 +325,14 @@ def test_panes_share_the_time_axis_and_crosshair(built):
     delta = DeltaPane(bars, instrument=ES, x_range=chart.x_range, crosshair=chart.crosshair)
     assert delta.figure.x_range is chart.figure.x_range is chart.totals.x_range
     assert chart.crosshair in delta.figure.tools and chart.crosshair in chart.figure.tools
+    # the value axis fits the bars in view (the last ones after a load), not the whole history
+    x = np.arange(len(bars))
+    d = (bars["ask_volume"] - bars["bid_volume"]).to_numpy()
+    seen = d[(x >= chart.x_range.start) & (x <= chart.x_range.end)]
+    lo, hi = min(seen.min(), 0), max(seen.max(), 0)
+    assert delta.y_range.start < lo and delta.y_range.end > hi
+    assert delta.y_range.end - delta.y_range.start < 1.2 * (hi - lo) + 2
+    assert (hi - lo) < 0.8 * (d.max() - min(d.min(), 0))
 
 
 def test_theme_restyles_in_place(built):

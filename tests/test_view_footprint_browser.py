@@ -30,12 +30,14 @@ PAGE = textwrap.dedent('''
     args = pn.state.session_args
     theme = args.get("theme", [b"dark"])[0].decode()
     zoom = args.get("zoom", [b"in"])[0].decode()
+    cell = args.get("cell", [b"bid_ask"])[0].decode()
+    color_by = args.get("color_by", [b"delta"])[0].decode()
     trades = MarketSimulator(ES, seed=7).generate(pd.Timestamp("2024-03-13 14:30", tz="UTC"),
                                                   pd.Timestamp("2024-03-13 17:30", tz="UTC")).trades
     bars, cells = build(trades, "1m", ES)
     chart = FootprintChart(bars.iloc[:-1], cells[cells["ts"] < bars["ts"].iloc[-1]],
                            current=bars.iloc[-1:], current_footprint=cells[cells["ts"] == bars["ts"].iloc[-1]],
-                           instrument=ES, theme=theme, height=560, show_zero_prints=False)
+                           instrument=ES, theme=theme, height=560, cell=cell, color_by=color_by)
     chart.text.name, chart.image.name = "fp-text", "fp-image"
     if zoom == "out":
         chart.x_range.update(start=-0.5, end=len(bars) + 1.5)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import CategoricalColorMapper, CrosshairTool, Range1d, Span
+from bokeh.models import CategoricalColorMapper, CrosshairTool, CustomJS, Range1d, Span
 
 from indicators.orderflow import bar_delta, cvd_candles
 from tradeflow.live.hub import Snapshot
@@ -22,6 +22,21 @@ from .bar_rows import LEFT_BORDER, BarRows, cvd_from
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["DeltaPane", "CVDPane"]
+
+# the value axis follows the bars in view (as a price axis does), so a pane over a long history
+# still shows today's small moves; the same rule in Python after a load
+_FIT_Y = """
+const d = source.data, xs = d['x'];
+let lo = Infinity, hi = -Infinity;
+for (let i = 0; i < xs.length; i++) {
+  if (xs[i] < xr.start - 0.5 || xs[i] > xr.end + 0.5) continue;
+  for (const c of cols) { const v = d[c][i]; if (isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }
+}
+if (lo > hi) return;
+lo = Math.min(lo, 0); hi = Math.max(hi, 0);
+const pad = (hi - lo) * 0.08 || 1;
+yr.start = lo - pad; yr.end = hi + pad;
+"""
 
 
 def _cat(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -40,6 +55,7 @@ class _BarPane(pn.viewable.Viewer):
     height = param.Integer(default=160, bounds=(60, 2000))
 
     FIELDS: tuple = ()
+    VALUES: tuple = ()  # the columns the value axis is fitted to
 
     def __init__(self, bars: pd.DataFrame | None = None, *, x_range=None,
                  crosshair: CrosshairTool | None = None, **params):
@@ -54,8 +70,13 @@ class _BarPane(pn.viewable.Viewer):
         self.rows = BarRows((X, T) + self.FIELDS)
         self.source = self.rows.source
         self._dir = CategoricalColorMapper(factors=["up", "down"], palette=[theme.up, theme.down])
+        self.y_range = Range1d(-1.0, 1.0)
         self.figure = figure(theme, height=self.height, x_range=self.x_range,
-                             crosshair=self.crosshair)
+                             y_range=self.y_range, crosshair=self.crosshair)
+        fit = CustomJS(args={"source": self.source, "xr": self.x_range, "yr": self.y_range,
+                             "cols": list(self.VALUES)}, code=_FIT_Y)
+        self.x_range.js_on_change("start", fit)
+        self.x_range.js_on_change("end", fit)
         self.figure.min_border_left = LEFT_BORDER  # aligned with the chart above it
         self.figure.xaxis.formatter = time_formatter(self.source)
         self._draw(theme)
@@ -78,6 +99,23 @@ class _BarPane(pn.viewable.Viewer):
         self._studies = studies or {}
         every = _cat(self._closed, self._current)
         self.rows.load(self._with_x(every, np.arange(len(every)), every, 0))
+        self.fit_y()
+
+    def fit_y(self) -> None:
+        """Fit the value axis to the bars in the x range (and 0)."""
+        d = self.source.data
+        x = np.asarray(d[X], dtype=float)
+        start, end = self.x_range.start, self.x_range.end
+        if start is None or end is None or not len(x):
+            return
+        near = (x >= start - 0.5) & (x <= end + 0.5)
+        if not near.any():  # the range is not set yet: every bar
+            near[:] = True
+        values = np.concatenate([np.asarray(d[c], dtype=float)[near] for c in self.VALUES])
+        values = values[np.isfinite(values)]
+        lo, hi = min(values.min(initial=0.0), 0.0), max(values.max(initial=0.0), 0.0)
+        pad = (hi - lo) * 0.08 or 1.0
+        self.y_range.update(start=lo - pad, end=hi + pad)
 
     def apply(self, update) -> None:
         """A ``Snapshot`` redraws; an ``Update`` streams closed bars, patches the forming one."""
@@ -117,6 +155,7 @@ class DeltaPane(_BarPane):
     """Per-bar delta (``ask_volume - bid_volume``) as columns, up colour above 0, down below."""
 
     FIELDS = ("delta", "dir")
+    VALUES = ("delta",)
 
     def _draw(self, theme):
         self.figure.vbar(x=X, width=0.7, top="delta", bottom=0, source=self.source,
@@ -141,6 +180,7 @@ class CVDPane(_BarPane):
     reset = param.Selector(default="session", objects=["session", "none"])
 
     FIELDS = ("cvd", "open", "high", "low", "close", "dir")
+    VALUES = ("low", "high")
 
     def __init__(self, bars=None, *, trades: pd.DataFrame | None = None, **params):
         self._trades = trades
