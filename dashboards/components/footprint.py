@@ -262,7 +262,8 @@ class FootprintChart(pn.viewable.Viewer):
                          text_baseline="middle", text_color="lcolor", text_font_style="lstyle",
                          text_font_size="11px"),
                 fig.text(x="x", y="y", text="center", source=src, text_align="center",
-                         text_baseline="middle", text_color="ccolor", text_font_size="11px"),
+                         text_baseline="middle", text_color="ccolor", text_font_style="cstyle",
+                         text_font_size="11px"),
                 fig.text(x="xr", y="y", text="right", source=src, text_align="left",
                          text_baseline="middle", text_color="rcolor", text_font_style="rstyle",
                          text_font_size="11px")]

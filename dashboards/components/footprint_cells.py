@@ -203,7 +203,7 @@ def format_size(v: float) -> str:
 
 
 TEXT_COLUMNS = ("x", "xl", "xr", "y", "left", "right", "center", "lcolor", "rcolor", "ccolor",
-                "lstyle", "rstyle")
+                "lstyle", "rstyle", "cstyle")
 
 
 def empty_text() -> dict:
@@ -213,9 +213,9 @@ def empty_text() -> dict:
 
 def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) -> dict:
     """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
-    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between;
-    the others one number in the middle). An imbalanced side is written bold in the ``up``/
-    ``down`` colour."""
+    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between,
+    an imbalanced side bold in the ``up``/``down`` colour; the others one number in the middle,
+    bold in an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance)."""
     n = len(cols["x"])
     x = np.asarray(cols["x"], dtype="float64") + CELL_MID
     out = {"x": x, "xl": x - 0.12 * CELL_WIDTH, "xr": x + 0.12 * CELL_WIDTH,
@@ -233,6 +233,7 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
         out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
         out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
         out["ccolor"] = np.full(n, muted, dtype=object)
+        out["cstyle"] = normal
         return out
     if mode == "delta_pct":
         words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
@@ -243,8 +244,8 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
     else:  # volume, profile
         words = [format_size(v) for v in cols["volume"]]
     out.update(left=blank, right=blank, center=np.array(words, dtype=object), lcolor=plain,
-               rcolor=plain, lstyle=normal, rstyle=normal,
-               ccolor=np.where(imb > 0, up, np.where(imb < 0, down, text)).astype(object))
+               rcolor=plain, lstyle=normal, rstyle=normal, ccolor=plain,
+               cstyle=np.where(imb != 0, "bold", "normal").astype(object))
     return out
 
 
