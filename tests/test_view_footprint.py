@@ -362,3 +362,16 @@ def test_charts_on_one_stream_share_the_work_of_an_update(trades):
     for column in ("x", "tick", "volume", "ask", "bid", "imb"):
         assert list(twin.cells.data[column]) == list(charts[0].cells.data[column])
     np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
+
+
+def test_bad_input_is_refused_with_one_clear_line():
+    bars, cells = tiny()
+    stray = cells.assign(ts=cells["ts"] + pd.Timedelta("30s"))
+    with pytest.raises(ValueError, match="cells belong to no bar"):
+        FootprintChart(bars, stray, instrument=ES)
+    chart = FootprintChart(bars, cells, instrument=ES)
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        chart.imbalance_ratio = 1.0   # 100% is no imbalance
+    with pytest.raises(ValueError, match="cell"):
+        chart.cell = "pie"
+    assert chart.imbalance_ratio == 3.0 and chart.cell == "bid_ask"
