@@ -198,8 +198,8 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
     rec = Recorder(chart, chart.figure, chart.totals)
     patched_forming = streamed_bars = 0
     for update in updates:
-        closed_before = len(chart._closed)       # bars 0 .. closed_before-1 are final
-        forming_start = chart._forming_start      # cell rows of the forming bar start here
+        closed_before = chart.closed_count       # bars 0 .. closed_before-1 are final
+        forming_start = chart.forming_start      # cell rows of the forming bar start here
         rec.events.clear()
         chart.apply(update)
         for e in rec.of(chart.cells):
@@ -259,7 +259,7 @@ def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trade
     rec = Recorder(chart, chart.figure, chart.totals)
     closes = shown = 0
     for update in updates:
-        closed_before = len(chart._closed)
+        closed_before = chart.closed_count
         rec.events.clear()
         chart.apply(update)
         for e in rec.of(chart.text):
@@ -306,7 +306,7 @@ def test_delta_and_cvd_panes_live(trades, built):
         pane.load(first.closed, current=first.current)
     rec = Recorder(None, delta.figure, line.figure)
     for update in updates:
-        closed_before = len(delta._closed)
+        closed_before = delta.closed_count
         rec.events.clear()
         delta.apply(update)
         line.apply(update)
@@ -338,10 +338,10 @@ def test_panes_share_the_time_axis_and_crosshair(built):
 def test_theme_restyles_in_place(built):
     bars, cells = built
     chart = FootprintChart(bars, cells, instrument=ES)
-    dark = list(chart._cell_mapper.palette)
+    dark = list(chart.cell_colours.palette)
     chart.theme = "light"
     assert chart.figure.background_fill_color == "#ffffff"
-    assert list(chart._cell_mapper.palette) != dark
+    assert list(chart.cell_colours.palette) != dark
     with pytest.raises(ValueError):
         FootprintChart(bars, cells)  # no instrument
 
@@ -359,8 +359,8 @@ def test_charts_on_one_stream_share_the_work_of_an_update(trades):
         same = shared_parts(update, ES, 1, 3.0)
         assert shared_parts(update, ES, 1, 3.0) is same            # computed once
         assert shared_parts(update, ES, 2, 3.0) is not same        # other settings: their own
-    for column in ("x", "tick", "volume", "ask", "bid", "imb"):
-        assert list(twin.cells.data[column]) == list(charts[0].cells.data[column])
+    for name in ("x", "tick", "volume", "ask", "bid", "imb"):
+        assert list(twin.cells.data[name]) == list(charts[0].cells.data[name])
     np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
 
 

@@ -90,6 +90,11 @@ class _BarPane(pn.viewable.Viewer):
     def __panel__(self):
         return pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
 
+    @property
+    def closed_count(self) -> int:
+        """How many closed bars are drawn (numbers 0 .. closed_count - 1)."""
+        return len(self._closed)
+
     def load(self, bars: pd.DataFrame, footprint=None, studies=None, *,
              current: pd.DataFrame | None = None, **_) -> None:
         """Draw ``bars`` (closed) and the forming bar ``current`` (0 or 1 row): a whole redraw."""

@@ -33,6 +33,7 @@ from .bar_rows import LEFT_BORDER, BarRows, cvd_from
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               bar_parts, cell_text, empty_text, raster, shared_parts, shifted,
                               signed_size)
+from .live_sources import set_small
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT"]
@@ -98,7 +99,7 @@ class _Layer:
         is_forming = self._forming(data, forming_x)
         if (~is_forming).any():
             self.closed.stream(_take(data, ~is_forming))
-        self.forming.data = _take(data, is_forming)
+        set_small(self.forming, _take(data, is_forming))  # sent only when the marks moved
 
     @staticmethod
     def _forming(data: dict, forming_x) -> np.ndarray:
@@ -189,7 +190,18 @@ class FootprintChart(pn.viewable.Viewer):
 
     @property
     def forming_x(self) -> int | None:
+        """The forming bar's number (None when no bar is forming)."""
         return len(self._closed) if len(self._current) else None
+
+    @property
+    def closed_count(self) -> int:
+        """How many closed bars are drawn (numbers 0 .. closed_count - 1)."""
+        return len(self._closed)
+
+    @property
+    def forming_start(self) -> int:
+        """The first row of the forming bar's cells in :attr:`cells` (the rows after it are its)."""
+        return self._forming_start
 
     def _row_price(self) -> float:
         return self.instrument.tick_size * self.row_ticks
@@ -197,7 +209,7 @@ class FootprintChart(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------- drawing
 
     def _make_mappers(self, theme):
-        self._cell_mapper = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
+        self.cell_colours = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
         self._outline = LinearColorMapper(palette=self._outline_palette(theme), low=-1, high=1)
         self._dir = CategoricalColorMapper(factors=["up", "down"], palette=[theme.up, theme.down])
         self._side = CategoricalColorMapper(factors=["buy", "sell"], palette=[theme.up, theme.down])
@@ -220,7 +232,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._image_r = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
                                        source=self.image)
         row = self._row_price()
-        fill = {"field": "delta", "transform": self._cell_mapper}
+        fill = {"field": "delta", "transform": self.cell_colours}
         line = {"field": "imb", "transform": self._outline}
         self._cells_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
                                  height=row * 0.92, source=self.cells, fill_color=fill,
@@ -446,8 +458,9 @@ class FootprintChart(pn.viewable.Viewer):
             [keep_ts, _ns(current)]))].reset_index(drop=True)
         bars = self._closed
         pos = np.searchsorted(_ns(bars), keep_ts)
-        self.naked.data = {"x": pos + CELL_RIGHT,
-                           "y": (found["poc"].to_numpy() + (rows - 1) / 2) * self.instrument.tick_size}
+        set_small(self.naked, {"x": (pos + CELL_RIGHT).astype("float64"),
+                               "y": (found["poc"].to_numpy() + (rows - 1) / 2)
+                               * self.instrument.tick_size})
 
     # ---------------------------------------------------------------------------- view
 
@@ -462,8 +475,8 @@ class FootprintChart(pn.viewable.Viewer):
         else:
             top = scales.robust_max(data["delta"])
             lo, hi = -top, top
-        if (lo, hi) != (self._cell_mapper.low, self._cell_mapper.high):
-            self._cell_mapper.update(low=lo, high=hi)
+        if (lo, hi) != (self.cell_colours.low, self.cell_colours.high):
+            self.cell_colours.update(low=lo, high=hi)
         b = self.bars.source.data
         vol, delta, cvd_top = (scales.robust_max(b["volume"], 1.0), scales.robust_max(b["delta"]),
                                scales.robust_max(b["cvd"], 1.0))
@@ -541,9 +554,9 @@ class FootprintChart(pn.viewable.Viewer):
         colours = self._text_colours(theme)
         fx = self.forming_x
         if fx is not None and self._in_view(fx):
-            self.text_forming.data = cell_text(self._selected("forming", True), mode, *colours)
+            set_small(self.text_forming, cell_text(self._selected("forming", True), mode, *colours))
         else:
-            self.text_forming.data = empty_text()
+            set_small(self.text_forming, empty_text())
         if not forming_only:
             self.text.data = cell_text(self._selected("closed", True), mode, *colours)
 
@@ -571,7 +584,7 @@ class FootprintChart(pn.viewable.Viewer):
         dx, dy = (x1 - x0) * 0.25, (y1 - y0) * 0.25
         xr, yr = (x0 - dx, x1 + dx), (y0 - dy, y1 + dy)
         size = (int(min(w * 1.5, 3000)), int(min(h * 1.5, 2000)))
-        mapper = self._cell_mapper
+        mapper = self.cell_colours
         img = raster(self._selected("closed", False), _VALUE_OF[self.color_by], xr, yr, size,
                      self._row_price(), list(mapper.palette), (mapper.low, mapper.high))
         if img is None:
@@ -592,9 +605,9 @@ class FootprintChart(pn.viewable.Viewer):
         theme = theme_of(self.theme)
         palette = {"delta": scales.diverging(theme), "volume": scales.sequential(theme),
                    "imbalance": scales.imbalance_colours(theme)}[self.color_by]
-        if list(self._cell_mapper.palette) != palette:
-            self._cell_mapper.palette = palette
-        fill = {"field": value, "transform": self._cell_mapper}
+        if list(self.cell_colours.palette) != palette:
+            self.cell_colours.palette = palette
+        fill = {"field": value, "transform": self.cell_colours}
         for r in (self._cells_r, self._forming_r, self._profile_r):
             if r.glyph.fill_color != fill:
                 r.glyph.fill_color = fill
