@@ -375,3 +375,28 @@ def test_bad_input_is_refused_with_one_clear_line():
     with pytest.raises(ValueError, match="cell"):
         chart.cell = "pie"
     assert chart.imbalance_ratio == 3.0 and chart.cell == "bid_ask"
+
+
+def test_zoomed_out_live_updates_leave_the_image_alone(trades):
+    first, updates = live(trades, batches=30, split=0.9)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    n = chart.closed_count
+    zoom(chart, -0.5, n + 10, float(first.closed["low"].min()) - 5,
+         float(first.closed["high"].max()) + 5)
+    assert not chart.zoomed_in and len(chart.image.data["image"]) == 1
+    rec = Recorder(chart, chart.figure, chart.totals)
+    for update in updates:
+        chart.apply(update)
+    assert chart.closed_count > n + 2
+    assert not rec.of(chart.image)  # no render, no bytes of image per update
+    d = chart.cells.data
+    x, layer = np.asarray(d["x"]), np.asarray(d["layer"])
+    # the bars that closed live, and the forming one, are drawn as rects beside the image
+    assert (layer[x >= n] == "rects").all() and (layer[x < n] == "image").all()
+    # the next look at the view renders them into the image and drops their rects
+    chart.refresh_view()
+    layer = np.asarray(chart.cells.data["layer"])
+    assert (layer[x < chart.forming_x] == "image").all()
+    assert (layer[x == chart.forming_x] == "rects").all()

@@ -56,9 +56,15 @@ viewport._tf_timer = setTimeout(() => {
 """
 
 
+# the cell source: the cells' columns and ``layer``, where a cell is drawn zoomed out: "image"
+# (in the Datashader image) or "rects" (the forming bar and bars closed since the last render)
+SOURCE_COLUMNS = CELL_COLUMNS + ("layer",)
+
+
 def _empty_cells() -> dict:
-    kinds = {"state": object, "x": "int64", "tick": "int64", "trades": "int64", "imb": "int64"}
-    return {c: np.empty(0, dtype=kinds.get(c, "float64")) for c in CELL_COLUMNS}
+    kinds = {"state": object, "layer": object, "x": "int64", "tick": "int64", "trades": "int64",
+             "imb": "int64"}
+    return {c: np.empty(0, dtype=kinds.get(c, "float64")) for c in SOURCE_COLUMNS}
 
 
 def _take(cols: dict, mask) -> dict:
@@ -237,13 +243,13 @@ class FootprintChart(pn.viewable.Viewer):
         self._cells_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
                                  height=row * 0.92, source=self.cells, fill_color=fill,
                                  line_color=line, line_width=1.5)
-        # zoomed out, the forming bar is drawn as rects beside the image of the closed bars, so
-        # a live update never re-renders the image
+        # zoomed out, the forming bar (and bars closed since the image was rendered) are drawn
+        # as rects beside the image, so a live update never re-renders it
         self._forming_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
                                    height=row * 0.92, source=self.cells, fill_color=fill,
                                    line_color=None,
-                                   view=CDSView(filter=GroupFilter(column_name="state",
-                                                                   group="forming")))
+                                   view=CDSView(filter=GroupFilter(column_name="layer",
+                                                                   group="rects")))
         self._profile_r = fig.rect(x="px", y="y", width="pwidth", height=row * 0.8,
                                    source=self.cells, fill_color=fill, line_color=None)
         self._wick_r = fig.segment(x0=dodge(X, CANDLE_X), x1=dodge(X, CANDLE_X), y0="low",
@@ -359,7 +365,9 @@ class FootprintChart(pn.viewable.Viewer):
         self._days = np.concatenate([self._days[:first], parts["days"]])
         bars = _cat(self._closed, self._current)
         self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
-        self._apply_cells(shifted(parts["cells"], first), new_forming)
+        cols = shifted(parts["cells"], first)
+        self._apply_cells(dict(cols, layer=np.full(len(cols["x"]), "rects", dtype=object)),
+                          new_forming)
         for name in ("stacked", "zeros", "unfinished"):
             getattr(self, name).apply(shifted(parts[name], first), new_forming)
         grown = len(closed) or self._forming_range != self._range_of(current)
@@ -371,8 +379,6 @@ class FootprintChart(pn.viewable.Viewer):
             self._fill_text(forming_only=True)
             if old_forming is not None and old_forming != new_forming:
                 self._stream_text(old_forming, first + len(closed) - 1)
-        elif old_forming != new_forming and old_forming is not None and self._in_view(old_forming):
-            self._render_image()  # a bar in view closed: the image now holds it
 
     # ---------------------------------------------------------------------------- columns
 
@@ -398,7 +404,8 @@ class FootprintChart(pn.viewable.Viewer):
                           len(self._current) > 0)
         self._days = parts["days"]
         self.bars.load(self._with_cvd(parts["bars"], bars, 0))
-        self.cells.data = {k: np.array(v) for k, v in parts["cells"].items()}
+        layer = np.where(parts["cells"]["state"] == "closed", "image", "rects").astype(object)
+        self.cells.data = {k: np.array(v) for k, v in dict(parts["cells"], layer=layer).items()}
         forming = np.flatnonzero(parts["cells"]["state"] == "forming")
         self._forming_start = int(forming[0]) if len(forming) else len(parts["cells"]["x"])
         d = parts["cells"]
@@ -592,6 +599,12 @@ class FootprintChart(pn.viewable.Viewer):
         else:
             self.image.data = {"image": [img], "x": [xr[0]], "y": [yr[0]],
                                "dw": [xr[1] - xr[0]], "dh": [yr[1] - yr[0]]}
+        # the bars closed live since the last render are in the image now: no more rects
+        d = self.cells.data
+        moved = np.flatnonzero((np.asarray(d["layer"]) == "rects")
+                               & (np.asarray(d["state"]) == "closed"))
+        if len(moved):
+            self.cells.patch({"layer": [(int(i), "image") for i in moved]})
 
     # ---------------------------------------------------------------------------- settings
 
