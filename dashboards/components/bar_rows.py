@@ -11,11 +11,11 @@ import pandas as pd
 from bokeh.models import ColumnDataSource
 
 from indicators.orderflow import cvd
-from tradeflow.model import Session
+from tradeflow.model import BAR_COLUMNS, Session, empty_frame
 
 from .axes import X
 
-__all__ = ["BarRows", "cvd_from", "LEFT_BORDER"]
+__all__ = ["BarRows", "cvd_from", "joined", "LEFT_BORDER"]
 
 LEFT_BORDER = 72  # pixels left of every pane's plot, so that stacked panes' bars line up
 
@@ -55,6 +55,15 @@ class BarRows:
                 raise ValueError(f"bar rows: bar {int(x[~old][0])} does not follow the "
                                  f"{shown} bars shown")
             self.source.stream({k: np.asarray(v)[~old] for k, v in data.items()})
+
+
+def joined(*frames: pd.DataFrame | None) -> pd.DataFrame:
+    """``frames`` one after another (None and empty ones skipped), index 0..n-1; with none to
+    join, the first frame emptied (its columns kept), or an empty bar frame."""
+    parts = [f for f in frames if f is not None and len(f)]
+    if not parts:
+        return frames[0].iloc[:0] if frames and frames[0] is not None else empty_frame(BAR_COLUMNS)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
 
 
 def cvd_from(bars: pd.DataFrame, start: int, session: Session, reset: str = "session",

@@ -18,7 +18,7 @@ from tradeflow.live.hub import Snapshot
 from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
-from .bar_rows import LEFT_BORDER, BarRows, cvd_from
+from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["DeltaPane", "CVDPane"]
@@ -37,13 +37,6 @@ lo = Math.min(lo, 0); hi = Math.max(hi, 0);
 const pad = (hi - lo) * 0.08 || 1;
 yr.start = lo - pad; yr.end = hi + pad;
 """
-
-
-def _cat(*frames: pd.DataFrame) -> pd.DataFrame:
-    parts = [f for f in frames if f is not None and len(f)]
-    if not parts:
-        return empty_frame(BAR_COLUMNS)
-    return pd.concat(parts, ignore_index=True)
 
 
 class _BarPane(pn.viewable.Viewer):
@@ -102,7 +95,7 @@ class _BarPane(pn.viewable.Viewer):
         self._current = (current if current is not None else empty_frame(BAR_COLUMNS)
                          ).reset_index(drop=True)
         self._studies = studies or {}
-        every = _cat(self._closed, self._current)
+        every = joined(self._closed, self._current)
         self.rows.load(self._with_x(every, np.arange(len(every)), every, 0))
         self.fit_y()
 
@@ -133,9 +126,9 @@ class _BarPane(pn.viewable.Viewer):
         if not len(closed) and not len(current):
             return
         first = len(self._closed)
-        self._closed = _cat(self._closed, closed)
+        self._closed = joined(self._closed, closed)
         self._current = current
-        every = _cat(self._closed, self._current)
+        every = joined(self._closed, self._current)
         touched = every.iloc[first:]
         self._studies = getattr(update, "studies", None) or {}
         self.rows.apply(self._with_x(touched, np.arange(first, len(every)), every, first))

@@ -29,10 +29,10 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_fr
 
 from . import colour_scales as scales
 from .axes import T, X, price_formatter, time_formatter
-from .bar_rows import LEFT_BORDER, BarRows, cvd_from
+from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
-                              bar_parts, cell_text, empty_text, raster, shared_parts, shifted,
-                              signed_size)
+                              bar_parts, cell_text, empty_text, open_ns, raster, shared_parts,
+                              shifted, signed_size)
 from .live_sources import set_small
 from .theme import THEMES, figure, style, theme_of
 
@@ -69,21 +69,6 @@ def _empty_cells() -> dict:
 
 def _take(cols: dict, mask) -> dict:
     return {k: np.asarray(v)[mask] for k, v in cols.items()}
-
-
-def _concat(a: dict, b: dict) -> dict:
-    return {k: np.concatenate([np.asarray(a[k]), np.asarray(b[k])]) for k in a}
-
-
-def _ns(frame: pd.DataFrame) -> np.ndarray:
-    return frame["ts"].array.as_unit("ns").asi8
-
-
-def _cat(*frames: pd.DataFrame) -> pd.DataFrame:
-    parts = [f for f in frames if f is not None and len(f)]
-    if not parts:
-        return frames[0].iloc[:0] if frames and frames[0] is not None else empty_frame(BAR_COLUMNS)
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
 
 
 class _Layer:
@@ -356,14 +341,14 @@ class FootprintChart(pn.viewable.Viewer):
         first = len(self._closed)  # the number of the first bar in the update
         old_forming = self.forming_x
         new_forming = first + len(closed) if len(current) else None
-        self._closed = _cat(self._closed, closed)
+        self._closed = joined(self._closed, closed)
         self._current = current
         self._closed_cells.append(update.closed_footprint)
         self._current_cells = update.current_footprint
         # what depends on the update's bars alone is computed once for every chart showing it
         parts = shared_parts(update, self.instrument, self.row_ticks, self.imbalance_ratio)
         self._days = np.concatenate([self._days[:first], parts["days"]])
-        bars = _cat(self._closed, self._current)
+        bars = joined(self._closed, self._current)
         self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
         cols = shifted(parts["cells"], first)
         self._apply_cells(dict(cols, layer=np.full(len(cols["x"]), "rects", dtype=object)),
@@ -372,7 +357,7 @@ class FootprintChart(pn.viewable.Viewer):
             getattr(self, name).apply(shifted(parts[name], first), new_forming)
         grown = len(closed) or self._forming_range != self._range_of(current)
         if grown:  # only a bar that traded somewhere new can cover a naked POC
-            self._update_naked(_cat(update.closed_footprint, update.current_footprint), current)
+            self._update_naked(joined(update.closed_footprint, update.current_footprint), current)
         # colour scales stay as the load set them (values past them take the end colours), so a
         # live update never recolours what is drawn
         if self.zoomed_in:
@@ -395,11 +380,11 @@ class FootprintChart(pn.viewable.Viewer):
 
     def _redraw(self):
         """Fill every source from the frames held (after a load or a new row size / ratio)."""
-        bars = _cat(self._closed, self._current)
-        closed_cells = _cat(*self._closed_cells) if self._closed_cells else \
+        bars = joined(self._closed, self._current)
+        closed_cells = joined(*self._closed_cells) if self._closed_cells else \
             empty_frame(FOOTPRINT_COLUMNS)
         self._closed_cells = [closed_cells]
-        cells = _cat(closed_cells, self._current_cells)
+        cells = joined(closed_cells, self._current_cells)
         parts = bar_parts(bars, cells, self.instrument, self.row_ticks, self.imbalance_ratio,
                           len(self._current) > 0)
         self._days = parts["days"]
@@ -451,7 +436,7 @@ class FootprintChart(pn.viewable.Viewer):
         ones: a bar between them that was left out covered none of them), as lines from the
         bar to the right edge."""
         self._forming_range = self._range_of(current)
-        cells = _cat(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
+        cells = joined(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
         rows = self.row_ticks
         if not len(cells):
             self.naked.data = {"x": np.empty(0), "y": np.empty(0)}
@@ -459,12 +444,12 @@ class FootprintChart(pn.viewable.Viewer):
         found = naked_pocs(cells, rows=rows)
         found = found[(found["kind"] == "bar") & found["naked_until"].isna()]
         if len(current):
-            found = found[_ns(found) != _ns(current)[0]]
-        keep_ts = _ns(found)
-        self._naked_cells = cells[np.isin(_ns(cells), np.concatenate(
-            [keep_ts, _ns(current)]))].reset_index(drop=True)
+            found = found[open_ns(found) != open_ns(current)[0]]
+        keep_ts = open_ns(found)
+        self._naked_cells = cells[np.isin(open_ns(cells), np.concatenate(
+            [keep_ts, open_ns(current)]))].reset_index(drop=True)
         bars = self._closed
-        pos = np.searchsorted(_ns(bars), keep_ts)
+        pos = np.searchsorted(open_ns(bars), keep_ts)
         set_small(self.naked, {"x": (pos + CELL_RIGHT).astype("float64"),
                                "y": (found["poc"].to_numpy() + (rows - 1) / 2)
                                * self.instrument.tick_size})
@@ -499,7 +484,7 @@ class FootprintChart(pn.viewable.Viewer):
         start = max(0, n - max(6, int(v["w"][0] / BAR_PIXELS)) + 1)
         if self._own_x:
             self.x_range.update(start=start - 0.5, end=n + 0.5)
-        bars = _cat(self._closed, self._current).iloc[start:]
+        bars = joined(self._closed, self._current).iloc[start:]
         row = self._row_price()
         lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
         fit = v["h"][0] / ROW_PIXELS * row  # the price span that keeps rows readable
@@ -609,7 +594,7 @@ class FootprintChart(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------- settings
 
     def _reload(self):
-        self._closed_cells = [_cat(*self._closed_cells)] if self._closed_cells else []
+        self._closed_cells = [joined(*self._closed_cells)] if self._closed_cells else []
         self._redraw()
 
     def _on_display(self, render: bool = True):

@@ -22,7 +22,7 @@ from tradeflow.model import Instrument
 from .axes import T, X, local_ms
 
 __all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
-           "cell_columns", "bar_parts", "shared_parts", "shifted", "format_size", "signed_size",
+           "cell_columns", "open_ns", "bar_parts", "shared_parts", "shifted", "format_size", "signed_size",
            "cell_text", "TEXT_COLUMNS", "empty_text", "raster"]
 
 # a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
@@ -71,7 +71,8 @@ def cell_columns(cells: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray,
             "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH, "state": np.full(len(x), state, dtype=object)}
 
 
-def _ns(frame: pd.DataFrame) -> np.ndarray:
+def open_ns(frame: pd.DataFrame) -> np.ndarray:
+    """A frame's ``ts`` column as int64 nanoseconds (UTC)."""
     return frame["ts"].array.as_unit("ns").asi8
 
 
@@ -88,11 +89,11 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
     marks ``stacked``, ``zeros``, ``unfinished`` (column ``bar``: whose; ``x`` where drawn)."""
     size, rows = instrument.tick_size, row_ticks
     xs = np.arange(len(bars))
-    bar_ts = _ns(bars)
+    bar_ts = open_ns(bars)
     n_closed = len(bars) - (1 if forming and len(bars) else 0)
     parts = []
     for sel, state in ((slice(0, n_closed), "closed"), (slice(n_closed, len(bars)), "forming")):
-        mine = cells[np.isin(_ns(cells), bar_ts[sel])] if len(cells) else cells
+        mine = cells[np.isin(open_ns(cells), bar_ts[sel])] if len(cells) else cells
         if len(mine):
             parts.append(cell_columns(mine, bar_ts[sel], xs[sel], instrument, rows, ratio, state))
     cols = {k: np.concatenate([p[k] for p in parts]) for k in CELL_COLUMNS} if parts else \
@@ -110,12 +111,12 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
     if len(cells):
         x_of = pd.Series(xs, index=bar_ts)
         poc = bar_poc(cells, rows)
-        pos = pd.Index(_ns(poc)).get_indexer(bar_ts)
+        pos = pd.Index(open_ns(poc)).get_indexer(bar_ts)
         hit = pos >= 0
         poc_y[hit] = (poc["poc"].to_numpy()[pos[hit]] + mid) * size
         st = stacked_imbalances(cells, ratio=ratio, rows=rows)
         if len(st):
-            bx = x_of[_ns(st)].to_numpy(float)
+            bx = x_of[open_ns(st)].to_numpy(float)
             out["stacked"] = {"bar": bx, "x": bx, "bottom": st["tick_low"].to_numpy() * size,
                               "top": (st["tick_high"].to_numpy() + rows) * size,
                               "side": np.where(st["side"].to_numpy() > 0, "buy", "sell"
@@ -123,7 +124,7 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
         zp = zero_prints(cells, bars, size, rows=rows)
         if len(zp):
             side = zp["missing_side"].to_numpy()
-            bx = x_of[_ns(zp)].to_numpy(float)
+            bx = x_of[open_ns(zp)].to_numpy(float)
             shift = np.where(side == "bid", CELL_LEFT + 0.05,
                              np.where(side == "ask", CELL_RIGHT - 0.05, CELL_MID))
             out["zeros"] = {"bar": bx, "x": bx + shift, "y": (zp["tick"].to_numpy() + mid) * size,
@@ -131,7 +132,7 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
         ua = unfinished_auctions(cells, rows=rows)
         if len(ua):
             hi, lo = ua["unfinished_high"].to_numpy(), ua["unfinished_low"].to_numpy()
-            bx = x_of[_ns(ua)].to_numpy(float)
+            bx = x_of[open_ns(ua)].to_numpy(float)
             row = size * rows
             top = (ua["high_tick"].to_numpy() + mid) * size + row * 0.9
             bottom = (ua["low_tick"].to_numpy() + mid) * size - row * 0.9
