@@ -34,6 +34,7 @@ from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, 
 
 from . import axes
 from .book_data import best_of, frame_of, last_snapshot, newer, parts, side_colors
+from .colour_scales import robust_max
 from .theme import figure, style, theme_of
 
 __all__ = ["BookHeatmap", "DepthGrid", "best_quotes", "trade_bubbles", "bubble_sizes",
@@ -583,8 +584,7 @@ class BookHeatmap(pn.viewable.Viewer):
         # the cap from the sizes of the time in view at every price: zooming into a few cells
         # keeps their colours
         sizes = grid.values[i0:i1]
-        sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
-        cap = float(np.quantile(sizes, self.cap_quantile)) if len(sizes) else 1.0
+        cap = robust_max(sizes[sizes > 0], self.cap_quantile)  # (levels present only)
         raster = xr.DataArray(np.where(agg > 0, agg, np.nan), dims=("price", "time"))
         image = tf.shade(raster, cmap=heat_colors(theme_of(self.theme)), how="linear",
                          span=(0.0, max(cap, 1e-12)))
