@@ -273,6 +273,33 @@ def test_live_apply_equals_loading_everything(es):
     np.testing.assert_allclose(view.best_source.data["bid"], whole.best_source.data["bid"])
 
 
+def test_live_the_image_is_sent_when_a_bucket_or_a_pixel_column_fills(es, monkeypatch):
+    """Trades and book changes inside the bucket in progress send no image; a new bucket does
+    (zoomed in: a pixel a bucket); zoomed out, only once a pixel column's buckets have come."""
+    cut = pd.Timestamp("2026-01-06T15:01:00Z")
+    view = BookHeatmap(es.depth[es.depth["ts"] < cut], instrument=ES)
+    seen = events_of(view.fig)
+
+    def images():
+        return sum(1 for e in seen if getattr(e, "model", None) is view.image_source)
+    late = [u for u in diffs(es.depth) if u.levels["ts"].iloc[0] >= cut]
+    inside = late[0].levels.assign(ts=late[0].levels["ts"] + pd.Timedelta("300ms"))
+    view.apply(SimpleNamespace(trades=es.trades[es.trades["ts"] >= cut].head(3)))
+    assert images() == 0
+    view.apply(late[0])  # a new bucket: drawn
+    assert images() == 1
+    view.apply(DepthUpdate(inside))  # the same bucket again: not yet
+    assert images() == 1
+    # zoomed out: 62 one-second buckets on 20 pixels -> 4 buckets a pixel (the plot's size is
+    # the browser's; here it is set)
+    monkeypatch.setattr(view, "_canvas_size", lambda: (20, 100))
+    view.render()
+    sent = images()
+    for u in late[1:6]:
+        view.apply(u)
+    assert images() - sent == 1  # after the fourth new bucket, not before
+
+
 def test_live_follows_the_newest_time(es):
     cut = pd.Timestamp("2026-01-06T15:02:00Z")
     view = BookHeatmap(es.depth[es.depth["ts"] < cut], instrument=ES)

@@ -266,6 +266,7 @@ class BookHeatmap(pn.viewable.Viewer):
         self.liquidation_source = ColumnDataSource(
             {"x": [], "price": [], "size": [], "side": [], "marker": []})
         self._offset_ms = None
+        self._rendered_end, self._buckets_per_px = None, 1  # (the last render's)
         self._glyphs()
         self.fig.on_event(RangesUpdate, lambda event: self.render())
         self.load(depth, trades, liquidations)
@@ -356,7 +357,13 @@ class BookHeatmap(pn.viewable.Viewer):
             self._fit()
         elif self.follow:
             self._follow(before)
-        self.render()
+        # The image again once the buckets past the last render fill a pixel column (one bucket
+        # when zoomed in): a live update in the bucket in progress sends no image, and the
+        # bucket is drawn whole when the next one begins.
+        end = self._grid_end()
+        if (p.snapshot or before is None or self._rendered_end is None or end is None
+                or end - self._rendered_end >= self._buckets_per_px * self._grid.step):
+            self.render()
 
     @property
     def study_settings(self) -> dict:
@@ -555,7 +562,7 @@ class BookHeatmap(pn.viewable.Viewer):
         """Render the grid for the range in view (clipped to the data) with Datashader."""
         grid = self._grid
         if not grid.n_t or grid.values.shape[1] == 0:
-            self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            self._no_image()
             return
         tick = self.instrument.tick_size
         step_ms = grid.step / MS
@@ -568,7 +575,7 @@ class BookHeatmap(pn.viewable.Viewer):
         y0 = max(self.y_range.start, lo_price)
         y1 = min(self.y_range.end, lo_price + grid.values.shape[1] * row)
         if not (x1 > x0 and y1 > y0):
-            self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            self._no_image()
             return
         # the cells in view (a view of the buffer), by index
         i0, i1 = int((x0 - t_start) // step_ms), int(np.ceil((x1 - t_start) / step_ms))
@@ -591,6 +598,17 @@ class BookHeatmap(pn.viewable.Viewer):
         self.cap = cap
         self.image_source.data = {"image": [np.asarray(image.data)], "x": [x0], "y": [y0],
                                   "dw": [x1 - x0], "dh": [y1 - y0]}
+        self._rendered_end = self._grid_end()
+        self._buckets_per_px = -(-cells.shape[0] // agg.shape[1])
+
+    def _no_image(self) -> None:
+        self.image_source.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+        self._rendered_end = None
+
+    def _grid_end(self) -> int | None:
+        """End (epoch ns) of the newest bucket held."""
+        grid = self._grid
+        return grid.t0 + grid.n_t * grid.step if grid.n_t else None
 
     def _canvas_size(self) -> tuple[int, int]:
         """The plot's inner size in pixels as the browser last reported it (a guess before)."""
