@@ -1,0 +1,715 @@
+"""The price chart: bars of any spec drawn as any chart type of the desk, the volume under them,
+catalogue studies over them or in panes below, a crosshair readout, and live updates that stream
+closed bars and patch the forming one.
+
+Drawn with Bokeh (:mod:`dashboards.components.theme`): x is the bar number, labelled with the
+bars' local times (:mod:`dashboards.components.axes`); prices carry the instrument's decimals.
+The price axis is on the right, where the last price's label sits; the y range follows the bars
+in view (a ``CustomJS`` on the x range, no server round trip), and so does the readout of the
+bar under the cursor.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.events import MouseLeave, MouseMove
+from bokeh.layouts import column
+from bokeh.models import (CategoricalColorMapper, ColumnDataSource, CustomJS, Div, Label, Node,
+                          NumeralTickFormatter, Range1d, Span)
+from bokeh.transform import dodge, transform
+
+from tradeflow.live.hub import ExternalBars, Resync, Snapshot, Update
+from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
+
+from . import axes
+from .live_source import put_rows, truncate
+from .price_shapes import (BAR_FIELDS, BAR_TYPES, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES,
+                           Carry, bar_rows)
+from .price_studies import StudyLayer, batch_frame, make_layer
+from .price_transforms import TRANSFORM_FIELDS, transform_rows
+from .theme import THEMES, Theme, crosshair_tool, figure, style, theme_of
+
+__all__ = ["PriceChart"]
+
+RIGHT_MARGIN = 3  # empty bars right of the last one in the initial view
+
+# The y range spans lo..hi of the rows in view (rows are consecutive x from xs[0]).
+_FIT = """
+const xs = src.data['x'], lo = src.data['lo'], hi = src.data['hi'];
+if (!xs || xs.length == 0) return;
+const i0 = Math.max(0, Math.floor(xr.start) - xs[0]);
+const i1 = Math.min(xs.length - 1, Math.ceil(xr.end) - xs[0]);
+let mn = Infinity, mx = -Infinity;
+for (let i = i0; i <= i1; i++) {
+  if (lo[i] < mn) mn = lo[i];
+  if (hi[i] > mx) mx = hi[i];
+}
+if (!isFinite(mn) || !isFinite(mx)) return;
+const pad = (mx - mn) * 0.08 || Math.abs(mx) * 0.001 || 1;
+yr.start = mn - pad;
+yr.end = mx + pad;
+"""
+
+# The readout of the bar under the cursor (mouse events) or of the last bar (leaving the plot).
+_READOUT = """
+const d = src.data, xs = d['x'];
+if (!xs || xs.length == 0) { div.text = head; return; }
+let i = xs.length - 1;
+if (cb_obj.event_name == 'mousemove') {
+  const j = Math.round(cb_obj.x) - xs[0];
+  if (j < 0 || j >= xs.length) return;
+  i = j;
+}
+const fmt = (v, n) => (v == null || isNaN(v)) ? '–' :
+  v.toLocaleString('en-US', {minimumFractionDigits: n, maximumFractionDigits: n});
+const signed = (v, n) => (v > 0 ? '+' : '') + fmt(v, n);
+const col = (v) => v > 0 ? colors.up : (v < 0 ? colors.down : colors.text);
+const span = (label, text, color) => '<span style="color:' + colors.muted + '">' + label +
+  '</span> <span style="color:' + color + '">' + text + '</span>';
+const c = d['close'][i], o = d['open'] ? d['open'][i] : c, dir = c >= o ? 1 : -1;
+const parts = [];
+if (d['t']) {
+  const t = new Date(d['t'][i]), pad = (n) => String(n).padStart(2, '0');
+  parts.push('<span style="color:' + colors.muted + '">' + t.getUTCFullYear() + '-' +
+    pad(t.getUTCMonth() + 1) + '-' + pad(t.getUTCDate()) + ' ' + pad(t.getUTCHours()) + ':' +
+    pad(t.getUTCMinutes()) + (t.getUTCSeconds() ? ':' + pad(t.getUTCSeconds()) : '') +
+    '</span>');
+}
+for (const k of ['open', 'high', 'low', 'close'])
+  if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
+if (d['volume']) parts.push(span('Vol', fmt(d['volume'][i], 0), colors.text));
+if (d['delta']) parts.push(span('Δ', signed(d['delta'][i], 0), col(d['delta'][i])));
+if (d['change']) {
+  const ch = d['change'][i], prev = c - ch;
+  parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
+    : ''), col(ch)));
+}
+div.text = head + parts.join('&nbsp;&nbsp;');
+"""
+
+
+class PriceChart(pn.viewable.Viewer):
+    """The price chart of one instrument (see the module's docstring).
+
+    Parameters (the user's choices; the desk's settings panel shows them):
+
+    * ``instrument``: a ``tradeflow.model.Instrument`` (tick size, time zone).
+    * ``theme``: ``"dark"`` or ``"light"``; the chart restyles in place.
+    * ``chart_type``: one of :data:`CHART_TYPES` -- ``ohlc``, ``candles``, ``hollow_candles``,
+      ``volume_candles``, ``heikin_ashi``, ``line``, ``line_markers``, ``step``, ``area``,
+      ``hlc_area``, ``baseline``, ``columns``, ``high_low``, ``renko`` (give it Renko bars, spec
+      ``RKn``), ``range`` (range bars, ``Rn``), ``kagi``, ``point_and_figure``, ``line_break``.
+    * ``show_volume``: the volume pane under the price (not for Kagi, P&F, Line Break).
+    * ``studies``: ``[(name, params), ...]`` of the study catalogue
+      (``[("EMA", {"timeperiod": 50}), ("RSI", {})]``); overlays on the price, panes below.
+    * ``base_price``: the baseline chart's price (None: the first close).
+    * ``volume_candles``: ``"width"`` or ``"colour"``: what a volume candle's volume sets.
+    * ``transform``: settings of Kagi / P&F / Line Break (``{"reversal": 3, "box": 4}``).
+    * ``spec``: the bars' spec (what studies are told), ``visible_bars``: bars in the first
+      view, ``height`` (price pane, px; None: stretch), ``pane_height`` (volume and study panes).
+
+    Constructor: ``PriceChart(instrument=inst, bars=frame, footprint=None, x_range=None,
+    crosshair=None, **params)``; ``x_range`` and ``crosshair`` to share with other views of the
+    same chart. Attributes other views share: ``x_range``, ``y_range`` (the price axis),
+    ``crosshair``; ``source`` (the bar rows), ``layers`` (the studies drawn).
+
+    Data: :meth:`load` (bars frame in the model layout, or a hub ``Snapshot``) and :meth:`apply`
+    (a hub ``Update``/``ExternalBars``/``Snapshot``/``Resync``): closed bars are streamed once,
+    the forming bar patched in place, study rows likewise from their ``Changes``.
+    """
+
+    instrument = param.ClassSelector(class_=Instrument, allow_None=True, doc="The instrument")
+    theme = param.Selector(default="dark", objects=list(THEMES), doc="Colours")
+    chart_type = param.Selector(default="candles", objects=list(CHART_TYPES),
+                                doc="How the bars are drawn")
+    show_volume = param.Boolean(default=True, doc="Volume pane under the price")
+    studies = param.List(default=[], doc="Catalogue studies: [(name, params), ...]")
+    base_price = param.Number(default=None, allow_None=True,
+                              doc="Baseline chart: the base price (None: the first close)")
+    volume_candles = param.Selector(default="width", objects=["width", "colour"],
+                                    doc="Volume candles: volume sets the width or the colour")
+    transform = param.Dict(default={}, doc="Kagi / Point & Figure / Line Break settings")
+    spec = param.String(default="1m", doc="The bars' spec (for the studies)")
+    visible_bars = param.Integer(default=150, bounds=(5, None), doc="Bars in the first view")
+    height = param.Integer(default=460, bounds=(100, None), allow_None=True,
+                           doc="Height of the price pane in pixels (None: stretch)")
+    pane_height = param.Integer(default=130, bounds=(60, None),
+                                doc="Height of the volume and study panes")
+
+    def __init__(self, *, bars=None, footprint=None, x_range=None, crosshair=None, **params):
+        super().__init__(**params)
+        if self.instrument is None:
+            raise ValueError("PriceChart needs instrument= (its tick size and time zone)")
+        self.x_range = x_range if x_range is not None else Range1d(-0.5, 10.5)
+        self.y_range = Range1d(0, 1)
+        self.crosshair = crosshair if crosshair is not None else crosshair_tool(self._theme)
+        self.source = ColumnDataSource({f: [] for f in BAR_FIELDS})
+        self.transform_source = ColumnDataSource({f: [] for f in TRANSFORM_FIELDS})
+        self.boxes = ColumnDataSource({"x": [], "y": [], "dir": []})  # P&F X and O boxes
+        self.readout = Div(text="", sizing_mode="stretch_width", height=22)
+        self._bars = empty_frame(BAR_COLUMNS)     # every bar held, closed then forming
+        self._cells = empty_frame(FOOTPRINT_COLUMNS)
+        self._n_final = 0                         # rows of _bars that are closed
+        self._tentative = False                   # the last row came in a frame: maybe closed
+        self._carry = Carry()                     # after the closed rows
+        self._given: dict = {}                    # study frames handed to load()
+        self.layers: list[StudyLayer] = [self._layer(s) for s in self.studies]
+        self._restylers: list = []
+        self._pane = pn.pane.Bokeh(sizing_mode="stretch_width")
+        self._layout = None
+        self._redraw()
+        if bars is not None:
+            self.load(bars, footprint)
+
+    def __panel__(self):
+        return self._pane
+
+    # ----------------------------------------------------------------------------- settings
+    @property
+    def _theme(self) -> Theme:
+        return theme_of(self.theme)
+
+    @property
+    def _tz(self) -> str:
+        return self.instrument.session.timezone
+
+    @property
+    def _decimals(self) -> int:
+        return min(axes.price_decimals(self.instrument.tick_size), 10)
+
+    @staticmethod
+    def _layer(study) -> StudyLayer:
+        if isinstance(study, str):
+            return make_layer(study)
+        name, params = (study[0], study[1] if len(study) > 1 else {})
+        return make_layer(name, params)
+
+    @param.depends("studies", watch=True)
+    def _studies_changed(self):
+        self.layers = [self._layer(s) for s in self.studies]
+        self._redraw()
+
+    @param.depends("chart_type", "show_volume", "base_price", "volume_candles", "transform",
+                   "height", "pane_height", watch=True)
+    def _redraw(self):
+        """Recompute every row and build the figures (a user's choice changed; not live)."""
+        self._fill_bars()
+        self._fill_studies()
+        self._build()
+
+    @param.depends("theme", watch=True)
+    def _restyle(self):
+        theme = self._theme
+        for restyle in self._restylers:
+            restyle(theme)
+        self._show_last()
+
+    # --------------------------------------------------------------------------------- data
+    def load(self, bars, footprint=None, studies=None) -> None:
+        """Draw ``bars`` (a frame in the model's bar layout, time order; its last bar may still
+        be forming) and their ``footprint`` cells, or a hub ``Snapshot`` (closed bars, the
+        forming one, each study's result). ``studies``: ``{name: frame}`` results the chart
+        cannot compute from bars and cells (studies of trades: the hub's snapshot has them);
+        the others are computed by the catalogue."""
+        if isinstance(bars, Snapshot):
+            snap = bars
+            bars = _cat(snap.closed, snap.current)
+            footprint = _cat(snap.closed_footprint, snap.current_footprint)
+            studies = {**snap.studies, **(studies or {})}
+            self._n_final, self._tentative = len(snap.closed), False
+        else:
+            missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+            if missing:
+                raise ValueError(f"PriceChart.load: the bars frame lacks {', '.join(missing)} "
+                                 f"(the model's bar layout)")
+            self._n_final, self._tentative = max(len(bars) - 1, 0), len(bars) > 0
+        self._bars = bars[list(BAR_COLUMNS)].reset_index(drop=True)
+        self._cells = (footprint[list(FOOTPRINT_COLUMNS)].reset_index(drop=True)
+                       if footprint is not None else None)
+        self._given = dict(studies or {})
+        self._redraw()
+        self._initial_view()
+
+    def apply(self, update) -> None:
+        """Follow one hub message: an ``Update`` streams the closed bars (once) and patches the
+        forming bar in place, and each study's ``Changes``; ``ExternalBars`` replace bars of the
+        same time or add them; a ``Snapshot`` is loaded; a ``Resync`` waits for it."""
+        if isinstance(update, Snapshot):
+            self.load(update)
+        elif isinstance(update, Resync):
+            return
+        elif isinstance(update, ExternalBars):
+            bars = update.bars[list(BAR_COLUMNS)].sort_values("ts", ignore_index=True)
+            if not len(bars):
+                return
+            held = _ns(self._bars["ts"])
+            start = int(np.searchsorted(held, _ns(bars["ts"])[0], side="left"))
+            later = self._bars.iloc[start:]
+            merged = _cat(later, bars).drop_duplicates("ts", keep="last").sort_values(
+                "ts", ignore_index=True)
+            self._write(start, merged, len(merged))
+        elif isinstance(update, Update):
+            tail = _cat(update.closed, update.current)
+            start = len(self._bars)
+            if len(self._bars) > self._n_final:  # a forming row is held
+                replaces = (not self._tentative or not len(tail)
+                            or _ns(tail["ts"])[0] == _ns(self._bars["ts"])[-1])
+                start = self._n_final if replaces else len(self._bars)
+            self._tentative = False
+            self._write(start, tail, len(update.closed))
+            if update.current_footprint is not None and self._cells is not None:
+                self._cells = _cat(self._cells, update.closed_footprint)
+            bar_ts, bar_x = self._bar_positions()
+            for layer in self.layers:
+                changes = update.studies.get(layer.name)
+                if changes is not None:
+                    layer.apply(changes, bar_ts, bar_x)
+        else:
+            raise TypeError(f"PriceChart.apply: not a hub message: {type(update).__name__}")
+
+    # rows of the bars -------------------------------------------------------------------------
+    @property
+    def _is_transform(self) -> bool:
+        return self.chart_type in TRANSFORM_TYPES
+
+    def _base(self) -> float:
+        if self.base_price is not None:
+            return float(self.base_price)
+        return float(self._bars["close"].iloc[0]) if len(self._bars) else np.nan
+
+    def _volume_ref(self) -> float:
+        """The volume of a full volume candle: the 95th percentile of the bars first loaded,
+        kept while live so closed candles never change."""
+        if not hasattr(self, "_vref") or self._vref is None:
+            vol = self._bars["volume"].to_numpy("float64")
+            self._vref = float(np.percentile(vol, 95)) if len(vol) else np.nan
+        return self._vref
+
+    def _rows(self, bars: pd.DataFrame, x0: int, carry: Carry) -> tuple[dict, Carry]:
+        volume = self.chart_type == "volume_candles"
+        return bar_rows(self.chart_type, bars, x0, carry, self._tz, base=self._base(),
+                        volume_ref=self._volume_ref() if volume else np.nan,
+                        volume_by=self.volume_candles)
+
+    def _fill_bars(self) -> None:
+        """Every row, from scratch (a load, or another chart type)."""
+        self._vref = None
+        if self._is_transform:
+            rows, boxes = transform_rows(self.chart_type, self._bars, self._tz, self.transform)
+            self.transform_source.data = rows
+            self.boxes.data = boxes
+            self.source.data = {f: [] for f in BAR_FIELDS}
+            return
+        closed, current = self._bars.iloc[:self._n_final], self._bars.iloc[self._n_final:]
+        rows, self._carry = self._rows(closed, 0, Carry())
+        more, _ = self._rows(current, len(closed), self._carry)
+        self.source.data = {k: np.concatenate([rows[k], more[k]]) for k in rows}
+
+    def _write(self, start: int, tail: pd.DataFrame, n_closed: int) -> None:
+        """Bars from position ``start`` on are ``tail`` (its first ``n_closed`` closed): rows
+        held before ``start`` are not sent again; the others are patched, new ones streamed."""
+        start = min(start, len(self._bars))
+        tail = tail[list(BAR_COLUMNS)]
+        if start < self._n_final:  # closed bars replaced (received bars): the carry again
+            carry = self._rows(self._bars.iloc[:start], 0, Carry())[1]
+        elif start > self._n_final:  # a row held as forming turned out closed
+            carry = self._rows(self._bars.iloc[self._n_final:start], self._n_final,
+                               self._carry)[1]
+        else:
+            carry = self._carry
+        self._bars = _cat(self._bars.iloc[:start], tail)
+        self._n_final = start + n_closed
+        if self._is_transform:
+            self._write_transform()
+        else:
+            rows, self._carry = self._rows(tail.iloc[:n_closed], start, carry)
+            more, _ = self._rows(tail.iloc[n_closed:], start + n_closed, self._carry)
+            put_rows(self.source, start, {k: np.concatenate([rows[k], more[k]]) for k in rows})
+            truncate(self.source, len(self._bars))
+        self._show_last()
+        self._follow_last()
+
+    def _write_transform(self) -> None:
+        """Kagi, P&F and Line Break: made again from the bars, and only the rows that differ
+        from those held are sent (the last line or column, mostly)."""
+        rows, boxes = transform_rows(self.chart_type, self._bars, self._tz, self.transform)
+        for source, new in ((self.transform_source, rows), (self.boxes, boxes)):
+            first = _first_difference(source.data, new)
+            length = len(next(iter(new.values()), ()))
+            put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
+            truncate(source, length)
+
+    def _bar_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        return _ns(self._bars["ts"]), np.arange(len(self._bars), dtype="int64")
+
+    # studies ----------------------------------------------------------------------------------
+    def _fill_studies(self) -> None:
+        bar_ts, bar_x = self._bar_positions()
+        for layer in self.layers:
+            frame = self._given.get(layer.name)
+            if frame is None:
+                if not len(self._bars):
+                    frame = pd.DataFrame({c: [] for c in layer.info.outputs})
+                else:
+                    frame = batch_frame(layer, self.instrument, self._bars, self._cells,
+                                        self.spec)
+            layer.load(frame, bar_ts, bar_x)
+
+    # the view ---------------------------------------------------------------------------------
+    def _main_source(self) -> ColumnDataSource:
+        return self.transform_source if self._is_transform else self.source
+
+    def _initial_view(self) -> None:
+        """The last ``visible_bars`` bars (and any study shifted past them), y fitted."""
+        src = self._main_source()
+        n = len(src.data["x"])
+        if not n:
+            return
+        last = float(src.data["x"][-1])
+        ahead = max([0] + [layer.max_shift for layer in self.layers]) if not \
+            self._is_transform else 0
+        self.x_range.start = last - self.visible_bars + 0.5
+        self.x_range.end = last + max(RIGHT_MARGIN, ahead + 1) + 0.5
+        self._fit_y()
+
+    def _fit_y(self) -> None:
+        src = self._main_source()
+        x = np.asarray(src.data["x"], "float64")
+        view = (x >= self.x_range.start) & (x <= self.x_range.end)
+        if not view.any():
+            return
+        lo = np.nanmin(np.asarray(src.data["lo"], "float64")[view])
+        hi = np.nanmax(np.asarray(src.data["hi"], "float64")[view])
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.001 or 1.0
+        self.y_range.start, self.y_range.end = lo - pad, hi + pad
+
+    def _follow_last(self) -> None:
+        """A live bar past the y range widens it (the range follows the view otherwise)."""
+        src = self._main_source()
+        if not len(src.data["x"]):
+            return
+        x = float(src.data["x"][-1])
+        if self.x_range.start <= x <= self.x_range.end:
+            lo, hi = float(src.data["lo"][-1]), float(src.data["hi"][-1])
+            if lo < self.y_range.start or hi > self.y_range.end:
+                self._fit_y()
+
+    def _show_last(self) -> None:
+        """The last price's line and label, and the readout of the last bar."""
+        src = self._main_source()
+        theme = self._theme
+        if not hasattr(self, "_last_line"):
+            return
+        if not len(src.data["x"]):
+            self._last_line.visible = self._last_label.visible = False
+            self.readout.text = self._readout_head
+            return
+        close = float(src.data["close"][-1])
+        up = close >= float(src.data["open"][-1]) if "open" in src.data else True
+        colour = theme.up if up else theme.down
+        self._last_line.update(location=close, line_color=colour, visible=True)
+        self._last_label.update(y=close, text=f"{close:,.{self._decimals}f}",
+                                background_fill_color=colour, visible=True)
+        self.readout.text = self._readout_head + _last_readout(src.data, self._decimals, theme)
+
+    def _build(self) -> None:
+        theme = self._theme
+        self._restylers = []
+        src = self._main_source()
+        price = figure(theme, height=self.height, x_range=self.x_range, y_range=self.y_range,
+                       crosshair=self.crosshair, y_axis_location="right")
+        price.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
+        figures = [price]
+        self._draw_price(price)
+        if self.show_volume and not self._is_transform:
+            vol = figure(theme, height=self.pane_height, x_range=self.x_range,
+                         crosshair=self.crosshair, y_axis_location="right")
+            vol.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
+            vol.y_range.start = 0
+            vol.vbar(x=axes.X, width=0.7, top="volume", bottom=0, source=self.source,
+                         fill_color=transform("dir", self._dir_map), line_color=None,
+                         fill_alpha=0.55)
+            vol.yaxis.ticker.desired_num_ticks = 3
+            figures.append(vol)
+        overlays = [layer for layer in self.layers if layer.draws == "overlay"]
+        colours = iter(range(1000))
+        for layer in overlays:
+            self._draw_layer(price, layer, colours)
+        if not self._is_transform:
+            for layer in self.layers:
+                if layer.draws == "pane":
+                    pane = figure(theme, height=self.pane_height, x_range=self.x_range,
+                                  crosshair=self.crosshair, y_axis_location="right")
+                    pane.yaxis.ticker.desired_num_ticks = 4
+                    for level in layer.info.levels:
+                        span = Span(location=level, dimension="width", line_dash="dashed",
+                                    line_width=1, line_color=theme.muted)
+                        pane.add_layout(span)
+                        self._restylers.append(lambda t, s=span: setattr(s, "line_color",
+                                                                           t.muted))
+                    self._draw_layer(pane, layer, colours)
+                    figures.append(pane)
+        for fig in figures[:-1]:
+            fig.xaxis.visible = False
+        for fig in figures[1:]:  # one toolbar (the price pane's) acts on the shared x range
+            fig.toolbar_location = None
+        figures[-1].xaxis.formatter = axes.time_formatter(src)
+        for fig in figures:
+            fig.min_border_right = 70  # room for the price labels, equal in every pane
+            style(fig, theme)  # again: the legends came with the studies
+            self._restylers.append(lambda t, f=fig: style(f, t))
+        self._readout_js(figures, src)
+        fit = CustomJS(args={"src": src, "xr": self.x_range, "yr": self.y_range}, code=_FIT)
+        self.x_range.js_on_change("start", fit)
+        self.x_range.js_on_change("end", fit)
+        self._restylers.append(self._restyle_readout)
+        self._restyle_readout(theme)
+        self._layout = column(self.readout, *figures, sizing_mode="stretch_width")
+        if self.height is None:
+            self._layout.sizing_mode = "stretch_both"
+            price.sizing_mode = "stretch_both"
+        self._pane.object = self._layout
+        self._show_last()
+
+    def _readout_js(self, figures, src) -> None:
+        head = html.escape(self.instrument.symbol)
+        self._readout_cb = CustomJS(args={"src": src, "div": self.readout, "decimals":
+                                          self._decimals, "colors": {}, "head": ""}, code=_READOUT)
+        self._readout_head = (f'<b style="margin-right:10px">{head}</b>'
+                              f'<span style="margin-right:10px">{html.escape(self.spec)}</span>')
+        self._readout_cb.args["head"] = self._readout_head
+        for fig in figures:
+            fig.js_on_event(MouseMove, self._readout_cb)
+            fig.js_on_event(MouseLeave, self._readout_cb)
+
+    def _restyle_readout(self, theme: Theme) -> None:
+        self._readout_cb.args = dict(self._readout_cb.args, colors={
+            "up": theme.up, "down": theme.down, "text": theme.text, "muted": theme.muted})
+        self.readout.styles = {"color": theme.text, "background": theme.background,
+                               "font-family": "monospace", "font-size": "12px",
+                               "padding": "2px 6px", "white-space": "nowrap"}
+        self._pane.styles = {"background": theme.background}
+        self._dir_map.palette = [theme.up, theme.down]
+        self._fill_map.palette = [theme.up, theme.down, theme.background]
+
+    @property
+    def _dir_map(self) -> CategoricalColorMapper:
+        if not hasattr(self, "_dmap"):
+            t = self._theme
+            self._dmap = CategoricalColorMapper(factors=["up", "down"], palette=[t.up, t.down])
+        return self._dmap
+
+    @property
+    def _fill_map(self) -> CategoricalColorMapper:
+        if not hasattr(self, "_fmap"):
+            t = self._theme
+            self._fmap = CategoricalColorMapper(factors=["up", "down", "hollow"],
+                                                palette=[t.up, t.down, t.background])
+        return self._fmap
+
+    def _themed(self, renderer, **colours) -> None:
+        """Give ``renderer``'s glyph colours by theme field (``line_color="accent"``), now and
+        at each theme change."""
+        def apply(theme, glyph=renderer.glyph):
+            glyph.update(**{k: getattr(theme, v) for k, v in colours.items()})
+        apply(self._theme)
+        self._restylers.append(apply)
+
+    def _draw_price(self, fig) -> None:
+        kind, src, d, f = self.chart_type, self.source, self._dir_map, self._fill_map
+        X = axes.X
+        if kind in TRANSFORM_TYPES:
+            self._draw_transform(fig)
+        elif kind == "ohlc":
+            for x0, y0, x1, y1 in ((X, "low", X, "high"), (dodge(X, -0.35), "open", X, "open"),
+                                   (X, "close", dodge(X, 0.35), "close")):
+                fig.segment(x0=x0, y0=y0, x1=x1, y1=y1, source=src, line_width=1.5,
+                            line_color=transform("dir", d))
+        elif kind in CANDLE_TYPES:
+            if kind != "renko":
+                fig.segment(x0=X, y0="low", x1=X, y1="high", source=src,
+                            line_color=transform("dir", d))
+            fig.vbar(x=X, width="width", top="top", bottom="bottom", source=src,
+                     fill_color=transform("fill", f), line_color=transform("dir", d),
+                     fill_alpha="alpha")
+        elif kind in ("columns", "high_low"):
+            fig.vbar(x=X, width=0.7 if kind == "columns" else 0.5, top="top", bottom="bottom",
+                     source=src, fill_color=transform("fill", f), line_color=None)
+        elif kind == "hlc_area":
+            self._themed(fig.varea(x=X, y1="close", y2="high", source=src, fill_alpha=0.18),
+                         fill_color="up")
+            self._themed(fig.varea(x=X, y1="low", y2="close", source=src, fill_alpha=0.18),
+                         fill_color="down")
+            self._themed(fig.line(x=X, y="high", source=src, line_width=1), line_color="up")
+            self._themed(fig.line(x=X, y="low", source=src, line_width=1), line_color="down")
+            self._themed(fig.line(x=X, y="close", source=src, line_width=1.5), line_color="text")
+        elif kind == "baseline":
+            base = self._base()
+            base = 0.0 if np.isnan(base) else base
+            self._themed(fig.varea(x=X, y1=base, y2="above", source=src, fill_alpha=0.2),
+                         fill_color="up")
+            self._themed(fig.varea(x=X, y1="below", y2=base, source=src, fill_alpha=0.2),
+                         fill_color="down")
+            self._themed(fig.line(x=X, y="above", source=src, line_width=1.5), line_color="up")
+            self._themed(fig.line(x=X, y="below", source=src, line_width=1.5),
+                         line_color="down")
+            span = Span(location=base, dimension="width", line_dash="dashed", line_width=1)
+            fig.add_layout(span)
+            self._restylers.append(lambda t, s=span: setattr(s, "line_color", t.muted))
+            span.line_color = self._theme.muted
+        else:  # line, line_markers, step, area
+            if kind == "area":
+                self._themed(fig.varea(x=X, y1=0, y2="close", source=src, fill_alpha=0.15),
+                             fill_color="accent")
+            if kind == "step":
+                r = fig.step(x=X, y="close", source=src, mode="center", line_width=1.5)
+            else:
+                r = fig.line(x=X, y="close", source=src, line_width=1.5)
+            self._themed(r, line_color="accent")
+            if kind == "line_markers":
+                self._themed(fig.scatter(x=X, y="close", source=src, size=4),
+                             fill_color="accent", line_color="accent")
+        self._last_line = Span(dimension="width", line_dash="dotted", line_width=1,
+                               location=0, visible=False)
+        self._last_label = Label(x=Node(target="frame", symbol="right", offset=2), y=0,
+                                 text="", anchor="center_left", text_font_size="11px",
+                                 text_color="#ffffff", padding=2, visible=False)
+        fig.add_layout(self._last_line)
+        fig.add_layout(self._last_label)
+
+    def _draw_transform(self, fig) -> None:
+        """Kagi: vertical lines joined by horizontal ones, thick (yang) up colour and thin
+        (yin) down colour; P&F: X and O boxes; Line Break: bricks."""
+        X, src, d = axes.X, self.transform_source, self._dir_map
+        if self.chart_type == "kagi":
+            fig.segment(x0=dodge(X, -1), y0="open", x1=X, y1="open", source=src,
+                        line_color=transform("dir", d), line_width="thickness")
+            fig.segment(x0=X, y0="open", x1=X, y1="close", source=src,
+                        line_color=transform("dir", d), line_width="thickness")
+        elif self.chart_type == "point_and_figure":
+            fig.scatter(x=X, y="y", source=self.boxes, marker=transform(
+                "dir", CategoricalColorMapper(factors=["up", "down"], palette=["x", "circle"])),
+                size=9, line_color=transform("dir", d), fill_color=None, line_width=1.5)
+        else:
+            fig.vbar(x=X, width=0.8, top="top", bottom="bottom", source=src,
+                     fill_color=transform("dir", d), line_color=transform("dir", d))
+
+    def _draw_layer(self, fig, layer: StudyLayer, colours) -> None:
+        src, X = layer.source, axes.X
+        label = layer.label
+        if layer.kind == "candles":
+            colour = transform("dir", self._dir_map)
+            fig.segment(x0=X, y0="low", x1=X, y1="high", source=src, line_color=colour)
+            fig.vbar(x=X, width=0.6, top="top", bottom="bottom", source=src, fill_color=colour,
+                     line_color=colour, legend_label=label)
+        elif layer.kind == "markers":
+            i = next(colours)
+            r = fig.scatter(x=X, y="price", source=src, size=7, marker="diamond",
+                            legend_label=label)
+            self._palette_colour(r, i)
+        else:
+            cloud = [c for c in layer.columns if layer.short(c) in ("senkou_a", "senkou_b")]
+            if len(cloud) == 2:  # Ichimoku's cloud between its two spans
+                x = f"x_{cloud[0]}" if cloud[0] in layer.shifts else X
+                r = fig.varea(x=x, y1=cloud[0], y2=cloud[1], source=src, fill_alpha=0.08)
+                self._themed(r, fill_color="neutral")
+            for col in layer.columns:
+                i = next(colours)
+                x = f"x_{col}" if col in layer.shifts else X
+                name = f"{label} {layer.short(col)}" if len(layer.columns) > 1 else label
+                if layer.short(col).endswith("hist"):  # MACD's histogram as columns
+                    r = fig.vbar(x=x, top=col, bottom=0, width=0.6, source=src,
+                                 fill_alpha=0.5, line_color=None, legend_label=name)
+                else:
+                    r = fig.line(x=x, y=col, source=src, line_width=1.3, legend_label=name)
+                self._palette_colour(r, i)
+        for legend in fig.legend:
+            legend.location = "top_left"
+            legend.label_text_font_size = "10px"
+            legend.glyph_height = legend.glyph_width = 10
+            legend.spacing = 0
+            legend.padding = 2
+            legend.click_policy = "hide"
+
+    def _palette_colour(self, renderer, i: int) -> None:
+        def apply(theme, glyph=renderer.glyph):
+            colour = theme.palette[i % len(theme.palette)]
+            glyph.update(**{k: colour for k in ("line_color", "fill_color")
+                            if hasattr(glyph, k)})
+        apply(self._theme)
+        self._restylers.append(apply)
+
+
+def _last_readout(data: dict, decimals: int, theme: Theme) -> str:
+    """The readout of the last row, as ``_READOUT`` writes it in the browser (shown until the
+    cursor is over the chart, and after each live update)."""
+    def value(label, text, colour):
+        return (f'<span style="color:{theme.muted}">{label}</span> '
+                f'<span style="color:{colour}">{text}</span>')
+
+    def colour(v):
+        return theme.up if v > 0 else theme.down if v < 0 else theme.text
+
+    def fmt(v, n):
+        return "–" if v is None or not np.isfinite(v) else f"{v:,.{n}f}"
+
+    def signed(v, n):
+        return ("+" if v > 0 else "") + fmt(v, n)
+    row = {k: float(v[-1]) for k, v in data.items() if k not in ("dir", "fill")}
+    close = row["close"]
+    rising = 1 if close >= row.get("open", close) else -1
+    parts = []
+    if "t" in row:
+        t = pd.Timestamp(int(row["t"]), unit="ms")
+        parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
+                     f'{t.strftime(":%S") if t.second else ""}</span>')
+    parts += [value(k[0].upper(), fmt(row[k], decimals), colour(rising))
+              for k in ("open", "high", "low", "close") if k in row]
+    if "volume" in row:
+        parts.append(value("Vol", fmt(row["volume"], 0), theme.text))
+    if "delta" in row:
+        parts.append(value("Δ", signed(row["delta"], 0), colour(row["delta"])))
+    if "change" in row:
+        ch, prev = row["change"], close - row["change"]
+        pct = f" ({signed(100 * ch / prev, 2)}%)" if np.isfinite(ch) and prev else ""
+        parts.append(value("Chg", signed(ch, decimals) + pct, colour(ch)))
+    return "&nbsp;&nbsp;".join(parts)
+
+
+def _cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    if b is None or not len(b):
+        return a.reset_index(drop=True)
+    if a is None or not len(a):
+        return b.reset_index(drop=True)
+    return pd.concat([a, b], ignore_index=True)
+
+
+def _ns(ts) -> np.ndarray:
+    index = pd.DatetimeIndex(ts)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return index.as_unit("ns").asi8
+
+
+def _first_difference(held: dict, new: dict) -> int:
+    """The first row where ``new`` differs from ``held`` (or where one of them ends)."""
+    n_held = len(next(iter(held.values()), ()))
+    n_new = len(next(iter(new.values()), ()))
+    first = min(n_held, n_new)
+    for name, col in new.items():
+        if name not in held:
+            return 0
+        a, b = np.asarray(held[name])[:first], np.asarray(col)[:first]
+        same = (a == b) | (_isnan(a) & _isnan(b))
+        bad = np.flatnonzero(~same)
+        if len(bad):
+            first = int(bad[0])
+    return first
+
+
+def _isnan(a: np.ndarray) -> np.ndarray:
+    return np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
