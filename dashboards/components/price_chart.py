@@ -20,7 +20,7 @@ from bokeh.events import MouseLeave, MouseMove
 from bokeh.layouts import column
 from bokeh.models import (CategoricalColorMapper, ColumnDataSource, CustomJS, Div, Label, Node,
                           NumeralTickFormatter, Range1d, Span)
-from bokeh.transform import dodge, transform
+from bokeh.transform import dodge, factor_mark, transform
 
 from tradeflow.live.hub import ExternalBars, Resync, Snapshot, Update
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
@@ -30,7 +30,7 @@ from .live_source import put_rows, truncate
 from .price_shapes import (BAR_FIELDS, BAR_TYPES, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES,
                            Carry, bar_rows)
 from .price_studies import StudyLayer, batch_frame, make_layer
-from .price_transforms import TRANSFORM_FIELDS, transform_rows
+from .price_transforms import MARK_FIELDS, TRANSFORM_FIELDS, Transform
 from .theme import THEMES, Theme, crosshair_tool, figure, style, theme_of
 
 __all__ = ["PriceChart"]
@@ -149,7 +149,8 @@ class PriceChart(pn.viewable.Viewer):
         self.crosshair = crosshair if crosshair is not None else crosshair_tool(self._theme)
         self.source = ColumnDataSource({f: [] for f in BAR_FIELDS})
         self.transform_source = ColumnDataSource({f: [] for f in TRANSFORM_FIELDS})
-        self.boxes = ColumnDataSource({"x": [], "y": [], "dir": []})  # P&F X and O boxes
+        self.marks = ColumnDataSource({f: [] for f in MARK_FIELDS})  # Kagi lines, P&F boxes
+        self._transform: Transform | None = None
         self.readout = Div(text="", sizing_mode="stretch_width", height=22)
         self._bars = empty_frame(BAR_COLUMNS)     # every bar held, closed then forming
         self._cells = empty_frame(FOOTPRINT_COLUMNS)
@@ -299,11 +300,12 @@ class PriceChart(pn.viewable.Viewer):
         """Every row, from scratch (a load, or another chart type)."""
         self._vref = None
         if self._is_transform:
-            rows, boxes = transform_rows(self.chart_type, self._bars, self._tz, self.transform)
-            self.transform_source.data = rows
-            self.boxes.data = boxes
+            self._transform = self._new_transform()
+            self.transform_source.data = self._transform.rows()
+            self.marks.data = self._transform.marks()
             self.source.data = {f: [] for f in BAR_FIELDS}
             return
+        self._transform = None
         closed, current = self._bars.iloc[:self._n_final], self._bars.iloc[self._n_final:]
         rows, self._carry = self._rows(closed, 0, Carry())
         more, _ = self._rows(current, len(closed), self._carry)
@@ -314,6 +316,18 @@ class PriceChart(pn.viewable.Viewer):
         held before ``start`` are not sent again; the others are patched, new ones streamed."""
         start = min(start, len(self._bars))
         tail = tail[list(BAR_COLUMNS)]
+        if self._is_transform:
+            following = start == self._n_final  # else bars the transform has seen changed
+            self._bars = _cat(self._bars.iloc[:start], tail)
+            self._n_final = start + n_closed
+            if following:
+                self._transform.update(tail.iloc[:n_closed], tail.iloc[n_closed:])
+            else:
+                self._transform = self._new_transform()
+            self._write_transform()
+            self._show_last()
+            self._follow_last()
+            return
         if start < self._n_final:  # closed bars replaced (received bars): the carry again
             carry = self._rows(self._bars.iloc[:start], 0, Carry())[1]
         elif start > self._n_final:  # a row held as forming turned out closed
@@ -323,21 +337,24 @@ class PriceChart(pn.viewable.Viewer):
             carry = self._carry
         self._bars = _cat(self._bars.iloc[:start], tail)
         self._n_final = start + n_closed
-        if self._is_transform:
-            self._write_transform()
-        else:
-            rows, self._carry = self._rows(tail.iloc[:n_closed], start, carry)
-            more, _ = self._rows(tail.iloc[n_closed:], start + n_closed, self._carry)
-            put_rows(self.source, start, {k: np.concatenate([rows[k], more[k]]) for k in rows})
-            truncate(self.source, len(self._bars))
+        rows, self._carry = self._rows(tail.iloc[:n_closed], start, carry)
+        more, _ = self._rows(tail.iloc[n_closed:], start + n_closed, self._carry)
+        put_rows(self.source, start, {k: np.concatenate([rows[k], more[k]]) for k in rows})
+        truncate(self.source, len(self._bars))
         self._show_last()
         self._follow_last()
 
+    def _new_transform(self) -> Transform:
+        """The chart type's transform, fed the closed bars held and the forming one."""
+        made = Transform(self.chart_type, self.instrument, self._tz,
+                         self.transform.get(self.chart_type))
+        made.update(self._bars.iloc[:self._n_final], self._bars.iloc[self._n_final:])
+        return made
+
     def _write_transform(self) -> None:
-        """Kagi, P&F and Line Break: made again from the bars, and only the rows that differ
-        from those held are sent (the last line or column, mostly)."""
-        rows, boxes = transform_rows(self.chart_type, self._bars, self._tz, self.transform)
-        for source, new in ((self.transform_source, rows), (self.boxes, boxes)):
+        """Send what differs from the rows held (the last line or column, mostly)."""
+        for source, new in ((self.transform_source, self._transform.rows()),
+                            (self.marks, self._transform.marks())):
             first = _first_difference(source.data, new)
             length = len(next(iter(new.values()), ()))
             put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
@@ -582,20 +599,19 @@ class PriceChart(pn.viewable.Viewer):
         fig.add_layout(self._last_label)
 
     def _draw_transform(self, fig) -> None:
-        """Kagi: vertical lines joined by horizontal ones, thick (yang) up colour and thin
-        (yin) down colour; P&F: X and O boxes; Line Break: bricks."""
-        X, src, d = axes.X, self.transform_source, self._dir_map
+        """Kagi: vertical lines joined by horizontal ones, thick yang lines in the up colour,
+        thin yin lines in the down colour; P&F: X and O boxes; Line Break: bricks."""
+        X, d = axes.X, self._dir_map
         if self.chart_type == "kagi":
-            fig.segment(x0=dodge(X, -1), y0="open", x1=X, y1="open", source=src,
-                        line_color=transform("dir", d), line_width="thickness")
-            fig.segment(x0=X, y0="open", x1=X, y1="close", source=src,
-                        line_color=transform("dir", d), line_width="thickness")
+            for x0, y0, y1 in (("join", "y0", "y0"), (X, "y0", "y1")):
+                fig.segment(x0=x0, y0=y0, x1=X, y1=y1, source=self.marks,
+                            line_color=transform("dir", d), line_width="thick")
         elif self.chart_type == "point_and_figure":
-            fig.scatter(x=X, y="y", source=self.boxes, marker=transform(
-                "dir", CategoricalColorMapper(factors=["up", "down"], palette=["x", "circle"])),
-                size=9, line_color=transform("dir", d), fill_color=None, line_width=1.5)
+            fig.scatter(x=X, y="y", source=self.marks, size=9, line_width=1.6, fill_color=None,
+                        marker=factor_mark("dir", ["x", "circle"], ["up", "down"]),
+                        line_color=transform("dir", d))
         else:
-            fig.vbar(x=X, width=0.8, top="top", bottom="bottom", source=src,
+            fig.vbar(x=X, width=0.8, top="top", bottom="bottom", source=self.transform_source,
                      fill_color=transform("dir", d), line_color=transform("dir", d))
 
     def _draw_layer(self, fig, layer: StudyLayer, colours) -> None:
