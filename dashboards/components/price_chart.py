@@ -301,15 +301,16 @@ class PriceChart(pn.viewable.Viewer):
         self._vref = None
         if self._is_transform:
             self._transform = self._new_transform()
-            self.transform_source.data = self._transform.rows()
-            self.marks.data = self._transform.marks()
+            self.transform_source.data = _writable(self._transform.rows())
+            self.marks.data = _writable(self._transform.marks())
             self.source.data = {f: [] for f in BAR_FIELDS}
             return
         self._transform = None
         closed, current = self._bars.iloc[:self._n_final], self._bars.iloc[self._n_final:]
         rows, self._carry = self._rows(closed, 0, Carry())
         more, _ = self._rows(current, len(closed), self._carry)
-        self.source.data = {k: np.concatenate([rows[k], more[k]]) for k in rows}
+        self.source.data = {k: np.concatenate([rows[k], more[k]]) for k in rows}  # (copies:
+        # Bokeh patches them in place)
 
     def _write(self, start: int, tail: pd.DataFrame, n_closed: int) -> None:
         """Bars from position ``start`` on are ``tail`` (its first ``n_closed`` closed): rows
@@ -389,7 +390,8 @@ class PriceChart(pn.viewable.Viewer):
         last = float(src.data["x"][-1])
         ahead = max([0] + [layer.max_shift for layer in self.layers]) if not \
             self._is_transform else 0
-        self.x_range.start = last - self.visible_bars + 0.5
+        first = float(src.data["x"][0])
+        self.x_range.start = max(last - self.visible_bars, first - 1) + 0.5
         self.x_range.end = last + max(RIGHT_MARGIN, ahead + 1) + 0.5
         self._fit_y()
 
@@ -709,6 +711,11 @@ def _ns(ts) -> np.ndarray:
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
     return index.as_unit("ns").asi8
+
+
+def _writable(columns: dict) -> dict:
+    """Columns Bokeh can patch in place (pandas hands out read-only views)."""
+    return {k: np.array(v) for k, v in columns.items()}
 
 
 def _first_difference(held: dict, new: dict) -> int:

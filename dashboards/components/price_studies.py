@@ -124,7 +124,8 @@ class StudyLayer:
         """Draw the study's whole result."""
         self.x0 = None
         frame = frame.reset_index(drop=True)
-        self.source.data = self.rows(frame, np.arange(len(frame)), bar_ts, bar_x)
+        rows = self.rows(frame, np.arange(len(frame)), bar_ts, bar_x)
+        self.source.data = {k: np.array(v) for k, v in rows.items()}  # writable: patched
 
     def apply(self, changes, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:
         """Follow one update's ``Changes`` of the study: rows past those shown are streamed, the
