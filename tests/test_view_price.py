@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from bokeh.document import Document
-from bokeh.document.events import ColumnsPatchedEvent, ColumnsStreamedEvent, ModelChangedEvent
+from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
+                                   ColumnsStreamedEvent, ModelChangedEvent)
 from bokeh.models import Span, VBar, Segment
 
 from dashboards.components.price_chart import PriceChart
@@ -21,6 +22,7 @@ from tradeflow.model import Instrument
 ES = Instrument("ES", 0.25, exchange="CME", asset_class="future", point_value=50.0,
                 session="America/Chicago 08:30-15:15,17:00-16:00")
 START = pd.Timestamp("2024-03-13 14:00", tz="UTC")  # a fixed Wednesday, in regular hours
+RESENT = (ModelChangedEvent, ColumnDataChangedEvent)  # a source's data sent whole
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +201,7 @@ def test_live_updates_stream_closed_bars_and_patch_the_forming_one(trades, kind)
                 assert starts == {held_closed}  # the forming row only: closed rows stay
         held_closed += len(up.closed)
     mine = events.of(c.source)
-    assert mine and not any(isinstance(e, ModelChangedEvent) for e in mine)  # no whole re-send
+    assert mine and not any(isinstance(e, RESENT) for e in mine)  # no whole re-send
     assert any(isinstance(e, ColumnsPatchedEvent) for e in mine)
     streamed = sum(len(e.data["x"]) for e in mine if isinstance(e, ColumnsStreamedEvent))
     everything = build(trades, "1m", ES)[0]
@@ -212,7 +214,7 @@ def test_live_updates_stream_closed_bars_and_patch_the_forming_one(trades, kind)
     lines = c.layers[0].source.data
     assert np.allclose(lines["EMA"], whole.layers[0].source.data["EMA"], equal_nan=True)
     assert np.array_equal(lines["x"], whole.layers[0].source.data["x"])
-    assert not any(isinstance(e, ModelChangedEvent) for e in events.of(c.layers[0].source))
+    assert not any(isinstance(e, RESENT) for e in events.of(c.layers[0].source))
 
 
 def test_a_frame_load_then_updates_do_not_duplicate_the_forming_bar(trades):
@@ -302,3 +304,65 @@ def test_theme_change_restyles_without_sending_data(bars):
     assert c._layout.children[1].background_fill_color == "#ffffff"
     assert c._dir_map.palette == ["#089981", "#f23645"]
     assert not events.of(c.source) and not events.of(c.layers[0].source)
+
+
+# ---------------------------------------------------- Kagi, Point & Figure, Line Break
+
+TRANSFORM_SETTINGS = {"kagi": {"reversal": 8}, "point_and_figure": {"box": 4, "reversal": 3},
+                      "line_break": {"lines": 3}}
+
+
+def test_line_break_bricks_kagi_lines_and_pnf_boxes(bars):
+    import tradeflow.bars as kinds
+    frame = bars[0]
+    lb = chart(bars, chart_type="line_break", transform=TRANSFORM_SETTINGS)
+    want = kinds.line_break(frame, ES, lines=3)
+    d = data(lb.transform_source)
+    assert d["x"].tolist() == list(range(len(want))) and len(want) > 5
+    assert np.array_equal(d["close"], want["close"]) and np.array_equal(d["open"], want["open"])
+    assert d["dir"].tolist() == np.where(want["direction"] > 0, "up", "down").tolist()
+
+    kg = chart(bars, chart_type="kagi", transform=TRANSFORM_SETTINGS)
+    want = kinds.kagi(frame, ES, reversal=8)
+    marks, rows = data(kg.marks), data(kg.transform_source)
+    assert np.array_equal(marks["x"], want["line"]) and np.array_equal(marks["y1"], want["close"])
+    assert rows["x"].tolist() == sorted(set(want["line"]))  # one row per line
+    assert set(marks["thick"][want["yang"].to_numpy()]) == {3.0}  # yang thick, yin thin
+    assert set(marks["thick"][~want["yang"].to_numpy()]) == {1.0}
+
+    pf = chart(bars, chart_type="point_and_figure", transform=TRANSFORM_SETTINGS)
+    want = kinds.point_and_figure(frame, ES, box=4, reversal=3)
+    marks = data(pf.marks)
+    assert len(marks["x"]) == want["boxes"].sum()
+    for i, col in want.iterrows():  # each column's boxes: its levels, one box apart
+        ys = marks["y"][marks["x"] == i]
+        assert ys.min() == col["low"] and ys.max() == col["high"]
+        assert np.allclose(np.diff(ys), 4 * ES.tick_size)
+    assert set(marks["dir"][marks["x"] == 0]) == {"up" if want["direction"][0] > 0 else "down"}
+
+
+@pytest.mark.parametrize("kind", ["kagi", "point_and_figure", "line_break"])
+def test_transforms_follow_live_updates_sending_only_what_changed(trades, kind):
+    updates = feed(trades, "1m", 30)
+    c = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS)
+    first = updates[0]
+    c.load(Snapshot(first.closed, first.closed_footprint, first.current,
+                    first.current_footprint))
+    events = Events(c)
+    for up in updates[1:]:
+        c.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    whole = chart(build(trades, "1m", ES), chart_type=kind, transform=TRANSFORM_SETTINGS)
+    for mine, want in ((c.transform_source, whole.transform_source), (c.marks, whole.marks)):
+        for k in want.data:
+            assert _same(list(mine.data[k]), list(want.data[k])), k
+        assert not any(isinstance(e, RESENT) for e in events.of(mine))
+    sent = sum(len(e.data["x"]) for e in events.of(c.transform_source)
+               if isinstance(e, ColumnsStreamedEvent))
+    assert sent == len(whole.transform_source.data["x"]) - _held_after_first(kind, first)
+
+
+def _held_after_first(kind, first) -> int:
+    c = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS)
+    c.load(Snapshot(first.closed, first.closed_footprint, first.current,
+                    first.current_footprint))
+    return len(c.transform_source.data["x"])

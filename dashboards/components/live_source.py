@@ -1,5 +1,6 @@
 """Writing rows into a Bokeh ``ColumnDataSource`` the way live charts must: rows the browser
-already has are patched in place, rows past them are streamed, nothing else is sent."""
+already has are patched in place, rows past them are streamed, rows that went away are blanked;
+the whole source is never sent again."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,12 +27,22 @@ def put_rows(source: ColumnDataSource, start: int, rows: dict) -> None:
         source.stream({name: _values(col[keep:]) for name, col in rows.items()})
 
 
-def truncate(source: ColumnDataSource, length: int) -> None:
-    """Keep the first ``length`` rows (a forming row that went away). This one re-sends the
-    rows kept: it happens only when a forming bar disappears without replacement."""
+def truncate(source: ColumnDataSource, length: int, keep: tuple[str, ...] = ("x", "t")
+             ) -> None:
+    """Rows at or past ``length`` are gone (a forming bar's row that went away): they are
+    blanked in one patch -- their numbers NaN but those of the ``keep`` columns, so nothing is
+    drawn there and the positions stay -- rather than the whole source re-sent. A later
+    :func:`put_rows` fills them again."""
     held = len(next(iter(source.data.values()), ()))
-    if length < held:
-        source.data = {name: list(col[:length]) for name, col in source.data.items()}
+    if length >= held:
+        return
+    blank = {}
+    for name, col in source.data.items():
+        col = np.asarray(col)
+        if name not in keep and col.dtype.kind == "f":
+            blank[name] = [(slice(length, held), np.full(held - length, np.nan))]
+    if blank:
+        source.patch(blank)
 
 
 def _values(col):

@@ -59,6 +59,7 @@ _READOUT = """
 const d = src.data, xs = d['x'];
 if (!xs || xs.length == 0) { div.text = head; return; }
 let i = xs.length - 1;
+while (i > 0 && isNaN(d['close'][i])) i--;  // blanked rows (a forming row gone)
 if (cb_obj.event_name == 'mousemove') {
   const j = Math.round(cb_obj.x) - xs[0];
   if (j < 0 || j >= xs.length) return;
@@ -384,10 +385,10 @@ class PriceChart(pn.viewable.Viewer):
     def _initial_view(self) -> None:
         """The last ``visible_bars`` bars (and any study shifted past them), y fitted."""
         src = self._main_source()
-        n = len(src.data["x"])
-        if not n:
+        i = _last_row(src.data)
+        if i is None:
             return
-        last = float(src.data["x"][-1])
+        last = float(src.data["x"][i])
         ahead = max([0] + [layer.max_shift for layer in self.layers]) if not \
             self._is_transform else 0
         first = float(src.data["x"][0])
@@ -409,11 +410,12 @@ class PriceChart(pn.viewable.Viewer):
     def _follow_last(self) -> None:
         """A live bar past the y range widens it (the range follows the view otherwise)."""
         src = self._main_source()
-        if not len(src.data["x"]):
+        i = _last_row(src.data)
+        if i is None:
             return
-        x = float(src.data["x"][-1])
+        x = float(src.data["x"][i])
         if self.x_range.start <= x <= self.x_range.end:
-            lo, hi = float(src.data["lo"][-1]), float(src.data["hi"][-1])
+            lo, hi = float(src.data["lo"][i]), float(src.data["hi"][i])
             if lo < self.y_range.start or hi > self.y_range.end:
                 self._fit_y()
 
@@ -423,17 +425,19 @@ class PriceChart(pn.viewable.Viewer):
         theme = self._theme
         if not hasattr(self, "_last_line"):
             return
-        if not len(src.data["x"]):
+        i = _last_row(src.data)
+        if i is None:
             self._last_line.visible = self._last_label.visible = False
             self.readout.text = self._readout_head
             return
-        close = float(src.data["close"][-1])
-        up = close >= float(src.data["open"][-1]) if "open" in src.data else True
+        close = float(src.data["close"][i])
+        up = close >= float(src.data["open"][i]) if "open" in src.data else True
         colour = theme.up if up else theme.down
         self._last_line.update(location=close, line_color=colour, visible=True)
         self._last_label.update(y=close, text=f"{close:,.{self._decimals}f}",
                                 background_fill_color=colour, visible=True)
-        self.readout.text = self._readout_head + _last_readout(src.data, self._decimals, theme)
+        self.readout.text = self._readout_head + _last_readout(src.data, i, self._decimals,
+                                                               theme)
 
     def _build(self) -> None:
         theme = self._theme
@@ -662,9 +666,15 @@ class PriceChart(pn.viewable.Viewer):
         self._restylers.append(apply)
 
 
-def _last_readout(data: dict, decimals: int, theme: Theme) -> str:
-    """The readout of the last row, as ``_READOUT`` writes it in the browser (shown until the
-    cursor is over the chart, and after each live update)."""
+def _last_row(data: dict) -> int | None:
+    """The last row drawn (rows past it may be blanks, see ``live_source.truncate``)."""
+    drawn = np.flatnonzero(np.isfinite(np.asarray(data.get("close", []), "float64")))
+    return int(drawn[-1]) if len(drawn) else None
+
+
+def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
+    """The readout of row ``i`` (the last), as ``_READOUT`` writes it in the browser (shown
+    until the cursor is over the chart, and after each live update)."""
     def value(label, text, colour):
         return (f'<span style="color:{theme.muted}">{label}</span> '
                 f'<span style="color:{colour}">{text}</span>')
@@ -677,7 +687,7 @@ def _last_readout(data: dict, decimals: int, theme: Theme) -> str:
 
     def signed(v, n):
         return ("+" if v > 0 else "") + fmt(v, n)
-    row = {k: float(v[-1]) for k, v in data.items() if k not in ("dir", "fill")}
+    row = {k: float(v[i]) for k, v in data.items() if k not in ("dir", "fill")}
     close = row["close"]
     rising = 1 if close >= row.get("open", close) else -1
     parts = []
