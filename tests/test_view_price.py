@@ -9,7 +9,7 @@ import pytest
 from bokeh.document import Document
 from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
                                    ColumnsStreamedEvent, ModelChangedEvent)
-from bokeh.models import Span, VBar, Segment
+from bokeh.models import Rect, Segment, Span
 
 from dashboards.components.price_chart import PriceChart
 from dashboards.components.price_shapes import BAR_TYPES, CHART_TYPES
@@ -136,7 +136,7 @@ def test_renko_bricks_have_no_wicks_and_range_bars_do(trades):
     price = renko._layout.children[1]
     glyphs = [r.glyph for r in price.renderers]
     assert not any(isinstance(g, Segment) for g in glyphs)
-    assert any(isinstance(g, VBar) for g in glyphs)
+    assert any(isinstance(g, Rect) for g in glyphs)
     d = data(renko.source)
     assert np.allclose((d["top"] - d["bottom"])[:-1], 4 * ES.tick_size)  # closed: one brick
     ranged = chart(build(trades, "R8", ES), chart_type="range", spec="R8")
@@ -366,3 +366,77 @@ def _held_after_first(kind, first) -> int:
     c.load(Snapshot(first.closed, first.closed_footprint, first.current,
                     first.current_footprint))
     return len(c.transform_source.data["x"])
+
+
+# ----------------------------------------------------------------------------- browser
+
+PAGE = '''
+import pandas as pd
+import panel as pn
+from tradeflow.bars import build
+from tradeflow.ingest.simulator import MarketSimulator
+from tradeflow.model import Instrument
+from dashboards.components.price_chart import PriceChart
+from dashboards.components.theme import THEMES
+
+ES = Instrument("ES", 0.25, session="America/Chicago 08:30-15:15,17:00-16:00")
+START = pd.Timestamp("2024-03-13 13:00", tz="UTC")  # a fixed Wednesday
+SPECS = {"renko": "RK4", "range": "R8"}
+SETTINGS = {"kagi": {"reversal": 8}, "point_and_figure": {"box": 4}}
+args = pn.state.session_args
+kind = args["type"][0].decode()
+theme = args["theme"][0].decode()
+trades = MarketSimulator(ES, seed=5, trades_per_day=60_000).generate(
+    START, START + pd.Timedelta("6h")).trades
+spec = SPECS.get(kind, "2m")
+bars, cells = build(trades, spec, ES)
+studies = [("EMA", {"timeperiod": 20}), ("RSI", {})] if kind == "candles" else []
+chart = PriceChart(instrument=ES, bars=bars, footprint=cells, chart_type=kind, theme=theme,
+                   spec=spec, studies=studies, transform=SETTINGS, height=420)
+pn.extension(raw_css=[f"body {{ background: {THEMES[theme].background}; }}"])
+pn.Column(chart, sizing_mode="stretch_width").servable()
+'''
+
+ACCENT_TYPES = ("line", "line_markers", "step", "area")
+
+
+def _pixels_near(image, colour: str, tolerance: int = 40) -> int:
+    rgb = np.asarray(image.convert("RGB"), "int32")
+    want = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb - want).sum(axis=2) <= tolerance).sum())
+
+
+def test_every_chart_type_draws_in_chromium(tmp_path):
+    from PIL import Image
+
+    from dashboards.components.theme import THEMES
+    from tests.browser import ROOT, browser_page, panel_app
+
+    artifacts = ROOT / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    script = tmp_path / "price_page.py"
+    script.write_text(PAGE)
+    shots = [(kind, "dark") for kind in CHART_TYPES] + [("candles", "light")]
+    with panel_app(str(script)) as url, browser_page(1100, 760) as page:
+        for kind, theme in shots:
+            page.goto(f"{url}/price_page?type={kind}&theme={theme}")
+            readout = page.locator(".bk-Div .bk-clearfix", has_text="ES")  # (shadow DOM)
+            readout.first.wait_for(timeout=60_000)
+            page.wait_for_selector("canvas", timeout=60_000)
+            page.wait_for_timeout(800)  # the canvases paint after the models arrive
+            name = f"price-{kind}" + ("-light" if theme == "light" else "")
+            path = artifacts / f"{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            image = Image.open(path)
+            colours = THEMES[theme]
+            wanted = [colours.accent] if kind in ACCENT_TYPES else [colours.up, colours.down]
+            for colour in wanted:
+                assert _pixels_near(image, colour) > 150, (kind, theme, colour)
+            text = readout.first.inner_text().replace("\xa0", " ")
+            assert text.startswith("ES") and " C 5," in text, (kind, text)
+            if (kind, theme) == ("candles", "dark"):
+                # the readout follows the cursor: a bar to the left shows another time
+                box = page.locator("canvas").first.bounding_box()
+                page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+                page.wait_for_timeout(300)
+                assert readout.first.inner_text().replace("\xa0", " ") != text

@@ -453,9 +453,10 @@ class PriceChart(pn.viewable.Viewer):
                          crosshair=self.crosshair, y_axis_location="right")
             vol.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
             vol.y_range.start = 0
-            vol.vbar(x=axes.X, width=0.7, top="volume", bottom=0, source=self.source,
-                         fill_color=transform("dir", self._dir_map), line_color=None,
-                         fill_alpha=0.55)
+            # rect, not vbar, for every bar: Bokeh draws vbars left of the view on its edge
+            vol.rect(x=axes.X, y="vmid", width=0.7, height="volume", source=self.source,
+                     fill_color=transform("dir", self._dir_map), line_color=None,
+                     fill_alpha=0.55)
             vol.yaxis.ticker.desired_num_ticks = 3
             figures.append(vol)
         overlays = [layer for layer in self.layers if layer.draws == "overlay"]
@@ -556,11 +557,11 @@ class PriceChart(pn.viewable.Viewer):
             if kind != "renko":
                 fig.segment(x0=X, y0="low", x1=X, y1="high", source=src,
                             line_color=transform("dir", d))
-            fig.vbar(x=X, width="width", top="top", bottom="bottom", source=src,
+            fig.rect(x=X, y="mid", width="width", height="height", source=src,
                      fill_color=transform("fill", f), line_color=transform("dir", d),
                      fill_alpha="alpha")
         elif kind in ("columns", "high_low"):
-            fig.vbar(x=X, width=0.7 if kind == "columns" else 0.5, top="top", bottom="bottom",
+            fig.rect(x=X, y="mid", width=0.7 if kind == "columns" else 0.5, height="height",
                      source=src, fill_color=transform("fill", f), line_color=None)
         elif kind == "hlc_area":
             self._themed(fig.varea(x=X, y1="close", y2="high", source=src, fill_alpha=0.18),
@@ -617,7 +618,7 @@ class PriceChart(pn.viewable.Viewer):
                         marker=factor_mark("dir", ["x", "circle"], ["up", "down"]),
                         line_color=transform("dir", d))
         else:
-            fig.vbar(x=X, width=0.8, top="top", bottom="bottom", source=self.transform_source,
+            fig.rect(x=X, y="mid", width=0.8, height="height", source=self.transform_source,
                      fill_color=transform("dir", d), line_color=transform("dir", d))
 
     def _draw_layer(self, fig, layer: StudyLayer, colours) -> None:
@@ -626,7 +627,7 @@ class PriceChart(pn.viewable.Viewer):
         if layer.kind == "candles":
             colour = transform("dir", self._dir_map)
             fig.segment(x0=X, y0="low", x1=X, y1="high", source=src, line_color=colour)
-            fig.vbar(x=X, width=0.6, top="top", bottom="bottom", source=src, fill_color=colour,
+            fig.rect(x=X, y="mid", width=0.6, height="height", source=src, fill_color=colour,
                      line_color=colour, legend_label=label)
         elif layer.kind == "markers":
             i = next(colours)
@@ -644,7 +645,7 @@ class PriceChart(pn.viewable.Viewer):
                 x = f"x_{col}" if col in layer.shifts else X
                 name = f"{label} {layer.short(col)}" if len(layer.columns) > 1 else label
                 if layer.short(col).endswith("hist"):  # MACD's histogram as columns
-                    r = fig.vbar(x=x, top=col, bottom=0, width=0.6, source=src,
+                    r = fig.rect(x=x, y=f"{col}_mid", height=f"{col}_height", width=0.6, source=src,
                                  fill_alpha=0.5, line_color=None, legend_label=name)
                 else:
                     r = fig.line(x=x, y=col, source=src, line_width=1.3, legend_label=name)

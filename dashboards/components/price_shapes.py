@@ -5,7 +5,9 @@ holds the bar's shown ``open/high/low/close`` (Heikin-Ashi values for ``heikin_a
 ``volume`` and ``delta``, ``change`` (close minus the previous close), ``lo``/``hi`` (what the
 y auto-fit spans: the bar's range, or the close alone for line types) and ``dir`` (``"up"`` or
 ``"down"``) and ``fill`` (``"up"``, ``"down"`` or ``"hollow"``), factors the chart maps to the
-theme's colours, so a theme change re-sends no data. Bodies: ``top``/``bottom``, ``width``.
+theme's colours, so a theme change re-sends no data. Bodies: ``top``/``bottom``, ``width``,
+and ``mid``/``height`` (what a ``rect`` glyph takes: Bokeh draws ``vbar`` s left of the view as
+a line on its left edge), ``vmid`` (half the volume, the volume column's centre).
 
 Rows depend on the bar itself and on :class:`Carry` (the last closed bar: its close, its
 Heikin-Ashi open and close), so the forming bar's row is made without the history and closed
@@ -38,7 +40,8 @@ CHART_TYPES = BAR_TYPES + TRANSFORM_TYPES
 
 # the columns of every row, in this order
 BAR_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "volume", "delta", "change", "lo",
-              "hi", "dir", "fill", "top", "bottom", "width", "alpha", "above", "below")
+              "hi", "dir", "fill", "top", "bottom", "mid", "height", "width", "alpha", "above", "below",
+              "vmid")
 
 BODY = 0.7            # body width of a bar, in bars
 MIN_BODY = 0.12       # volume candles: the narrowest body
@@ -106,7 +109,9 @@ def bar_rows(chart_type: str, bars: pd.DataFrame, x0: int, carry: Carry, tz: str
         "delta": bars["delta"].to_numpy("float64"),
         "change": change, "lo": lo, "hi": hi,
         "dir": np.where(colour_up, "up", "down").astype(object), "fill": fill,
-        "top": top, "bottom": bottom, "width": width, "alpha": alpha,
+        "top": top, "bottom": bottom, "mid": (top + bottom) / 2, "height": top - bottom,
+        "width": width, "alpha": alpha,
+        "vmid": bars["volume"].to_numpy("float64") / 2,
         "above": np.maximum(c, base) if not np.isnan(base) else c,
         "below": np.minimum(c, base) if not np.isnan(base) else c,
     }

@@ -116,8 +116,11 @@ class StudyLayer:
                 out[f"x_{col}"] = out[axes.X] + self.shifts[col]
         if self.kind == "candles":  # bodies and colours, as the price's candles
             o, c = out["open"], out["close"]
-            out.update(top=np.maximum(o, c), bottom=np.minimum(o, c),
+            out.update(mid=(o + c) / 2, height=np.abs(c - o),
                        dir=np.where(c >= o, "up", "down").astype(object))
+        for col in self.columns:
+            if self.short(col).endswith("hist"):  # a histogram's bars: centre for ``rect``
+                out[f"{col}_mid"], out[f"{col}_height"] = out[col] / 2, np.abs(out[col])
         return out
 
     def load(self, frame: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from . import axes
 __all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform"]
 
 TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
-                    "bottom")
+                    "bottom", "mid", "height")
 MARK_FIELDS = (axes.X, "y", "y0", "y1", "join", "thick", "dir")
 TRANSFORMS = {"kagi": "Kagi", "point_and_figure": "PointAndFigure", "line_break": "LineBreak"}
 KAGI_WIDTH = (1.0, 3.0)  # yin (thin), yang (thick) line widths
@@ -72,7 +72,7 @@ class Transform:
         return {axes.X: np.asarray(x, "int64"), axes.T: axes.local_ms(frame["ts"], self.tz),
                 "open": o, "high": h, "low": l, "close": c, "lo": l, "hi": h,
                 "dir": _dir(frame["direction"]), "top": np.maximum(o, c),
-                "bottom": np.minimum(o, c)}
+                "bottom": np.minimum(o, c), "mid": (o + c) / 2, "height": np.abs(c - o)}
 
     def _kagi_rows(self, frame: pd.DataFrame) -> dict:
         """One row per Kagi line (its pieces of thickness merged)."""
