@@ -35,7 +35,7 @@ from .theme import THEMES, Theme, crosshair_tool, figure, style, theme_of
 
 __all__ = ["PriceChart"]
 
-RIGHT_MARGIN = 3  # empty bars right of the last one in the initial view
+RIGHT_MARGIN = 8  # empty bars right of the last one in the first view (room for its label)
 
 # The y range spans lo..hi of the rows in view (rows are consecutive x from xs[0]).
 _FIT = """
@@ -599,8 +599,9 @@ class PriceChart(pn.viewable.Viewer):
                              fill_color="accent", line_color="accent")
         self._last_line = Span(dimension="width", line_dash="dotted", line_width=1,
                                location=0, visible=False)
-        self._last_label = Label(x=Node(target="frame", symbol="right", offset=2), y=0,
-                                 text="", anchor="center_left", text_font_size="11px",
+        # at the frame's right edge, inside it (annotations are clipped to the frame)
+        self._last_label = Label(x=Node(target="frame", symbol="right", offset=-1), y=0,
+                                 text="", anchor="center_right", text_font_size="11px",
                                  text_color="#ffffff", padding=2, visible=False)
         fig.add_layout(self._last_line)
         fig.add_layout(self._last_label)
