@@ -440,3 +440,51 @@ def test_every_chart_type_draws_in_chromium(tmp_path):
                 page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
                 page.wait_for_timeout(300)
                 assert readout.first.inner_text().replace("\xa0", " ") != text
+
+
+# --------------------------------------------------------------------- through the hub
+
+
+def test_the_chart_follows_a_hub_subscription(tmp_path):
+    """Simulated trades through the real pipeline and hub (DuckDB): the chart applies the
+    subscription's Snapshot and Updates and holds what ChartState holds, studies included."""
+    from tests.test_hub_studies import BTC, DAY, run, simulated, submit
+    from tradeflow.live import ChartState
+
+    history = simulated(DAY - pd.Timedelta(minutes=20), DAY + pd.Timedelta(minutes=4),
+                        pd.Timedelta(minutes=1))
+    live = simulated(DAY + pd.Timedelta(minutes=4), DAY + pd.Timedelta(minutes=9),
+                     pd.Timedelta(seconds=30))
+    studies = {"ema": {"timeperiod": 10}, "cvd": {}}  # ("ema": the hub labels by the name given)
+    chart = PriceChart(instrument=BTC, studies=list(studies.items()))
+    state = ChartState()
+
+    async def body(pipeline, store):
+        for part in history:
+            await submit(pipeline, part)
+        sub = pipeline.hub.subscribe("BTCUSDT", "1m", studies)
+        message = await sub.__anext__()
+        chart.apply(message)
+        state.apply(message)
+        events = Events(chart)
+        for part in live:
+            await submit(pipeline, part)
+            while sub.waiting:
+                message = await sub.__anext__()
+                chart.apply(message)
+                state.apply(message)
+        sub.close()
+        return events
+
+    events = run(f"duckdb:///{tmp_path}/hub.duckdb", body)
+    bars = state.bars
+    assert np.array_equal(np.asarray(chart.source.data["close"]), bars["close"].to_numpy())
+    assert np.array_equal(np.asarray(chart.source.data["volume"]), bars["volume"].to_numpy())
+    ema, cvd = chart.layers
+    assert np.allclose(ema.source.data["EMA"], state.studies["ema"]["EMA"], equal_nan=True)
+    assert np.allclose(cvd.source.data["cvd"], state.studies["cvd"]["cvd"])
+    # the CVD restarts with the day: its rows sit on the day's bars
+    first_of_day = int(np.searchsorted(bars["ts"], DAY))
+    assert cvd.source.data["x"][0] == first_of_day
+    for source in (chart.source, ema.source, cvd.source):
+        assert events.of(source) and not any(isinstance(e, RESENT) for e in events.of(source))

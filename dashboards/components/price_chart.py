@@ -267,7 +267,7 @@ class PriceChart(pn.viewable.Viewer):
                 self._cells = _cat(self._cells, update.closed_footprint)
             bar_ts, bar_x = self._bar_positions()
             for layer in self.layers:
-                changes = update.studies.get(layer.name)
+                changes = update.studies.get(layer.key, update.studies.get(layer.name))
                 if changes is not None:
                     layer.apply(changes, bar_ts, bar_x)
         else:
@@ -369,7 +369,7 @@ class PriceChart(pn.viewable.Viewer):
     def _fill_studies(self) -> None:
         bar_ts, bar_x = self._bar_positions()
         for layer in self.layers:
-            frame = self._given.get(layer.name)
+            frame = self._given.get(layer.key, self._given.get(layer.name))
             if frame is None:
                 if not len(self._bars):
                     frame = pd.DataFrame({c: [] for c in layer.info.outputs})

@@ -70,6 +70,7 @@ class StudyLayer:
     shifts: dict[str, int]
     source: ColumnDataSource = field(default_factory=ColumnDataSource)
     x0: int | None = None  # x of row 0 (per-bar studies), known once a row is seen
+    key: str = ""  # the name as asked for: the hub labels the study's messages by it
 
     @property
     def name(self) -> str:
@@ -175,7 +176,7 @@ def make_layer(name: str, params: dict | None = None) -> StudyLayer:
     # shifts name outputs (``senkou_a``); the frame's columns are ``ICHIMOKU_senkou_a``
     shifts = {col: shift_bars(expr, checked) for out, expr in info.shift.items()
               for col in columns if col in (out, f"{info.name}_{out}")}
-    return StudyLayer(info, checked, kind, columns, shifts)
+    return StudyLayer(info, checked, kind, columns, shifts, key=str(name))
 
 
 def batch_frame(layer: StudyLayer, instrument, bars: pd.DataFrame,
