@@ -61,7 +61,7 @@ def test_candles_are_the_bars_with_bodies_from_open_to_close(bars):
     assert np.isnan(d["change"][0]) and np.allclose(d["change"][1:], np.diff(c))
     # the fit spans each bar's range; the time labels read local (Chicago, CDT) wall clock
     assert np.array_equal(d["lo"], frame["low"]) and np.array_equal(d["hi"], frame["high"])
-    first = pd.Timestamp(int(d["t"][0]), unit="ms")
+    first = pd.to_datetime(d["t"][0], unit="ms")
     assert first == frame["ts"].iloc[0].tz_convert("America/Chicago").tz_localize(None)
 
 

@@ -23,12 +23,12 @@ from bokeh.models import (CategoricalColorMapper, ColumnDataSource, CustomJS, Di
 from bokeh.transform import dodge, factor_mark, transform
 
 from tradeflow.live.hub import ExternalBars, Resync, Snapshot, Update
-from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
+from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame, to_utc
 
 from . import axes
 from .live_source import put_rows, truncate
-from .price_shapes import (BAR_FIELDS, BAR_TYPES, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES,
-                           Carry, bar_rows)
+from .price_shapes import (BAR_FIELDS, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES, Carry,
+                           bar_rows)
 from .price_studies import StudyLayer, batch_frame, make_layer
 from .price_transforms import MARK_FIELDS, TRANSFORM_FIELDS, Transform
 from .theme import THEMES, Theme, crosshair_tool, figure, style, theme_of
@@ -248,8 +248,8 @@ class PriceChart(pn.viewable.Viewer):
             bars = update.bars[list(BAR_COLUMNS)].sort_values("ts", ignore_index=True)
             if not len(bars):
                 return
-            held = _ns(self._bars["ts"])
-            start = int(np.searchsorted(held, _ns(bars["ts"])[0], side="left"))
+            held = to_utc(self._bars["ts"]).asi8
+            start = int(np.searchsorted(held, to_utc(bars["ts"]).asi8[0], side="left"))
             later = self._bars.iloc[start:]
             merged = _cat(later, bars).drop_duplicates("ts", keep="last").sort_values(
                 "ts", ignore_index=True)
@@ -259,7 +259,7 @@ class PriceChart(pn.viewable.Viewer):
             start = len(self._bars)
             if len(self._bars) > self._n_final:  # a forming row is held
                 replaces = (not self._tentative or not len(tail)
-                            or _ns(tail["ts"])[0] == _ns(self._bars["ts"])[-1])
+                            or to_utc(tail["ts"]).asi8[0] == to_utc(self._bars["ts"]).asi8[-1])
                 start = self._n_final if replaces else len(self._bars)
             self._tentative = False
             self._write(start, tail, len(update.closed))
@@ -363,7 +363,7 @@ class PriceChart(pn.viewable.Viewer):
             truncate(source, length)
 
     def _bar_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        return _ns(self._bars["ts"]), np.arange(len(self._bars), dtype="int64")
+        return to_utc(self._bars["ts"]).asi8, np.arange(len(self._bars), dtype="int64")
 
     # studies ----------------------------------------------------------------------------------
     def _fill_studies(self) -> None:
@@ -694,7 +694,7 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
     rising = 1 if close >= row.get("open", close) else -1
     parts = []
     if "t" in row:
-        t = pd.Timestamp(int(row["t"]), unit="ms")
+        t = pd.to_datetime(row["t"], unit="ms")  # local wall-clock time (axes.local_ms)
         parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
                      f'{t.strftime(":%S") if t.second else ""}</span>')
     parts += [value(k[0].upper(), fmt(row[k], decimals), colour(rising))
@@ -716,13 +716,6 @@ def _cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     if a is None or not len(a):
         return b.reset_index(drop=True)
     return pd.concat([a, b], ignore_index=True)
-
-
-def _ns(ts) -> np.ndarray:
-    index = pd.DatetimeIndex(ts)
-    if index.tz is not None:
-        index = index.tz_convert("UTC").tz_localize(None)
-    return index.as_unit("ns").asi8
 
 
 def _writable(columns: dict) -> dict:

@@ -40,8 +40,8 @@ CHART_TYPES = BAR_TYPES + TRANSFORM_TYPES
 
 # the columns of every row, in this order
 BAR_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "volume", "delta", "change", "lo",
-              "hi", "dir", "fill", "top", "bottom", "mid", "height", "width", "alpha", "above", "below",
-              "vmid")
+              "hi", "dir", "fill", "top", "bottom", "mid", "height", "width", "alpha", "above",
+              "below", "vmid")
 
 BODY = 0.7            # body width of a bar, in bars
 MIN_BODY = 0.12       # volume candles: the narrowest body

@@ -24,6 +24,7 @@ import pandas as pd
 from bokeh.models import ColumnDataSource
 
 from indicators.catalogue import CATALOGUE, StudyData, StudyInfo
+from tradeflow.model import to_utc
 
 from . import axes
 from .live_source import put_rows, truncate
@@ -100,7 +101,7 @@ class StudyLayer:
              bar_x: np.ndarray) -> dict:
         """Source columns of ``frame`` (rows of the study's result at ``positions``), placed
         against the chart's bars (their open times ``bar_ts``, int64 ns, and x)."""
-        ts = _ns(frame["ts"]) if "ts" in frame else np.zeros(len(frame), "int64")
+        ts = to_utc(frame["ts"]).asi8 if "ts" in frame else np.zeros(len(frame), "int64")
         if self.kind == "markers":
             at = np.searchsorted(bar_ts, ts, side="right") - 1  # the bar holding the event
             x = np.where(at >= 0, bar_x[np.clip(at, 0, None)] if len(bar_x) else 0, -1)
@@ -191,9 +192,3 @@ def batch_frame(layer: StudyLayer, instrument, bars: pd.DataFrame,
     return layer.info.batch(StudyData(instrument, bars=bars, footprint=footprint, spec=spec),
                             **layer.params)
 
-
-def _ns(ts) -> np.ndarray:
-    index = pd.DatetimeIndex(ts)
-    if index.tz is not None:
-        index = index.tz_convert("UTC").tz_localize(None)
-    return index.as_unit("ns").asi8
