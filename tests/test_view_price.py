@@ -13,7 +13,7 @@ from bokeh.models import Rect, Segment, Span
 
 from dashboards.components.price_chart import PriceChart
 from dashboards.components.price_shapes import BAR_TYPES, CHART_TYPES
-from indicators.catalogue import CATALOGUE
+from indicators.catalogue import CATALOGUE, StudyData
 from tradeflow.bars import BarAggregator, build
 from tradeflow.ingest.simulator import MarketSimulator
 from tradeflow.live.hub import Snapshot, Update
@@ -488,3 +488,38 @@ def test_the_chart_follows_a_hub_subscription(tmp_path):
     assert cvd.source.data["x"][0] == first_of_day
     for source in (chart.source, ema.source, cvd.source):
         assert events.of(source) and not any(isinstance(e, RESENT) for e in events.of(source))
+
+
+def test_studies_added_while_live_are_computed_over_the_bars_and_cells_held(trades):
+    """Cells of the forming bar are replaced, never added twice, so a footprint study asked
+    for later equals the catalogue's over everything."""
+    updates = feed(trades, "5m", 15)
+    head = pd.concat([updates[0].closed, updates[0].current], ignore_index=True)
+    cells = pd.concat([updates[0].closed_footprint, updates[0].current_footprint],
+                      ignore_index=True)
+    c = PriceChart(instrument=ES, bars=head, footprint=cells, spec="5m")
+    for up in updates[1:]:
+        c.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    c.studies = [("imbalances", {})]
+    bars, cells = build(trades, "5m", ES)
+    want = CATALOGUE.get("imbalances").batch(StudyData(ES, bars=bars, footprint=cells,
+                                                        spec="5m"))
+    assert len(want) and np.array_equal(c.layers[0].source.data["price"], want["price"])
+
+
+def test_received_bars_replace_bars_of_their_time_and_add_new_ones(bars):
+    from tradeflow.live.hub import ExternalBars
+    frame = bars[0]
+    c = PriceChart(instrument=ES, bars=frame.iloc[:-1])
+    events = Events(c)
+    last, new = frame.iloc[[-2]].copy(), frame.iloc[[-1]]
+    last["close"] = last["high"]  # the bar received again, changed
+    c.apply(ExternalBars(pd.concat([last, new], ignore_index=True)))
+    d = data(c.source)
+    assert len(d["x"]) == len(frame) and d["close"][-2] == last["close"].iloc[0]
+    assert d["close"][-1] == new["close"].iloc[0]
+    mine = events.of(c.source)
+    patched = [e for e in mine if isinstance(e, ColumnsPatchedEvent)]
+    assert {p[0].start for e in patched for col in e.patches.values() for p in col} == \
+        {len(frame) - 2}
+    assert not any(isinstance(e, RESENT) for e in mine)

@@ -154,7 +154,8 @@ class PriceChart(pn.viewable.Viewer):
         self._transform: Transform | None = None
         self.readout = Div(text="", sizing_mode="stretch_width", height=22)
         self._bars = empty_frame(BAR_COLUMNS)     # every bar held, closed then forming
-        self._cells = empty_frame(FOOTPRINT_COLUMNS)
+        self._cells = None          # closed bars' footprint cells (None: not given)
+        self._forming_cells = None  # the forming bar's
         self._n_final = 0                         # rows of _bars that are closed
         self._tentative = False                   # the last row came in a frame: maybe closed
         self._carry = Carry()                     # after the closed rows
@@ -230,8 +231,12 @@ class PriceChart(pn.viewable.Viewer):
                                  f"(the model's bar layout)")
             self._n_final, self._tentative = max(len(bars) - 1, 0), len(bars) > 0
         self._bars = bars[list(BAR_COLUMNS)].reset_index(drop=True)
-        self._cells = (footprint[list(FOOTPRINT_COLUMNS)].reset_index(drop=True)
-                       if footprint is not None else None)
+        self._cells = self._forming_cells = None
+        if footprint is not None:
+            cells = footprint[list(FOOTPRINT_COLUMNS)].reset_index(drop=True)
+            forming = (to_utc(cells["ts"]).asi8 == to_utc(self._bars["ts"]).asi8[-1]) if (
+                len(self._bars) > self._n_final) else np.zeros(len(cells), bool)
+            self._cells, self._forming_cells = cells[~forming], cells[forming]
         self._given = dict(studies or {})
         self._redraw()
         self._initial_view()
@@ -262,9 +267,12 @@ class PriceChart(pn.viewable.Viewer):
                             or to_utc(tail["ts"]).asi8[0] == to_utc(self._bars["ts"]).asi8[-1])
                 start = self._n_final if replaces else len(self._bars)
             self._tentative = False
-            self._write(start, tail, len(update.closed))
-            if update.current_footprint is not None and self._cells is not None:
+            if self._cells is not None:  # (kept for studies computed later)
+                if start > self._n_final:  # the row held as forming was closed: its cells too
+                    self._cells = _cat(self._cells, self._forming_cells)
                 self._cells = _cat(self._cells, update.closed_footprint)
+                self._forming_cells = update.current_footprint
+            self._write(start, tail, len(update.closed))
             bar_ts, bar_x = self._bar_positions()
             for layer in self.layers:
                 changes = update.studies.get(layer.key, update.studies.get(layer.name))
@@ -374,7 +382,9 @@ class PriceChart(pn.viewable.Viewer):
                 if not len(self._bars):
                     frame = pd.DataFrame({c: [] for c in layer.info.outputs})
                 else:
-                    frame = batch_frame(layer, self.instrument, self._bars, self._cells,
+                    cells = (None if self._cells is None else
+                             _cat(self._cells, self._forming_cells))
+                    frame = batch_frame(layer, self.instrument, self._bars, cells,
                                         self.spec)
             layer.load(frame, bar_ts, bar_x)
 
