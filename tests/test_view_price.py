@@ -523,3 +523,12 @@ def test_received_bars_replace_bars_of_their_time_and_add_new_ones(bars):
     assert {p[0].start for e in patched for col in e.patches.values() for p in col} == \
         {len(frame) - 2}
     assert not any(isinstance(e, RESENT) for e in mine)
+
+
+def test_a_bad_study_is_refused_and_the_chart_keeps_its_studies(bars):
+    c = chart(bars, studies=[("RSI", {})])
+    with pytest.raises(ValueError, match="RSI: .*timeperiod"):
+        c.studies = [("RSI", {"timeperiod": 0})]
+    assert c.studies == [("RSI", {})] and [layer.name for layer in c.layers] == ["RSI"]
+    c.studies = [("EMA", {"timeperiod": 9})]
+    assert [layer.label for layer in c.layers] == ["EMA(timeperiod=9)"]

@@ -161,7 +161,14 @@ class PriceChart(pn.viewable.Viewer):
         self._carry = Carry()                     # after the closed rows
         self._given: dict = {}                    # study frames handed to load()
         self.layers: list[StudyLayer] = [self._layer(s) for s in self.studies]
+        self.param.watch(self._studies_changed, "studies")
+        self._vref = None  # the volume of a full volume candle (see _volume_ref)
         self._restylers: list = []
+        theme = self._theme  # factors of the rows -> the theme's colours (restyled in place)
+        self._dir_map = CategoricalColorMapper(factors=["up", "down"],
+                                               palette=[theme.up, theme.down])
+        self._fill_map = CategoricalColorMapper(factors=["up", "down", "hollow"],
+                                                palette=[theme.up, theme.down, theme.background])
         self._pane = pn.pane.Bokeh(sizing_mode="stretch_width")
         self._layout = None
         self._redraw()
@@ -191,9 +198,16 @@ class PriceChart(pn.viewable.Viewer):
         name, params = (study[0], study[1] if len(study) > 1 else {})
         return make_layer(name, params)
 
-    @param.depends("studies", watch=True)
-    def _studies_changed(self):
-        self.layers = [self._layer(s) for s in self.studies]
+    def _studies_changed(self, event):
+        """Draw the studies now asked for; a bad one is refused (a ``ValueError`` of one line)
+        and the studies stay as they were."""
+        try:
+            layers = [self._layer(s) for s in event.new]
+        except ValueError:
+            with param.parameterized.discard_events(self):
+                self.studies = event.old
+            raise
+        self.layers = layers
         self._redraw()
 
     @param.depends("chart_type", "show_volume", "base_price", "volume_candles", "transform",
@@ -294,7 +308,7 @@ class PriceChart(pn.viewable.Viewer):
     def _volume_ref(self) -> float:
         """The volume of a full volume candle: the 95th percentile of the bars first loaded,
         kept while live so closed candles never change."""
-        if not hasattr(self, "_vref") or self._vref is None:
+        if self._vref is None:
             vol = self._bars["volume"].to_numpy("float64")
             self._vref = float(np.percentile(vol, 95)) if len(vol) else np.nan
         return self._vref
@@ -529,21 +543,6 @@ class PriceChart(pn.viewable.Viewer):
         self._pane.styles = {"background": theme.background}
         self._dir_map.palette = [theme.up, theme.down]
         self._fill_map.palette = [theme.up, theme.down, theme.background]
-
-    @property
-    def _dir_map(self) -> CategoricalColorMapper:
-        if not hasattr(self, "_dmap"):
-            t = self._theme
-            self._dmap = CategoricalColorMapper(factors=["up", "down"], palette=[t.up, t.down])
-        return self._dmap
-
-    @property
-    def _fill_map(self) -> CategoricalColorMapper:
-        if not hasattr(self, "_fmap"):
-            t = self._theme
-            self._fmap = CategoricalColorMapper(factors=["up", "down", "hollow"],
-                                                palette=[t.up, t.down, t.background])
-        return self._fmap
 
     def _themed(self, renderer, **colours) -> None:
         """Give ``renderer``'s glyph colours by theme field (``line_color="accent"``), now and
