@@ -532,3 +532,22 @@ def test_a_bad_study_is_refused_and_the_chart_keeps_its_studies(bars):
     assert c.studies == [("RSI", {})] and [layer.name for layer in c.layers] == ["RSI"]
     c.studies = [("EMA", {"timeperiod": 9})]
     assert [layer.label for layer in c.layers] == ["EMA(timeperiod=9)"]
+
+
+def test_each_pane_fits_its_values_in_view(bars):
+    frame = bars[0]
+    c = chart(bars, studies=[("RSI", {})], visible_bars=40)
+    price, volume, rsi = c._layout.children[1:]
+    view = frame.iloc[-40:]
+    assert c.y_range.start < view["low"].min() and c.y_range.end > view["high"].max()
+    assert c.y_range.end - c.y_range.start < 1.3 * (view["high"].max() - view["low"].min())
+    assert volume.y_range.start == 0 and volume.y_range.end > view["volume"].max()
+    assert volume.y_range.end < 1.2 * view["volume"].max()
+    values = np.asarray(c.layers[0].source.data["RSI"])[-40:]
+    assert rsi.y_range.start < min(30, values.min()) and rsi.y_range.end > max(70, values.max())
+    # rebuilt (another type): one fit in the browser, of the new figures
+    c.chart_type = "line"
+    c.chart_type = "candles"
+    fits = [cb for cb in c.x_range.js_property_callbacks["change:start"]
+            if "ranges" in cb.args]
+    assert len(fits) == 1 and c._layout.children[3].y_range in fits[0].args["ranges"]

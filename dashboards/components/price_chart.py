@@ -37,21 +37,27 @@ __all__ = ["PriceChart"]
 
 RIGHT_MARGIN = 8  # empty bars right of the last one in the first view (room for its label)
 
-# The y range spans lo..hi of the rows in view (rows are consecutive x from xs[0]).
+# Each pane's y range spans its columns over the rows in view (and its extra values: a study's
+# levels; a floor: the volume's 0).
 _FIT = """
-const xs = src.data['x'], lo = src.data['lo'], hi = src.data['hi'];
-if (!xs || xs.length == 0) return;
-const i0 = Math.max(0, Math.floor(xr.start) - xs[0]);
-const i1 = Math.min(xs.length - 1, Math.ceil(xr.end) - xs[0]);
-let mn = Infinity, mx = -Infinity;
-for (let i = i0; i <= i1; i++) {
-  if (lo[i] < mn) mn = lo[i];
-  if (hi[i] > mx) mx = hi[i];
+for (let k = 0; k < sources.length; k++) {
+  const d = sources[k].data, xs = d['x'], yr = ranges[k];
+  if (!xs || xs.length == 0) continue;
+  let mn = Infinity, mx = -Infinity;
+  for (let i = 0; i < xs.length; i++) {
+    if (xs[i] < xr.start || xs[i] > xr.end) continue;
+    for (const c of columns[k]) {
+      const v = d[c][i];
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+  }
+  if (!isFinite(mn) || !isFinite(mx)) continue;
+  for (const v of extras[k]) { if (v < mn) mn = v; if (v > mx) mx = v; }
+  const pad = (mx - mn) * 0.08 || Math.abs(mx) * 0.001 || 1;
+  yr.start = floors[k] == null ? mn - pad : floors[k];
+  yr.end = mx + pad;
 }
-if (!isFinite(mn) || !isFinite(mx)) return;
-const pad = (mx - mn) * 0.08 || Math.abs(mx) * 0.001 || 1;
-yr.start = mn - pad;
-yr.end = mx + pad;
 """
 
 # The readout of the bar under the cursor (mouse events) or of the last bar (leaving the plot).
@@ -164,6 +170,8 @@ class PriceChart(pn.viewable.Viewer):
         self.param.watch(self._studies_changed, "studies")
         self._vref = None  # the volume of a full volume candle (see _volume_ref)
         self._restylers: list = []
+        self._fits: list = []  # (source, columns, y range, floor, extra values) of each pane
+        self._fit_js: CustomJS | None = None
         theme = self._theme  # factors of the rows -> the theme's colours (restyled in place)
         self._dir_map = CategoricalColorMapper(factors=["up", "down"],
                                                palette=[theme.up, theme.down])
@@ -273,6 +281,7 @@ class PriceChart(pn.viewable.Viewer):
             merged = _cat(later, bars).drop_duplicates("ts", keep="last").sort_values(
                 "ts", ignore_index=True)
             self._write(start, merged, len(merged))
+            self._follow_last()
         elif isinstance(update, Update):
             tail = _cat(update.closed, update.current)
             start = len(self._bars)
@@ -292,6 +301,7 @@ class PriceChart(pn.viewable.Viewer):
                 changes = update.studies.get(layer.key, update.studies.get(layer.name))
                 if changes is not None:
                     layer.apply(changes, bar_ts, bar_x)
+            self._follow_last()
         else:
             raise TypeError(f"PriceChart.apply: not a hub message: {type(update).__name__}")
 
@@ -350,7 +360,6 @@ class PriceChart(pn.viewable.Viewer):
                 self._transform = self._new_transform()
             self._write_transform()
             self._show_last()
-            self._follow_last()
             return
         if start < self._n_final:  # closed bars replaced (received bars): the carry again
             carry = self._rows(self._bars.iloc[:start], 0, Carry())[1]
@@ -366,7 +375,6 @@ class PriceChart(pn.viewable.Viewer):
         put_rows(self.source, start, {k: np.concatenate([rows[k], more[k]]) for k in rows})
         truncate(self.source, len(self._bars))
         self._show_last()
-        self._follow_last()
 
     def _new_transform(self) -> Transform:
         """The chart type's transform, fed the closed bars held and the forming one."""
@@ -421,27 +429,27 @@ class PriceChart(pn.viewable.Viewer):
         self._fit_y()
 
     def _fit_y(self) -> None:
-        src = self._main_source()
-        x = np.asarray(src.data["x"], "float64")
-        view = (x >= self.x_range.start) & (x <= self.x_range.end)
-        if not view.any():
-            return
-        lo = np.nanmin(np.asarray(src.data["lo"], "float64")[view])
-        hi = np.nanmax(np.asarray(src.data["hi"], "float64")[view])
-        pad = (hi - lo) * 0.08 or abs(hi) * 0.001 or 1.0
-        self.y_range.start, self.y_range.end = lo - pad, hi + pad
+        """What the ``_FIT`` callback does in the browser, for the first view."""
+        for fit in self._fits:
+            source, columns, y_range, floor, extra = fit
+            x = np.asarray(source.data["x"], "float64")
+            view = (x >= self.x_range.start) & (x <= self.x_range.end)
+            values = np.concatenate([np.asarray(source.data[c], "float64")[view]
+                                     for c in columns] + [np.asarray(extra, "float64")])
+            values = values[np.isfinite(values)]
+            if not view.any() or not len(values):
+                continue
+            lo, hi = values.min(), values.max()
+            pad = (hi - lo) * 0.08 or abs(hi) * 0.001 or 1.0
+            y_range.start, y_range.end = (lo - pad if floor is None else floor), hi + pad
 
     def _follow_last(self) -> None:
-        """A live bar past the y range widens it (the range follows the view otherwise)."""
+        """Live: while the last bar is in view, the panes' y ranges follow it (a range set to
+        the value it has sends nothing)."""
         src = self._main_source()
         i = _last_row(src.data)
-        if i is None:
-            return
-        x = float(src.data["x"][i])
-        if self.x_range.start <= x <= self.x_range.end:
-            lo, hi = float(src.data["lo"][i]), float(src.data["hi"][i])
-            if lo < self.y_range.start or hi > self.y_range.end:
-                self._fit_y()
+        if i is not None and self.x_range.start <= float(src.data["x"][i]) <= self.x_range.end:
+            self._fit_y()
 
     def _show_last(self) -> None:
         """The last price's line and label, and the readout of the last bar."""
@@ -467,6 +475,7 @@ class PriceChart(pn.viewable.Viewer):
         theme = self._theme
         self._restylers = []
         src = self._main_source()
+        self._fits = [(src, ["lo", "hi"], self.y_range, None, [])]
         price = figure(theme, height=self.height, x_range=self.x_range, y_range=self.y_range,
                        crosshair=self.crosshair, y_axis_location="right")
         price.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
@@ -474,9 +483,10 @@ class PriceChart(pn.viewable.Viewer):
         self._draw_price(price)
         if self.show_volume and not self._is_transform:
             vol = figure(theme, height=self.pane_height, x_range=self.x_range,
-                         crosshair=self.crosshair, y_axis_location="right")
+                         y_range=Range1d(0, 1), crosshair=self.crosshair,
+                         y_axis_location="right")
             vol.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
-            vol.y_range.start = 0
+            self._fits.append((self.source, ["volume"], vol.y_range, 0.0, []))
             # rect, not vbar, for every bar: Bokeh draws vbars left of the view on its edge
             vol.rect(x=axes.X, y="vmid", width=0.7, height="volume", source=self.source,
                      fill_color=transform("dir", self._dir_map), line_color=None,
@@ -491,7 +501,10 @@ class PriceChart(pn.viewable.Viewer):
             for layer in self.layers:
                 if layer.draws == "pane":
                     pane = figure(theme, height=self.pane_height, x_range=self.x_range,
-                                  crosshair=self.crosshair, y_axis_location="right")
+                                  y_range=Range1d(0, 1), crosshair=self.crosshair,
+                                  y_axis_location="right")
+                    self._fits.append((layer.source, list(layer.fit_columns), pane.y_range,
+                                       None, list(layer.info.levels)))
                     pane.yaxis.ticker.desired_num_ticks = 4
                     for level in layer.info.levels:
                         span = Span(location=level, dimension="width", line_dash="dashed",
@@ -511,9 +524,8 @@ class PriceChart(pn.viewable.Viewer):
             style(fig, theme)  # again: the legends came with the studies
             self._restylers.append(lambda t, f=fig: style(f, t))
         self._readout_js(figures, src)
-        fit = CustomJS(args={"src": src, "xr": self.x_range, "yr": self.y_range}, code=_FIT)
-        self.x_range.js_on_change("start", fit)
-        self.x_range.js_on_change("end", fit)
+        self._fit_in_browser()
+        self._fit_y()
         self._restylers.append(self._restyle_readout)
         self._restyle_readout(theme)
         self._layout = column(self.readout, *figures, sizing_mode="stretch_width")
@@ -522,6 +534,20 @@ class PriceChart(pn.viewable.Viewer):
             price.sizing_mode = "stretch_both"
         self._pane.object = self._layout
         self._show_last()
+
+    def _fit_in_browser(self) -> None:
+        """The ``_FIT`` callback on the shared x range (the previous build's taken off)."""
+        callbacks = self.x_range.js_property_callbacks
+        if self._fit_js is not None:
+            self.x_range.js_property_callbacks = {
+                event: [cb for cb in cbs if cb is not self._fit_js]
+                for event, cbs in callbacks.items()}
+        sources, columns, ranges, floors, extras = (list(v) for v in zip(*self._fits))
+        self._fit_js = CustomJS(args=dict(sources=sources, columns=columns, ranges=ranges,
+                                          floors=floors, extras=extras, xr=self.x_range),
+                                code=_FIT)
+        self.x_range.js_on_change("start", self._fit_js)
+        self.x_range.js_on_change("end", self._fit_js)
 
     def _readout_js(self, figures, src) -> None:
         head = html.escape(self.instrument.symbol)

@@ -93,6 +93,13 @@ class StudyLayer:
         return self.info.draws
 
     @property
+    def fit_columns(self) -> tuple[str, ...]:
+        """The columns a pane's y range spans (the drawn ones)."""
+        if self.kind == "candles":
+            return ("low", "high")
+        return self.columns
+
+    @property
     def max_shift(self) -> int:
         return max([0, *self.shifts.values()])
 
