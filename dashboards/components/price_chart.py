@@ -296,11 +296,12 @@ class PriceChart(pn.viewable.Viewer):
                 self._cells = _cat(self._cells, update.closed_footprint)
                 self._forming_cells = update.current_footprint
             self._write(start, tail, len(update.closed))
-            bar_ts, bar_x = self._bar_positions()
-            for layer in self.layers:
-                changes = update.studies.get(layer.key, update.studies.get(layer.name))
-                if changes is not None:
-                    layer.apply(changes, bar_ts, bar_x)
+            if self.layers and update.studies:
+                bar_ts, bar_x = self._bar_positions()
+                for layer in self.layers:
+                    changes = update.studies.get(layer.key, update.studies.get(layer.name))
+                    if changes is not None:
+                        layer.apply(changes, bar_ts, bar_x)
             self._follow_last()
         else:
             raise TypeError(f"PriceChart.apply: not a hub message: {type(update).__name__}")
@@ -705,8 +706,11 @@ class PriceChart(pn.viewable.Viewer):
 
 def _last_row(data: dict) -> int | None:
     """The last row drawn (rows past it may be blanks, see ``live_source.truncate``)."""
-    drawn = np.flatnonzero(np.isfinite(np.asarray(data.get("close", []), "float64")))
-    return int(drawn[-1]) if len(drawn) else None
+    close = data.get("close", [])
+    for i in range(len(close) - 1, -1, -1):  # (from the end: blanks are few)
+        if np.isfinite(close[i]):
+            return i
+    return None
 
 
 def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
