@@ -159,10 +159,12 @@ class PriceChart(pn.viewable.Viewer):
         self.marks = ColumnDataSource({f: [] for f in MARK_FIELDS})  # Kagi lines, P&F boxes
         self._transform: Transform | None = None
         self.readout = Div(text="", sizing_mode="stretch_width", height=22)
-        self._bars = empty_frame(BAR_COLUMNS)     # every bar held, closed then forming
+        self._closed = empty_frame(BAR_COLUMNS)   # the closed bars held
+        self._forming = empty_frame(BAR_COLUMNS)  # the forming bar (0 or 1 row)
+        self._closed_ns = np.zeros(0, "int64")    # their open times
+        self._all = None                          # both, made when asked (_bars)
         self._cells = None          # closed bars' footprint cells (None: not given)
         self._forming_cells = None  # the forming bar's
-        self._n_final = 0                         # rows of _bars that are closed
         self._tentative = False                   # the last row came in a frame: maybe closed
         self._carry = Carry()                     # after the closed rows
         self._given: dict = {}                    # study frames handed to load()
@@ -245,14 +247,14 @@ class PriceChart(pn.viewable.Viewer):
             bars = _cat(snap.closed, snap.current)
             footprint = _cat(snap.closed_footprint, snap.current_footprint)
             studies = {**snap.studies, **(studies or {})}
-            self._n_final, self._tentative = len(snap.closed), False
+            n_final, self._tentative = len(snap.closed), False
         else:
             missing = [c for c in BAR_COLUMNS if c not in bars.columns]
             if missing:
                 raise ValueError(f"PriceChart.load: the bars frame lacks {', '.join(missing)} "
                                  f"(the model's bar layout)")
-            self._n_final, self._tentative = max(len(bars) - 1, 0), len(bars) > 0
-        self._bars = bars[list(BAR_COLUMNS)].reset_index(drop=True)
+            n_final, self._tentative = max(len(bars) - 1, 0), len(bars) > 0
+        self._hold(bars[list(BAR_COLUMNS)].reset_index(drop=True), n_final)
         self._cells = self._forming_cells = None
         if footprint is not None:
             cells = footprint[list(FOOTPRINT_COLUMNS)].reset_index(drop=True)
@@ -284,11 +286,11 @@ class PriceChart(pn.viewable.Viewer):
             self._follow_last()
         elif isinstance(update, Update):
             tail = _cat(update.closed, update.current)
-            start = len(self._bars)
-            if len(self._bars) > self._n_final:  # a forming row is held
+            start = self._n_final + len(self._forming)
+            if len(self._forming):  # a forming row is held
                 replaces = (not self._tentative or not len(tail)
-                            or to_utc(tail["ts"]).asi8[0] == to_utc(self._bars["ts"]).asi8[-1])
-                start = self._n_final if replaces else len(self._bars)
+                            or to_utc(tail["ts"]).asi8[0] == to_utc(self._forming["ts"]).asi8[0])
+                start = self._n_final if replaces else start
             self._tentative = False
             if self._cells is not None:  # (kept for studies computed later)
                 if start > self._n_final:  # the row held as forming was closed: its cells too
@@ -311,10 +313,30 @@ class PriceChart(pn.viewable.Viewer):
     def _is_transform(self) -> bool:
         return self.chart_type in TRANSFORM_TYPES
 
+    @property
+    def _n_final(self) -> int:
+        """Bars held that are closed."""
+        return len(self._closed)
+
+    @property
+    def _bars(self) -> pd.DataFrame:
+        """Every bar held: the closed ones, then the forming one."""
+        if self._all is None:
+            self._all = _cat(self._closed, self._forming)
+        return self._all
+
+    def _hold(self, bars: pd.DataFrame, n_final: int) -> None:
+        """Hold ``bars``, the first ``n_final`` closed."""
+        self._closed = bars.iloc[:n_final].reset_index(drop=True)
+        self._forming = bars.iloc[n_final:].reset_index(drop=True)
+        self._closed_ns = to_utc(self._closed["ts"]).asi8
+        self._all = None
+
     def _base(self) -> float:
         if self.base_price is not None:
             return float(self.base_price)
-        return float(self._bars["close"].iloc[0]) if len(self._bars) else np.nan
+        first = self._closed if len(self._closed) else self._forming
+        return float(first["close"].iloc[0]) if len(first) else np.nan
 
     def _volume_ref(self) -> float:
         """The volume of a full volume candle: the 95th percentile of the bars first loaded,
@@ -324,11 +346,12 @@ class PriceChart(pn.viewable.Viewer):
             self._vref = float(np.percentile(vol, 95)) if len(vol) else np.nan
         return self._vref
 
-    def _rows(self, bars: pd.DataFrame, x0: int, carry: Carry) -> tuple[dict, Carry]:
+    def _rows(self, bars: pd.DataFrame, x0: int, carry: Carry, n_closed: int | None = None
+              ) -> tuple[dict, Carry]:
         volume = self.chart_type == "volume_candles"
         return bar_rows(self.chart_type, bars, x0, carry, self._tz, base=self._base(),
                         volume_ref=self._volume_ref() if volume else np.nan,
-                        volume_by=self.volume_candles)
+                        volume_by=self.volume_candles, n_closed=n_closed)
 
     def _fill_bars(self) -> None:
         """Every row, from scratch (a load, or another chart type)."""
@@ -340,41 +363,39 @@ class PriceChart(pn.viewable.Viewer):
             self.source.data = {f: [] for f in BAR_FIELDS}
             return
         self._transform = None
-        closed, current = self._bars.iloc[:self._n_final], self._bars.iloc[self._n_final:]
-        rows, self._carry = self._rows(closed, 0, Carry())
-        more, _ = self._rows(current, len(closed), self._carry)
-        self.source.data = {k: np.concatenate([rows[k], more[k]]) for k in rows}  # (copies:
-        # Bokeh patches them in place)
+        rows, self._carry = self._rows(self._bars, 0, Carry(), n_closed=self._n_final)
+        self.source.data = _writable(rows)
 
     def _write(self, start: int, tail: pd.DataFrame, n_closed: int) -> None:
         """Bars from position ``start`` on are ``tail`` (its first ``n_closed`` closed): rows
         held before ``start`` are not sent again; the others are patched, new ones streamed."""
-        start = min(start, len(self._bars))
+        held = self._n_final + len(self._forming)
+        start = min(start, held)
         tail = tail[list(BAR_COLUMNS)]
+        following = start == self._n_final  # else bars already made into rows changed
+        if not following and not self._is_transform:  # the carry to ``start`` again
+            carry = self._rows(self._bars.iloc[:start], 0, Carry())[1]
+        else:
+            carry = self._carry
+        if following:  # (the live case: only what arrived is added)
+            if n_closed:
+                closed = tail.iloc[:n_closed]
+                self._closed = _cat(self._closed, closed)
+                self._closed_ns = np.concatenate([self._closed_ns, to_utc(closed["ts"]).asi8])
+            self._forming = tail.iloc[n_closed:].reset_index(drop=True)
+            self._all = None
+        else:
+            self._hold(_cat(self._bars.iloc[:start], tail), start + n_closed)
         if self._is_transform:
-            following = start == self._n_final  # else bars the transform has seen changed
-            self._bars = _cat(self._bars.iloc[:start], tail)
-            self._n_final = start + n_closed
             if following:
                 self._transform.update(tail.iloc[:n_closed], tail.iloc[n_closed:])
             else:
                 self._transform = self._new_transform()
             self._write_transform()
-            self._show_last()
-            return
-        if start < self._n_final:  # closed bars replaced (received bars): the carry again
-            carry = self._rows(self._bars.iloc[:start], 0, Carry())[1]
-        elif start > self._n_final:  # a row held as forming turned out closed
-            carry = self._rows(self._bars.iloc[self._n_final:start], self._n_final,
-                               self._carry)[1]
         else:
-            carry = self._carry
-        self._bars = _cat(self._bars.iloc[:start], tail)
-        self._n_final = start + n_closed
-        rows, self._carry = self._rows(tail.iloc[:n_closed], start, carry)
-        more, _ = self._rows(tail.iloc[n_closed:], start + n_closed, self._carry)
-        put_rows(self.source, start, {k: np.concatenate([rows[k], more[k]]) for k in rows})
-        truncate(self.source, len(self._bars))
+            rows, self._carry = self._rows(tail, start, carry, n_closed=n_closed)
+            put_rows(self.source, start, rows)
+            truncate(self.source, self._n_final + len(self._forming))
         self._show_last()
 
     def _new_transform(self) -> Transform:
@@ -394,7 +415,8 @@ class PriceChart(pn.viewable.Viewer):
             truncate(source, length)
 
     def _bar_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        return to_utc(self._bars["ts"]).asi8, np.arange(len(self._bars), dtype="int64")
+        ts = np.concatenate([self._closed_ns, to_utc(self._forming["ts"]).asi8])
+        return ts, np.arange(len(ts), dtype="int64")
 
     # studies ----------------------------------------------------------------------------------
     def _fill_studies(self) -> None:

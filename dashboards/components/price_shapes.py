@@ -56,10 +56,11 @@ class Carry:
 
 
 def bar_rows(chart_type: str, bars: pd.DataFrame, x0: int, carry: Carry, tz: str, *,
-             base: float = np.nan, volume_ref: float = np.nan, volume_by: str = "width"
-             ) -> tuple[dict, Carry]:
+             base: float = np.nan, volume_ref: float = np.nan, volume_by: str = "width",
+             n_closed: int | None = None) -> tuple[dict, Carry]:
     """The rows of ``bars`` (model layout, time order) drawn as ``chart_type`` at x = ``x0``,
-    ``x0 + 1``, ...; and the carry after them (for the bars that follow). ``base``: the baseline
+    ``x0 + 1``, ...; and the carry after them (after the first ``n_closed``, when given: the
+    bars after those are still forming). ``base``: the baseline
     chart's price; ``volume_ref``: the volume of a full volume candle, whose ``volume_by``
     (``"width"`` or ``"colour"``: the body's opacity) it sets."""
     if chart_type not in BAR_TYPES:
@@ -115,7 +116,9 @@ def bar_rows(chart_type: str, bars: pd.DataFrame, x0: int, carry: Carry, tz: str
         "above": np.maximum(c, base) if not np.isnan(base) else c,
         "below": np.minimum(c, base) if not np.isnan(base) else c,
     }
-    if n:
-        ha = (o[-1], c[-1]) if chart_type == "heikin_ashi" else (np.nan, np.nan)
-        carry = Carry(raw_close[-1], *ha)
+    last = n if n_closed is None else n_closed
+    if last:
+        i = last - 1
+        ha = (o[i], c[i]) if chart_type == "heikin_ashi" else (np.nan, np.nan)
+        carry = Carry(raw_close[i], *ha)
     return rows, carry

@@ -108,19 +108,23 @@ class StudyLayer:
              bar_x: np.ndarray) -> dict:
         """Source columns of ``frame`` (rows of the study's result at ``positions``), placed
         against the chart's bars (their open times ``bar_ts``, int64 ns, and x)."""
-        ts = to_utc(frame["ts"]).asi8 if "ts" in frame else np.zeros(len(frame), "int64")
+        def times():
+            return to_utc(frame["ts"]).asi8 if "ts" in frame else np.zeros(len(frame), "int64")
         if self.kind == "markers":
+            ts = times()
             at = np.searchsorted(bar_ts, ts, side="right") - 1  # the bar holding the event
             x = np.where(at >= 0, bar_x[np.clip(at, 0, None)] if len(bar_x) else 0, -1)
         else:
             if self.x0 is None and len(frame):
-                first = np.searchsorted(bar_ts, ts[0], side="left")
+                first = np.searchsorted(bar_ts, times()[0], side="left")
                 self.x0 = int((bar_x[first] if first < len(bar_x) else
                                (bar_x[-1] + 1 if len(bar_x) else 0)) - positions[0])
             x = (self.x0 or 0) + np.asarray(positions, "int64")
         out = {axes.X: np.asarray(x, "float64")}
         for col in self.columns:
-            out[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy("float64")
+            values = frame[col]
+            out[col] = (values.to_numpy("float64") if values.dtype.kind in "fiu" else
+                        pd.to_numeric(values, errors="coerce").to_numpy("float64"))
             if col in self.shifts:
                 out[f"x_{col}"] = out[axes.X] + self.shifts[col]
         if self.kind == "candles":  # bodies and colours, as the price's candles
