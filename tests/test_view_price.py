@@ -393,11 +393,19 @@ bars, cells = build(trades, spec, ES)
 studies = [("EMA", {"timeperiod": 20}), ("RSI", {})] if kind == "candles" else []
 chart = PriceChart(instrument=ES, bars=bars, footprint=cells, chart_type=kind, theme=theme,
                    spec=spec, studies=studies, transform=SETTINGS, height=420)
+chart.y_range.name, chart.x_range.name = "price-y", "price-x"  # (for the test to read)
 pn.extension(raw_css=[f"body {{ background: {THEMES[theme].background}; }}"])
 pn.Column(chart, sizing_mode="stretch_width").servable()
 '''
 
 ACCENT_TYPES = ("line", "line_markers", "step", "area")
+
+
+def _range(page, name: str) -> tuple[float, float]:
+    """A named Bokeh range's (start, end) as the browser holds it."""
+    return tuple(page.evaluate(
+        "(name) => { const r = Bokeh.documents[0].get_model_by_name(name);"
+        " return [r.start, r.end]; }", name))
 
 
 def _pixels_near(image, colour: str, tolerance: int = 40) -> int:
@@ -418,6 +426,8 @@ def test_every_chart_type_draws_in_chromium(tmp_path):
     script.write_text(PAGE)
     shots = [(kind, "dark") for kind in CHART_TYPES] + [("candles", "light")]
     with panel_app(str(script)) as url, browser_page(1100, 760) as page:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
         for kind, theme in shots:
             page.goto(f"{url}/price_page?type={kind}&theme={theme}")
             readout = page.locator(".bk-Div .bk-clearfix", has_text="ES")  # (shadow DOM)
@@ -440,6 +450,17 @@ def test_every_chart_type_draws_in_chromium(tmp_path):
                 page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
                 page.wait_for_timeout(300)
                 assert readout.first.inner_text().replace("\xa0", " ") != text
+                # zoomed in, the y range fits the bars now in view (in the browser)
+                before = _range(page, "price-y")
+                x_before = _range(page, "price-x")
+                for _ in range(3):
+                    page.mouse.wheel(0, -400)
+                    page.wait_for_timeout(200)
+                x_after = _range(page, "price-x")
+                assert x_after[1] - x_after[0] < x_before[1] - x_before[0]  # fewer bars
+                after = _range(page, "price-y")
+                assert after != before and after[0] >= before[0] and after[1] <= before[1]
+        assert not errors
 
 
 # --------------------------------------------------------------------- through the hub
