@@ -572,3 +572,11 @@ def test_each_pane_fits_its_values_in_view(bars):
     fits = [cb for cb in c.x_range.js_property_callbacks["change:start"]
             if "ranges" in cb.args]
     assert len(fits) == 1 and c._layout.children[3].y_range in fits[0].args["ranges"]
+
+
+def test_without_a_height_the_price_pane_stretches(bars):
+    c = chart(bars, height=None)
+    assert c._layout.sizing_mode == c._pane.sizing_mode == "stretch_both"
+    assert c._layout.children[1].sizing_mode == "stretch_both"
+    c.height = 300
+    assert c._pane.sizing_mode == "stretch_width" and c._layout.children[1].height == 300

@@ -552,9 +552,10 @@ class PriceChart(pn.viewable.Viewer):
         self._restylers.append(self._restyle_readout)
         self._restyle_readout(theme)
         self._layout = column(self.readout, *figures, sizing_mode="stretch_width")
-        if self.height is None:
-            self._layout.sizing_mode = "stretch_both"
-            price.sizing_mode = "stretch_both"
+        if self.height is None:  # the price pane takes the height the others leave
+            self._layout.sizing_mode = price.sizing_mode = "stretch_both"
+        # (the pane passes its sizing mode on to the layout)
+        self._pane.sizing_mode = self._layout.sizing_mode
         self._pane.object = self._layout
         self._show_last()
 
