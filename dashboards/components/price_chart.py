@@ -126,7 +126,9 @@ class PriceChart(pn.viewable.Viewer):
 
     Data: :meth:`load` (bars frame in the model layout, or a hub ``Snapshot``) and :meth:`apply`
     (a hub ``Update``/``ExternalBars``/``Snapshot``/``Resync``): closed bars are streamed once,
-    the forming bar patched in place, study rows likewise from their ``Changes``.
+    the forming bar patched in place, study rows likewise from their ``Changes``. Give it plain
+    bars: Heikin-Ashi is ``chart_type="heikin_ashi"`` (``MarketData`` transforms a ``:HA`` spec's
+    bars already, the hub's live bars of it are plain: load ``BarSpec.base`` 's bars).
     """
 
     instrument = param.ClassSelector(class_=Instrument, allow_None=True, doc="The instrument")
