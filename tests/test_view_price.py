@@ -580,3 +580,9 @@ def test_without_a_height_the_price_pane_stretches(bars):
     assert c._layout.children[1].sizing_mode == "stretch_both"
     c.height = 300
     assert c._pane.sizing_mode == "stretch_width" and c._layout.children[1].height == 300
+
+
+def test_the_readout_escapes_what_goes_into_its_html(bars):
+    c = chart(bars, spec="<b>1m</b>")
+    assert "&lt;b&gt;1m&lt;/b&gt;" in c.readout.text and "<b>1m" not in c.readout.text
+    assert "&lt;b&gt;1m&lt;/b&gt;" in c._readout_cb.args["head"]

@@ -576,12 +576,14 @@ class PriceChart(pn.viewable.Viewer):
         self.x_range.js_on_change("end", self._fit_js)
 
     def _readout_js(self, figures, src) -> None:
-        head = html.escape(self.instrument.symbol)
-        self._readout_cb = CustomJS(args={"src": src, "div": self.readout, "decimals":
-                                          self._decimals, "colors": {}, "head": ""}, code=_READOUT)
-        self._readout_head = (f'<b style="margin-right:10px">{head}</b>'
-                              f'<span style="margin-right:10px">{html.escape(self.spec)}</span>')
-        self._readout_cb.args["head"] = self._readout_head
+        """The readout follows the mouse over every pane (``_READOUT``); its head, the symbol
+        and spec, escaped (they go into HTML)."""
+        self._readout_head = (
+            f'<b style="margin-right:10px">{html.escape(self.instrument.symbol)}</b>'
+            f'<span style="margin-right:10px">{html.escape(self.spec)}</span>')
+        self._readout_cb = CustomJS(args={"src": src, "div": self.readout, "colors": {},
+                                          "decimals": self._decimals,
+                                          "head": self._readout_head}, code=_READOUT)
         for fig in figures:
             fig.js_on_event(MouseMove, self._readout_cb)
             fig.js_on_event(MouseLeave, self._readout_cb)
