@@ -321,6 +321,12 @@ class _Stream:
         self.fanout = Fanout()
         self.subs: set[Subscription] = set()
         self.follow_from: pd.Timestamp | None = None  # where a new study follower starts
+        self.day_end: pd.Timestamp | None = None  # when follow_from's trading day ends
+
+    def start_day(self, ts: pd.Timestamp) -> None:
+        """Study followers made from now on start with the trading day of ``ts``."""
+        self.follow_from = _day_open(self.instrument, self.spec, ts)
+        self.day_end = _day_end(self.instrument, ts)
 
     def keep(self, bars: pd.DataFrame, cells: pd.DataFrame) -> None:
         """Remember closed bars for snapshots: at least the last ``history``, whole updates."""
@@ -348,6 +354,7 @@ class _Book:
         self.instrument = instrument
         self.book = OrderBook(instrument.tick_size)
         self.ts: int | None = None  # epoch ns of the snapshot it holds
+        self.day_end: pd.Timestamp | None = None  # when the depth studies' trading day ends
         self.fanout = Fanout()
         self.subs: set[Subscription] = set()
 
@@ -620,7 +627,7 @@ class Hub:
         ts = last["ts"].iloc[-1]
         start = _bar_open(instrument, spec, ts)
         up = stream.aggregator.update(await self.store.trades(symbol, start=start))
-        stream.follow_from = _day_open(instrument, spec, ts)
+        stream.start_day(ts)
         if spec.is_time:  # the closed bars before the forming one: from the rollups
             bars = await self.store.bars(symbol, spec, end=start, last=self.history)
             if len(bars):
@@ -707,13 +714,22 @@ class Hub:
         """Run a commit's trades through the symbol's streams: ``{stream: (BarUpdate, {follower
         key: Changes})}``. A stream that refuses them (older trades written around the
         pipeline) is dropped and its subscribers resync."""
-        moved, failed = {}, []
+        moved, failed, new_day = {}, [], []
         for (sym, _), stream in list(self._streams.items()):
             if sym != symbol:
                 continue
-            if _rows(trades) and stream.follow_from is None:
-                stream.follow_from = _day_open(stream.instrument, stream.spec,
-                                               trades["ts"].iloc[0])
+            if _rows(trades):
+                last = trades["ts"].iloc[-1]
+                if stream.follow_from is None:
+                    stream.start_day(trades["ts"].iloc[0])
+                elif last >= stream.day_end:
+                    # a new trading day: the studies' state (kept for their day, e.g. a CVD,
+                    # a session profile) starts again instead of growing day after day; the
+                    # stream is seeded afresh (the commit is stored) and its charts resync
+                    if len(stream.fanout):
+                        new_day.append(stream)
+                        continue
+                    stream.start_day(last)
             try:
                 up = stream.aggregator.update(trades, liquidations)
                 out = stream.fanout.apply(up)
@@ -724,6 +740,9 @@ class Hub:
             moved[stream] = (up, {key: cs[stream.fanout[key].name] for key, cs in out.items()})
         for stream, exc in failed:
             self._drop(stream, f"the live stream of {symbol} {stream.spec} is rebuilt: {exc}")
+        for stream in new_day:
+            self._drop(stream, f"a new trading day: the studies of {symbol} {stream.spec} "
+                               "start again")
         return moved
 
     def _advance_book(self, book: _Book, depth: pd.DataFrame) -> dict | None:
@@ -731,6 +750,15 @@ class Hub:
         (the changes of all its snapshots as one), or None when the book did not change. With
         no depth study following, only the last snapshot matters (each replaces the book)."""
         snapshots = _snapshots(depth, book.ts)
+        if snapshots and book.day_end is not None and snapshots[-1][0] >= book.day_end.value:
+            # a new trading day: the depth studies (their kept results) start again from the
+            # book as it is, instead of growing day after day; their charts resync
+            if len(book.fanout):
+                self._drop(book, f"a new trading day: the depth studies of "
+                                 f"{book.instrument.symbol} start again")
+            book.day_end = None
+        if snapshots and book.day_end is None:
+            book.day_end = _day_end(book.instrument, ns_to_utc(snapshots[-1][0]))
         if not len(book.fanout):
             snapshots = snapshots[-1:]
         changes, applied = {}, False
@@ -790,6 +818,13 @@ def _bar_open(instrument: Instrument, spec: BarSpec, ts: pd.Timestamp) -> pd.Tim
         return session.day_start_utc(session.trading_date(at))[0]
     opened = bar_start(at, spec, session)
     return (opened if spec.is_intraday_time else session.day_start_utc(opened))[0]
+
+
+def _day_end(instrument: Instrument, ts: pd.Timestamp) -> pd.Timestamp:
+    """When the trading day of ``ts`` ends (the next trading date's start)."""
+    session = instrument.session
+    day = session.trading_date(pd.DatetimeIndex([ts]))
+    return session.day_start_utc(day + pd.Timedelta(days=1))[0]
 
 
 def _day_open(instrument: Instrument, spec: BarSpec, ts: pd.Timestamp) -> pd.Timestamp:
