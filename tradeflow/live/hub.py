@@ -15,7 +15,10 @@ then every change, as the pipeline publishes what it stored.
   spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
   trades and liquidations of the trading day when made, and indicators of time bars are also
   given up to ``history`` closed bars before that day (``history=``), so a chart holds the
-  study's batch frame over those bars.
+  study's batch frame over those bars. This state is kept for one trading day: at the next
+  day's first commit a stream with studies is dropped and its charts resync (seeded afresh, the
+  studies start with the new day), and so are the book's depth studies; memory does not grow
+  from day to day.
 * Depth: every stored depth time is a whole book snapshot. The hub keeps the latest book of each
   symbol whose depth it is given since it started (``indicators.orderflow.OrderBook``; the
   store is not read for it; a snapshot not after the book's, or a crossed one, is skipped), and
@@ -72,8 +75,8 @@ MAX_TAPE = 100_000
 @dataclass(frozen=True)
 class Snapshot:
     """The state of a chart now: recent closed bars (at least the hub's ``history``) and their
-    cells, the forming bar (0 or 1 row) and its cells, each study's whole result (by the label it
-    was asked by); the book's best levels (``book_levels``), the latest trades and the
+    cells, the forming bar (0 or 1 row) and its cells, each study's whole result since its
+    follower started (its trading day; by the label it was asked by); the book's best levels (``book_levels``), the latest trades and the
     liquidations since the first of them (``tape``) when asked, else None."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
