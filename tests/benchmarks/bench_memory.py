@@ -73,7 +73,7 @@ def messages(batch, symbol: str, tick: float, seq: int) -> list[dict]:
 
 
 async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, step: float,
-                         sample, every: float) -> dict:
+                         sample, every: float, start: pd.Timestamp = START) -> dict:
     """Send ``hours`` of ``sim``'s market in ``step``-second stretches, one each
     ``step / speed`` s of wall time; ``sample(simulated_hours)`` every ``every`` s of wall."""
     import websockets
@@ -86,7 +86,7 @@ async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, st
     async with websockets.connect(url, additional_headers={"X-API-Key": key}, max_size=None,
                                   ping_interval=None) as ws:
         for i in range(steps):
-            a = START + pd.Timedelta(seconds=i * step)
+            a = start + pd.Timedelta(seconds=i * step)
             batch = sim.generate(a, a + pd.Timedelta(seconds=step))
             for m in messages(batch, symbol, tick, seq):
                 await ws.send(json.dumps(m))
@@ -110,7 +110,7 @@ async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, st
 
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
-        warmup: float, studies) -> dict:
+        warmup: float, studies, start: pd.Timestamp = START) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -130,7 +130,8 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         pid = server.proc.pid
         samples.append((0.0, rss_mb(pid)))
         got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step,
-                                         lambda h: samples.append((h, rss_mb(pid))), every))
+                                         lambda h: samples.append((h, rss_mb(pid))), every,
+                                         start))
     h = np.array([s[0] for s in samples])
     mb = np.array([s[1] for s in samples])
     after = h >= warmup * hours
@@ -155,6 +156,9 @@ def main(argv=None) -> None:
     ap.add_argument("--studies", default=",".join(STUDIES),
                     help="the chart's studies, comma-separated ('' for bars and cells only)")
     ap.add_argument("--only-postgres", action="store_true", help="PostgreSQL only")
+    ap.add_argument("--start", default=str(START),
+                    help="the simulated market's start (UTC; e.g. '2024-03-05 22:00' to cross "
+                         "a trading day, where the studies start again)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     args = ap.parse_args(argv)
@@ -175,7 +179,8 @@ def main(argv=None) -> None:
             log(f"{label}: {hours:g} simulated h at {args.speed:g}x: about "
                 f"{hours * 3600 / args.speed:.0f} s")
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
-                      args.warmup, [s for s in args.studies.split(",") if s])
+                      args.warmup, [s for s in args.studies.split(",") if s],
+                      pd.Timestamp(args.start, tz="UTC"))
             meta[label] = {"load_average": os.getloadavg(), **got}
             rows.append(Row(
                 f"{label}: server RSS growth per simulated hour after warm-up",
