@@ -14,6 +14,7 @@ drawings, view range, theme) made into views over market data, following the liv
 """
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import replace
 
@@ -171,7 +172,10 @@ class Chart(pn.viewable.Viewer):
         self.crosshair = CrosshairTool(overlay=[
             Span(dimension="width", line_dash="dotted", line_width=1),
             Span(dimension="height", line_dash="dotted", line_width=1)])
-        self._layout = pn.Column(pn.pane.HTML("loading…", css_classes=["chart-loading"]),
+        muted = theme_of(config.theme).muted
+        self._layout = pn.Column(pn.pane.HTML(f'<span style="color:{muted}">loading '
+                                              f'{html.escape(config.symbol)} {config.spec}…'
+                                              '</span>', css_classes=["chart-loading"]),
                                  sizing_mode="stretch_both", min_height=200)
         self._callback = None
         if run is not None and pn.state.curdoc is not None and \

@@ -12,8 +12,8 @@ from it, and the price.
 :class:`DeskConfig` is the desk: layout (1, 2 or 4 charts), theme, the focused chart and the
 charts. ``to_query()`` / ``from_query(args)`` is its URL form, short and readable
 (``?symbol=BTCUSDT&spec=1m&type=footprint&studies=RSI(timeperiod=21),CVD&layout=2&symbol2=ES``), so
-a link reopens the same desk; drawings and view ranges stay in the JSON document (a URL is no
-place for them).
+a link reopens the same desk; ``mode=light`` is the theme (Panel's templates read ``theme``
+themselves); drawings and view ranges stay in the JSON document (a URL is no place for them).
 """
 from __future__ import annotations
 
@@ -311,7 +311,7 @@ class DeskConfig(param.Parameterized):
         if self.layout != 1:
             args["layout"] = str(self.layout)
         if self.theme != "dark":
-            args["theme"] = self.theme
+            args["mode"] = self.theme
         if self.active:
             args["active"] = str(self.active + 1)
         default = ChartConfig()
@@ -339,11 +339,11 @@ class DeskConfig(param.Parameterized):
         for name, vals in args.items():
             val = vals[0] if isinstance(vals, (list, tuple)) else vals
             values[name] = val.decode("utf-8", "replace") if isinstance(val, bytes) else str(val)
-        allowed = {"layout", "theme", "active"} | {
+        allowed = {"layout", "mode", "active"} | {
             key + suffix for key in cls._KEYS for suffix in ("", "2", "3", "4")}
         unknown = sorted(set(values) - allowed)
         if unknown:
-            _fail("URL", f"unknown parameter {unknown[0]!r}; the desk takes layout, theme, active,"
+            _fail("URL", f"unknown parameter {unknown[0]!r}; the desk takes layout, mode, active,"
                          f" and symbol, spec, type, panes, studies (2, 3, 4 after them for the "
                          f"other charts, e.g. symbol2)")
         layout = values.get("layout", "1")
@@ -354,9 +354,9 @@ class DeskConfig(param.Parameterized):
         if beyond:
             _fail(beyond[0], f"chart {beyond[0][-1]} is not shown with layout={layout}: use "
                              f"layout={2 if int(beyond[0][-1]) == 2 else 4}")
-        theme = values.get("theme", "dark")
+        theme = values.get("mode", "dark")
         if theme not in THEME_NAMES:
-            _fail("theme", f"{theme!r}: use one of {', '.join(THEME_NAMES)}")
+            _fail("mode", f"{theme!r}: use one of {', '.join(THEME_NAMES)}")
         active = values.get("active", "1")
         if active not in [str(i + 1) for i in range(layout)]:
             _fail("active", f"{active!r}: use a chart number from 1 to {layout}")

@@ -113,7 +113,7 @@ class Reads:
             try:
                 result = await self.run(fn, *args)
             except Exception as exc:  # noqa: BLE001 -- as above
-                self.done.append(lambda: failed(exc))
+                self.done.append(lambda error=exc: failed(error))
                 return
             self.done.append(lambda: then(result))
         asyncio.ensure_future(work())

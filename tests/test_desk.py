@@ -3,11 +3,13 @@ Chromium (``tradeflow serve --simulate``)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import expect
 
 from dashboards.chart_state import (CHART_TYPES, DRAWING_POINTS, PANES, ChartConfig, DeskConfig,
                                     StateError, format_studies, parse_studies)
@@ -124,7 +126,8 @@ def test_the_url_is_short_and_readable():
     ("symbol2=ES", "symbol2: chart 2 is not shown with layout=1"),
     ("layout=2&spec2=2x", "spec2: bar spec '2x' not understood"),
     ("type=pie", "type: 'pie': use one of footprint, candles"),
-    ("theme=blue", "theme: 'blue': use one of dark, light"),
+    ("mode=blue", "mode: 'blue': use one of dark, light"),
+    ("theme=light", "URL: unknown parameter 'theme'"),
     ("typo=1", "URL: unknown parameter 'typo'"),
 ])
 def test_a_bad_url_says_what_and_where(query, message):
@@ -165,3 +168,188 @@ def test_study_text_round_trips():
     assert studies[0]["params"] == {"timeperiod": 10, "nbdevup": 2.5, "nbdevdn": 2.0,
                                     "matype": 2}
     assert parse_studies(format_studies(studies)) == studies
+
+
+# --- the served desk, end to end in Chromium ----------------------------------------------------
+
+ARTIFACTS = __import__("pathlib").Path(__file__).parent / "artifacts"
+HISTORY_END = "2026-11-27T20:00:00Z"  # a Friday: ES traded; BTCUSDT trades around the clock
+
+# the chart's bar source: of the sources drawn by the plots on the page (Bokeh's views), the
+# longest with bar numbers and closes
+BARS_JS = """() => {
+  let best = null;
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    for (const r of (view.model && view.model.renderers) || []) {
+      const d = r.data_source && r.data_source.data;
+      if (!d || !d.x || !d.close) continue;
+      if (best === null || d.x.length > best.x.length)
+        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
+                low: Array.from(d.low)};
+    }
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return best;
+}"""
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """``tradeflow serve --simulate BTCUSDT`` over a store with history of BTCUSDT and ES."""
+    from tests.serve import serving, tradeflow
+
+    store = f"duckdb:///{tmp_path_factory.mktemp('desk') / 'desk.duckdb'}"
+    tradeflow(["instruments", "add", "ES", "--tick-size", "0.25", "--exchange", "CME",
+               "--session", "America/Chicago 08:30-15:15,17:00-16:00"], store)
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"],
+              store)
+    tradeflow(["simulate", "BTCUSDT", "ES", "--days", "1", "--no-live", "--end", HISTORY_END,
+               "--trades-per-day", "100000"], store)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serving(store, "--simulate", "BTCUSDT") as served:
+        yield served
+    # no error of ours in the server's log (a browser closed mid-message is Tornado's noise)
+    ours = re.findall(r'File "[^"]*/(?:dashboards|tradeflow|indicators)/[^"]*"', served.output)
+    assert not ours, served.output[-5000:]
+
+
+@pytest.fixture
+def page():
+    from tests.browser import browser_page
+
+    with browser_page(1400, 950) as page:
+        yield page
+
+
+def _wait(page, js: str, timeout=60_000) -> None:
+    """Wait until ``js`` is true; else a screenshot of what the page showed instead."""
+    try:
+        page.wait_for_function(js, timeout=timeout)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / "desk-failed.png")
+        raise
+
+
+def _bars(page, at_least=1, timeout=60_000):
+    _wait(page, f"() => {{ const b = ({BARS_JS})(); "
+                f"return b !== null && b.x.length >= {at_least}; }}", timeout)
+    return page.evaluate(BARS_JS)
+
+
+def _titles(page) -> list[str]:
+    return [t.strip() for t in page.locator(".desk-chart-title").all_inner_texts()]
+
+
+def _shows(page, *titles):
+    """The charts' titles become ``titles`` (Playwright retries until they do)."""
+    expect(page.locator(".desk-chart-title")).to_have_text(list(titles), timeout=60_000)
+
+
+def _open(page, url):
+    page.goto(url)
+    page.wait_for_selector(".desk-chart-title", timeout=60_000)
+
+
+def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
+    _open(page, f"{desk.url}/")
+    _shows(page, "1 · BTCUSDT 1m footprint")
+    first = _bars(page, at_least=300)  # the history: a day of 1-minute bars, then live ones
+    assert first["x"] == list(range(first["x"][0], first["x"][0] + len(first["x"])))
+    # live: the forming bar changes in place or new bars come; closed bars never change
+    page.wait_for_function(
+        f"""() => {{ const b = ({BARS_JS})();
+        return b.x.length > {len(first['x'])} || b.close[b.close.length - 1] !==
+               {first['close'][-1]} || b.high[b.high.length - 1] !== {first['high'][-1]} ||
+               b.low[b.low.length - 1] !== {first['low'][-1]}; }}""", timeout=30_000)
+    later = page.evaluate(BARS_JS)
+    closed = len(first["x"]) - 1
+    for column in ("x", "close", "high", "low"):
+        assert later[column][:closed] == first[column][:closed]
+    page.screenshot(path=ARTIFACTS / "desk-dark.png")
+    # /desk is the same page
+    _open(page, f"{desk.url}/desk")
+    _shows(page, "1 · BTCUSDT 1m footprint")
+
+
+def test_pickers_redraw_and_the_url_follows(desk, page):
+    _open(page, f"{desk.url}/")
+    before = _bars(page, at_least=300)
+    page.locator(".desk-symbol input").fill("ES")
+    page.locator(".desk-symbol input").press("Enter")
+    page.wait_for_function("() => location.search.includes('symbol=ES')", timeout=20_000)
+    _shows(page, "1 · ES 1m footprint")
+    # redrawn with ES's bars (prices near 5000; BTCUSDT's near 50000)
+    _wait(page, f"() => {{ const b = ({BARS_JS})(); return b !== null && b.x.length > 0 "
+                f"&& Math.max(...b.high) < 20000; }}")
+    assert before["close"][-1] > 20_000
+    page.locator(".desk-spec select").select_option("T500")
+    page.wait_for_function("() => location.search.includes('spec=T500')", timeout=20_000)
+    _shows(page, "1 · ES T500 footprint")
+    page.locator(".desk-chart-type select").select_option("candles")
+    page.wait_for_function("() => location.search.includes('type=candles')", timeout=20_000)
+    _shows(page, "1 · ES T500 candles")
+    page.screenshot(path=ARTIFACTS / "desk-es-t500.png")
+    page.locator(".desk-layout button", has_text="4").click()
+    page.wait_for_function("() => location.search.includes('layout=4')", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('canvas').length >= 0", timeout=1000)
+    _shows(page, "1 · ES T500 candles", "2 · ES T500 candles",
+                             "3 · ES T500 candles", "4 · ES T500 candles")
+    page.wait_for_timeout(3000)
+    page.screenshot(path=ARTIFACTS / "desk-layout-4.png")
+    page.keyboard.press("2")  # a shortcut: two charts
+    page.wait_for_function("() => location.search.includes('layout=2')", timeout=20_000)
+    assert len(_titles(page)) == 2
+    page.keyboard.press("t")  # the theme: the page reopens light
+    page.wait_for_function("() => location.search.includes('mode=light')", timeout=20_000)
+    page.wait_for_selector(".desk-chart-title", timeout=60_000)
+    _bars(page)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=ARTIFACTS / "desk-light.png")
+    assert len(_titles(page)) == 2
+
+
+def test_a_study_from_the_picker_appears_with_its_settings(desk, page):
+    _open(page, f"{desk.url}/?type=candles")
+    _bars(page)
+    page.locator(".desk-study input").fill("RSI")
+    page.locator(".desk-study input").press("Enter")
+    page.locator(".desk-add-study button").click()
+    page.wait_for_function("() => location.search.includes('studies=RSI')", timeout=20_000)
+    card = page.locator(".desk-study-rsi")
+    expect(card).to_contain_text("Timeperiod", timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "desk-study.png")
+
+
+def test_a_page_reopened_from_its_url_shows_the_same_desk(desk, page):
+    query = "?layout=2&type=candles&studies=RSI(timeperiod=21)&symbol2=ES&spec2=5m&active=2"
+    _open(page, f"{desk.url}/{query}")
+    _shows(page, "1 · BTCUSDT 1m candles", "2 · ES 5m footprint")
+    # the pickers show the focused chart (2): ES 5m
+    assert page.locator(".desk-symbol input").input_value() == "ES"
+    assert page.locator(".desk-spec select").input_value() == "5m"
+    page.locator(".desk-active button", has_text="1").click()
+    page.locator(".desk-study-rsi").wait_for(timeout=20_000)
+    assert "21" in page.locator(".desk-study-rsi input").first.input_value()
+    page.wait_for_function("() => !location.search.includes('active=')", timeout=20_000)
+    reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
+    assert reopened == DeskConfig.from_query(query.replace("&active=2", ""))
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("?symbol=%3Cb%3Ebold%3C/b%3E", "symbol: symbol '<b>bold</b>' is not valid"),
+    ("?spec=7q", "bar spec '7q' not understood"),
+    ("?studies=RSI(timeperiod=1)", "parameter 'timeperiod' must be an integer from 2"),
+    ("?symbol=NOPE", "unknown symbol 'NOPE'"),
+    ("?theme=light", "unknown parameter 'theme'"),
+])
+def test_bad_input_is_said_in_the_page(desk, page, query, shown):
+    page.goto(f"{desk.url}/{query}")
+    page.wait_for_selector(".page-error", timeout=60_000)
+    text = page.locator(".page-error").first.inner_text()
+    assert shown in text
+    # shown as text, never as HTML
+    assert page.locator("b", has_text=re.compile("^bold$")).count() == 0

@@ -19,6 +19,7 @@ from panel.custom import JSComponent
 
 from dashboards.chart import Chart
 from dashboards.chart_state import (CHART_TYPES, LAYOUTS, ChartConfig, DeskConfig, StateError)
+from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads
 from dashboards.pages import PageError, check_client, error_view
@@ -80,24 +81,29 @@ class Keys(JSComponent):
 
 
 def _watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
-    """The stored symbols, and of each: the last price, the change since the previous close (else
-    the day's open) and the day's volume."""
-    rows = []
-    symbols = [i.symbol for i in marketdata.store.instruments()] if marketdata else []
-    for symbol in symbols:
+    """The stored symbols, and the watchlist's rows as text: the last price (the instrument's
+    decimals), the change since the previous close (else the day's open), the day's volume."""
+    rows, symbols = [], []
+    for inst in (marketdata.store.instruments() if marketdata else ()):
+        symbols.append(inst.symbol)
         try:
-            days = marketdata.store.bars(symbol, "1d", last=2)
+            days = marketdata.store.bars(inst.symbol, "1d", last=2)
         except (ModelError, StoreError):
             days = None
         if days is None or not len(days):
-            rows.append({"symbol": symbol, "last": None, "change %": None, "volume": None})
+            rows.append({"symbol": inst.symbol, "last": "–", "chg": "–", "volume": "–"})
             continue
         today = days.iloc[-1]
         base = days["close"].iloc[-2] if len(days) > 1 else today["open"]
-        rows.append({"symbol": symbol, "last": float(today["close"]),
-                     "change %": round(100 * (today["close"] / base - 1), 2) if base else None,
-                     "volume": float(today["volume"])})
-    return symbols, pd.DataFrame(rows, columns=["symbol", "last", "change %", "volume"])
+        rows.append({"symbol": inst.symbol,
+                     "last": f"{today['close']:,.{price_decimals(inst.tick_size)}f}",
+                     "chg": f"{100 * (today['close'] / base - 1):+.2f}%" if base else "–",
+                     "volume": _volume(today["volume"])})
+    return symbols, pd.DataFrame(rows, columns=["symbol", "last", "chg", "volume"])
+
+
+def _volume(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 class Desk(pn.viewable.Viewer):
@@ -118,7 +124,7 @@ class Desk(pn.viewable.Viewer):
         self.symbol = pn.widgets.AutocompleteInput(
             name="Symbol (/)", options=self.symbols, case_sensitive=False, min_characters=1,
             search_strategy="includes", restrict=False, css_classes=["desk-symbol"])
-        self.spec = pn.widgets.Select(name="Bars", groups=SPECS)
+        self.spec = pn.widgets.Select(name="Bars", groups=SPECS, css_classes=["desk-spec"])
         self.spec_text = pn.widgets.TextInput(name="Other bars", placeholder="e.g. 2m, T250, R10",
                                               css_classes=["desk-spec-text"])
         self.heikin_ashi = pn.widgets.Checkbox(name="Heikin-Ashi")
@@ -129,7 +135,7 @@ class Desk(pn.viewable.Viewer):
             search_strategy="includes", min_characters=1, restrict=False,
             css_classes=["desk-study"])
         self.add_study = pn.widgets.Button(name="Add", button_type="primary", width=60,
-                                           sizing_mode="fixed", css_classes=["desk-add-study"])
+                                           css_classes=["desk-add-study"], align="end")
         self.study_panels = pn.Column(sizing_mode="stretch_width", css_classes=["desk-studies"])
         self.layout = pn.widgets.RadioButtonGroup(name="Layout", options=[1, 2, 4],
                                                   css_classes=["desk-layout"])
@@ -140,7 +146,7 @@ class Desk(pn.viewable.Viewer):
         self.watchlist = pn.widgets.Tabulator(
             _watch_rows(None)[1], show_index=False, disabled=True,
             selectable=1, sizing_mode="stretch_width", css_classes=["desk-watchlist"],
-            formatters={"volume": {"type": "money", "formatterParams": {"precision": 0}}})
+            header_filters=False, layout="fit_columns")
         self.keys = Keys(visible=True, width=0, height=0, sizing_mode="fixed")
         self.grid = pn.GridBox(ncols=1, sizing_mode="stretch_width", css_classes=["desk-grid"])
         self._build_charts()
@@ -247,17 +253,21 @@ class Desk(pn.viewable.Viewer):
             settings.param.watch(lambda _e, k=k, s=settings: self._on_setting(k, s),
                                  [p.name for p in info.params] or [])
             remove = pn.widgets.Button(name="Remove", button_type="light", width=80,
-                                       sizing_mode="fixed", css_classes=["desk-remove-study"])
+                                       css_classes=["desk-remove-study"])
             remove.on_click(lambda _e, k=k: self._remove_study(k))
+            # numbers typed (a slider over 2..100000 cannot pick 21)
+            widgets = {p.name: pn.widgets.IntInput if p.type == "int" else pn.widgets.FloatInput
+                       for p in info.params if p.type in ("int", "float")}
             panels.append(pn.Card(
-                pn.Param(settings, show_name=False, sizing_mode="stretch_width"), remove,
+                pn.Param(settings, show_name=False, sizing_mode="stretch_width",
+                         widgets=widgets), remove,
                 title=f"{info.name}: {info.title}", collapsed=False, sizing_mode="stretch_width",
                 css_classes=["desk-study-card", f"desk-study-{info.key}"]))
         self.study_panels.objects = panels
 
     def _say(self, problem: str = "", advice: str = "") -> None:
         self.alert.object = "" if not problem else error_view(
-            PageError(problem, advice)).object
+            PageError(problem, advice), redact=False).object
 
     def _change(self, **doc) -> bool:
         """Apply checked changes to the active chart (a bad value is said, nothing changes)."""
@@ -431,6 +441,10 @@ class Desk(pn.viewable.Viewer):
         return pn.Column(self.alert, self.grid, sizing_mode="stretch_width")
 
 
+class _StateProblem(PageError):
+    """A desk state that cannot be used (its text is the user's, never a store URL)."""
+
+
 def _sources():
     """(MarketData, hub, run, symbols): the running server's (reads on its reader threads,
     symbols from its pipeline), else the configured store's, read here and without a feed."""
@@ -448,12 +462,17 @@ def _sources():
             from None
 
 
-def _page(title: str, theme: str, main: list, sidebar=()) -> pn.template.FastListTemplate:
+def _page(title: str, theme: str, main: list, sidebar=()):
     t = theme_of(theme)
-    return pn.template.FastListTemplate(
-        title=html.escape(title), main=main, sidebar=list(sidebar), theme=theme,
-        theme_toggle=False, main_layout=None, sidebar_width=300, accent_base_color=t.accent,
-        header_background=t.background, background_color=t.background)
+    try:
+        return pn.template.FastListTemplate(
+            title=html.escape(title), main=main, sidebar=list(sidebar),
+            theme="default" if theme == "light" else theme, theme_toggle=False, main_layout=None,
+            sidebar_width=300, accent_base_color=t.accent, header_background=t.background,
+            background_color=t.background)
+    except KeyError:  # the template reads ?theme= itself and fails on a value it does not know
+        return pn.Row(pn.Column(*sidebar, width=300), pn.Column(*main),
+                      styles={"background": t.background})
 
 
 def app():
@@ -463,14 +482,15 @@ def app():
         try:
             config = DeskConfig.from_query(pn.state.session_args or {})
         except StateError as exc:
-            raise PageError(f"this desk link cannot be opened: {exc}",
+            raise _StateProblem(f"this desk link cannot be opened: {exc}",
                             "fix that part of the URL, or open / for the default desk") from None
         theme = config.theme
         marketdata, hub, run, symbols = _sources()
         desk = Desk(config, marketdata, hub, run, symbols)
     except PageError as exc:
         log.info("the desk refused a request: %s", exc.problem)
-        return _page("TradeFlow · desk", theme, [error_view(exc)])
+        return _page("TradeFlow · desk", theme, [
+            error_view(exc, redact=not isinstance(exc, _StateProblem))])
     except Exception:  # noqa: BLE001 -- a page never goes blank; the details go to the log
         log.exception("the desk failed")
         return _page("TradeFlow · desk", theme, [error_view(PageError(
