@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from data_access import open_async_store
-from indicators.live_protocol import follower_key
+from indicators.catalogue import CATALOGUE
 from indicators.orderflow.footprint import cvd
 from tradeflow.bars import build
 from tradeflow.live import ChartState, Overloaded, Pipeline, Rejected, Resync, Snapshot, Update
@@ -216,7 +216,8 @@ def test_a_chart_holds_the_batch_build_of_the_stored_trades(store_url, spec):
     assert_bars_equal(chart.bars, bars)
     assert_cells_equal(chart.footprint, cells)
     # the study follows the stream from the trading day's start (00:00 UTC for crypto)
-    np.testing.assert_allclose(np.asarray(chart.studies["cvd"], dtype=float),
+    assert (chart.studies["cvd"]["ts"].to_numpy() == bars["ts"].to_numpy()).all()
+    np.testing.assert_allclose(chart.studies["cvd"]["cvd"].to_numpy(float),
                                cvd(bars).to_numpy(), rtol=1e-9)
 
 
@@ -232,7 +233,8 @@ def test_charts_with_the_same_key_share_one_follower(store_url):
             await drain(sub, state)
         streams = hub.streams()
         one = streams[("BTCUSDT", "1m")].fanout
-        shape = (sorted(streams), len(one), one.users(follower_key("imbalances", {"ratio": 3})))
+        imbalances = CATALOGUE.get("imbalances").follower_key({"ratio": 3})
+        shape = (sorted(streams), len(one), one.users(imbalances))
         await pipeline.submit_trades("BTCUSDT", trades(100, START + pd.Timedelta(minutes=1),
                                                        first_id=1000))
         got = [a.__anext__(), b.__anext__()]

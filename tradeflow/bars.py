@@ -20,7 +20,9 @@ Bar kinds (notation in ``tradeflow.model.BarSpec``):
 
 Tick, volume, range and Renko bars start afresh at each trading day of the instrument's session,
 so a day's bars are the same however much history is loaded. Heikin-Ashi (``":HA"``) is a
-transform of the bars of any spec: :func:`heikin_ashi`.
+transform of the bars of any spec: :func:`heikin_ashi`; so are Kagi, Point & Figure and Line
+Break (chart types, not specs). The transforms, batch and incremental, are in
+:mod:`tradeflow.bar_transforms`.
 """
 from __future__ import annotations
 
@@ -29,10 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tradeflow.bar_transforms import (HeikinAshi, Kagi, LineBreak, PointAndFigure, heikin_ashi,
+                                      kagi, line_break, point_and_figure)
 from tradeflow.model import (TRADE_COLUMNS, BarSpec, BarUpdate, Instrument, ns_to_utc,
                              ModelError, bar_start, empty_frame, normalize_trades)
 
-__all__ = ["BarAggregator", "BarUpdate", "build", "build_bars", "build_footprint", "heikin_ashi"]
+# the chart-type transforms live in tradeflow.bar_transforms; they are re-exported here so every
+# bar kind is found in one place
+__all__ = ["BarAggregator", "BarUpdate", "HeikinAshi", "Kagi", "LineBreak", "PointAndFigure",
+           "build", "build_bars", "build_footprint", "heikin_ashi", "kagi", "line_break",
+           "point_and_figure"]
 
 # --------------------------------------------------------------------------------------------
 # Cutters: where bars begin in a batch
@@ -486,21 +494,3 @@ def build_bars(trades: pd.DataFrame, spec, instrument: Instrument) -> pd.DataFra
 def build_footprint(trades: pd.DataFrame, spec, instrument: Instrument) -> pd.DataFrame:
     """Footprint cells (model footprint layout) of ``trades`` for ``spec``."""
     return build(trades, spec, instrument)[1]
-
-
-def heikin_ashi(bars: pd.DataFrame, prev: tuple[float, float] | None = None) -> pd.DataFrame:
-    """Heikin-Ashi bars: close = (O+H+L+C)/4; open = mean of the previous HA bar's open and close
-    (the first bar: (O+C)/2, or from ``prev``, the previous HA bar's (open, close)); high and low
-    widened to include them. Volume and order-flow columns are kept."""
-    out = bars.copy()
-    o, h, l, c = (bars[k].to_numpy(dtype="float64") for k in ("open", "high", "low", "close"))
-    ha_close = (o + h + l + c) / 4.0
-    ha_open = np.empty_like(ha_close)
-    if len(ha_open):
-        ha_open[0] = (o[0] + c[0]) / 2.0 if prev is None else (prev[0] + prev[1]) / 2.0
-        for i in range(1, len(ha_open)):  # a recursion: each open needs the one before
-            ha_open[i] = (ha_open[i - 1] + ha_close[i - 1]) / 2.0
-    out["open"], out["close"] = ha_open, ha_close
-    out["high"] = np.maximum.reduce([h, ha_open, ha_close])
-    out["low"] = np.minimum.reduce([l, ha_open, ha_close])
-    return out

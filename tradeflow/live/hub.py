@@ -2,16 +2,39 @@
 then every change, as the pipeline publishes what it stored.
 
 * One stream per (symbol, spec) in use, whatever the number of charts: one
-  ``tradeflow.bars.BarAggregator`` and one ``indicators.live_protocol.Fanout`` of study followers
-  (one per study and settings, shared by every chart asking for them). A stream is made on first
-  demand and seeded from the store (the forming bar's trades; for tick, volume and range bars the
-  trading day's, as they restart each day; recent closed time bars from the rollups); it is
-  dropped with its last subscriber.
+  ``tradeflow.bars.BarAggregator``, recent closed bars and one
+  ``indicators.live_protocol.Fanout`` of study followers. A stream is made on first demand and
+  seeded from the store (the forming bar's trades; for tick, volume and range bars the trading
+  day's, as they restart each day; recent closed time bars from the rollups); it is dropped when
+  nothing uses it.
+* Studies: any study of ``indicators.catalogue.CATALOGUE`` that has a live form, with its
+  settings (``studies=["cvd"]`` or ``{"EMA": {"timeperiod": 21}, "heatmap": {}}``; checked by
+  the catalogue at :meth:`Hub.subscribe`, the name as given labels it in messages). Its follower,
+  ``StudyInfo.live``, is shared by every chart asking for the same study and settings
+  (``StudyInfo.follower_key``). A bar study follows the chart's stream, or the stream of its own
+  spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
+  trades and liquidations of the trading day when made, and indicators of time bars are also
+  given up to ``history`` closed bars before that day (``history=``), so a chart holds the
+  study's batch frame over those bars.
+* Depth: every stored depth time is a whole book snapshot. The hub keeps the latest book of each
+  symbol whose depth it is given since it started (``indicators.orderflow.OrderBook``; the
+  store is not read for it; a snapshot not after the book's, or a crossed one, is skipped), and
+  depth studies (``StudyInfo.stream == "depth"``: the
+  heatmap) follow its snapshots as ``DepthUpdate`` s, from the book as it was when they were
+  made.
 * Messages: :class:`Snapshot` first (recent closed bars, the forming bar, each study's result),
-  then an :class:`Update` per commit (closed bars, sent once; the forming bar, re-sent whole; each
-  study's :class:`~indicators.live_protocol.Changes`); :class:`ExternalBars` for ``source=
-  "external"`` (bars received built, which replace stored bars of the same time). A
-  :class:`ChartState` applies them: what a chart following a subscription holds.
+  then an :class:`Update` per commit that touched the chart (closed bars, sent once; the forming
+  bar, re-sent whole; each study's :class:`~indicators.live_protocol.Changes`);
+  :class:`ExternalBars` for ``source="external"`` (bars received built, which replace stored
+  bars of the same time). A :class:`ChartState` applies them: what a chart following a
+  subscription holds.
+* Asked for at subscribe, for a DOM ladder and a time & sales tape: ``book_levels=N`` puts the
+  book's best N levels a side (``ts, side, tick, price, size``; bids best first, then asks; the
+  first of each side is the best bid/ask) in ``Snapshot.book``, and in ``Update.book`` whenever
+  a commit changed the book (whole: it is small); ``tape=N`` (``True``: 200) puts the latest N
+  stored trades in ``Snapshot.trades`` (and the liquidations since the first of them in
+  ``Snapshot.liquidations``), and each commit's trades and liquidations in ``Update.trades`` and
+  ``Update.liquidations``. Unasked, they are None.
 * A slow subscriber does not slow anyone: each subscription queues at most ``queue_size``
   messages; when it is full the queue is emptied and replaced by one :class:`Resync`, and the
   next message after it is a fresh :class:`Snapshot` built when the subscriber reads it.
@@ -19,43 +42,63 @@ then every change, as the pipeline publishes what it stored.
 from __future__ import annotations
 
 import asyncio
+import logging
+import numbers
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from indicators.live_protocol import Fanout, follower_key
-from indicators.orderflow.live import LiveOrderFlow
+from indicators.catalogue import CATALOGUE, Catalogue, StudyData, StudyInfo
+from indicators.live_protocol import Changes, Fanout
+from indicators.orderflow import OrderBook
 from tradeflow.bars import BarAggregator
-from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError,
-                             bar_start, empty_frame)
+from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS,
+                             BarSpec, DepthUpdate, Instrument, ModelError, bar_start, empty_frame,
+                             ns_to_utc)
 
 __all__ = ["Hub", "Subscription", "Snapshot", "Update", "ExternalBars", "Resync", "ChartState"]
 
+log = logging.getLogger(__name__)
+
 SOURCES = ("trades", "external")
+MAX_BOOK_LEVELS = 1000  # a side
+TAPE = 200  # trades in a snapshot's tape when ``tape=True``
+MAX_TAPE = 100_000
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """The state of a chart now: recent closed bars (at least the hub's ``history``) and their
-    cells, the forming bar (0 or 1 row) and its cells, each study's whole result."""
+    cells, the forming bar (0 or 1 row) and its cells, each study's whole result (by the label it
+    was asked by); the book's best levels (``book_levels``), the latest trades and the
+    liquidations since the first of them (``tape``) when asked, else None."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
     current: pd.DataFrame
     current_footprint: pd.DataFrame
     studies: dict = field(default_factory=dict)
+    book: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    liquidations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
 class Update:
     """What one commit changed: bars that closed (final), the forming bar (0 or 1 row, replacing
-    the previous one), their cells, and ``{study: Changes}``."""
+    the previous one), their cells, and ``{study: Changes}`` of the studies it changed; ``book``:
+    the book's best levels when asked and changed (else None); ``trades``, ``liquidations``:
+    the commit's, when a tape was asked (else None)."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
     current: pd.DataFrame
     current_footprint: pd.DataFrame
     studies: dict = field(default_factory=dict)
+    book: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    liquidations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -71,14 +114,19 @@ class Resync:
 
 
 class ChartState:
-    """What a chart holds after following a subscription's messages (``apply`` each)."""
+    """What a chart holds after following a subscription's messages (``apply`` each); ``tape``
+    keeps the latest ``tape_length`` trades and liquidations (None: all)."""
 
-    def __init__(self):
+    def __init__(self, tape_length: int | None = None):
         self.closed = empty_frame(BAR_COLUMNS)
         self.closed_cells = empty_frame(FOOTPRINT_COLUMNS)
         self.current = empty_frame(BAR_COLUMNS)
         self.current_cells = empty_frame(FOOTPRINT_COLUMNS)
         self.studies: dict[str, pd.DataFrame] = {}
+        self.book: pd.DataFrame | None = None
+        self.tape = empty_frame(TRADE_COLUMNS)
+        self.liquidations = empty_frame(LIQUIDATION_COLUMNS)
+        self.tape_length = tape_length
         self.resyncs = 0
 
     def apply(self, message) -> None:
@@ -86,6 +134,10 @@ class ChartState:
             self.closed, self.closed_cells = message.closed, message.closed_footprint
             self.current, self.current_cells = message.current, message.current_footprint
             self.studies = {k: v.reset_index(drop=True) for k, v in message.studies.items()}
+            self.book = message.book
+            self.tape = self._kept(message.trades, empty_frame(TRADE_COLUMNS))
+            self.liquidations = self._kept(message.liquidations,
+                                           empty_frame(LIQUIDATION_COLUMNS))
         elif isinstance(message, Update):
             self.closed = _cat(self.closed, message.closed)
             self.closed_cells = _cat(self.closed_cells, message.closed_footprint)
@@ -94,12 +146,25 @@ class ChartState:
                 shown = self.studies.get(name)
                 self.studies[name] = changes.applied(
                     shown if shown is not None else changes.rows.iloc[:0])
+            if message.book is not None:
+                self.book = message.book
+            self.tape = self._kept(message.trades, self.tape)
+            self.liquidations = self._kept(message.liquidations, self.liquidations)
         elif isinstance(message, ExternalBars):
             both = _cat(self.closed, message.bars)
             self.closed = both.drop_duplicates("ts", keep="last").sort_values(
                 "ts", ignore_index=True)
         elif isinstance(message, Resync):
             self.resyncs += 1
+
+    def _kept(self, new: pd.DataFrame | None, shown: pd.DataFrame) -> pd.DataFrame:
+        """``shown`` with ``new`` rows after it (None: nothing new), the latest ``tape_length``."""
+        if new is None:
+            return shown
+        rows = _cat(shown, new)
+        if self.tape_length is not None and len(rows) > self.tape_length:
+            rows = rows.iloc[-self.tape_length:].reset_index(drop=True)
+        return rows
 
     @property
     def bars(self) -> pd.DataFrame:
@@ -118,23 +183,141 @@ def _cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([a, b], ignore_index=True)
 
 
-def _studies(studies) -> tuple[tuple[str, dict], ...]:
-    """``studies`` as ((name, params), ...): names, or a mapping of name to its parameters."""
+# --------------------------------------------------------------------------------------------
+# studies asked for, and their results
+
+
+@dataclass(frozen=True, eq=False)
+class _Asked:
+    """A study a subscription asked for: its label in messages, its catalogue entry and checked
+    settings, the key its follower is shared by, and the bars it follows (None: the book)."""
+    label: str
+    info: StudyInfo
+    params: dict
+    key: tuple
+    spec: str | None
+
+
+def _asked(catalogue: Catalogue, studies, spec: BarSpec) -> tuple[_Asked, ...]:
+    """``studies`` (names, or a mapping of name to settings) checked against the catalogue:
+    an unknown study, a bad setting or a study without a live form raises one line naming it."""
     if isinstance(studies, str):
         studies = (studies,)
-    if isinstance(studies, Mapping):
-        return tuple((str(k), dict(v or {})) for k, v in studies.items())
-    return tuple((str(name), {}) for name in studies)
+    items = studies.items() if isinstance(studies, Mapping) else ((s, None) for s in studies)
+    out = []
+    for label, params in items:
+        label = str(label)
+        info = catalogue.get(label)
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"study {label!r}: settings must be a mapping of parameter to "
+                             f"value, got {type(params).__name__}")
+        checked = info.check_params(params)
+        if not info.has_live:
+            raise ValueError(f"study {info.name!r} has no live form, so a chart cannot follow "
+                             f"it; compute it with 'tradeflow study {info.name}'")
+        follows = (None if info.stream == "depth"
+                   else str(BarSpec.parse(info.spec)) if info.spec else str(spec))
+        out.append(_Asked(label, info, checked, info.follower_key(checked), follows))
+    return tuple(out)
+
+
+def _count(value, what: str, most: int, default: int | None = None) -> int:
+    """A subscription's count option: 0 (or False) for none, a whole number up to ``most``, or
+    True for ``default`` when it has one."""
+    if isinstance(value, bool) and (default is not None or not value):
+        return default if value else 0
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+            and 0 <= value <= most:
+        return int(value)
+    also = " or True" if default is not None else ""
+    raise ValueError(f"{what} must be a whole number from 0 to {most}{also}, got {value!r}")
+
+
+class _Result:
+    """A study's whole result, kept from its changes (what a chart following them holds), for
+    snapshots. Kept in pieces indexed by position, so that an update touching the last rows
+    costs what it touches, not the whole frame."""
+
+    def __init__(self, columns, frame: pd.DataFrame | None = None):
+        self.columns = list(columns)
+        self.parts = [frame.reset_index(drop=True)] if frame is not None and len(frame) else []
+        self.n = len(self.parts[0]) if self.parts else 0
+
+    def add(self, changes: Changes) -> None:
+        rows = changes.rows
+        first = int(rows.index.min()) if len(rows) else changes.length
+        cut = min(first, changes.length, self.n)
+        old = [p[(p.index < changes.length) & ~p.index.isin(rows.index)]
+               for p in self._take_from(cut)]
+        pieces = [p for p in (*old, rows) if len(p)]
+        if pieces:
+            part = pd.concat(pieces).sort_index() if len(pieces) > 1 else pieces[0]
+            self.parts.append(part)
+        if cut + sum(len(p) for p in pieces) != changes.length:
+            raise ValueError(f"a study's changes leave rows {cut}..{changes.length} unknown")
+        self.n = changes.length
+        if len(self.parts) > 64:  # (a snapshot concatenates them anyway)
+            self.parts = [pd.concat(self.parts)]
+
+    def _take_from(self, cut: int) -> list[pd.DataFrame]:
+        """Remove and return the rows at positions ``cut`` and after."""
+        taken = []
+        while self.parts and self.n - len(self.parts[-1]) >= cut:
+            part = self.parts.pop()
+            self.n -= len(part)
+            taken.append(part)
+        if self.parts and self.n > cut:
+            last = self.parts[-1]
+            before = last.index < cut
+            self.parts[-1] = last[before]
+            taken.append(last[~before])
+            self.n = cut
+        return taken[::-1]
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame(columns=self.columns)
+        if len(self.parts) > 1:
+            self.parts = [pd.concat(self.parts)]
+        return self.parts[0].reset_index(drop=True)
+
+
+class _Followed:
+    """A study's live follower (``StudyInfo.live``) and its result so far."""
+
+    def __init__(self, info: StudyInfo, follower, history: pd.DataFrame | None = None):
+        self.name, self.follower = info.name, follower
+        self.result = _Result(info.outputs, history)
+
+    def apply(self, update) -> dict[str, Changes]:
+        changes = self.follower.apply(update)[self.name]
+        self.result.add(changes)
+        return {self.name: changes}
+
+
+def _merged(first: Changes, then: Changes) -> Changes:
+    """Two consecutive changes of one output as one: what a chart applying both would hold."""
+    rows = first.rows[first.rows.index < then.length]
+    rows = rows[~rows.index.isin(then.rows.index)]
+    both = pd.concat([rows, then.rows]).sort_index() if len(rows) else then.rows
+    return Changes(both, then.length)
+
+
+# --------------------------------------------------------------------------------------------
+# streams and books
 
 
 class _Stream:
-    """One (symbol, spec) built from trades: its aggregator, recent closed bars and followers."""
+    """One (symbol, spec) built from trades: its aggregator, recent closed bars, the forming bar,
+    its study followers, and the subscriptions using it (as their chart, or for a study)."""
 
     def __init__(self, instrument: Instrument, spec: BarSpec, history: int):
         self.instrument, self.spec, self.history = instrument, spec, history
         self.aggregator = BarAggregator(instrument, spec)
         self.chunks: deque[tuple[pd.DataFrame, pd.DataFrame]] = deque()  # closed (bars, cells)
         self.n_closed = 0
+        self.current = empty_frame(BAR_COLUMNS)
+        self.current_cells = empty_frame(FOOTPRINT_COLUMNS)
         self.fanout = Fanout()
         self.subs: set[Subscription] = set()
         self.follow_from: pd.Timestamp | None = None  # where a new study follower starts
@@ -148,13 +331,37 @@ class _Stream:
         while self.chunks and self.n_closed - len(self.chunks[0][0]) >= self.history:
             self.n_closed -= len(self.chunks.popleft()[0])
 
-    def snapshot(self, studies) -> Snapshot:
-        now = self.aggregator.update()  # no trades: the forming bar as it is
-        results = {name: self.fanout[follower_key(name, params)].result(name)
-                   for name, params in studies}
-        return Snapshot(_frames([b for b, _ in self.chunks], BAR_COLUMNS),
-                        _frames([c for _, c in self.chunks], FOOTPRINT_COLUMNS),
-                        now.current, now.current_footprint, results)
+    def advance(self, up) -> None:
+        self.keep(up.closed, up.closed_footprint)
+        self.current, self.current_cells = up.current, up.current_footprint
+
+    def closed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return (_frames([b for b, _ in self.chunks], BAR_COLUMNS),
+                _frames([c for _, c in self.chunks], FOOTPRINT_COLUMNS))
+
+
+class _Book:
+    """The latest book of a symbol (each stored depth time is a whole snapshot), the depth
+    studies following its snapshots, and the subscriptions using it."""
+
+    def __init__(self, instrument: Instrument):
+        self.instrument = instrument
+        self.book = OrderBook(instrument.tick_size)
+        self.ts: int | None = None  # epoch ns of the snapshot it holds
+        self.fanout = Fanout()
+        self.subs: set[Subscription] = set()
+
+    def top(self, n: int) -> pd.DataFrame:
+        """The best ``n`` levels a side: ``ts, side, tick, price, size``."""
+        levels = self.book.levels(n, ts=None if self.ts is None else ns_to_utc(self.ts))
+        levels.insert(3, "price", self.instrument.to_price(levels["tick"]))
+        return levels
+
+    def snapshot(self) -> DepthUpdate | None:
+        """The book as a snapshot update (what a new follower starts from)."""
+        if self.ts is None:
+            return None
+        return DepthUpdate(self.book.levels(ts=ns_to_utc(self.ts)), snapshot=True)
 
 
 def _frames(parts, columns) -> pd.DataFrame:
@@ -164,13 +371,33 @@ def _frames(parts, columns) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[list(columns)]
 
 
+def _snapshots(depth: pd.DataFrame, after: int | None) -> list[tuple[int, pd.DataFrame]]:
+    """The snapshots of a depth frame, in time order, as ``(epoch ns, levels)``; those not after
+    ``after`` left out (a resent batch: the store skipped them too)."""
+    depth = depth.sort_values("ts", kind="stable", ignore_index=True)
+    ns = pd.DatetimeIndex(depth["ts"]).as_unit("ns").asi8
+    if after is not None:
+        keep = ns > after
+        depth, ns = depth[keep].reset_index(drop=True), ns[keep]
+    if not len(ns):
+        return []
+    bounds = np.r_[np.flatnonzero(np.r_[True, ns[1:] != ns[:-1]]), len(ns)]
+    return [(int(ns[a]), depth.iloc[a:b].reset_index(drop=True))
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class Subscription:
     """One chart's messages, as an async iterator; ``close()`` unsubscribes."""
 
-    def __init__(self, hub: "Hub", key: tuple, studies, queue_size: int):
+    def __init__(self, hub: "Hub", key: tuple, asked: tuple[_Asked, ...], queue_size: int,
+                 book_levels: int = 0, tape: int = 0):
         self.key = key  # (symbol, spec, source)
-        self.studies = studies
+        self.studies = {a.label: a.params for a in asked}  # checked, defaults filled
+        self.book_levels, self.tape = book_levels, tape
+        self._asked = asked
         self._hub = hub
+        self._stream: _Stream | None = None  # its chart's stream, once attached
+        self._uses: list[tuple[_Stream | _Book, tuple]] | None = None  # each study's follower
         self._queue: deque = deque()
         self._size = queue_size
         self._ready = asyncio.Event()
@@ -231,39 +458,43 @@ class Subscription:
 
 
 class Hub:
-    """Subscriptions by (symbol, spec, studies, source), fed by the pipeline's ``publish_*``.
+    """Subscriptions by (symbol, spec, studies, source), fed by the pipeline's ``publish*``.
 
     ``instrument(symbol)`` gives an Instrument (raising ModelError for an unknown symbol); ``lock``
     is held by the pipeline from a transaction's start to its publishing, so a stream seeded
-    from the store under it misses and repeats nothing."""
+    from the store under it misses and repeats nothing. ``catalogue``: where studies are found."""
 
     def __init__(self, store, instrument, lock: asyncio.Lock, *, history: int = 300,
-                 queue_size: int = 256):
+                 queue_size: int = 256, catalogue: Catalogue = CATALOGUE):
         self.store = store
         self._instrument = instrument
         self._lock = lock
         self.history = history
         self.queue_size = queue_size
+        self.catalogue = catalogue
         self._streams: dict[tuple[str, str], _Stream] = {}
+        self._books: dict[str, _Book] = {}
         self._subs: dict[tuple, set[Subscription]] = {}  # by (symbol, spec, source)
 
     # subscribing -----------------------------------------------------------------------------
     def subscribe(self, symbol: str, spec: str, studies=(), source: str = "trades",
-                  queue_size: int | None = None) -> Subscription:
-        """A chart's subscription. Raises ModelError/ValueError for an unknown symbol, spec,
-        source, study or parameter."""
-        instrument = self._instrument(symbol)
+                  queue_size: int | None = None, *, book_levels: int = 0,
+                  tape: int | bool = 0) -> Subscription:
+        """A chart's subscription (see the module's docstring). Raises ModelError/ValueError,
+        one line naming it, for an unknown symbol, spec, source or study, a bad setting, a study
+        without a live form, or a bad ``book_levels``/``tape``."""
+        self._instrument(symbol)
         spec = BarSpec.parse(spec)
         if source not in SOURCES:
             raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
-        studies = _studies(studies)
-        if source == "external" and (studies or not spec.is_intraday_time):
+        asked = _asked(self.catalogue, studies or (), spec)
+        book_levels = _count(book_levels, "book_levels", MAX_BOOK_LEVELS)
+        tape = _count(tape, "tape", MAX_TAPE, default=TAPE)
+        if source == "external" and (asked or book_levels or tape or not spec.is_intraday_time):
             raise ValueError("source 'external': bars received built, at an intraday time spec "
-                             "(e.g. '1s', '1m'), without studies")
-        for name, params in studies:  # refuse bad names and settings now, not when read
-            LiveOrderFlow(instrument, [name], **{name: params})
-        sub = Subscription(self, (symbol, str(spec), source), studies,
-                           queue_size or self.queue_size)
+                             "(e.g. '1s', '1m'), without studies, book or tape")
+        sub = Subscription(self, (symbol, str(spec), source), asked,
+                           queue_size or self.queue_size, book_levels, tape)
         self._subs.setdefault(sub.key, set()).add(sub)
         return sub
 
@@ -273,20 +504,33 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.key]
-        stream = self._streams.get(sub.key[:2]) if sub.key[2] == "trades" else None
-        if stream is not None and sub in stream.subs:
-            self._detach(stream, sub)
+        self._detach(sub)
 
-    def _detach(self, stream: _Stream, sub: Subscription) -> None:
-        stream.subs.discard(sub)
-        for name, params in sub.studies:
-            stream.fanout.release(follower_key(name, params))
-        if not stream.subs:
-            self._streams.pop((stream.instrument.symbol, str(stream.spec)), None)
+    def _detach(self, sub: Subscription) -> None:
+        """Give back what ``sub`` uses: its studies' followers, its streams (dropped when
+        nothing else uses them), its book."""
+        used = [sub._stream] if sub._stream is not None else []
+        for target, key in sub._uses or ():
+            target.fanout.release(key)
+            used.append(target)
+        book = self._books.get(sub.key[0])
+        if book is not None:
+            used.append(book)
+        for target in used:
+            target.subs.discard(sub)
+            if isinstance(target, _Stream) and not target.subs:
+                key = (target.instrument.symbol, str(target.spec))
+                if self._streams.get(key) is target:
+                    del self._streams[key]
+        sub._stream, sub._uses = None, None
 
     def streams(self) -> dict[tuple[str, str], _Stream]:
         """The streams in use, by (symbol, spec)."""
         return dict(self._streams)
+
+    def books(self) -> dict[str, _Book]:
+        """The books kept, by symbol."""
+        return dict(self._books)
 
     def close(self) -> None:
         for subs in list(self._subs.values()):
@@ -295,8 +539,8 @@ class Hub:
 
     # snapshots -------------------------------------------------------------------------------
     async def _snapshot(self, sub: Subscription):
-        """A fresh Snapshot for ``sub`` (attaching it to its stream, made and seeded if need be),
-        or None if it was closed meanwhile."""
+        """A fresh Snapshot for ``sub`` (attaching it to its streams, made and seeded if need
+        be), or None if it was closed meanwhile."""
         symbol, spec, source = sub.key
         async with self._lock:  # no commit is published while the store is read
             if sub._closed:
@@ -306,24 +550,64 @@ class Hub:
                 bars = await self.store.bars(symbol, spec, last=self.history, source="external")
                 empty = empty_frame(FOOTPRINT_COLUMNS)
                 return Snapshot(bars, empty, bars.iloc[:0], empty)
-            stream = self._streams.get((symbol, spec))
-            if stream is None:
-                stream = await self._seed(instrument, BarSpec.parse(spec))
-                self._streams[(symbol, spec)] = stream
-            if sub not in stream.subs:
-                for name, params in sub.studies:
-                    key = follower_key(name, params)
-                    if key not in stream.fanout:
-                        follower = LiveOrderFlow(instrument, [name], **{name: params})
-                        await self._seed_follower(stream, follower)
-                        stream.fanout.follow(key, lambda f=follower: f)
-                    else:
-                        stream.fanout.follow(key, None)
-                stream.subs.add(sub)
-            return stream.snapshot(sub.studies)
+            if sub._stream is None:
+                try:
+                    await self._attach(sub, instrument)
+                except BaseException:
+                    self._detach(sub)
+                    raise
+                if sub._closed:  # closed while the store was read
+                    self._detach(sub)
+                    return None
+            stream = sub._stream
+            studies = {a.label: target.fanout[a.key].result.frame()
+                       for a, (target, _) in zip(sub._asked, sub._uses)}
+            book = self._books[symbol].top(sub.book_levels) if sub.book_levels else None
+            trades = liquidations = None
+            if sub.tape:
+                trades = (await self.store.trades(symbol, last=sub.tape))[list(TRADE_COLUMNS)]
+                liquidations = empty_frame(LIQUIDATION_COLUMNS)
+                if len(trades):
+                    liquidations = (await self.store.liquidations(
+                        symbol, start=trades["ts"].iloc[0]))[list(LIQUIDATION_COLUMNS)]
+            closed, closed_cells = stream.closed()
+            return Snapshot(closed, closed_cells, stream.current, stream.current_cells, studies,
+                            book, trades, liquidations)
 
-    async def _trades_since(self, symbol: str, start) -> pd.DataFrame:
-        return await self.store.trades(symbol, start=start)
+    async def _attach(self, sub: Subscription, instrument: Instrument) -> None:
+        """Attach ``sub`` to its chart's stream, its studies' followers and its book. What was
+        attached is recorded in ``sub`` even when this fails (so it can be given back)."""
+        stream, uses = None, []
+        try:
+            stream = await self._stream_of(instrument, sub.key[1])
+            stream.subs.add(sub)
+            for a in sub._asked:
+                target = (await self._stream_of(instrument, a.spec) if a.spec is not None
+                          else self._book_of(instrument))
+                target.subs.add(sub)
+                if a.key not in target.fanout:
+                    follower = (await self._bar_follower(target, a) if a.spec is not None
+                                else self._depth_follower(target, a))
+                    target.fanout.follow(a.key, lambda f=follower: f)
+                else:
+                    target.fanout.follow(a.key, None)
+                uses.append((target, a.key))
+            if sub.book_levels:
+                self._book_of(instrument).subs.add(sub)
+        finally:
+            sub._stream, sub._uses = stream, uses
+
+    async def _stream_of(self, instrument: Instrument, spec: str) -> _Stream:
+        stream = self._streams.get((instrument.symbol, spec))
+        if stream is None:
+            stream = await self._seed(instrument, BarSpec.parse(spec))
+            self._streams[(instrument.symbol, spec)] = stream
+        return stream
+
+    def _book_of(self, instrument: Instrument) -> _Book:
+        if instrument.symbol not in self._books:
+            self._books[instrument.symbol] = _Book(instrument)
+        return self._books[instrument.symbol]
 
     async def _seed(self, instrument: Instrument, spec: BarSpec) -> _Stream:
         """A stream whose aggregator has the stored trades of its forming bar (tick, volume,
@@ -343,40 +627,132 @@ class Hub:
                 cells = await self.store.footprint(symbol, spec, start=bars["ts"].iloc[0],
                                                    end=start)
                 stream.keep(bars[list(BAR_COLUMNS)], cells[list(FOOTPRINT_COLUMNS)])
-        stream.keep(up.closed, up.closed_footprint)
+        stream.advance(up)
         return stream
 
-    async def _seed_follower(self, stream: _Stream, follower) -> None:
-        """Bring a new study follower to where the stream is: the stored trades of the trading
-        day through an aggregator of its own, which then holds the same forming bar."""
-        if stream.follow_from is None:
-            return
-        aggregator = BarAggregator(stream.instrument, stream.spec)
-        follower.apply(aggregator.update(
-            await self.store.trades(stream.instrument.symbol, start=stream.follow_from)))
+    async def _bar_follower(self, stream: _Stream, a: _Asked) -> _Followed:
+        """A new follower of a bar study, brought to where the stream is: fed the stored trades
+        and liquidations of the trading day through an aggregator of its own, which then holds
+        the same forming bar. An indicator of time bars is first given up to ``history`` closed
+        bars before that day (tick, volume and range bars restart each day), and its result
+        starts with its values over them."""
+        symbol, start = stream.instrument.symbol, stream.follow_from
+        history = None
+        if a.info.key in self.catalogue.registry and start is not None and stream.spec.is_time:
+            bars = await self.store.bars(symbol, stream.spec, end=start, last=self.history)
+            history = bars[list(BAR_COLUMNS)].reset_index(drop=True) if len(bars) else None
+        before = None if history is None else a.info.batch(
+            StudyData(stream.instrument, bars=history, spec=str(stream.spec)), **a.params)
+        followed = _Followed(a.info, a.info.live(stream.instrument, history=history,
+                                                 **a.params), before)
+        if start is not None:
+            trades = await self.store.trades(symbol, start=start)
+            liquidations = await self.store.liquidations(symbol, start=start)
+            followed.apply(BarAggregator(stream.instrument, stream.spec).update(
+                trades, liquidations[list(LIQUIDATION_COLUMNS)] if len(liquidations) else None))
+        return followed
+
+    def _depth_follower(self, book: _Book, a: _Asked) -> _Followed:
+        """A new follower of a depth study, starting from the book as it is."""
+        followed = _Followed(a.info, a.info.live(book.instrument, **a.params))
+        now = book.snapshot()
+        if now is not None:
+            followed.apply(now)
+        return followed
 
     # publishing (called by the pipeline after each commit) ------------------------------------
-    def publish_trades(self, symbol: str, trades: pd.DataFrame | None,
-                       liquidations: pd.DataFrame | None = None) -> None:
+    def publish(self, symbol: str, trades: pd.DataFrame | None = None,
+                liquidations: pd.DataFrame | None = None,
+                depth: pd.DataFrame | None = None) -> None:
+        """What one commit stored for ``symbol`` (each part None or empty when it had none), to
+        the symbol's streams, its book and their subscribers."""
+        moved = {}
+        if _rows(trades) or _rows(liquidations):
+            moved = self._advance_streams(symbol, trades, liquidations)
+        book, depth_changes = self._books.get(symbol), None
+        if _rows(depth):
+            book = self._book_of(self._instrument(symbol))
+            depth_changes = self._advance_book(book, depth)
+        subs = {}
+        for stream in moved:
+            subs.update(dict.fromkeys(stream.subs))
+        if depth_changes is not None:
+            subs.update(dict.fromkeys(book.subs))
+        tops: dict[int, pd.DataFrame] = {}
+        tape = (trades if _rows(trades) else empty_frame(TRADE_COLUMNS),
+                liquidations if _rows(liquidations) else empty_frame(LIQUIDATION_COLUMNS))
+        for sub in subs:
+            if sub._stream is None:
+                continue
+            studies = {}
+            for a, (target, key) in zip(sub._asked, sub._uses):
+                changes = moved[target][1] if target in moved else (
+                    depth_changes if target is book else None)
+                if changes is not None and key in changes:
+                    studies[a.label] = changes[key]
+            top = None
+            if sub.book_levels and depth_changes is not None:
+                if sub.book_levels not in tops:
+                    tops[sub.book_levels] = book.top(sub.book_levels)
+                top = tops[sub.book_levels]
+            stream = sub._stream
+            if stream in moved:
+                closed, closed_cells = moved[stream][0].closed, moved[stream][0].closed_footprint
+            else:  # the bars did not change: none closed, the forming bar as it is
+                closed, closed_cells = empty_frame(BAR_COLUMNS), empty_frame(FOOTPRINT_COLUMNS)
+            sub._push(Update(closed, closed_cells, stream.current, stream.current_cells,
+                             studies, top, *(tape if sub.tape else (None, None))))
+
+    def _advance_streams(self, symbol, trades, liquidations) -> dict:
+        """Run a commit's trades through the symbol's streams: ``{stream: (BarUpdate, {follower
+        key: Changes})}``. A stream that refuses them (older trades written around the
+        pipeline) is dropped and its subscribers resync."""
+        moved, failed = {}, []
         for (sym, _), stream in list(self._streams.items()):
             if sym != symbol:
                 continue
-            if trades is not None and len(trades) and stream.follow_from is None:
+            if _rows(trades) and stream.follow_from is None:
                 stream.follow_from = _day_open(stream.instrument, stream.spec,
                                                trades["ts"].iloc[0])
             try:
                 up = stream.aggregator.update(trades, liquidations)
-                changes = stream.fanout.apply(up)
-            except (ModelError, ValueError) as exc:  # e.g. older trades stored by an import
-                self._drop_stream(stream, f"the live stream of {symbol} {stream.spec} is "
-                                          f"rebuilt: {exc}")
+                out = stream.fanout.apply(up)
+            except (ModelError, ValueError) as exc:
+                failed.append((stream, exc))
                 continue
-            stream.keep(up.closed, up.closed_footprint)
-            for sub in list(stream.subs):
-                sub._push(Update(up.closed, up.closed_footprint, up.current,
-                                 up.current_footprint,
-                                 {name: changes[follower_key(name, params)][name]
-                                  for name, params in sub.studies}))
+            stream.advance(up)
+            moved[stream] = (up, {key: cs[stream.fanout[key].name] for key, cs in out.items()})
+        for stream, exc in failed:
+            self._drop(stream, f"the live stream of {symbol} {stream.spec} is rebuilt: {exc}")
+        return moved
+
+    def _advance_book(self, book: _Book, depth: pd.DataFrame) -> dict | None:
+        """Apply a commit's depth snapshots to the symbol's book: ``{follower key: Changes}``
+        (the changes of all its snapshots as one), or None when the book did not change. With
+        no depth study following, only the last snapshot matters (each replaces the book)."""
+        snapshots = _snapshots(depth, book.ts)
+        if not len(book.fanout):
+            snapshots = snapshots[-1:]
+        changes, applied = {}, False
+        for ns, levels in snapshots:
+            update = DepthUpdate(levels, snapshot=True)
+            try:
+                book.book.apply(update)
+            except ValueError as exc:  # crossed: stored, but no book a study can follow
+                log.warning("%s: the depth snapshot at %s is left out of the live book: %s",
+                            book.instrument.symbol, ns_to_utc(ns), exc)
+                continue
+            book.ts, applied = ns, True
+            try:
+                out = book.fanout.apply(update)
+            except ValueError as exc:
+                self._drop(book, f"the live depth studies of {book.instrument.symbol} are "
+                                 f"rebuilt: {exc}")
+                return {}
+            for key, cs in out.items():
+                now = cs[book.fanout[key].name]
+                changes[key] = _merged(changes[key], now) if key in changes else now
+        return changes if applied else None
 
     def publish_bars(self, symbol: str, bars: pd.DataFrame, seconds: int) -> None:
         """Bars received built, to the ``external`` subscribers of their timeframe."""
@@ -386,15 +762,23 @@ class Hub:
                     sub._push(ExternalBars(bars))
 
     def reset(self, reason: str) -> None:
-        """Drop every stream; their subscribers resync (and are seeded afresh from the store)."""
-        for stream in list(self._streams.values()):
-            self._drop_stream(stream, reason)
+        """Drop every stream and every book's studies; their subscribers resync (and are seeded
+        afresh from the store)."""
+        for target in [*self._streams.values(), *self._books.values()]:
+            self._drop(target, reason)
 
-    def _drop_stream(self, stream: _Stream, reason: str) -> None:
-        """Forget a stream that cannot go on; its subscribers resync (a new one is seeded)."""
-        self._streams.pop((stream.instrument.symbol, str(stream.spec)), None)
-        for sub in list(stream.subs):
+    def _drop(self, target: _Stream | _Book, reason: str) -> None:
+        """Forget a stream (or a book's followers) that cannot go on; its subscribers resync,
+        and are attached afresh when they read their next snapshot."""
+        if isinstance(target, _Stream):
+            self._streams.pop((target.instrument.symbol, str(target.spec)), None)
+        for sub in list(target.subs):
+            self._detach(sub)
             sub._resync(reason)
+
+
+def _rows(frame: pd.DataFrame | None) -> int:
+    return 0 if frame is None else len(frame)
 
 
 def _bar_open(instrument: Instrument, spec: BarSpec, ts: pd.Timestamp) -> pd.Timestamp:

@@ -16,8 +16,9 @@ Rules, and why:
   the latest one received is refused unless it is already known (a resent batch: trades are
   identified by ``(ts, trade_id)`` at microseconds, as the stores keep them), in which case it is
   dropped, so resending is harmless (idempotent).
-* **Published after commit.** The hub sees what is stored, in commit order, so a chart's live
-  bars equal the bars built from the stored trades.
+* **Published after commit.** The hub sees what is stored (trades, liquidations and depth, one
+  ``Hub.publish`` per symbol), in commit order, so a chart's live bars equal the bars built from
+  the stored trades.
 """
 from __future__ import annotations
 
@@ -384,8 +385,9 @@ class Pipeline:
                 if not batch.done.done():
                     batch.done.set_result(batch.rows)
             try:
-                for symbol in dict.fromkeys([*trades, *liquidations]):
-                    self.hub.publish_trades(symbol, trades.get(symbol), liquidations.get(symbol))
+                for symbol in dict.fromkeys([*trades, *liquidations, *depth]):
+                    self.hub.publish(symbol, trades.get(symbol), liquidations.get(symbol),
+                                     depth.get(symbol))
                 for batch in taken:
                     if batch.kind == "bars":
                         self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)

@@ -9,7 +9,9 @@ message). Each text message is one batch::
                "side": "buy", "id": 123456}]}
 
 ``type`` is ``trades``, ``bars`` (Sierra Chart bar fields; ``"seconds": 60`` per bar),
-``depth`` (``{time, side: "bid"|"ask", price, size}``, size 0 removes a level) or
+``depth`` (``{time, side: "bid"|"ask", price, size}``; the rows of one time are the whole book
+at that time, a snapshot: a feed of diffs applies them to its own book first, as
+``tradeflow.venues.binance.BinanceBook`` does) or
 ``liquidations`` (``{time, side: "buy"|"sell", price, size}``); each batch holds one symbol.
 The server answers each batch with exactly one message:
 
