@@ -142,6 +142,20 @@ def _view_class(chart_type: str):
         return _Candles
 
 
+def _pane_class(name: str):
+    """The component of a pane (``ChartConfig.panes``), or None while it does not exist."""
+    try:
+        if name == "volume_profile":
+            from dashboards.components.profile import VolumeProfilePane
+            return VolumeProfilePane
+        if name == "tpo":
+            from dashboards.components.tpo import TPOPane
+            return TPOPane
+    except ImportError:
+        return None
+    return None
+
+
 class Chart(pn.viewable.Viewer):
     """A chart of ``config`` over ``marketdata`` (a ``tradeflow.marketdata.MarketData``),
     following ``hub`` (a ``tradeflow.live.hub.Hub``) when given.
@@ -158,6 +172,7 @@ class Chart(pn.viewable.Viewer):
         self.spec = BarSpec.parse(config.spec)
         self.instrument = None
         self.view = None
+        self.panes: list = []
         self.feed = None
         self.drawings = None
         self.error = None
@@ -213,10 +228,11 @@ class Chart(pn.viewable.Viewer):
     def _start(self, result) -> None:
         self.instrument, self.history, self.history_cells = result
         self.view = self._make_view()
+        self.panes = self._make_panes()
         self._load_history()
         self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
-        self._layout.objects = [self.view]
+        self._layout.objects = [pn.Row(self.view, *self.panes, sizing_mode="stretch_both")]
         if self.hub is not None:
             from dashboards.live import LiveFeed
             self.feed = LiveFeed(self.hub, self.config.symbol, str(self.spec.base),
@@ -236,6 +252,21 @@ class Chart(pn.viewable.Viewer):
         if "studies" in cls.param:
             kw["studies"] = self.config.study_settings()
         return cls(**kw)
+
+    def _make_panes(self) -> list:
+        """The price-aligned panes asked for that exist (they share the main view's prices)."""
+        panes = []
+        for name in self.config.panes:
+            cls = _pane_class(name)
+            if cls is None:
+                log.info("pane %s is not available yet", name)
+                continue
+            kw = dict(instrument=self.instrument, theme=self.config.theme,
+                      y_range=getattr(self.view, "y_range", None), crosshair=self.crosshair)
+            if "x_range" in _params(cls.__init__):
+                kw["x_range"] = self.x_range
+            panes.append(cls(**kw))
+        return panes
 
     @property
     def figure(self):
@@ -260,9 +291,10 @@ class Chart(pn.viewable.Viewer):
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
         bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
+        # cells only for what draws them: the footprint, the volume profile
+        wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
-            len(bars) and self.config.chart_type == "footprint") else empty_frame(
-            FOOTPRINT_COLUMNS)
+            len(bars) and wants) else empty_frame(FOOTPRINT_COLUMNS)
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
 
     def _display(self, bars: pd.DataFrame) -> pd.DataFrame:
@@ -286,6 +318,11 @@ class Chart(pn.viewable.Viewer):
 
     def _load_view(self):
         self.view.load(self._display(self.history), self.history_cells)
+        self._load_panes()
+
+    def _load_panes(self):
+        for pane in self.panes:
+            pane.load(self._display(self.history), self.history_cells)
 
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
@@ -326,6 +363,8 @@ class Chart(pn.viewable.Viewer):
                     ignore_index=True)
             self._forming = len(message.current)
             self.view.apply(update)
+            for pane in self.panes:
+                pane.apply(update)
             self._follow_new_bars(shown_before)
 
     def _closed_count(self) -> int:
@@ -340,6 +379,7 @@ class Chart(pn.viewable.Viewer):
             first_x = self.first_x = 0
         kw = {"first_x": first_x} if first_x else {}
         self.view.load(self._display(self.history), self.history_cells, **kw)
+        self._load_panes()
 
     def _follow_new_bars(self, shown_before: int) -> None:
         """Keep the newest bar in view when it was (the chart scrolls with the market)."""
@@ -392,6 +432,7 @@ class Chart(pn.viewable.Viewer):
         if hasattr(self.view, "prepend"):
             shown = self._display(self.history).iloc[:len(bars)]
             self.view.prepend(shown, cells)
+            self._load_panes()
         else:  # a view that can only load whole: numbered from 0 again, the view shifted
             self._load_view_at(self.first_x)
         return len(bars)
@@ -399,8 +440,8 @@ class Chart(pn.viewable.Viewer):
     # --- state --------------------------------------------------------------------------------
     @param.depends("config.theme", watch=True)
     def _theme(self):
-        if self.view is not None:
-            self.view.theme = self.config.theme
+        for view in ([self.view, *self.panes] if self.view is not None else []):
+            view.theme = self.config.theme
 
     def state(self) -> ChartConfig:
         """The config with the view range and drawings as shown now."""

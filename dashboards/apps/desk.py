@@ -18,7 +18,8 @@ import param
 from panel.custom import JSComponent
 
 from dashboards.chart import Chart
-from dashboards.chart_state import (CHART_TYPES, LAYOUTS, ChartConfig, DeskConfig, StateError)
+from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, DeskConfig,
+                                    StateError)
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads
@@ -130,6 +131,8 @@ class Desk(pn.viewable.Viewer):
         self.heikin_ashi = pn.widgets.Checkbox(name="Heikin-Ashi")
         self.chart_type = pn.widgets.Select(name="Chart type", options=list(CHART_TYPES),
                                             css_classes=["desk-chart-type"])
+        self.panes = pn.widgets.MultiChoice(name="Panes", options=list(PANES),
+                                            css_classes=["desk-panes"])
         self.study = pn.widgets.AutocompleteInput(
             name="Add a study", options=CATALOGUE.names(), case_sensitive=False,
             search_strategy="includes", min_characters=1, restrict=False,
@@ -156,6 +159,7 @@ class Desk(pn.viewable.Viewer):
         self.spec_text.param.watch(self._on_spec_text, "value")
         self.heikin_ashi.param.watch(self._on_spec, "value")
         self.chart_type.param.watch(self._on_type, "value")
+        self.panes.param.watch(self._on_panes, "value")
         self.add_study.on_click(self._on_add_study)
         self.layout.param.watch(self._on_layout, "value")
         self.theme.param.watch(self._on_theme, "value")
@@ -237,6 +241,7 @@ class Desk(pn.viewable.Viewer):
             self.spec_text.value = "" if known else plain
             self.heikin_ashi.value = spec.heikin_ashi
             self.chart_type.value = c.chart_type
+            self.panes.value = list(c.panes)
             self.layout.value = self.config.layout
             self.theme.value = self.config.theme
             self.active.options = list(range(1, self.config.layout + 1))
@@ -312,6 +317,10 @@ class Desk(pn.viewable.Viewer):
     def _on_type(self, event) -> None:
         if not self._syncing:
             self._change(chart_type=event.new)
+
+    def _on_panes(self, event) -> None:
+        if not self._syncing:
+            self._change(panes=list(event.new))
 
     def _on_add_study(self, _event) -> None:
         name = (self.study.value or self.study.value_input or "").strip()
@@ -432,7 +441,7 @@ class Desk(pn.viewable.Viewer):
             f'<details class="desk-shortcuts" style="color:{t.text}"><summary>Keyboard '
             f'shortcuts</summary><table>{keys}</table></details>')
         return [self.symbol, self.watchlist, pn.Row(self.spec, self.heikin_ashi),
-                self.spec_text, self.chart_type, pn.Row(self.study, self.add_study),
+                self.spec_text, self.chart_type, self.panes, pn.Row(self.study, self.add_study),
                 self.study_panels, pn.pane.Markdown("Layout"), self.layout,
                 pn.pane.Markdown("Focused chart"), self.active, pn.pane.Markdown("Theme"),
                 self.theme, help_, self.keys]
