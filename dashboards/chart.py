@@ -26,6 +26,7 @@ from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
 
 from dashboards.chart_state import ChartConfig
 from dashboards.components import axes
+from dashboards.components.live_sources import BarNumbers
 from dashboards.components.theme import figure, style, theme_of
 from dashboards.live import PERIOD_MS, Reads
 from data_access import StoreError
@@ -66,8 +67,8 @@ class _Candles(pn.viewable.Viewer):
         self.figure.xaxis.formatter = axes.time_formatter(self.source)
         if self.instrument is not None:
             self.figure.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
-        self.n_closed = 0
-        self.has_forming = False
+        self.numbers = BarNumbers()
+        self.base = 0
 
     def _rows(self, bars: pd.DataFrame, x0: int) -> dict:
         t = theme_of(self.theme)
@@ -85,33 +86,30 @@ class _Candles(pn.viewable.Viewer):
         return int(xs[0]) if len(xs) else 0
 
     def load(self, bars, footprint=None, studies=None, first_x: int = 0) -> None:
-        current = bars.iloc[-1:] if len(bars) else bars
+        self.base = first_x  # x of the loaded frame's first bar
+        self.numbers.load(bars)
         self.source.data = self._rows(bars, first_x)
-        self.n_closed = len(bars) - len(current)
-        self.has_forming = len(current) > 0
 
     def apply(self, update) -> None:
-        rows = pd.concat([f for f in (update.closed, update.current) if len(f)]) \
-            if len(update.closed) or len(update.current) else update.current
-        if not len(rows):
+        step = self.numbers.advance(update)
+        rows = [f for f in (step.closed, step.current) if len(f)]
+        if not rows:
             return
-        first = self.first_x
-        start = self.n_closed  # where the first row goes: over the forming bar, if any
-        new = self._rows(rows, first + start)
-        if self.has_forming:
-            self.source.patch({c: [(start, new[c][0])] for c in self.COLUMNS})
+        new = self._rows(pd.concat(rows, ignore_index=True), self.base + int(
+            np.concatenate([step.closed_x, step.current_x])[0]))
+        shown = len(self.source.data[axes.X])
+        at = new[axes.X][0] - self.first_x  # the row of the first bar, if shown already
+        if at < shown:  # the forming bar, re-sent or closed: patched in place
+            self.source.patch({c: [(at, new[c][0])] for c in self.COLUMNS})
             new = {c: v[1:] for c, v in new.items()}
         if new[axes.X]:
             self.source.stream(new)
-        self.n_closed += len(update.closed)
-        self.has_forming = len(update.current) > 0
 
     def prepend(self, bars, footprint=None) -> None:
         """Older closed bars, in front (numbered below the first)."""
         old = self.source.data
         front = self._rows(bars, self.first_x - len(bars))
         self.source.data = {c: list(front[c]) + list(old[c]) for c in self.COLUMNS}
-        self.n_closed += len(bars)
 
     @param.depends("theme", watch=True)
     def _restyle(self):
@@ -380,6 +378,8 @@ class Chart(pn.viewable.Viewer):
         kw = {"first_x": first_x} if first_x else {}
         self.view.load(self._display(self.history), self.history_cells, **kw)
         self._load_panes()
+        if self.drawings is not None:
+            self.drawings.restore()  # the bars may have new numbers
 
     def _follow_new_bars(self, shown_before: int) -> None:
         """Keep the newest bar in view when it was (the chart scrolls with the market)."""

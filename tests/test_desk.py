@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -353,3 +354,145 @@ def test_bad_input_is_said_in_the_page(desk, page, query, shown):
     assert shown in text
     # shown as text, never as HTML
     assert page.locator("b", has_text=re.compile("^bold$")).count() == 0
+
+
+# --- drawings ------------------------------------------------------------------------------------
+
+def _bars_at(start, n):
+    return pd.date_range(start, periods=n, freq="1min", tz="UTC")
+
+
+def test_fibonacci_levels_from_the_two_points():
+    from dashboards.components.drawings import fib_levels
+
+    levels = dict(fib_levels(100.0, 200.0))  # a move up from 100 to 200
+    assert levels[0.0] == 200.0 and levels[1.0] == 100.0
+    assert levels[0.5] == 150.0 and levels[0.618] == pytest.approx(138.2)
+    assert dict(fib_levels(200.0, 100.0))[0.382] == pytest.approx(138.2)  # a move down
+
+
+def test_drawings_are_kept_in_times_and_survive_more_history():
+    from bokeh.plotting import figure
+
+    from dashboards.components.drawings import Drawings
+
+    ts = _bars_at("2026-11-27 14:00", 100)
+    xs = np.arange(100)
+    config = ChartConfig()
+    drawings = Drawings(figure(), config, lambda: (xs, ts))
+    # drawn with the tools (the browser edits the sources)
+    drawings.trends.data = {"xs": [[10, 20.5]], "ys": [[101.0, 105.0]]}
+    drawings.fibs.data = {"xs": [[30, 40]], "ys": [[100.0, 120.0]]}
+    drawings.hlines.data = {"x": [50], "y": [103.25]}
+    drawings.rects.data = {"x": [60], "y": [102.0], "width": [10], "height": [4]}
+    drawings.notes.data = {"x": [104.0], "y": [99.0], "text": ["note"]}  # past the last bar
+    kinds = [d["kind"] for d in config.drawings]
+    assert kinds == ["trend", "fib", "hline", "rect", "text"]
+    trend = config.drawings[0]["points"]
+    assert trend[0] == {"t": "2026-11-27T14:10:00Z", "dx": 0.0, "price": 101.0}
+    assert trend[1] == {"t": "2026-11-27T14:20:00Z", "dx": 0.5, "price": 105.0}
+    assert config.drawings[4]["points"][0] == {"t": "2026-11-27T15:39:00Z", "dx": 5.0,
+                                               "price": 99.0}
+    # the retracement's levels were drawn from its two points
+    assert sorted(y[0] for y in drawings.fib_lines.data["ys"]) == pytest.approx(
+        sorted(p for _, p in __import__("dashboards.components.drawings", fromlist=["x"])
+               .fib_levels(100.0, 120.0)))
+    # through the JSON document, onto a chart with 60 older bars in front (numbered from 0)
+    again = ChartConfig.from_json(config.to_json())
+    more_ts = _bars_at("2026-11-27 13:00", 160)
+    more_xs = np.arange(160)
+    reloaded = Drawings(figure(), again, lambda: (more_xs, more_ts))
+    assert reloaded.trends.data["xs"] == [[70.0, 80.5]]
+    assert reloaded.hlines.data == {"x": [110.0], "y": [103.25]}
+    assert reloaded.rects.data == {"x": [120.0], "y": [102.0], "width": [10.0], "height": [4.0]}
+    assert reloaded.notes.data["x"] == [164.0]
+    assert reloaded.to_state() == again.drawings
+
+
+def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
+    """A Chart over a store (no server): history read at once, older bars put in front with
+    lower numbers when the view nears the first bar, drawings kept in place."""
+    from dashboards.chart import FIRST_BARS, Chart
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+    from data_access import open_store
+
+    store = open_store(f"duckdb:///{tmp_path / 'c.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-25 00:00", "2026-11-27 00:00").trades)
+    config = ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="candles", drawings=[
+        {"kind": "hline", "points": [{"t": "2026-11-26T20:00:00Z", "dx": 0.0,
+                                      "price": 50_000.0}]}])
+    chart = Chart(config, MarketData(store))
+    assert chart.ready and len(chart.history) == FIRST_BARS
+    hline_x = chart.drawings.hlines.data["x"][0]
+    first_ts = chart.history["ts"].iloc[0]
+    chart.x_range.start = chart.first_x + 5  # scrolled back near the first bar
+    older = MarketData(store).bars("BTCUSDT", "1m", end=first_ts, last=FIRST_BARS)
+    assert len(older) > 100 and chart.first_x == -len(older)  # the bars before, in front
+    assert chart.history["ts"].iloc[-FIRST_BARS] == first_ts  # the old bars kept their place
+    source = chart.view.source.data
+    assert source["x"][0] == chart.first_x and len(source["x"]) == len(chart.history)
+    assert chart.drawings.hlines.data["x"][0] == hline_x  # bar numbers did not move
+    state = chart.state()
+    assert state.drawings == config.drawings
+    store.close()
+
+
+@pytest.mark.parametrize("spec", ["1m", "1m:HA", "T200"])
+def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec):
+    """Snapshot then Updates (as the hub sends them): the chart's bars equal the batch build of
+    every trade; closed bars are streamed once, the forming bar patched, nothing replaced."""
+    from bokeh.document import Document
+
+    from dashboards.chart import Chart
+    from data_access import open_store
+    from tradeflow.bars import BarAggregator, build, heikin_ashi
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.live.hub import Snapshot, Update
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'f.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    trades = MarketSimulator(inst, seed=5, trades_per_day=50_000).generate(
+        "2026-11-26 10:00", "2026-11-26 12:00").trades
+    stored, live = trades.iloc[:2000], trades.iloc[2000:]
+    store.write_trades("BTCUSDT", stored)
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type="candles"),
+                  MarketData(store))
+    doc = Document()
+    doc.add_root(chart.view.figure)
+    events = []
+    doc.on_change(lambda event: events.append(
+        (type(event).__name__, type(getattr(event, "model", None)).__name__,
+         getattr(event, "attr", None))))
+    plain = spec.replace(":HA", "")
+    aggregator = BarAggregator(inst, plain)
+    seed = aggregator.update(stored)
+    chart.on_message(Snapshot(seed.closed, seed.closed_footprint, seed.current,
+                              seed.current_footprint))
+    events.clear()
+    source = chart.view.source
+    for start in range(0, len(live), 700):
+        before = {k: list(v) for k, v in source.data.items()}
+        up = aggregator.update(live.iloc[start:start + 700])
+        chart.on_message(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+        closed_before = len(before["x"]) - 1
+        for column in ("x", "open", "high", "low", "close"):  # closed bars never change
+            assert source.data[column][:closed_before] == before[column][:closed_before]
+    kinds = {kind for kind, _, _ in events}
+    assert {"ColumnsStreamedEvent", "ColumnsPatchedEvent"} <= kinds
+    # nothing else touched the bars' source (the view range follows the new bars)
+    assert not [e for e in events if e[0] == "ModelChangedEvent" and e[1] == "ColumnDataSource"]
+    expected = build(trades, plain, inst)[0]
+    if spec.endswith(":HA"):
+        expected = heikin_ashi(expected)
+    assert source.data["x"] == list(range(len(expected)))
+    for column in ("open", "high", "low", "close"):
+        np.testing.assert_allclose(source.data[column], expected[column], rtol=1e-12)
+    store.close()
