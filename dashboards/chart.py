@@ -164,6 +164,8 @@ class Chart(pn.viewable.Viewer):
 
     config = param.ClassSelector(class_=ChartConfig)
 
+    height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
+
     def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, **params):
         super().__init__(config=config, **params)
         self.marketdata, self.hub, self.run = marketdata, hub, run
@@ -230,7 +232,11 @@ class Chart(pn.viewable.Viewer):
         self._load_history()
         self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
-        self._layout.objects = [pn.Row(self.view, *self.panes, sizing_mode="stretch_both")]
+        # a fixed height when given: stretched panes added after the page was drawn can be laid
+        # out with no height at all
+        size = (dict(height=self.height, sizing_mode="stretch_width") if self.height
+                else dict(sizing_mode="stretch_both"))
+        self._layout.objects = [pn.Row(self.view, *self.panes, **size)]
         if self.hub is not None:
             from dashboards.live import LiveFeed
             self.feed = LiveFeed(self.hub, self.config.symbol, str(self.spec.base),

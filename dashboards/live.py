@@ -97,6 +97,7 @@ class Reads:
     def __init__(self, run=None):
         self.run = run
         self.done: deque = deque()
+        self._running: set = set()  # the loop keeps only weak references to tasks
 
     def submit(self, fn, *args, then, failed) -> None:
         """``then(fn(*args))``, or ``failed(exc)`` when it raises."""
@@ -116,7 +117,9 @@ class Reads:
                 self.done.append(lambda error=exc: failed(error))
                 return
             self.done.append(lambda: then(result))
-        asyncio.ensure_future(work())
+        task = asyncio.ensure_future(work())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     def apply(self) -> None:
         while self.done:

@@ -181,7 +181,8 @@ class Desk(pn.viewable.Viewer):
     def _make_chart(self, i: int):
         config = self.config.charts[i]
         try:
-            chart = Chart(config, self.marketdata, self.hub, self.run)
+            chart = Chart(config, self.marketdata, self.hub, self.run,
+                          height=CHART_HEIGHT[self.config.layout] - 30)
             return chart, chart
         except (ModelError, StoreError, IndicatorError, ValueError) as exc:
             known = ", ".join(self.symbols) or "none yet"
@@ -291,6 +292,8 @@ class Desk(pn.viewable.Viewer):
             checked["view_range"] = None
         if "spec" in checked:
             checked["view_range"] = None
+        if all(getattr(self.chart_config, k) == v for k, v in checked.items()):
+            return True  # nothing changed: the chart stays as it is
         self.chart_config.param.update(**checked)
         self._rebuild()
         return True
@@ -407,8 +410,14 @@ class Desk(pn.viewable.Viewer):
 
         def show(read):
             self._watching = False
-            self.symbols, self.watchlist.value = read
-            self.symbol.options = self.symbols
+            symbols, self.watchlist.value = read
+            if symbols != self.symbols:
+                self.symbols = symbols
+                self._syncing = True  # new options are not a choice of symbol
+                try:
+                    self.symbol.options = symbols
+                finally:
+                    self._syncing = False
 
         def failed(exc):
             self._watching = False
