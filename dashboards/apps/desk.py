@@ -118,6 +118,7 @@ class Desk(pn.viewable.Viewer):
         self.symbols = list(symbols)
         self.reads = Reads(run)
         self._watching = False
+        self._main = None
         self.charts: list[Chart | None] = []
         self._syncing = False
         self.alert = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["desk-alert"])
@@ -456,7 +457,9 @@ class Desk(pn.viewable.Viewer):
                 self.theme, help_, self.keys]
 
     def __panel__(self):
-        return pn.Column(self.alert, self.grid, sizing_mode="stretch_width")
+        if self._main is None:  # one layout, however often Panel asks
+            self._main = pn.Column(self.alert, self.grid, sizing_mode="stretch_width")
+        return self._main
 
 
 class _StateProblem(PageError):
