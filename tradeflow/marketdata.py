@@ -25,6 +25,13 @@ class MarketData:
     def trades(self, symbol, start=None, end=None, last=None) -> pd.DataFrame:
         return self.store.trades(symbol, start, end, last)
 
+    def depth(self, symbol, start=None, end=None) -> pd.DataFrame:
+        """Stored book snapshots (depth layout: every row of one ``ts`` is one snapshot)."""
+        return self.store.depth(symbol, start, end)
+
+    def liquidations(self, symbol, start=None, end=None) -> pd.DataFrame:
+        return self.store.liquidations(symbol, start, end)
+
     def bars(self, symbol, spec="1m", start=None, end=None, last=None,
              source=None) -> pd.DataFrame:
         """Bars of ``spec``; ``source="external"``: from the bars received built (time specs)."""

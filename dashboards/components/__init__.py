@@ -10,4 +10,8 @@ Conventions every bar-based view keeps, so their panes share one time axis:
 * a view draws a whole frame with ``load(...)`` and follows the hub with ``apply(update)``:
   closed bars are streamed once, the forming bar is patched in place (``tradeflow.live.hub``
   messages).
+
+The book views are not bar-based: the order-book heatmap (:mod:`.heatmap`) has a TRUE time x
+axis; the tape (:mod:`.tape`) and the DOM ladder (:mod:`.dom`) are tables drawn on a canvas, the
+ladder's rows at y = price (it may share a price chart's ``y_range``).
 """

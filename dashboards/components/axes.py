@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from bokeh.models import ColumnDataSource, CustomJSTickFormatter
+from bokeh.models import AdaptiveTicker, ColumnDataSource, CustomJSTickFormatter
 
-__all__ = ["X", "T", "local_ms", "time_formatter", "price_formatter", "price_decimals"]
+__all__ = ["X", "T", "local_ms", "time_formatter", "price_formatter", "price_decimals",
+           "price_ticker"]
 
 X = "x"  # the bar's sequence number, the x of every bar-based glyph
 T = "t"  # the bar's open time as local wall-clock milliseconds (for the labels)
@@ -63,3 +64,9 @@ def price_formatter(tick_size: float) -> CustomJSTickFormatter:
     return CustomJSTickFormatter(code=(
         f"return tick.toLocaleString('en-US', {{minimumFractionDigits: {decimals}, "
         f"maximumFractionDigits: {decimals}}});"))
+
+
+def price_ticker(tick_size: float) -> AdaptiveTicker:
+    """Price ticks on the instrument's grid: steps of 1, 2 or 5 times a power of ten, never finer
+    than the tick (so a 0.25 tick gets 0.5, 1, 2, 5 ... and no 4,570.10)."""
+    return AdaptiveTicker(mantissas=[1, 2, 5], base=10, min_interval=float(tick_size))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from bokeh.models import CrosshairTool, Span
 from bokeh.plotting import figure as bokeh_figure
 
-__all__ = ["Theme", "THEMES", "theme_of", "figure", "style"]
+__all__ = ["Theme", "THEMES", "theme_of", "figure", "style", "crosshair_tool"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,13 @@ def style(fig, theme: Theme) -> None:
         legend.label_text_color = theme.text
 
 
+def crosshair_tool(theme: Theme) -> CrosshairTool:
+    """A crosshair in ``theme``'s colour, to pass to every pane of one chart."""
+    return CrosshairTool(overlay=[
+        Span(dimension="width", line_dash="dotted", line_color=theme.crosshair, line_width=1),
+        Span(dimension="height", line_dash="dotted", line_color=theme.crosshair, line_width=1)])
+
+
 def figure(theme: Theme, *, height: int | None = None, x_range=None, y_range=None,
            crosshair: CrosshairTool | None = None, **kw):
     """A figure in ``theme`` with the desk's tools: pan and wheel-zoom along time, box zoom,
@@ -85,9 +92,7 @@ def figure(theme: Theme, *, height: int | None = None, x_range=None, y_range=Non
         opts["y_range"] = y_range
     opts.update(kw)
     fig = bokeh_figure(**opts)
-    fig.add_tools(crosshair or CrosshairTool(overlay=[
-        Span(dimension="width", line_dash="dotted", line_color=theme.crosshair, line_width=1),
-        Span(dimension="height", line_dash="dotted", line_color=theme.crosshair, line_width=1)]))
+    fig.add_tools(crosshair or crosshair_tool(theme))
     fig.toolbar.logo = None
     fig.min_border_left = 10
     style(fig, theme)

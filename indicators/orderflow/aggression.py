@@ -66,7 +66,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import (group_starts, non_negative, non_negative_int, positive_int,
+from ..frames import (group_starts, non_negative, non_negative_int, positive_int,
                        positive_tick_size, require, trade_arrays, ts_ns)
 from .footprint import bar_poc
 from .imbalance import rows_summed

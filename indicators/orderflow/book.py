@@ -21,7 +21,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import positive_int, require, ts_ns
+from ..frames import positive_int, require, ts_ns
 from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["OrderBook", "BookCrossedError", "heatmap_grid", "to_matrix"]

@@ -34,7 +34,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc
 
-from .._frames import group_starts, positive_int, require, ts_ns
+from ..frames import group_starts, positive_int, require, ts_ns
 from .imbalance import rows_summed
 
 __all__ = [

@@ -45,7 +45,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc
 
-from .._frames import group_starts, positive_int, require, ts_ns
+from ..frames import group_starts, positive_int, require, ts_ns
 
 __all__ = ["group_ticks", "imbalances", "stacked_imbalances", "unfinished_auctions"]
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from .._frames import positive_int, require, ts_ns
+from ..frames import positive_int, require, ts_ns
 from .imbalance import row_keys
 
 __all__ = ["liquidations_by_level", "liquidations_by_bar"]

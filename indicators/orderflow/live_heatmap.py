@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .._frames import ts_ns
+from ..frames import ts_ns
 from ..live_protocol import Changes, ChangeSet
 from .book import OrderBook, heatmap_grid
 

@@ -58,7 +58,7 @@ import pandas as pd
 from tradeflow.model import Session, ns_to_utc, price_to_tick
 
 from ..profile.volume import session_profiles
-from .._frames import group_starts, positive_int, positive_number, require, trade_arrays, ts_ns
+from ..frames import group_starts, positive_int, positive_number, require, trade_arrays, ts_ns
 from .footprint import bar_poc
 from .imbalance import rows_summed
 

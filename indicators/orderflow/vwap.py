@@ -41,7 +41,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc
 
-from .._frames import require, ts_ns
+from ..frames import require, ts_ns
 from ..live_protocol import Changes, ChangeSet
 
 __all__ = ["session_vwap", "anchored_vwap", "VwapState"]

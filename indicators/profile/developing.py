@@ -22,7 +22,7 @@ import pandas as pd
 
 from tradeflow.model import Session
 
-from indicators._frames import positive_int, require, ts_ns
+from indicators.frames import positive_int, require, ts_ns
 from indicators.profile.live import LiveVolumeProfile
 from indicators.profile.volume import check_share
 

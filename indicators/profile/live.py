@@ -38,7 +38,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from indicators._frames import positive_int, require, ts_ns
+from indicators.frames import positive_int, require, ts_ns
 from indicators.live_protocol import Changes, ChangeSet
 from indicators.profile.tpo import (
     MAX_TPO_LEVELS, TPO_BAR_COLUMNS, TPOProfile, check_period, check_session, check_tick_size,
@@ -153,14 +153,14 @@ class _Calendar:
 
 
 def _require(frame, columns, what: str) -> None:
-    """:func:`indicators._frames.require`, with a quick pass for the usual good frame."""
+    """:func:`indicators.frames.require`, with a quick pass for the usual good frame."""
     if not (isinstance(frame, pd.DataFrame) and set(columns) <= set(frame.columns)):
         require(frame, columns, what)
 
 
 def _ns(ts: pd.Series) -> np.ndarray:
     """UTC nanoseconds of a ``ts`` column: straight from a ``datetime64[ns, UTC]`` column (what
-    the bar builder and the stores give), else through :func:`indicators._frames.ts_ns`."""
+    the bar builder and the stores give), else through :func:`indicators.frames.ts_ns`."""
     dtype = ts.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
         return ts.array.asi8

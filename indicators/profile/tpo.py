@@ -62,7 +62,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from indicators._frames import positive_int, require, ts_ns
+from indicators.frames import positive_int, require, ts_ns
 from indicators.profile.volume import check_share, poc_index, value_area_bounds
 
 __all__ = ["TPOProfile", "LETTERS", "period_letter", "tpo_profile", "tpo_profiles",

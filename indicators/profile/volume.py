@@ -37,7 +37,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc
 
-from indicators._frames import positive_int, require, ts_ns
+from indicators.frames import positive_int, require, ts_ns
 
 __all__ = ["VolumeProfile", "volume_profile", "value_area_bounds", "volume_nodes",
            "session_profiles", "composite_profile"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 # the studies' own input checks, so a command frame is refused in the same words as any frame
-from indicators._frames import positive_int, require, ts_ns
+from indicators.frames import positive_int, require, ts_ns
 from indicators.orderflow.book import OrderBook, interval_ns
 from tradeflow.ingest.scdepth import (
     ADD_BID_LEVEL,

@@ -61,7 +61,7 @@ import pandas as pd
 
 from tradeflow.model import BAR_COLUMNS, Instrument, ns_to_utc
 
-from ..._frames import trade_arrays
+from ...frames import trade_arrays
 from ...live_protocol import Changes, ChangeSet
 from ..aggression import absorption, sweeps
 from ..footprint import cvd, cvd_candles, footprint_metrics

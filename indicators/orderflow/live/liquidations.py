@@ -8,7 +8,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from ..._frames import positive_int, require, ts_ns
+from ...frames import positive_int, require, ts_ns
 from ..imbalance import row_keys
 from .storage import _Columns, _frame, _index
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc
 
-from ..._frames import group_starts, positive_int
+from ...frames import group_starts, positive_int
 from ..prints import first_cover
 from .per_bar import _row_pocs
 from .poc import _pocs

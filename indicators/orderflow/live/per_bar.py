@@ -18,7 +18,7 @@ import pandas as pd
 
 from tradeflow.model import Session, ns_to_utc, price_to_tick
 
-from ..._frames import (group_starts, non_negative, non_negative_int, positive_int,
+from ...frames import (group_starts, non_negative, non_negative_int, positive_int,
                         positive_number, positive_tick_size)
 from ..aggression import ABSORPTION_SIDES
 from ..footprint import reset_mode

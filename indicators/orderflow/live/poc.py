@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._frames import group_starts
+from ...frames import group_starts
 
 
 def _pocs(group: np.ndarray, tick: np.ndarray, vol: np.ndarray):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tradeflow.model import ns_to_utc, price_to_tick
 
-from ..._frames import group_starts, non_negative, positive_number, positive_tick_size
+from ...frames import group_starts, non_negative, positive_number, positive_tick_size
 from ..aggression import max_gap_ns
 from .storage import _Columns, _frame
 

@@ -1,0 +1,84 @@
+"""Per-bar rows of a live chart in one Bokeh source: the closed bars, then at most one forming bar.
+
+Rows are kept by their bar number (:data:`axes.X`), consecutive from the first. A live update
+patches the forming bar's row in place (also when it closes: its final values) and streams the
+bars past it; a closed bar is never sent again. Also: the CVD of new bars, reset per trading day.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from bokeh.models import ColumnDataSource
+
+from indicators.orderflow import cvd
+from tradeflow.model import BAR_COLUMNS, Session, empty_frame
+
+from .axes import X
+
+__all__ = ["BarRows", "cvd_from", "joined", "LEFT_BORDER"]
+
+LEFT_BORDER = 72  # pixels left of every pane's plot, so that stacked panes' bars line up
+
+
+class BarRows:
+    """A :class:`ColumnDataSource` of per-bar columns (``X`` among them, consecutive)."""
+
+    def __init__(self, columns):
+        self.source = ColumnDataSource({c: np.empty(0) for c in columns})
+
+    def __len__(self) -> int:
+        return len(self.source.data[X])
+
+    def first_x(self) -> int:
+        return int(self.source.data[X][0]) if len(self) else 0
+
+    def load(self, data: dict) -> None:
+        """Replace every row (a new frame, a new setting: a whole redraw)."""
+        self.source.data = {k: np.array(v) for k, v in data.items()}  # writable copies: patched later
+
+    def apply(self, data: dict) -> None:
+        """Rows by bar number: those already shown (the forming bar) are patched, the rest
+        streamed. ``data``'s bars must follow on from the shown ones."""
+        x = np.asarray(data[X], dtype="int64")
+        if not len(x):
+            return
+        shown = len(self)
+        pos = x - self.first_x() if shown else np.arange(len(x))
+        old = pos < shown
+        if old.any():
+            lo, hi = int(pos[old].min()), int(pos[old].max()) + 1
+            if hi - lo != int(old.sum()):
+                raise ValueError("bar rows: patched bars must be consecutive")
+            self.source.patch({k: [(slice(lo, hi), np.asarray(v)[old])] for k, v in data.items()})
+        if (~old).any():
+            if pos[~old][0] != shown:
+                raise ValueError(f"bar rows: bar {int(x[~old][0])} does not follow the "
+                                 f"{shown} bars shown")
+            self.source.stream({k: np.asarray(v)[~old] for k, v in data.items()})
+
+
+def joined(*frames: pd.DataFrame | None) -> pd.DataFrame:
+    """``frames`` one after another (None and empty ones skipped), index 0..n-1; with none to
+    join, the first frame emptied (its columns kept), or an empty bar frame."""
+    parts = [f for f in frames if f is not None and len(f)]
+    if not parts:
+        return frames[0].iloc[:0] if frames and frames[0] is not None else empty_frame(BAR_COLUMNS)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+
+
+def cvd_from(bars: pd.DataFrame, start: int, session: Session, reset: str = "session",
+             days: np.ndarray | None = None) -> np.ndarray:
+    """CVD (``indicators.orderflow.cvd``) of ``bars[start:]``, computed from the first bar of
+    ``bars[start]``'s trading day on (so a live update costs one day's bars, not the history).
+    ``days``: the bars' trading days (``session.trading_date(...).asi8``), when already known."""
+    if start >= len(bars):
+        return np.empty(0)
+    if reset != "session":
+        return cvd(bars, reset="none").to_numpy()[start:]
+    if days is None:
+        days = session.trading_date(bars["ts"]).asi8
+    begin = int(np.searchsorted(days, days[start]))  # bars are in time order
+    day = bars.iloc[begin:]
+    if (days[begin:] == days[begin]).all():  # one trading day: no reset inside it
+        return cvd(day, reset="none").to_numpy()[start - begin:]
+    return cvd(day, session=session, reset="session").to_numpy()[start - begin:]

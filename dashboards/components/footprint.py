@@ -1,0 +1,648 @@
+"""The footprint chart: each bar a column of cells (bid x ask, volume, delta, delta %, trades, or
+a per-bar profile) with a thin candle beside it, over x = bar number and y = price.
+
+* Zoomed out, the cells are one Datashader image of the range in view; zoomed in until a cell
+  is at least :data:`READABLE_WIDTH` x :data:`READABLE_HEIGHT` pixels, they are drawn one by one
+  and their numbers written, for the cells in view only. The browser reports its view (range and
+  plot size, debounced) into a small source; the server answers by re-rendering the image or
+  refilling the text source.
+* Studies from ``indicators.orderflow``: the bar's POC outlined, naked POCs as lines to the right
+  edge, imbalance cells outlined (their side's number bold), stacked imbalances as a bar beside
+  the column, zero prints and unfinished auctions marked; a totals row (volume, delta, CVD).
+* Live: ``apply(update)`` streams the cells of bars that closed and patches the forming bar's
+  column in place; a closed bar is never sent again.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.layouts import column
+from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, CrosshairTool,
+                          CustomJS, FixedTicker, GroupFilter, LinearColorMapper, Range1d, Span)
+from bokeh.transform import dodge
+
+from indicators.orderflow import naked_pocs
+from tradeflow.live.hub import Snapshot
+from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame
+
+from . import colour_scales as scales
+from .axes import T, X, price_formatter, time_formatter
+from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
+from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
+                              bar_parts, cell_text, empty_text, open_ns, raster, shared_parts,
+                              shifted, signed_size)
+from .live_sources import set_small
+from .theme import THEMES, figure, style, theme_of
+
+__all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT"]
+
+CELL_MODES = ("bid_ask", "volume", "delta", "delta_pct", "trades", "profile")
+COLOR_BY = ("delta", "volume", "imbalance")
+READABLE_WIDTH, READABLE_HEIGHT = 40, 12  # pixels a cell needs before its numbers are written
+TOTALS_WIDTH = 44  # pixels a bar needs before the totals row writes its numbers
+BAR_PIXELS, ROW_PIXELS = 64, 16  # a bar's width and a row's height after a load: readable
+BAR_FIELDS = (X, T, "open", "high", "low", "close", "dir", "volume", "delta", "cvd", "poc_y",
+              "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir")
+_VALUE_OF = {"delta": "delta", "volume": "volume", "imbalance": "imb"}
+
+_REPORT_VIEW = """
+clearTimeout(viewport._tf_timer);
+viewport._tf_timer = setTimeout(() => {
+  viewport.data = {x0: [xr.start], x1: [xr.end], y0: [yr.start], y1: [yr.end],
+                   w: [fig.inner_width], h: [fig.inner_height]};
+}, 120);
+"""
+
+
+# the cell source: the cells' columns and ``layer``, where a cell is drawn zoomed out: "image"
+# (in the Datashader image) or "rects" (the forming bar and bars closed since the last render)
+SOURCE_COLUMNS = CELL_COLUMNS + ("layer",)
+
+
+def _empty_cells() -> dict:
+    kinds = {"state": object, "layer": object, "x": "int64", "tick": "int64", "trades": "int64",
+             "imb": "int64"}
+    return {c: np.empty(0, dtype=kinds.get(c, "float64")) for c in SOURCE_COLUMNS}
+
+
+def _take(cols: dict, mask) -> dict:
+    return {k: np.asarray(v)[mask] for k, v in cols.items()}
+
+
+class _Layer:
+    """Marks of one study: the closed bars' (streamed, never re-sent) and the forming bar's
+    (replaced whole at each update: a handful of rows); column ``bar`` says whose."""
+
+    def __init__(self, columns):
+        self.columns = columns
+        self.closed = ColumnDataSource({c: np.empty(0) for c in ("bar",) + columns})
+        self.forming = ColumnDataSource({c: np.empty(0) for c in ("bar",) + columns})
+        self.renderers = []
+
+    def load(self, data: dict, forming_x) -> None:
+        is_forming = self._forming(data, forming_x)
+        self.closed.data = _take(data, ~is_forming)
+        self.forming.data = _take(data, is_forming)
+
+    def apply(self, data: dict, forming_x) -> None:
+        is_forming = self._forming(data, forming_x)
+        if (~is_forming).any():
+            self.closed.stream(_take(data, ~is_forming))
+        set_small(self.forming, _take(data, is_forming))  # sent only when the marks moved
+
+    @staticmethod
+    def _forming(data: dict, forming_x) -> np.ndarray:
+        bar = np.asarray(data["bar"])
+        return bar == forming_x if forming_x is not None else np.zeros(len(bar), bool)
+
+    def draw(self, draw):
+        self.renderers = [draw(self.closed), draw(self.forming)]
+
+    def show(self, visible: bool) -> None:
+        for r in self.renderers:
+            r.visible = visible
+
+
+class FootprintChart(pn.viewable.Viewer):
+    """A footprint chart of one instrument: ``load(bars, footprint)`` then ``apply(update)``."""
+
+    instrument = param.ClassSelector(class_=Instrument, doc="tick size, time zone, session")
+    theme = param.Selector(default="dark", objects=list(THEMES))
+    cell = param.Selector(default="bid_ask", objects=list(CELL_MODES),
+                          doc="what a cell shows: bid x ask, volume, delta, delta %, trades, or "
+                              "the bar's volume profile")
+    color_by = param.Selector(default="delta", objects=list(COLOR_BY))
+    row_ticks = param.Integer(default=1, bounds=(1, 10_000), doc="row size in ticks")
+    imbalance_ratio = param.Number(default=3.0, bounds=(1.0, 100.0),
+                                   inclusive_bounds=(False, True), doc="3.0 = 300%")
+    show_poc = param.Boolean(default=True)
+    show_naked_pocs = param.Boolean(default=True)
+    show_imbalances = param.Boolean(default=True, doc="imbalance cells and stacked zones")
+    show_zero_prints = param.Boolean(default=False)
+    show_unfinished = param.Boolean(default=True)
+    show_totals = param.Boolean(default=True, doc="volume, delta and CVD under each bar")
+    height = param.Integer(default=600, bounds=(200, 4000))
+
+    def __init__(self, bars: pd.DataFrame | None = None, footprint: pd.DataFrame | None = None, *,
+                 current: pd.DataFrame | None = None,
+                 current_footprint: pd.DataFrame | None = None,
+                 x_range=None, crosshair: CrosshairTool | None = None, **params):
+        super().__init__(**params)
+        if self.instrument is None:
+            raise ValueError("FootprintChart needs an instrument (its tick size and time zone)")
+        theme = theme_of(self.theme)
+        self._own_x = x_range is None
+        self.x_range = x_range if x_range is not None else Range1d(-0.5, 0.5)
+        self.y_range = Range1d(0.0, 1.0)
+        self.crosshair = crosshair or CrosshairTool(overlay=[
+            Span(dimension="width", line_dash="dotted", line_color=theme.crosshair),
+            Span(dimension="height", line_dash="dotted", line_color=theme.crosshair)])
+        self.bars = BarRows(BAR_FIELDS)
+        self.cells = ColumnDataSource(_empty_cells())
+        self.text = ColumnDataSource(empty_text())          # closed cells in view
+        self.text_forming = ColumnDataSource(empty_text())  # the forming bar's, when in view
+        self.image = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
+        self.naked = ColumnDataSource({"x": np.empty(0), "y": np.empty(0)})
+        self.stacked = _Layer(("x", "bottom", "top", "side"))
+        self.zeros = _Layer(("x", "y", "side"))
+        self.unfinished = _Layer(("x", "y", "side"))
+        self.viewport = ColumnDataSource({"x0": [-0.5], "x1": [0.5], "y0": [0.0], "y1": [1.0],
+                                          "w": [1100], "h": [self.height - 40]})
+        self.zoomed_in = False
+        self._reset_state()
+        self._make_mappers(theme)
+        self.figure = self._make_figure(theme)
+        self.totals = self._make_totals(theme)
+        self.viewport.on_change("data", lambda attr, old, new: self.refresh_view())
+        self.param.watch(self._on_theme, "theme")
+        self.param.watch(lambda e: self._reload(), ["row_ticks", "imbalance_ratio"])
+        self.param.watch(lambda e: self._on_display(), ["cell", "color_by"])
+        self.param.watch(lambda e: self._show_layers(), [
+            "show_poc", "show_naked_pocs", "show_imbalances", "show_zero_prints",
+            "show_unfinished", "show_totals"])
+        self._show_layers()
+        if bars is not None:
+            self.load(bars, footprint, current=current, current_footprint=current_footprint)
+
+    # ---------------------------------------------------------------------------- state
+
+    def _reset_state(self):
+        self._closed = empty_frame(BAR_COLUMNS)      # closed bars, x = their position
+        self._current = empty_frame(BAR_COLUMNS)     # the forming bar (0 or 1 row)
+        self._closed_cells: list[pd.DataFrame] = []  # their footprint cells, as received
+        self._current_cells = empty_frame(FOOTPRINT_COLUMNS)
+        self._naked_cells = empty_frame(FOOTPRINT_COLUMNS)  # cells of bars whose POC is naked
+        self._forming_index: dict[tuple[int, int], int] = {}  # (x, row) -> cell source row
+        self._forming_start = 0
+        self._forming_range = None  # the forming bar's (low, high) when naked POCs were judged
+        self._days = np.empty(0, "int64")  # trading day of each bar held
+
+    @property
+    def forming_x(self) -> int | None:
+        """The forming bar's number (None when no bar is forming)."""
+        return len(self._closed) if len(self._current) else None
+
+    @property
+    def closed_count(self) -> int:
+        """How many closed bars are drawn (numbers 0 .. closed_count - 1)."""
+        return len(self._closed)
+
+    @property
+    def forming_start(self) -> int:
+        """The first row of the forming bar's cells in :attr:`cells` (the rows after it are its)."""
+        return self._forming_start
+
+    def _row_price(self) -> float:
+        return self.instrument.tick_size * self.row_ticks
+
+    # ---------------------------------------------------------------------------- drawing
+
+    def _make_mappers(self, theme):
+        self.cell_colours = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
+        self._outline = LinearColorMapper(palette=self._outline_palette(theme), low=-1, high=1)
+        self._dir = CategoricalColorMapper(factors=["up", "down"], palette=[theme.up, theme.down])
+        self._side = CategoricalColorMapper(factors=["buy", "sell"], palette=[theme.up, theme.down])
+        self._vol_mapper = LinearColorMapper(palette=scales.sequential(theme), low=0, high=1)
+        self._delta_mapper = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
+        self._cvd_mapper = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
+
+    @staticmethod
+    def _outline_palette(theme):
+        return [theme.down, "rgba(0,0,0,0)", theme.up]
+
+    def _make_figure(self, theme):
+        fig = figure(theme, height=self.height, x_range=self.x_range, y_range=self.y_range,
+                     crosshair=self.crosshair, tools="pan,xwheel_zoom,ywheel_zoom,box_zoom,reset,save",
+                     active_drag="pan", active_scroll="xwheel_zoom")
+        fig.min_border_left = LEFT_BORDER
+        fig.xaxis.formatter = time_formatter(self.bars.source)
+        fig.yaxis.formatter = price_formatter(self.instrument.tick_size)
+        fig.xgrid.visible = False
+        self._image_r = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
+                                       source=self.image)
+        row = self._row_price()
+        fill = {"field": "delta", "transform": self.cell_colours}
+        line = {"field": "imb", "transform": self._outline}
+        self._cells_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
+                                 height=row * 0.92, source=self.cells, fill_color=fill,
+                                 line_color=line, line_width=1.5)
+        # zoomed out, the forming bar (and bars closed since the image was rendered) are drawn
+        # as rects beside the image, so a live update never re-renders it
+        self._forming_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
+                                   height=row * 0.92, source=self.cells, fill_color=fill,
+                                   line_color=None,
+                                   view=CDSView(filter=GroupFilter(column_name="layer",
+                                                                   group="rects")))
+        self._profile_r = fig.rect(x="px", y="y", width="pwidth", height=row * 0.8,
+                                   source=self.cells, fill_color=fill, line_color=None)
+        self._wick_r = fig.segment(x0=dodge(X, CANDLE_X), x1=dodge(X, CANDLE_X), y0="low",
+                                   y1="high", source=self.bars.source, line_width=1,
+                                   line_color={"field": "dir", "transform": self._dir})
+        self._body_r = fig.vbar(x=dodge(X, CANDLE_X), width=0.12, top="open", bottom="close",
+                                source=self.bars.source, line_color=None,
+                                fill_color={"field": "dir", "transform": self._dir})
+        self._poc_r = fig.rect(x=dodge(X, CELL_MID), y="poc_y", width=CELL_WIDTH, height=row,
+                               source=self.bars.source, fill_alpha=0, line_color=theme.poc,
+                               line_width=2)
+        self._naked_r = fig.ray(x="x", y="y", length=0, angle=0, source=self.naked,
+                                line_color=theme.poc, line_dash="dashed", line_width=1.5)
+        self.stacked.draw(lambda src: fig.quad(
+            left=dodge("x", CELL_RIGHT + 0.005), right=dodge("x", CELL_RIGHT + 0.045),
+            bottom="bottom", top="top", source=src, line_color=None,
+            fill_color={"field": "side", "transform": self._side}))
+        self.zeros.draw(lambda src: fig.scatter(
+            x="x", y="y", source=src, marker="circle", size=5, fill_alpha=0,
+            line_color=theme.muted, line_width=1.2))
+        self.unfinished.draw(lambda src: fig.scatter(
+            x=dodge("x", CELL_MID), y="y", source=src, marker="triangle", size=8,
+            line_color=None, fill_color=theme.accent))
+        self._text_r = []
+        for src in (self.text, self.text_forming):
+            self._text_r += [
+                fig.text(x="xl", y="y", text="left", source=src, text_align="right",
+                         text_baseline="middle", text_color="lcolor", text_font_style="lstyle",
+                         text_font_size="11px"),
+                fig.text(x="x", y="y", text="center", source=src, text_align="center",
+                         text_baseline="middle", text_color="ccolor", text_font_style="cstyle",
+                         text_font_size="11px"),
+                fig.text(x="xr", y="y", text="right", source=src, text_align="left",
+                         text_baseline="middle", text_color="rcolor", text_font_style="rstyle",
+                         text_font_size="11px")]
+        report = CustomJS(args={"viewport": self.viewport, "xr": self.x_range,
+                                "yr": self.y_range, "fig": fig}, code=_REPORT_VIEW)
+        for rng in (self.x_range, self.y_range):
+            rng.js_on_change("start", report)
+            rng.js_on_change("end", report)
+        self.viewport.js_on_change("tags", report)
+        return fig
+
+    def _make_totals(self, theme):
+        fig = figure(theme, height=78, x_range=self.x_range, y_range=Range1d(0, 3),
+                     crosshair=self.crosshair)
+        fig.min_border_left = LEFT_BORDER
+        fig.xaxis.visible = False
+        fig.ygrid.visible = False
+        fig.xgrid.visible = False
+        fig.yaxis.ticker = FixedTicker(ticks=[0.5, 1.5, 2.5])
+        fig.yaxis.major_label_overrides = {0.5: "CVD", 1.5: "Delta", 2.5: "Volume"}
+        fig.min_border_top = 2
+        src = self.bars.source
+        self._totals_rects = [
+            fig.rect(x=dodge(X, CELL_MID), y=y, width=CELL_WIDTH, height=0.9, source=src,
+                     line_color=None, fill_color={"field": field, "transform": mapper})
+            for y, field, mapper in ((2.5, "volume", self._vol_mapper),
+                                     (1.5, "delta", self._delta_mapper),
+                                     (0.5, "cvd", self._cvd_mapper))]
+        self._totals_text = [
+            fig.text(x=dodge(X, CELL_MID), y=y, text=field, source=src, text_align="center",
+                     text_baseline="middle", text_font_size="10px", text_color=theme.text)
+            for y, field in ((2.5, "vol_text"), (1.5, "delta_text"), (0.5, "cvd_text"))]
+        return fig
+
+    def __panel__(self):
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            # once the page is drawn, ask it for its view (the plot's size is only known there)
+            pn.state.onload(lambda: setattr(self.viewport, "tags", [len(self.cells.data["x"])]))
+        return pn.pane.Bokeh(column(self.figure, self.totals, sizing_mode="stretch_width"),
+                             sizing_mode="stretch_width")
+
+    # ---------------------------------------------------------------------------- data
+
+    def load(self, bars: pd.DataFrame, footprint: pd.DataFrame | None = None, studies=None, *,
+             current: pd.DataFrame | None = None,
+             current_footprint: pd.DataFrame | None = None) -> None:
+        """Draw ``bars`` (closed, ``BAR_COLUMNS``) and their ``footprint`` cells, and the
+        forming bar ``current`` (0 or 1 row) with its cells: a whole redraw."""
+        self._reset_state()
+        self._closed = bars.reset_index(drop=True)
+        self._current = (current if current is not None else empty_frame(BAR_COLUMNS)
+                         ).reset_index(drop=True)
+        self._closed_cells = [footprint if footprint is not None
+                              else empty_frame(FOOTPRINT_COLUMNS)]
+        self._current_cells = (current_footprint if current_footprint is not None
+                               else empty_frame(FOOTPRINT_COLUMNS))
+        self._redraw()
+        self._initial_view()
+
+    def apply(self, update) -> None:
+        """Follow the hub: a ``Snapshot`` redraws; an ``Update`` (or a ``BarUpdate``) streams the
+        bars and cells that closed and patches the forming bar in place."""
+        if isinstance(update, Snapshot):
+            self.load(update.closed, update.closed_footprint, current=update.current,
+                      current_footprint=update.current_footprint)
+            return
+        if not hasattr(update, "closed"):  # a Resync: the Snapshot that follows redraws
+            return
+        closed, current = update.closed.reset_index(drop=True), update.current.reset_index(drop=True)
+        if not len(closed) and not len(current):
+            return
+        first = len(self._closed)  # the number of the first bar in the update
+        old_forming = self.forming_x
+        new_forming = first + len(closed) if len(current) else None
+        self._closed = joined(self._closed, closed)
+        self._current = current
+        self._closed_cells.append(update.closed_footprint)
+        self._current_cells = update.current_footprint
+        # what depends on the update's bars alone is computed once for every chart showing it
+        parts = shared_parts(update, self.instrument, self.row_ticks, self.imbalance_ratio)
+        self._days = np.concatenate([self._days[:first], parts["days"]])
+        bars = joined(self._closed, self._current)
+        self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
+        cols = shifted(parts["cells"], first)
+        self._apply_cells(dict(cols, layer=np.full(len(cols["x"]), "rects", dtype=object)),
+                          new_forming)
+        for name in ("stacked", "zeros", "unfinished"):
+            getattr(self, name).apply(shifted(parts[name], first), new_forming)
+        grown = len(closed) or self._forming_range != self._range_of(current)
+        if grown:  # only a bar that traded somewhere new can cover a naked POC
+            self._update_naked(joined(update.closed_footprint, update.current_footprint), current)
+        # colour scales stay as the load set them (values past them take the end colours), so a
+        # live update never recolours what is drawn
+        if self.zoomed_in:
+            self._fill_text(forming_only=True)
+            if old_forming is not None and old_forming != new_forming:
+                self._stream_text(old_forming, first + len(closed) - 1)
+
+    # ---------------------------------------------------------------------------- columns
+
+    @staticmethod
+    def _range_of(bar: pd.DataFrame):
+        return (float(bar["low"].iloc[0]), float(bar["high"].iloc[0])) if len(bar) else None
+
+    def _with_cvd(self, cols: dict, bars: pd.DataFrame, first: int) -> dict:
+        """Per-bar columns with the CVD of bars ``first..`` (reset each trading day)."""
+        values = cvd_from(bars, first, self.instrument.session, days=self._days)
+        return dict(cols, cvd=values,
+                    cvd_text=np.array([signed_size(v) for v in values], dtype=object),
+                    cvd_dir=np.where(values >= 0, "up", "down").astype(object))
+
+    def _redraw(self):
+        """Fill every source from the frames held (after a load or a new row size / ratio)."""
+        bars = joined(self._closed, self._current)
+        closed_cells = joined(*self._closed_cells) if self._closed_cells else \
+            empty_frame(FOOTPRINT_COLUMNS)
+        self._closed_cells = [closed_cells]
+        cells = joined(closed_cells, self._current_cells)
+        parts = bar_parts(bars, cells, self.instrument, self.row_ticks, self.imbalance_ratio,
+                          len(self._current) > 0)
+        self._days = parts["days"]
+        self.bars.load(self._with_cvd(parts["bars"], bars, 0))
+        layer = np.where(parts["cells"]["state"] == "closed", "image", "rects").astype(object)
+        self.cells.data = {k: np.array(v) for k, v in dict(parts["cells"], layer=layer).items()}
+        forming = np.flatnonzero(parts["cells"]["state"] == "forming")
+        self._forming_start = int(forming[0]) if len(forming) else len(parts["cells"]["x"])
+        d = parts["cells"]
+        self._forming_index = {(int(d["x"][i]), int(d["tick"][i])): int(i) for i in forming}
+        for name in ("stacked", "zeros", "unfinished"):
+            getattr(self, name).load(parts[name], self.forming_x)
+        self._naked_cells = cells
+        self._update_naked(empty_frame(FOOTPRINT_COLUMNS), self._current)
+        for glyph_r, share in ((self._cells_r, 0.92), (self._forming_r, 0.92),
+                               (self._profile_r, 0.8)):
+            glyph_r.glyph.height = self._row_price() * share
+        self._poc_r.glyph.height = self._row_price()
+        self._update_scales()
+        self.refresh_view()
+
+    def _apply_cells(self, cols: dict, new_forming):
+        """Patch the forming bar's cell rows shown before (one block at the end of the source)
+        and stream the rest: new levels, bars that closed, the new forming bar."""
+        keys = list(zip(cols["x"].tolist(), cols["tick"].tolist()))
+        at = np.array([self._forming_index.get(k, -1) for k in keys], dtype="int64")
+        shown = at >= 0
+        if shown.any():
+            # the previous forming bar's rows (one block at the end of the source): in place
+            lo, hi = self._forming_start, len(self.cells.data["x"])
+            order = np.full(hi - lo, -1, dtype="int64")
+            order[at[shown] - lo] = np.flatnonzero(shown)
+            if (order < 0).any():
+                raise ValueError("footprint: the update lost cells of the forming bar")
+            self.cells.patch({k: [(slice(lo, hi), np.asarray(v)[order])] for k, v in cols.items()})
+        fresh = _take(cols, ~shown)
+        if len(fresh["x"]):
+            self.cells.stream(fresh)
+        total = len(self.cells.data["x"])
+        forming = np.asarray(self.cells.data["x"]) == new_forming if new_forming is not None \
+            else np.zeros(total, bool)
+        idx = np.flatnonzero(forming)
+        self._forming_start = int(idx[0]) if len(idx) else total
+        xs_all, ticks_all = self.cells.data["x"], self.cells.data["tick"]
+        self._forming_index = {(int(xs_all[i]), int(ticks_all[i])): int(i) for i in idx}
+
+    def _update_naked(self, new_cells, current):
+        """Naked POCs of the closed bars (``naked_pocs`` over the bars still naked and the new
+        ones: a bar between them that was left out covered none of them), as lines from the
+        bar to the right edge."""
+        self._forming_range = self._range_of(current)
+        cells = joined(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
+        rows = self.row_ticks
+        if not len(cells):
+            self.naked.data = {"x": np.empty(0), "y": np.empty(0)}
+            return
+        found = naked_pocs(cells, rows=rows)
+        found = found[(found["kind"] == "bar") & found["naked_until"].isna()]
+        if len(current):
+            found = found[open_ns(found) != open_ns(current)[0]]
+        keep_ts = open_ns(found)
+        self._naked_cells = cells[np.isin(open_ns(cells), np.concatenate(
+            [keep_ts, open_ns(current)]))].reset_index(drop=True)
+        bars = self._closed
+        pos = np.searchsorted(open_ns(bars), keep_ts)
+        set_small(self.naked, {"x": (pos + CELL_RIGHT).astype("float64"),
+                               "y": (found["poc"].to_numpy() + (rows - 1) / 2)
+                               * self.instrument.tick_size})
+
+    # ---------------------------------------------------------------------------- view
+
+    def _update_scales(self):
+        """Colour scale limits from the data shown (after a load or a change of settings)."""
+        value = _VALUE_OF[self.color_by]
+        data = self.cells.data
+        if value == "imb":
+            lo, hi = -1.0, 1.0
+        elif value == "volume":
+            lo, hi = 0.0, scales.robust_max(data["volume"])
+        else:
+            top = scales.robust_max(data["delta"])
+            lo, hi = -top, top
+        if (lo, hi) != (self.cell_colours.low, self.cell_colours.high):
+            self.cell_colours.update(low=lo, high=hi)
+        b = self.bars.source.data
+        vol, delta, cvd_top = (scales.robust_max(b["volume"], 1.0), scales.robust_max(b["delta"]),
+                               scales.robust_max(b["cvd"], 1.0))
+        self._vol_mapper.high = vol
+        for mapper, top in ((self._delta_mapper, delta), (self._cvd_mapper, cvd_top)):
+            mapper.update(low=-top, high=top)
+
+    def _initial_view(self):
+        n = len(self._closed) + len(self._current)
+        if not n:
+            return
+        v = self.viewport.data
+        start = max(0, n - max(6, int(v["w"][0] / BAR_PIXELS)) + 1)
+        if self._own_x:
+            self.x_range.update(start=start - 0.5, end=n + 0.5)
+        bars = joined(self._closed, self._current).iloc[start:]
+        row = self._row_price()
+        lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
+        fit = v["h"][0] / ROW_PIXELS * row  # the price span that keeps rows readable
+        if hi - lo > fit:  # the bars span more: show the rows around the last close
+            last = float(bars["close"].iloc[-1])
+            lo, hi = last - fit / 2, last + fit / 2
+        self.y_range.update(start=lo, end=hi)
+        self.viewport.data = {"x0": [self.x_range.start], "x1": [self.x_range.end], "y0": [lo],
+                              "y1": [hi], "w": [v["w"][0]], "h": [v["h"][0]]}
+
+    def _view(self):
+        v = self.viewport.data
+        return (float(v["x0"][0]), float(v["x1"][0]), float(v["y0"][0]), float(v["y1"][0]),
+                max(float(v["w"][0]), 1.0), max(float(v["h"][0]), 1.0))
+
+    def _in_view(self, x) -> bool:
+        x0, x1, *_ = self._view()
+        return x0 - 1 <= x <= x1 + 1
+
+    def refresh_view(self) -> None:
+        """Answer the view reported: numbers for the cells in view when they are readable, the
+        Datashader image otherwise; the totals row's numbers when bars are wide enough."""
+        x0, x1, y0, y1, w, h = self._view()
+        bar_px = w / max(x1 - x0, 1e-9)
+        row_px = h * self._row_price() / max(y1 - y0, 1e-12)
+        self.zoomed_in = bar_px * CELL_WIDTH >= READABLE_WIDTH and row_px >= READABLE_HEIGHT
+        size = f"{int(min(13, max(9, row_px * 0.62)))}px"
+        for r in self._text_r:
+            r.glyph.text_font_size = size
+        for r in self._totals_text:
+            r.visible = self.show_totals and bar_px * CELL_WIDTH >= TOTALS_WIDTH
+        # zoomed out, the marks must not hide the cells they mark
+        self._poc_r.glyph.line_width = 2 if self.zoomed_in else 1
+        for r in self.unfinished.renderers:
+            r.glyph.size = 8 if self.zoomed_in else 5
+        self._on_display(render=False)
+        if self.zoomed_in:
+            self.image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            self._fill_text(forming_only=False)
+        else:
+            self.text.data = empty_text()
+            self.text_forming.data = empty_text()
+            self._render_image()
+
+    def _selected(self, state: str, in_view: bool) -> dict:
+        data = dict(self.cells.data)
+        if state == "forming":  # its rows are the block at the end
+            data = {k: np.asarray(v)[self._forming_start:] for k, v in data.items()}
+        mask = np.asarray(data["state"]) == state
+        if in_view:
+            x0, x1, y0, y1, _, _ = self._view()
+            x, y, row = np.asarray(data["x"]), np.asarray(data["y"]), self._row_price()
+            mask &= (x >= np.floor(x0)) & (x <= np.ceil(x1)) & (y >= y0 - row) & (y <= y1 + row)
+        return _take(data, mask)
+
+    def _fill_text(self, forming_only: bool) -> None:
+        theme = theme_of(self.theme)
+        mode = "volume" if self.cell == "profile" else self.cell
+        colours = self._text_colours(theme)
+        fx = self.forming_x
+        if fx is not None and self._in_view(fx):
+            set_small(self.text_forming, cell_text(self._selected("forming", True), mode, *colours))
+        else:
+            set_small(self.text_forming, empty_text())
+        if not forming_only:
+            self.text.data = cell_text(self._selected("closed", True), mode, *colours)
+
+    def _stream_text(self, first: int, last: int) -> None:
+        """Add the numbers of bars ``first``..``last``, just closed, when they are in view (the
+        text of the other closed bars in view is not sent again)."""
+        theme = theme_of(self.theme)
+        cols = self._selected("closed", True)
+        x = np.asarray(cols["x"])
+        new = _take(cols, (x >= first) & (x <= last))
+        if len(new["x"]):
+            mode = "volume" if self.cell == "profile" else self.cell
+            self.text.stream(cell_text(new, mode, *self._text_colours(theme)))
+
+    @staticmethod
+    def _text_colours(theme):
+        # imbalanced numbers: the side's colour lifted toward the text colour, to stand out on a
+        # cell tinted the same way
+        return (theme.text, scales.blend(theme.up, theme.text, 0.3),
+                scales.blend(theme.down, theme.text, 0.3), theme.muted)
+
+    def _render_image(self) -> None:
+        x0, x1, y0, y1, w, h = self._view()
+        # a margin around the view, so that a small pan shows cells before the next render
+        dx, dy = (x1 - x0) * 0.25, (y1 - y0) * 0.25
+        xr, yr = (x0 - dx, x1 + dx), (y0 - dy, y1 + dy)
+        size = (int(min(w * 1.5, 3000)), int(min(h * 1.5, 2000)))
+        mapper = self.cell_colours
+        img = raster(self._selected("closed", False), _VALUE_OF[self.color_by], xr, yr, size,
+                     self._row_price(), list(mapper.palette), (mapper.low, mapper.high))
+        if img is None:
+            self.image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+        else:
+            self.image.data = {"image": [img], "x": [xr[0]], "y": [yr[0]],
+                               "dw": [xr[1] - xr[0]], "dh": [yr[1] - yr[0]]}
+        # the bars closed live since the last render are in the image now: no more rects
+        d = self.cells.data
+        moved = np.flatnonzero((np.asarray(d["layer"]) == "rects")
+                               & (np.asarray(d["state"]) == "closed"))
+        if len(moved):
+            self.cells.patch({"layer": [(int(i), "image") for i in moved]})
+
+    # ---------------------------------------------------------------------------- settings
+
+    def _reload(self):
+        self._closed_cells = [joined(*self._closed_cells)] if self._closed_cells else []
+        self._redraw()
+
+    def _on_display(self, render: bool = True):
+        """Which cell glyphs show (``cell``) and what colours them (``color_by``)."""
+        value = _VALUE_OF[self.color_by]
+        theme = theme_of(self.theme)
+        palette = {"delta": scales.diverging(theme), "volume": scales.sequential(theme),
+                   "imbalance": scales.imbalance_colours(theme)}[self.color_by]
+        if list(self.cell_colours.palette) != palette:
+            self.cell_colours.palette = palette
+        fill = {"field": value, "transform": self.cell_colours}
+        for r in (self._cells_r, self._forming_r, self._profile_r):
+            if r.glyph.fill_color != fill:
+                r.glyph.fill_color = fill
+        profile = self.cell == "profile"
+        self._cells_r.visible = self.zoomed_in and not profile
+        self._profile_r.visible = self.zoomed_in and profile
+        self._forming_r.visible = not self.zoomed_in
+        self._image_r.visible = not self.zoomed_in
+        if render:
+            self._update_scales()
+            self.refresh_view()
+
+    def _show_layers(self):
+        self._poc_r.visible = self.show_poc
+        self._naked_r.visible = self.show_naked_pocs
+        self.stacked.show(self.show_imbalances)
+        self._cells_r.glyph.line_alpha = 1.0 if self.show_imbalances else 0.0
+        self.zeros.show(self.show_zero_prints)
+        self.unfinished.show(self.show_unfinished)
+        self.totals.visible = self.show_totals
+
+    def _on_theme(self, event):
+        theme = theme_of(self.theme)
+        style(self.figure, theme)
+        style(self.totals, theme)
+        self._outline.palette = self._outline_palette(theme)
+        self._dir.palette = [theme.up, theme.down]
+        self._side.palette = [theme.up, theme.down]
+        self._vol_mapper.palette = scales.sequential(theme)
+        self._delta_mapper.palette = scales.diverging(theme)
+        self._cvd_mapper.palette = scales.diverging(theme)
+        self._poc_r.glyph.line_color = theme.poc
+        self._naked_r.glyph.line_color = theme.poc
+        for r in self.zeros.renderers:
+            r.glyph.line_color = theme.muted
+        for r in self.unfinished.renderers:
+            r.glyph.fill_color = theme.accent
+        for r in self._totals_text:
+            r.glyph.text_color = theme.text
+        self._on_display()

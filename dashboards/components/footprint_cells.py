@@ -1,0 +1,288 @@
+"""What a footprint chart draws, as plain columns: each bar's cells summed into rows of N ticks
+(with their imbalance flags and per-bar profile lengths), the numbers written in them, and the
+Datashader image of the cells in a range.
+
+The studies come from ``indicators.orderflow`` (``group_ticks``, ``imbalances``); this module only
+places their rows on the chart: x = the bar's number, y = the middle of the row's price span.
+"""
+from __future__ import annotations
+
+import weakref
+
+import datashader as ds
+import datashader.transfer_functions as tf
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from indicators.orderflow import (bar_poc, group_ticks, imbalances, stacked_imbalances,
+                                  unfinished_auctions, zero_prints)
+from tradeflow.model import Instrument
+
+from .axes import T, X, local_ms
+
+__all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
+           "cell_columns", "open_ns", "bar_parts", "shared_parts", "shifted", "format_size", "signed_size",
+           "cell_text", "TEXT_COLUMNS", "empty_text", "raster"]
+
+# a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
+CANDLE_X = -0.375
+CELL_LEFT, CELL_RIGHT = -0.25, 0.48
+CELL_WIDTH = CELL_RIGHT - CELL_LEFT
+CELL_MID = (CELL_LEFT + CELL_RIGHT) / 2
+
+CELL_COLUMNS = ("x", "tick", "y", "volume", "ask", "bid", "delta", "delta_pct", "trades", "imb",
+                "pw", "px", "pwidth", "state")
+
+
+def cell_columns(cells: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray,
+                 instrument: Instrument, row_ticks: int, ratio: float, state: str) -> dict:
+    """Source columns of ``cells`` (footprint layout) summed into rows of ``row_ticks`` ticks,
+    matched to bars by open time (``bar_ts`` ns, ``bar_x`` their numbers); ordered by x, tick.
+
+    ``imb``: +1 buy imbalance, -1 sell, 0 none (``imbalances`` at ``ratio``; a row can carry
+    both: it is drawn as the larger side's). ``pw``: the row's share of its bar's largest row
+    volume (the per-bar profile), ``px`` the profile bar's middle."""
+    rows = group_ticks(cells, row_ticks)
+    flags = imbalances(cells, ratio=ratio, rows=row_ticks)  # same rows, same order
+    t = rows["ts"].array.as_unit("ns").asi8
+    pos = np.searchsorted(bar_ts, t)
+    if len(t) and (np.any(pos >= len(bar_ts)) or np.any(bar_ts[np.minimum(pos, len(bar_ts) - 1)] != t)):
+        raise ValueError("footprint: some cells belong to no bar given (their ts is no bar's ts)")
+    x = np.asarray(bar_x, dtype="int64")[pos] if len(t) else np.empty(0, "int64")
+    tick = rows["tick"].to_numpy(dtype="int64")
+    volume = rows["volume"].to_numpy(dtype="float64")
+    ask = rows["ask_volume"].to_numpy(dtype="float64")
+    bid = rows["bid_volume"].to_numpy(dtype="float64")
+    delta = ask - bid
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(volume > 0, delta / np.where(volume > 0, volume, 1.0), 0.0)
+    buy, sell = flags["buy"].to_numpy(), flags["sell"].to_numpy()
+    imb = np.where(buy & (~sell | (ask >= bid)), 1, np.where(sell, -1, 0)).astype("int64")
+    if len(x):
+        largest = pd.Series(volume).groupby(x).transform("max").to_numpy()
+        pw = np.where(largest > 0, volume / np.where(largest > 0, largest, 1.0), 0.0)
+    else:
+        pw = np.empty(0)
+    size = instrument.tick_size
+    return {"x": x, "tick": tick, "y": (tick + (row_ticks - 1) / 2) * size,
+            "volume": volume, "ask": ask, "bid": bid, "delta": delta, "delta_pct": pct,
+            "trades": rows["trades"].to_numpy(dtype="int64"), "imb": imb, "pw": pw,
+            "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH, "state": np.full(len(x), state, dtype=object)}
+
+
+def open_ns(frame: pd.DataFrame) -> np.ndarray:
+    """A frame's ``ts`` column as int64 nanoseconds (UTC)."""
+    return frame["ts"].array.as_unit("ns").asi8
+
+
+def _none(*names) -> dict:
+    return {n: np.empty(0, dtype=object if n == "side" else "float64") for n in names}
+
+
+def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, row_ticks: int,
+              ratio: float, forming: bool) -> dict:
+    """Everything drawn of ``bars`` (numbered 0, 1, ... here; shift them with :func:`shifted`)
+    that depends on those bars alone: ``bars`` (per-bar columns but the CVD), ``days`` (their
+    trading days, ``Session.trading_date`` as int64), ``cells``
+    (:func:`cell_columns`; the last bar's ``state`` is ``forming`` when ``forming``), and the
+    marks ``stacked``, ``zeros``, ``unfinished`` (column ``bar``: whose; ``x`` where drawn)."""
+    size, rows = instrument.tick_size, row_ticks
+    xs = np.arange(len(bars))
+    bar_ts = open_ns(bars)
+    n_closed = len(bars) - (1 if forming and len(bars) else 0)
+    parts = []
+    for sel, state in ((slice(0, n_closed), "closed"), (slice(n_closed, len(bars)), "forming")):
+        mine = cells[np.isin(open_ns(cells), bar_ts[sel])] if len(cells) else cells
+        if len(mine):
+            parts.append(cell_columns(mine, bar_ts[sel], xs[sel], instrument, rows, ratio, state))
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in CELL_COLUMNS} if parts else \
+        {c: np.empty(0, dtype=object if c == "state" else
+                     ("int64" if c in ("x", "tick", "trades", "imb") else "float64"))
+         for c in CELL_COLUMNS}
+    mid = (rows - 1) / 2
+    poc_y = np.full(len(bars), np.nan)
+    open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
+    delta = bars["ask_volume"].to_numpy(float) - bars["bid_volume"].to_numpy(float)
+    volume = bars["volume"].to_numpy(float)
+    out = {"cells": cols, "days": instrument.session.trading_date(bars["ts"]).asi8,
+           "stacked": _none("bar", "x", "bottom", "top", "side"),
+           "zeros": _none("bar", "x", "y", "side"), "unfinished": _none("bar", "x", "y", "side")}
+    if len(cells):
+        x_of = pd.Series(xs, index=bar_ts)
+        poc = bar_poc(cells, rows)
+        pos = pd.Index(open_ns(poc)).get_indexer(bar_ts)
+        hit = pos >= 0
+        poc_y[hit] = (poc["poc"].to_numpy()[pos[hit]] + mid) * size
+        st = stacked_imbalances(cells, ratio=ratio, rows=rows)
+        if len(st):
+            bx = x_of[open_ns(st)].to_numpy(float)
+            out["stacked"] = {"bar": bx, "x": bx, "bottom": st["tick_low"].to_numpy() * size,
+                              "top": (st["tick_high"].to_numpy() + rows) * size,
+                              "side": np.where(st["side"].to_numpy() > 0, "buy", "sell"
+                                               ).astype(object)}
+        zp = zero_prints(cells, bars, size, rows=rows)
+        if len(zp):
+            side = zp["missing_side"].to_numpy()
+            bx = x_of[open_ns(zp)].to_numpy(float)
+            shift = np.where(side == "bid", CELL_LEFT + 0.05,
+                             np.where(side == "ask", CELL_RIGHT - 0.05, CELL_MID))
+            out["zeros"] = {"bar": bx, "x": bx + shift, "y": (zp["tick"].to_numpy() + mid) * size,
+                            "side": side.astype(object)}
+        ua = unfinished_auctions(cells, rows=rows)
+        if len(ua):
+            hi, lo = ua["unfinished_high"].to_numpy(), ua["unfinished_low"].to_numpy()
+            bx = x_of[open_ns(ua)].to_numpy(float)
+            row = size * rows
+            top = (ua["high_tick"].to_numpy() + mid) * size + row * 0.9
+            bottom = (ua["low_tick"].to_numpy() + mid) * size - row * 0.9
+            both = np.concatenate([bx[hi], bx[lo]])
+            out["unfinished"] = {"bar": both, "x": both + CELL_MID,
+                                 "y": np.concatenate([top[hi], bottom[lo]]),
+                                 "side": np.array(["high"] * int(hi.sum()) + ["low"] * int(lo.sum()),
+                                                  dtype=object)}
+    out["bars"] = {X: xs, T: local_ms(bars["ts"], instrument.session.timezone).astype("float64"),
+                   "open": open_, "high": bars["high"].to_numpy(float),
+                   "low": bars["low"].to_numpy(float), "close": close,
+                   "dir": np.where(close >= open_, "up", "down").astype(object),
+                   "volume": volume, "delta": delta, "poc_y": poc_y,
+                   "vol_text": np.array([format_size(v) for v in volume], dtype=object),
+                   "delta_text": np.array([signed_size(v) for v in delta], dtype=object),
+                   "delta_dir": np.where(delta >= 0, "up", "down").astype(object)}
+    return out
+
+
+_SHARED: dict = {}  # id(update) -> (weak reference to it, {settings: parts}), recent updates only
+
+
+def shared_parts(update, instrument: Instrument, row_ticks: int, ratio: float) -> dict:
+    """:func:`bar_parts` of a live update's bars (its closed bars, then the forming one),
+    computed once for every chart that applies the same update object with the same settings:
+    the hub hands one ``Update`` to all the subscribers of a stream, so many sessions on one
+    symbol share this work and each only sends its own patches."""
+    bars = pd.concat([update.closed, update.current], ignore_index=True)
+    cells = pd.concat([update.closed_footprint, update.current_footprint], ignore_index=True)
+    settings = (instrument.tick_size, instrument.session.timezone, int(row_ticks), float(ratio))
+    entry = _SHARED.get(id(update))
+    if entry is None or entry[0]() is not update:
+        try:
+            entry = (weakref.ref(update), {})
+        except TypeError:  # not weakly referable: nothing to share it by
+            return bar_parts(bars, cells, instrument, row_ticks, ratio, len(update.current) > 0)
+        _SHARED[id(update)] = entry
+        while len(_SHARED) > 64:
+            _SHARED.pop(next(iter(_SHARED)))
+    if settings not in entry[1]:
+        entry[1][settings] = bar_parts(bars, cells, instrument, row_ticks, ratio,
+                                       len(update.current) > 0)
+    return entry[1][settings]
+
+
+def shifted(cols: dict, dx: int, keys=("x", "bar", "px")) -> dict:
+    """``cols`` with the bar positions (``keys`` present) moved ``dx`` bars to the right."""
+    return {k: (np.asarray(v) + dx if k in keys else v) for k, v in cols.items()}
+
+
+def signed_size(v: float) -> str:
+    """A delta as written: ``+12``, ``-5``, ``0``."""
+    return ("+" if v > 0 else "") + format_size(v)
+
+
+def format_size(v: float) -> str:
+    """A volume as a cell shows it: whole numbers up to 9,999 as they are, larger ones as 12.3k
+    or 1.2M, fractions (crypto sizes) with at most three significant digits."""
+    a = abs(v)
+    if a >= 1e6:
+        text = f"{a / 1e6:.1f}M"
+    elif a >= 1e4:
+        text = f"{a / 1e3:.1f}k" if a < 1e5 else f"{a / 1e3:.0f}k"
+    elif a == int(a):
+        text = f"{int(a)}"
+    else:
+        text = f"{a:.3g}"
+    return ("-" if v < 0 else "") + text
+
+
+TEXT_COLUMNS = ("x", "xl", "xr", "y", "left", "right", "center", "lcolor", "rcolor", "ccolor",
+                "lstyle", "rstyle", "cstyle")
+
+
+def empty_text() -> dict:
+    return {c: np.empty(0, dtype=object if c not in ("x", "xl", "xr", "y") else "float64")
+            for c in TEXT_COLUMNS}
+
+
+def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) -> dict:
+    """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
+    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between,
+    an imbalanced side bold in the ``up``/``down`` colour; the others one number in the middle,
+    bold in an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance)."""
+    n = len(cols["x"])
+    x = np.asarray(cols["x"], dtype="float64") + CELL_MID
+    out = {"x": x, "xl": x - 0.12 * CELL_WIDTH, "xr": x + 0.12 * CELL_WIDTH,
+           "y": np.asarray(cols["y"], dtype="float64")}
+    blank = np.full(n, "", dtype=object)
+    plain = np.full(n, text, dtype=object)
+    normal = np.full(n, "normal", dtype=object)
+    imb = np.asarray(cols["imb"])
+    if mode == "bid_ask":
+        out["left"] = np.array([format_size(v) for v in cols["bid"]], dtype=object)
+        out["right"] = np.array([format_size(v) for v in cols["ask"]], dtype=object)
+        out["center"] = np.full(n, "x", dtype=object)
+        out["lcolor"] = np.where(imb < 0, down, text).astype(object)
+        out["rcolor"] = np.where(imb > 0, up, text).astype(object)
+        out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
+        out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
+        out["ccolor"] = np.full(n, muted, dtype=object)
+        out["cstyle"] = normal
+        return out
+    if mode == "delta_pct":
+        words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
+    elif mode == "delta":
+        words = [signed_size(v) for v in cols["delta"]]
+    elif mode == "trades":
+        words = [format_size(v) for v in cols["trades"]]
+    else:  # volume, profile
+        words = [format_size(v) for v in cols["volume"]]
+    out.update(left=blank, right=blank, center=np.array(words, dtype=object), lcolor=plain,
+               rcolor=plain, lstyle=normal, rstyle=normal, ccolor=plain,
+               cstyle=np.where(imb != 0, "bold", "normal").astype(object))
+    return out
+
+
+def raster(cols: dict, value: str, x_range: tuple, y_range: tuple, size: tuple,
+           row_price: float, palette: list, span: tuple):
+    """The cells of ``cols`` in view, coloured by column ``value`` on ``palette`` over ``span``,
+    as an RGBA image (uint32, rows bottom-up) of ``size`` (width, height) pixels covering
+    ``x_range`` x ``y_range``, by Datashader; None when no cell is in the range.
+
+    The cells are laid on a regular grid (a quarter of a bar wide, one row high) whose first
+    quarter of each bar is left empty for the candle, and resampled to the pixels with
+    ``Canvas.quadmesh``: zoomed out many cells share a pixel (their mean), zoomed in a cell
+    covers many."""
+    (x0, x1), (y0, y1) = x_range, y_range
+    x = np.asarray(cols["x"], dtype="int64")
+    y = np.asarray(cols["y"], dtype="float64")
+    keep = (x >= np.floor(x0) - 1) & (x <= np.ceil(x1) + 1) & (y >= y0 - row_price) \
+        & (y <= y1 + row_price)
+    if not keep.any():
+        return None
+    x, y, v = x[keep], y[keep], np.asarray(cols[value], dtype="float64")[keep]
+    xa, xb = int(x.min()), int(x.max())
+    row = np.round((y - y.min()) / row_price).astype("int64")
+    nrows = int(row.max()) + 1
+    width = size[0]
+    # four sub-columns per bar while they are wider than a pixel; one when bars are narrower
+    sub = 4 if (xb - xa + 1) * 4 <= 4 * width else 1
+    grid = np.full((nrows, (xb - xa + 1) * sub), np.nan, dtype="float64")
+    first = 1 if sub == 4 else 0
+    for k in range(first, sub):
+        grid[row, (x - xa) * sub + k] = v
+    xs = xa - 0.5 + (np.arange(grid.shape[1]) + 0.5) / sub
+    ys = y.min() + np.arange(nrows) * row_price
+    da = xr.DataArray(grid, coords={"y": ys, "x": xs}, dims=("y", "x"), name=value)
+    canvas = ds.Canvas(plot_width=max(int(size[0]), 1), plot_height=max(int(size[1]), 1),
+                       x_range=(x0, x1), y_range=(y0, y1))
+    agg = canvas.quadmesh(da, x="x", y="y", agg=ds.mean(value))
+    img = tf.shade(agg, cmap=palette, how="linear", span=list(span))
+    return np.asarray(img.data, dtype="uint32")

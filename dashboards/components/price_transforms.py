@@ -1,0 +1,110 @@
+"""Kagi, Point & Figure and Line Break on the price chart: the rows their transforms of the bars
+(``tradeflow.bars.Kagi``, ``PointAndFigure``, ``LineBreak``, incremental) are drawn from.
+
+Their x is their own line or column number, not the bar number; ``t`` is the local time of the
+bar that began the line or column (for the time labels and the readout). Two sources:
+
+* one row per x (:data:`TRANSFORM_FIELDS`): ``open``/``close`` (where the line or column starts
+  and ends), ``high``/``low``, ``lo``/``hi`` (the y auto-fit), ``dir`` (``"up"``/``"down"``),
+  ``top``/``bottom`` (Line Break's bricks); what the readout, the axis and the fit read;
+* the marks drawn (:data:`MARK_FIELDS`): Kagi's pieces of line (a line is one piece per
+  thickness: ``y0``..``y1``, ``thick`` yang or thin yin, and the horizontal ``join`` from the
+  previous line's end), P&F's boxes (``y``: the box's level, ``dir``: X up, O down).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import tradeflow.bars as bar_kinds
+from tradeflow.model import Instrument
+
+from . import axes
+
+__all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform"]
+
+TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
+                    "bottom", "mid", "height")
+MARK_FIELDS = (axes.X, "y", "y0", "y1", "join", "thick", "dir")
+TRANSFORMS = {"kagi": "Kagi", "point_and_figure": "PointAndFigure", "line_break": "LineBreak"}
+KAGI_WIDTH = (1.0, 3.0)  # yin (thin), yang (thick) line widths
+
+
+def _dir(direction) -> np.ndarray:
+    return np.where(np.asarray(direction) > 0, "up", "down").astype(object)
+
+
+class Transform:
+    """One chart type's transform of the chart's bars, followed bar by bar: ``update(closed,
+    forming)`` commits the closed bars and previews the forming one; ``rows()`` and ``marks()``
+    are the two sources' columns for the whole result (a chart sends only what differs)."""
+
+    def __init__(self, kind: str, instrument: Instrument, tz: str, settings: dict | None):
+        if kind not in TRANSFORMS:
+            raise ValueError(f"chart type {kind!r}: transforms are {', '.join(TRANSFORMS)}")
+        self.kind, self.instrument, self.tz = kind, instrument, tz
+        made = getattr(bar_kinds, TRANSFORMS[kind], None)
+        if made is None:
+            raise ValueError(f"chart type {kind!r} is not available: tradeflow.bars has no "
+                             f"{TRANSFORMS[kind]}")
+        try:
+            self._inner = made(instrument, **dict(settings or {}))
+        except TypeError as exc:  # an unknown setting
+            raise ValueError(f"chart type {kind!r}: {exc}") from None
+
+    def update(self, closed: pd.DataFrame, forming: pd.DataFrame | None = None) -> None:
+        self._inner.update(closed, forming=forming if forming is not None and len(forming)
+                           else None)
+
+    def rows(self) -> dict:
+        frame = self._inner.result()
+        if self.kind == "kagi":
+            return self._kagi_rows(frame)
+        if self.kind == "point_and_figure":
+            o = np.where(frame["direction"] > 0, frame["low"], frame["high"])
+            c = np.where(frame["direction"] > 0, frame["high"], frame["low"])
+            return self._columns(frame, np.arange(len(frame)), o, frame["high"], frame["low"], c)
+        return self._columns(frame, np.arange(len(frame)), frame["open"], frame["high"],
+                             frame["low"], frame["close"])
+
+    def _columns(self, frame, x, o, h, l, c) -> dict:
+        o, h, l, c = (np.asarray(v, "float64") for v in (o, h, l, c))
+        return {axes.X: np.asarray(x, "int64"), axes.T: axes.local_ms(frame["ts"], self.tz),
+                "open": o, "high": h, "low": l, "close": c, "lo": l, "hi": h,
+                "dir": _dir(frame["direction"]), "top": np.maximum(o, c),
+                "bottom": np.minimum(o, c), "mid": (o + c) / 2, "height": np.abs(c - o)}
+
+    def _kagi_rows(self, frame: pd.DataFrame) -> dict:
+        """One row per Kagi line (its pieces of thickness merged)."""
+        if not len(frame):
+            return {f: np.array([]) for f in TRANSFORM_FIELDS}
+        lines = frame.groupby("line", sort=True)
+        first, last = lines.head(1).set_index("line"), lines.tail(1).set_index("line")
+        o, c = first["open"].to_numpy(), last["close"].to_numpy()
+        return self._columns(first.reset_index(), first.index.to_numpy(), o,
+                             np.maximum(o, c), np.minimum(o, c), c)
+
+    def marks(self) -> dict:
+        frame = self._inner.result()
+        if self.kind == "kagi":
+            n = len(frame)
+            line = frame["line"].to_numpy("int64")
+            starts = np.r_[True, line[1:] != line[:-1]] if n else np.zeros(0, bool)
+            return {axes.X: line, "y": frame["close"].to_numpy("float64"),
+                    "y0": frame["open"].to_numpy("float64"),
+                    "y1": frame["close"].to_numpy("float64"),
+                    # the horizontal from the previous line's end, on a line's first piece
+                    "join": np.where(starts & (line > 0), line - 1.0, line).astype("float64"),
+                    "thick": np.where(frame["yang"], *KAGI_WIDTH[::-1]).astype("float64"),
+                    "dir": np.where(frame["yang"], "up", "down").astype(object)}
+        if self.kind == "point_and_figure":
+            step = self._inner.box * self.instrument.tick_size
+            counts = frame["boxes"].to_numpy("int64")
+            x = np.repeat(np.arange(len(frame)), counts)
+            first = np.repeat(frame["low"].to_numpy("float64"), counts)
+            offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            y = np.round((first + offset * step) / self.instrument.tick_size) * \
+                self.instrument.tick_size
+            return {axes.X: x, "y": y, "y0": y, "y1": y, "join": x.astype("float64"),
+                    "thick": np.ones(len(x)), "dir": np.repeat(_dir(frame["direction"]), counts)}
+        return {f: np.array([]) for f in MARK_FIELDS}

@@ -1,0 +1,402 @@
+"""The footprint chart and the delta/CVD panes: what they put in their Bokeh sources, from whole
+frames and live (the forming column patched in place, closed bars never sent again)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from bokeh.document import Document
+from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
+                                   ColumnsStreamedEvent, ModelChangedEvent)
+from bokeh.layouts import column
+
+from dashboards.components.delta import CVDPane, DeltaPane
+from dashboards.components.footprint import FootprintChart
+from dashboards.components.footprint_cells import CELL_MID, format_size, shared_parts
+from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
+from tradeflow.bars import BarAggregator, build
+from tradeflow.ingest.simulator import MarketSimulator
+from tradeflow.model import BAR_COLUMNS, Instrument
+
+ES = Instrument("ES", 0.25, exchange="CME", asset_class="future", point_value=50.0,
+                session="America/Chicago 08:30-15:15,17:00-16:00")
+WEDNESDAY = pd.Timestamp("2024-03-13", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def trades() -> pd.DataFrame:
+    """Two hours of ES across the 16:00-17:00 CT break (a new trading day at 22:00 UTC)."""
+    return MarketSimulator(ES, seed=7).generate(WEDNESDAY + pd.Timedelta("20h30min"),
+                                                WEDNESDAY + pd.Timedelta("22h50min")).trades
+
+
+@pytest.fixture(scope="module")
+def built(trades):
+    return build(trades, "1m", ES)
+
+
+def per_bar(chart: FootprintChart, column: str) -> np.ndarray:
+    d = chart.cells.data
+    return pd.Series(np.asarray(d[column], float)).groupby(np.asarray(d["x"])).sum().to_numpy()
+
+
+def zoom(chart: FootprintChart, x0, x1, y0, y1, w=1200, h=600):
+    """What the browser reports when the user zooms (the server answers it)."""
+    chart.viewport.data = {"x0": [x0], "x1": [x1], "y0": [y0], "y1": [y1], "w": [w], "h": [h]}
+
+
+def test_cells_sum_to_each_bars_volume_and_sides(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    assert np.array_equal(np.unique(chart.cells.data["x"]), np.arange(len(bars)))
+    np.testing.assert_allclose(per_bar(chart, "volume"), bars["volume"])
+    np.testing.assert_allclose(per_bar(chart, "ask"), bars["ask_volume"])
+    np.testing.assert_allclose(per_bar(chart, "bid"), bars["bid_volume"])
+    # each cell at its price, ask and bid on their own sides
+    d = chart.cells.data
+    bar_ts = bars["ts"].to_numpy()
+    shown = pd.DataFrame({"ts": bar_ts[np.asarray(d["x"])], "tick": d["tick"], "ask": d["ask"],
+                          "bid": d["bid"], "y": d["y"]})
+    both = shown.merge(cells, on=["ts", "tick"], validate="one_to_one")
+    assert len(both) == len(cells)
+    np.testing.assert_allclose(both["ask"], both["ask_volume"])
+    np.testing.assert_allclose(both["bid"], both["bid_volume"])
+    np.testing.assert_allclose(both["y"], both["tick"] * ES.tick_size)
+
+
+def tiny():
+    """Two bars: bar 0 trades 12 at the bid and 30 at the ask at 4000.00, 5 x 0 at 4000.25."""
+    ts = pd.to_datetime(["2024-03-13 15:00", "2024-03-13 15:01"], utc=True)
+    bars = pd.DataFrame({"ts": ts, "open": [4000.0, 4000.25], "high": [4000.25, 4000.5],
+                         "low": [4000.0, 4000.25], "close": [4000.25, 4000.5],
+                         "volume": [47.0, 9.0], "ask_volume": [30.0, 9.0],
+                         "bid_volume": [17.0, 0.0], "delta": [13.0, 9.0], "trades": [9, 3],
+                         "open_interest": [np.nan, np.nan]})[list(BAR_COLUMNS)]
+    cells = pd.DataFrame({"ts": ts[[0, 0, 1, 1]], "tick": [16000, 16001, 16001, 16002],
+                          "volume": [42.0, 5.0, 4.0, 5.0], "ask_volume": [30.0, 0.0, 4.0, 5.0],
+                          "bid_volume": [12.0, 5.0, 0.0, 0.0], "trades": [6, 3, 1, 2]})
+    return bars, cells
+
+
+def test_bid_left_ask_right_in_the_numbers():
+    bars, cells = tiny()
+    chart = FootprintChart(bars, cells, instrument=ES)
+    zoom(chart, -0.5, 1.5, 3999.5, 4001.0)
+    assert chart.zoomed_in
+    t = chart.text.data
+    at = {(x, y): (left, right) for x, y, left, right in
+          zip(t["x"], t["y"], t["left"], t["right"])}
+    assert at[(CELL_MID, 4000.0)] == ("12", "30")
+    assert at[(CELL_MID, 4000.25)] == ("5", "0")
+    assert at[(1 + CELL_MID, 4000.5)] == ("0", "5")
+    # the ask of 30 against 5 at the bid one level down... is not 3x the bid diagonally below
+    # 4000.25's ask (0); the bid of 12 at 4000.00 vs the ask of 0 above it: a sell imbalance
+    styles = dict(zip(zip(t["x"], t["y"]), t["lstyle"]))
+    assert styles[(CELL_MID, 4000.0)] == "bold"
+    chart.cell = "delta"
+    centre = dict(zip(zip(chart.text.data["x"], chart.text.data["y"]), chart.text.data["center"]))
+    assert centre[(CELL_MID, 4000.0)] == "+18" and centre[(CELL_MID, 4000.25)] == "-5"
+
+
+def test_row_ticks_merge_cells_and_keep_volume(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    before = len(chart.cells.data["x"])
+    chart.row_ticks = 4
+    d = chart.cells.data
+    assert len(d["x"]) < before
+    assert (np.asarray(d["tick"]) % 4 == 0).all()
+    np.testing.assert_allclose(per_bar(chart, "volume"), bars["volume"])
+    np.testing.assert_allclose(per_bar(chart, "delta"), bars["ask_volume"] - bars["bid_volume"])
+    # a row's volume is the sum of its four ticks
+    rows = group_ticks(cells, 4)
+    np.testing.assert_allclose(np.sort(np.asarray(d["volume"])), np.sort(rows["volume"]))
+    np.testing.assert_allclose(np.asarray(d["y"]), (np.asarray(d["tick"]) + 1.5) * ES.tick_size)
+
+
+def test_imbalances_follow_the_ratio(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES, imbalance_ratio=2.0)
+    flags = imbalances(cells, ratio=2.0)
+    imb = np.asarray(chart.cells.data["imb"])
+    assert (imb != 0).sum() == (flags["buy"] | flags["sell"]).sum() > 0
+    chart.imbalance_ratio = 6.0
+    fewer = (np.asarray(chart.cells.data["imb"]) != 0).sum()
+    strict = imbalances(cells, ratio=6.0)
+    assert fewer == (strict["buy"] | strict["sell"]).sum() < (imb != 0).sum()
+
+
+def test_text_only_for_cells_in_view_and_image_zoomed_out(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    lo = float(bars["low"].iloc[40:48].min())
+    zoom(chart, 39.5, 47.5, lo, lo + 5.0)  # 8 bars, 20 rows: readable
+    assert chart.zoomed_in
+    t = chart.text.data
+    d = chart.cells.data
+    x, y = np.asarray(d["x"]), np.asarray(d["y"])
+    inside = (x >= 39) & (x <= 48) & (y >= lo - 0.25) & (y <= lo + 5.25)
+    assert 0 < len(t["x"]) == inside.sum() < len(x)
+    assert ((np.asarray(t["x"]) - CELL_MID >= 39) & (np.asarray(t["x"]) - CELL_MID <= 48)).all()
+    assert ((np.asarray(t["y"]) >= lo - 0.25) & (np.asarray(t["y"]) <= lo + 5.25)).all()
+    assert chart.image.data["image"] == []
+    # zoomed out: no numbers, the cells are one image with coloured pixels
+    zoom(chart, -0.5, len(bars) - 0.5, float(bars["low"].min()), float(bars["high"].max()))
+    assert not chart.zoomed_in
+    assert len(chart.text.data["x"]) == 0
+    img, im = chart.image.data["image"][0], chart.image.data
+    h, w = img.shape
+    # every cell's middle is a coloured pixel; the candles' quarter of each bar is not
+    cx, cy = x + CELL_MID, y
+    col = ((cx - im["x"][0]) / im["dw"][0] * w).astype(int)
+    row = ((cy - im["y"][0]) / im["dh"][0] * h).astype(int)
+    assert h > 100 and ((img[row, col] >> 24) > 0).all()
+    candle = ((x - 0.4 - im["x"][0]) / im["dw"][0] * w).astype(int)
+    assert ((img[row, candle] >> 24) == 0).mean() > 0.9
+
+
+def test_totals_row_holds_volume_delta_and_session_cvd(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    b = chart.bars.source.data
+    np.testing.assert_allclose(b["volume"], bars["volume"])
+    np.testing.assert_allclose(b["delta"], bars["ask_volume"] - bars["bid_volume"])
+    expected = cvd(bars, ES.session)
+    np.testing.assert_allclose(b["cvd"], expected)
+    days = ES.session.trading_date(bars["ts"])
+    assert days.nunique() == 2  # the data crosses a reset
+    assert list(b["vol_text"][:3]) == [format_size(v) for v in bars["volume"][:3]]
+
+
+class Recorder:
+    """Every change the sources send to the browser."""
+
+    def __init__(self, chart, *models):
+        self.doc = Document()
+        self.doc.add_root(column(*models))
+        self.events = []
+        self.doc.on_change(self.events.append)
+
+    def of(self, source):
+        return [e for e in self.events if getattr(e, "model", None) is source]
+
+
+def live(trades, batches=40, split=0.4):
+    """A snapshot of the first trades, then the updates of the rest in ``batches``."""
+    agg = BarAggregator(ES, "1m")
+    head = int(len(trades) * split)
+    first = agg.update(trades.iloc[:head])
+    parts = np.array_split(np.arange(head, len(trades)), batches)
+    return first, (agg.update(trades.iloc[p]) for p in parts)
+
+
+def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, built):
+    first, updates = live(trades)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    rec = Recorder(chart, chart.figure, chart.totals)
+    patched_forming = streamed_bars = 0
+    for update in updates:
+        closed_before = chart.closed_count       # bars 0 .. closed_before-1 are final
+        forming_start = chart.forming_start      # cell rows of the forming bar start here
+        rec.events.clear()
+        chart.apply(update)
+        for e in rec.of(chart.cells):
+            if isinstance(e, ColumnsStreamedEvent):
+                assert (np.asarray(e.data["x"]) >= closed_before).all()
+            elif isinstance(e, ColumnsPatchedEvent):
+                for rows in e.patches.values():
+                    for index, _ in rows:
+                        start = index.start if isinstance(index, slice) else index
+                        assert start >= forming_start
+                patched_forming += 1
+            else:
+                raise AssertionError(f"the cells were redrawn whole: {e}")
+        for e in rec.of(chart.bars.source):
+            if isinstance(e, ColumnsStreamedEvent):
+                assert (np.asarray(e.data["x"]) >= closed_before).all()
+                streamed_bars += len(e.data["x"])
+            elif isinstance(e, ColumnsPatchedEvent):
+                for rows in e.patches.values():
+                    for index, _ in rows:
+                        assert (index.start if isinstance(index, slice) else index) == closed_before
+            else:
+                assert not isinstance(e, (ModelChangedEvent, ColumnDataChangedEvent))
+    assert patched_forming > 10 and streamed_bars > 10
+    # what the chart holds now is the footprint of every trade
+    bars, cells = built
+    np.testing.assert_allclose(per_bar(chart, "volume"), bars["volume"])
+    np.testing.assert_allclose(per_bar(chart, "ask"), bars["ask_volume"])
+    b = chart.bars.source.data
+    np.testing.assert_allclose(b["close"], bars["close"])
+    np.testing.assert_allclose(b["cvd"], cvd(bars, ES.session))
+    assert len(chart.cells.data["x"]) == len(cells)
+    # the marks of closed bars equal a fresh chart's
+    fresh = FootprintChart(instrument=ES)
+    fresh.load(bars.iloc[:-1], cells[cells["ts"] < bars["ts"].iloc[-1]],
+               current=bars.iloc[-1:], current_footprint=cells[cells["ts"] == bars["ts"].iloc[-1]])
+    for layer in ("stacked", "zeros", "unfinished"):
+        mine, theirs = getattr(chart, layer).closed.data, getattr(fresh, layer).closed.data
+        np.testing.assert_allclose(np.sort(np.asarray(mine["x"], float)),
+                                   np.sort(np.asarray(theirs["x"], float)))
+    assert sorted(zip(chart.naked.data["x"], chart.naked.data["y"])) == \
+        sorted(zip(fresh.naked.data["x"], fresh.naked.data["y"]))
+
+
+def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trades):
+    first, updates = live(trades, batches=30, split=0.96)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    assert chart.zoomed_in and chart.forming_x is not None  # the load shows the last bars
+    # room for the bars to come on the right, at the same scale
+    (x0,), (x1,), (y0,), (y1,), (w,), (h,) = (chart.viewport.data[k] for k in
+                                              ("x0", "x1", "y0", "y1", "w", "h"))
+    zoom(chart, x0, x1 + 6, y0 - 3, y1 + 3, w=w * (x1 + 6 - x0) / (x1 - x0),
+         h=h * (y1 - y0 + 6) / (y1 - y0))
+    assert chart.zoomed_in
+    rec = Recorder(chart, chart.figure, chart.totals)
+    closes = shown = 0
+    for update in updates:
+        closed_before = chart.closed_count
+        rec.events.clear()
+        chart.apply(update)
+        for e in rec.of(chart.text):
+            assert isinstance(e, ColumnsStreamedEvent), "closed cells' numbers sent again"
+            assert (np.asarray(e.data["x"]) - CELL_MID >= closed_before).all()
+            closes += 1
+        d = chart.cells.data
+        y = np.asarray(d["y"])
+        forming = (np.asarray(d["x"]) == chart.forming_x) & (y >= y0 - 3.25) & (y <= y1 + 3.25)
+        assert len(chart.text_forming.data["x"]) == forming.sum()
+        shown += forming.sum()
+    assert closes >= 2 and shown > 0
+    # what was streamed is what a fresh look at the same view writes
+    held = sorted(zip(chart.text.data["x"], chart.text.data["y"], chart.text.data["left"],
+                      chart.text.data["right"]))
+    chart.refresh_view()
+    assert held == sorted(zip(chart.text.data["x"], chart.text.data["y"], chart.text.data["left"],
+                              chart.text.data["right"]))
+
+
+def test_delta_pane_is_bar_delta_and_cvd_is_its_running_sum(trades, built):
+    bars, _ = built
+    delta = DeltaPane(bars, instrument=ES)
+    np.testing.assert_allclose(delta.source.data["delta"], bars["ask_volume"] - bars["bid_volume"])
+    assert list(delta.source.data["x"]) == list(range(len(bars)))
+    line = CVDPane(bars, instrument=ES)
+    days = ES.session.trading_date(bars["ts"]).asi8
+    running = (bars["ask_volume"] - bars["bid_volume"]).groupby(days).cumsum()
+    np.testing.assert_allclose(line.source.data["cvd"], running)
+    candles = CVDPane(bars, instrument=ES, trades=trades, style="candles")
+    ref = cvd_candles(bars, trades=trades, session=ES.session)
+    for k in ("open", "high", "low", "close"):
+        np.testing.assert_allclose(candles.source.data[k], ref[k])
+    line.reset = "none"
+    np.testing.assert_allclose(line.source.data["cvd"], (bars["ask_volume"]
+                                                         - bars["bid_volume"]).cumsum())
+
+
+def test_delta_and_cvd_panes_live(trades, built):
+    bars, _ = built
+    first, updates = live(trades, batches=25)
+    delta, line = DeltaPane(instrument=ES), CVDPane(instrument=ES)
+    for pane in (delta, line):
+        pane.load(first.closed, current=first.current)
+    rec = Recorder(None, delta.figure, line.figure)
+    for update in updates:
+        closed_before = delta.closed_count
+        rec.events.clear()
+        delta.apply(update)
+        line.apply(update)
+        for source in (delta.source, line.source):
+            for e in rec.of(source):
+                assert isinstance(e, (ColumnsStreamedEvent, ColumnsPatchedEvent))
+                if isinstance(e, ColumnsStreamedEvent):
+                    assert (np.asarray(e.data["x"]) >= closed_before).all()
+    np.testing.assert_allclose(delta.source.data["delta"], bars["ask_volume"] - bars["bid_volume"])
+    np.testing.assert_allclose(line.source.data["cvd"], cvd(bars, ES.session))
+
+
+def test_panes_share_the_time_axis_and_crosshair(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    delta = DeltaPane(bars, instrument=ES, x_range=chart.x_range, crosshair=chart.crosshair)
+    assert delta.figure.x_range is chart.figure.x_range is chart.totals.x_range
+    assert chart.crosshair in delta.figure.tools and chart.crosshair in chart.figure.tools
+    # the value axis fits the bars in view (the last ones after a load), not the whole history
+    x = np.arange(len(bars))
+    d = (bars["ask_volume"] - bars["bid_volume"]).to_numpy()
+    seen = d[(x >= chart.x_range.start) & (x <= chart.x_range.end)]
+    lo, hi = min(seen.min(), 0), max(seen.max(), 0)
+    assert delta.y_range.start < lo and delta.y_range.end > hi
+    assert delta.y_range.end - delta.y_range.start < 1.2 * (hi - lo) + 2
+    assert (hi - lo) < 0.8 * (d.max() - min(d.min(), 0))
+
+
+def test_theme_restyles_in_place(built):
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    dark = list(chart.cell_colours.palette)
+    chart.theme = "light"
+    assert chart.figure.background_fill_color == "#ffffff"
+    assert list(chart.cell_colours.palette) != dark
+    with pytest.raises(ValueError):
+        FootprintChart(bars, cells)  # no instrument
+
+
+def test_charts_on_one_stream_share_the_work_of_an_update(trades):
+    first, updates = live(trades, batches=8)
+    charts = [FootprintChart(instrument=ES), FootprintChart(instrument=ES, row_ticks=2)]
+    twin = FootprintChart(instrument=ES)
+    for chart in charts + [twin]:
+        chart.load(first.closed, first.closed_footprint, current=first.current,
+                   current_footprint=first.current_footprint)
+    for update in updates:
+        for chart in charts + [twin]:
+            chart.apply(update)
+        same = shared_parts(update, ES, 1, 3.0)
+        assert shared_parts(update, ES, 1, 3.0) is same            # computed once
+        assert shared_parts(update, ES, 2, 3.0) is not same        # other settings: their own
+    for name in ("x", "tick", "volume", "ask", "bid", "imb"):
+        assert list(twin.cells.data[name]) == list(charts[0].cells.data[name])
+    np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
+
+
+def test_bad_input_is_refused_with_one_clear_line():
+    bars, cells = tiny()
+    stray = cells.assign(ts=cells["ts"] + pd.Timedelta("30s"))
+    with pytest.raises(ValueError, match="cells belong to no bar"):
+        FootprintChart(bars, stray, instrument=ES)
+    chart = FootprintChart(bars, cells, instrument=ES)
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        chart.imbalance_ratio = 1.0   # 100% is no imbalance
+    with pytest.raises(ValueError, match="cell"):
+        chart.cell = "pie"
+    assert chart.imbalance_ratio == 3.0 and chart.cell == "bid_ask"
+
+
+def test_zoomed_out_live_updates_leave_the_image_alone(trades):
+    first, updates = live(trades, batches=30, split=0.9)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    n = chart.closed_count
+    zoom(chart, -0.5, n + 10, float(first.closed["low"].min()) - 5,
+         float(first.closed["high"].max()) + 5)
+    assert not chart.zoomed_in and len(chart.image.data["image"]) == 1
+    rec = Recorder(chart, chart.figure, chart.totals)
+    for update in updates:
+        chart.apply(update)
+    assert chart.closed_count > n + 2
+    assert not rec.of(chart.image)  # no render, no bytes of image per update
+    d = chart.cells.data
+    x, layer = np.asarray(d["x"]), np.asarray(d["layer"])
+    # the bars that closed live, and the forming one, are drawn as rects beside the image
+    assert (layer[x >= n] == "rects").all() and (layer[x < n] == "image").all()
+    # the next look at the view renders them into the image and drops their rects
+    chart.refresh_view()
+    layer = np.asarray(chart.cells.data["layer"])
+    assert (layer[x < chart.forming_x] == "image").all()
+    assert (layer[x == chart.forming_x] == "rects").all()
