@@ -125,15 +125,12 @@ class _Candles(pn.viewable.Viewer):
 
 
 def _view_class(chart_type: str):
-    """The view class for a chart type, from the components that exist (import errors say a
-    component is not there yet; anything else is a real error)."""
-    if chart_type == "footprint":
-        try:
+    """The view class for a chart type: the footprint, else the price chart (the stand-in
+    candles only if those components are missing)."""
+    try:
+        if chart_type == "footprint":
             from dashboards.components.footprint import FootprintChart
             return FootprintChart
-        except ImportError:
-            pass
-    try:
         from dashboards.components.price_chart import PriceChart
         return PriceChart
     except ImportError:
@@ -238,9 +235,23 @@ class Chart(pn.viewable.Viewer):
                 else dict(sizing_mode="stretch_both"))
         self._layout.objects = [pn.Row(self.view, *self.panes, **size)]
         if self.hub is not None:
-            from dashboards.live import LiveFeed
-            self.feed = LiveFeed(self.hub, self.config.symbol, str(self.spec.base),
-                                 self.on_message, periodic=False)
+            self.feed = self._follow()
+
+    def _follow(self):
+        """The live feed, with the chart's studies when the hub computes them (one follower per
+        study and settings, shared by every chart), else the bars only."""
+        from dashboards.live import LiveFeed
+        from indicators.registry import IndicatorError
+
+        studies = self.config.study_settings() if self.config.chart_type != "footprint" else {}
+        try:
+            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+                            studies=studies, periodic=False)
+        except (ValueError, IndicatorError) as exc:
+            log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
+                     exc)
+            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+                            periodic=False)
 
     @property
     def ready(self) -> bool:
@@ -254,7 +265,11 @@ class Chart(pn.viewable.Viewer):
         if "chart_type" in cls.param and self.config.chart_type in cls.param.chart_type.objects:
             kw["chart_type"] = self.config.chart_type
         if "studies" in cls.param:
-            kw["studies"] = self.config.study_settings()
+            kw["studies"] = [(s["name"], dict(s["params"])) for s in self.config.studies]
+        if "spec" in cls.param:
+            kw["spec"] = str(self.spec)
+        if "height" in cls.param and self.height:
+            kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
         return cls(**kw)
 
     def _make_panes(self) -> list:
@@ -274,8 +289,19 @@ class Chart(pn.viewable.Viewer):
 
     @property
     def figure(self):
-        """The main figure (drawings go on it)."""
-        return getattr(self.view, "figure", None)
+        """The main figure (drawings go on it): the view's ``figure``, else the figure of its
+        Bokeh layout that draws its price range."""
+        fig = getattr(self.view, "figure", None)
+        if fig is not None or self.view is None:
+            return fig
+        from bokeh.models import Plot
+        pane = self.view.__panel__()
+        root = getattr(pane, "object", None)
+        if root is None:
+            return None
+        y_range = getattr(self.view, "y_range", None)
+        plots = list(root.select({"type": Plot}))
+        return next((p for p in plots if p.y_range is y_range), plots[0] if plots else None)
 
     def _attach_drawings(self):
         try:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode
 import pandas as pd
 import param
 
+from dashboards.components.price_shapes import CHART_TYPES as PRICE_CHART_TYPES
 from indicators.catalogue import CATALOGUE
 from indicators.registry import IndicatorError
 from tradeflow.model import BarSpec, ModelError, validate_symbol
@@ -32,10 +33,8 @@ from tradeflow.model import BarSpec, ModelError, validate_symbol
 __all__ = ["StateError", "ChartConfig", "DeskConfig", "CHART_TYPES", "PANES", "DRAWING_POINTS",
            "LAYOUTS", "THEME_NAMES", "parse_studies", "format_studies"]
 
-# the chart types of the price chart (TradingView's list), and the footprint
-CHART_TYPES = ("footprint", "candles", "hollow_candles", "volume_candles", "ohlc", "line",
-               "line_markers", "step", "area", "hlc_area", "baseline", "columns", "high_low",
-               "kagi", "point_figure", "line_break")
+# the footprint, and the chart types of the price chart (TradingView's list)
+CHART_TYPES = ("footprint",) + PRICE_CHART_TYPES
 PANES = ("volume", "delta", "cvd", "volume_profile", "tpo", "heatmap", "tape", "dom")
 DRAWING_POINTS = {"trend": 2, "hline": 1, "rect": 2, "text": 1, "fib": 2}  # kind: points
 LAYOUTS = (1, 2, 4)
