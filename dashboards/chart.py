@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FIRST_BARS = 1440  # a day of 1-minute bars
 NEAR_START = 20    # bars from the first one at which older history is read
 SHOWN_BARS = 120   # bars in view at first
+SHOWN_FOOTPRINT = 14  # footprint bars in view at first: wide enough to read their cells
 _READ_ERRORS = (ModelError, StoreError, ValueError)  # bad symbol or spec, a store refusing
 
 
@@ -335,8 +336,8 @@ class Chart(pn.viewable.Viewer):
         return self.history
 
     def _load_history(self):
+        """Load the history read, the view range set first (views fit their prices to it)."""
         self.first_x = 0
-        self._load_view()
         n = len(self.history)
         if self.config.view_range is not None and n:
             start, end = self.config.view_range
@@ -344,7 +345,9 @@ class Chart(pn.viewable.Viewer):
             self.x_range.update(start=float(ts.searchsorted(start)) - 0.5,
                                 end=float(ts.searchsorted(end)) + 0.5)
         else:
-            self.x_range.update(start=max(n - SHOWN_BARS, 0) - 0.5, end=n + 4.5)
+            shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
+            self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)
+        self._load_view()
 
     def _load_view(self):
         self.view.load(self._display(self.history), self.history_cells)
