@@ -350,8 +350,25 @@ class Chart(pn.viewable.Viewer):
         self._load_view()
 
     def _load_view(self):
-        self.view.load(self._display(self.history), self.history_cells)
+        self._view_load(self.view)
         self._load_panes()
+
+    def _view_load(self, view, **kw) -> None:
+        """Load the history into ``view``; a view that takes the forming bar apart
+        (``current=``, the footprint) gets it apart."""
+        shown, cells = self._display(self.history), self.history_cells
+        if "current" not in _params(view.load):
+            view.load(shown, cells, **kw)
+            return
+        n = self._closed_count()
+        forming = shown.iloc[n:].reset_index(drop=True)
+        if len(forming) and len(cells):
+            now = cells["ts"] >= forming["ts"].iloc[0]
+            closed_cells, forming_cells = cells[~now], cells[now]
+        else:
+            closed_cells, forming_cells = cells, cells.iloc[:0]
+        view.load(shown.iloc[:n].reset_index(drop=True), closed_cells.reset_index(drop=True),
+                  current=forming, current_footprint=forming_cells.reset_index(drop=True), **kw)
 
     def _load_panes(self):
         for pane in self.panes:
@@ -410,8 +427,7 @@ class Chart(pn.viewable.Viewer):
             self.x_range.update(start=self.x_range.start - first_x,
                                 end=self.x_range.end - first_x)
             first_x = self.first_x = 0
-        kw = {"first_x": first_x} if first_x else {}
-        self.view.load(self._display(self.history), self.history_cells, **kw)
+        self._view_load(self.view, **({"first_x": first_x} if first_x else {}))
         self._load_panes()
         if self.drawings is not None:
             self.drawings.restore()  # the bars may have new numbers

@@ -70,7 +70,11 @@ class LiveFeed:
                 if isinstance(message, Resync):
                     self.resyncs += 1  # the Snapshot that follows replaces the chart's state
                     continue
-                self.deliver(message)
+                try:
+                    self.deliver(message)
+                except Exception:  # noqa: BLE001 -- one bad message must not lose the others
+                    # (an exception out of pn.io.hold() drops every change held with it)
+                    log.exception("a live message to %s failed", self.subscription.key)
                 self.delivered += 1
         return len(messages)
 
@@ -123,4 +127,7 @@ class Reads:
 
     def apply(self) -> None:
         while self.done:
-            self.done.popleft()()
+            try:
+                self.done.popleft()()
+            except Exception:  # noqa: BLE001 -- the log says why; the others still apply
+                log.exception("applying a read failed")

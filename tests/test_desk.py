@@ -450,8 +450,9 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     store.close()
 
 
-@pytest.mark.parametrize("spec", ["1m", "1m:HA", "T200"])
-def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec):
+@pytest.mark.parametrize("spec, chart_type", [("1m", "candles"), ("1m:HA", "candles"),
+                                              ("T200", "candles"), ("1m", "footprint")])
+def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, chart_type):
     """Snapshot then Updates (as the hub sends them): the chart's bars equal the batch build of
     every trade; closed bars are streamed once, the forming bar patched, nothing replaced."""
     from bokeh.document import Document
@@ -471,7 +472,7 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec):
         "2026-11-26 10:00", "2026-11-26 12:00").trades
     stored, live = trades.iloc[:2000], trades.iloc[2000:]
     store.write_trades("BTCUSDT", stored)
-    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type="candles"),
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type=chart_type),
                   MarketData(store))
     doc = Document()
     doc.add_root(chart.figure)
@@ -485,7 +486,7 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec):
     chart.on_message(Snapshot(seed.closed, seed.closed_footprint, seed.current,
                               seed.current_footprint))
     events.clear()
-    source = chart.view.source
+    source = getattr(chart.view, "source", None) or chart.view.bars.source  # footprint: BarRows
     for start in range(0, len(live), 700):
         before = {k: list(v) for k, v in source.data.items()}
         up = aggregator.update(live.iloc[start:start + 700])
