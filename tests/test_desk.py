@@ -321,15 +321,32 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     assert len(_titles(page)) == 2
 
 
+PLOTS_JS = """() => {
+  let n = 0;
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    if (view.model && view.model.renderers && view.model.renderers.length) n += 1;
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return n;
+}"""
+
+
 def test_a_study_from_the_picker_appears_with_its_settings(desk, page):
     _open(page, f"{desk.url}/?type=candles")
     _bars(page)
+    plots = page.evaluate(PLOTS_JS)
     page.locator(".desk-study input").fill("RSI")
     page.locator(".desk-study input").press("Enter")
     page.locator(".desk-add-study button").click()
     page.wait_for_function("() => location.search.includes('studies=RSI')", timeout=20_000)
     card = page.locator(".desk-study-rsi")
     expect(card).to_contain_text("Timeperiod", timeout=30_000)
+    _bars(page)
+    _wait(page, f"() => ({PLOTS_JS})() > {plots}")  # its pane under the price
     page.screenshot(path=ARTIFACTS / "desk-study.png")
 
 

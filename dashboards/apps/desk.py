@@ -269,6 +269,8 @@ class Desk(pn.viewable.Viewer):
                 pn.Param(settings, show_name=False, sizing_mode="stretch_width",
                          widgets=widgets), remove,
                 title=f"{info.name}: {info.title}", collapsed=False, sizing_mode="stretch_width",
+                header_color=theme_of(self.config.theme).text,
+                header_background=theme_of(self.config.theme).grid,
                 css_classes=["desk-study-card", f"desk-study-{info.key}"]))
         self.study_panels.objects = panels
 
