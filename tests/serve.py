@@ -67,11 +67,13 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(store: str, *args, timeout: float = 120, env: dict | None = None):
-    """Start ``tradeflow serve --port 0`` on ``store`` (``env``: more environment); stop it with
-    SIGINT (as Ctrl+C) after."""
+def serving(store: str, *args, timeout: float = 120, env: dict | None = None,
+            command=(TRADEFLOW, "serve")):
+    """Start ``tradeflow serve --port 0`` on ``store`` (``env``: more environment; ``command``:
+    another program that serves the same way, e.g. a benchmark's in-process server); stop it
+    with SIGINT (as Ctrl+C) after."""
     env = dict(os.environ, TRADEFLOW_STORE=store, **(env or {}))
-    proc = subprocess.Popen([TRADEFLOW, "serve", "--port", "0", *args], env=env,
+    proc = subprocess.Popen([*command, "--port", "0", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     served = Served(proc)
     try:

@@ -227,6 +227,8 @@ BAD_TRADES = [
     ("float id", trade(id=1.5), 400, "id must be a whole number"),
     ("bad side", trade(side="up"), 400, "side must be"),
     ("bool price", trade(price=True), 400, "price must be a number"),
+    ("400-digit price", trade(price=10 ** 400), 400, "number is infinity"),
+    ("400-digit id", trade(id=10 ** 400), 400, "number is infinity"),
     ("off the grid", trade(price=90000.05), 422, "tick grid"),
     ("two symbols", trade() + trade(symbol="XAUUSD", id=9), 422, "one symbol"),
     ("not an array", {"symbol": "BTCUSDT"}, 400, "expected a JSON array"),

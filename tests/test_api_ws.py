@@ -206,3 +206,20 @@ def test_a_key_revoked_while_connected_stops_working(tmp_path):
         assert "revoked" in second["error"]
         served.key = key
         assert bars(served, "2025-11-26 19:00", "2025-11-26 20:00")["trades"].tolist() == [3]
+
+
+def test_batches_in_flight_are_answered_in_the_order_sent(server):
+    # sent at once: the server queues the good batches behind the one being written, refuses
+    # the bad one when it comes to it, and answers all of them in the order sent
+    good = [trades(40, 70_000 + 40 * i, f"2025-11-26 20:{i:02d}:00") for i in range(8)]
+    good[3][5]["price"] = 90000.05  # off the tick grid
+    messages = [{"seq": i, "type": "trades", "symbol": "BTCUSDT", "data": d}
+                for i, d in enumerate(good)]
+    answers = asyncio.run(exchange(server, messages))
+    assert [a.get("ack", a.get("seq")) for a in answers] == list(range(8))
+    assert "tick grid" in answers[3]["error"]
+    assert all(a == {"ack": i, "rows": 40} for i, a in enumerate(answers) if i != 3)
+    got = bars(server, "2025-11-26 20:00", "2025-11-26 20:08")
+    assert got["trades"].tolist() == [40] * 7
+    minutes = pd.to_datetime(got["ts"]).dt.strftime("%H:%M").tolist()
+    assert minutes == [f"20:{i:02d}" for i in range(8) if i != 3]

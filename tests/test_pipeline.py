@@ -167,6 +167,26 @@ def test_overload_is_refused_at_once_and_recovers(store_url):
     assert_same_trades(stored, pd.concat(parts))
 
 
+def test_queue_trades_returns_once_queued_and_answers_once_stored(store_url):
+    parts = batches(4, 300)
+
+    async def body(pipeline, store):
+        queued = []
+        for part in parts[:3]:  # a feeder with batches in flight: each queued behind the last
+            queued.append(await pipeline.queue_trades("BTCUSDT", part))
+            assert not queued[-1].done()  # queued, not yet stored
+        with pytest.raises(Overloaded):  # refused before anything of it is queued
+            await pipeline.queue_trades("BTCUSDT", parts[3])
+        assert pipeline.pending_rows == 900
+        assert await asyncio.gather(*queued) == [300, 300, 300]
+        again = await pipeline.queue_trades("BTCUSDT", parts[2])  # resent: nothing new
+        assert again.done() and again.result() == 0
+        assert await (await pipeline.queue_trades("BTCUSDT", parts[3])) == 300
+        return await store.trades("BTCUSDT")
+
+    assert_same_trades(run(store_url, body, max_pending_rows=1000), pd.concat(parts))
+
+
 def test_stop_writes_everything_queued(store_url):
     parts = batches(5, 300)
 

@@ -154,13 +154,27 @@ class Pipeline:
         number of trades new to the pipeline (resent ones are dropped) once they are stored."""
         return await self._tracked(self._submit_trades(symbol, trades, source))
 
+    async def queue_trades(self, symbol: str, trades: pd.DataFrame,
+                           source: str = "api") -> asyncio.Future:
+        """:meth:`submit_trades` in two steps, for a feeder that keeps batches in flight: returns
+        once the batch is queued (refusals and :class:`Overloaded` are raised here, before
+        anything is queued) with a future answered once it is stored (the number of new
+        trades). Batches queued one after the other are stored in that order."""
+        return await self._tracked(self._queue_in_order(symbol, trades, source))
+
     async def _submit_trades(self, symbol, trades, source) -> int:
+        return await (await self._queue_in_order(symbol, trades, source))
+
+    async def _queue_in_order(self, symbol, trades, source) -> asyncio.Future:
         # a symbol's submits queue their batches in the order they were called (a lock is
         # first come, first served), whatever each awaits on the way
         lock = self._order.setdefault(symbol, asyncio.Lock())
         async with lock:
             done = await self._queue_trades(symbol, trades, source)
-        return 0 if done is None else await done
+        if done is None:  # nothing new: answered at once
+            done = self._future()
+            done.set_result(0)
+        return done
 
     async def _queue_trades(self, symbol, trades, source) -> asyncio.Future | None:
         await self._instrument(symbol)

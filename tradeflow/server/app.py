@@ -62,8 +62,10 @@ def _loopback(host: str) -> bool:
 
 
 async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(),
-              ready=print, max_pending_rows: int = 2_000_000) -> None:
-    """Serve until SIGINT/SIGTERM; ``ready(line)`` is told the address to open."""
+              ready=print, max_pending_rows: int = 2_000_000, started=None) -> None:
+    """Serve until SIGINT/SIGTERM; ``ready(line)`` is told the address to open. ``started(ctx)``,
+    when given, is called with the ``ServerContext`` once serving (a benchmark or test that runs
+    the server in-process and follows ``ctx.pipeline.hub`` as a chart would)."""
     import panel as pn
 
     from tradeflow.live.pipeline import Pipeline
@@ -92,6 +94,8 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
+    if started is not None:
+        started(ctx)
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "
           f"{url}/formula; API: {url}{API}/, OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
     try:

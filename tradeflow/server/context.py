@@ -15,6 +15,7 @@ from tradeflow.model import Instrument, ModelError
 _running: "ServerContext | None" = None  # the context of the server running in this process
 
 KEYS_FRESH_FOR = 2.0  # seconds a loaded key list is trusted (keys made or revoked elsewhere)
+INSTRUMENTS_FRESH_FOR = 2.0  # seconds a stored instrument found is trusted (changed elsewhere)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ServerContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="reads"))
     keys: KeyRing = field(default_factory=KeyRing)
     _keys_at: float = -1e9
+    _instruments: dict = field(default_factory=dict)  # symbol -> (Instrument, when read)
 
     def __post_init__(self):
         from tradeflow.marketdata import MarketData
@@ -63,11 +65,18 @@ class ServerContext:
                             "or make a new one with 'tradeflow apikey create NAME'")
 
     async def instrument(self, symbol: str) -> Instrument:
-        """The stored instrument, else a 422 naming the symbol and what to do."""
+        """The stored instrument, else a 422 naming the symbol and what to do. Found ones are
+        kept a moment: with DuckDB a read waits for the store's one thread, which the pipeline's
+        writes hold, so a read per batch would make every batch wait for a transaction."""
         from .base import ApiError
 
+        known = self._instruments.get(symbol)
+        if known is not None and time.monotonic() - known[1] < INSTRUMENTS_FRESH_FOR:
+            return known[0]
         try:
-            return await self.astore.instrument(symbol)
+            found = await self.astore.instrument(symbol)
+            self._instruments[symbol] = (found, time.monotonic())
+            return found
         except ModelError:
             raise ApiError(422, f"unknown symbol {symbol!r}: add it first with 'tradeflow "
                                 f"instruments add {symbol} --tick-size X'") from None

@@ -16,6 +16,7 @@ import json
 from numbers import Integral, Real
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from tradeflow.model import ModelError, validate_symbol
@@ -38,9 +39,10 @@ class BadPayload(ValueError):
 
 
 def parse_json(body: bytes | str):
-    """The JSON document of ``body``; malformed JSON names the line and column."""
+    """The JSON document of ``body``; malformed JSON names the line and column. Parsed by orjson
+    (several times faster than the standard library on large batches; strict: no NaN)."""
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except UnicodeDecodeError:
         raise BadPayload("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -54,7 +56,7 @@ def parse_ndjson(body: bytes) -> list:
     for number, line in enumerate(body.split(b"\n"), start=1):
         if line.strip():
             try:
-                items.append(json.loads(line))
+                items.append(orjson.loads(line))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 msg = getattr(exc, "msg", "not UTF-8 text")
                 raise BadPayload(f"malformed JSON on line {number}: {msg}") from None
@@ -76,10 +78,17 @@ def _items(value, what: str, plural: str) -> list[dict]:
         raise BadPayload(f"no {plural}: the array is empty")
     if len(value) > MAX_ITEMS:
         raise BadPayload(f"{len(value):,} {plural}: at most {MAX_ITEMS:,} in one request", 413)
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise BadPayload(f"{what} {i}: expected a JSON object, got {_kind(item)}")
+    if _types(value) != {dict}:  # the loop only to name the first that is not an object
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise BadPayload(f"{what} {i}: expected a JSON object, got {_kind(item)}")
     return value
+
+
+def _types(values) -> set:
+    """The exact types among ``values``: one C-speed pass, so a large batch of well-formed items
+    skips the item-by-item checks, which then run only to say what is wrong and where."""
+    return set(map(type, values))
 
 
 def _kind(value) -> str:
@@ -98,6 +107,11 @@ def _numbers(items: list[dict], field: str, what: str, *, integer=False, optiona
              default=None) -> np.ndarray:
     """The field of every item as float64 (int64 when ``integer``); JSON numbers only."""
     values = [item.get(field, default) for item in items]
+    if not optional and _types(values) <= ({int} if integer else {int, float}):
+        try:  # all JSON numbers (bool is not int here): nothing to name
+            return np.array(values, dtype="int64" if integer else "float64")
+        except OverflowError:
+            pass  # the checks below say which one
     for i, v in enumerate(values):
         if v is None:
             if optional:
@@ -121,13 +135,12 @@ def _numbers(items: list[dict], field: str, what: str, *, integer=False, optiona
 def times(texts: list, what: str, tz: str, now: pd.Timestamp, field: str = "time"
           ) -> pd.DatetimeIndex:
     """ISO 8601 texts as UTC times; zone-less ones in ``tz``; none past ``now + MAX_AHEAD``."""
-    for i, t in enumerate(texts):
+    for i, t in enumerate(texts if _types(texts) != {str} else ()):
         if not isinstance(t, str):
             problem = "is missing" if t is None else f"must be ISO 8601 text, got {_kind(t)}"
             raise BadPayload(f"{what} {i}: {field} {problem}")
     try:
-        parsed = pd.to_datetime(pd.Series(texts), format="ISO8601")
-        out = pd.DatetimeIndex(parsed)
+        out = pd.DatetimeIndex(pd.to_datetime(texts, format="ISO8601"))  # a list: no Series
         out = out.tz_convert("UTC") if out.tz is not None else out.tz_localize(
             tz, ambiguous="raise", nonexistent="raise").tz_convert("UTC")
         out = out.as_unit("ns")
@@ -247,21 +260,24 @@ def trades(items: list, tz: str, now: pd.Timestamp, symbol: str | None = None
         if first is None:
             raise BadPayload("trade 0: symbol is missing")
         symbol = check_symbol(first, "trade 0")
-    for i, item in enumerate(items):
-        other = item.get("symbol", symbol)
+    named = [item.get("symbol", symbol) for item in items]
+    for i, other in enumerate(named if named.count(symbol) != len(named) else ()):
         if other != symbol:
             raise BadPayload(f"trade {i}: one request holds one symbol's trades; trade 0 is "
                              f"{symbol}, trade {i} is {json.dumps(other)[:40]}: send them "
                              "separately", 422)
-    side = []
-    for i, item in enumerate(items):
-        value = item.get("side")
-        key = _side_key(value)
-        if key not in SIDES:
-            raise BadPayload(f"trade {i}: side must be \"buy\", \"sell\", 1, -1 or 0, got "
-                             f"{json.dumps(value)[:40]}" if "side" in item else
-                             f"trade {i}: side is missing")
-        side.append(SIDES[key])
+    values = [item.get("side") for item in items]
+    # as sent by most feeders ("buy"/"sell" or 1/-1/0) in one pass; else item by item
+    side = [SIDES.get(v) for v in values] if _types(values) <= {str, int} else [None]
+    if None in side:
+        side = []
+        for i, value in enumerate(values):
+            key = _side_key(value)
+            if key not in SIDES:
+                raise BadPayload(f"trade {i}: side must be \"buy\", \"sell\", 1, -1 or 0, got "
+                                 f"{json.dumps(value)[:40]}" if "side" in items[i] else
+                                 f"trade {i}: side is missing")
+            side.append(SIDES[key])
     ids = _numbers(items, "id", "trade", integer=True)
     negative = np.flatnonzero(ids < 0)
     if len(negative):

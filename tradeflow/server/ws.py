@@ -19,18 +19,24 @@ The server answers each batch with exactly one message:
 * ``{"seq": 17, "error": "trade 3: size ..."}``: refused, nothing of it stored.
 
 A connection's batches are stored one after another, in the order sent (a symbol's live trades
-must come in time order), and answered in that order. When the store is behind, the server keeps
-the batch, says ``{"seq": 17, "slow_down": true, "retry_after": 0.5}`` (a notice, not an answer:
-the ack or error follows), stops reading the socket (the feeder's sends block: TCP back-pressure)
-and stores the batch as soon as the pipeline takes it. So a feeder never resends, nothing it sent
-is lost or reordered, and the server holds at most one batch per connection. For more throughput,
-send bigger batches, or one connection per symbol.
+must come in time order), and answered in that order. While the store writes a connection's
+trades, the server reads, checks and queues the batches sent after them, up to
+:data:`IN_FLIGHT` unanswered (the store then writes them in fewer, larger transactions). When the
+store is behind, the server keeps the batch, says ``{"seq": 17, "slow_down": true,
+"retry_after": 0.5}`` (a notice, not an answer: the ack or error follows), stops reading the
+socket (the feeder's sends block: TCP back-pressure) and queues the batch as soon as the pipeline
+takes it. So a feeder never resends, nothing it sent is lost or reordered, and the server holds
+at most one batch per connection that the pipeline has not taken. One exception: when the store
+fails a write (not a refusal: the database went away), that batch's error may be followed by
+acks of batches already queued behind it. For more throughput, send bigger batches, or one
+connection per symbol.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections import deque
 from numbers import Integral
 
 import numpy as np
@@ -46,6 +52,7 @@ from .ingest import submit as submit_answer
 log = logging.getLogger("tradeflow.server")
 
 TYPES = ("trades", "bars", "depth", "liquidations")
+IN_FLIGHT = 64  # trade batches of one connection queued for the store and not yet answered
 
 
 class IngestSocket(tornado.websocket.WebSocketHandler):
@@ -53,6 +60,7 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         self.ctx = ctx
         self.key = None
         self.closed = False
+        self.answers: deque[asyncio.Future] = deque()  # in the order the batches came
 
     @property
     def max_message_size(self) -> int:
@@ -87,19 +95,39 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         try:
             seq, batch = self.batch(message)
         except ApiError as exc:
-            self.send({"seq": getattr(exc, "seq", None), "error": exc.message})
+            self.answer(None, self.refusal(getattr(exc, "seq", None), exc))
             return
-        # awaited: Tornado reads the next message only once this batch is answered
-        await self.store(seq, batch)
+        self.answer(seq, await self.queue(seq, batch))
+        # Tornado reads the next message once this returns: while the store writes, the next
+        # batches are parsed and queued behind this one, up to IN_FLIGHT of them
+        while len(self.answers) >= IN_FLIGHT:
+            await asyncio.wait([self.answers[0]])
+
+    def answer(self, seq, outcome) -> None:
+        """Send the answer of one batch (``outcome``: the answer, or a future of the rows
+        stored) after the answers of the batches before it."""
+        before = self.answers[-1] if self.answers else None
+        task = asyncio.ensure_future(self._answer(before, seq, outcome))
+        self.answers.append(task)
+        task.add_done_callback(lambda t: self.answers.remove(t))
+
+    async def _answer(self, before, seq, outcome) -> None:
+        if not isinstance(outcome, dict):
+            try:
+                outcome = {"ack": seq, "rows": await submit_answer(outcome)}
+            except Exception as exc:  # noqa: BLE001 -- each becomes the feeder's error line
+                outcome = self.refusal(seq, exc)
+        if before is not None:
+            await asyncio.wait([before])
+        self.send(outcome)
 
     def batch(self, message) -> tuple[int, dict]:
         if isinstance(message, bytes):
             raise ApiError(400, "send batches as text (JSON) messages")
         try:
-            batch = json.loads(message)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: "
-                                f"{exc.msg}") from None
+            batch = payloads.parse_json(message)
+        except payloads.BadPayload as exc:
+            raise ApiError(400, str(exc)) from None
         if not isinstance(batch, dict):
             raise ApiError(400, "a batch is a JSON object: {\"seq\", \"type\", \"symbol\", "
                                 "\"data\"}")
@@ -112,26 +140,30 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
             raise exc
         return int(seq), batch
 
-    async def store(self, seq: int, batch: dict) -> None:
+    async def queue(self, seq: int, batch: dict):
+        """The batch handed to the pipeline: a future of its rows once stored, or the answer
+        (a refusal; the ack of a kind stored at once)."""
         try:
-            rows = await self.submit(seq, batch)
-        except ApiError as exc:
-            self.send({"seq": seq, "error": exc.message})
-            return
-        except payloads.BadPayload as exc:
-            self.send({"seq": seq, "error": str(exc)})
-            return
-        except Exception:  # noqa: BLE001 -- our fault: the feeder hears it, the log has details
-            log.exception("websocket batch %s failed", seq)
-            self.send({"seq": seq, "error": "internal error; the batch was not stored"})
-            return
-        self.send({"ack": seq, "rows": rows})
+            return await self.submit(seq, batch)
+        except Exception as exc:  # noqa: BLE001 -- each becomes the feeder's error line
+            return self.refusal(seq, exc)
+
+    @staticmethod
+    def refusal(seq, exc: Exception) -> dict:
+        if isinstance(exc, ApiError):
+            return {"seq": seq, "error": exc.message}
+        if isinstance(exc, payloads.BadPayload):
+            return {"seq": seq, "error": str(exc)}
+        # our fault: the feeder hears it, the log has the details
+        log.error("websocket batch %s failed", seq, exc_info=exc)
+        return {"seq": seq, "error": "internal error; the batch was not stored"}
 
     @property
     def source(self) -> str:
         return f"websocket {self.key.name}"
 
-    async def submit(self, seq: int, batch: dict) -> int:
+    async def submit(self, seq: int, batch: dict):
+        """Trades: queued, a future of the rows once stored; other kinds: stored, the ack."""
         kind, data = batch["type"], batch.get("data")
         tz, now = self.key.timezone, pd.Timestamp.now(tz="UTC")
         pipeline = self.ctx.pipeline
@@ -140,24 +172,25 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
             symbol, seconds, frame = payloads.sierra_bars(data, tz, now, meta)
             await self.ctx.instrument(symbol)
             await self.take(seq, pipeline.submit_bars, symbol, frame, seconds, self.source)
-            return len(frame)
+            return {"ack": seq, "rows": len(frame)}
         if "symbol" not in batch:
             raise ApiError(400, "symbol is missing: each batch holds one symbol's data")
         symbol = payloads.check_symbol(batch["symbol"], "the batch")
         inst = await self.ctx.instrument(symbol)
         if kind == "trades":
             frame = payloads.trades(data, tz, now, symbol)[1]
-            await self.take(seq, pipeline.submit_trades, symbol, frame, self.source)
-        elif kind == "depth":
+            stored = await self.take(seq, pipeline.queue_trades, symbol, frame, self.source)
+            return _rows_when(stored, len(frame))
+        if kind == "depth":
             frame = payloads.depth(data, tz, now)
             frame = _on_ticks(frame, inst)
             await self.take(seq, pipeline.submit_depth, symbol, frame, self.source)
         else:
             frame = payloads.liquidations(data, tz, now)
             await self.take(seq, pipeline.submit_liquidations, symbol, frame, self.source)
-        return len(frame)
+        return {"ack": seq, "rows": len(frame)}
 
-    async def take(self, seq: int, submit, *args) -> None:
+    async def take(self, seq: int, submit, *args):
         """Submit until the pipeline takes the batch; while the store is behind, tell the
         feeder once and wait as the pipeline says."""
         from tradeflow.live.pipeline import Overloaded
@@ -165,8 +198,7 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         told = False
         while True:
             try:
-                await submit_answer(submit(*args))
-                return
+                return await submit_answer(submit(*args))
             except Overloaded as exc:
                 if self.closed:  # nobody to acknowledge it to: the feeder resends it
                     raise ApiError(503, "the connection closed") from None
@@ -179,6 +211,12 @@ class IngestSocket(tornado.websocket.WebSocketHandler):
         # a batch being stored finishes (the pipeline keeps what it takes); its answer has no
         # one to go to; one waiting for the store is dropped
         self.closed = True
+
+
+async def _rows_when(stored: asyncio.Future, rows: int) -> int:
+    """``rows`` (the batch's, as sent) once ``stored`` says they are."""
+    await stored
+    return rows
 
 
 def _on_ticks(frame: pd.DataFrame, inst) -> pd.DataFrame:

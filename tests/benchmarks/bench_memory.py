@@ -1,0 +1,196 @@
+"""The server's memory while an hour of simulated market goes through it at 10x speed: RSS of the
+served process sampled every few seconds, and its growth after warm-up as a slope per simulated
+hour (it must stay flat).
+
+    .venv/bin/python -m tests.benchmarks.bench_memory [--hours 1] [--speed 10] [--quick] \
+        [--postgres]
+
+The server is ``tests.benchmarks.served`` (``tradeflow serve --no-simulate`` in-process, a
+1-minute BTCUSDT chart with the studies of ``bench_ws_hook`` following its hub) on a DuckDB file
+(``--store`` for another URL; ``--postgres``: then again on a throwaway PostgreSQL cluster, whose
+memory is its own processes', so the figure is the server's alone). A feeder in this process runs ``MarketSimulator`` (BTCUSDT,
+``--trades-per-day``, default 2M: ~80k trades a simulated hour, ten times the simulator's
+default) and sends each ``--step`` seconds of market (trades, the book's snapshots and
+liquidations) through the websocket hook every ``step / speed`` seconds of wall time, paced to
+the clock, waiting for each ack. The figure is the slope of a least-squares line through the RSS
+samples after the first ``--warmup`` share of the run, in MB per simulated hour; the baseline is
+the RSS when warm-up ended.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from tests.benchmarks.bench_ws_hook import STUDIES, log, served
+from tests.benchmarks.common import PgClusters, Row, environment, print_table, write_json
+
+START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid``, MB (Linux)."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def _iso(ts: pd.Series) -> list[str]:
+    return [t + "Z" for t in np.datetime_as_string(ts.dt.tz_convert(None).to_numpy(),
+                                                   unit="us").tolist()]
+
+
+def messages(batch, symbol: str, tick: float, seq: int) -> list[dict]:
+    """One simulated stretch as websocket batches: trades, depth, liquidations (those it has)."""
+    out = []
+    t = batch.trades
+    if len(t):
+        out.append({"type": "trades", "data": [
+            {"time": ts, "price": p, "size": s, "side": int(d), "id": i}
+            for ts, p, s, d, i in zip(_iso(t["ts"]), t["price"].tolist(), t["size"].tolist(),
+                                      t["side"].tolist(), t["trade_id"].tolist())]})
+    d = batch.depth
+    if len(d):
+        out.append({"type": "depth", "data": [
+            {"time": ts, "side": "ask" if s > 0 else "bid", "price": round(k * tick, 10),
+             "size": z}
+            for ts, s, k, z in zip(_iso(d["ts"]), d["side"].tolist(), d["tick"].tolist(),
+                                   d["size"].tolist())]})
+    q = batch.liquidations
+    if q is not None and len(q):
+        out.append({"type": "liquidations", "data": [
+            {"time": ts, "side": "buy" if s > 0 else "sell", "price": p, "size": z}
+            for ts, s, p, z in zip(_iso(q["ts"]), q["side"].tolist(), q["price"].tolist(),
+                                   q["size"].tolist())]})
+    for i, m in enumerate(out):
+        m.update(seq=seq + i, symbol=symbol)
+    return out
+
+
+async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, step: float,
+                         sample, every: float) -> dict:
+    """Send ``hours`` of ``sim``'s market in ``step``-second stretches, one each
+    ``step / speed`` s of wall time; ``sample(simulated_hours)`` every ``every`` s of wall."""
+    import websockets
+
+    symbol, tick = sim.instrument.symbol, sim.instrument.tick_size
+    steps = int(round(hours * 3600 / step))
+    seq = trades = late = 0
+    t0 = time.monotonic()
+    next_sample = t0
+    async with websockets.connect(url, additional_headers={"X-API-Key": key}, max_size=None,
+                                  ping_interval=None) as ws:
+        for i in range(steps):
+            a = START + pd.Timedelta(seconds=i * step)
+            batch = sim.generate(a, a + pd.Timedelta(seconds=step))
+            for m in messages(batch, symbol, tick, seq):
+                await ws.send(json.dumps(m))
+                answer = json.loads(await ws.recv())
+                while answer.get("slow_down"):
+                    answer = json.loads(await ws.recv())
+                if "error" in answer:
+                    raise RuntimeError(f"batch {m['seq']} ({m['type']}): {answer['error']}")
+                seq += 1
+            trades += len(batch.trades)
+            now = time.monotonic()
+            if now >= next_sample:
+                sample((i + 1) * step / 3600)
+                next_sample += every
+            wait = t0 + (i + 1) * step / speed - now
+            late += wait < 0
+            await asyncio.sleep(max(0.0, wait))
+    sample(steps * step / 3600)
+    return {"trades": trades, "batches": seq, "wall_s": time.monotonic() - t0,
+            "late_steps": late, "steps": steps}
+
+
+def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
+        warmup: float, studies) -> dict:
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.model import Instrument
+
+    from data_access import open_store
+    from tests.serve import new_key
+
+    btc = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
+    store = open_store(url)
+    try:
+        store.add_instrument(btc)
+    finally:
+        store.close()
+    key = new_key(url, "bench")
+    sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day)
+    samples: list[tuple[float, float]] = []
+    with served(url, ["BTCUSDT"], studies) as (server, notes):
+        pid = server.proc.pid
+        samples.append((0.0, rss_mb(pid)))
+        got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step,
+                                         lambda h: samples.append((h, rss_mb(pid))), every))
+    h = np.array([s[0] for s in samples])
+    mb = np.array([s[1] for s in samples])
+    after = h >= warmup * hours
+    slope = float(np.polyfit(h[after], mb[after], 1)[0]) if after.sum() >= 2 else float("nan")
+    return {**got, "samples": samples, "slope_mb_per_h": slope,
+            "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
+            "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
+                "messages"), "studies": studies}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hours", type=float, default=1.0, help="simulated hours (default 1)")
+    ap.add_argument("--speed", type=float, default=10.0, help="x real time (default 10)")
+    ap.add_argument("--step", type=float, default=5.0, help="simulated seconds per stretch")
+    ap.add_argument("--trades-per-day", type=int, default=2_000_000)
+    ap.add_argument("--every", type=float, default=5.0, help="wall seconds between samples")
+    ap.add_argument("--warmup", type=float, default=0.1, help="share of the run left out")
+    ap.add_argument("--store", default=None, help="store URL (default: a new DuckDB file)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="also on a throwaway PostgreSQL cluster")
+    ap.add_argument("--studies", default=",".join(STUDIES),
+                    help="the chart's studies, comma-separated ('' for bars and cells only)")
+    ap.add_argument("--only-postgres", action="store_true", help="PostgreSQL only")
+    ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
+    ap.add_argument("--out", default="memory")
+    args = ap.parse_args(argv)
+    hours = 0.1 if args.quick else args.hours
+    targets = {"DuckDB" if not args.store or args.store.startswith("duckdb") else "store":
+               lambda: args.store or
+               f"duckdb:///{tempfile.mkdtemp(prefix='bench-memory-')}/memory.duckdb"}
+    clusters = None
+    if args.only_postgres:
+        targets.clear()
+    if args.postgres or args.only_postgres:
+        clusters = PgClusters(want_timescale=False).start()
+        if clusters.plain is not None:
+            targets["PostgreSQL"] = lambda c=clusters.plain: c.url(c.create_database())
+    rows, meta = [], {"env": environment(), **vars(args)}
+    try:
+        for label, url_of in targets.items():
+            log(f"{label}: {hours:g} simulated h at {args.speed:g}x: about "
+                f"{hours * 3600 / args.speed:.0f} s")
+            got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
+                      args.warmup, [s for s in args.studies.split(",") if s])
+            meta[label] = {"load_average": os.getloadavg(), **got}
+            rows.append(Row(
+                f"{label}: server RSS growth per simulated hour after warm-up",
+                got["slope_mb_per_h"], "MB", got["rss_warm_mb"], "RSS after warm-up", None,
+                note=f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
+                     f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
+                     f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
+                     f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"))
+    finally:
+        if clusters is not None:
+            clusters.stop()
+    print_table(rows)
+    log(f"load average (1, 5, 15 min) at the end {os.getloadavg()} on {os.cpu_count()} CPUs")
+    log(f"written {write_json(args.out, rows, meta)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``tradeflow serve --no-simulate`` with charts following its hub, for the load benchmarks.
+
+    python -m tests.benchmarks.served --port 0 --store URL --charts BENCH1,BENCH2 \\
+        --studies cvd,footprint_metrics --record FILE
+
+The server has no endpoint a chart subscribes through from outside (pages run in its process),
+so this runs the very function ``tradeflow serve`` runs (``tradeflow.server.app.run``) in this
+process and, once it serves, subscribes one chart per symbol to ``ctx.pipeline.hub`` as a desk
+page would. Each chart notes, per message, when it read it (``time.monotonic()``: one clock for
+every process of the machine, so a feeder's send times compare with it) and how many trades its
+bars hold then (closed bars' trades plus the forming bar's). On SIGINT the server stops as
+``tradeflow serve`` does and the notes go to ``--record`` as JSON:
+``{symbol: {"t": [...], "seen": [...], "messages": n, "resyncs": n}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+
+class Chart:
+    """One subscription read as fast as it comes; notes (time, trades seen) per message."""
+
+    def __init__(self, sub):
+        self.sub = sub
+        self.t: list[float] = []
+        self.seen: list[int] = []
+        self.messages = self.resyncs = 0
+        self.closed_trades = 0
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        from tradeflow.live import Resync, Snapshot, Update
+
+        async for message in self.sub:
+            self.messages += 1
+            if isinstance(message, Snapshot):
+                # a snapshot holds the recent closed bars only: exact for the first one (an
+                # empty store); after a resync the count is short, which the report shows
+                self.closed_trades = int(message.closed["trades"].sum())
+            elif isinstance(message, Update):
+                self.closed_trades += int(message.closed["trades"].sum())
+            else:
+                self.resyncs += isinstance(message, Resync)
+                continue
+            self.t.append(time.monotonic())
+            self.seen.append(self.closed_trades + int(message.current["trades"].sum()))
+
+    def summary(self) -> dict:
+        return {"t": self.t, "seen": self.seen, "messages": self.messages,
+                "resyncs": self.resyncs}
+
+
+def main(argv=None) -> None:
+    from tradeflow.server.app import run
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--charts", default="", help="symbols, comma-separated")
+    ap.add_argument("--spec", default="1m")
+    ap.add_argument("--studies", default="", help="catalogue studies, comma-separated")
+    ap.add_argument("--record", required=True, help="JSON file the charts' notes go to")
+    args = ap.parse_args(argv)
+    studies = [s for s in args.studies.split(",") if s]
+    charts: dict[str, Chart] = {}
+
+    def started(ctx) -> None:
+        for symbol in filter(None, args.charts.split(",")):
+            # a queue long enough that a busy loop never drops this chart to a resync
+            sub = ctx.pipeline.hub.subscribe(symbol, args.spec, studies, queue_size=1_000_000)
+            charts[symbol] = Chart(sub)
+
+    asyncio.run(run(args.store, "127.0.0.1", args.port, (), started=started,
+                    ready=lambda line: print(line, flush=True)))
+    Path(args.record).write_text(json.dumps({s: c.summary() for s, c in charts.items()}))
+
+
+if __name__ == "__main__":
+    main()
