@@ -53,7 +53,8 @@ def drawings(draw):
                "price": draw(prices)} for _ in range(DRAWING_POINTS[kind])]
     out = {"kind": kind, "points": points}
     if kind == "text":
-        out["text"] = draw(st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "Zs"]),
+        out["text"] = draw(st.text(st.characters(codec="utf-8", categories=["L", "N", "P"],
+                                                include_characters=" "),
                                    max_size=40))
     return out
 
@@ -258,7 +259,7 @@ def _shows(page, *titles):
 
 
 def _open(page, url):
-    page.goto(url)
+    page.goto(url, timeout=90_000)  # the machine is shared: a page may wait for the server
     page.wait_for_selector(".desk-chart-title", timeout=60_000)
 
 
