@@ -57,10 +57,12 @@ def frame(title: str, main: list) -> pn.template.FastListTemplate:
     return pn.template.FastListTemplate(title=html.escape(title), main=main, theme_toggle=False)
 
 
-def error_view(exc: PageError) -> pn.pane.HTML:
-    """What was wrong and what to do, every text escaped (passwords of store URLs masked)."""
-    problem = html.escape(redact_url(exc.problem))
-    advice = html.escape(redact_url(exc.advice))
+def error_view(exc: PageError, redact: bool = True) -> pn.pane.HTML:
+    """What was wrong and what to do, every text escaped (passwords of store URLs masked;
+    ``redact=False`` for texts that hold no URL, as symbols with '@' would read as one)."""
+    clean = redact_url if redact else str
+    problem = html.escape(clean(exc.problem))
+    advice = html.escape(clean(exc.advice))
     return pn.pane.HTML(
         f'<div class="page-error" role="alert" style="color:#b00020;border:1px solid #b00020;'
         f'border-radius:4px;padding:8px 12px"><div class="page-error-problem"><b>{problem}</b>'

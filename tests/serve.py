@@ -47,7 +47,7 @@ class Served:
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
-            found = re.search(r"at (http://[^/\s]+)/formula", line)
+            found = re.search(r"at (http://[^/\s]+)/ \(the desk", line)
             if found:
                 self.url = found.group(1)
                 self.ready.set()

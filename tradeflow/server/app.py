@@ -23,7 +23,7 @@ from data_access import open_async_store, open_store, redact_url
 from data_access.adapters import AsyncFromSync
 
 from . import runfile
-from .context import ServerContext
+from .context import ServerContext, set_current
 
 log = logging.getLogger("tradeflow.server")
 
@@ -48,11 +48,13 @@ def routes(ctx: ServerContext) -> list[tuple]:
 
 
 def pages() -> dict:
-    """The Panel pages by URL path (files of ``dashboards/apps``)."""
+    """The Panel pages by URL path (files of ``dashboards/apps``): the desk at ``/`` and
+    ``/desk``, the formula box at ``/formula``."""
     import dashboards.apps
 
     folder = Path(dashboards.apps.__file__).parent
-    return {"formula": str(folder / "formula.py")}
+    desk = str(folder / "desk.py")
+    return {"/": desk, "desk": desk, "formula": str(folder / "formula.py")}
 
 
 def _loopback(host: str) -> bool:
@@ -75,6 +77,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     ctx = ServerContext(astore=astore, store=store, pipeline=pipeline,
                         token=secrets.token_urlsafe(32))
     await ctx.reload_keys()
+    set_current(ctx)  # the pages served in this process read the store and the hub through it
     os.environ["TRADEFLOW_STORE"] = store_url  # the pages read the server's store
     port = port or _free_port(host)
     server = pn.serve(pages(), port=port, address=host, show=False, start=False,
@@ -93,8 +96,8 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
     if started is not None:
         started(ctx)
-    ready(f"TradeFlow serving {redact_url(store_url)} at {url}/formula (API: {url}{API}/, "
-          f"OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
+    ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "
+          f"{url}/formula; API: {url}{API}/, OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
     try:
         await stop.wait()
     finally:
@@ -102,6 +105,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
             feed.cancel()
         await asyncio.gather(*feeds, return_exceptions=True)
         server.stop()
+        set_current(None)
         await pipeline.stop()  # everything acknowledged is stored before the store closes
         runfile.remove(address_file)
         if store is not getattr(astore, "sync", None):

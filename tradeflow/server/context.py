@@ -1,5 +1,7 @@
 """What the handlers of one server share: the store (async for writes, sync on worker threads for
-reads), the pipeline, the API keys, the instruments."""
+reads), the pipeline, the API keys, the instruments; and :func:`current`, the running server's
+context, which the pages it serves in-process read their market data and hub from (the pages
+import ``tradeflow``, never the reverse)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +11,8 @@ from dataclasses import dataclass, field
 
 from tradeflow.accounts.apikeys import ApiKey, KeyRing
 from tradeflow.model import Instrument, ModelError
+
+_running: "ServerContext | None" = None  # the context of the server running in this process
 
 KEYS_FRESH_FOR = 2.0  # seconds a loaded key list is trusted (keys made or revoked elsewhere)
 INSTRUMENTS_FRESH_FOR = 2.0  # seconds a stored instrument found is trusted (changed elsewhere)
@@ -76,3 +80,15 @@ class ServerContext:
         except ModelError:
             raise ApiError(422, f"unknown symbol {symbol!r}: add it first with 'tradeflow "
                                 f"instruments add {symbol} --tick-size X'") from None
+
+
+def current() -> ServerContext | None:
+    """The context of the ``tradeflow serve`` running in this process, or None (a notebook, a
+    page under a plain ``panel serve``)."""
+    return _running
+
+
+def set_current(ctx: ServerContext | None) -> None:
+    """Called by the server as it starts (its context) and stops (None)."""
+    global _running
+    _running = ctx

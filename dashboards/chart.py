@@ -1,0 +1,525 @@
+"""The Chart: one :class:`~dashboards.chart_state.ChartConfig` (symbol, spec, type, studies,
+drawings, view range, theme) made into views over market data, following the live feed.
+
+* History comes through ``MarketData``: :data:`FIRST_BARS` bars (a day of 1-minute bars) at
+  first; when the view's start comes within :data:`NEAR_START` bars of the first bar, the
+  :data:`FIRST_BARS` bars before it are read and put in front (bar numbers below 0, so the bars
+  in view keep their numbers and the view does not jump).
+* Live: a :class:`~dashboards.live.LiveFeed` on the hub; a ``Snapshot`` is joined to the
+  history (history before the snapshot's first bar, then the snapshot) and loaded, each
+  ``Update`` goes to the view's ``apply`` (closed bars streamed once, the forming bar patched).
+* Heikin-Ashi specs follow the plain bars of their spec and are transformed here, the forming
+  bar from the last closed one.
+* Drawings (``components.drawings``) are kept in the config, in times, so they survive reloads.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
+
+from dashboards.chart_state import ChartConfig
+from dashboards.components import axes
+from dashboards.components.live_sources import BarNumbers
+from dashboards.components.theme import figure, style, theme_of
+from dashboards.live import PERIOD_MS, Reads
+from data_access import StoreError
+from tradeflow.bars import heikin_ashi
+from tradeflow.live.hub import Snapshot, Update
+from tradeflow.model import (BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec, Instrument, ModelError,
+                             empty_frame)
+
+__all__ = ["Chart", "FIRST_BARS", "NEAR_START"]
+
+log = logging.getLogger(__name__)
+
+FIRST_BARS = 1440  # a day of 1-minute bars
+NEAR_START = 20    # bars from the first one at which older history is read
+SHOWN_BARS = 120   # bars in view at first
+SHOWN_FOOTPRINT = 14  # footprint bars in view at first: wide enough to read their cells
+_READ_ERRORS = (ModelError, StoreError, ValueError)  # bad symbol or spec, a store refusing
+
+
+class _Candles(pn.viewable.Viewer):
+    """The simplest candle figure (until the price chart lands): closed bars streamed once, the
+    forming bar patched in place, older bars put in front with lower bar numbers."""
+
+    instrument = param.ClassSelector(class_=Instrument)
+    theme = param.Selector(default="dark", objects=["dark", "light"])
+
+    COLUMNS = (axes.X, axes.T, "open", "high", "low", "close", "volume", "color")
+
+    def __init__(self, x_range=None, crosshair=None, **params):
+        super().__init__(**params)
+        self.source = ColumnDataSource({c: [] for c in self.COLUMNS})
+        self.x_range = x_range or Range1d(0, 1)
+        self.figure = figure(theme_of(self.theme), x_range=self.x_range, crosshair=crosshair,
+                             y_axis_location="right")
+        self.y_range = self.figure.y_range
+        self.figure.segment(axes.X, "high", axes.X, "low", color="color", source=self.source)
+        self.figure.vbar(axes.X, 0.7, "open", "close", fill_color="color", line_color="color",
+                         source=self.source)
+        self.figure.xaxis.formatter = axes.time_formatter(self.source)
+        if self.instrument is not None:
+            self.figure.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
+        self.numbers = BarNumbers()
+        self.base = 0
+
+    def _rows(self, bars: pd.DataFrame, x0: int) -> dict:
+        t = theme_of(self.theme)
+        up = bars["close"].to_numpy() >= bars["open"].to_numpy()
+        return {axes.X: list(range(x0, x0 + len(bars))),
+                axes.T: axes.local_ms(bars["ts"], self.instrument.session.timezone).tolist(),
+                "open": bars["open"].tolist(), "high": bars["high"].tolist(),
+                "low": bars["low"].tolist(), "close": bars["close"].tolist(),
+                "volume": bars["volume"].tolist(),
+                "color": np.where(up, t.up, t.down).tolist()}
+
+    @property
+    def first_x(self) -> int:
+        xs = self.source.data[axes.X]
+        return int(xs[0]) if len(xs) else 0
+
+    def load(self, bars, footprint=None, studies=None, first_x: int = 0) -> None:
+        self.base = first_x  # x of the loaded frame's first bar
+        self.numbers.load(bars)
+        self.source.data = self._rows(bars, first_x)
+
+    def apply(self, update) -> None:
+        step = self.numbers.advance(update)
+        rows = [f for f in (step.closed, step.current) if len(f)]
+        if not rows:
+            return
+        new = self._rows(pd.concat(rows, ignore_index=True), self.base + int(
+            np.concatenate([step.closed_x, step.current_x])[0]))
+        shown = len(self.source.data[axes.X])
+        at = new[axes.X][0] - self.first_x  # the row of the first bar, if shown already
+        if at < shown:  # the forming bar, re-sent or closed: patched in place
+            self.source.patch({c: [(at, new[c][0])] for c in self.COLUMNS})
+            new = {c: v[1:] for c, v in new.items()}
+        if new[axes.X]:
+            self.source.stream(new)
+
+    def prepend(self, bars, footprint=None) -> None:
+        """Older closed bars, in front (numbered below the first)."""
+        old = self.source.data
+        front = self._rows(bars, self.first_x - len(bars))
+        self.source.data = {c: list(front[c]) + list(old[c]) for c in self.COLUMNS}
+
+    @param.depends("theme", watch=True)
+    def _restyle(self):
+        t = theme_of(self.theme)
+        style(self.figure, t)
+        data = dict(self.source.data)
+        up = np.asarray(data["close"]) >= np.asarray(data["open"])
+        data["color"] = np.where(up, t.up, t.down).tolist()
+        self.source.data = data
+
+    def __panel__(self):
+        return pn.pane.Bokeh(self.figure, sizing_mode="stretch_both")
+
+
+def _view_class(chart_type: str):
+    """The view class for a chart type: the footprint, else the price chart (the stand-in
+    candles only if those components are missing)."""
+    try:
+        if chart_type == "footprint":
+            from dashboards.components.footprint import FootprintChart
+            return FootprintChart
+        from dashboards.components.price_chart import PriceChart
+        return PriceChart
+    except ImportError:
+        return _Candles
+
+
+def _pane_class(name: str):
+    """The component of a pane (``ChartConfig.panes``), or None while it does not exist."""
+    try:
+        if name == "volume_profile":
+            from dashboards.components.profile import VolumeProfilePane
+            return VolumeProfilePane
+        if name == "tpo":
+            from dashboards.components.tpo import TPOPane
+            return TPOPane
+    except ImportError:
+        return None
+    return None
+
+
+class Chart(pn.viewable.Viewer):
+    """A chart of ``config`` over ``marketdata`` (a ``tradeflow.marketdata.MarketData``),
+    following ``hub`` (a ``tradeflow.live.hub.Hub``) when given.
+
+    ``run``: how blocking reads run (``dashboards.live.Reads``): None in a notebook; in a server
+    ``ServerContext.read``, and the results wait for the session's periodic callback (``tick``,
+    every 250 ms), which also drains the live feed."""
+
+    config = param.ClassSelector(class_=ChartConfig)
+
+    height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
+
+    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, **params):
+        super().__init__(config=config, **params)
+        self.marketdata, self.hub, self.run = marketdata, hub, run
+        self.spec = BarSpec.parse(config.spec)
+        self.instrument = None
+        self.view = None
+        self.panes: list = []
+        self.feed = None
+        self.drawings = None
+        self.error = None
+        self.history = empty_frame(BAR_COLUMNS)      # bars as read, plain (not Heikin-Ashi)
+        self.history_cells = empty_frame(FOOTPRINT_COLUMNS)
+        self.first_x = 0
+        self.more_history = True
+        self._loading = False
+        self._forming = 1  # the history's last bar is forming (rows after the closed ones)
+        self.reads = Reads(run)
+        self.x_range = Range1d(0, 1)
+        self.crosshair = CrosshairTool(overlay=[
+            Span(dimension="width", line_dash="dotted", line_width=1),
+            Span(dimension="height", line_dash="dotted", line_width=1)])
+        muted = theme_of(config.theme).muted
+        self._layout = pn.Column(pn.pane.HTML(f'<span style="color:{muted}">loading '
+                                              f'{html.escape(config.symbol)} {config.spec}…'
+                                              '</span>', css_classes=["chart-loading"]),
+                                 sizing_mode="stretch_both", min_height=200)
+        self._callback = None
+        if run is not None and pn.state.curdoc is not None and \
+                pn.state.curdoc.session_context is not None:
+            self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
+            pn.state.on_session_destroyed(lambda _context: self.close())
+        self._submit(self._first_read, then=self._start)
+
+    # --- work off the loop ----------------------------------------------------------------------
+    def _submit(self, fn, *args, then) -> None:
+        self.reads.submit(fn, *args, then=then, failed=self._failed)
+
+    def tick(self) -> None:
+        """The session's periodic work: results of reads, then the live feed's messages."""
+        with pn.io.hold():
+            self.reads.apply()
+            if self.feed is not None:
+                self.feed.drain()
+
+    def _failed(self, exc) -> None:
+        from dashboards.pages import PageError, error_view
+        self._loading = False
+        if not isinstance(exc, _READ_ERRORS):
+            log.error("chart %s %s failed", self.config.symbol, self.config.spec, exc_info=exc)
+            exc = "the chart could not be read (an internal error; the server log has details)"
+        self.error = str(exc)
+        self._layout.objects = [error_view(PageError(
+            f"{self.config.symbol} {self.config.spec}: {exc}",
+            "choose another symbol or bar spec"))]
+
+    def _first_read(self):
+        instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
+        return (instrument, *self._read())
+
+    def _start(self, result) -> None:
+        self.instrument, self.history, self.history_cells = result
+        self.view = self._make_view()
+        self.panes = self._make_panes()
+        self._load_history()
+        self._attach_drawings()
+        self.x_range.on_change("start", self._scrolled)
+        # a fixed height when given: stretched panes added after the page was drawn can be laid
+        # out with no height at all
+        size = (dict(height=self.height, sizing_mode="stretch_width") if self.height
+                else dict(sizing_mode="stretch_both"))
+        self._layout.objects = [pn.Row(self.view, *self.panes, **size)]
+        if self.hub is not None:
+            self.feed = self._follow()
+
+    def _follow(self):
+        """The live feed, with the chart's studies when the hub computes them (one follower per
+        study and settings, shared by every chart), else the bars only."""
+        from dashboards.live import LiveFeed
+        from indicators.registry import IndicatorError
+
+        studies = self.config.study_settings() if self.config.chart_type != "footprint" else {}
+        try:
+            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+                            studies=studies, periodic=False)
+        except (ValueError, IndicatorError) as exc:
+            log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
+                     exc)
+            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+                            periodic=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.view is not None
+
+    # --- views --------------------------------------------------------------------------------
+    def _make_view(self):
+        cls = _view_class(self.config.chart_type)
+        kw = dict(instrument=self.instrument, theme=self.config.theme, x_range=self.x_range,
+                  crosshair=self.crosshair)
+        if "chart_type" in cls.param and self.config.chart_type in cls.param.chart_type.objects:
+            kw["chart_type"] = self.config.chart_type
+        if "studies" in cls.param:
+            kw["studies"] = [(s["name"], dict(s["params"])) for s in self.config.studies]
+        if "spec" in cls.param:
+            kw["spec"] = str(self.spec)
+        if "height" in cls.param and self.height:
+            kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+        return cls(**kw)
+
+    def _make_panes(self) -> list:
+        """The price-aligned panes asked for that exist (they share the main view's prices)."""
+        panes = []
+        for name in self.config.panes:
+            cls = _pane_class(name)
+            if cls is None:
+                log.info("pane %s is not available yet", name)
+                continue
+            kw = dict(instrument=self.instrument, theme=self.config.theme,
+                      y_range=getattr(self.view, "y_range", None), crosshair=self.crosshair)
+            if "x_range" in _params(cls.__init__):
+                kw["x_range"] = self.x_range
+            panes.append(cls(**kw))
+        return panes
+
+    @property
+    def figure(self):
+        """The main figure (drawings go on it): the view's ``figure``, else the figure of its
+        Bokeh layout that draws its price range."""
+        fig = getattr(self.view, "figure", None)
+        if fig is not None or self.view is None:
+            return fig
+        from bokeh.models import Plot
+        pane = self.view.__panel__()
+        root = getattr(pane, "object", None)
+        if root is None:
+            return None
+        y_range = getattr(self.view, "y_range", None)
+        plots = list(root.select({"type": Plot}))
+        return next((p for p in plots if p.y_range is y_range), plots[0] if plots else None)
+
+    def _attach_drawings(self):
+        try:
+            from dashboards.components.drawings import Drawings
+        except ImportError:
+            return
+        if self.figure is not None:
+            self.drawings = Drawings(self.figure, self.config, self.bar_times)
+
+    def bar_times(self) -> tuple[np.ndarray, pd.DatetimeIndex]:
+        """(bar numbers, open times) of the bars shown: what drawings convert between."""
+        bars = self.shown_bars
+        return np.arange(self.first_x, self.first_x + len(bars)), pd.DatetimeIndex(bars["ts"])
+
+    # --- data ---------------------------------------------------------------------------------
+    def _read(self, end=None):
+        md, symbol = self.marketdata, self.config.symbol
+        plain = self.spec.base
+        bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
+        # cells only for what draws them: the footprint, the volume profile
+        wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
+        cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
+            len(bars) and wants) else empty_frame(FOOTPRINT_COLUMNS)
+        return bars.reset_index(drop=True), cells.reset_index(drop=True)
+
+    def _display(self, bars: pd.DataFrame) -> pd.DataFrame:
+        return heikin_ashi(bars) if self.spec.heikin_ashi else bars
+
+    @property
+    def shown_bars(self) -> pd.DataFrame:
+        return self.history
+
+    def _load_history(self):
+        """Load the history read, the view range set first (views fit their prices to it)."""
+        self.first_x = 0
+        n = len(self.history)
+        if self.config.view_range is not None and n:
+            start, end = self.config.view_range
+            ts = pd.DatetimeIndex(self.history["ts"])
+            self.x_range.update(start=float(ts.searchsorted(start)) - 0.5,
+                                end=float(ts.searchsorted(end)) + 0.5)
+        else:
+            shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
+            self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)
+        self._load_view()
+
+    def _load_view(self):
+        self._view_load(self.view)
+        self._load_panes()
+
+    def _view_load(self, view, **kw) -> None:
+        """Load the history into ``view``; a view that takes the forming bar apart
+        (``current=``, the footprint) gets it apart."""
+        shown, cells = self._display(self.history), self.history_cells
+        if "current" not in _params(view.load):
+            view.load(shown, cells, **kw)
+            return
+        n = self._closed_count()
+        forming = shown.iloc[n:].reset_index(drop=True)
+        if len(forming) and len(cells):
+            now = cells["ts"] >= forming["ts"].iloc[0]
+            closed_cells, forming_cells = cells[~now], cells[now]
+        else:
+            closed_cells, forming_cells = cells, cells.iloc[:0]
+        view.load(shown.iloc[:n].reset_index(drop=True), closed_cells.reset_index(drop=True),
+                  current=forming, current_footprint=forming_cells.reset_index(drop=True), **kw)
+
+    def _load_panes(self):
+        for pane in self.panes:
+            pane.load(self._display(self.history), self.history_cells)
+
+    def on_message(self, message) -> None:
+        """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
+        if isinstance(message, Snapshot):
+            live = pd.concat([f for f in (message.closed, message.current) if len(f)]
+                             or [message.current], ignore_index=True)
+            cells = pd.concat([f for f in (message.closed_footprint, message.current_footprint)
+                               if len(f)] or [message.current_footprint], ignore_index=True)
+            if len(live):
+                first = live["ts"].iloc[0]
+                old = self.history[self.history["ts"] < first]
+                old_cells = self.history_cells[self.history_cells["ts"] < first]
+                shown_before = len(self.history)
+                self.history = pd.concat([old, live[list(BAR_COLUMNS)]], ignore_index=True) \
+                    if len(old) else live[list(BAR_COLUMNS)].reset_index(drop=True)
+                self.history_cells = pd.concat([old_cells, cells], ignore_index=True) \
+                    if len(old_cells) else cells.reset_index(drop=True)
+                self._forming = len(message.current)
+                self._load_view_at(self.first_x)
+                self._follow_new_bars(shown_before)
+        elif isinstance(message, Update):
+            update = message
+            if self.spec.heikin_ashi:
+                update = self._heikin_ashi(update)
+            closed_before = self._closed_count()
+            shown_before = len(self.history)
+            self.history = pd.concat([self.history.iloc[:closed_before]]
+                                     + [f for f in (message.closed, message.current) if len(f)],
+                                     ignore_index=True)
+            if len(message.closed_footprint) or len(message.current_footprint):
+                cells = self.history_cells
+                forming = self.history["ts"].iloc[closed_before] if closed_before < len(
+                    self.history) else None
+                if forming is not None:
+                    cells = cells[cells["ts"] < forming]
+                self.history_cells = pd.concat(
+                    [cells, message.closed_footprint, message.current_footprint],
+                    ignore_index=True)
+            self._forming = len(message.current)
+            self.view.apply(update)
+            for pane in self.panes:
+                pane.apply(update)
+            self._follow_new_bars(shown_before)
+
+    def _closed_count(self) -> int:
+        return len(self.history) - min(self._forming, len(self.history))
+
+    def _load_view_at(self, first_x: int):
+        """Load the whole history numbered from ``first_x``; a view that numbers from 0 only
+        gets the history from 0 and the view range moves with the bars."""
+        if first_x and "first_x" not in _params(self.view.load):
+            self.x_range.update(start=self.x_range.start - first_x,
+                                end=self.x_range.end - first_x)
+            first_x = self.first_x = 0
+        self._view_load(self.view, **({"first_x": first_x} if first_x else {}))
+        self._load_panes()
+        if self.drawings is not None:
+            self.drawings.restore()  # the bars may have new numbers
+
+    def _follow_new_bars(self, shown_before: int) -> None:
+        """Keep the newest bar in view when it was (the chart scrolls with the market)."""
+        n = len(self.history)
+        last_before = self.first_x + shown_before - 1
+        if n > shown_before and self.x_range.end >= last_before:
+            step = n - shown_before
+            self.x_range.update(start=self.x_range.start + step, end=self.x_range.end + step)
+
+    def _heikin_ashi(self, update: Update) -> Update:
+        closed = self.history.iloc[:self._closed_count()]
+        prev = None
+        if len(closed):
+            last = heikin_ashi(closed.iloc[-min(len(closed), 200):]).iloc[-1]
+            prev = (last["open"], last["close"])
+        both = pd.concat([f for f in (update.closed, update.current) if len(f)]
+                         or [update.current], ignore_index=True)
+        ha = heikin_ashi(both, prev)
+        return replace(update, closed=ha.iloc[:len(update.closed)].reset_index(drop=True),
+                       current=ha.iloc[len(update.closed):].reset_index(drop=True))
+
+    def _scrolled(self, attr, old, new) -> None:
+        if (self._loading or not self.more_history or not len(self.history)
+                or self.view is None or new > self.first_x + NEAR_START):
+            return
+        self.load_older()
+
+    def load_older(self) -> None:
+        """Read the bars before the first shown and put them in front (now without ``run``,
+        else in a later tick)."""
+        if self._loading:
+            return
+        self._loading = True
+        first_ts = self.history["ts"].iloc[0]
+        self._submit(self._read, first_ts, then=lambda read: self._prepend(first_ts, *read))
+
+    def _prepend(self, first_ts, bars, cells) -> int:
+        """Put ``bars`` (read before ``first_ts``) in front; how many there were."""
+        self._loading = False
+        if not len(self.history) or self.history["ts"].iloc[0] != first_ts:
+            return 0  # the chart was reloaded meanwhile
+        bars = bars[bars["ts"] < first_ts]
+        if not len(bars):
+            self.more_history = False
+            return 0
+        self.history = pd.concat([bars, self.history], ignore_index=True)
+        self.history_cells = pd.concat([cells[cells["ts"] < first_ts], self.history_cells],
+                                       ignore_index=True)
+        self.first_x -= len(bars)
+        if hasattr(self.view, "prepend"):
+            shown = self._display(self.history).iloc[:len(bars)]
+            self.view.prepend(shown, cells)
+            self._load_panes()
+        else:  # a view that can only load whole: numbered from 0 again, the view shifted
+            self._load_view_at(self.first_x)
+        return len(bars)
+
+    # --- state --------------------------------------------------------------------------------
+    @param.depends("config.theme", watch=True)
+    def _theme(self):
+        for view in ([self.view, *self.panes] if self.view is not None else []):
+            view.theme = self.config.theme
+
+    def state(self) -> ChartConfig:
+        """The config with the view range and drawings as shown now."""
+        xs, ts = self.bar_times()
+        if len(ts):
+            def at(x):
+                i = int(np.clip(round(x) - self.first_x, 0, len(ts) - 1))
+                return ts[i]
+            self.config.view_range = (at(self.x_range.start), at(self.x_range.end)) if at(
+                self.x_range.start) < at(self.x_range.end) else None
+        if self.drawings is not None:
+            self.config.drawings = self.drawings.to_state()
+        return self.config
+
+    def close(self) -> None:
+        if self._callback is not None:
+            self._callback.stop()
+        if self.feed is not None:
+            self.feed.close()
+
+    def __panel__(self):
+        return self._layout
+
+
+def _params(fn) -> tuple[str, ...]:
+    import inspect
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()

@@ -1,0 +1,168 @@
+"""Drawing tools on a bar chart's Bokeh figure: trend lines, horizontal lines, rectangles, text
+notes and Fibonacci retracements, kept in the chart's state (``ChartConfig.drawings``).
+
+Each kind has its own source and Bokeh edit tool: trend lines and Fibonacci retracements are
+two-point lines drawn with ``PolyDrawTool`` (the retracement's levels are computed here from its
+two points, :func:`fib_levels`); horizontal lines and notes are points moved with
+``PointDrawTool``; rectangles are drawn with ``BoxEditTool``. On the figure x is the bar number;
+in the state a point is the open time of a bar plus ``dx`` bars from it (see
+``dashboards.chart_state``), so drawings keep their place when the chart loads more history and
+its bars are numbered again.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from bokeh.models import (BoxEditTool, ColumnDataSource, PointDrawTool, PolyDrawTool)
+
+from .theme import theme_of
+
+__all__ = ["Drawings", "FIB_LEVELS", "fib_levels", "to_point", "from_point"]
+
+FIB_LEVELS = (0.0, 0.236, 0.382, 0.5, 0.618, 0.786, 1.0)
+NOTE = "note"  # the text of a note placed with the tool (edit it in the state)
+
+
+def fib_levels(start: float, end: float) -> list[tuple[float, float]]:
+    """(level, price) of a retracement drawn from ``start`` to ``end``: level 0 at the end of
+    the move, 1 at its start (0.618 lies 61.8% of the way back)."""
+    return [(level, end + (start - end) * level) for level in FIB_LEVELS]
+
+
+def to_point(x: float, price: float, xs: np.ndarray, ts: pd.DatetimeIndex) -> dict:
+    """A figure point as a state point: the nearest bar's open time (within the bars), ``dx``
+    bars from it, and the price."""
+    if not len(ts):
+        raise ValueError("a drawing needs bars to be placed against")
+    i = int(np.clip(round(x) - xs[0], 0, len(ts) - 1))
+    return {"t": ts[i].isoformat().replace("+00:00", "Z"), "dx": float(x - xs[i]),
+            "price": float(price)}
+
+
+def from_point(point: dict, xs: np.ndarray, ts: pd.DatetimeIndex) -> tuple[float, float]:
+    """A state point on the figure: x of the bar opened at ``t`` (the first at or after it, if
+    that bar is not loaded) plus ``dx``; the price."""
+    t = pd.Timestamp(point["t"])
+    i = int(np.clip(ts.searchsorted(t), 0, len(ts) - 1))
+    return float(xs[i] + point.get("dx", 0.0)), float(point["price"])
+
+
+class Drawings:
+    """The drawings of ``config`` (a ``ChartConfig``) on ``fig``. ``bar_times()`` gives the bar
+    numbers and open times shown, for converting points. Changes made with the tools are
+    written back to ``config.drawings``; ``restore()`` draws the config's drawings again (after
+    the chart's bars were numbered anew)."""
+
+    def __init__(self, fig, config, bar_times: Callable[[], tuple[np.ndarray, pd.DatetimeIndex]]):
+        self.fig, self.config, self.bar_times = fig, config, bar_times
+        t = theme_of(config.theme)
+        self.trends = ColumnDataSource({"xs": [], "ys": []})
+        self.fibs = ColumnDataSource({"xs": [], "ys": []})
+        self.fib_lines = ColumnDataSource({"xs": [], "ys": [], "label": [], "lx": [], "ly": []})
+        self.hlines = ColumnDataSource({"x": [], "y": []})
+        self.rects = ColumnDataSource({"x": [], "y": [], "width": [], "height": []})
+        self.notes = ColumnDataSource({"x": [], "y": [], "text": []})
+        trend = fig.multi_line("xs", "ys", source=self.trends, line_color=t.accent, line_width=2)
+        fib = fig.multi_line("xs", "ys", source=self.fibs, line_color=t.poc, line_width=1,
+                             line_dash="dashed")
+        fig.multi_line("xs", "ys", source=self.fib_lines, line_color=t.poc, line_alpha=0.7)
+        fig.text("lx", "ly", text="label", source=self.fib_lines, text_color=t.poc,
+                 text_font_size="10px", text_baseline="bottom")
+        fig.hspan(y="y", source=self.hlines, line_color=t.accent, line_width=1)
+        hline_handles = fig.scatter("x", "y", source=self.hlines, size=8, color=t.accent)
+        rect = fig.rect("x", "y", "width", "height", source=self.rects, fill_color=t.accent,
+                        fill_alpha=0.12, line_color=t.accent)
+        note = fig.text("x", "y", text="text", source=self.notes, text_color=t.text,
+                        text_font_size="12px")
+        fig.add_tools(
+            PolyDrawTool(renderers=[trend], description="Trend line (drag to draw)"),
+            PolyDrawTool(renderers=[fib], description="Fibonacci retracement (drag to draw)"),
+            PointDrawTool(renderers=[hline_handles], description="Horizontal line (click)"),
+            BoxEditTool(renderers=[rect], description="Rectangle (shift-drag)"),
+            PointDrawTool(renderers=[note], empty_value=NOTE, description="Text note (click)"))
+        self._restoring = False
+        for source in (self.trends, self.fibs, self.hlines, self.rects, self.notes):
+            source.on_change("data", self._edited)
+        self.restore()
+
+    # the figure -> the state ---------------------------------------------------------------
+    def _edited(self, attr, old, new) -> None:
+        if self._restoring:
+            return
+        self._draw_fib_levels()
+        self.config.drawings = self.to_state()
+
+    def to_state(self) -> list[dict]:
+        """The drawings on the figure, as ``ChartConfig.drawings`` holds them."""
+        xs, ts = self.bar_times()
+        if not len(ts):
+            return list(self.config.drawings)
+        point = (lambda x, y: to_point(x, y, xs, ts))
+        out = []
+        for kind, source in (("trend", self.trends), ("fib", self.fibs)):
+            for lx, ly in zip(source.data["xs"], source.data["ys"]):
+                if len(lx) >= 2:  # the first and last vertex: a line from A to B
+                    out.append({"kind": kind, "points": [point(lx[0], ly[0]),
+                                                         point(lx[-1], ly[-1])]})
+        for x, y in zip(self.hlines.data["x"], self.hlines.data["y"]):
+            out.append({"kind": "hline", "points": [point(x, y)]})
+        d = self.rects.data
+        for x, y, w, h in zip(d["x"], d["y"], d["width"], d["height"]):
+            out.append({"kind": "rect", "points": [point(x - abs(w) / 2, y - abs(h) / 2),
+                                                   point(x + abs(w) / 2, y + abs(h) / 2)]})
+        for x, y, text in zip(self.notes.data["x"], self.notes.data["y"],
+                              self.notes.data["text"]):
+            out.append({"kind": "text", "points": [point(x, y)], "text": str(text)})
+        return out
+
+    # the state -> the figure ---------------------------------------------------------------
+    def restore(self) -> None:
+        """Draw ``config.drawings`` at the bars shown now."""
+        xs, ts = self.bar_times()
+        data = {"trend": {"xs": [], "ys": []}, "fib": {"xs": [], "ys": []},
+                "hline": {"x": [], "y": []}, "rect": {"x": [], "y": [], "width": [], "height": []},
+                "text": {"x": [], "y": [], "text": []}}
+        if len(ts):
+            for d in self.config.drawings:
+                pts = [from_point(p, xs, ts) for p in d["points"]]
+                kind = d["kind"]
+                if kind in ("trend", "fib"):
+                    data[kind]["xs"].append([p[0] for p in pts])
+                    data[kind]["ys"].append([p[1] for p in pts])
+                elif kind == "hline":
+                    data[kind]["x"].append(pts[0][0])
+                    data[kind]["y"].append(pts[0][1])
+                elif kind == "rect":
+                    (x0, y0), (x1, y1) = pts
+                    for k, v in (("x", (x0 + x1) / 2), ("y", (y0 + y1) / 2),
+                                 ("width", abs(x1 - x0)), ("height", abs(y1 - y0))):
+                        data[kind][k].append(v)
+                else:
+                    data[kind]["x"].append(pts[0][0])
+                    data[kind]["y"].append(pts[0][1])
+                    data[kind]["text"].append(d.get("text", ""))
+        self._restoring = True
+        try:
+            for kind, source in (("trend", self.trends), ("fib", self.fibs),
+                                 ("hline", self.hlines), ("rect", self.rects),
+                                 ("text", self.notes)):
+                source.data = data[kind]
+            self._draw_fib_levels()
+        finally:
+            self._restoring = False
+
+    def _draw_fib_levels(self) -> None:
+        out = {"xs": [], "ys": [], "label": [], "lx": [], "ly": []}
+        for lx, ly in zip(self.fibs.data["xs"], self.fibs.data["ys"]):
+            if len(lx) < 2:
+                continue
+            x0, x1 = min(lx[0], lx[-1]), max(lx[0], lx[-1])
+            for level, price in fib_levels(ly[0], ly[-1]):
+                out["xs"].append([x0, x1])
+                out["ys"].append([price, price])
+                out["label"].append(f"{level:.3f}".rstrip("0").rstrip(".") + f"  {price:,.2f}")
+                out["lx"].append(x0)
+                out["ly"].append(price)
+        self.fib_lines.data = out

@@ -1,0 +1,531 @@
+"""The desk: its state as JSON and as a URL (pure Python), and the served desk end to end in
+Chromium (``tradeflow serve --simulate``)."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from playwright.sync_api import expect
+
+from dashboards.chart_state import (CHART_TYPES, DRAWING_POINTS, PANES, ChartConfig, DeskConfig,
+                                    StateError, format_studies, parse_studies)
+from indicators.catalogue import CATALOGUE
+
+# --- the state document ------------------------------------------------------------------------
+
+STUDIES = ["RSI", "EMA", "MA", "BBANDS", "MACD", "cvd", "session_vwap", "imbalances", "volume_profile"]
+SYMBOL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/^:=@$#!"
+
+
+@st.composite
+def study_entries(draw):
+    info = CATALOGUE.get(draw(st.sampled_from(STUDIES)))
+    params = {}
+    for p in info.params:
+        if not draw(st.booleans()):
+            continue
+        if p.type == "choice":
+            params[p.name] = draw(st.sampled_from(list(p.choices)))
+        elif p.type == "bool":
+            params[p.name] = draw(st.booleans())
+        elif p.type == "int":
+            params[p.name] = draw(st.integers(p.min, min(p.max, p.min + 500)))
+        else:
+            params[p.name] = draw(st.floats(p.min, p.max, allow_nan=False))
+    return {"name": info.name, "params": params}
+
+
+times = st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
+                     max_value=pd.Timestamp("2090-01-01").to_pydatetime()).map(
+    lambda d: pd.Timestamp(d, tz="UTC").isoformat())
+prices = st.floats(0.01, 1e6, allow_nan=False)
+
+
+@st.composite
+def drawings(draw):
+    kind = draw(st.sampled_from(sorted(DRAWING_POINTS)))
+    points = [{"t": draw(times), "dx": draw(st.floats(-50, 50, allow_nan=False)),
+               "price": draw(prices)} for _ in range(DRAWING_POINTS[kind])]
+    out = {"kind": kind, "points": points}
+    if kind == "text":
+        out["text"] = draw(st.text(st.characters(codec="utf-8", categories=["L", "N", "P"],
+                                                include_characters=" "),
+                                   max_size=40))
+    return out
+
+
+@st.composite
+def chart_docs(draw):
+    start = pd.Timestamp(draw(times))
+    return {"symbol": draw(st.text(SYMBOL_CHARS, min_size=1, max_size=12).filter(
+                lambda s: any(c.isalnum() for c in s))),
+            "spec": draw(st.sampled_from(["1m", "5s", "4h", "1d", "T500", "V1000", "R8", "RK10",
+                                          "5m:HA"])),
+            "chart_type": draw(st.sampled_from(CHART_TYPES)),
+            "panes": draw(st.lists(st.sampled_from(PANES), unique=True, max_size=3)),
+            "studies": draw(st.lists(study_entries(), max_size=4)),
+            "drawings": draw(st.lists(drawings(), max_size=4)),
+            "view_range": draw(st.one_of(st.none(), st.just(
+                [start.isoformat(), (start + pd.Timedelta(hours=3)).isoformat()]))),
+            "theme": draw(st.sampled_from(["dark", "light"]))}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chart_docs())
+def test_a_chart_round_trips_through_its_json_document(doc):
+    chart = ChartConfig.from_dict(doc)
+    again = ChartConfig.from_json(chart.to_json())
+    assert again == chart
+    assert again.to_json() == chart.to_json()
+    # what was asked is what is held: names as the catalogue has them, settings with defaults
+    assert [s["name"] for s in again.studies] == [CATALOGUE.get(s["name"]).name
+                                                   for s in doc["studies"]]
+    for asked, held in zip(doc["studies"], again.studies):
+        assert held["params"] == CATALOGUE.get(asked["name"]).check_params(asked["params"])
+    for asked, held in zip(doc["drawings"], again.drawings):
+        assert [pd.Timestamp(p["t"]) for p in held["points"]] == [
+            pd.Timestamp(p["t"]) for p in asked["points"]]
+        assert [p["price"] for p in held["points"]] == [p["price"] for p in asked["points"]]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([1, 2, 4]), st.sampled_from(["dark", "light"]), st.data())
+def test_the_desk_round_trips_through_its_url(layout, theme, data):
+    charts = []
+    for _ in range(layout):
+        doc = data.draw(chart_docs())
+        doc.pop("drawings"), doc.pop("view_range")  # the JSON document's, not the URL's
+        charts.append(ChartConfig.from_dict(doc))
+    desk = DeskConfig(layout=layout, theme=theme, charts=charts,
+                      active=data.draw(st.integers(0, layout - 1)))
+    query = desk.to_query()
+    assert DeskConfig.from_query(query) == desk
+    assert DeskConfig.from_json(desk.to_json()) == desk
+
+
+def test_the_url_is_short_and_readable():
+    desk = DeskConfig.from_query("layout=2&studies=RSI(timeperiod=21),MA(matype=EMA),CVD"
+                                 "&type=candles&symbol2=ES&spec2=T500")
+    assert desk.to_query() == ("layout=2&type=candles&studies=RSI(timeperiod=21),MA(matype=EMA),"
+                               "cvd&symbol2=ES&spec2=T500")
+    assert desk.charts[0].studies[1] == {"name": "MA", "params": {"timeperiod": 30, "matype": 1}}
+    assert DeskConfig().to_query() == ""  # the default desk: BTCUSDT 1m footprint, dark
+
+
+@pytest.mark.parametrize("query, message", [
+    ("symbol=a%20b", "symbol: symbol 'a b' is not valid"),
+    ("spec=3x", "spec: bar spec '3x' not understood"),
+    ("studies=FOO", "studies: unknown study 'FOO'"),
+    ("studies=RSI(timeperiod=0)", "studies: RSI: parameter 'timeperiod' must be an integer"),
+    ("studies=RSI(length=3)", "studies: RSI: unknown parameter 'length'"),
+    ("studies=RSI(x", "studies: 'RSI(x' not understood at character 1"),
+    ("layout=3", "layout: '3': use 1, 2 or 4"),
+    ("symbol2=ES", "symbol2: chart 2 is not shown with layout=1"),
+    ("layout=2&spec2=2x", "spec2: bar spec '2x' not understood"),
+    ("type=pie", "type: 'pie': use one of footprint, ohlc, candles"),
+    ("mode=blue", "mode: 'blue': use one of dark, light"),
+    ("theme=light", "URL: unknown parameter 'theme'"),
+    ("typo=1", "URL: unknown parameter 'typo'"),
+])
+def test_a_bad_url_says_what_and_where(query, message):
+    with pytest.raises(StateError) as exc:
+        DeskConfig.from_query(query)
+    assert str(exc.value).startswith(message)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"studies": [{"name": "RSI", "params": {"timeperiod": 1}}]},
+     "studies[0]: RSI: parameter 'timeperiod'"),
+    ({"studies": [{"name": "RSI"}, {"name": "nope"}]}, "studies[1]: unknown study 'nope'"),
+    ({"drawings": [{"kind": "trend", "points": [{"t": "2026-11-27T10:00:00Z", "price": 1}]}]},
+     "drawings[0].points: a trend drawing has 2 points"),
+    ({"drawings": [{"kind": "hline", "points": [{"t": "2026-11-27T10:00", "price": 1}]}]},
+     "drawings[0].points[0].t: '2026-11-27T10:00' has no time zone"),
+    ({"drawings": [{"kind": "hline", "points": [{"t": "2026-11-27T10:00Z", "price": "x"}]}]},
+     "drawings[0].points[0].price: 'x' is not a finite number"),
+    ({"drawings": [{"kind": "text", "text": "a\x1b[31m", "points": [
+        {"t": "2026-11-27T10:00Z", "price": 1}]}]}, "drawings[0].text: a note is printable"),
+    ({"view_range": ["2026-11-27T10:00Z", "2026-11-27T09:00Z"]},
+     "view_range: the start must come before the end"),
+    ({"spec": "T0"}, "spec: bar spec 'T0': the size must be positive"),
+    ({"colour": "red"}, "unknown fields ['colour']"),
+])
+def test_a_bad_document_says_what_and_where(change, message):
+    doc = ChartConfig().to_dict() | change
+    with pytest.raises(StateError) as exc:
+        ChartConfig.from_json(json.dumps(doc))
+    assert str(exc.value).startswith(message)
+    with pytest.raises(StateError, match="not a JSON document"):
+        ChartConfig.from_json("{")
+
+
+def test_study_text_round_trips():
+    studies = parse_studies("BBANDS(timeperiod=10,nbdevup=2.5,matype=WMA), cvd")
+    assert studies[0]["params"] == {"timeperiod": 10, "nbdevup": 2.5, "nbdevdn": 2.0,
+                                    "matype": 2}
+    assert parse_studies(format_studies(studies)) == studies
+
+
+# --- the served desk, end to end in Chromium ----------------------------------------------------
+
+ARTIFACTS = __import__("pathlib").Path(__file__).parent / "artifacts"
+HISTORY_END = "2026-11-27T20:00:00Z"  # a Friday: ES traded; BTCUSDT trades around the clock
+
+# the chart's bar source: of the sources drawn by the plots on the page (Bokeh's views), the
+# longest with bar numbers and closes
+BARS_JS = """() => {
+  let best = null;
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    for (const r of (view.model && view.model.renderers) || []) {
+      const d = r.data_source && r.data_source.data;
+      if (!d || !d.x || !d.close) continue;
+      if (best === null || d.x.length > best.x.length)
+        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
+                low: Array.from(d.low)};
+    }
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return best;
+}"""
+
+
+_SERVED = []  # the server of the module's tests (its output is printed when a wait fails)
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """``tradeflow serve --simulate BTCUSDT`` over a store with history of BTCUSDT and ES."""
+    from tests.serve import serving, tradeflow
+
+    store = f"duckdb:///{tmp_path_factory.mktemp('desk') / 'desk.duckdb'}"
+    tradeflow(["instruments", "add", "ES", "--tick-size", "0.25", "--exchange", "CME",
+               "--session", "America/Chicago 08:30-15:15,17:00-16:00"], store)
+    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1", "--asset-class", "crypto"],
+              store)
+    tradeflow(["simulate", "BTCUSDT", "ES", "--days", "1", "--no-live", "--end", HISTORY_END,
+               "--trades-per-day", "100000"], store)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serving(store, "--simulate", "BTCUSDT") as served:
+        _SERVED.append(served)
+        yield served
+    # no error of the desk's in the server's log (a browser closed mid-message is Tornado's
+    # noise; the views have their own tests)
+    ours = re.findall(r'File "[^"]*/(?:dashboards/(?:apps/desk|chart|chart_state|live|components/'
+                      r'drawings)|tradeflow/(?:server|live)/[a-z_]+)\.py"', served.output)
+    assert not ours, served.output[-5000:]
+
+
+@pytest.fixture
+def page():
+    from tests.browser import browser_page
+
+    with browser_page(1400, 950) as page:
+        yield page
+
+
+def _wait(page, js: str, timeout=60_000) -> None:
+    """Wait until ``js`` is true; else a screenshot of what the page showed instead."""
+    try:
+        page.wait_for_function(js, timeout=timeout)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / "desk-failed.png")
+        print(_SERVED[-1].output[-6000:] if _SERVED else "")  # the server's side of it
+        raise
+
+
+def _bars(page, at_least=1, timeout=60_000):
+    _wait(page, f"() => {{ const b = ({BARS_JS})(); "
+                f"return b !== null && b.x.length >= {at_least}; }}", timeout)
+    return page.evaluate(BARS_JS)
+
+
+def _titles(page) -> list[str]:
+    return [t.strip() for t in page.locator(".desk-chart-title").all_inner_texts()]
+
+
+def _shows(page, *titles):
+    """The charts' titles become ``titles`` (Playwright retries until they do)."""
+    expect(page.locator(".desk-chart-title")).to_have_text(list(titles), timeout=60_000)
+
+
+def _open(page, url):
+    page.goto(url, timeout=90_000)  # the machine is shared: a page may wait for the server
+    page.wait_for_selector(".desk-chart-title", timeout=60_000)
+
+
+def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
+    _open(page, f"{desk.url}/")
+    _shows(page, "1 · BTCUSDT 1m footprint")
+    first = _bars(page, at_least=300)  # the history: a day of 1-minute bars, then live ones
+    assert first["x"] == list(range(first["x"][0], first["x"][0] + len(first["x"])))
+    # live: the forming bar changes in place or new bars come; closed bars never change
+    page.wait_for_function(
+        f"""() => {{ const b = ({BARS_JS})();
+        return b.x.length > {len(first['x'])} || b.close[b.close.length - 1] !==
+               {first['close'][-1]} || b.high[b.high.length - 1] !== {first['high'][-1]} ||
+               b.low[b.low.length - 1] !== {first['low'][-1]}; }}""", timeout=60_000)
+    later = page.evaluate(BARS_JS)
+    closed = len(first["x"]) - 1
+    for column in ("x", "close", "high", "low"):
+        assert later[column][:closed] == first[column][:closed]
+    page.screenshot(path=ARTIFACTS / "desk-dark.png")
+    # /desk is the same page
+    _open(page, f"{desk.url}/desk")
+    _shows(page, "1 · BTCUSDT 1m footprint")
+
+
+def test_pickers_redraw_and_the_url_follows(desk, page):
+    _open(page, f"{desk.url}/")
+    before = _bars(page, at_least=300)
+    page.locator(".desk-symbol input").fill("ES")
+    page.locator(".desk-symbol input").press("Enter")
+    page.wait_for_function("() => location.search.includes('symbol=ES')", timeout=20_000)
+    _shows(page, "1 · ES 1m footprint")
+    # redrawn with ES's bars (prices near 5000; BTCUSDT's near 50000)
+    _wait(page, f"() => {{ const b = ({BARS_JS})(); return b !== null && b.x.length > 0 "
+                f"&& Math.max(...b.high) < 20000; }}")
+    assert before["close"][-1] > 20_000
+    page.locator(".desk-spec select").select_option("T500")
+    page.wait_for_function("() => location.search.includes('spec=T500')", timeout=20_000)
+    _shows(page, "1 · ES T500 footprint")
+    page.locator(".desk-chart-type select").select_option("candles")
+    page.wait_for_function("() => location.search.includes('type=candles')", timeout=20_000)
+    _shows(page, "1 · ES T500 candles")
+    page.screenshot(path=ARTIFACTS / "desk-es-t500.png")
+    page.locator(".desk-layout button", has_text="4").click()
+    page.wait_for_function("() => location.search.includes('layout=4')", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('canvas').length >= 0", timeout=1000)
+    _shows(page, "1 · ES T500 candles", "2 · ES T500 candles",
+                             "3 · ES T500 candles", "4 · ES T500 candles")
+    page.wait_for_timeout(3000)
+    page.screenshot(path=ARTIFACTS / "desk-layout-4.png")
+    page.keyboard.press("2")  # a shortcut: two charts
+    page.wait_for_function("() => location.search.includes('layout=2')", timeout=20_000)
+    assert len(_titles(page)) == 2
+    page.keyboard.press("t")  # the theme: the page reopens light
+    page.wait_for_function("() => location.search.includes('mode=light')", timeout=20_000)
+    page.wait_for_timeout(2000)  # the reload
+    _open(page, page.url)  # (a fresh load: a reloaded page sometimes stays "loading"; see notes)
+    _bars(page)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=ARTIFACTS / "desk-light.png")
+    assert len(_titles(page)) == 2
+
+
+PLOTS_JS = """() => {
+  let n = 0;
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    if (view.model && view.model.renderers && view.model.renderers.length) n += 1;
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return n;
+}"""
+
+
+def test_a_study_from_the_picker_appears_with_its_settings(desk, page):
+    _open(page, f"{desk.url}/?type=candles")
+    _bars(page)
+    plots = page.evaluate(PLOTS_JS)
+    page.locator(".desk-study input").fill("RSI")
+    page.locator(".desk-study input").press("Enter")
+    page.locator(".desk-add-study button").click()
+    page.wait_for_function("() => location.search.includes('studies=RSI')", timeout=20_000)
+    card = page.locator(".desk-study-rsi")
+    expect(card).to_contain_text("Timeperiod", timeout=30_000)
+    _bars(page)
+    _wait(page, f"() => ({PLOTS_JS})() > {plots}")  # its pane under the price
+    page.screenshot(path=ARTIFACTS / "desk-study.png")
+
+
+def test_a_page_reopened_from_its_url_shows_the_same_desk(desk, page):
+    query = "?layout=2&type=candles&studies=RSI(timeperiod=21)&symbol2=ES&spec2=5m&active=2"
+    _open(page, f"{desk.url}/{query}")
+    _shows(page, "1 · BTCUSDT 1m candles", "2 · ES 5m footprint")
+    # the pickers show the focused chart (2): ES 5m
+    assert page.locator(".desk-symbol input").input_value() == "ES"
+    assert page.locator(".desk-spec select").input_value() == "5m"
+    page.locator(".desk-active button", has_text="1").click()
+    page.locator(".desk-study-rsi").wait_for(timeout=20_000)
+    assert "21" in page.locator(".desk-study-rsi input").first.input_value()
+    page.wait_for_function("() => !location.search.includes('active=')", timeout=20_000)
+    reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
+    assert reopened == DeskConfig.from_query(query.replace("&active=2", ""))
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("?symbol=%3Cb%3Ebold%3C/b%3E", "symbol: symbol '<b>bold</b>' is not valid"),
+    ("?spec=7q", "bar spec '7q' not understood"),
+    ("?studies=RSI(timeperiod=1)", "parameter 'timeperiod' must be an integer from 2"),
+    ("?symbol=NOPE", "unknown symbol 'NOPE'"),
+    ("?theme=light", "unknown parameter 'theme'"),
+])
+def test_bad_input_is_said_in_the_page(desk, page, query, shown):
+    page.goto(f"{desk.url}/{query}")
+    page.wait_for_selector(".page-error", timeout=60_000)
+    text = page.locator(".page-error").first.inner_text()
+    assert shown in text
+    # shown as text, never as HTML
+    assert page.locator("b", has_text=re.compile("^bold$")).count() == 0
+
+
+# --- drawings ------------------------------------------------------------------------------------
+
+def _bars_at(start, n):
+    return pd.date_range(start, periods=n, freq="1min", tz="UTC")
+
+
+def test_fibonacci_levels_from_the_two_points():
+    from dashboards.components.drawings import fib_levels
+
+    levels = dict(fib_levels(100.0, 200.0))  # a move up from 100 to 200
+    assert levels[0.0] == 200.0 and levels[1.0] == 100.0
+    assert levels[0.5] == 150.0 and levels[0.618] == pytest.approx(138.2)
+    assert dict(fib_levels(200.0, 100.0))[0.382] == pytest.approx(138.2)  # a move down
+
+
+def test_drawings_are_kept_in_times_and_survive_more_history():
+    from bokeh.plotting import figure
+
+    from dashboards.components.drawings import Drawings
+
+    ts = _bars_at("2026-11-27 14:00", 100)
+    xs = np.arange(100)
+    config = ChartConfig()
+    drawings = Drawings(figure(), config, lambda: (xs, ts))
+    # drawn with the tools (the browser edits the sources)
+    drawings.trends.data = {"xs": [[10, 20.5]], "ys": [[101.0, 105.0]]}
+    drawings.fibs.data = {"xs": [[30, 40]], "ys": [[100.0, 120.0]]}
+    drawings.hlines.data = {"x": [50], "y": [103.25]}
+    drawings.rects.data = {"x": [60], "y": [102.0], "width": [10], "height": [4]}
+    drawings.notes.data = {"x": [104.0], "y": [99.0], "text": ["note"]}  # past the last bar
+    kinds = [d["kind"] for d in config.drawings]
+    assert kinds == ["trend", "fib", "hline", "rect", "text"]
+    trend = config.drawings[0]["points"]
+    assert trend[0] == {"t": "2026-11-27T14:10:00Z", "dx": 0.0, "price": 101.0}
+    assert trend[1] == {"t": "2026-11-27T14:20:00Z", "dx": 0.5, "price": 105.0}
+    assert config.drawings[4]["points"][0] == {"t": "2026-11-27T15:39:00Z", "dx": 5.0,
+                                               "price": 99.0}
+    # the retracement's levels were drawn from its two points
+    assert sorted(y[0] for y in drawings.fib_lines.data["ys"]) == pytest.approx(
+        sorted(p for _, p in __import__("dashboards.components.drawings", fromlist=["x"])
+               .fib_levels(100.0, 120.0)))
+    # through the JSON document, onto a chart with 60 older bars in front (numbered from 0)
+    again = ChartConfig.from_json(config.to_json())
+    more_ts = _bars_at("2026-11-27 13:00", 160)
+    more_xs = np.arange(160)
+    reloaded = Drawings(figure(), again, lambda: (more_xs, more_ts))
+    assert reloaded.trends.data["xs"] == [[70.0, 80.5]]
+    assert reloaded.hlines.data == {"x": [110.0], "y": [103.25]}
+    assert reloaded.rects.data == {"x": [120.0], "y": [102.0], "width": [10.0], "height": [4.0]}
+    assert reloaded.notes.data["x"] == [164.0]
+    assert reloaded.to_state() == again.drawings
+
+
+def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
+    """A Chart over a store (no server): history read at once, older bars put in front with
+    lower numbers when the view nears the first bar, drawings kept in place."""
+    from dashboards.chart import FIRST_BARS, Chart
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+    from data_access import open_store
+
+    store = open_store(f"duckdb:///{tmp_path / 'c.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-25 00:00", "2026-11-27 00:00").trades)
+    config = ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="candles", drawings=[
+        {"kind": "hline", "points": [{"t": "2026-11-26T20:00:00Z", "dx": 0.0,
+                                      "price": 50_000.0}]}])
+    chart = Chart(config, MarketData(store))
+    assert chart.ready and len(chart.history) == FIRST_BARS
+    drawn_at = pd.Timestamp("2026-11-26T20:00:00Z")
+
+    def hline_bar():  # the open time of the bar the horizontal line is drawn at
+        return chart.history["ts"].iloc[int(chart.drawings.hlines.data["x"][0]) - chart.first_x]
+    assert hline_bar() == drawn_at
+    first_ts = chart.history["ts"].iloc[0]
+    chart.x_range.start = chart.first_x + 5  # scrolled back near the first bar
+    older = MarketData(store).bars("BTCUSDT", "1m", end=first_ts, last=FIRST_BARS)
+    assert len(older) > 100 and len(chart.history) == FIRST_BARS + len(older)
+    assert chart.history["ts"].iloc[len(older)] == first_ts  # the older bars in front
+    source = chart.view.source.data
+    xs = list(source["x"])
+    assert xs == list(range(chart.first_x, chart.first_x + len(chart.history)))
+    assert chart.x_range.start > xs[0] + len(older) - 10  # the view did not jump
+    assert hline_bar() == drawn_at  # the drawing kept its bar
+    state = chart.state()
+    assert state.drawings == config.drawings
+    store.close()
+
+
+@pytest.mark.parametrize("spec, chart_type", [("1m", "candles"), ("1m:HA", "candles"),
+                                              ("T200", "candles"), ("1m", "footprint")])
+def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, chart_type):
+    """Snapshot then Updates (as the hub sends them): the chart's bars equal the batch build of
+    every trade; closed bars are streamed once, the forming bar patched, nothing replaced."""
+    from bokeh.document import Document
+
+    from dashboards.chart import Chart
+    from data_access import open_store
+    from tradeflow.bars import BarAggregator, build, heikin_ashi
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.live.hub import Snapshot, Update
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'f.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    trades = MarketSimulator(inst, seed=5, trades_per_day=50_000).generate(
+        "2026-11-26 10:00", "2026-11-26 12:00").trades
+    stored, live = trades.iloc[:2000], trades.iloc[2000:]
+    store.write_trades("BTCUSDT", stored)
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type=chart_type),
+                  MarketData(store))
+    doc = Document()
+    doc.add_root(chart.figure)
+    events = []
+    doc.on_change(lambda event: events.append(
+        (type(event).__name__, type(getattr(event, "model", None)).__name__,
+         getattr(event, "attr", None))))
+    plain = spec.replace(":HA", "")
+    aggregator = BarAggregator(inst, plain)
+    seed = aggregator.update(stored)
+    chart.on_message(Snapshot(seed.closed, seed.closed_footprint, seed.current,
+                              seed.current_footprint))
+    events.clear()
+    source = getattr(chart.view, "source", None) or chart.view.bars.source  # footprint: BarRows
+    for start in range(0, len(live), 700):
+        before = {k: list(v) for k, v in source.data.items()}
+        up = aggregator.update(live.iloc[start:start + 700])
+        chart.on_message(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+        closed_before = len(before["x"]) - 1
+        for column in ("x", "open", "high", "low", "close"):  # closed bars never change
+            assert list(source.data[column][:closed_before]) == before[column][:closed_before]
+    kinds = {kind for kind, _, _ in events}
+    assert {"ColumnsStreamedEvent", "ColumnsPatchedEvent"} <= kinds
+    # nothing else touched the bars' source (the view range follows the new bars)
+    assert not [e for e in events if e[0] == "ModelChangedEvent" and e[1] == "ColumnDataSource"]
+    expected = build(trades, plain, inst)[0]
+    if spec.endswith(":HA"):
+        expected = heikin_ashi(expected)
+    assert list(source.data["x"]) == list(range(len(expected)))
+    for column in ("open", "high", "low", "close"):
+        np.testing.assert_allclose(source.data[column], expected[column], rtol=1e-12)
+    store.close()
