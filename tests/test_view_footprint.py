@@ -413,7 +413,7 @@ def test_automatic_row_size_fits_the_bars_in_view(built):
     bars, cells = build(trades, "1m", BTC)
     chart = FootprintChart(bars, cells, instrument=BTC)
     assert chart.row_ticks == 0 and chart.rows in (2, 5, 10, 25, 50, 100, 250, 500, 1000)
-    shown = bars.iloc[chart._first_shown(len(bars)):]
+    shown = bars.iloc[chart.first_shown(len(bars)):]
     span_rows = (shown["high"].max() - shown["low"].min()) / (chart.rows * BTC.tick_size)
     assert 40 / 2.5 <= span_rows <= 40
     assert np.all(np.asarray(chart.cells.data["tick"]) % chart.rows == 0)

@@ -225,7 +225,7 @@ class FootprintChart(pn.viewable.Viewer):
         return (f"row {ticks} tick{'s' if ticks > 1 else ''} = {self._row_price():g}"
                 + (" (auto)" if not self.row_ticks else ""))
 
-    def _first_shown(self, n: int) -> int:
+    def first_shown(self, n: int) -> int:
         """The first of ``n`` bars in view after a load (as many as are readable, at least 6)."""
         return max(0, n - max(6, int(self.viewport.data["w"][0] / BAR_PIXELS)) + 1)
 
@@ -234,7 +234,7 @@ class FootprintChart(pn.viewable.Viewer):
         (BTC's 1-minute bars span hundreds of 0.1 ticks: one row each would leave every bar
         but the last off-screen)."""
         bars = joined(self._closed, self._current)
-        bars = bars.iloc[self._first_shown(len(bars)):]
+        bars = bars.iloc[self.first_shown(len(bars)):]
         span = float(bars["high"].max() - bars["low"].min()) if len(bars) else 0.0
         self._auto_rows = auto_rows(span, self.instrument.tick_size)
 
@@ -525,7 +525,7 @@ class FootprintChart(pn.viewable.Viewer):
         if not n:
             return
         v = self.viewport.data
-        start = self._first_shown(n)
+        start = self.first_shown(n)
         if self._own_x:
             self.x_range.update(start=start - 0.5, end=n + 0.5)
         bars = joined(self._closed, self._current).iloc[start:]
