@@ -12,7 +12,7 @@ from bokeh.layouts import column
 
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
-from dashboards.components.footprint_cells import CELL_MID, format_size, shared_parts
+from dashboards.components.footprint_cells import CELL_MID, format_size, raster, shared_parts
 from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
 from tradeflow.bars import BarAggregator, build
 from tradeflow.ingest.simulator import MarketSimulator
@@ -400,3 +400,83 @@ def test_zoomed_out_live_updates_leave_the_image_alone(trades):
     layer = np.asarray(chart.cells.data["layer"])
     assert (layer[x < chart.forming_x] == "image").all()
     assert (layer[x == chart.forming_x] == "rects").all()
+
+
+BTC = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
+
+
+def test_automatic_row_size_fits_the_bars_in_view(built):
+    """BTC's 1-minute bars span hundreds of 0.1 ticks: the automatic row is coarse (a round
+    number of ticks) and the bars in view span about 40 rows; ES 1-minute keeps one tick."""
+    trades = MarketSimulator(BTC, seed=3).generate(WEDNESDAY + pd.Timedelta("14h"),
+                                                   WEDNESDAY + pd.Timedelta("14h40min")).trades
+    bars, cells = build(trades, "1m", BTC)
+    chart = FootprintChart(bars, cells, instrument=BTC)
+    assert chart.row_ticks == 0 and chart.rows in (2, 5, 10, 25, 50, 100, 250, 500, 1000)
+    shown = bars.iloc[chart.first_shown(len(bars)):]
+    span_rows = (shown["high"].max() - shown["low"].min()) / (chart.rows * BTC.tick_size)
+    assert 40 / 2.5 <= span_rows <= 40
+    assert np.all(np.asarray(chart.cells.data["tick"]) % chart.rows == 0)
+    np.testing.assert_allclose(per_bar(chart, "volume"), bars["volume"])
+    assert f"row {chart.rows} ticks" in chart.figure.title.text
+    # every bar opened in view has cells inside the view fitted after the load
+    y0, y1 = chart.y_range.start, chart.y_range.end
+    d = chart.cells.data
+    x, y = np.asarray(d["x"]), np.asarray(d["y"])
+    for bar in range(len(bars) - len(shown), len(bars)):
+        assert ((x == bar) & (y >= y0) & (y <= y1)).any(), bar
+    # a row size set by hand is kept; back to automatic, the same choice again
+    chart.row_ticks = 1
+    assert chart.rows == 1 and chart.figure.title.text.startswith("row 1 tick ")
+    chart.row_ticks = 0
+    assert chart.rows > 1
+    es_bars, es_cells = built
+    es = FootprintChart(es_bars, es_cells, instrument=ES)
+    assert es.rows == 1 and "row 1 tick" in es.figure.title.text
+
+
+def test_every_cell_sits_at_its_bars_x_forming_bar_included(trades):
+    """Cells and candles at the same x: after a load with a forming bar and after each live
+    update (cells are matched to their bar by the bar's price range: a cell lies in it)."""
+    first, updates = live(trades, batches=12)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+
+    def check():
+        b, d = chart.bars.source.data, chart.cells.data
+        assert np.array_equal(np.asarray(b["x"]), np.arange(len(b["x"])))
+        x, y = np.asarray(d["x"]), np.asarray(d["y"])
+        lo, hi = np.asarray(b["low"])[x], np.asarray(b["high"])[x]
+        assert ((y >= lo - 1e-9) & (y <= hi + 1e-9)).all()
+        forming = np.asarray(d["state"]) == "forming"
+        assert forming.any() and (x[forming] == chart.forming_x).all()
+        assert chart.forming_x == len(b["x"]) - 1
+        # zoomed in on the forming bar: its numbers are written over its cells
+        lo_y, hi_y = float(np.min(b["low"])), float(np.max(b["high"]))
+        zoom(chart, chart.forming_x - 3.5, chart.forming_x + 0.5, lo_y - 1, hi_y + 1, w=1200,
+             h=int((hi_y - lo_y + 2) / ES.tick_size * 20))
+        assert chart.zoomed_in
+        tx = np.asarray(chart.text_forming.data["x"]) - CELL_MID
+        assert len(tx) and (np.round(tx) == chart.forming_x).all()
+
+    check()
+    for update in updates:
+        chart.apply(update)
+        check()
+
+
+def test_image_of_a_single_price_row():
+    """Zoomed in vertically to one row (and out horizontally to one bar), Datashader still
+    draws the cells: the grid it is given has at least two coordinates on each axis."""
+    cols = {"x": np.array([3, 4]), "y": np.array([100.0, 100.0]), "delta": np.array([1.0, -1.0])}
+    palette = ["#ff0000", "#0000ff"]
+    img = raster(cols, "delta", (2.5, 4.5), (99.9, 100.1), (200, 100), 0.25, palette, (-1, 1))
+    assert img.shape == (100, 200)
+    # bar 3 is red (delta -1 -> first colour is for -1: here +1, the last colour) and bar 4 not
+    assert len(np.unique(img[50, 60:95])) == 1 and img[50, 60] != 0
+    assert img[50, 10] == 0  # the candle's quarter is empty
+    assert img[50, 60] != img[50, 160] != 0
+    one = raster({"x": np.array([3]), "y": np.array([100.0]), "delta": np.array([1.0])}, "delta",
+                 (-100, 100), (99.9, 100.1), (20, 100), 0.25, palette, (-1, 1))
+    assert one.shape == (100, 20) and (one != 0).any()

@@ -492,7 +492,7 @@ def _page(title: str, theme: str, main: list, sidebar=()):
             title=html.escape(title), main=main, sidebar=list(sidebar),
             theme="default" if theme == "light" else theme, theme_toggle=False, main_layout=None,
             sidebar_width=300, accent_base_color=t.accent, header_background=t.background,
-            background_color=t.background)
+            header_color=t.text, background_color=t.background)
     except KeyError:  # the template reads ?theme= itself and fails on a value it does not know
         return pn.Row(pn.Column(*sidebar, width=300), pn.Column(*main),
                       styles={"background": t.background})

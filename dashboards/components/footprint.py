@@ -36,13 +36,16 @@ from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL
 from .live_sources import set_small
 from .theme import THEMES, figure, style, theme_of
 
-__all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT"]
+__all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT",
+           "auto_rows"]
 
 CELL_MODES = ("bid_ask", "volume", "delta", "delta_pct", "trades", "profile")
 COLOR_BY = ("delta", "volume", "imbalance")
 READABLE_WIDTH, READABLE_HEIGHT = 40, 12  # pixels a cell needs before its numbers are written
 TOTALS_WIDTH = 44  # pixels a bar needs before the totals row writes its numbers
 BAR_PIXELS, ROW_PIXELS = 64, 16  # a bar's width and a row's height after a load: readable
+TARGET_ROWS = 40  # rows the bars in view span after a load when the row size is automatic
+ROW_STEPS = (1, 2, 5, 10, 25, 50)  # automatic row sizes (in ticks), then x10, x100, ...
 BAR_FIELDS = (X, T, "open", "high", "low", "close", "dir", "volume", "delta", "cvd", "poc_y",
               "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir")
 _VALUE_OF = {"delta": "delta", "volume": "volume", "imbalance": "imb"}
@@ -54,6 +57,18 @@ viewport._tf_timer = setTimeout(() => {
                    w: [fig.inner_width], h: [fig.inner_height]};
 }, 120);
 """
+
+
+def auto_rows(price_span: float, tick_size: float, target: int = TARGET_ROWS) -> int:
+    """The smallest round row size in ticks (1, 2, 5, 10, 25, 50, 100, 250 ...) at which
+    ``price_span`` takes at most ``target`` rows."""
+    ticks = price_span / tick_size
+    scale = 1
+    while True:
+        for step in ROW_STEPS:
+            if ticks <= target * step * scale:
+                return step * scale
+        scale *= 10
 
 
 # the cell source: the cells' columns and ``layer``, where a cell is drawn zoomed out: "image"
@@ -114,7 +129,8 @@ class FootprintChart(pn.viewable.Viewer):
                           doc="what a cell shows: bid x ask, volume, delta, delta %, trades, or "
                               "the bar's volume profile")
     color_by = param.Selector(default="delta", objects=list(COLOR_BY))
-    row_ticks = param.Integer(default=1, bounds=(1, 10_000), doc="row size in ticks")
+    row_ticks = param.Integer(default=0, bounds=(0, 10_000),
+                              doc="row size in ticks; 0: chosen at each load (:func:`auto_rows`)")
     imbalance_ratio = param.Number(default=3.0, bounds=(1.0, 100.0),
                                    inclusive_bounds=(False, True), doc="3.0 = 300%")
     show_poc = param.Boolean(default=True)
@@ -151,6 +167,7 @@ class FootprintChart(pn.viewable.Viewer):
         self.viewport = ColumnDataSource({"x0": [-0.5], "x1": [0.5], "y0": [0.0], "y1": [1.0],
                                           "w": [1100], "h": [self.height - 40]})
         self.zoomed_in = False
+        self._auto_rows = 1
         self._reset_state()
         self._make_mappers(theme)
         self.figure = self._make_figure(theme)
@@ -194,8 +211,32 @@ class FootprintChart(pn.viewable.Viewer):
         """The first row of the forming bar's cells in :attr:`cells` (the rows after it are its)."""
         return self._forming_start
 
+    @property
+    def rows(self) -> int:
+        """The row size in ticks drawn: ``row_ticks``, or the one chosen at the last load."""
+        return self.row_ticks or self._auto_rows
+
     def _row_price(self) -> float:
-        return self.instrument.tick_size * self.row_ticks
+        return self.instrument.tick_size * self.rows
+
+    def row_label(self) -> str:
+        """The row size as the chart's title writes it: ``row 5 ticks = 0.5 (auto)``."""
+        ticks = self.rows
+        return (f"row {ticks} tick{'s' if ticks > 1 else ''} = {self._row_price():g}"
+                + (" (auto)" if not self.row_ticks else ""))
+
+    def first_shown(self, n: int) -> int:
+        """The first of ``n`` bars in view after a load (as many as are readable, at least 6)."""
+        return max(0, n - max(6, int(self.viewport.data["w"][0] / BAR_PIXELS)) + 1)
+
+    def _choose_rows(self) -> None:
+        """The automatic row size: the bars in view after a load span about TARGET_ROWS rows
+        (BTC's 1-minute bars span hundreds of 0.1 ticks: one row each would leave every bar
+        but the last off-screen)."""
+        bars = joined(self._closed, self._current)
+        bars = bars.iloc[self.first_shown(len(bars)):]
+        span = float(bars["high"].max() - bars["low"].min()) if len(bars) else 0.0
+        self._auto_rows = auto_rows(span, self.instrument.tick_size)
 
     # ---------------------------------------------------------------------------- drawing
 
@@ -323,6 +364,8 @@ class FootprintChart(pn.viewable.Viewer):
                               else empty_frame(FOOTPRINT_COLUMNS)]
         self._current_cells = (current_footprint if current_footprint is not None
                                else empty_frame(FOOTPRINT_COLUMNS))
+        if not self.row_ticks:
+            self._choose_rows()
         self._redraw()
         self._initial_view()
 
@@ -346,7 +389,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._closed_cells.append(update.closed_footprint)
         self._current_cells = update.current_footprint
         # what depends on the update's bars alone is computed once for every chart showing it
-        parts = shared_parts(update, self.instrument, self.row_ticks, self.imbalance_ratio)
+        parts = shared_parts(update, self.instrument, self.rows, self.imbalance_ratio)
         self._days = np.concatenate([self._days[:first], parts["days"]])
         bars = joined(self._closed, self._current)
         self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
@@ -385,7 +428,7 @@ class FootprintChart(pn.viewable.Viewer):
             empty_frame(FOOTPRINT_COLUMNS)
         self._closed_cells = [closed_cells]
         cells = joined(closed_cells, self._current_cells)
-        parts = bar_parts(bars, cells, self.instrument, self.row_ticks, self.imbalance_ratio,
+        parts = bar_parts(bars, cells, self.instrument, self.rows, self.imbalance_ratio,
                           len(self._current) > 0)
         self._days = parts["days"]
         self.bars.load(self._with_cvd(parts["bars"], bars, 0))
@@ -403,6 +446,7 @@ class FootprintChart(pn.viewable.Viewer):
                                (self._profile_r, 0.8)):
             glyph_r.glyph.height = self._row_price() * share
         self._poc_r.glyph.height = self._row_price()
+        self.figure.title.text = self.row_label()
         self._update_scales()
         self.refresh_view()
 
@@ -437,7 +481,7 @@ class FootprintChart(pn.viewable.Viewer):
         bar to the right edge."""
         self._forming_range = self._range_of(current)
         cells = joined(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
-        rows = self.row_ticks
+        rows = self.rows
         if not len(cells):
             self.naked.data = {"x": np.empty(0), "y": np.empty(0)}
             return
@@ -481,7 +525,7 @@ class FootprintChart(pn.viewable.Viewer):
         if not n:
             return
         v = self.viewport.data
-        start = max(0, n - max(6, int(v["w"][0] / BAR_PIXELS)) + 1)
+        start = self.first_shown(n)
         if self._own_x:
             self.x_range.update(start=start - 0.5, end=n + 0.5)
         bars = joined(self._closed, self._current).iloc[start:]
@@ -594,6 +638,8 @@ class FootprintChart(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------- settings
 
     def _reload(self):
+        if not self.row_ticks:
+            self._choose_rows()
         self._closed_cells = [joined(*self._closed_cells)] if self._closed_cells else []
         self._redraw()
 

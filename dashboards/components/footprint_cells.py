@@ -274,12 +274,14 @@ def raster(cols: dict, value: str, x_range: tuple, y_range: tuple, size: tuple,
     width = size[0]
     # four sub-columns per bar while they are wider than a pixel; one when bars are narrower
     sub = 4 if (xb - xa + 1) * 4 <= 4 * width else 1
-    grid = np.full((nrows, (xb - xa + 1) * sub), np.nan, dtype="float64")
+    # one empty row and column past the cells: quadmesh infers a cell's size from the spacing
+    # of its coordinates, so it needs at least two of each (a view of one price row has one)
+    grid = np.full((nrows + 1, (xb - xa + 1) * sub + 1), np.nan, dtype="float64")
     first = 1 if sub == 4 else 0
     for k in range(first, sub):
         grid[row, (x - xa) * sub + k] = v
     xs = xa - 0.5 + (np.arange(grid.shape[1]) + 0.5) / sub
-    ys = y.min() + np.arange(nrows) * row_price
+    ys = y.min() + np.arange(nrows + 1) * row_price
     da = xr.DataArray(grid, coords={"y": ys, "x": xs}, dims=("y", "x"), name=value)
     canvas = ds.Canvas(plot_width=max(int(size[0]), 1), plot_height=max(int(size[1]), 1),
                        x_range=(x0, x1), y_range=(y0, y1))

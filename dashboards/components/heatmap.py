@@ -30,7 +30,7 @@ from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool, Ran
 from indicators.orderflow import LiveHeatmap
 from indicators.orderflow.book import heatmap_grid, interval_ns
 from tradeflow.model import (DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, DepthUpdate,
-                             Instrument)
+                             Instrument, ns_to_utc)
 
 from . import axes
 from .book_data import best_of, frame_of, last_snapshot, newer, parts, side_colors
@@ -89,7 +89,7 @@ class DepthGrid:
         if self.t0 is None:
             self.t0 = int(t.min())
         if t.min() < self.t0:
-            raise ValueError(f"heatmap: depth at {pd.Timestamp(int(t.min()), tz='UTC')} is "
+            raise ValueError(f"heatmap: depth at {ns_to_utc(t.min())} is "
                              f"before the first bucket held; load older depth with load()")
         self._cover_ticks(int(k.min()), int(k.max()))
         ti = (t - self.t0) // self.step
