@@ -76,8 +76,9 @@ MAX_TAPE = 100_000
 class Snapshot:
     """The state of a chart now: recent closed bars (at least the hub's ``history``) and their
     cells, the forming bar (0 or 1 row) and its cells, each study's whole result since its
-    follower started (its trading day; by the label it was asked by); the book's best levels (``book_levels``), the latest trades and the
-    liquidations since the first of them (``tape``) when asked, else None."""
+    follower started (its trading day; by the label it was asked by); the book's best levels
+    (``book_levels``), the latest trades and the liquidations since the first of them
+    (``tape``) when asked, else None."""
     closed: pd.DataFrame
     closed_footprint: pd.DataFrame
     current: pd.DataFrame
