@@ -11,11 +11,15 @@ drawings, view range, theme) made into views over market data, following the liv
 * Heikin-Ashi specs follow the plain bars of their spec and are transformed here, the forming
   bar from the last closed one.
 * Drawings (``components.drawings``) are kept in the config, in times, so they survive reloads.
+* Panes (``chart_panes``): delta and CVD under the view on its time axis, the volume profile and
+  TPO beside it on its prices, the tape and the DOM ladder as side panels (loaded from the store,
+  then live from the same hub subscription, asked with the book and the tape).
 """
 from __future__ import annotations
 
 import html
 import logging
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +28,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
 
+from dashboards.chart_panes import UNDER, UNDER_HEIGHT, BookPanels, read_book, under_pane
 from dashboards.chart_state import ChartConfig
 from dashboards.components import axes
 from dashboards.components.live_sources import BarNumbers
@@ -171,6 +176,8 @@ class Chart(pn.viewable.Viewer):
         self.instrument = None
         self.view = None
         self.panes: list = []
+        self.under: list = []  # panes under the view (delta, CVD)
+        self.book = None       # the side panels (tape, ladder)
         self.feed = None
         self.drawings = None
         self.error = None
@@ -180,6 +187,7 @@ class Chart(pn.viewable.Viewer):
         self.more_history = True
         self._loading = False
         self._forming = 1  # the history's last bar is forming (rows after the closed ones)
+        self._studies: dict = {}  # the last Snapshot's study results
         self.reads = Reads(run)
         self.x_range = Range1d(0, 1)
         self.crosshair = CrosshairTool(overlay=[
@@ -227,6 +235,14 @@ class Chart(pn.viewable.Viewer):
         self.instrument, self.history, self.history_cells = result
         self.view = self._make_view()
         self.panes = self._make_panes()
+        self.under = [under_pane(name, instrument=self.instrument, theme=self.config.theme,
+                                 x_range=self.x_range, crosshair=self.crosshair,
+                                 axis="left" if self.config.chart_type == "footprint" else "right")
+                      for name in self.config.panes if name in UNDER]
+        for pane in self.under[:-1]:  # one time axis, under the last pane
+            pane.figure.xaxis.visible = False
+        self.book = BookPanels(self.config.panes, instrument=self.instrument,
+                               theme=self.config.theme, height=(self.height or 700) - 40)
         self._load_history()
         self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
@@ -234,7 +250,17 @@ class Chart(pn.viewable.Viewer):
         # out with no height at all
         size = (dict(height=self.height, sizing_mode="stretch_width") if self.height
                 else dict(sizing_mode="stretch_both"))
-        self._layout.objects = [pn.Row(self.view, *self.panes, **size)]
+        main = pn.Column(self.view, *self.under, sizing_mode=size["sizing_mode"], margin=0)
+        self._layout.objects = [pn.Row(main, *self.panes, *self.book.panels, **size)]
+        if self.drawings is not None:
+            self._layout.insert(0, self.drawings.editor)
+        if self.book.views:  # the book first, then the feed: its Snapshot adds what is newer
+            self._submit(read_book, self.marketdata, self.config.symbol, then=self._book_read)
+        elif self.hub is not None:
+            self.feed = self._follow()
+
+    def _book_read(self, read) -> None:
+        self.book.load(read)
         if self.hub is not None:
             self.feed = self._follow()
 
@@ -245,14 +271,17 @@ class Chart(pn.viewable.Viewer):
         from indicators.registry import IndicatorError
 
         studies = self.config.study_settings() if self.config.chart_type != "footprint" else {}
+        if "cvd_candles" in self.config.panes:  # the candles' wicks
+            studies.setdefault("cvd_candles", {})
+        book = self.book.subscription() if self.book is not None else {}
         try:
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
-                            studies=studies, periodic=False)
+                            studies=studies, periodic=False, **book)
         except (ValueError, IndicatorError) as exc:
             log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
                      exc)
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
-                            periodic=False)
+                            periodic=False, **book)
 
     @property
     def ready(self) -> bool:
@@ -270,7 +299,9 @@ class Chart(pn.viewable.Viewer):
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
-            kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+            under = sum(name in UNDER for name in self.config.panes) * (UNDER_HEIGHT + 10)
+            kw["height"] = max(self.height - under
+                               - (180 if cls.__name__ == "PriceChart" else 60), 150)
         return cls(**kw)
 
     def _make_panes(self) -> list:
@@ -350,8 +381,17 @@ class Chart(pn.viewable.Viewer):
         self._load_view()
 
     def _load_view(self):
-        self._view_load(self.view)
+        self._load_main()
         self._load_panes()
+
+    def _load_main(self, **kw) -> None:
+        """Load the view, keeping the view range (a view may open on its last bars) and the
+        drawings (on its new figure, if it built one)."""
+        kept = (self.x_range.start, self.x_range.end)
+        self._view_load(self.view, **kw)
+        self.x_range.update(start=kept[0], end=kept[1])
+        if self.drawings is not None and self.figure is not self.drawings.fig:
+            self.drawings.attach(self.figure)
 
     def _view_load(self, view, **kw) -> None:
         """Load the history into ``view``; a view that takes the forming bar apart
@@ -373,6 +413,8 @@ class Chart(pn.viewable.Viewer):
     def _load_panes(self):
         for pane in self.panes:
             pane.load(self._display(self.history), self.history_cells)
+        for pane in self.under:  # (the hub's studies: the CVD candles' wicks)
+            self._view_load(pane, first_x=self.first_x, studies=self._studies)
 
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
@@ -391,8 +433,11 @@ class Chart(pn.viewable.Viewer):
                 self.history_cells = pd.concat([old_cells, cells], ignore_index=True) \
                     if len(old_cells) else cells.reset_index(drop=True)
                 self._forming = len(message.current)
+                self._studies = message.studies or {}
                 self._load_view_at(self.first_x)
                 self._follow_new_bars(shown_before)
+            if self.book is not None:
+                self.book.apply(message)
         elif isinstance(message, Update):
             update = message
             if self.spec.heikin_ashi:
@@ -413,8 +458,10 @@ class Chart(pn.viewable.Viewer):
                     ignore_index=True)
             self._forming = len(message.current)
             self.view.apply(update)
-            for pane in self.panes:
+            for pane in [*self.panes, *self.under]:
                 pane.apply(update)
+            if self.book is not None:
+                self.book.apply(message)
             self._follow_new_bars(shown_before)
 
     def _closed_count(self) -> int:
@@ -427,7 +474,7 @@ class Chart(pn.viewable.Viewer):
             self.x_range.update(start=self.x_range.start - first_x,
                                 end=self.x_range.end - first_x)
             first_x = self.first_x = 0
-        self._view_load(self.view, **({"first_x": first_x} if first_x else {}))
+        self._load_main(**({"first_x": first_x} if first_x else {}))
         self._load_panes()
         if self.drawings is not None:
             self.drawings.restore()  # the bars may have new numbers
@@ -491,18 +538,24 @@ class Chart(pn.viewable.Viewer):
     # --- state --------------------------------------------------------------------------------
     @param.depends("config.theme", watch=True)
     def _theme(self):
-        for view in ([self.view, *self.panes] if self.view is not None else []):
+        for view in ([self.view, *self.panes, *self.under] if self.view is not None else []):
             view.theme = self.config.theme
+        if self.book is not None:
+            self.book.set_theme(self.config.theme)
 
     def state(self) -> ChartConfig:
-        """The config with the view range and drawings as shown now."""
+        """The config with the view range and drawings as shown now. A view that shows the
+        newest bar is "the latest" (``view_range`` None): it follows the market, and a link
+        to it does too."""
         xs, ts = self.bar_times()
         if len(ts):
-            def at(x):
-                i = int(np.clip(round(x) - self.first_x, 0, len(ts) - 1))
-                return ts[i]
-            self.config.view_range = (at(self.x_range.start), at(self.x_range.end)) if at(
-                self.x_range.start) < at(self.x_range.end) else None
+            def at(i):
+                return ts[int(np.clip(i - self.first_x, 0, len(ts) - 1))]
+            # the first and last bar wholly in view (a range loaded from times gives them back)
+            start, end = at(math.ceil(self.x_range.start)), at(math.floor(self.x_range.end))
+            newest = self.first_x + len(ts) - 1
+            self.config.view_range = (start, end) if start < end and \
+                self.x_range.end < newest else None
         if self.drawings is not None:
             self.config.drawings = self.drawings.to_state()
         return self.config

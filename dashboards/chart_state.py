@@ -13,7 +13,10 @@ from it, and the price.
 charts. ``to_query()`` / ``from_query(args)`` is its URL form, short and readable
 (``?symbol=BTCUSDT&spec=1m&type=footprint&studies=RSI(timeperiod=21),CVD&layout=2&symbol2=ES``), so
 a link reopens the same desk; ``mode=light`` is the theme (Panel's templates read ``theme``
-themselves); drawings and view ranges stay in the JSON document (a URL is no place for them).
+themselves). Drawings and the view range are in it too, compact (``draw=hline(2026-11-27T14:35Z
+@50000),text(2026-11-27T15:00Z+0.5@49800;'it''s here')`` and ``view=START,END``: points as
+``time[+dx]@price``, a note's text single-quoted with ``''`` for a quote); a link longer than
+:data:`MAX_LINK_VALUE` characters in one parameter is refused.
 """
 from __future__ import annotations
 
@@ -31,17 +34,21 @@ from indicators.registry import IndicatorError
 from tradeflow.model import BarSpec, ModelError, validate_symbol
 
 __all__ = ["StateError", "ChartConfig", "DeskConfig", "CHART_TYPES", "PANES", "DRAWING_POINTS",
-           "LAYOUTS", "THEME_NAMES", "parse_studies", "format_studies"]
+           "LAYOUTS", "THEME_NAMES", "parse_studies", "format_studies", "parse_drawings",
+           "format_drawings", "parse_view", "format_view", "MAX_LINK_VALUE"]
 
 # the footprint, and the chart types of the price chart (TradingView's list)
-CHART_TYPES = ("footprint",) + PRICE_CHART_TYPES
-PANES = ("volume", "delta", "cvd", "volume_profile", "tpo", "heatmap", "tape", "dom")
+CHART_TYPES = ("footprint",) + PRICE_CHART_TYPES + ("heatmap",)
+# under the chart (sharing its time axis): delta, cvd, cvd_candles; beside it (sharing its
+# prices): volume_profile, tpo; side panels: tape (time & sales), dom (the ladder)
+PANES = ("volume", "delta", "cvd", "cvd_candles", "volume_profile", "tpo", "tape", "dom")
 DRAWING_POINTS = {"trend": 2, "hline": 1, "rect": 2, "text": 1, "fib": 2}  # kind: points
 LAYOUTS = (1, 2, 4)
 THEME_NAMES = ("dark", "light")
 MAX_STUDIES = 20
 MAX_DRAWINGS = 200
 MAX_NOTE = 200  # characters of a text note
+MAX_LINK_VALUE = 16_000  # characters of one URL parameter (the drawings): a link stays a link
 
 
 class StateError(ValueError):
@@ -275,6 +282,111 @@ def _text(p, value) -> str:
     return p.label_of(value) if p.type == "choice" else str(value)
 
 
+# drawings and view range: ``kind(point;point[;'text'])`` items, a point ``time[+dx]@price``
+_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?Z"
+_NUM = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+_POINT = re.compile(rf"({_TIME})([+-]\d+(?:\.\d+)?(?:e[+-]?\d+)?)?@({_NUM})")
+_KIND = re.compile(r"([a-z]+)\(")
+_NOTE = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _link_time(ts) -> str:
+    """A UTC time as short as it stays exact: ``2026-11-27T14:35Z``."""
+    text = _iso(pd.Timestamp(ts))
+    return text[:-4] + "Z" if text.endswith(":00Z") and "." not in text else text
+
+
+def _link_number(value: float) -> str:
+    text = repr(float(value))  # the shortest text that reads back as the same float
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _link_size(text: str, where: str) -> None:
+    if len(text) > MAX_LINK_VALUE:
+        _fail(where, f"{len(text):,} characters; a link holds at most {MAX_LINK_VALUE:,} in one "
+                     "parameter (remove some drawings or shorten the notes)")
+
+
+def format_drawings(drawings: list[dict]) -> str:
+    """The URL text of checked drawings (see :func:`parse_drawings`)."""
+    items = []
+    for d in drawings:
+        parts = []
+        for p in d["points"]:
+            dx = p.get("dx", 0.0)
+            parts.append(_link_time(p["t"]) + (f"{'+' if dx > 0 else ''}{_link_number(dx)}"
+                                               if dx else "") + "@" + _link_number(p["price"]))
+        if d["kind"] == "text":
+            parts.append("'" + d.get("text", "").replace("'", "''") + "'")
+        items.append(f"{d['kind']}({';'.join(parts)})")
+    return ",".join(items)
+
+
+def parse_drawings(text: str, where: str = "draw") -> list[dict]:
+    """``"trend(2026-11-27T14:10Z@101;2026-11-27T14:20Z+0.5@105),text(...;'a note')"`` as
+    checked drawings (``ChartConfig.drawings``); too long a text is refused before reading."""
+    _link_size(text, where)
+    out, pos = [], 0
+    while pos < len(text):
+        at = f"{where}[{len(out)}]"
+        m = _KIND.match(text, pos)
+        if not m:
+            _fail(at, f"not understood at character {pos + 1}: write KIND(TIME[+DX]@PRICE;...), "
+                      f"KIND one of {', '.join(DRAWING_POINTS)}")
+        if m.group(1) not in DRAWING_POINTS:
+            _fail(at, f"{m.group(1)!r} is not a drawing: use {', '.join(DRAWING_POINTS)}")
+        item, pos = {"kind": m.group(1), "points": []}, m.end()
+        while True:
+            p = _POINT.match(text, pos)
+            note = _NOTE.match(text, pos) if not p else None
+            if p:
+                item["points"].append({"t": p.group(1), "dx": float(p.group(2) or 0),
+                                       "price": float(p.group(3))})
+                pos = p.end()
+            elif note:
+                item["text"] = note.group(1).replace("''", "'")
+                pos = note.end()
+            else:
+                _fail(at, f"not understood at character {pos + 1}: a point is TIME[+DX]@PRICE "
+                          "(e.g. 2026-11-27T14:35Z@50000), a note's text 'in quotes'")
+            if text.startswith(";", pos):
+                pos += 1
+                continue
+            if not text.startswith(")", pos):
+                _fail(at, f"not understood at character {pos + 1}: expected ';' or ')'")
+            pos += 1
+            break
+        out.append(item)
+        if pos < len(text):
+            if not text.startswith(",", pos) or pos + 1 == len(text):
+                _fail(f"{where}[{len(out)}]", f"not understood at character {pos + 1}: "
+                                              "drawings are separated by commas")
+            pos += 1
+    return _checked("drawings", out, where)
+
+
+def _checked(field: str, value, where: str):
+    """``value`` checked as the document's ``field``, errors named by the URL parameter."""
+    try:
+        return ChartConfig.check({field: value})[field]
+    except StateError as exc:
+        raise StateError(re.sub(rf"^{field}", where, str(exc))) from None
+
+
+def format_view(view) -> str:
+    return ",".join(_link_time(t) for t in view)
+
+
+def parse_view(text: str, where: str = "view") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``"2026-11-27T14:00Z,2026-11-27T16:00Z"``: the view range, checked."""
+    _link_size(text, where)
+    parts = text.split(",")
+    if len(parts) != 2 or not all(re.fullmatch(_TIME, p.strip()) for p in parts):
+        _fail(where, f"{text[:60]!r}: write START,END as UTC times, e.g. "
+                     "2026-11-27T14:00Z,2026-11-27T16:00Z")
+    return _checked("view_range", [p.strip() for p in parts], where)
+
+
 class DeskConfig(param.Parameterized):
     """The desk: ``layout`` charts shown (1, 2 or 4), the ``theme``, the ``active`` chart (what
     the pickers change) and the charts (as many as the layout shows)."""
@@ -285,7 +397,7 @@ class DeskConfig(param.Parameterized):
     charts = param.List(default=[], item_type=ChartConfig)
 
     _KEYS = {"symbol": "symbol", "spec": "spec", "type": "chart_type", "panes": "panes",
-             "studies": "studies"}
+             "studies": "studies", "draw": "drawings", "view": "view_range"}
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -324,8 +436,13 @@ class DeskConfig(param.Parameterized):
                     value = format_studies(value)
                 elif field == "panes":
                     value = ",".join(value)
+                elif field == "drawings":
+                    value = format_drawings(value)
+                    _link_size(value, key + suffix)
+                elif field == "view_range":
+                    value = format_view(value)
                 args[key + suffix] = value
-        return urlencode(args, safe="(),=:")
+        return urlencode(args, safe="(),=:;@'")
 
     @classmethod
     def from_query(cls, args) -> "DeskConfig":
@@ -343,8 +460,8 @@ class DeskConfig(param.Parameterized):
         unknown = sorted(set(values) - allowed)
         if unknown:
             _fail("URL", f"unknown parameter {unknown[0]!r}; the desk takes layout, mode, active,"
-                         f" and symbol, spec, type, panes, studies (2, 3, 4 after them for the "
-                         f"other charts, e.g. symbol2)")
+                         f" and symbol, spec, type, panes, studies, draw, view (2, 3, 4 after them"
+                         f" for the other charts, e.g. symbol2)")
         layout = values.get("layout", "1")
         if layout not in ("1", "2", "4"):
             _fail("layout", f"{layout!r}: use 1, 2 or 4")
@@ -369,6 +486,10 @@ class DeskConfig(param.Parameterized):
                 text = values[key + suffix]
                 if field == "studies":
                     doc[field] = parse_studies(text, key + suffix)
+                elif field == "drawings":
+                    doc[field] = parse_drawings(text, key + suffix)
+                elif field == "view_range":
+                    doc[field] = [_iso(t) for t in parse_view(text, key + suffix)]
                 elif field == "panes":
                     doc[field] = [p.strip() for p in text.split(",") if p.strip()]
                 else:

@@ -27,14 +27,15 @@ PERIOD_MS = 250
 
 
 class LiveFeed:
-    """Follow ``hub.subscribe(symbol, spec, studies)`` into ``deliver(message)``.
+    """Follow ``hub.subscribe(symbol, spec, studies, **asked)`` into ``deliver(message)``.
 
     ``periodic=False`` leaves draining to the caller (``drain()``): for tests and notebooks
     without a session."""
 
     def __init__(self, hub, symbol: str, spec: str, deliver: Callable[[object], None], *,
-                 studies=(), period_ms: int = PERIOD_MS, periodic: bool = True):
-        self.subscription = hub.subscribe(symbol, spec, studies)  # refuses bad input now
+                 studies=(), period_ms: int = PERIOD_MS, periodic: bool = True, **asked):
+        # (asked: the hub's other choices, book_levels= and tape=)
+        self.subscription = hub.subscribe(symbol, spec, studies, **asked)  # refuses bad input
         self.deliver = deliver
         self.buffer: deque = deque()
         self.delivered = 0

@@ -530,3 +530,124 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
     for column in ("open", "high", "low", "close"):
         np.testing.assert_allclose(source.data[column], expected[column], rtol=1e-12)
     store.close()
+
+
+# --- the desk's other views: delta/CVD panes, the book panels, the heatmap, the state in the URL
+
+# the sources drawn on the page, by a column they have: {column: [source data, ...]}
+SOURCES_JS = """(column) => {
+  const out = [];
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    for (const r of (view.model && view.model.renderers) || []) {
+      const s = r.data_source;
+      if (s && s.data && s.data[column] !== undefined && !out.includes(s)) out.push(s);
+    }
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return out;
+}"""
+
+
+def _column(page, column: str, name: str | None = None) -> list:
+    """The values of ``name`` (default: ``column``) of the first drawn source with ``column``."""
+    return page.evaluate(f"""() => {{ const s = ({SOURCES_JS})({json.dumps(column)});
+        return s.length ? Array.from(s[0].data[{json.dumps(name or column)}]) : null; }}""")
+
+
+def _has_rows(column: str, at_least: int = 1) -> str:
+    return (f"() => {{ const s = ({SOURCES_JS})({json.dumps(column)}); "
+            f"return s.length > 0 && s[0].data[{json.dumps(column)}].length >= {at_least}; }}")
+
+
+def test_delta_cvd_tape_and_ladder_from_the_desk_controls(desk, page):
+    _open(page, f"{desk.url}/?type=candles")
+    bars = _bars(page, at_least=300)
+    for name in ("delta", "cvd_candles"):  # the pane picker
+        page.locator(".desk-panes input").click()
+        page.locator(".desk-panes .choices__item--choice", has_text=re.compile(f"^{name}$")
+                     ).first.click()
+    page.wait_for_function("() => location.search.includes('panes=delta,cvd_candles')",
+                           timeout=20_000)
+    page.locator(".desk-chart-title").first.click()  # out of the picker: the keys are shortcuts
+    page.keyboard.press("d")  # the DOM ladder
+    page.wait_for_function("() => location.search.includes('dom')", timeout=20_000)
+    page.keyboard.press("s")  # time & sales
+    page.wait_for_function("() => location.search.includes('panes=delta,cvd_candles,dom,tape')",
+                           timeout=20_000)
+    # every pane drew: delta and CVD on the bars' numbers, the ladder's rows, the tape's trades
+    _wait(page, _has_rows("delta", len(bars["x"])))
+    _wait(page, _has_rows("cvd", len(bars["x"])))
+    _wait(page, _has_rows("bid_text", 5))
+    _wait(page, _has_rows("side_text", 20))
+    shown = _bars(page)
+    assert _column(page, "delta", "x")[-len(shown["x"]):] == shown["x"][-len(shown["x"]):]
+    # live: new trades stream onto the tape, the forming bar's delta changes or a bar is added
+    tape, delta = _column(page, "side_text", "y"), _column(page, "delta")
+    _wait(page, f"() => {{ const y = ({SOURCES_JS})('side_text')[0].data.y; "
+                f"return y[y.length - 1] > {tape[-1]}; }}")
+    _wait(page, f"() => {{ const d = ({SOURCES_JS})('delta')[0].data.delta; "
+                f"return d.length > {len(delta)} || d[d.length - 1] !== {delta[-1]}; }}")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "desk-panes.png")
+
+
+def test_the_heatmap_chart_from_the_keyboard(desk, page):
+    _open(page, f"{desk.url}/?panes=dom")
+    _bars(page)
+    page.locator(".desk-chart-title").first.click()
+    page.keyboard.press("h")
+    page.wait_for_function("() => location.search.includes('type=heatmap')", timeout=20_000)
+    _shows(page, "1 · BTCUSDT 1m heatmap")
+    _wait(page, _has_rows("image"))  # the depth grid, rendered
+    _wait(page, _has_rows("volume", 10))  # trades as bubbles
+    _wait(page, _has_rows("bid_text", 5))  # the ladder beside it
+    best = len(_column(page, "bid", "x") or [])
+    assert best > 0
+    _wait(page, f"() => ({SOURCES_JS})('ask')[0].data.x.length > {best}")  # live best bid/ask
+    page.wait_for_timeout(1500)
+    page.screenshot(path=ARTIFACTS / "desk-heatmap.png")
+
+
+def test_drawings_and_the_view_range_reopen_from_the_url_and_notes_are_edited(desk, page):
+    query = ("?type=candles&draw=trend(2026-11-27T18:10Z@47100;2026-11-27T18:50Z%2B0.5@47450),"
+             "hline(2026-11-27T18:30Z@47250),"
+             "text(2026-11-27T18:20Z@47600;'first%20note')"
+             "&view=2026-11-27T18:00Z,2026-11-27T19:00Z")
+    _open(page, f"{desk.url}/{query}")
+    bars = _bars(page, at_least=300)
+    _wait(page, _has_rows("text"))
+    assert _column(page, "text") == ["first note"]
+    # the view shows 18:00 to 19:00 (BTCUSDT's zone is UTC: t is UTC milliseconds)
+    shown = page.evaluate(f"""() => {{ const s = ({SOURCES_JS})('close')[0];
+        for (const v of Object.values(window.Bokeh.index)) for (const p of v.model.references())
+          if (p.renderers && p.renderers.some((r) => r.data_source === s))
+            return [p.x_range.start, p.x_range.end]; }}""")
+    t = dict(zip(bars["x"], _column(page, "close", "t")))
+    start, end = pd.Timestamp("2026-11-27T18:00Z"), pd.Timestamp("2026-11-27T19:00Z")
+    assert pd.Timestamp(t[shown[0] + 0.5], unit="ms", tz="UTC") == start
+    assert pd.Timestamp(t[shown[1] - 0.5], unit="ms", tz="UTC") == end
+    # the page's state gives back the same link (the URL is rewritten from it every second)
+    page.wait_for_timeout(2500)
+    assert DeskConfig.from_query(page.evaluate("() => location.search")) == \
+        DeskConfig.from_query(query)
+    # a note selected (as a click with the note tool selects it) shows its text to edit
+    page.evaluate(f"() => {{ ({SOURCES_JS})('text')[0].selected.indices = [0]; }}")
+    box = page.locator(".chart-note input")
+    expect(box).to_have_value("first note", timeout=20_000)
+    box.fill("breakout <b>here</b>")
+    _wait(page, f"() => ({SOURCES_JS})('text')[0].data.text[0] === 'breakout <b>here</b>'")
+    page.wait_for_function("() => decodeURIComponent(location.search.replace(/\\+/g, ' '))"
+                           ".includes(\"'breakout <b>here</b>'\")", timeout=20_000)
+    assert page.locator("b", has_text="here").count() == 0  # text, never HTML
+    box.fill("x" * 250)  # too long: said under the box, the note keeps its text
+    expect(page.locator(".chart-note-problem")).to_contain_text("at most 200 characters",
+                                                                timeout=20_000)
+    page.wait_for_timeout(1500)
+    assert _column(page, "text") == ["breakout <b>here</b>"]
+    page.screenshot(path=ARTIFACTS / "desk-drawings.png")
+    reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
+    assert reopened.charts[0].drawings[2]["text"] == "breakout <b>here</b>"

@@ -740,7 +740,14 @@ def test_the_ladder_shares_the_heatmaps_price_range(es):
                        crosshair=crosshair)
     assert ladder.fig.y_range is heat.y_range and crosshair in ladder.fig.tools
     assert (heat.y_range.start, heat.y_range.end) == before  # the ladder leaves it alone
+    # its own range: the rows that fit at 18 px (here fewer than the ladder's), the touch in them
     own = DomLadder(es.depth, es.trades, instrument=ES)
     rows = own.rows
-    assert own.y_range.start == pytest.approx((rows["tick"].min() - 0.5) * ES.tick_size)
-    assert own.y_range.end == pytest.approx((rows["tick"].max() + 0.5) * ES.tick_size)
+    fit = (own.height - 20) // 18
+    assert len(rows) > fit
+    assert (own.y_range.end - own.y_range.start) / ES.tick_size == pytest.approx(fit)
+    best = [rows.loc[rows["bid"] > 0, "price"].max(), rows.loc[rows["ask"] > 0, "price"].min()]
+    assert own.y_range.start < min(best) and max(best) < own.y_range.end
+    tall = DomLadder(es.depth, es.trades, instrument=ES, height=2000)  # every row fits
+    assert tall.y_range.start == pytest.approx((rows["tick"].min() - 0.5) * ES.tick_size)
+    assert tall.y_range.end == pytest.approx((rows["tick"].max() + 0.5) * ES.tick_size)

@@ -20,6 +20,7 @@ from panel.custom import JSComponent
 from dashboards.chart import Chart
 from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, DeskConfig,
                                     StateError)
+from dashboards.heatmap_chart import HeatmapChart
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads
@@ -37,10 +38,13 @@ SPECS = {"Time": ["5s", "15s", "30s", "1m", "5m", "15m", "30m", "1h", "4h", "1d"
          "Tick": ["T100", "T500", "T1000"], "Volume": ["V100", "V1000", "V10000"],
          "Range": ["R4", "R8", "R16"], "Renko": ["RK5", "RK10", "RK20"]}
 SHORTCUTS = (("1 / 2 / 4", "one, two or four charts"), ("t", "dark / light theme"),
-             ("f", "footprint"), ("c", "candles"), ("/", "symbol search"),
+             ("f", "footprint"), ("c", "candles"), ("h", "order-book heatmap"),
+             ("d", "DOM ladder on / off"), ("s", "time & sales on / off"), ("/", "symbol search"),
              ("[ / ]", "focus the previous / next chart"))
+TOGGLES = {"d": "dom", "s": "tape"}  # keys that show or hide a side panel
 CHART_HEIGHT = {1: 760, 2: 760, 4: 380}
 WATCH_EVERY_MS = 2000
+STATE_EVERY_MS = 1000  # drawings and view ranges into the URL
 
 
 class Keys(JSComponent):
@@ -51,7 +55,7 @@ class Keys(JSComponent):
     key = param.String(default="")
 
     _esm = """
-    const KEYS = ['1', '2', '4', 't', 'f', 'c', '/', '[', ']'];
+    const KEYS = ['1', '2', '4', 't', 'f', 'c', 'h', 'd', 's', '/', '[', ']'];
     function find(root, selector) {  // through Panel's shadow roots
       const hit = root.querySelector(selector);
       if (hit) return hit;
@@ -171,7 +175,8 @@ class Desk(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             self._callbacks = [
                 pn.state.add_periodic_callback(self.reads.apply, period=PERIOD_MS),
-                pn.state.add_periodic_callback(self._refresh_watchlist, period=WATCH_EVERY_MS)]
+                pn.state.add_periodic_callback(self._refresh_watchlist, period=WATCH_EVERY_MS),
+                pn.state.add_periodic_callback(self._sync_states, period=STATE_EVERY_MS)]
             pn.state.on_session_destroyed(lambda _context: self.close())
 
     # --- charts -------------------------------------------------------------------------------
@@ -181,9 +186,10 @@ class Desk(pn.viewable.Viewer):
 
     def _make_chart(self, i: int):
         config = self.config.charts[i]
+        cls = HeatmapChart if config.chart_type == "heatmap" else Chart
         try:
-            chart = Chart(config, self.marketdata, self.hub, self.run,
-                          height=CHART_HEIGHT[self.config.layout] - 30)
+            chart = cls(config, self.marketdata, self.hub, self.run,
+                        height=CHART_HEIGHT[self.config.layout] - 30)
             return chart, chart
         except (ModelError, StoreError, IndicatorError, ValueError) as exc:
             known = ", ".join(self.symbols) or "none yet"
@@ -402,6 +408,13 @@ class Desk(pn.viewable.Viewer):
             self.chart_type.value = "footprint"
         elif key == "c":
             self.chart_type.value = "candles"
+        elif key == "h":
+            self.chart_type.value = "heatmap"
+        elif key in TOGGLES:
+            pane = TOGGLES[key]
+            shown = list(self.panes.value)
+            self.panes.value = [p for p in shown if p != pane] if pane in shown else \
+                shown + [pane]
         elif key in "[]" and self.config.layout > 1:
             step = 1 if key == "]" else -1
             self.active.value = (self.config.active + step) % self.config.layout + 1
@@ -433,10 +446,21 @@ class Desk(pn.viewable.Viewer):
             if chart is not None:
                 self.config.charts[i] = chart.state()
 
+    def _sync_states(self) -> None:
+        """The charts' drawings and view ranges into the URL, when they changed."""
+        self._keep_states()
+        self._sync_url()
+
     def _sync_url(self) -> None:
         if pn.state.location is not None:
-            query = self.config.to_query()
-            pn.state.location.search = f"?{query}" if query else ""
+            try:
+                query = self.config.to_query()
+            except StateError as exc:  # too many drawings for a link: the URL keeps the last
+                self._say(str(exc), "the drawings are kept while the page is open")
+                return
+            search = f"?{query}" if query else ""
+            if pn.state.location.search != search:  # (each change is a browser history entry)
+                pn.state.location.search = search
 
     def close(self) -> None:
         for callback in getattr(self, "_callbacks", ()):

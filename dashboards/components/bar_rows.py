@@ -15,9 +15,10 @@ from tradeflow.model import BAR_COLUMNS, Session, empty_frame
 
 from .axes import X
 
-__all__ = ["BarRows", "cvd_from", "joined", "LEFT_BORDER"]
+__all__ = ["BarRows", "cvd_from", "joined", "LEFT_BORDER", "PRICE_BORDER"]
 
 LEFT_BORDER = 72  # pixels left of every pane's plot, so that stacked panes' bars line up
+PRICE_BORDER = 70  # pixels right of the price chart's panes (price axis on the right), likewise
 
 
 class BarRows:

@@ -18,7 +18,7 @@ from tradeflow.live.hub import Snapshot
 from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
-from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
+from .bar_rows import LEFT_BORDER, PRICE_BORDER, BarRows, cvd_from, joined
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["DeltaPane", "CVDPane"]
@@ -46,6 +46,9 @@ class _BarPane(pn.viewable.Viewer):
     instrument = param.ClassSelector(class_=Instrument, doc="tick size, time zone, session")
     theme = param.Selector(default="dark", objects=list(THEMES))
     height = param.Integer(default=160, bounds=(60, 2000))
+    axis = param.Selector(default="left", objects=["left", "right"],
+                          doc="where the value axis is: the side of the price axis above, so "
+                              "the bars line up (the price chart's is on the right)")
 
     FIELDS: tuple = ()
     VALUES: tuple = ()  # the columns the value axis is fitted to
@@ -65,16 +68,22 @@ class _BarPane(pn.viewable.Viewer):
         self._dir = CategoricalColorMapper(factors=["up", "down"], palette=[theme.up, theme.down])
         self.y_range = Range1d(-1.0, 1.0)
         self.figure = figure(theme, height=self.height, x_range=self.x_range,
-                             y_range=self.y_range, crosshair=self.crosshair)
+                             y_range=self.y_range, crosshair=self.crosshair,
+                             y_axis_location=self.axis)
         fit = CustomJS(args={"source": self.source, "xr": self.x_range, "yr": self.y_range,
                              "cols": list(self.VALUES)}, code=_FIT_Y)
         self.x_range.js_on_change("start", fit)
         self.x_range.js_on_change("end", fit)
-        self.figure.min_border_left = LEFT_BORDER  # aligned with the chart above it
+        if self.axis == "left":
+            self.figure.min_border_left = LEFT_BORDER  # aligned with the chart above it
+        else:  # as the price chart's panes: labels right, its toolbar acts for all
+            self.figure.min_border_right = PRICE_BORDER
+            self.figure.toolbar_location = None
         self.figure.xaxis.formatter = time_formatter(self.source)
         self._draw(theme)
         self._closed = empty_frame(BAR_COLUMNS)
         self._current = empty_frame(BAR_COLUMNS)
+        self._x0 = 0  # the number of the first bar
         self._studies: dict = {}
         self.param.watch(self._on_theme, "theme")
         if bars is not None:
@@ -89,14 +98,16 @@ class _BarPane(pn.viewable.Viewer):
         return len(self._closed)
 
     def load(self, bars: pd.DataFrame, footprint=None, studies=None, *,
-             current: pd.DataFrame | None = None, **_) -> None:
-        """Draw ``bars`` (closed) and the forming bar ``current`` (0 or 1 row): a whole redraw."""
+             current: pd.DataFrame | None = None, first_x: int = 0, **_) -> None:
+        """Draw ``bars`` (closed) and the forming bar ``current`` (0 or 1 row), numbered from
+        ``first_x``: a whole redraw."""
+        self._x0 = int(first_x)
         self._closed = bars.reset_index(drop=True)
         self._current = (current if current is not None else empty_frame(BAR_COLUMNS)
                          ).reset_index(drop=True)
         self._studies = studies or {}
         every = joined(self._closed, self._current)
-        self.rows.load(self._with_x(every, np.arange(len(every)), every, 0))
+        self.rows.load(self._with_x(every, self._x0 + np.arange(len(every)), every, 0))
         self.fit_y()
 
     def fit_y(self) -> None:
@@ -131,7 +142,8 @@ class _BarPane(pn.viewable.Viewer):
         every = joined(self._closed, self._current)
         touched = every.iloc[first:]
         self._studies = getattr(update, "studies", None) or {}
-        self.rows.apply(self._with_x(touched, np.arange(first, len(every)), every, first))
+        self.rows.apply(self._with_x(touched, self._x0 + np.arange(first, len(every)), every,
+                                     first))
 
     def _with_x(self, bars, xs, every, first) -> dict:
         cols = {X: np.asarray(xs, dtype="int64"),
@@ -189,10 +201,11 @@ class CVDPane(_BarPane):
         if bars is not None:
             self.load(bars, trades=trades)
 
-    def load(self, bars, footprint=None, studies=None, *, current=None, trades=None, **_):
+    def load(self, bars, footprint=None, studies=None, *, current=None, trades=None,
+             first_x: int = 0, **_):
         if trades is not None:
             self._trades = trades
-        super().load(bars, footprint, studies, current=current)
+        super().load(bars, footprint, studies, current=current, first_x=first_x)
         self._trades = None  # used once: live bars get their extremes from the study's changes
 
     def _draw(self, theme):

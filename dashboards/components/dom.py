@@ -29,6 +29,7 @@ __all__ = ["DomLadder", "ladder_rows", "top_levels", "COLUMNS"]
 
 COLUMNS = ("bid", "price", "ask", "volume")  # left to right; each one unit of x wide
 MARGIN = 4  # rows past the levels shown, either way
+ROW_PX = 18  # the least height of a row when the ladder has its own price range
 
 
 def top_levels(book: OrderBook, levels: int) -> tuple[dict, dict]:
@@ -150,10 +151,9 @@ class DomLadder(pn.viewable.Viewer):
         if moved:
             self._window = window
             self.source.data = columns
-            if self._own_range:
-                tick = self.instrument.tick_size
-                self.y_range.update(start=(window[0] - 0.5) * tick, end=(window[1] + 0.5) * tick)
-        else:  # same rows: patch the columns that changed
+        if self._own_range:
+            self._show_touch(bids, asks, window, moved)
+        if not moved:  # same rows: patch the columns that changed
             changed = {name: [(slice(0, len(values)), values)]
                        for name, values in columns.items()
                        if not _same(self.source.data[name], values)}
@@ -162,6 +162,24 @@ class DomLadder(pn.viewable.Viewer):
         last = columns["y"][columns["last"]]
         self.last_source.data = {"y": list(last),
                                  "height": [self.instrument.tick_size] * len(last)}
+
+    def _show_touch(self, bids: dict, asks: dict, window: tuple[int, int], moved: bool) -> None:
+        """Its own price range: the rows that fit at :data:`ROW_PX` (all of the window when
+        they do), centred on the touch; again when the touch leaves it."""
+        tick = self.instrument.tick_size
+        fit = max((self.height - HEADER_PX) // ROW_PX, 5)
+        lo, hi = window
+        if hi - lo + 1 > fit:
+            touch = [max(bids)] if bids else []
+            touch += [min(asks)] if asks else []
+            centre = sum(touch) / len(touch) if touch else (lo + hi) / 2
+            shown = (self.y_range.start / tick + 0.5, self.y_range.end / tick - 0.5)
+            if not moved and shown[0] <= min(touch or [centre]) and max(touch or [centre]) \
+                    <= shown[1] and shown[1] - shown[0] + 1 <= fit:
+                return  # the touch is in view: the rows stay still
+            lo = int(round(centre - fit / 2))
+            hi = lo + fit - 1
+        self.y_range.update(start=(lo - 0.5) * tick, end=(hi + 0.5) * tick)
 
     @staticmethod
     def _column_names():

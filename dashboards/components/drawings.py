@@ -8,13 +8,19 @@ two points, :func:`fib_levels`); horizontal lines and notes are points moved wit
 in the state a point is the open time of a bar plus ``dx`` bars from it (see
 ``dashboards.chart_state``), so drawings keep their place when the chart loads more history and
 its bars are numbered again.
+
+A note's wording is edited in the page: selecting a note (a click with the note tool) shows
+:attr:`Drawings.editor`, a text box whose text replaces the note's, checked as the state checks it
+(a refused text is said under the box and not kept). The text is drawn by Bokeh as plain text.
 """
 from __future__ import annotations
 
+import html
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import panel as pn
 from bokeh.models import (BoxEditTool, ColumnDataSource, PointDrawTool, PolyDrawTool)
 
 from .theme import theme_of
@@ -32,11 +38,11 @@ def fib_levels(start: float, end: float) -> list[tuple[float, float]]:
 
 
 def to_point(x: float, price: float, xs: np.ndarray, ts: pd.DatetimeIndex) -> dict:
-    """A figure point as a state point: the nearest bar's open time (within the bars), ``dx``
-    bars from it, and the price."""
+    """A figure point as a state point: the open time of the bar it is in (within the bars),
+    ``dx`` bars from it, and the price."""
     if not len(ts):
         raise ValueError("a drawing needs bars to be placed against")
-    i = int(np.clip(round(x) - xs[0], 0, len(ts) - 1))
+    i = int(np.clip(np.floor(x) - xs[0], 0, len(ts) - 1))  # the bar it is in: 0 <= dx < 1
     return {"t": ts[i].isoformat().replace("+00:00", "Z"), "dx": float(x - xs[i]),
             "price": float(price)}
 
@@ -56,14 +62,40 @@ class Drawings:
     the chart's bars were numbered anew)."""
 
     def __init__(self, fig, config, bar_times: Callable[[], tuple[np.ndarray, pd.DatetimeIndex]]):
-        self.fig, self.config, self.bar_times = fig, config, bar_times
-        t = theme_of(config.theme)
+        self.config, self.bar_times = config, bar_times
         self.trends = ColumnDataSource({"xs": [], "ys": []})
         self.fibs = ColumnDataSource({"xs": [], "ys": []})
         self.fib_lines = ColumnDataSource({"xs": [], "ys": [], "label": [], "lx": [], "ly": []})
         self.hlines = ColumnDataSource({"x": [], "y": []})
         self.rects = ColumnDataSource({"x": [], "y": [], "width": [], "height": []})
         self.notes = ColumnDataSource({"x": [], "y": [], "text": []})
+        self.attach(fig)
+        self._restoring = False
+        for source in (self.trends, self.fibs, self.hlines, self.rects, self.notes):
+            source.on_change("data", self._edited)
+        # the selected note's wording, edited in the page
+        self.note_input = pn.widgets.TextInput(label="Note", placeholder="the note's text",
+                                               css_classes=["chart-note"], width=320)
+        self.note_problem = pn.pane.HTML("", css_classes=["chart-note-problem"], margin=(0, 10))
+        self.editor = pn.Row(self.note_input, self.note_problem, visible=False,
+                             sizing_mode="stretch_width", margin=0)
+        self._note = None  # the row of the note being edited
+        self.notes.selected.on_change("indices", self._note_selected)
+        self.note_input.param.watch(self._note_typed, "value_input")
+        self.restore()
+
+    # the figure -> the state ---------------------------------------------------------------
+    def _edited(self, attr, old, new) -> None:
+        if self._restoring:
+            return
+        self._draw_fib_levels()
+        self.config.drawings = self.to_state()
+
+    def attach(self, fig) -> None:
+        """Draw the drawings on ``fig`` with their tools (again when the view built its
+        figures anew: the sources, and so the drawings, stay)."""
+        self.fig = fig
+        t = theme_of(self.config.theme)
         trend = fig.multi_line("xs", "ys", source=self.trends, line_color=t.accent, line_width=2)
         fib = fig.multi_line("xs", "ys", source=self.fibs, line_color=t.poc, line_width=1,
                              line_dash="dashed")
@@ -82,16 +114,31 @@ class Drawings:
             PointDrawTool(renderers=[hline_handles], description="Horizontal line (click)"),
             BoxEditTool(renderers=[rect], description="Rectangle (shift-drag)"),
             PointDrawTool(renderers=[note], empty_value=NOTE, description="Text note (click)"))
-        self._restoring = False
-        for source in (self.trends, self.fibs, self.hlines, self.rects, self.notes):
-            source.on_change("data", self._edited)
-        self.restore()
 
-    # the figure -> the state ---------------------------------------------------------------
-    def _edited(self, attr, old, new) -> None:
-        if self._restoring:
+    def _note_selected(self, attr, old, new) -> None:
+        """One note selected: its text in the editor; none (or several): the editor hides."""
+        self._note = int(new[0]) if len(new) == 1 else None
+        self.note_problem.object = ""
+        if self._note is not None and self._note < len(self.notes.data["text"]):
+            self.note_input.value = str(self.notes.data["text"][self._note])
+        self.editor.visible = self._note is not None
+
+    def _note_typed(self, event) -> None:
+        """The editor's text as the selected note's, if the state accepts it."""
+        i, text = self._note, event.new
+        if i is None or i >= len(self.notes.data["text"]) or text is None:
             return
-        self._draw_fib_levels()
+        drawings = self.to_state()
+        at = [k for k, d in enumerate(drawings) if d["kind"] == "text"][i]
+        drawings[at] = dict(drawings[at], text=text)
+        try:
+            type(self.config).check({"drawings": drawings})
+        except ValueError as exc:  # (StateError) said under the box; the note keeps its text
+            self.note_problem.object = (f'<span style="color:{theme_of(self.config.theme).down}'
+                                        f'">{html.escape(str(exc))}</span>')
+            return
+        self.note_problem.object = ""
+        self.notes.patch({"text": [(i, text)]})
         self.config.drawings = self.to_state()
 
     def to_state(self) -> list[dict]:

@@ -26,6 +26,7 @@ from tradeflow.live.hub import ExternalBars, Resync, Snapshot, Update
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame, to_utc
 
 from . import axes
+from .bar_rows import PRICE_BORDER
 from .live_source import put_rows, truncate
 from .price_shapes import (BAR_FIELDS, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES, Carry,
                            bar_rows)
@@ -545,7 +546,7 @@ class PriceChart(pn.viewable.Viewer):
             fig.toolbar_location = None
         figures[-1].xaxis.formatter = axes.time_formatter(src)
         for fig in figures:
-            fig.min_border_right = 70  # room for the price labels, equal in every pane
+            fig.min_border_right = PRICE_BORDER  # room for the price labels, equal in every pane
             style(fig, theme)  # again: the legends came with the studies
             self._restylers.append(lambda t, f=fig: style(f, t))
         self._readout_js(figures, src)
