@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 FIRST_BARS = 1440  # a day of 1-minute bars
 NEAR_START = 20    # bars from the first one at which older history is read
 SHOWN_BARS = 120   # bars in view at first
+MAX_BARS = 20 * FIRST_BARS  # bars read to open on an old view range
 SHOWN_FOOTPRINT = 14  # footprint bars in view at first: wide enough to read their cells
 _READ_ERRORS = (ModelError, StoreError, ValueError)  # bad symbol or spec, a store refusing
 
@@ -229,7 +230,14 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        return (instrument, *self._read())
+        bars, cells = self._read()
+        view = self.config.view_range
+        if view is not None and len(bars) and view[0] < bars["ts"].iloc[0]:
+            # a range older than the first day read (a link): read from a little before it
+            before = self.marketdata.bars(self.config.symbol, self.spec.base, end=view[0],
+                                          last=NEAR_START + 1)
+            bars, cells = self._read(start=before["ts"].iloc[0] if len(before) else view[0])
+        return instrument, bars, cells
 
     def _start(self, result) -> None:
         self.instrument, self.history, self.history_cells = result
@@ -242,7 +250,7 @@ class Chart(pn.viewable.Viewer):
         for pane in self.under[:-1]:  # one time axis, under the last pane
             pane.figure.xaxis.visible = False
         self.book = BookPanels(self.config.panes, instrument=self.instrument,
-                               theme=self.config.theme, height=(self.height or 700) - 40)
+                               theme=self.config.theme, height=(self.height or 700) - 70)
         self._load_history()
         self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
@@ -349,10 +357,18 @@ class Chart(pn.viewable.Viewer):
         return np.arange(self.first_x, self.first_x + len(bars)), pd.DatetimeIndex(bars["ts"])
 
     # --- data ---------------------------------------------------------------------------------
-    def _read(self, end=None):
+    def _read(self, end=None, start=None):
+        """:data:`FIRST_BARS` bars before ``end`` (None: the newest), or every bar from
+        ``start`` (at most :data:`MAX_BARS`), and their cells when drawn."""
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
-        bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
+        if start is None:
+            bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
+        else:
+            bars = md.bars(symbol, plain, start=start, end=end)
+            if len(bars) > MAX_BARS:
+                raise ValueError(f"the view range starts {len(bars):,} bars back; a chart holds "
+                                 f"at most {MAX_BARS:,}: open a later range or longer bars")
         # cells only for what draws them: the footprint, the volume profile
         wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (

@@ -82,8 +82,9 @@ class BookPanels:
         """The views laid out at their own width (a stretched page would share its width
         among them and the chart)."""
         if not hasattr(self, "_panels"):
-            self._panels = [pn.Column(view, sizing_mode="fixed", width=BOOK_WIDTH + 20, margin=0)
-                            for view in self.views]
+            views = self.views
+            self._panels = [pn.Row(*views, sizing_mode="fixed", width=(BOOK_WIDTH + 20)
+                                   * len(views), margin=0)] if views else []
         return self._panels
 
     def subscription(self) -> dict:

@@ -96,11 +96,7 @@ def test_a_chart_round_trips_through_its_json_document(doc):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([1, 2, 4]), st.sampled_from(["dark", "light"]), st.data())
 def test_the_desk_round_trips_through_its_url(layout, theme, data):
-    charts = []
-    for _ in range(layout):
-        doc = data.draw(chart_docs())
-        doc.pop("drawings"), doc.pop("view_range")  # the JSON document's, not the URL's
-        charts.append(ChartConfig.from_dict(doc))
+    charts = [ChartConfig.from_dict(data.draw(chart_docs())) for _ in range(layout)]
     desk = DeskConfig(layout=layout, theme=theme, charts=charts,
                       active=data.draw(st.integers(0, layout - 1)))
     query = desk.to_query()
@@ -131,6 +127,18 @@ def test_the_url_is_short_and_readable():
     ("mode=blue", "mode: 'blue': use one of dark, light"),
     ("theme=light", "URL: unknown parameter 'theme'"),
     ("typo=1", "URL: unknown parameter 'typo'"),
+    ("draw=circle(2026-11-27T14:35Z@1)", "draw[0]: 'circle' is not a drawing: use trend, hline"),
+    ("draw=hline(2026-11-27T14:35@1)", "draw[0]: not understood at character 7: a point is"),
+    ("draw=trend(2026-11-27T14:35Z@1)", "draw[0].points: a trend drawing has 2 points"),
+    ("draw=hline(2026-11-27T14:35Z@1)hline(2026-11-27T14:36Z@1)",
+     "draw[1]: not understood at character 27: drawings are separated by commas"),
+    ("draw=text(2026-11-27T14:35Z@1;'a%1Bb')", "draw[0].text: a note is printable text"),
+    ("draw=hline(2026-11-27T14:35Z@1e999)", "draw[0].points[0].price: inf is not a finite"),
+    ("layout=2&draw2=" + ",".join(["hline(2026-11-27T14:35Z@1)"] * 700),
+     "draw2: 18,899 characters; a link holds at most 16,000 in one parameter"),
+    ("view=2026-11-27T16:00Z,2026-11-27T14:00Z", "view: the start must come before the end"),
+    ("view=yesterday", "view: 'yesterday': write START,END as UTC times"),
+    ("layout=2&view2=2026-11-27T16:00Z", "view2: '2026-11-27T16:00Z': write START,END"),
 ])
 def test_a_bad_url_says_what_and_where(query, message):
     with pytest.raises(StateError) as exc:
@@ -163,6 +171,21 @@ def test_a_bad_document_says_what_and_where(change, message):
     assert str(exc.value).startswith(message)
     with pytest.raises(StateError, match="not a JSON document"):
         ChartConfig.from_json("{")
+
+
+def test_drawings_and_the_view_range_are_short_in_the_url():
+    desk = DeskConfig(charts=[ChartConfig.from_dict(dict(
+        chart_type="candles", view_range=["2026-11-27T14:00Z", "2026-11-27T16:00:30Z"],
+        drawings=[{"kind": "trend", "points": [
+                      {"t": "2026-11-27T14:10:00Z", "dx": 0.5, "price": 101.25},
+                      {"t": "2026-11-27T14:20:00Z", "dx": -2.0, "price": 105}]},
+                  {"kind": "text", "points": [{"t": "2026-11-27T15:00:00Z", "price": 99}],
+                   "text": "it's (here), <b>; ok"}]))])
+    query = desk.to_query()
+    assert query == ("type=candles&draw=trend(2026-11-27T14:10Z%2B0.5@101.25;"
+                     "2026-11-27T14:20Z-2@105),text(2026-11-27T15:00Z@99;"
+                     "'it''s+(here),+%3Cb%3E;+ok')&view=2026-11-27T14:00Z,2026-11-27T16:00:30Z")
+    assert DeskConfig.from_query(query) == desk
 
 
 def test_study_text_round_trips():
@@ -436,6 +459,35 @@ def test_drawings_are_kept_in_times_and_survive_more_history():
     assert reloaded.to_state() == again.drawings
 
 
+def test_a_note_is_edited_in_the_page_and_checked():
+    from bokeh.plotting import figure
+
+    from dashboards.components.drawings import Drawings
+
+    ts = _bars_at("2026-11-27 14:00", 50)
+    config = ChartConfig.from_dict({"drawings": [
+        {"kind": "hline", "points": [{"t": "2026-11-27T14:05:00Z", "price": 100.0}]},
+        {"kind": "text", "points": [{"t": "2026-11-27T14:10:00Z", "price": 101.0}],
+         "text": "first"}]})
+    drawings = Drawings(figure(), config, lambda: (np.arange(50), ts))
+    assert not drawings.editor.visible
+    drawings.notes.selected.indices = [0]  # selected with the note tool
+    assert drawings.editor.visible and drawings.note_input.value == "first"
+    drawings.note_input.value_input = "breakout <b>here</b>"
+    assert config.drawings[1]["text"] == "breakout <b>here</b>"
+    assert list(drawings.notes.data["text"]) == ["breakout <b>here</b>"]
+    assert config.drawings[0]["kind"] == "hline"  # the others stay
+    for bad in ("x" * 201, "bell\x07"):  # refused, said under the box; the note keeps its text
+        drawings.note_input.value_input = bad
+        assert "a note is printable text of at most 200 characters" in \
+            drawings.note_problem.object
+        assert config.drawings[1]["text"] == "breakout <b>here</b>"
+    drawings.note_input.value_input = "fine"
+    assert drawings.note_problem.object == "" and config.drawings[1]["text"] == "fine"
+    drawings.notes.selected.indices = []
+    assert not drawings.editor.visible
+
+
 def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     """A Chart over a store (no server): history read at once, older bars put in front with
     lower numbers when the view nears the first bar, drawings kept in place."""
@@ -472,6 +524,22 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     assert hline_bar() == drawn_at  # the drawing kept its bar
     state = chart.state()
     assert state.drawings == config.drawings
+    assert state.view_range is None  # the newest bar in view: the latest, following the market
+    # a range scrolled back is kept in times, and a chart opened on it shows the same bars
+    ts = pd.DatetimeIndex(chart.history["ts"])
+    chart.x_range.update(start=chart.first_x + 99.6, end=chart.first_x + 160.2)
+    view = chart.state().view_range
+    assert view == (ts[100], ts[160])
+    again = Chart(ChartConfig.from_json(chart.state().to_json()), MarketData(store))
+    assert again.state().view_range == view
+    first = pd.DatetimeIndex(again.history["ts"])
+    assert first[int(np.ceil(again.x_range.start)) - again.first_x] == ts[100]
+    # the heatmap reads at most 6 hours of depth
+    from dashboards.heatmap_chart import HeatmapChart
+    heat = HeatmapChart(ChartConfig.from_dict({
+        "symbol": "BTCUSDT", "chart_type": "heatmap",
+        "view_range": ["2026-11-26T00:00Z", "2026-11-26T07:00Z"]}), MarketData(store))
+    assert "the heatmap shows at most 6 hours of depth" in heat.error
     store.close()
 
 
@@ -497,10 +565,12 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
         "2026-11-26 10:00", "2026-11-26 12:00").trades
     stored, live = trades.iloc[:2000], trades.iloc[2000:]
     store.write_trades("BTCUSDT", stored)
-    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type=chart_type),
-                  MarketData(store))
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type=chart_type,
+                              panes=["delta", "cvd"]), MarketData(store))
     doc = Document()
     doc.add_root(chart.figure)
+    for pane in chart.under:
+        doc.add_root(pane.figure)
     events = []
     doc.on_change(lambda event: events.append(
         (type(event).__name__, type(getattr(event, "model", None)).__name__,
@@ -529,6 +599,12 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
     assert list(source.data["x"]) == list(range(len(expected)))
     for column in ("open", "high", "low", "close"):
         np.testing.assert_allclose(source.data[column], expected[column], rtol=1e-12)
+    # the delta and CVD panes under it: the same bar numbers, the bars' values
+    delta, cvd_pane = (pane.source.data for pane in chart.under)
+    assert list(delta["x"]) == list(cvd_pane["x"]) == list(range(len(expected)))
+    np.testing.assert_allclose(delta["delta"], expected["ask_volume"] - expected["bid_volume"])
+    np.testing.assert_allclose(cvd_pane["cvd"], np.cumsum(expected["ask_volume"]
+                                                          - expected["bid_volume"]), atol=1e-9)
     store.close()
 
 
