@@ -19,6 +19,8 @@ from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
 from .bar_rows import LEFT_BORDER, PRICE_BORDER, BarRows, cvd_from, joined
+
+TOOLBAR_PX = 27  # a vertical Bokeh toolbar's width
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["DeltaPane", "CVDPane"]
@@ -76,8 +78,9 @@ class _BarPane(pn.viewable.Viewer):
         self.x_range.js_on_change("end", fit)
         if self.axis == "left":
             self.figure.min_border_left = LEFT_BORDER  # aligned with the chart above it
-        else:  # as the price chart's panes: labels right, its toolbar acts for all
-            self.figure.min_border_right = PRICE_BORDER
+        else:  # as the price chart's panes: labels right, its toolbar (beside its layout,
+            # TOOLBAR_PX wide) acts for all
+            self.figure.min_border_right = PRICE_BORDER + TOOLBAR_PX
             self.figure.toolbar_location = None
         self.figure.xaxis.formatter = time_formatter(self.source)
         self._draw(theme)
