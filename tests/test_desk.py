@@ -315,10 +315,9 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     page.keyboard.press("t")  # the theme: the page reopens light
     page.wait_for_function("() => location.search.includes('mode=light')", timeout=20_000)
     page.wait_for_timeout(2000)  # the reload
-    # Not waited for: the bars of the light page. After this theme reload the charts sometimes
-    # stay on "loading ES T500..." (seen in CI, both charts; an open bug, docs/architecture.md).
     _open(page, page.url)
-    page.wait_for_timeout(2000)
+    _shows(page, "1 · ES T500 candles", "2 · ES T500 candles")
+    _bars(page)  # drawn: not left on "loading" (reads once queued behind the store's writes)
     page.screenshot(path=ARTIFACTS / "desk-light.png")
     assert len(_titles(page)) == 2
 
