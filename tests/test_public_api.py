@@ -341,3 +341,34 @@ def test_server_data_errors_are_one_line():
     with pytest.raises(ServerError) as err:
         ServerData("http://127.0.0.1:9").bars("BTCUSDT")  # nothing listens on port 9
     assert "did not answer" in str(err.value) and "\n" not in str(err.value)
+
+
+# --- a long history --------------------------------------------------------------------------------
+
+class CountingReads(MarketData):
+    """The real MarketData, noting the most trades one read returned."""
+
+    most = 0
+
+    def trades(self, symbol, start=None, end=None, last=None):
+        frame = super().trades(symbol, start, end, last)
+        self.most = max(self.most, len(frame))
+        return frame
+
+
+def test_overview_bins_every_trade_reading_a_chunk_at_a_time(duck):
+    all_trades = duck.trades("BTCUSDT")
+    grid = duck.overview("BTCUSDT", T0, FILLED, width=60, height=30)
+    assert grid.shape == (30, 60) and grid.dims == ("price", "ts")
+    assert np.isclose(float(grid.sum()), all_trades["size"].sum())
+    reads = CountingReads(duck.store)
+    from tradeflow.history_grid import trade_grid
+    chunked = trade_grid(reads, "BTCUSDT", T0, FILLED, width=60, height=30, chunk="10min")
+    np.testing.assert_allclose(chunked.to_numpy(), grid.to_numpy())  # however it is chunked
+    assert 0 < reads.most < len(all_trades) / 5  # never the whole history at once
+    # the cell of the highest price holds the trades at the day's high
+    top = all_trades["price"].max()
+    assert float(grid.isel(price=-1).sum()) >= all_trades.loc[all_trades["price"] == top,
+                                                               "size"].sum()
+    with pytest.raises(ValueError, match="before start"):
+        duck.overview("BTCUSDT", FILLED, T0)

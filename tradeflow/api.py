@@ -27,7 +27,7 @@ from .server.runfile import find
 
 __all__ = ["Workspace", "open", "current", "instrument", "instruments", "add_instrument",
            "trades", "bars", "footprint", "depth", "study", "studies", "import_file", "simulate",
-           "chart"]
+           "chart", "overview"]
 
 
 class Workspace:
@@ -135,6 +135,13 @@ class Workspace:
                          end=end, params=params, tf=None if higher is None else str(higher),
                          text=False).frame
 
+    def overview(self, symbol: str, start, end, width: int = 1000, height: int = 400,
+                 chunk="1D"):
+        """Volume per time x price cell of a long history (``xarray.DataArray``), read one
+        ``chunk`` of trades at a time: for Datashader (``tradeflow.history_grid``)."""
+        from .history_grid import trade_grid
+        return trade_grid(self, symbol, start, end, width, height, chunk)
+
     # --- writing -------------------------------------------------------------------------
     def import_file(self, *paths, format: str | None = None, symbol: str | None = None,
                     mapping: dict | None = None) -> list[str]:
@@ -222,6 +229,7 @@ study = _delegate("study")
 import_file = _delegate("import_file")
 simulate = _delegate("simulate")
 chart = _delegate("chart")
+overview = _delegate("overview")
 
 
 def studies() -> pd.DataFrame:
