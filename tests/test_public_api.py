@@ -372,3 +372,41 @@ def test_overview_bins_every_trade_reading_a_chunk_at_a_time(duck):
                                                                "size"].sum()
     with pytest.raises(ValueError, match="before start"):
         duck.overview("BTCUSDT", FILLED, T0)
+
+
+def test_a_live_chart_in_a_jupyter_kernel(tmp_path):
+    """In a real kernel: the chart is displayed with BokehJS inline (no CDN), follows new trades
+    through the kernel's event loop, and a cell run again replaces its follower."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        f"""import asyncio, pandas as pd, tradeflow as tf
+tf.open("duckdb:///{tmp_path}/nb.duckdb")
+tf.add_instrument("BTCUSDT", 0.1)
+T = pd.Timestamp("{FILLED.isoformat()}")
+n = tf.simulate("BTCUSDT", T - pd.Timedelta("1h"), T, seed=5, trades_per_day=40000)""",
+        """chart = tf.chart("BTCUSDT", "1m", live=True, period_ms=100)
+chart""",
+        """before = chart.history["volume"].iloc[-1]
+tf.simulate("BTCUSDT", T, T + pd.Timedelta("20s"), seed=5, trades_per_day=40000)
+for _ in range(100):  # the periodic callback runs on the kernel's loop while this awaits
+    await asyncio.sleep(0.1)
+    if chart.feed.applied:
+        break
+assert chart.feed.applied == 1 and chart.history["volume"].iloc[-1] > before""",
+        """old = chart.feed
+chart = tf.chart("BTCUSDT", "1m", live=True, period_ms=100)
+from dashboards import notebook
+assert old.closed and not old.callback.running and len(notebook.FOLLOWING) == 1""",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    scripts = "".join(o.get("data", {}).get("application/javascript", "") for o in outputs)
+    assert len(scripts) > 1_000_000  # BokehJS itself, inline
+    shown = [o for o in nb.cells[1].outputs if o.output_type == "execute_result"][0]["data"]
+    assert "application/vnd.holoviews_exec.v0+json" in shown
+    assert not re.findall(r"<script[^>]*src=[\"']https?://", shown["text/html"])
