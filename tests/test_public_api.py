@@ -410,3 +410,23 @@ assert old.closed and not old.callback.running and len(notebook.FOLLOWING) == 1"
     shown = [o for o in nb.cells[1].outputs if o.output_type == "execute_result"][0]["data"]
     assert "application/vnd.holoviews_exec.v0+json" in shown
     assert not re.findall(r"<script[^>]*src=[\"']https?://", shown["text/html"])
+
+
+def test_a_live_footprint_follows_its_cells(duck):
+    chart = duck.chart("BTCUSDT", "1m", type="footprint", live=True)
+    follower = chart.feed
+    assert follower.poller.cells
+    _more(duck, FILLED, FILLED + pd.Timedelta("2min"))
+    assert follower.poll_now()
+    md = MarketData(duck.store)
+    first = chart.history["ts"].iloc[0]
+    pd.testing.assert_frame_equal(chart.history, md.bars("BTCUSDT", "1m", start=first))
+    pd.testing.assert_frame_equal(chart.history_cells.reset_index(drop=True),
+                                  md.footprint("BTCUSDT", "1m", start=first))
+
+
+def test_the_module_functions_show_the_methods_signatures():
+    import inspect
+
+    assert list(inspect.signature(tf.bars).parameters)[:3] == ["symbol", "spec", "start"]
+    assert tf.bars.__doc__ == Workspace.bars.__doc__

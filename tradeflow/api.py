@@ -14,6 +14,7 @@ charts read its HTTP API. Errors are the project's own (``ModelError``, ``StoreE
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 import pandas as pd
@@ -213,8 +214,11 @@ def _delegate(name: str):
     def call_current(*args, **kwargs):
         return getattr(current(), name)(*args, **kwargs)
     method = getattr(Workspace, name)
-    call_current.__name__, call_current.__doc__ = name, method.__doc__
-    call_current.__wrapped__ = method
+    call_current.__name__ = call_current.__qualname__ = name
+    call_current.__doc__ = method.__doc__
+    signature = inspect.signature(method)  # help(tf.bars) shows the method's, without self
+    call_current.__signature__ = signature.replace(
+        parameters=list(signature.parameters.values())[1:])
     return call_current
 
 
