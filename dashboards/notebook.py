@@ -13,7 +13,8 @@
 * **Stopping.** One follower per notebook cell (the cell's id when the front end sends one, else
   the chart's symbol, spec, type and source): re-running the cell stops the previous one. A
   follower also stops when its chart is closed (``chart.close()``) or garbage-collected, and
-  every follower at the kernel's exit.
+  every follower at the kernel's exit. In a notebook served as an app, followers are kept per
+  viewer's session and stop with it.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ __all__ = ["chart", "Follower", "FOLLOWING", "stop_all"]
 log = logging.getLogger(__name__)
 
 FOLLOWING: dict = {}  # key (cell or chart) -> its Follower
-_STORES: dict = {}  # store URL followed -> its MarketData, shared by the cells following it
+_STORES: dict = {}  # store URL followed -> its Workspace, shared by the cells following it
 _loaded = False
 
 
@@ -72,10 +73,10 @@ def _sources(ws, live):
     if live == ws.url:
         md = ws.marketdata
         return md, md
-    md = _STORES.get(live)
-    if md is None:
-        from tradeflow.marketdata import MarketData
-        md = _STORES[live] = MarketData(live)
+    other = _STORES.get(live)
+    if other is None:  # its own workspace: a DuckDB file a server holds is read from the server
+        other = _STORES[live] = type(ws)(live)
+    md = other.marketdata
     return md, md
 
 
@@ -125,12 +126,17 @@ def follow(made: Chart, source, period_ms: int = 1000, key=None) -> "Follower":
     """Follow ``source`` into ``made``; the follower kept under ``key`` (default: the cell, else
     the chart) replaces the one kept there before."""
     c = made.config
-    key = key or _cell_key() or ("chart", c.symbol, c.spec, c.chart_type, repr(source))
+    doc = pn.state.curdoc
+    served = doc is not None and doc.session_context is not None  # a notebook served as an app
+    key = key or (None if served else _cell_key()) or (
+        "chart", id(doc) if served else None, c.symbol, c.spec, c.chart_type, repr(source))
     old = FOLLOWING.pop(key, None)
     if old is not None:
         old.close()
     follower = Follower(made, source, period_ms)
     FOLLOWING[key] = follower
+    if served:  # each viewer's session has its own charts; they stop with it
+        pn.state.on_session_destroyed(lambda _context: follower.close())
     return follower
 
 
@@ -202,8 +208,8 @@ def stop_all() -> None:
     """Stop every follower and close the stores opened for them (at the kernel's exit)."""
     for follower in list(FOLLOWING.values()):
         follower.close()
-    for md in _STORES.values():
-        md.close()
+    for other in _STORES.values():
+        other.close()
     _STORES.clear()
 
 
