@@ -328,8 +328,15 @@ def test_live_from_a_running_server(tmp_path):
         assert len(chart.history) == n + 2
         got = chart.history.iloc[-3:].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, w.bars("BTCUSDT", "1m", last=3))
+        # following the held file by its URL, from another workspace, reads the server too
+        from tradeflow.remote import ServerData
+        with Workspace(f"duckdb:///{tmp_path}/other.duckdb") as other:
+            by_url = other.chart("BTCUSDT", "1m", live=store)
+            assert isinstance(by_url.feed.source, ServerData)
+            pd.testing.assert_frame_equal(by_url.history.iloc[-3:].reset_index(drop=True),
+                                          got)
         notebook.stop_all()
-        assert follower.closed
+        assert follower.closed and by_url.feed.closed
 
 
 def test_server_data_errors_are_one_line():
