@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 import tradeflow as tf
-from data_access import open_store
 from dashboards import notebook
 from indicators.catalogue import CATALOGUE
 from indicators.registry import IndicatorError
