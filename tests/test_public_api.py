@@ -349,7 +349,7 @@ def test_server_data_errors_are_one_line():
     assert "did not answer" in str(err.value) and "\n" not in str(err.value)
 
 
-# --- a long history --------------------------------------------------------------------------------
+# --- a long history ------------------------------------------------------------------------------
 
 class CountingReads(MarketData):
     """The real MarketData, noting the most trades one read returned."""
