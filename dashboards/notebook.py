@@ -9,7 +9,8 @@
   ``live=True``: the workspace's own store. A :class:`Follower` polls on a worker thread from a
   Panel periodic callback (``pn.state.add_periodic_callback``, on the kernel's event loop) and
   hands each ``Update`` to the chart as the hub's are (closed bars streamed once, the forming bar
-  patched).
+  patched); the price chart's studies of bars are computed again over its bars and their rows
+  from the update on sent with it (:func:`study_changes`).
 * **Stopping.** One follower per notebook cell (the cell's id when the front end sends one, else
   the chart's symbol, spec, type and source): re-running the cell stops the previous one. A
   follower also stops when its chart is closed (``chart.close()``) or garbage-collected, and
@@ -23,11 +24,16 @@ import atexit
 import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pandas as pd
 
 import panel as pn
 
 from dashboards.chart import Chart
 from dashboards.chart_state import ChartConfig
+from indicators.catalogue import CATALOGUE, StudyData
+from indicators.live_protocol import Changes
 from tradeflow.live.poll import BarPoller
 
 __all__ = ["chart", "Follower", "FOLLOWING", "stop_all"]
@@ -180,6 +186,9 @@ class Follower:
         made = self.chart
         if update is None or made is None or self.closed:
             return False
+        studies = study_changes(made, update)
+        if studies:
+            update = replace(update, studies=studies)
         with pn.io.hold():
             made.on_message(update)
         self.applied += 1
@@ -202,6 +211,32 @@ class Follower:
         for key, follower in list(FOLLOWING.items()):
             if follower is self:
                 del FOLLOWING[key]
+
+
+def study_changes(made: Chart, update) -> dict:
+    """``{study: Changes}`` of the price chart's studies of bars (one row a bar) for a polled
+    ``update``: each computed again over the bars as they will be, the rows from the update's
+    first bar on sent. (The hub computes them in the desk; a poll brings bars only.) Studies
+    of trades, of other rows than bars, and Heikin-Ashi charts keep what was loaded."""
+    if made.config.chart_type == "footprint" or made.spec.heikin_ashi or not made.config.studies:
+        return {}
+    bars = pd.concat([f for f in (update.closed, update.current) if len(f)] or [update.current],
+                     ignore_index=True)
+    if not len(bars):
+        return {}
+    held = made.history
+    first = int(held["ts"].searchsorted(bars["ts"].iloc[0]))  # the forming bar shown: replaced
+    after = pd.concat([held.iloc[:first], bars], ignore_index=True)
+    out = {}
+    for study in made.config.studies:
+        info = CATALOGUE.get(study["name"])
+        if set(info.reads) != {"bars"}:
+            continue
+        frame = info.batch(StudyData(made.instrument, bars=after, spec=made.spec),
+                           **study["params"])
+        if len(frame) == len(after):
+            out[study["name"]] = Changes(rows=frame.iloc[first:], length=len(frame))
+    return out
 
 
 def stop_all() -> None:

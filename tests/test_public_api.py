@@ -436,3 +436,20 @@ def test_the_module_functions_show_the_methods_signatures():
 
     assert list(inspect.signature(tf.bars).parameters)[:3] == ["symbol", "spec", "start"]
     assert tf.bars.__doc__ == Workspace.bars.__doc__
+
+
+def test_the_studies_of_a_polled_chart_follow_its_bars(duck):
+    chart = duck.chart("BTCUSDT", "1m", studies=[("EMA", {"timeperiod": 5}), "cvd"], live=True)
+    _more(duck, FILLED, FILLED + pd.Timedelta("20s"))
+    assert chart.feed.poll_now()  # the forming bar changed
+    _more(duck, FILLED + pd.Timedelta("20s"), FILLED + pd.Timedelta("3min"))
+    assert chart.feed.poll_now()  # three bars closed
+    bars = MarketData(duck.store).bars("BTCUSDT", "1m", start=chart.history["ts"].iloc[0])
+    pd.testing.assert_frame_equal(chart.history, bars)
+    layers = {layer.name: layer for layer in chart.view.layers}
+    for name, params in (("EMA", {"timeperiod": 5}), ("cvd", {})):
+        want = duck.study(name, "BTCUSDT", "1m", start=bars["ts"].iloc[0], **params)
+        column = layers[name].columns[0]
+        got = np.asarray(layers[name].source.data[column], "float64")
+        assert len(got) == len(bars)
+        np.testing.assert_allclose(got, want[column].to_numpy("float64"), equal_nan=True)
