@@ -158,6 +158,7 @@ class Follower:
                                 cells=made.wants_cells)
         self.source = source
         self.closed = False
+        self.failing = False  # the last poll failed
         self.applied = 0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tf-follow")
         made.feed = self  # Chart.close() closes its feed
@@ -178,8 +179,11 @@ class Follower:
             update = await asyncio.get_running_loop().run_in_executor(self._worker,
                                                                       self.poller.poll)
         except Exception as exc:  # noqa: BLE001 -- a read failing now may work next time
-            log.warning("polling %s %s: %s", self.poller.symbol, self.poller.spec, exc)
+            if not self.failing:  # said once, not every period (a server stopped, a store closed)
+                log.warning("polling %s %s: %s", self.poller.symbol, self.poller.spec, exc)
+            self.failing = True
             return
+        self.failing = False
         self._apply(update)
 
     def _apply(self, update) -> bool:
