@@ -667,7 +667,8 @@ def test_delta_cvd_tape_and_ladder_from_the_desk_controls(desk, page):
     _wait(page, f"() => {{ const d = ({SOURCES_JS})('delta')[0].data.delta; "
                 f"return d.length > {len(delta)} || d[d.length - 1] !== {delta[-1]}; }}")
     page.wait_for_timeout(1000)
-    page.screenshot(path=ARTIFACTS / "desk-panes.png")
+    # (headless Chromium on a busy machine renders this live page slowly: a frame may take 20 s)
+    page.screenshot(path=ARTIFACTS / "desk-panes.png", timeout=90_000)
 
 
 def test_the_heatmap_chart_from_the_keyboard(desk, page):
