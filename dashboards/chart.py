@@ -164,6 +164,12 @@ class Chart(pn.viewable.Viewer):
 
     height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
 
+    fill = param.Boolean(default=False, doc="with no height: the views fill the space given "
+                                            "(an iframe), the price pane stretching")
+
+    read_only = param.Boolean(default=False, doc="no drawing tools (the embed): zoom, pan and "
+                                                 "crosshair only")
+
     def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, **params):
         super().__init__(config=config, **params)
         self.marketdata, self.hub, self.run = marketdata, hub, run
@@ -228,7 +234,8 @@ class Chart(pn.viewable.Viewer):
         self.view = self._make_view()
         self.panes = self._make_panes()
         self._load_history()
-        self._attach_drawings()
+        if not self.read_only:
+            self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
         # a fixed height when given: stretched panes added after the page was drawn can be laid
         # out with no height at all
@@ -254,6 +261,11 @@ class Chart(pn.viewable.Viewer):
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             periodic=False)
 
+    def browser_sources(self) -> list:
+        """The sources the views' own browser code writes (the footprint's viewport report)."""
+        views = [self.view, *self.panes] if self.view is not None else []
+        return [v.viewport for v in views if getattr(v, "viewport", None) is not None]
+
     @property
     def ready(self) -> bool:
         return self.view is not None
@@ -271,6 +283,8 @@ class Chart(pn.viewable.Viewer):
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
             kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+        elif "height" in cls.param and self.fill and cls.param.height.allow_None:
+            kw["height"] = None
         return cls(**kw)
 
     def _make_panes(self) -> list:

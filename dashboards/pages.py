@@ -16,7 +16,7 @@ from data_access import redact_url
 from tradeflow.server.base import is_loopback
 
 __all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "error_view",
-           "client_allowed", "check_client", "ALLOW_REMOTE"]
+           "client_allowed", "check_client", "sources", "ALLOW_REMOTE"]
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,23 @@ def check_client() -> None:
         raise PageError("this page answers clients on this machine only",
                         "ask the operator: pages are shared through a reverse proxy with TLS and "
                         "authentication (see the README)")
+
+
+def sources():
+    """(MarketData, hub, run, symbols) of a page: the running server's (reads on its reader
+    threads, symbols read with the prices), else the configured store's, read here and without
+    a live feed."""
+    from tradeflow.server.context import current
+
+    ctx = current()
+    if ctx is not None:
+        return ctx.marketdata, ctx.pipeline.hub, ctx.read, ()
+    from data_access import StoreError
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import ModelError
+    try:
+        md = MarketData()
+        return md, None, None, [i.symbol for i in md.store.instruments()]
+    except (StoreError, ModelError) as exc:
+        raise PageError(str(exc), "reload this page once the store is free or reachable") \
+            from None
