@@ -11,7 +11,9 @@ A read-only page has no widget, so what viewing needs is narrow, and only that i
 * Bokeh's plot events (``rangesupdate``, mouse, pan, pinch, wheel, tap, reset...) and
   ``document_ready`` (Panel's ``onload``).
 
-Anything else -- a widget or Panel model's property (``Location.search`` among them), a text,
+What the views' own browser code writes for display only (the crosshair's lines, the readout's
+text) is dropped without a word: the server does not need it. Anything else -- a widget or
+Panel model's property (``Location.search`` among them), a text,
 a source's data, a new root, a title -- is dropped and logged, so a forged message cannot turn
 the page into something else. Each session's document is its own: nothing here reaches another
 viewer's page.
@@ -24,7 +26,7 @@ from typing import Callable, Iterable
 from bokeh.core.serialization import Serialized
 from bokeh.document import Document
 from bokeh.events import DocumentReady, PlotEvent
-from bokeh.models import LayoutDOM, Model, Range
+from bokeh.models import Div, LayoutDOM, Model, Range, Span
 from panel.models.browser import BrowserInfo
 
 __all__ = ["read_only", "allowed", "VIEW_EVENTS"]
@@ -42,6 +44,8 @@ def _event_names(cls) -> set[str]:
 VIEW_EVENTS = frozenset(_event_names(PlotEvent) | {DocumentReady.event_name})
 RANGE_ATTRS = frozenset({"start", "end"})
 SIZE_ATTRS = frozenset({"inner_width", "inner_height", "outer_width", "outer_height"})
+# written by the browser for display only (the crosshair's spans, the readout): not applied
+DISPLAY_ONLY = ((Span, "location"), (Div, "text"))
 
 
 def allowed(doc: Document, event: dict, writable: Iterable[Model] = ()) -> bool:
@@ -78,10 +82,17 @@ def _describe(doc: Document, event: dict) -> str:
     return f"{event.get('kind')} {type(model).__name__}.{event.get('attr')}"
 
 
-def _gone(doc: Document, event) -> bool:
+def _quiet(doc: Document, event) -> bool:
+    """Whether dropping ``event`` needs no word: a model the page no longer holds (views
+    replaced after a load: Bokeh's usual race), or a display-only change."""
     ref = event.get("model") if isinstance(event, dict) else None
-    return isinstance(ref, dict) and doc.get_model_by_id(ref.get("id")) is None and \
-        doc.models.seen(ref.get("id"))
+    if not isinstance(ref, dict):
+        return False
+    model = doc.get_model_by_id(ref.get("id"))
+    if model is None:
+        return doc.models.seen(ref.get("id"))
+    return event.get("kind") == "ModelChanged" and any(
+        isinstance(model, cls) and event.get("attr") == attr for cls, attr in DISPLAY_ONLY)
 
 
 def read_only(doc: Document, writable: Callable[[], Iterable[Model]] = tuple) -> None:
@@ -96,11 +107,9 @@ def read_only(doc: Document, writable: Callable[[], Iterable[Model]] = tuple) ->
         sources = list(writable())
         keep = [e for e in events if isinstance(e, dict) and allowed(doc, e, sources)]
         if len(keep) < len(events):
-            # changes of models the page no longer holds (views replaced after a load) are
-            # Bokeh's usual race, not an attempt: dropped without a word
             refused = sorted({_describe(doc, e) if isinstance(e, dict) else repr(type(e))
                               for e in events if not any(e is k for k in keep)
-                              and not _gone(doc, e)})
+                              and not _quiet(doc, e)})
             if refused:
                 log.warning("read-only page: refused from the browser: %s", "; ".join(refused))
             if not keep:
