@@ -65,9 +65,9 @@ def error_view(exc: PageError, redact: bool = True) -> pn.pane.HTML:
     advice = html.escape(clean(exc.advice))
     return pn.pane.HTML(
         f'<div class="page-error" role="alert" style="color:#b00020;border:1px solid #b00020;'
-        f'border-radius:4px;padding:8px 12px"><div class="page-error-problem"><b>{problem}</b>'
-        f'</div><div class="page-error-advice" style="color:#333;margin-top:4px">{advice}</div>'
-        f'</div>', sizing_mode="stretch_width")
+        f'border-radius:4px;padding:8px 12px;background:#fff5f5"><div '
+        f'class="page-error-problem"><b>{problem}</b></div><div class="page-error-advice" '
+        f'style="color:#333;margin-top:4px">{advice}</div></div>', sizing_mode="stretch_width")
 
 
 def client_allowed(remote_ip: str | None, env=os.environ) -> bool:

@@ -77,10 +77,7 @@ def _frame(theme: str, view):
 
 
 def _error(exc: PageError, theme: str):
-    message = error_view(exc, redact=not isinstance(exc, _StateProblem))
-    box = pn.Column(message, sizing_mode="stretch_width", margin=8,
-                    styles={"background": "#ffffff", "border-radius": "4px"})
-    return _frame(theme, box)
+    return _frame(theme, error_view(exc, redact=not isinstance(exc, _StateProblem)))
 
 
 def app():
