@@ -106,7 +106,11 @@ def notebook_pages(where: Path | None = None) -> dict:
     found = notebooks(where)
     apps: dict = {PREFIX: _index(found)}
     for name, path in found.items():
-        handler = ServedNotebook(filename=str(path))
+        try:
+            handler = ServedNotebook(filename=str(path))
+        except (RuntimeError, ValueError) as exc:  # nbconvert missing, a file not a notebook
+            log.error("notebook %s not served: %s", path.name, exc)
+            continue
         if handler.failed:  # a notebook that is not valid Python: left out, the log says why
             log.error("notebook %s not served: %s", path.name, handler.error)
             continue
