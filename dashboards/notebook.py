@@ -9,11 +9,13 @@
   ``live=True``: the workspace's own store. A :class:`Follower` polls on a worker thread from a
   Panel periodic callback (``pn.state.add_periodic_callback``, on the kernel's event loop) and
   hands each ``Update`` to the chart as the hub's are (closed bars streamed once, the forming bar
-  patched).
+  patched); the price chart's studies of bars are computed again over its bars and their rows
+  from the update on sent with it (:func:`study_changes`).
 * **Stopping.** One follower per notebook cell (the cell's id when the front end sends one, else
   the chart's symbol, spec, type and source): re-running the cell stops the previous one. A
   follower also stops when its chart is closed (``chart.close()``) or garbage-collected, and
-  every follower at the kernel's exit.
+  every follower at the kernel's exit. In a notebook served as an app, followers are kept per
+  viewer's session and stop with it.
 """
 from __future__ import annotations
 
@@ -22,11 +24,16 @@ import atexit
 import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pandas as pd
 
 import panel as pn
 
 from dashboards.chart import Chart
 from dashboards.chart_state import ChartConfig
+from indicators.catalogue import CATALOGUE, StudyData
+from indicators.live_protocol import Changes
 from tradeflow.live.poll import BarPoller
 
 __all__ = ["chart", "Follower", "FOLLOWING", "stop_all"]
@@ -34,7 +41,7 @@ __all__ = ["chart", "Follower", "FOLLOWING", "stop_all"]
 log = logging.getLogger(__name__)
 
 FOLLOWING: dict = {}  # key (cell or chart) -> its Follower
-_STORES: dict = {}  # store URL followed -> its MarketData, shared by the cells following it
+_STORES: dict = {}  # store URL followed -> its Workspace, shared by the cells following it
 _loaded = False
 
 
@@ -75,10 +82,10 @@ def _sources(ws, live):
     if live == ws.url:
         md = ws.marketdata
         return md, md
-    md = _STORES.get(live)
-    if md is None:
-        from tradeflow.marketdata import MarketData
-        md = _STORES[live] = MarketData(live)
+    other = _STORES.get(live)
+    if other is None:  # its own workspace: a DuckDB file a server holds is read from the server
+        other = _STORES[live] = type(ws)(live)
+    md = other.marketdata
     return md, md
 
 
@@ -128,12 +135,17 @@ def follow(made: Chart, source, period_ms: int = 1000, key=None) -> "Follower":
     """Follow ``source`` into ``made``; the follower kept under ``key`` (default: the cell, else
     the chart) replaces the one kept there before."""
     c = made.config
-    key = key or _cell_key() or ("chart", c.symbol, c.spec, c.chart_type, repr(source))
+    doc = pn.state.curdoc
+    served = doc is not None and doc.session_context is not None  # a notebook served as an app
+    key = key or (None if served else _cell_key()) or (
+        "chart", id(doc) if served else None, c.symbol, c.spec, c.chart_type, repr(source))
     old = FOLLOWING.pop(key, None)
     if old is not None:
         old.close()
     follower = Follower(made, source, period_ms)
     FOLLOWING[key] = follower
+    if served:  # each viewer's session has its own charts; they stop with it
+        pn.state.on_session_destroyed(lambda _context: follower.close())
     return follower
 
 
@@ -149,6 +161,7 @@ class Follower:
                                 cells=made.wants_cells)
         self.source = source
         self.closed = False
+        self.failing = False  # the last poll failed
         self.applied = 0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tf-follow")
         made.feed = self  # Chart.close() closes its feed
@@ -169,14 +182,20 @@ class Follower:
             update = await asyncio.get_running_loop().run_in_executor(self._worker,
                                                                       self.poller.poll)
         except Exception as exc:  # noqa: BLE001 -- a read failing now may work next time
-            log.warning("polling %s %s: %s", self.poller.symbol, self.poller.spec, exc)
+            if not self.failing:  # said once, not every period (a server stopped, a store closed)
+                log.warning("polling %s %s: %s", self.poller.symbol, self.poller.spec, exc)
+            self.failing = True
             return
+        self.failing = False
         self._apply(update)
 
     def _apply(self, update) -> bool:
         made = self.chart
         if update is None or made is None or self.closed:
             return False
+        studies = study_changes(made, update)
+        if studies:
+            update = replace(update, studies=studies)
         with pn.io.hold():
             made.on_message(update)
         self.applied += 1
@@ -201,12 +220,38 @@ class Follower:
                 del FOLLOWING[key]
 
 
+def study_changes(made: Chart, update) -> dict:
+    """``{study: Changes}`` of the price chart's studies of bars (one row a bar) for a polled
+    ``update``: each computed again over the bars as they will be, the rows from the update's
+    first bar on sent. (The hub computes them in the desk; a poll brings bars only.) Studies
+    of trades, of other rows than bars, and Heikin-Ashi charts keep what was loaded."""
+    if made.config.chart_type == "footprint" or made.spec.heikin_ashi or not made.config.studies:
+        return {}
+    bars = pd.concat([f for f in (update.closed, update.current) if len(f)] or [update.current],
+                     ignore_index=True)
+    if not len(bars):
+        return {}
+    held = made.history
+    first = int(held["ts"].searchsorted(bars["ts"].iloc[0]))  # the forming bar shown: replaced
+    after = pd.concat([held.iloc[:first], bars], ignore_index=True)
+    out = {}
+    for study in made.config.studies:
+        info = CATALOGUE.get(study["name"])
+        if set(info.reads) != {"bars"}:
+            continue
+        frame = info.batch(StudyData(made.instrument, bars=after, spec=made.spec),
+                           **study["params"])
+        if len(frame) == len(after):
+            out[study["name"]] = Changes(rows=frame.iloc[first:], length=len(frame))
+    return out
+
+
 def stop_all() -> None:
     """Stop every follower and close the stores opened for them (at the kernel's exit)."""
     for follower in list(FOLLOWING.values()):
         follower.close()
-    for md in _STORES.values():
-        md.close()
+    for other in _STORES.values():
+        other.close()
     _STORES.clear()
 
 

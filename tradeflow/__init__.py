@@ -20,8 +20,8 @@ import types
 _NAMES = {
     **{name: "tradeflow.api" for name in (
         "Workspace", "open", "current", "instrument", "instruments", "add_instrument", "trades",
-        "bars", "footprint", "depth", "study", "studies", "import_file", "simulate", "chart")},
-    "overview": "tradeflow.overview",
+        "bars", "footprint", "depth", "study", "studies", "import_file", "simulate", "chart",
+        "overview")},
     "Instrument": "tradeflow.model",
     "BarSpec": "tradeflow.model",
     "MarketData": "tradeflow.marketdata",

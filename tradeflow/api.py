@@ -14,6 +14,7 @@ charts read its HTTP API. Errors are the project's own (``ModelError``, ``StoreE
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 import pandas as pd
@@ -27,7 +28,7 @@ from .server.runfile import find
 
 __all__ = ["Workspace", "open", "current", "instrument", "instruments", "add_instrument",
            "trades", "bars", "footprint", "depth", "study", "studies", "import_file", "simulate",
-           "chart"]
+           "chart", "overview"]
 
 
 class Workspace:
@@ -140,6 +141,13 @@ class Workspace:
                          end=end, params=params, tf=None if higher is None else str(higher),
                          text=False).frame
 
+    def overview(self, symbol: str, start, end, width: int = 1000, height: int = 400,
+                 chunk="1D"):
+        """Volume per time x price cell of a long history (``xarray.DataArray``), read one
+        ``chunk`` of trades at a time: for Datashader (``tradeflow.history_grid``)."""
+        from .history_grid import trade_grid
+        return trade_grid(self, symbol, start, end, width, height, chunk)
+
     # --- writing -------------------------------------------------------------------------
     def import_file(self, *paths, format: str | None = None, symbol: str | None = None,
                     mapping: dict | None = None) -> list[str]:
@@ -217,8 +225,11 @@ def _delegate(name: str):
     def call_current(*args, **kwargs):
         return getattr(current(), name)(*args, **kwargs)
     method = getattr(Workspace, name)
-    call_current.__name__, call_current.__doc__ = name, method.__doc__
-    call_current.__wrapped__ = method
+    call_current.__name__ = call_current.__qualname__ = name
+    call_current.__doc__ = method.__doc__
+    signature = inspect.signature(method)  # help(tf.bars) shows the method's, without self
+    call_current.__signature__ = signature.replace(
+        parameters=list(signature.parameters.values())[1:])
     return call_current
 
 
@@ -233,6 +244,7 @@ study = _delegate("study")
 import_file = _delegate("import_file")
 simulate = _delegate("simulate")
 chart = _delegate("chart")
+overview = _delegate("overview")
 
 
 def studies() -> pd.DataFrame:
