@@ -119,3 +119,23 @@ def test_serve_shows_the_notebooks_read_only(tmp_path):
         assert [i.symbol for i in store.instruments()] == ["BTCUSDT"]
     finally:
         store.close()
+
+
+def test_a_fixed_height_chart_holds_its_study_panes(tmp_path):
+    """tf.chart(height=H) with studies in panes: the price figure leaves them room, so every
+    figure lies inside the H pixels the notebook output gives the chart."""
+    import panel as pn
+    from bokeh.models import Plot
+
+    from tradeflow.api import Workspace
+
+    with Workspace(f"duckdb:///{tmp_path}/store.duckdb") as ws:
+        ws.add_instrument("BTCUSDT", 0.1, "BINANCE", "crypto", session="UTC 00:00-24:00")
+        ws.simulate("BTCUSDT", "2026-01-05", "2026-01-06", seed=5, trades_per_day=5_000,
+                    depth=False)
+        for studies, figures in (((), 2), (("RSI", ("MACD", {}), "session_vwap"), 4)):
+            made = ws.chart("BTCUSDT", "15m", studies=studies, height=700)
+            plots = pn.panel(made).get_root().select({"type": Plot})
+            heights = [p.height for p in plots if p.height]
+            assert len(heights) == figures  # price, volume and one per pane study
+            assert sum(heights) + 22 <= 700  # 22: the readout line above
