@@ -526,6 +526,7 @@ class Chart(pn.viewable.Viewer):
     def close(self) -> None:
         if self._callback is not None:
             self._callback.stop()
+        self.reads.close()
         if self.feed is not None:
             self.feed.close()
 
