@@ -77,7 +77,8 @@ def _remote_ip(doc) -> str | None:
 
 
 class ServedNotebook(NotebookHandler):
-    """A notebook run for each page visit by a client that may open pages."""
+    """A notebook run for each page visit by a client that may open pages. A cell that fails
+    gives a page saying which error stopped it, not a blank or half page."""
 
     def modify_document(self, doc):
         if not client_allowed(_remote_ip(doc)):
@@ -85,6 +86,16 @@ class ServedNotebook(NotebookHandler):
             error_view(_REFUSED).server_doc(doc)
             return
         super().modify_document(doc)
+        runner = self._runner
+        if runner.failed and runner.error:  # (Panel records the error and shows nothing)
+            name = Path(runner.path).name
+            log.error("notebook %s stopped: %s", name, runner.error_detail)
+            doc.clear()
+            problem = runner.error.splitlines()[0]
+            error_view(PageError(
+                f"{name} stopped on this server's store: {problem}",
+                "the notebook reads what this store holds: run it once in Jupyter against this "
+                "store (or change what it reads), then reload")).server_doc(doc)
 
 
 def _index(found: dict[str, Path]):

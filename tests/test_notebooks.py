@@ -113,6 +113,12 @@ def test_serve_shows_the_notebooks_read_only(tmp_path):
             browser.wait_for_timeout(2000)
             browser.screenshot(path=str(ARTIFACTS / "notebook-served-quickstart.png"),
                                full_page=True)
+            # a notebook that reads what this store lacks says so (escaped), and why
+            browser.goto(f"{served.url}/notebooks/orderbook_heatmap", timeout=240_000)
+            alert = browser.locator(".page-error-problem")
+            alert.wait_for(timeout=120_000)
+            assert "orderbook_heatmap.ipynb stopped" in alert.inner_text()
+            assert "SOLUSDT" in alert.inner_text()
     store = open_store(url)
     try:  # the page read the store and wrote nothing (no import, no sample filled)
         assert len(store.trades("BTCUSDT")) == stored
