@@ -39,6 +39,7 @@ def runs(tmp_path_factory):
             proc.wait()
 
 
+@pytest.mark.timeout(960)  # the rerun's own limit (900 s) comes first, not pytest's 600 s
 @pytest.mark.parametrize("name", list(WHEN))
 def test_clock_touching_tests_pass_on_a_weekend_and_a_holiday(name, runs):
     when = WHEN[name]
