@@ -15,7 +15,7 @@ import panel as pn
 from dashboards.chart import Chart
 from dashboards.chart_panes import TAPE_ROWS, BookPanels, read_book
 
-__all__ = ["HeatmapChart", "WINDOW", "MAX_WINDOW"]
+__all__ = ["HeatmapChart", "WINDOW", "MAX_WINDOW", "chart_class"]
 
 WINDOW = pd.Timedelta(minutes=30)  # of depth read at first
 MAX_WINDOW = pd.Timedelta(hours=6)
@@ -72,3 +72,8 @@ class HeatmapChart(Chart):
     def state(self):
         """The config (the heatmap's range is in time: the view range it was opened with)."""
         return self.config
+
+
+def chart_class(config) -> type[Chart]:
+    """The chart that shows ``config``: the heatmap for its chart type, else the bar chart."""
+    return HeatmapChart if config.chart_type == "heatmap" else Chart

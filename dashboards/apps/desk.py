@@ -20,7 +20,7 @@ from panel.custom import JSComponent
 from dashboards.chart import Chart
 from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, DeskConfig,
                                     StateError)
-from dashboards.heatmap_chart import HeatmapChart
+from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads
@@ -186,7 +186,7 @@ class Desk(pn.viewable.Viewer):
 
     def _make_chart(self, i: int):
         config = self.config.charts[i]
-        cls = HeatmapChart if config.chart_type == "heatmap" else Chart
+        cls = chart_class(config)
         try:
             chart = cls(config, self.marketdata, self.hub, self.run,
                         height=CHART_HEIGHT[self.config.layout] - 30)

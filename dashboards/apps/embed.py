@@ -19,9 +19,9 @@ import logging
 
 import panel as pn
 
-from dashboards.chart import Chart
 from dashboards.chart_state import ChartConfig, DeskConfig, StateError
 from dashboards.components.theme import theme_of
+from dashboards.heatmap_chart import chart_class
 from dashboards.pages import PageError, check_client, error_view, sources
 from dashboards.read_only import read_only
 
@@ -91,7 +91,7 @@ def app():
                                 f"fix that part of the URL, e.g. {EXAMPLE}") from None
         theme = config.theme
         marketdata, hub, run, _symbols = sources()  # the other symbols are not shown here
-        chart = Chart(config, marketdata, hub, run, read_only=True, fill=True)
+        chart = chart_class(config)(config, marketdata, hub, run, read_only=True, fill=True)
     except PageError as exc:
         log.info("the embed refused a request: %s", exc.problem)
         return _error(exc, theme)
