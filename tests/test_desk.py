@@ -529,4 +529,9 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
     assert list(source.data["x"]) == list(range(len(expected)))
     for column in ("open", "high", "low", "close"):
         np.testing.assert_allclose(source.data[column], expected[column], rtol=1e-12)
+    if chart_type == "footprint":  # the cells the chart keeps (noted per update, joined on read)
+        keys = ["ts", "tick"]
+        want = build(trades, plain, inst)[1].sort_values(keys, ignore_index=True)
+        got = chart.history_cells.sort_values(keys, ignore_index=True)
+        pd.testing.assert_frame_equal(got[list(want.columns)], want, check_dtype=False)
     store.close()

@@ -364,6 +364,22 @@ def test_charts_on_one_stream_share_the_work_of_an_update(trades):
     np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
 
 
+def test_subscribers_own_updates_of_one_commit_share_the_work(trades):
+    # the hub gives every subscriber its own Update (studies, book, tape differ) over the
+    # stream's same frames: those are what the work is shared by
+    from dataclasses import replace
+
+    from tradeflow.live.hub import Update
+    _, updates = live(trades, batches=3)
+    u = list(updates)[-1]
+    update = Update(u.closed, u.closed_footprint, u.current, u.current_footprint)
+    mine, yours = replace(update), replace(update, studies={"x": None})
+    assert mine is not yours
+    assert shared_parts(yours, ES, 1, 3.0) is shared_parts(mine, ES, 1, 3.0)
+    other = replace(update, current_footprint=update.current_footprint.copy())
+    assert shared_parts(other, ES, 1, 3.0) is not shared_parts(mine, ES, 1, 3.0)
+
+
 def test_bad_input_is_refused_with_one_clear_line():
     bars, cells = tiny()
     stray = cells.assign(ts=cells["ts"] + pd.Timedelta("30s"))
