@@ -399,8 +399,10 @@ class FootprintChart(pn.viewable.Viewer):
                           new_forming)
         for name in ("stacked", "zeros", "unfinished"):
             getattr(self, name).apply(shifted(parts[name], first), new_forming)
-        if len(closed) or self._covers_naked(current):
+        if len(closed):
             self._update_naked(joined(update.closed_footprint, update.current_footprint), current)
+        else:
+            self._drop_covered(current)
         # colour scales stay as the load set them (values past them take the end colours), so a
         # live update never recolours what is drawn
         if self.zoomed_in:
@@ -489,26 +491,21 @@ class FootprintChart(pn.viewable.Viewer):
         xs_all, ticks_all = self.cells.data["x"], self.cells.data["tick"]
         self._forming_index = {(int(xs_all[i]), int(ticks_all[i])): int(i) for i in idx}
 
-    def _covers_naked(self, current: pd.DataFrame) -> bool:
-        """Whether the forming bar's range grew over the row of a naked POC (a bar traded in or
-        through its row: ``naked_pocs``' rule). A range that grew over none changes nothing:
-        judging them again at every update was a session's largest cost."""
+    def _drop_covered(self, current: pd.DataFrame) -> None:
+        """The naked POCs whose rows the forming bar's range now reaches are naked no more (a
+        bar traded in or through the row: ``naked_pocs``' rule); the others stay. Only a bar
+        that closes brings a new candidate, so ``naked_pocs`` runs again then: judging them all
+        at every update was a session's largest cost."""
         now = self._range_of(current)
         if now is None or now == self._forming_range:
-            return False
+            return
+        self._forming_range = now
         ticks, rows = self.instrument.tick_size, self.rows
-        lo, hi = (int(np.floor_divide(int(round(p / ticks)), rows)) for p in now)
-        if self._forming_range is not None:
-            before = [int(np.floor_divide(int(round(p / ticks)), rows))
-                      for p in self._forming_range]
-        else:
-            before = [hi + 1, lo - 1]  # nothing covered yet
-        levels = self._naked_levels
-        newly = ((levels >= lo) & (levels <= hi)) & ~((levels >= before[0]) & (levels <= before[1]))
-        if not newly.any():
-            self._forming_range = now
-            return False
-        return True
+        lo, hi = (int(round(p / ticks)) // rows for p in now)
+        covered = (self._naked_levels >= lo) & (self._naked_levels <= hi)
+        if covered.any():
+            self._naked_levels = self._naked_levels[~covered]
+            set_small(self.naked, {k: np.asarray(v)[~covered] for k, v in self.naked.data.items()})
 
     def _update_naked(self, new_cells, current):
         """Naked POCs of the closed bars (``naked_pocs`` over the bars still naked and the new
