@@ -6,7 +6,9 @@ passes 250 ms (issue 11), against a bare Bokeh app in the same run.
   its price walking up a tick per trade over :data:`LEVELS` ticks (so the price says which
   trade it is); each session is the footprint desk ``/?symbol=ES&spec=1m&type=footprint``.
   Latency: from the trade's send to the first ``PATCH-DOC`` a session receives whose bars carry
-  that price as a close.
+  that price as a close. The server is ``tradeflow serve`` run in-process with its own hub
+  subscriber (``served.py``), so the latency splits into trade -> hub (ingest, store, hub) and
+  hub -> session (the sessions' own work).
 * **The bare baseline**: a Bokeh app (``panel serve``) whose ``doc.add_periodic_callback``
   patches one 20-cell column every 250 ms with the wall time of the patch; latency: from that
   time to the session receiving it.
@@ -20,13 +22,13 @@ passes 250 ms (issue 11), against a bare Bokeh app in the same run.
 * Steps of N sessions (10, 20, 30, 50, 80, ...; sessions stay open from step to step): the new
   sessions are opened, each waits for its first update, then ``--window`` seconds are
   measured: p50/p95 over every update of every session, updates per session-second, the
-  server's CPU. The run stops after the first step past 250 ms.
+  server's CPU. The run stops after the first step whose p95 passes ``--limit`` (250 ms).
 * ``--chromium N``: afterwards, N Chromium pages on the desk next to the generator's sessions at
   the last held step, their trade -> browser latency read from the page's own document
   (a BokehJS ``change`` listener on the bars source), to confirm the figure.
 
-    .venv/bin/python -m tests.benchmarks.bench_sessions [--steps 10,20,30,50,80]
-        [--window 20] [--only desk|bare] [--chromium 2] [--out NAME]
+    .venv/bin/python -m tests.benchmarks.bench_sessions [--steps 10,20,30,50,80,120,160]
+        [--window 20] [--limit 250] [--only desk|bare] [--chromium 2] [--out NAME]
 """
 from __future__ import annotations
 
@@ -219,19 +221,13 @@ def desk_latencies(got, sent: list[float], t0: float, t1: float) -> list[float]:
     return [(at - sent[seq]) * 1e3 for seq, at in desk_arrivals(got, sent, t0, t1).items()]
 
 
-def hub_latencies(note: dict, sent_mono: list[float]) -> tuple[list[float], list[float]]:
-    """(send times, ms from each trade's send to the served process's own hub subscriber
-    holding it): the part of trade -> client before any session (ingest, store, hub). The
-    subscriber counts trades; the feeder's trades are the only ones after its first message."""
-    t, seen = note.get("t", []), note.get("seen", [])
-    when, out, done = [], [], 0
-    for at, count in zip(t[1:], seen[1:]):
-        upto = min(count - seen[0], len(sent_mono))
-        for seq in range(done, upto):
-            when.append(sent_mono[seq])
-            out.append((at - sent_mono[seq]) * 1e3)
-        done = max(done, upto)
-    return when, out
+def hub_arrivals(note: dict, sent: list[float]) -> dict[int, float]:
+    """``{trade: when the served process's own hub subscriber held it}`` (``time.time()``), by
+    the price of the forming bar's close as for a session: the part of trade -> client before
+    any session (ingest, store, hub)."""
+    offset = time.time() - time.monotonic()
+    got = [(t + offset, [c]) for t, c in zip(note.get("t", []), note.get("close", []))]
+    return desk_arrivals(got, sent, 0.0, float("inf"))
 
 
 def bare_latencies(got, t0: float, t1: float) -> list[float]:
@@ -240,10 +236,9 @@ def bare_latencies(got, t0: float, t1: float) -> list[float]:
 
 # --- the feeder -------------------------------------------------------------------------------
 
-async def feed_trades(ws_url: str, key: str, sent: list[float], sent_mono: list[float],
-                      stop: asyncio.Event) -> None:
+async def feed_trades(ws_url: str, key: str, sent: list[float], stop: asyncio.Event) -> None:
     """One ES trade every PERIOD seconds, price ``price_of(seq)``; ``sent[seq]``: its send time
-    (``time.time()``; ``sent_mono``: ``time.monotonic()``, the served process's clock)."""
+    (``time.time()``)."""
     import websockets
 
     async with websockets.connect(ws_url, additional_headers={"X-API-Key": key},
@@ -263,7 +258,6 @@ async def feed_trades(ws_url: str, key: str, sent: list[float], sent_mono: list[
                 trade = {"time": ts, "price": price_of(seq), "size": 1 + seq % 7,
                          "side": "buy" if seq % 3 else "sell", "id": seq}
                 sent.append(now)
-                sent_mono.append(time.monotonic())
                 await ws.send(json.dumps({"seq": seq, "type": "trades", "symbol": "ES",
                                           "data": [trade]}))
                 seq += 1
@@ -351,9 +345,9 @@ def ws_of(http_url: str, path: str = "") -> str:
 
 async def desk_run(served, key: str, steps, window, open_timeout, chromium: int,
                    limit: float = LIMIT_MS) -> dict:
-    sent: list[float] = []
+    sent: list[float] = getattr(served, "sent", [])
     stop = asyncio.Event()
-    feeder = asyncio.ensure_future(feed_trades(served.ws, key, sent, served.sent_mono, stop))
+    feeder = asyncio.ensure_future(feed_trades(served.ws, key, sent, stop))
     await asyncio.sleep(3)
     query = dict(p.split("=") for p in DESK_QUERY.split("?", 1)[1].split("&"))
     try:
@@ -488,17 +482,17 @@ def main(argv=None) -> None:
             # tradeflow serve --no-simulate in-process, with its own hub subscriber to ES
             # (bench_ws_hook's): when each trade reached the hub, before any session
             with served_with_chart(store, ["ES"], studies=()) as (served, notes):
-                served.sent_mono = []
+                sent_of_run: list[float] = []
+                served.sent = sent_of_run
                 runs["desk"] = asyncio.run(desk_run(served, key, steps, args.window,
                                                     args.open_timeout, args.chromium,
                                                     args.limit))
-            when, hub = hub_latencies(notes.get("ES", {}), served.sent_mono)
-            offset = time.time() - time.monotonic()
-            hub_at = {seq: w + offset + v / 1e3 for seq, (w, v) in enumerate(zip(when, hub))}
+            hub_at = hub_arrivals(notes.get("ES", {}), sent_of_run)
             for row in runs["desk"]["steps"]:
                 if "t0" not in row:
                     continue
-                lat = [v for w, v in zip(when, hub) if row["t0"] <= w + offset < row["t1"]]
+                lat = [(at - sent_of_run[seq]) * 1e3 for seq, at in hub_at.items()
+                       if row["t0"] <= at < row["t1"]]
                 after = [(at - hub_at[seq]) * 1e3 for a in row["arrivals"]
                          for seq, at in a.items() if seq in hub_at]
                 if lat and after:
