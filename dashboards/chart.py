@@ -33,7 +33,7 @@ from dashboards.chart_state import ChartConfig
 from dashboards.components import axes
 from dashboards.components.live_sources import BarNumbers
 from dashboards.components.theme import figure, style, theme_of
-from dashboards.live import PERIOD_MS, Reads
+from dashboards.live import PERIOD_MS, Reads, Waker, session_callback
 from data_access import StoreError
 from tradeflow.bars import heikin_ashi
 from tradeflow.live.hub import Snapshot, Update
@@ -207,9 +207,10 @@ class Chart(pn.viewable.Viewer):
                                               '</span>', css_classes=["chart-loading"]),
                                  sizing_mode="stretch_both", min_height=200)
         self._callback = None
+        self._waker = Waker(self.tick)  # a live message is shown at once, not at the next tick
         if run is not None and pn.state.curdoc is not None and \
                 pn.state.curdoc.session_context is not None:
-            self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
+            self._callback = session_callback(self.tick, PERIOD_MS)
             pn.state.on_session_destroyed(lambda _context: self.close())
         self._submit(self._first_read, then=self._start)
 
@@ -293,12 +294,12 @@ class Chart(pn.viewable.Viewer):
         book = self.book.subscription() if self.book is not None else {}
         try:
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
-                            studies=studies, periodic=False, **book)
+                            studies=studies, periodic=False, wake=self._waker, **book)
         except (ValueError, IndicatorError) as exc:
             log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
                      exc)
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
-                            periodic=False, **book)
+                            periodic=False, wake=self._waker, **book)
 
     def browser_sources(self) -> list:
         """The sources the views' own browser code writes (the footprint's viewport report)."""
@@ -383,6 +384,33 @@ class Chart(pn.viewable.Viewer):
         return np.arange(self.first_x, self.first_x + len(bars)), pd.DatetimeIndex(bars["ts"])
 
     # --- data ---------------------------------------------------------------------------------
+    @property
+    def history_cells(self) -> pd.DataFrame:
+        """The footprint cells of :attr:`history`. Live updates only note their cells (a day's
+        cells are ~24,000 rows: cutting and joining them at every update, in every session, was
+        most of a session's work); they are joined here, when something reads them."""
+        if self._cell_parts:
+            self._cells = pd.concat([self._cells, *self._cell_parts], ignore_index=True)
+            self._cell_parts = []
+        if self._forming_cells is None:
+            return self._cells
+        return pd.concat([self._cells, self._forming_cells], ignore_index=True)
+
+    @history_cells.setter
+    def history_cells(self, cells: pd.DataFrame) -> None:
+        self._cells = cells        # all cells, the forming bar's among them
+        self._cell_parts = []      # closed bars' cells of updates since, in order
+        self._forming_cells = None  # the forming bar's cells once an update gave them apart
+
+    def _note_cells(self, update: Update, forming_ts) -> None:
+        """An update's cells: those of the bars it closed kept, the forming bar's replaced."""
+        if self._forming_cells is None and forming_ts is not None:
+            # the first update since a load: the loaded cells lose the bars it re-sends (once)
+            self._cells = self._cells[self._cells["ts"] < forming_ts]
+        if len(update.closed_footprint):
+            self._cell_parts.append(update.closed_footprint)
+        self._forming_cells = update.current_footprint
+
     def _read(self, end=None, start=None):
         """:data:`FIRST_BARS` bars before ``end`` (None: the newest), or every bar from
         ``start`` (at most :data:`MAX_BARS`), and their cells when drawn."""
@@ -494,14 +522,8 @@ class Chart(pn.viewable.Viewer):
                                      + [f for f in (message.closed, message.current) if len(f)],
                                      ignore_index=True)
             if len(message.closed_footprint) or len(message.current_footprint):
-                cells = self.history_cells
-                forming = self.history["ts"].iloc[closed_before] if closed_before < len(
-                    self.history) else None
-                if forming is not None:
-                    cells = cells[cells["ts"] < forming]
-                self.history_cells = pd.concat(
-                    [cells, message.closed_footprint, message.current_footprint],
-                    ignore_index=True)
+                self._note_cells(message, self.history["ts"].iloc[closed_before]
+                                 if closed_before < len(self.history) else None)
             self._forming = len(message.current)
             self.view.apply(update)
             for pane in [*self.panes, *self.under]:
@@ -607,6 +629,7 @@ class Chart(pn.viewable.Viewer):
         return self.config
 
     def close(self) -> None:
+        self._waker.closed = True
         if self._callback is not None:
             self._callback.stop()
         self.reads.close()

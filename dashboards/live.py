@@ -7,6 +7,14 @@ The task only buffers (it runs whenever the hub has news); the session's periodi
 commits it holds. A :class:`~tradeflow.live.hub.Snapshot` replaces everything before it, so what
 was buffered before the last one is skipped. The feed closes (task, callback, subscription) with
 its session, or when ``close()`` is called.
+
+A session's live work does not wait for the next period: the task ``wake``s the session when a
+message arrives (a next-tick callback, one at a time), so an update reaches the page as soon as
+the session can send it, and messages that arrive while one drain is pending go in it.
+Periodic callbacks run as Panel's "background" callbacks (:func:`session_callback`): a plain
+``pn.state.add_periodic_callback`` flips the process-wide ``busy`` flag around every call, and
+every session's busy indicator follows it, so N sessions ticking 4 times a second cost N x N
+model changes a second.
 """
 from __future__ import annotations
 
@@ -19,21 +27,61 @@ import panel as pn
 
 from tradeflow.live.hub import Resync, Snapshot
 
-__all__ = ["LiveFeed", "Reads", "PERIOD_MS"]
+__all__ = ["LiveFeed", "Reads", "PERIOD_MS", "session_callback", "Waker"]
 
 log = logging.getLogger(__name__)
 
 PERIOD_MS = 250
 
 
+def session_callback(callback: Callable[[], None], period_ms: int = PERIOD_MS):
+    """``pn.state.add_periodic_callback`` as a background callback (it does not set the
+    process-wide ``busy`` flag every sessions' busy indicators follow); stopped with its
+    session."""
+    from panel.io.callbacks import PeriodicCallback
+
+    cb = PeriodicCallback(callback=callback, period=period_ms, background=True)
+    cb.start()
+    return cb
+
+
+class Waker:
+    """Run ``callback`` on the session's next tick when woken (at most one pending): what the
+    live feed calls from outside the session when a message arrives. Without a served session
+    (a notebook, a test) it does nothing; the caller drains itself."""
+
+    def __init__(self, callback: Callable[[], None]):
+        self.callback = callback
+        doc = pn.state.curdoc
+        self.doc = doc if doc is not None and doc.session_context is not None else None
+        self.pending = False
+        self.closed = False
+
+    def __call__(self) -> None:
+        if self.doc is None or self.pending or self.closed:
+            return
+        self.pending = True
+        try:
+            self.doc.add_next_tick_callback(self._run)
+        except Exception:  # noqa: BLE001 -- a session going away: the periodic tick remains
+            self.pending = False
+
+    def _run(self) -> None:
+        self.pending = False
+        if not self.closed:
+            self.callback()
+
+
 class LiveFeed:
     """Follow ``hub.subscribe(symbol, spec, studies, **asked)`` into ``deliver(message)``.
 
     ``periodic=False`` leaves draining to the caller (``drain()``): for tests and notebooks
-    without a session."""
+    without a session; ``wake`` (e.g. a :class:`Waker` of the caller's tick) is called when a
+    message is buffered. With ``periodic``, the feed wakes its own drain."""
 
     def __init__(self, hub, symbol: str, spec: str, deliver: Callable[[object], None], *,
-                 studies=(), period_ms: int = PERIOD_MS, periodic: bool = True, **asked):
+                 studies=(), period_ms: int = PERIOD_MS, periodic: bool = True,
+                 wake: Callable[[], None] | None = None, **asked):
         # (asked: the hub's other choices, book_levels= and tape=)
         self.subscription = hub.subscribe(symbol, spec, studies, **asked)  # refuses bad input
         self.deliver = deliver
@@ -43,8 +91,10 @@ class LiveFeed:
         self.closed = False
         self._task = asyncio.ensure_future(self._read())
         self._callback = None
+        self.wake = wake
         if periodic:
-            self._callback = pn.state.add_periodic_callback(self.drain, period=period_ms)
+            self.wake = wake or Waker(self.drain)
+            self._callback = session_callback(self.drain, period_ms)
             if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
                 pn.state.on_session_destroyed(lambda _context: self.close())
 
@@ -52,6 +102,8 @@ class LiveFeed:
         try:
             async for message in self.subscription:
                 self.buffer.append(message)
+                if self.wake is not None:
+                    self.wake()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 -- the chart stays; the log says why it went still
@@ -83,6 +135,8 @@ class LiveFeed:
         if self.closed:
             return
         self.closed = True
+        if isinstance(self.wake, Waker):
+            self.wake.closed = True
         if self._callback is not None:
             self._callback.stop()
         self._task.cancel()

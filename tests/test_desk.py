@@ -604,6 +604,11 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
     np.testing.assert_allclose(delta["delta"], expected["ask_volume"] - expected["bid_volume"])
     np.testing.assert_allclose(cvd_pane["cvd"], np.cumsum(expected["ask_volume"]
                                                           - expected["bid_volume"]), atol=1e-9)
+    if chart_type == "footprint":  # the cells the chart keeps (noted per update, joined on read)
+        keys = ["ts", "tick"]
+        want = build(trades, plain, inst)[1].sort_values(keys, ignore_index=True)
+        got = chart.history_cells.sort_values(keys, ignore_index=True)
+        pd.testing.assert_frame_equal(got[list(want.columns)], want, check_dtype=False)
     store.close()
 
 

@@ -244,6 +244,28 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
         sorted(zip(fresh.naked.data["x"], fresh.naked.data["y"]))
 
 
+def test_naked_pocs_live_equal_a_fresh_charts_after_every_few_updates(trades):
+    # the forming bar's range is judged against the naked POCs' rows only when it grows over
+    # one; a fresh chart of the same trades judges every bar
+    agg = BarAggregator(ES, "1m")
+    head = int(len(trades) * 0.5)
+    first = agg.update(trades.iloc[:head])
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    ends = np.linspace(head, len(trades), 61).astype(int)
+    for i, (a, b) in enumerate(zip(ends[:-1], ends[1:])):
+        chart.apply(agg.update(trades.iloc[a:b]))
+        if i % 6 == 5:
+            bars, cells = build(trades.iloc[:b], "1m", ES)
+            fresh = FootprintChart(instrument=ES)
+            forming = cells["ts"] == bars["ts"].iloc[-1]
+            fresh.load(bars.iloc[:-1], cells[~forming], current=bars.iloc[-1:],
+                       current_footprint=cells[forming])
+            assert sorted(zip(chart.naked.data["x"], chart.naked.data["y"])) == \
+                sorted(zip(fresh.naked.data["x"], fresh.naked.data["y"])), f"after update {i}"
+
+
 def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trades):
     first, updates = live(trades, batches=30, split=0.96)
     chart = FootprintChart(instrument=ES)
@@ -362,6 +384,22 @@ def test_charts_on_one_stream_share_the_work_of_an_update(trades):
     for name in ("x", "tick", "volume", "ask", "bid", "imb"):
         assert list(twin.cells.data[name]) == list(charts[0].cells.data[name])
     np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
+
+
+def test_subscribers_own_updates_of_one_commit_share_the_work(trades):
+    # the hub gives every subscriber its own Update (studies, book, tape differ) over the
+    # stream's same frames: those are what the work is shared by
+    from dataclasses import replace
+
+    from tradeflow.live.hub import Update
+    _, updates = live(trades, batches=3)
+    u = list(updates)[-1]
+    update = Update(u.closed, u.closed_footprint, u.current, u.current_footprint)
+    mine, yours = replace(update), replace(update, studies={"x": None})
+    assert mine is not yours
+    assert shared_parts(yours, ES, 1, 3.0) is shared_parts(mine, ES, 1, 3.0)
+    other = replace(update, current_footprint=update.current_footprint.copy())
+    assert shared_parts(other, ES, 1, 3.0) is not shared_parts(mine, ES, 1, 3.0)
 
 
 def test_bad_input_is_refused_with_one_clear_line():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 
 import pandas as pd
 import panel as pn
@@ -23,7 +24,7 @@ from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, De
 from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
-from dashboards.live import PERIOD_MS, Reads
+from dashboards.live import PERIOD_MS, Reads, session_callback
 from dashboards.pages import PageError, check_client, error_view, sources
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
@@ -85,6 +86,22 @@ class Keys(JSComponent):
     """
 
 
+_WATCHED: dict = {}  # id(store) -> (monotonic time, the rows): one read for every session
+
+
+def _shared_watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
+    """:func:`_watch_rows`, read once per refresh period for all the sessions of a store (each
+    session asking every 2 s made the watchlist a read per session, sent again unchanged)."""
+    key = id(marketdata.store) if marketdata else None
+    now = time.monotonic()
+    kept = _WATCHED.get(key)
+    if kept is not None and now - kept[0] < WATCH_EVERY_MS / 1e3 * 0.75:
+        return kept[1]
+    rows = _watch_rows(marketdata)
+    _WATCHED[key] = (now, rows)
+    return rows
+
+
 def _watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
     """The stored symbols, and the watchlist's rows as text: the last price (the instrument's
     decimals), the change since the previous close (else the day's open), the day's volume."""
@@ -122,6 +139,7 @@ class Desk(pn.viewable.Viewer):
         self.symbols = list(symbols)
         self.reads = Reads(run)
         self._watching = False
+        self._watch_read = None
         self._main = None
         self.charts: list[Chart | None] = []
         self._syncing = False
@@ -174,9 +192,9 @@ class Desk(pn.viewable.Viewer):
         self._refresh_watchlist()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             self._callbacks = [
-                pn.state.add_periodic_callback(self.reads.apply, period=PERIOD_MS),
-                pn.state.add_periodic_callback(self._refresh_watchlist, period=WATCH_EVERY_MS),
-                pn.state.add_periodic_callback(self._sync_states, period=STATE_EVERY_MS)]
+                session_callback(self.reads.apply, PERIOD_MS),
+                session_callback(self._refresh_watchlist, WATCH_EVERY_MS),
+                session_callback(self._sync_states, STATE_EVERY_MS)]
             pn.state.on_session_destroyed(lambda _context: self.close())
 
     # --- charts -------------------------------------------------------------------------------
@@ -426,6 +444,10 @@ class Desk(pn.viewable.Viewer):
 
         def show(read):
             self._watching = False
+            shown, self._watch_read = self._watch_read, read
+            if shown is not None and (read is shown or (
+                    read[0] == shown[0] and read[1].equals(shown[1]))):
+                return  # nothing new: not sent again
             symbols, self.watchlist.value = read
             if symbols != self.symbols:
                 self.symbols = symbols
@@ -438,7 +460,7 @@ class Desk(pn.viewable.Viewer):
         def failed(exc):
             self._watching = False
             log.warning("the watchlist could not be read: %s", exc)
-        self.reads.submit(_watch_rows, self.marketdata, then=show, failed=failed)
+        self.reads.submit(_shared_watch_rows, self.marketdata, then=show, failed=failed)
 
     # --- state --------------------------------------------------------------------------------
     def _keep_states(self) -> None:

@@ -1,7 +1,7 @@
 """Per-bar rows of a live chart in one Bokeh source: the closed bars, then at most one forming bar.
 
 Rows are kept by their bar number (:data:`axes.X`), consecutive from the first. A live update
-patches the forming bar's row in place (also when it closes: its final values) and streams the
+patches the forming bar's row in place (the columns that changed) (also when it closes: its final values) and streams the
 bars past it; a closed bar is never sent again. Also: the CVD of new bars, reset per trading day.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from indicators.orderflow import cvd
 from tradeflow.model import BAR_COLUMNS, Session, empty_frame
 
 from .axes import X
+from .live_sources import patch_rows
 
 __all__ = ["BarRows", "cvd_from", "joined", "LEFT_BORDER", "PRICE_BORDER"]
 
@@ -50,7 +51,7 @@ class BarRows:
             lo, hi = int(pos[old].min()), int(pos[old].max()) + 1
             if hi - lo != int(old.sum()):
                 raise ValueError("bar rows: patched bars must be consecutive")
-            self.source.patch({k: [(slice(lo, hi), np.asarray(v)[old])] for k, v in data.items()})
+            patch_rows(self.source, lo, hi, {k: np.asarray(v)[old] for k, v in data.items()})
         if (~old).any():
             if pos[~old][0] != shown:
                 raise ValueError(f"bar rows: bar {int(x[~old][0])} does not follow the "

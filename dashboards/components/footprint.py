@@ -33,7 +33,7 @@ from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               bar_parts, cell_text, empty_text, open_ns, raster, shared_parts,
                               shifted, signed_size)
-from .live_sources import set_small
+from .live_sources import patch_rows, set_small
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT",
@@ -195,6 +195,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._forming_index: dict[tuple[int, int], int] = {}  # (x, row) -> cell source row
         self._forming_start = 0
         self._forming_range = None  # the forming bar's (low, high) when naked POCs were judged
+        self._naked_levels = np.empty(0, "int64")  # row levels (tick // rows) of the naked POCs
         self._days = np.empty(0, "int64")  # trading day of each bar held
 
     @property
@@ -386,23 +387,24 @@ class FootprintChart(pn.viewable.Viewer):
         first = len(self._closed)  # the number of the first bar in the update
         old_forming = self.forming_x
         new_forming = first + len(closed) if len(current) else None
-        self._closed = joined(self._closed, closed)
+        if len(closed):
+            self._closed = joined(self._closed, closed)
         self._current = current
         self._closed_cells.append(update.closed_footprint)
         self._current_cells = update.current_footprint
         # what depends on the update's bars alone is computed once for every chart showing it
         parts = shared_parts(update, self.instrument, self.rows, self.imbalance_ratio)
         self._days = np.concatenate([self._days[:first], parts["days"]])
-        bars = joined(self._closed, self._current)
-        self.bars.apply(self._with_cvd(shifted(parts["bars"], first), bars, first))
+        self.bars.apply(self._live_cvd(shifted(parts["bars"], first), first))
         cols = shifted(parts["cells"], first)
         self._apply_cells(dict(cols, layer=np.full(len(cols["x"]), "rects", dtype=object)),
                           new_forming)
         for name in ("stacked", "zeros", "unfinished"):
             getattr(self, name).apply(shifted(parts[name], first), new_forming)
-        grown = len(closed) or self._forming_range != self._range_of(current)
-        if grown:  # only a bar that traded somewhere new can cover a naked POC
+        if len(closed):
             self._update_naked(joined(update.closed_footprint, update.current_footprint), current)
+        else:
+            self._drop_covered(current)
         # colour scales stay as the load set them (values past them take the end colours), so a
         # live update never recolours what is drawn
         if self.zoomed_in:
@@ -419,6 +421,20 @@ class FootprintChart(pn.viewable.Viewer):
     def _with_cvd(self, cols: dict, bars: pd.DataFrame, first: int) -> dict:
         """Per-bar columns with the CVD of bars ``first..`` (reset each trading day)."""
         values = cvd_from(bars, first, self.instrument.session, days=self._days)
+        return dict(cols, cvd=values,
+                    cvd_text=np.array([signed_size(v) for v in values], dtype=object),
+                    cvd_dir=np.where(values >= 0, "up", "down").astype(object))
+
+    def _live_cvd(self, cols: dict, first: int) -> dict:
+        """:meth:`_with_cvd` of an update's bars ``first..``, from the CVD shown for the bar
+        before them (the same trading day) plus their deltas: no frame of the day's bars."""
+        delta = np.asarray(cols["delta"], dtype="float64")
+        days = self._days[first:first + len(delta)]
+        shown, at = self.bars.source.data["cvd"], first - self.bars.first_x() - 1
+        same_day = len(days) and at >= 0 and self._days[first - 1] == days[0]
+        values = np.cumsum(delta) + (float(shown[at]) if same_day else 0.0)
+        for start in np.flatnonzero(days[1:] != days[:-1]) + 1:  # a new trading day: from 0
+            values[start:] -= values[start - 1]
         return dict(cols, cvd=values,
                     cvd_text=np.array([signed_size(v) for v in values], dtype=object),
                     cvd_dir=np.where(values >= 0, "up", "down").astype(object))
@@ -465,7 +481,7 @@ class FootprintChart(pn.viewable.Viewer):
             order[at[shown] - lo] = np.flatnonzero(shown)
             if (order < 0).any():
                 raise ValueError("footprint: the update lost cells of the forming bar")
-            self.cells.patch({k: [(slice(lo, hi), np.asarray(v)[order])] for k, v in cols.items()})
+            patch_rows(self.cells, lo, hi, {k: np.asarray(v)[order] for k, v in cols.items()})
         fresh = _take(cols, ~shown)
         if len(fresh["x"]):
             self.cells.stream(fresh)
@@ -477,20 +493,41 @@ class FootprintChart(pn.viewable.Viewer):
         xs_all, ticks_all = self.cells.data["x"], self.cells.data["tick"]
         self._forming_index = {(int(xs_all[i]), int(ticks_all[i])): int(i) for i in idx}
 
+    def _drop_covered(self, current: pd.DataFrame) -> None:
+        """The naked POCs whose rows the forming bar's range now reaches are naked no more (a
+        bar traded in or through the row: ``naked_pocs``' rule); the others stay. Only a bar
+        that closes brings a new candidate, so ``naked_pocs`` runs again then: judging them all
+        at every update was a session's largest cost."""
+        now = self._range_of(current)
+        if now is None or now == self._forming_range:
+            return
+        self._forming_range = now
+        ticks, rows = self.instrument.tick_size, self.rows
+        lo, hi = (int(round(p / ticks)) // rows for p in now)
+        covered = (self._naked_levels >= lo) & (self._naked_levels <= hi)
+        if covered.any():
+            self._naked_levels = self._naked_levels[~covered]
+            set_small(self.naked, {k: np.asarray(v)[~covered] for k, v in self.naked.data.items()})
+
     def _update_naked(self, new_cells, current):
         """Naked POCs of the closed bars (``naked_pocs`` over the bars still naked and the new
         ones: a bar between them that was left out covered none of them), as lines from the
         bar to the right edge."""
         self._forming_range = self._range_of(current)
-        cells = joined(self._naked_cells, new_cells) if len(new_cells) else self._naked_cells
+        kept = self._naked_cells
+        if len(new_cells) and len(kept):  # the bars the new cells re-send (the forming bar's)
+            kept = kept[open_ns(kept) < open_ns(new_cells).min()]
+        cells = joined(kept, new_cells) if len(new_cells) else kept
         rows = self.rows
         if not len(cells):
             self.naked.data = {"x": np.empty(0), "y": np.empty(0)}
+            self._naked_levels = np.empty(0, "int64")
             return
         found = naked_pocs(cells, rows=rows)
         found = found[(found["kind"] == "bar") & found["naked_until"].isna()]
         if len(current):
             found = found[open_ns(found) != open_ns(current)[0]]
+        self._naked_levels = found["poc"].to_numpy(dtype="int64") // rows
         keep_ts = open_ns(found)
         self._naked_cells = cells[np.isin(open_ns(cells), np.concatenate(
             [keep_ts, open_ns(current)]))].reset_index(drop=True)

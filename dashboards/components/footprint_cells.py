@@ -152,29 +152,36 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
     return out
 
 
-_SHARED: dict = {}  # id(update) -> (weak reference to it, {settings: parts}), recent updates only
+_SHARED: dict = {}  # ids of an update's frames -> (weak references to them, {settings: parts})
+_FRAMES = ("closed", "closed_footprint", "current", "current_footprint")
 
 
 def shared_parts(update, instrument: Instrument, row_ticks: int, ratio: float) -> dict:
     """:func:`bar_parts` of a live update's bars (its closed bars, then the forming one),
-    computed once for every chart that applies the same update object with the same settings:
-    the hub hands one ``Update`` to all the subscribers of a stream, so many sessions on one
-    symbol share this work and each only sends its own patches."""
-    bars = pd.concat([update.closed, update.current], ignore_index=True)
-    cells = pd.concat([update.closed_footprint, update.current_footprint], ignore_index=True)
+    computed once for every chart that applies the same bars with the same settings: the hub
+    gives each subscriber its own ``Update`` (its studies, book and tape differ) holding the
+    stream's same frames, so many sessions on one symbol share this work by those frames and
+    each only sends its own patches."""
+    frames = [getattr(update, name) for name in _FRAMES]
+    key = tuple(id(f) for f in frames)
     settings = (instrument.tick_size, instrument.session.timezone, int(row_ticks), float(ratio))
-    entry = _SHARED.get(id(update))
-    if entry is None or entry[0]() is not update:
+    entry = _SHARED.get(key)
+    if entry is None or any(ref() is not f for ref, f in zip(entry[0], frames)):
         try:
-            entry = (weakref.ref(update), {})
+            entry = ([weakref.ref(f) for f in frames], {})
         except TypeError:  # not weakly referable: nothing to share it by
-            return bar_parts(bars, cells, instrument, row_ticks, ratio, len(update.current) > 0)
-        _SHARED[id(update)] = entry
-        while len(_SHARED) > 64:
-            _SHARED.pop(next(iter(_SHARED)))
-    if settings not in entry[1]:
-        entry[1][settings] = bar_parts(bars, cells, instrument, row_ticks, ratio,
-                                       len(update.current) > 0)
+            entry = None
+        else:
+            _SHARED[key] = entry
+            while len(_SHARED) > 64:
+                _SHARED.pop(next(iter(_SHARED)))
+    if entry is None or settings not in entry[1]:
+        bars = pd.concat([update.closed, update.current], ignore_index=True)
+        cells = pd.concat([update.closed_footprint, update.current_footprint], ignore_index=True)
+        parts = bar_parts(bars, cells, instrument, row_ticks, ratio, len(update.current) > 0)
+        if entry is None:
+            return parts
+        entry[1][settings] = parts
     return entry[1][settings]
 
 

@@ -23,7 +23,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
 
 from .axes import X
 
-__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small"]
+__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small", "patch_rows"]
 
 
 def _ns(ts) -> np.ndarray:
@@ -100,6 +100,20 @@ def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a, b = a.astype("float64"), b.astype("float64")
         return ~((a == b) | (np.isnan(a) & np.isnan(b)))
     return a != b
+
+
+def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[str]:
+    """Patch rows ``lo..hi-1`` of ``source`` with ``data`` (columns of ``hi - lo`` values),
+    sending only the columns whose values changed (a forming bar's number, time and row keys
+    stay, its volumes move); the columns sent."""
+    sent = {}
+    for k, v in data.items():
+        new = np.asarray(v)
+        if _differs(np.asarray(source.data[k])[lo:hi], new).any():
+            sent[k] = [(slice(lo, hi), new)]
+    if sent:
+        source.patch(sent)
+    return list(sent)
 
 
 def set_small(source: ColumnDataSource, data: dict) -> bool:

@@ -10,7 +10,7 @@ page would. Each chart notes, per message, when it read it (``time.monotonic()``
 every process of the machine, so a feeder's send times compare with it) and how many trades its
 bars hold then (closed bars' trades plus the forming bar's). On SIGINT the server stops as
 ``tradeflow serve`` does and the notes go to ``--record`` as JSON:
-``{symbol: {"t": [...], "seen": [...], "messages": n, "resyncs": n}}``.
+``{symbol: {"t": [...], "seen": [...], "close": [...], "messages": n, "resyncs": n}}``.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Chart:
         self.sub = sub
         self.t: list[float] = []
         self.seen: list[int] = []
+        self.close: list[float] = []  # the forming bar's close (else the last bar's), per message
         self.messages = self.resyncs = 0
         self.closed_trades = 0
         self.task = asyncio.ensure_future(self._run())
@@ -48,9 +49,11 @@ class Chart:
                 continue
             self.t.append(time.monotonic())
             self.seen.append(self.closed_trades + int(message.current["trades"].sum()))
+            last = message.current if len(message.current) else message.closed
+            self.close.append(float(last["close"].iloc[-1]) if len(last) else float("nan"))
 
     def summary(self) -> dict:
-        return {"t": self.t, "seen": self.seen, "messages": self.messages,
+        return {"t": self.t, "seen": self.seen, "close": self.close, "messages": self.messages,
                 "resyncs": self.resyncs}
 
 
