@@ -164,9 +164,18 @@ class Chart(pn.viewable.Viewer):
 
     height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
 
-    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, **params):
+    static = param.Boolean(default=False, doc="drawn into a file (no server answers it): every "
+                           "bar read is in view, the views fill the page and draw at once what "
+                           "they would ask the server for")
+
+    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, *, start=None,
+                 end=None, last=None, **params):
+        """``start``/``end``/``last``: the bars read first (``MarketData.bars``' arguments);
+        none of them: the last :data:`FIRST_BARS`."""
         super().__init__(config=config, **params)
         self.marketdata, self.hub, self.run = marketdata, hub, run
+        self.window = dict(start=start, end=end,
+                           last=last if last is not None or start is not None else FIRST_BARS)
         self.spec = BarSpec.parse(config.spec)
         self.instrument = None
         self.view = None
@@ -221,7 +230,7 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        return (instrument, *self._read())
+        return (instrument, *self._read(**self.window))
 
     def _start(self, result) -> None:
         self.instrument, self.history, self.history_cells = result
@@ -271,6 +280,13 @@ class Chart(pn.viewable.Viewer):
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
             kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+        if self.static:
+            if "static" in cls.param:
+                kw["static"] = True
+            if "visible_bars" in cls.param:
+                kw["visible_bars"] = max(len(self.history), cls.param.visible_bars.bounds[0])
+            if "height" in cls.param and cls.param.height.allow_None:
+                kw["height"] = None  # fills the page
         return cls(**kw)
 
     def _make_panes(self) -> list:
@@ -318,10 +334,10 @@ class Chart(pn.viewable.Viewer):
         return np.arange(self.first_x, self.first_x + len(bars)), pd.DatetimeIndex(bars["ts"])
 
     # --- data ---------------------------------------------------------------------------------
-    def _read(self, end=None):
+    def _read(self, end=None, start=None, last=FIRST_BARS):
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
-        bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
+        bars = md.bars(symbol, plain, start=start, end=end, last=last)
         # cells only for what draws them: the footprint, the volume profile
         wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
@@ -344,6 +360,8 @@ class Chart(pn.viewable.Viewer):
             ts = pd.DatetimeIndex(self.history["ts"])
             self.x_range.update(start=float(ts.searchsorted(start)) - 0.5,
                                 end=float(ts.searchsorted(end)) + 0.5)
+        elif self.static:  # the file holds what was read, all of it in view
+            self.x_range.update(start=-0.5, end=n - 0.5)
         else:
             shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
             self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)
