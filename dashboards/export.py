@@ -32,6 +32,8 @@ from bokeh.resources import Resources
 from dashboards.chart import SHOWN_BARS, SHOWN_FOOTPRINT, Chart
 from dashboards.chart_state import ChartConfig, StateError, parse_studies
 from dashboards.components.theme import theme_of
+from data_access import StoreError
+from tradeflow.model import ModelError
 
 __all__ = ["ExportError", "FORMATS", "MAX_BARS", "MAX_CELLS", "PNG_SIZE", "chart_config",
            "chart_html", "png_of", "write_file"]
@@ -97,10 +99,15 @@ def chart_html(marketdata, config: ChartConfig, start=None, end=None, last: int 
     if last is None and start is None:
         last = SHOWN_FOOTPRINT + 2 if kind == "footprint" else SHOWN_BARS
     cap = MAX_BARS[kind]
-    # one bar more than the file may hold: more than that is refused, not cut
-    chart = _chart(config, marketdata, start, end, min(last or cap + 1, cap + 1))
-    n = len(chart.history)
     what = f"{config.symbol} {config.spec}"
+    # the bars alone first (one more than a file may hold): a range too long or empty is said
+    # before its footprint is read and drawn
+    try:
+        marketdata.store.instrument(config.symbol)  # unknown: ModelError, not "no bars"
+        n = len(marketdata.bars(config.symbol, config.spec, start, end, min(last or cap + 1,
+                                                                               cap + 1)))
+    except (ModelError, StoreError) as exc:
+        raise ExportError(f"{what}: {exc}") from None
     if n > cap:
         raise ExportError(f"{what}: more than {cap:,} bars from {start or 'the start'} to "
                           f"{end or 'the end'}; a file holds at most {cap:,} "
@@ -109,11 +116,14 @@ def chart_html(marketdata, config: ChartConfig, start=None, end=None, last: int 
     if n == 0:
         where = f" from {start or 'the start'} to {end or 'the end'}" if start or end else ""
         raise ExportError(f"{what}: no bars{where}: nothing to draw")
+    chart = _chart(config, marketdata, start, end, min(last or cap, cap))
     cells = getattr(chart.view, "cells", None)
     if cells is not None and len(cells.data["x"]) > MAX_CELLS:
         raise ExportError(f"{what}: the footprint of these {n:,} bars has "
                           f"{len(cells.data['x']):,} cells; a file holds at most "
                           f"{MAX_CELLS:,}: use --last, a shorter range or a larger --spec")
+    if kind == "footprint":  # its title says the row size only: a file needs the chart's name
+        chart.figure.title.text = f"{what}   {chart.figure.title.text}"
     root = row(*[view.__panel__().object for view in (chart.view, *chart.panes)],
                sizing_mode="stretch_both")
     if size is not None:
@@ -142,7 +152,7 @@ def _chart(config, marketdata, start, end, last) -> Chart:
 
 def png_of(browser, document: str, size: tuple[int, int] = PNG_SIZE) -> bytes:
     """The PNG (``size`` pixels) of an HTML ``document`` drawn in ``browser`` (a Playwright
-    Chromium: ``dashboards.browser.launch()``) with no network: a request that is not for the
+    Chromium: ``tradeflow.browser.launch()``) with no network: a request that is not for the
     file itself is refused, and an error."""
     width, height = size
     with tempfile.TemporaryDirectory(prefix="tradeflow-png-") as folder:

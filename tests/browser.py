@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dashboards.browser import CHROMIUM_ARGS, chromium_path
+from tradeflow.browser import CHROMIUM_ARGS, chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = chromium_path()  # Debian's chromium here (the package finds it, as the PNG export)

@@ -224,9 +224,12 @@ def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme
     import contextlib
 
     fmt = _chart_format(output, fmt)
+    if fmt == "html" and (width is None) != (height is None):
+        raise UserError("--width and --height: give both, or neither (the chart then fills the "
+                        "browser's window)")
     _not_served(ctx, "export the chart from a PostgreSQL store, which both can use at once")
     # the command line is the outermost shell: this command renders the dashboards' chart
-    from dashboards.browser import BrowserMissing, launch
+    from tradeflow.browser import BrowserMissing, launch
     from dashboards.export import (PNG_SIZE, ExportError, chart_config, chart_html, png_of,
                                    write_file)
 
@@ -234,9 +237,6 @@ def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme
 
     if fmt == "png":
         size = (width or PNG_SIZE[0], height or PNG_SIZE[1])
-    elif (width is None) != (height is None):
-        raise UserError("--width and --height: give both, or neither (the chart then fills the "
-                        "browser's window)")
     else:
         size = (width, height) if width else None
     try:
@@ -247,7 +247,12 @@ def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme
                 document = chart_html(MarketData(store), config, start, end, last,
                                       size if fmt == "html" else None)
             data = png_of(browser, document, size) if fmt == "png" else document.encode()
-        write_file(output, data)
+        try:
+            write_file(output, data)
+        except OSError as exc:
+            raise UserError(f"-o {output}: cannot write a file in "
+                            f"{os.path.dirname(os.path.abspath(output))} ({exc.strerror})") \
+                from None
     except (ExportError, BrowserMissing) as exc:
         _fail(exc)
     click.echo(f"wrote {output} ({len(data):,} bytes)", err=True)
@@ -266,7 +271,7 @@ def _chart_format(output: str, fmt: str | None) -> str:
     if not os.path.isdir(folder):
         raise UserError(f"-o {output}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"-o {output}: the folder {folder} is not writable")
+        raise UserError(f"-o {output}: cannot write a file in {folder} (not writable)")
     if os.path.isdir(output):
         raise UserError(f"-o {output} is a folder: give a file name")
     return fmt or named
