@@ -158,7 +158,8 @@ class Chart(pn.viewable.Viewer):
 
     ``run``: how blocking reads run (``dashboards.live.Reads``): None in a notebook; in a server
     ``ServerContext.read``, and the results wait for the session's periodic callback (``tick``,
-    every 250 ms), which also drains the live feed."""
+    every 250 ms), which also drains the live feed. ``end``: show the bars before this time
+    (a notebook's historical chart), else the latest."""
 
     config = param.ClassSelector(class_=ChartConfig)
 
@@ -338,11 +339,15 @@ class Chart(pn.viewable.Viewer):
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
         bars = md.bars(symbol, plain, start=start, end=end, last=last)
-        # cells only for what draws them: the footprint, the volume profile
-        wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
-            len(bars) and wants) else empty_frame(FOOTPRINT_COLUMNS)
+            len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
+
+    @property
+    def wants_cells(self) -> bool:
+        """Whether footprint cells are read: only for what draws them (the footprint, the
+        volume profile)."""
+        return self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
 
     def _display(self, bars: pd.DataFrame) -> pd.DataFrame:
         return heikin_ashi(bars) if self.spec.heikin_ashi else bars
@@ -528,6 +533,7 @@ class Chart(pn.viewable.Viewer):
     def close(self) -> None:
         if self._callback is not None:
             self._callback.stop()
+        self.reads.close()
         if self.feed is not None:
             self.feed.close()
 

@@ -313,7 +313,7 @@ TRANSFORM_SETTINGS = {"kagi": {"reversal": 8}, "point_and_figure": {"box": 4, "r
 
 
 def test_line_break_bricks_kagi_lines_and_pnf_boxes(bars):
-    import tradeflow.bars as kinds
+    import tradeflow.bar_transforms as kinds
     frame = bars[0]
     lb = chart(bars, chart_type="line_break", transform=TRANSFORM_SETTINGS)
     want = kinds.line_break(frame, ES, lines=3)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-import tradeflow.bars as bar_kinds
+import tradeflow.bar_transforms as bar_kinds
 from tradeflow.model import Instrument
 
 from . import axes
