@@ -154,7 +154,6 @@ BAD = [
     (["NOPE", "--spec", "5m"], "unknown symbol 'NOPE'"),
     (["ES", "--spec", "5x"], "--spec: bar spec '5x' not understood"),
     (["ES", "--type", "pie"], "--type: 'pie': use one of footprint, ohlc, candles"),
-    (["ES", "--studies", "EMA(timeperiod=0)"], "--studies: EMA: parameter 'timeperiod'"),
     (["ES", "--studies", "NOPE"], "--studies: unknown study 'NOPE'"),
     (["ES", "--type", "footprint", "--studies", "EMA"], "--studies: the footprint draws"),
     (["ES", "--start", "2025-01-06", "--end", "2025-01-07"], "no bars from 2025-01-06"),
