@@ -165,6 +165,12 @@ class Chart(pn.viewable.Viewer):
 
     height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
 
+    fill = param.Boolean(default=False, doc="with no height: the views fill the space given "
+                                            "(an iframe), the price pane stretching")
+
+    read_only = param.Boolean(default=False, doc="no drawing tools (the embed): zoom, pan and "
+                                                 "crosshair only")
+
     static = param.Boolean(default=False, doc="drawn into a file (no server answers it): every "
                            "bar read is in view, the views fill the page and draw at once what "
                            "they would ask the server for")
@@ -238,7 +244,8 @@ class Chart(pn.viewable.Viewer):
         self.view = self._make_view()
         self.panes = self._make_panes()
         self._load_history()
-        self._attach_drawings()
+        if not self.read_only:
+            self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
         # a fixed height when given: stretched panes added after the page was drawn can be laid
         # out with no height at all
@@ -264,6 +271,11 @@ class Chart(pn.viewable.Viewer):
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             periodic=False)
 
+    def browser_sources(self) -> list:
+        """The sources the views' own browser code writes (the footprint's viewport report)."""
+        views = [self.view, *self.panes] if self.view is not None else []
+        return [v.viewport for v in views if getattr(v, "viewport", None) is not None]
+
     @property
     def ready(self) -> bool:
         return self.view is not None
@@ -281,6 +293,8 @@ class Chart(pn.viewable.Viewer):
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
             kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+        elif "height" in cls.param and self.fill and cls.param.height.allow_None:
+            kw["height"] = None
         if self.static:
             if "static" in cls.param:
                 kw["static"] = True

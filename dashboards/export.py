@@ -142,7 +142,8 @@ def chart_html(marketdata, config: ChartConfig, start=None, end=None, last: int 
 
 def _chart(config, marketdata, start, end, last) -> Chart:
     try:
-        chart = Chart(config, marketdata, start=start, end=end, last=last, static=True)
+        chart = Chart(config, marketdata, start=start, end=end, last=last, static=True,
+                      read_only=True)  # a file: zoom, pan and crosshair; no drawing tools
     except ValueError as exc:  # a view refusing its settings (a study it does not draw)
         raise ExportError(f"{config.symbol} {config.spec}: {exc}") from None
     if chart.error is not None:  # the read failed: an unknown symbol, a store refusing
