@@ -292,7 +292,7 @@ class Chart(pn.viewable.Viewer):
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
-            kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+            kw["height"] = max(self.height - self._below_price(cls), 150)
         elif "height" in cls.param and self.fill and cls.param.height.allow_None:
             kw["height"] = None
         if self.static:
@@ -303,6 +303,17 @@ class Chart(pn.viewable.Viewer):
             if "height" in cls.param and cls.param.height.allow_None:
                 kw["height"] = None  # fills the page
         return cls(**kw)
+
+    def _below_price(self, cls) -> int:
+        """Pixels of a fixed-height chart under its price figure: the readout and volume, and
+        each study drawn in a pane of its own (else they fall outside the chart's height)."""
+        if cls.__name__ != "PriceChart":
+            return 60
+        from indicators.catalogue import CATALOGUE
+
+        in_panes = sum(1 for s in self.config.studies if s["name"] in CATALOGUE
+                       and CATALOGUE.get(s["name"]).draws == "pane")
+        return 180 + in_panes * cls.param.pane_height.default
 
     def _make_panes(self) -> list:
         """The price-aligned panes asked for that exist (they share the main view's prices)."""

@@ -51,13 +51,15 @@ def routes(ctx: ServerContext) -> list[tuple]:
 
 def pages() -> dict:
     """The Panel pages by URL path (files of ``dashboards/apps``): the desk at ``/`` and
-    ``/desk``, the formula box at ``/formula``, the chart for other sites' frames at ``/embed``."""
+    ``/desk``, the formula box at ``/formula``, the chart for other sites' frames at ``/embed``;
+    the notebooks, read-only, under ``/notebooks``."""
     import dashboards.apps
+    from dashboards.notebook_pages import notebook_pages
 
     folder = Path(dashboards.apps.__file__).parent
     desk = str(folder / "desk.py")
     return {"/": desk, "desk": desk, "formula": str(folder / "formula.py"),
-            "embed": str(folder / "embed.py")}
+            "embed": str(folder / "embed.py"), **notebook_pages()}
 
 
 def _loopback(host: str) -> bool:
