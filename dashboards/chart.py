@@ -177,9 +177,18 @@ class Chart(pn.viewable.Viewer):
     read_only = param.Boolean(default=False, doc="no drawing tools (the embed): zoom, pan and "
                                                  "crosshair only")
 
-    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, end=None, **params):
+    static = param.Boolean(default=False, doc="drawn into a file (no server answers it): every "
+                           "bar read is in view, the views fill the page and draw at once what "
+                           "they would ask the server for")
+
+    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, *, start=None,
+                 end=None, last=None, **params):
+        """``start``/``end``/``last``: the bars read first (``MarketData.bars``' arguments);
+        none of them: the last :data:`FIRST_BARS`."""
         super().__init__(config=config, **params)
-        self.marketdata, self.hub, self.run, self.end = marketdata, hub, run, end
+        self.marketdata, self.hub, self.run = marketdata, hub, run
+        self.window = dict(start=start, end=end,
+                           last=last if last is not None or start is not None else FIRST_BARS)
         self.spec = BarSpec.parse(config.spec)
         self.instrument = None
         self.view = None
@@ -238,14 +247,14 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        bars, cells = self._read(self.end)
+        bars, cells = self._read(**self.window)
         view = self.config.view_range
         if view is not None and len(bars) and view[0] < bars["ts"].iloc[0]:
             # a range older than the first day read (a link): read from a little before it
             before = self.marketdata.bars(self.config.symbol, self.spec.base, end=view[0],
                                           last=NEAR_START + 1)
-            bars, cells = self._read(self.end, start=before["ts"].iloc[0] if len(before)
-                                     else view[0])
+            bars, cells = self._read(self.window["end"], start=before["ts"].iloc[0]
+                                     if len(before) else view[0], last=None)
         return instrument, bars, cells
 
     def _start(self, result) -> None:
@@ -326,6 +335,13 @@ class Chart(pn.viewable.Viewer):
             kw["height"] = max(self.height - under - self._below_price(cls), 150)
         elif "height" in cls.param and self.fill and cls.param.height.allow_None:
             kw["height"] = None
+        if self.static:
+            if "static" in cls.param:
+                kw["static"] = True
+            if "visible_bars" in cls.param:
+                kw["visible_bars"] = max(len(self.history), cls.param.visible_bars.bounds[0])
+            if "height" in cls.param and cls.param.height.allow_None:
+                kw["height"] = None  # fills the page
         return cls(**kw)
 
     def _below_price(self, cls) -> int:
@@ -411,18 +427,15 @@ class Chart(pn.viewable.Viewer):
             self._cell_parts.append(update.closed_footprint)
         self._forming_cells = update.current_footprint
 
-    def _read(self, end=None, start=None):
-        """:data:`FIRST_BARS` bars before ``end`` (None: the newest), or every bar from
-        ``start`` (at most :data:`MAX_BARS`), and their cells when drawn."""
+    def _read(self, end=None, start=None, last=FIRST_BARS):
+        """The ``last`` bars before ``end`` (None: the newest), or every bar from ``start`` (at
+        most :data:`MAX_BARS`), and their cells when drawn."""
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
-        if start is None:
-            bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
-        else:
-            bars = md.bars(symbol, plain, start=start, end=end)
-            if len(bars) > MAX_BARS:
-                raise ValueError(f"the view range starts {len(bars):,} bars back; a chart holds "
-                                 f"at most {MAX_BARS:,}: open a later range or longer bars")
+        bars = md.bars(symbol, plain, start=start, end=end, last=last)
+        if last is None and len(bars) > MAX_BARS:
+            raise ValueError(f"the view range starts {len(bars):,} bars back; a chart holds "
+                             f"at most {MAX_BARS:,}: open a later range or longer bars")
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
             len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
@@ -449,6 +462,8 @@ class Chart(pn.viewable.Viewer):
             ts = pd.DatetimeIndex(self.history["ts"])
             self.x_range.update(start=float(ts.searchsorted(start)) - 0.5,
                                 end=float(ts.searchsorted(end)) + 0.5)
+        elif self.static:  # the file holds what was read, all of it in view
+            self.x_range.update(start=-0.5, end=n - 0.5)
         else:
             shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
             self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)

@@ -11,13 +11,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
+from tradeflow.browser import CHROMIUM_ARGS, chromium_path
+
 ROOT = Path(__file__).resolve().parents[1]
-# as the machine's notes advise: no sandbox as root, and no background connections, which the
-# closed network here refuses
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM = chromium_path()  # Debian's chromium here (the package finds it, as the PNG export)
 
 
 def free_port() -> int:

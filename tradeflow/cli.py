@@ -156,30 +156,125 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-@main.command("export")
-@click.argument("what", type=click.Choice(["trades", "bars", "footprint"]))
+@main.group("export")
+def export():
+    """Export stored trades, bars or footprint cells (CSV, Parquet), or a chart (HTML, PNG)."""
+
+
+def _frame_export(what: str, doc: str):
+    """``tradeflow export WHAT SYMBOL``: the stored frame, as CSV or Parquet."""
+
+    def command(ctx, symbol, spec, start, end, last, output, received=False):
+        if output is not None:
+            _check_output(output)
+        frame = _run(ctx, "export", what=what, symbol=symbol, spec=spec, start=start, end=end,
+                     last=last, received=received).frame
+        write_frame(frame, output)
+        if output:
+            click.echo(f"wrote {len(frame):,} rows to {output}", err=True)
+
+    command.__doc__ = doc
+    options = [click.argument("symbol"), _SPEC, _START, _END,
+               click.option("--last", type=click.IntRange(1, MAX_ROWS), default=None,
+                            help="Only the last N rows (trades) or bars."),
+               click.option("-o", "--output", default=None,
+                            help="File to write (.csv or .parquet); CSV to stdout when not given.")]
+    if what == "bars":
+        options.append(click.option(
+            "--received", is_flag=True, help="The bars received built (Sierra Chart, .scid bar "
+            "records, DBN ohlcv) at their own timeframe, not those built from trades."))
+    for option in reversed(options):
+        command = option(command)
+    export.command(what)(click.pass_context(command))
+
+
+_SPEC = click.option("--spec", default="1m", show_default=True,
+                     help="Bar spec, e.g. 5m, T500, R8.")
+_START = click.option("--start", default=None, help="Start time (UTC unless an offset is given).")
+_END = click.option("--end", default=None, help="End time, exclusive.")
+_frame_export("trades", "Export stored trades.")
+_frame_export("bars", "Export bars of any spec (built from the stored trades or rollups).")
+_frame_export("footprint", "Export footprint cells (volume at the bid and ask per price).")
+
+
+@export.command("chart")
 @click.argument("symbol")
-@click.option("--spec", default="1m", show_default=True, help="Bar spec, e.g. 5m, T500, R8.")
-@click.option("--start", default=None, help="Start time (UTC unless an offset is given).")
-@click.option("--end", default=None, help="End time, exclusive.")
+@_SPEC
+@click.option("--type", "chart_type", default="candles", show_default=True,
+              help="footprint, candles, ohlc, line, heikin_ashi, renko, kagi ... (the desk's).")
+@click.option("--studies", default="", metavar="STUDIES",
+              help='Catalogue studies, e.g. "EMA(timeperiod=20),RSI,cvd" (not on a footprint).')
+@_START
+@_END
 @click.option("--last", type=click.IntRange(1, MAX_ROWS), default=None,
-              help="Only the last N rows (trades) or bars.")
-@click.option("-o", "--output", default=None, help="File to write (.csv or .parquet); "
-                                                     "CSV to stdout when not given.")
-@click.option("--received", is_flag=True, help="Bars: those received built (Sierra Chart, .scid "
-              "bar records, DBN ohlcv) at their own timeframe, not those built from trades.")
+              help="The last N bars (without --start: 120, a footprint 16).")
+@click.option("--theme", default="dark", show_default=True, help="dark or light.")
+@click.option("--width", type=click.IntRange(200, 8000), default=None,
+              help="Pixels (PNG: 1280; HTML: the browser window's when not given).")
+@click.option("--height", type=click.IntRange(200, 8000), default=None,
+              help="Pixels (PNG: 720; HTML: the browser window's when not given).")
+@click.option("--format", "fmt", type=click.Choice(["html", "png"]), default=None,
+              help="html or png (else from the file name).")
+@click.option("-o", "--output", required=True, help="File to write: chart.html or chart.png.")
 @click.pass_context
-def export(ctx, what, symbol, spec, start, end, last, output, received):
-    """Export stored trades, bars or footprint cells."""
-    if output is not None:
-        _check_output(output)
-    if received and what != "bars":
-        raise UserError("--received applies to bars only")
-    frame = _run(ctx, "export", what=what, symbol=symbol, spec=spec, start=start, end=end,
-                 last=last, received=received).frame
-    write_frame(frame, output)
-    if output:
-        click.echo(f"wrote {len(frame):,} rows to {output}", err=True)
+def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme, width, height,
+                 fmt, output):
+    """Draw SYMBOL's chart into a file: standalone HTML (scripts inlined: it opens without a
+    server or network; zoom and crosshair work) or a PNG (rendered in headless Chromium)."""
+    import contextlib
+
+    fmt = _chart_format(output, fmt)
+    if fmt == "html" and (width is None) != (height is None):
+        raise UserError("--width and --height: give both, or neither (the chart then fills the "
+                        "browser's window)")
+    _not_served(ctx, "export the chart from a PostgreSQL store, which both can use at once")
+    # the command line is the outermost shell: this command renders the dashboards' chart
+    from tradeflow.browser import BrowserMissing, launch
+    from dashboards.export import (PNG_SIZE, ExportError, chart_config, chart_html, png_of,
+                                   write_file)
+
+    from .marketdata import MarketData
+
+    if fmt == "png":
+        size = (width or PNG_SIZE[0], height or PNG_SIZE[1])
+    else:
+        size = (width, height) if width else None
+    try:
+        config = chart_config(symbol, spec, chart_type, studies, theme)
+        # the browser before the work: a missing one is said at once
+        with launch() if fmt == "png" else contextlib.nullcontext() as browser:
+            with _open(ctx) as store:
+                document = chart_html(MarketData(store), config, start, end, last,
+                                      size if fmt == "html" else None)
+            data = png_of(browser, document, size) if fmt == "png" else document.encode()
+        try:
+            write_file(output, data)
+        except OSError as exc:
+            raise UserError(f"-o {output}: cannot write a file in "
+                            f"{os.path.dirname(os.path.abspath(output))} ({exc.strerror})") \
+                from None
+    except (ExportError, BrowserMissing) as exc:
+        _fail(exc)
+    click.echo(f"wrote {output} ({len(data):,} bytes)", err=True)
+
+
+def _chart_format(output: str, fmt: str | None) -> str:
+    """html or png, from --format or the file name; -o's folder must exist and be writable (checked
+    before any work)."""
+    suffix = os.path.splitext(output)[1].lower().lstrip(".")
+    named = {"html": "html", "htm": "html", "png": "png"}.get(suffix)
+    if fmt is None and named is None:
+        raise UserError(f"-o {output}: use a .html or .png file name, or give --format")
+    if fmt is not None and named is not None and fmt != named:
+        raise UserError(f"-o {output} is a .{suffix} file name but --format is {fmt}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise UserError(f"-o {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"-o {output}: cannot write a file in {folder} (not writable)")
+    if os.path.isdir(output):
+        raise UserError(f"-o {output} is a folder: give a file name")
+    return fmt or named
 
 
 def write_frame(frame: pd.DataFrame, output: str | None) -> None:

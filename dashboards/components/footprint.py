@@ -11,6 +11,9 @@ a per-bar profile) with a thin candle beside it, over x = bar number and y = pri
   the column, zero prints and unfinished auctions marked; a totals row (volume, delta, CVD).
 * Live: ``apply(update)`` streams the cells of bars that closed and patches the forming bar's
   column in place; a closed bar is never sent again.
+* ``static`` (a chart written to a file, no server to answer the view): every cell is a rect and
+  every number is written; the browser shows the numbers while a cell is readable, by the same
+  rule as the server (:data:`_SHOW_NUMBERS`).
 """
 from __future__ import annotations
 
@@ -56,6 +59,20 @@ viewport._tf_timer = setTimeout(() => {
   viewport.data = {x0: [xr.start], x1: [xr.end], y0: [yr.start], y1: [yr.end],
                    w: [fig.inner_width], h: [fig.inner_height]};
 }, 120);
+"""
+
+# the rule of refresh_view, in the browser (a static chart: no server answers the view)
+_SHOW_NUMBERS = """
+const bar_px = fig.inner_width / Math.max(xr.end - xr.start, 1e-9);
+const row_px = fig.inner_height * row / Math.max(yr.end - yr.start, 1e-12);
+const readable = bar_px * cell_width >= min_width && row_px >= min_height;
+const size = Math.round(Math.min(13, Math.max(9, row_px * 0.62))) + "px";
+for (const r of texts) {
+  r.visible = readable;
+  r.glyph.text_font_size = {value: size};
+}
+for (const r of totals) r.visible = show_totals && bar_px * cell_width >= totals_width;
+poc.glyph.line_width = readable ? 2 : 1;
 """
 
 
@@ -141,6 +158,9 @@ class FootprintChart(pn.viewable.Viewer):
     show_totals = param.Boolean(default=True, doc="volume, delta and CVD under each bar")
     height = param.Integer(default=600, bounds=(200, 4000), allow_None=True,
                            doc="the cells' pane, px; None: it fills the height given (an iframe)")
+    static = param.Boolean(default=False, constant=True,
+                           doc="no server answers the view (a file): all cells drawn, all bars "
+                               "in view, the numbers shown by the browser")
 
     def __init__(self, bars: pd.DataFrame | None = None, footprint: pd.DataFrame | None = None, *,
                  current: pd.DataFrame | None = None,
@@ -228,7 +248,10 @@ class FootprintChart(pn.viewable.Viewer):
                 + (" (auto)" if not self.row_ticks else ""))
 
     def first_shown(self, n: int) -> int:
-        """The first of ``n`` bars in view after a load (as many as are readable, at least 6)."""
+        """The first of ``n`` bars in view after a load (as many as are readable, at least 6;
+        static: all)."""
+        if self.static:
+            return 0
         return max(0, n - max(6, int(self.viewport.data["w"][0] / BAR_PIXELS)) + 1)
 
     def _choose_rows(self) -> None:
@@ -319,6 +342,15 @@ class FootprintChart(pn.viewable.Viewer):
             rng.js_on_change("start", report)
             rng.js_on_change("end", report)
         self.viewport.js_on_change("tags", report)
+        if self.static:
+            self._numbers_js = CustomJS(code=_SHOW_NUMBERS, args=dict(
+                fig=fig, xr=self.x_range, yr=self.y_range, row=1.0, texts=self._text_r,
+                totals=[], show_totals=self.show_totals, poc=self._poc_r, cell_width=CELL_WIDTH,
+                min_width=READABLE_WIDTH, min_height=READABLE_HEIGHT, totals_width=TOTALS_WIDTH))
+            for model, names in ((self.x_range, ("start", "end")), (self.y_range, ("start", "end")),
+                                 (fig, ("inner_width", "inner_height"))):
+                for name in names:
+                    model.js_on_change(name, self._numbers_js)
         return fig
 
     def _make_totals(self, theme):
@@ -342,6 +374,8 @@ class FootprintChart(pn.viewable.Viewer):
             fig.text(x=dodge(X, CELL_MID), y=y, text=field, source=src, text_align="center",
                      text_baseline="middle", text_font_size="10px", text_color=theme.text)
             for y, field in ((2.5, "vol_text"), (1.5, "delta_text"), (0.5, "cvd_text"))]
+        if self.static:
+            self._numbers_js.args = dict(self._numbers_js.args, totals=self._totals_text)
         return fig
 
     def __panel__(self):
@@ -464,6 +498,8 @@ class FootprintChart(pn.viewable.Viewer):
                                (self._profile_r, 0.8)):
             glyph_r.glyph.height = self._row_price() * share
         self._poc_r.glyph.height = self._row_price()
+        if self.static:
+            self._numbers_js.args = dict(self._numbers_js.args, row=self._row_price())
         self.figure.title.text = self.row_label()
         self._update_scales()
         self.refresh_view()
@@ -571,7 +607,7 @@ class FootprintChart(pn.viewable.Viewer):
         row = self._row_price()
         lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
         fit = v["h"][0] / ROW_PIXELS * row  # the price span that keeps rows readable
-        if hi - lo > fit:  # the bars span more: show the rows around the last close
+        if hi - lo > fit and not self.static:  # the bars span more: the rows around the last close
             last = float(bars["close"].iloc[-1])
             lo, hi = last - fit / 2, last + fit / 2
         self.y_range.update(start=lo, end=hi)
@@ -593,10 +629,13 @@ class FootprintChart(pn.viewable.Viewer):
         x0, x1, y0, y1, w, h = self._view()
         bar_px = w / max(x1 - x0, 1e-9)
         row_px = h * self._row_price() / max(y1 - y0, 1e-12)
-        self.zoomed_in = bar_px * CELL_WIDTH >= READABLE_WIDTH and row_px >= READABLE_HEIGHT
+        readable = bar_px * CELL_WIDTH >= READABLE_WIDTH and row_px >= READABLE_HEIGHT
+        # static: every cell a rect and every number written (the browser shows them)
+        self.zoomed_in = readable or self.static
         size = f"{int(min(13, max(9, row_px * 0.62)))}px"
         for r in self._text_r:
             r.glyph.text_font_size = size
+            r.visible = readable or not self.static
         for r in self._totals_text:
             r.visible = self.show_totals and bar_px * CELL_WIDTH >= TOTALS_WIDTH
         # zoomed out, the marks must not hide the cells they mark
@@ -617,7 +656,7 @@ class FootprintChart(pn.viewable.Viewer):
         if state == "forming":  # its rows are the block at the end
             data = {k: np.asarray(v)[self._forming_start:] for k, v in data.items()}
         mask = np.asarray(data["state"]) == state
-        if in_view:
+        if in_view and not self.static:
             x0, x1, y0, y1, _, _ = self._view()
             x, y, row = np.asarray(data["x"]), np.asarray(data["y"]), self._row_price()
             mask &= (x >= np.floor(x0)) & (x <= np.ceil(x1)) & (y >= y0 - row) & (y <= y1 + row)
