@@ -176,6 +176,9 @@ class Chart(pn.viewable.Viewer):
         self.error = None
         self.history = empty_frame(BAR_COLUMNS)      # bars as read, plain (not Heikin-Ashi)
         self.history_cells = empty_frame(FOOTPRINT_COLUMNS)
+        # the hub's study rows as followed (by label, indexed by position in each result):
+        # a view reloaded draws these, so the hub's later Changes land on the same positions
+        self.live_studies: dict[str, pd.DataFrame] = {}
         self.first_x = 0
         self.more_history = True
         self._loading = False
@@ -357,6 +360,8 @@ class Chart(pn.viewable.Viewer):
         """Load the history into ``view``; a view that takes the forming bar apart
         (``current=``, the footprint) gets it apart."""
         shown, cells = self._display(self.history), self.history_cells
+        if self.live_studies and "studies" in _params(view.load):
+            kw = {"studies": self.live_studies, **kw}
         if "current" not in _params(view.load):
             view.load(shown, cells, **kw)
             return
@@ -377,6 +382,7 @@ class Chart(pn.viewable.Viewer):
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
         if isinstance(message, Snapshot):
+            self.live_studies = dict(message.studies)
             live = pd.concat([f for f in (message.closed, message.current) if len(f)]
                              or [message.current], ignore_index=True)
             cells = pd.concat([f for f in (message.closed_footprint, message.current_footprint)
@@ -395,6 +401,9 @@ class Chart(pn.viewable.Viewer):
                 self._follow_new_bars(shown_before)
         elif isinstance(message, Update):
             update = message
+            for label, changes in message.studies.items():
+                if label in self.live_studies and not changes.key:
+                    self.live_studies[label] = changes.applied(self.live_studies[label])
             if self.spec.heikin_ashi:
                 update = self._heikin_ashi(update)
             closed_before = self._closed_count()

@@ -312,6 +312,11 @@ RESET = Param("reset", "session", choices=("session", "none"),
 VALUE_AREA = Param("value_area", 0.70, min=0.01, max=1.0, description="Value area share")
 
 
+#: closed bars an order-flow study's live form holds: its followers answer changes (a chart
+#: holds the rows), so older bars' cells and rows are dropped as the day goes on
+FLOW_KEEP = 1
+
+
 @dataclass(frozen=True)
 class _Flow:
     """An order-flow study computed by ``LiveOrderFlow`` live: its batch function ``fn`` is called
@@ -332,7 +337,7 @@ class _Flow:
 def _flow(name, group, title, reads, params, outputs, draws, flow: _Flow, levels=()):
     """A study computed by ``flow``: in batch by its function, live by ``LiveOrderFlow``."""
     def follow(instrument, p, history):
-        live = LiveOrderFlow(instrument, studies=[flow.live_name],
+        live = LiveOrderFlow(instrument, studies=[flow.live_name], keep=FLOW_KEEP,
                              **{flow.live_name: flow.kwargs(p, instrument)})
         return StudyFollower(name, live, _presented(
             flow.live_name, lambda rows, changes: flow.present(rows, instrument)))
@@ -351,7 +356,7 @@ def _cvd_study() -> StudyInfo:
             data.bars, data.instrument.session, p["reset"]).to_numpy()})
 
     def follow(instrument, p, history):
-        flow = LiveOrderFlow(instrument, studies=["cvd"],
+        flow = LiveOrderFlow(instrument, studies=["cvd"], keep=FLOW_KEEP,
                              cvd={"session": instrument.session, "reset": p["reset"]})
         return StudyFollower("cvd", flow, _presented("cvd", _cvd_present))
     return StudyInfo("cvd", "Order Flow", "Cumulative volume delta", ("bars",), (RESET,),

@@ -70,7 +70,8 @@ class StudyLayer:
     columns: tuple[str, ...]
     shifts: dict[str, int]
     source: ColumnDataSource = field(default_factory=ColumnDataSource)
-    x0: int | None = None  # x of row 0 (per-bar studies), known once a row is seen
+    x0: int | None = None  # x of position 0 (per-bar studies), known once a row is seen
+    offset: int = 0  # the position in the study's result of the source's first row
     key: str = ""  # the name as asked for: the hub labels the study's messages by it
 
     @property
@@ -137,10 +138,13 @@ class StudyLayer:
         return out
 
     def load(self, frame: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:
-        """Draw the study's whole result."""
+        """Draw the study's result: whole, or its rows from some position on (a hub snapshot's,
+        indexed by position)."""
         self.x0 = None
+        self.offset = (int(frame.index[0]) if len(frame)
+                       and pd.api.types.is_integer_dtype(frame.index) else 0)
         frame = frame.reset_index(drop=True)
-        rows = self.rows(frame, np.arange(len(frame)), bar_ts, bar_x)
+        rows = self.rows(frame, self.offset + np.arange(len(frame)), bar_ts, bar_x)
         self.source.data = {k: np.array(v) for k, v in rows.items()}  # writable: patched
 
     def apply(self, changes, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:
@@ -150,9 +154,9 @@ class StudyLayer:
         rows = changes.rows
         if isinstance(rows, pd.Series):
             rows = rows.to_frame(self.columns[0] if self.columns else rows.name)
-        if changes.length < held:
-            truncate(self.source, changes.length)
-            held = changes.length
+        if changes.length - self.offset < held:
+            truncate(self.source, max(changes.length - self.offset, 0))
+        rows = rows[rows.index >= self.offset]  # (rows before the first held are not shown)
         if not len(rows):
             return
         rows = rows.sort_index()
@@ -160,10 +164,10 @@ class StudyLayer:
         positions = rows.index.to_numpy()
         if not np.array_equal(positions, np.arange(start, start + len(rows))):
             for pos, row in rows.iterrows():  # scattered rows: one write each
-                put_rows(self.source, int(pos), self.rows(row.to_frame().T, np.array([pos]),
-                                                          bar_ts, bar_x))
+                put_rows(self.source, int(pos) - self.offset,
+                         self.rows(row.to_frame().T, np.array([pos]), bar_ts, bar_x))
             return
-        put_rows(self.source, start, self.rows(rows, positions, bar_ts, bar_x))
+        put_rows(self.source, start - self.offset, self.rows(rows, positions, bar_ts, bar_x))
 
 
 def make_layer(name: str, params: dict | None = None) -> StudyLayer:
