@@ -247,7 +247,9 @@ class Chart(pn.viewable.Viewer):
         from dashboards.live import LiveFeed
         from indicators.registry import IndicatorError
 
-        studies = self.config.study_settings() if self.config.chart_type != "footprint" else {}
+        # (name, settings) pairs: the hub labels each by its settings, so two EMAs are two
+        studies = ([(s["name"], dict(s["params"])) for s in self.config.studies]
+                   if self.config.chart_type != "footprint" else [])
         try:
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             studies=studies, periodic=False)

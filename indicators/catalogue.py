@@ -131,6 +131,19 @@ class StudyInfo:
         ``3.0``, ``"true"`` or ``True`` as text) share one follower."""
         return follower_key(self.name, self.check_params(params))
 
+    def label(self, params: Mapping[str, Any] | None = None) -> str:
+        """The study with the settings that differ from its defaults, unique per settings:
+        ``EMA``, ``EMA 20`` (only the first parameter differs: its value), else
+        ``MACD(fastperiod=8, signalperiod=5)``. What a chart's legend and the hub's messages
+        call it, so one chart can show the same study with different settings."""
+        checked = self.check_params(params)
+        changed = {k: v for k, v in checked.items() if v != self.defaults[k]}
+        if not changed:
+            return self.name
+        if list(changed) == [self.params[0].name]:
+            return f"{self.name} {_setting(changed[self.params[0].name])}"
+        return f"{self.name}({', '.join(f'{k}={_setting(v)}' for k, v in changed.items())})"
+
     def batch(self, data, **params) -> pd.DataFrame:
         """The study's frame over ``data`` (see the module's docstring), index 0..n-1."""
         return self.run(data, self.check_params(params)).reset_index(drop=True)
@@ -153,6 +166,13 @@ class StudyInfo:
                 "shift": dict(self.shift), "spec": self.spec, "live": self.has_live,
                 "stream": self.stream,
                 "source": self.source}
+
+
+def _setting(value: Any) -> str:
+    """A setting as a label shows it: ``20``, ``2.5``, ``True``, ``EMA``."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -80,10 +80,17 @@ class StudyLayer:
 
     @property
     def label(self) -> str:
-        """The study and the settings that differ from its defaults: ``EMA(timeperiod=50)``."""
-        changed = {k: v for k, v in self.params.items() if self.info.defaults.get(k) != v}
-        return f"{self.info.name}({', '.join(f'{k}={v}' for k, v in changed.items())})" \
-            if changed else self.info.name
+        """The study and the settings that differ from its defaults (``EMA 50``): its legend,
+        and the hub's label of a study asked for as a ``(name, settings)`` pair."""
+        return self.info.label(self.params)
+
+    def of(self, by_label: dict):
+        """This study's entry of a hub message's ``{label: ...}``: by its label, else by the
+        name it was asked by (a subscription made with names), else None."""
+        for label in (self.label, self.key, self.name):
+            if label in by_label:
+                return by_label[label]
+        return None
 
     def short(self, column: str) -> str:
         """A column's name without the study's prefix (``ICHIMOKU_kijun`` -> ``kijun``)."""

@@ -8,8 +8,11 @@ then every change, as the pipeline publishes what it stored.
   day's, as they restart each day; recent closed time bars from the rollups); it is dropped when
   nothing uses it.
 * Studies: any study of ``indicators.catalogue.CATALOGUE`` that has a live form, with its
-  settings (``studies=["cvd"]`` or ``{"EMA": {"timeperiod": 21}, "heatmap": {}}``; checked by
-  the catalogue at :meth:`Hub.subscribe`, the name as given labels it in messages). Its follower,
+  settings (``studies=["cvd"]``, ``{"EMA": {"timeperiod": 21}, "heatmap": {}}`` or
+  ``[("EMA", {"timeperiod": 20}), ("EMA", {"timeperiod": 50})]``; checked by the catalogue at
+  :meth:`Hub.subscribe`). A name as given labels it in messages; a ``(name, settings)`` pair is
+  labelled by the study and the settings that differ from its defaults
+  (``StudyInfo.label``: ``EMA 20``, ``EMA 50``), so a chart can show both. Its follower,
   ``StudyInfo.live``, is shared by every chart asking for the same study and settings
   (``StudyInfo.follower_key``). A bar study follows the chart's stream, or the stream of its own
   spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
@@ -206,19 +209,28 @@ class _Asked:
 
 
 def _asked(catalogue: Catalogue, studies, spec: BarSpec) -> tuple[_Asked, ...]:
-    """``studies`` (names, or a mapping of name to settings) checked against the catalogue:
-    an unknown study, a bad setting or a study without a live form raises one line naming it."""
+    """``studies`` (names, ``(name, settings)`` pairs, or a mapping of name to settings)
+    checked against the catalogue: an unknown study, a bad setting, a study without a live form
+    or two studies of one label raise one line naming it. A name is labelled as given; a pair
+    by ``StudyInfo.label`` (``EMA 20``), so one chart can ask for a study twice."""
     if isinstance(studies, str):
         studies = (studies,)
-    items = studies.items() if isinstance(studies, Mapping) else ((s, None) for s in studies)
-    out = []
-    for label, params in items:
+    items = studies.items() if isinstance(studies, Mapping) else (
+        (s, None, False) if isinstance(s, str) else (*_pair(s), True) for s in studies)
+    out, labels = [], set()
+    for label, params, *paired in items:
         label = str(label)
         info = catalogue.get(label)
         if params is not None and not isinstance(params, Mapping):
             raise ValueError(f"study {label!r}: settings must be a mapping of parameter to "
                              f"value, got {type(params).__name__}")
         checked = info.check_params(params)
+        if paired and paired[0]:
+            label = info.label(checked)
+        if label in labels:
+            raise ValueError(f"study {label!r} is asked for twice; give each study once (the "
+                             f"same study with other settings is another label, e.g. EMA 20)")
+        labels.add(label)
         if not info.has_live:
             raise ValueError(f"study {info.name!r} has no live form, so a chart cannot follow "
                              f"it; compute it with 'tradeflow study {info.name}'")
@@ -226,6 +238,13 @@ def _asked(catalogue: Catalogue, studies, spec: BarSpec) -> tuple[_Asked, ...]:
                    else str(BarSpec.parse(info.spec)) if info.spec else str(spec))
         out.append(_Asked(label, info, checked, info.follower_key(checked), follows))
     return tuple(out)
+
+
+def _pair(item) -> tuple:
+    """A ``(name, settings)`` pair of a subscription's studies."""
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise ValueError(f"studies: each must be a name or a (name, settings) pair, got {item!r}")
 
 
 def _count(value, what: str, most: int, default: int | None = None) -> int:
