@@ -600,7 +600,7 @@ def test_a_bad_study_is_refused_and_the_chart_keeps_its_studies(bars):
         c.studies = [("RSI", {"timeperiod": 0})]
     assert c.studies == [("RSI", {})] and [layer.name for layer in c.layers] == ["RSI"]
     c.studies = [("EMA", {"timeperiod": 9})]
-    assert [layer.label for layer in c.layers] == ["EMA(timeperiod=9)"]
+    assert [layer.label for layer in c.layers] == ["EMA 9"]
 
 
 def test_each_pane_fits_its_values_in_view(bars):

@@ -148,8 +148,9 @@ class StudyLayer:
         """Draw the study's result: whole, or its rows from some position on (a hub snapshot's,
         indexed by position)."""
         self.x0 = None
-        self.offset = (int(frame.index[0]) if len(frame)
-                       and pd.api.types.is_integer_dtype(frame.index) else 0)
+        index = frame.index
+        self.offset = (index.start if isinstance(index, pd.RangeIndex) else int(index[0])
+                       if len(index) and pd.api.types.is_integer_dtype(index) else 0)
         frame = frame.reset_index(drop=True)
         rows = self.rows(frame, self.offset + np.arange(len(frame)), bar_ts, bar_x)
         self.source.data = {k: np.array(v) for k, v in rows.items()}  # writable: patched
