@@ -158,15 +158,16 @@ class Chart(pn.viewable.Viewer):
 
     ``run``: how blocking reads run (``dashboards.live.Reads``): None in a notebook; in a server
     ``ServerContext.read``, and the results wait for the session's periodic callback (``tick``,
-    every 250 ms), which also drains the live feed."""
+    every 250 ms), which also drains the live feed. ``end``: show the bars before this time
+    (a notebook's historical chart), else the latest."""
 
     config = param.ClassSelector(class_=ChartConfig)
 
     height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
 
-    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, **params):
+    def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, end=None, **params):
         super().__init__(config=config, **params)
-        self.marketdata, self.hub, self.run = marketdata, hub, run
+        self.marketdata, self.hub, self.run, self.end = marketdata, hub, run, end
         self.spec = BarSpec.parse(config.spec)
         self.instrument = None
         self.view = None
@@ -224,7 +225,7 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        return (instrument, *self._read())
+        return (instrument, *self._read(self.end))
 
     def _start(self, result) -> None:
         self.instrument, self.history, self.history_cells = result
@@ -327,11 +328,15 @@ class Chart(pn.viewable.Viewer):
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
         bars = md.bars(symbol, plain, end=end, last=FIRST_BARS)
-        # cells only for what draws them: the footprint, the volume profile
-        wants = self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
-            len(bars) and wants) else empty_frame(FOOTPRINT_COLUMNS)
+            len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
+
+    @property
+    def wants_cells(self) -> bool:
+        """Whether footprint cells are read: only for what draws them (the footprint, the
+        volume profile)."""
+        return self.config.chart_type == "footprint" or "volume_profile" in self.config.panes
 
     def _display(self, bars: pd.DataFrame) -> pd.DataFrame:
         return heikin_ashi(bars) if self.spec.heikin_ashi else bars
@@ -521,6 +526,7 @@ class Chart(pn.viewable.Viewer):
     def close(self) -> None:
         if self._callback is not None:
             self._callback.stop()
+        self.reads.close()
         if self.feed is not None:
             self.feed.close()
 

@@ -102,32 +102,53 @@ class Reads:
         self.run = run
         self.done: deque = deque()
         self._running: set = set()  # the loop keeps only weak references to tasks
+        self.closed = False
 
     def submit(self, fn, *args, then, failed) -> None:
-        """``then(fn(*args))``, or ``failed(exc)`` when it raises."""
+        """``then(fn(*args))``, or ``failed(exc)`` when either raises (a chart whose result
+        cannot be shown says so, rather than staying on "loading")."""
+        if self.closed:
+            return
         if self.run is None:
             try:
                 result = fn(*args)
             except Exception as exc:  # noqa: BLE001 -- handed to failed, which says it
                 failed(exc)
                 return
-            then(result)
+            self._finish(then, failed, result)
             return
 
         async def work():
             try:
                 result = await self.run(fn, *args)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # noqa: BLE001 -- as above
                 self.done.append(lambda error=exc: failed(error))
                 return
-            self.done.append(lambda: then(result))
+            self.done.append(lambda: self._finish(then, failed, result))
         task = asyncio.ensure_future(work())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    @staticmethod
+    def _finish(then, failed, result) -> None:
+        try:
+            then(result)
+        except Exception as exc:  # noqa: BLE001 -- said by failed
+            failed(exc)
+
     def apply(self) -> None:
-        while self.done:
+        while self.done and not self.closed:
             try:
                 self.done.popleft()()
             except Exception:  # noqa: BLE001 -- the log says why; the others still apply
                 log.exception("applying a read failed")
+
+    def close(self) -> None:
+        """Drop what is pending: reads not started yet are cancelled, so a closed session's
+        reads do not hold the reader threads for the sessions still open."""
+        self.closed = True
+        self.done.clear()
+        for task in list(self._running):
+            task.cancel()

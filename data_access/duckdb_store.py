@@ -40,16 +40,40 @@ class DuckDBStore(Store):
                     "data through PostgreSQL)") if "lock" in str(exc).lower() else ""
             raise StoreError(f"cannot open DuckDB store {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'").fetchall()
-        if memory_limit is not None:  # (checked by open_duckdb: digits and a unit)
+        if memory_limit is not None:  # (checked by open_duckdb; the database's, cursors too)
             self.con.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
-        self._lock = threading.RLock()  # one connection: serialize users across threads
+        self._lock = threading.RLock()  # one writer at a time, on ``con``
         self._tx_depth = 0
+        self._tx_thread: int | None = None  # the thread inside the transaction
+        self._readers = threading.local()    # each thread's own read connection
+        self._cursors: list = []
+        self._cursors_lock = threading.Lock()  # not the writer's: making a cursor never waits
         self._registry: InstrumentRegistry | None = None  # one process owns the file: cache it
         self._migrate()
 
     def _exec(self, sql: str, params=None) -> list:
         """Run a statement to completion (DuckDB keeps a result pending until it is fetched)."""
         return self.con.execute(sql, params).fetchall()
+
+    def _reader(self):
+        """The connection a read runs on: inside a transaction its own (the read must see the
+        transaction's writes); else this thread's cursor on the same database. DuckDB's MVCC lets
+        a cursor read the last committed state while another thread writes, so a chart's read
+        never queues behind the pipeline's write transactions (a lock shared with them let a
+        busy writer starve readers for tens of seconds)."""
+        if self._tx_thread == threading.get_ident():
+            return self.con
+        cursor = getattr(self._readers, "con", None)
+        if cursor is None:
+            with self._cursors_lock:
+                cursor = self.con.cursor()
+                self._cursors.append(cursor)
+            cursor.execute("SET TimeZone = 'UTC'").fetchall()
+            self._readers.con = cursor
+        return cursor
+
+    def _read_rows(self, sql: str, params=None) -> list:
+        return self._reader().execute(sql, params).fetchall()
 
     # schema ----------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -66,7 +90,7 @@ class DuckDBStore(Store):
                                  [version, description])
 
     def schema_version(self) -> int:
-        return self._exec("SELECT max(version) FROM schema_migrations")[0][0]
+        return self._read_rows("SELECT max(version) FROM schema_migrations")[0][0]
 
     # transactions ----------------------------------------------------------------------------
     @contextmanager
@@ -81,6 +105,7 @@ class DuckDBStore(Store):
                 return
             self._exec("BEGIN TRANSACTION")
             self._tx_depth = 1
+            self._tx_thread = threading.get_ident()
             try:
                 yield self
             except BaseException:
@@ -91,6 +116,7 @@ class DuckDBStore(Store):
                 self._exec("COMMIT")
             finally:
                 self._tx_depth = 0
+                self._tx_thread = None
 
     # instruments ----------------------------------------------------------------------------
     def add_instrument(self, instrument: Instrument) -> None:
@@ -104,10 +130,9 @@ class DuckDBStore(Store):
     def instruments(self) -> InstrumentRegistry:
         if self._registry is not None:
             return self._registry
-        with self._lock:
-            rows = self._exec(
-                "SELECT symbol, tick_size, exchange, asset_class, point_value, session "
-                "FROM instruments ORDER BY symbol")
+        rows = self._read_rows(
+            "SELECT symbol, tick_size, exchange, asset_class, point_value, session "
+            "FROM instruments ORDER BY symbol")
         self._registry = InstrumentRegistry.from_rows(rows)
         return self._registry
 
@@ -249,9 +274,8 @@ class DuckDBStore(Store):
                        [row.get(c) for c in API_KEY_COLUMNS])
 
     def api_keys(self) -> list[dict]:
-        with self._lock:
-            rows = self._exec(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
-                              "ORDER BY created_at, key_id")
+        rows = self._read_rows(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys "
+                               "ORDER BY created_at, key_id")
         return [dict(zip(API_KEY_COLUMNS, r)) for r in rows]
 
     def revoke_api_key(self, name: str, at) -> int:
@@ -261,8 +285,7 @@ class DuckDBStore(Store):
 
     # reads -----------------------------------------------------------------------------------
     def _query(self, sql: str, params) -> pd.DataFrame:
-        with self._lock:
-            return self.con.execute(sql, params).fetch_df()
+        return self._reader().execute(sql, params).fetch_df()
 
     @staticmethod
     def _range(col: str, start, end, params: list) -> str:
@@ -343,8 +366,8 @@ class DuckDBStore(Store):
         if external and out.empty:  # nothing, or only bars too long for the spec?
             params = [symbol]
             where = self._range("ts", lo, hi, params)
-            finest = self._exec(f"SELECT min(seconds) FROM external_bars WHERE symbol = ?{where}",
-                                params)[0][0]
+            finest = self._read_rows(
+                f"SELECT min(seconds) FROM external_bars WHERE symbol = ?{where}", params)[0][0]
             if finest is not None:
                 raise ModelError(too_fine(spec, finest, symbol))
         return out
@@ -378,7 +401,9 @@ class DuckDBStore(Store):
         return frames.finish(self._query(sql, params), frames.LAYOUTS["footprint"])
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
             self.con.close()
 
 

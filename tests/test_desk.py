@@ -289,36 +289,35 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     before = _bars(page, at_least=300)
     page.locator(".desk-symbol input").fill("ES")
     page.locator(".desk-symbol input").press("Enter")
-    page.wait_for_function("() => location.search.includes('symbol=ES')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('symbol=ES')", timeout=60_000)
     _shows(page, "1 · ES 1m footprint")
     # redrawn with ES's bars (prices near 5000; BTCUSDT's near 50000)
     _wait(page, f"() => {{ const b = ({BARS_JS})(); return b !== null && b.x.length > 0 "
                 f"&& Math.max(...b.high) < 20000; }}")
     assert before["close"][-1] > 20_000
     page.locator(".desk-spec select").select_option("T500")
-    page.wait_for_function("() => location.search.includes('spec=T500')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('spec=T500')", timeout=60_000)
     _shows(page, "1 · ES T500 footprint")
     page.locator(".desk-chart-type select").select_option("candles")
-    page.wait_for_function("() => location.search.includes('type=candles')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('type=candles')", timeout=60_000)
     _shows(page, "1 · ES T500 candles")
     page.screenshot(path=ARTIFACTS / "desk-es-t500.png")
     page.locator(".desk-layout button", has_text="4").click()
-    page.wait_for_function("() => location.search.includes('layout=4')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('layout=4')", timeout=60_000)
     page.wait_for_function("() => document.querySelectorAll('canvas').length >= 0", timeout=1000)
     _shows(page, "1 · ES T500 candles", "2 · ES T500 candles",
                              "3 · ES T500 candles", "4 · ES T500 candles")
     page.wait_for_timeout(3000)
     page.screenshot(path=ARTIFACTS / "desk-layout-4.png")
     page.keyboard.press("2")  # a shortcut: two charts
-    page.wait_for_function("() => location.search.includes('layout=2')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('layout=2')", timeout=60_000)
     assert len(_titles(page)) == 2
     page.keyboard.press("t")  # the theme: the page reopens light
-    page.wait_for_function("() => location.search.includes('mode=light')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('mode=light')", timeout=60_000)
     page.wait_for_timeout(2000)  # the reload
-    # Not waited for: the bars of the light page. After this theme reload the charts sometimes
-    # stay on "loading ES T500..." (seen in CI, both charts; an open bug, docs/architecture.md).
     _open(page, page.url)
-    page.wait_for_timeout(2000)
+    _shows(page, "1 · ES T500 candles", "2 · ES T500 candles")
+    _bars(page)  # drawn: not left on "loading" (reads once queued behind the store's writes)
     page.screenshot(path=ARTIFACTS / "desk-light.png")
     assert len(_titles(page)) == 2
 
@@ -344,7 +343,7 @@ def test_a_study_from_the_picker_appears_with_its_settings(desk, page):
     page.locator(".desk-study input").fill("RSI")
     page.locator(".desk-study input").press("Enter")
     page.locator(".desk-add-study button").click()
-    page.wait_for_function("() => location.search.includes('studies=RSI')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('studies=RSI')", timeout=60_000)
     card = page.locator(".desk-study-rsi")
     expect(card).to_contain_text("Timeperiod", timeout=30_000)
     _bars(page)
@@ -362,7 +361,7 @@ def test_a_page_reopened_from_its_url_shows_the_same_desk(desk, page):
     page.locator(".desk-active button", has_text="1").click()
     page.locator(".desk-study-rsi").wait_for(timeout=20_000)
     assert "21" in page.locator(".desk-study-rsi input").first.input_value()
-    page.wait_for_function("() => !location.search.includes('active=')", timeout=20_000)
+    page.wait_for_function("() => !location.search.includes('active=')", timeout=60_000)
     reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
     assert reopened == DeskConfig.from_query(query.replace("&active=2", ""))
 

@@ -404,3 +404,37 @@ def test_received_bars_all_or_nothing(es_store):
     with pytest.raises(ModelError, match="bar source 'trades': use None"):
         es_store.bars("ES", "1s", source="trades")
     assert len(es_store.bars("ES", "1s", source="external")) == 0
+
+
+def test_a_duckdb_read_does_not_wait_for_a_write_transaction(tmp_path):
+    """A served DuckDB store writes from the pipeline's thread while charts read from others:
+    a read sees the last committed state at once, never queued behind an open transaction."""
+    import threading
+
+    store = open_store(f"duckdb:///{tmp_path / 'x.duckdb'}")
+    store.add_instrument(ES)
+    t = make_trades(n=600)
+    store.write_trades("ES", t.iloc[:300])
+    inside, release = threading.Event(), threading.Event()
+
+    def writer():
+        with store.transaction() as tx:
+            tx.write_trades("ES", t.iloc[300:])
+            assert len(tx.trades("ES")) == 600  # the transaction reads its own writes
+            inside.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert inside.wait(60)
+        seen = []
+        reader = threading.Thread(target=lambda: seen.append(len(store.trades("ES"))))
+        reader.start()
+        reader.join(30)
+        assert seen == [300], "the read waited for the write transaction"
+    finally:
+        release.set()
+        thread.join()
+    assert len(store.trades("ES")) == 600
+    store.close()

@@ -313,7 +313,7 @@ TRANSFORM_SETTINGS = {"kagi": {"reversal": 8}, "point_and_figure": {"box": 4, "r
 
 
 def test_line_break_bricks_kagi_lines_and_pnf_boxes(bars):
-    import tradeflow.bars as kinds
+    import tradeflow.bar_transforms as kinds
     frame = bars[0]
     lb = chart(bars, chart_type="line_break", transform=TRANSFORM_SETTINGS)
     want = kinds.line_break(frame, ES, lines=3)
@@ -338,6 +338,9 @@ def test_line_break_bricks_kagi_lines_and_pnf_boxes(bars):
         ys = marks["y"][marks["x"] == i]
         assert ys.min() == col["low"] and ys.max() == col["high"]
         assert np.allclose(np.diff(ys), 4 * ES.tick_size)
+    # boxes drawn in price units, 80% of a level high: they never overlap at any zoom
+    assert np.allclose(marks["y1"] - marks["y0"], 0.8 * 4 * ES.tick_size)
+    assert np.allclose(marks["box"], 0.8 * 4 * ES.tick_size)
     assert set(marks["dir"][marks["x"] == 0]) == {"up" if want["direction"][0] > 0 else "down"}
 
 

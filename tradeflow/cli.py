@@ -280,18 +280,16 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
 
 
 def _fill_history(store, sim, symbol, start, end) -> int:
-    n = 0
+    from .live.simulated import fill_history
+
     with click.progressbar(length=int((end - start).total_seconds()),
                            label=f"{symbol} history") as bar:
-        done = start
-        for batch in sim.history(start, end):
-            with store.transaction() as tx:
-                n += tx.write_trades(symbol, batch.trades)
-                tx.write_depth(symbol, batch.depth)
-                tx.write_liquidations(symbol, batch.liquidations)
-            bar.update(int((batch.end - done).total_seconds()))
-            done = batch.end
-    return n
+        done = [start]
+
+        def advance(batch):
+            bar.update(int((batch.end - done[0]).total_seconds()))
+            done[0] = batch.end
+        return fill_history(store, sim, symbol, start, end, on_batch=advance)
 
 
 async def _stream_all(url, sims, speed, duration):

@@ -94,19 +94,20 @@ def _time_length(spec: BarSpec) -> int:
 
 
 def run_study(md: MarketData, name: str, symbol: str, spec="1m", start=None, end=None,
-              params: dict[str, str] | None = None, higher=None) -> pd.DataFrame:
+              params: dict | None = None, higher=None, text: bool = True) -> pd.DataFrame:
     """Run study ``name`` over ``symbol``'s stored data; errors a user can fix are StudyErrors
     (or ``IndicatorError`` s of the catalogue).
 
     ``higher``: compute an indicator on bars of this (higher) spec and align it to the ``spec``
-    bars without look-ahead (``indicators.mtf``)."""
+    bars without look-ahead (``indicators.mtf``). ``text``: ``params`` are text (``"21"``, as
+    the CLI and the query string give them), else values of the parameters' types."""
     load_user_indicators()
     study = CATALOGUE.get(name)
     chart = BarSpec.parse(spec)
     inputs = Inputs(md, symbol, BarSpec.parse(study.spec) if study.spec else chart, start, end)
     if higher is not None:
         _check_higher(chart, BarSpec.parse(higher))
-    values = study.check_params(params or {}, text=True)
+    values = study.check_params(params or {}, text=text)
     try:
         if higher is None:
             return study.batch(inputs, **values)

@@ -441,6 +441,7 @@ class Desk(pn.viewable.Viewer):
     def close(self) -> None:
         for callback in getattr(self, "_callbacks", ()):
             callback.stop()
+        self.reads.close()
         for chart in self.charts:
             if chart is not None:
                 chart.close()

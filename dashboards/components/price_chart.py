@@ -18,9 +18,9 @@ import panel as pn
 import param
 from bokeh.events import MouseLeave, MouseMove
 from bokeh.layouts import column
-from bokeh.models import (CategoricalColorMapper, ColumnDataSource, CustomJS, Div, Label, Node,
-                          NumeralTickFormatter, Range1d, Span)
-from bokeh.transform import dodge, factor_mark, transform
+from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, CustomJS, Div,
+                          GroupFilter, Label, Node, NumeralTickFormatter, Range1d, Span)
+from bokeh.transform import dodge, transform
 
 from tradeflow.live.hub import ExternalBars, Resync, Snapshot, Update
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_frame, to_utc
@@ -678,9 +678,16 @@ class PriceChart(pn.viewable.Viewer):
                 fig.segment(x0=x0, y0=y0, x1=X, y1=y1, source=self.marks,
                             line_color=transform("dir", d), line_width="thick")
         elif self.chart_type == "point_and_figure":
-            fig.scatter(x=X, y="y", source=self.marks, size=9, line_width=1.6, fill_color=None,
-                        marker=factor_mark("dir", ["x", "circle"], ["up", "down"]),
-                        line_color=transform("dir", d))
+            # boxes in data units (a column is 0.7 bars wide, a box 80% of its level's height),
+            # so they keep their size on the grid at any zoom: Xs as two diagonals, Os as ellipses
+            ups = CDSView(filter=GroupFilter(column_name="dir", group="up"))
+            downs = CDSView(filter=GroupFilter(column_name="dir", group="down"))
+            left, right = dodge(X, -0.35), dodge(X, 0.35)
+            for y0, y1 in (("y0", "y1"), ("y1", "y0")):
+                fig.segment(x0=left, y0=y0, x1=right, y1=y1, source=self.marks, view=ups,
+                            line_width=1.6, line_color=transform("dir", d))
+            fig.ellipse(x=X, y="y", width=0.7, height="box", source=self.marks, view=downs,
+                        fill_color=None, line_width=1.6, line_color=transform("dir", d))
         else:
             fig.rect(x=X, y="mid", width=0.8, height="height", source=self.transform_source,
                      fill_color=transform("dir", d), line_color=transform("dir", d))

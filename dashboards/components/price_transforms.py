@@ -9,14 +9,16 @@ bar that began the line or column (for the time labels and the readout). Two sou
   ``top``/``bottom`` (Line Break's bricks); what the readout, the axis and the fit read;
 * the marks drawn (:data:`MARK_FIELDS`): Kagi's pieces of line (a line is one piece per
   thickness: ``y0``..``y1``, ``thick`` yang or thin yin, and the horizontal ``join`` from the
-  previous line's end), P&F's boxes (``y``: the box's level, ``dir``: X up, O down).
+  previous line's end), P&F's boxes (``y``: the box's level, ``y0``..``y1``: the box's extent
+  in price, ``box`` its height, drawn in data units so boxes never overlap however far the chart is zoomed out;
+  ``dir``: X up, O down).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-import tradeflow.bars as bar_kinds
+import tradeflow.bar_transforms as bar_kinds
 from tradeflow.model import Instrument
 
 from . import axes
@@ -25,7 +27,7 @@ __all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform"]
 
 TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
                     "bottom", "mid", "height")
-MARK_FIELDS = (axes.X, "y", "y0", "y1", "join", "thick", "dir")
+MARK_FIELDS = (axes.X, "y", "y0", "y1", "join", "thick", "dir", "box")
 TRANSFORMS = {"kagi": "Kagi", "point_and_figure": "PointAndFigure", "line_break": "LineBreak"}
 KAGI_WIDTH = (1.0, 3.0)  # yin (thin), yang (thick) line widths
 
@@ -96,7 +98,8 @@ class Transform:
                     # the horizontal from the previous line's end, on a line's first piece
                     "join": np.where(starts & (line > 0), line - 1.0, line).astype("float64"),
                     "thick": np.where(frame["yang"], *KAGI_WIDTH[::-1]).astype("float64"),
-                    "dir": np.where(frame["yang"], "up", "down").astype(object)}
+                    "dir": np.where(frame["yang"], "up", "down").astype(object),
+                    "box": np.zeros(n)}
         if self.kind == "point_and_figure":
             step = self._inner.box * self.instrument.tick_size
             counts = frame["boxes"].to_numpy("int64")
@@ -105,6 +108,8 @@ class Transform:
             offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
             y = np.round((first + offset * step) / self.instrument.tick_size) * \
                 self.instrument.tick_size
-            return {axes.X: x, "y": y, "y0": y, "y1": y, "join": x.astype("float64"),
-                    "thick": np.ones(len(x)), "dir": np.repeat(_dir(frame["direction"]), counts)}
+            half = 0.4 * step  # a box fills 80% of its level's height
+            return {axes.X: x, "y": y, "y0": y - half, "y1": y + half, "join": x.astype("float64"),
+                    "thick": np.ones(len(x)), "dir": np.repeat(_dir(frame["direction"]), counts),
+                    "box": np.full(len(x), 2 * half)}
         return {f: np.array([]) for f in MARK_FIELDS}

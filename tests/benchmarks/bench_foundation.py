@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib
 import os
 import shutil
 import sys
@@ -91,7 +92,7 @@ def figure_bars(trades: pd.DataFrame, agg_rows: int, repeat: int) -> tuple[list[
         return out
     # where its time goes: one untimed run over the first 200 batches with phase timers on
     # the aggregator's steps (those that exist: bars.py may be reorganised)
-    from tradeflow import bars as bars_mod
+    bars_mod = importlib.import_module("tradeflow.bars")  # tradeflow.bars is tf.bars, a function
 
     phases = Phases()
     steps = {

@@ -50,3 +50,20 @@ def opens_in_words(sim: MarketSimulator, at) -> str:
     hours, minutes = divmod(round(wait.total_seconds() / 60), 60)
     return (f"it opens {opens.tz_convert(tz):%a %Y-%m-%d %H:%M} {tz} ({opens:%H:%M} UTC, in "
             f"{hours} h {minutes:02d} min)")
+
+
+def fill_history(store, sim: MarketSimulator, symbol: str, start, end, depth: bool = True,
+                 on_batch: Callable[[SimBatch], None] | None = None) -> int:
+    """Write ``sim``'s history of ``[start, end)`` into ``store`` (a sync Store), a transaction
+    per batch (an hour); the trades written. ``depth=False`` leaves out the book snapshots.
+    ``on_batch(batch)`` after each is stored."""
+    n = 0
+    for batch in sim.history(start, end):
+        with store.transaction() as tx:
+            n += tx.write_trades(symbol, batch.trades)
+            if depth:
+                tx.write_depth(symbol, batch.depth)
+            tx.write_liquidations(symbol, batch.liquidations)
+        if on_batch is not None:
+            on_batch(batch)
+    return n

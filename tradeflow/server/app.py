@@ -34,13 +34,15 @@ def routes(ctx: ServerContext) -> list[tuple]:
     from .control import ControlHandler
     from .ingest import MarketDataBatchHandler, MarketDataHandler, TradesHandler
     from .openapi import OpenApiHandler
-    from .reads import BarsHandler, FootprintHandler, ProfileHandler, StudyHandler
+    from .reads import (BarsHandler, FootprintHandler, InstrumentHandler, ProfileHandler,
+                        StudyHandler)
     from .ws import IngestSocket
 
     handlers = [
         ("/market-data", MarketDataHandler), ("/market-data/batch", MarketDataBatchHandler),
         ("/trades", TradesHandler), ("/ingest/ws", IngestSocket),
         ("/bars", BarsHandler), ("/footprint", FootprintHandler), ("/profile", ProfileHandler),
+        ("/instrument", InstrumentHandler),
         (r"/studies/([^/]+)", StudyHandler), ("/openapi.json", OpenApiHandler),
         (r"/control/(\w+)", ControlHandler),
     ]

@@ -40,12 +40,13 @@ def export_frame(store, what, symbol, spec="1m", start=None, end=None, last=None
     return Result(frame=frame)
 
 
-def study(store, name, symbol, spec="1m", start=None, end=None, params=None, tf=None) -> Result:
+def study(store, name, symbol, spec="1m", start=None, end=None, params=None, tf=None,
+          text=True) -> Result:
     from tradeflow.marketdata import MarketData
     from tradeflow.studies import run_study
 
     return Result(frame=run_study(MarketData(store), name, symbol, spec, start, end,
-                                  params or {}, tf))
+                                  params or {}, tf, text))
 
 
 def import_(store, paths, format=None, symbol=None, mapping=None, progress=False) -> Result:

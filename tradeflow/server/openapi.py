@@ -69,6 +69,15 @@ TABLE = {
                    "columns": {"type": "array", "items": {"type": "string"}},
                    "data": {"type": "array", "items": {"type": "array"}}},
 }
+INSTRUMENT = {
+    "type": "object",
+    "required": ["symbol", "tick_size", "exchange", "asset_class", "point_value", "session"],
+    "properties": {"symbol": {"type": "string"}, "tick_size": NUMBER,
+                   "exchange": {"type": "string"}, "asset_class": {"type": "string"},
+                   "point_value": NUMBER,
+                   "session": {"type": "string", "description": "'TZ RTH[,ETH]', e.g. "
+                               "'America/Chicago 08:30-15:15,17:00-16:00'"}},
+}
 
 
 def _param(name, description, required=False, schema=None) -> dict:
@@ -155,6 +164,13 @@ def document() -> dict:
             "/api/v1/profile": _read("Volume profile of the range", [
                 _param("rows", "Ticks per price row", schema={"type": "integer", "minimum": 1}),
                 _param("value_area", "Value area share", schema={"type": "number"})]),
+            "/api/v1/instrument": {"get": {
+                "summary": "An instrument: tick size, session (what prices are drawn with)",
+                "parameters": [_param("symbol", "Instrument symbol", True, SYMBOL)],
+                "security": [{}, {"ApiKey": []}],
+                "responses": {"200": {"description": "The instrument",
+                                      "content": {"application/json": {"schema": INSTRUMENT}}},
+                              **_errors(400, 401, 403, 404)}}},
             "/api/v1/studies/{name}": _read(
                 "Any study ('tradeflow study --list'); its parameters are further query "
                 "parameters", [{"name": "name", "in": "path", "required": True,

@@ -99,6 +99,32 @@ class ReadHandler(ApiHandler):
         return bars["ts"].iloc[0] if len(bars) else q["start"]
 
 
+def instrument_json(inst) -> dict:
+    """What a client draws an instrument's prices with (``tradeflow.remote`` reads it)."""
+    return {"symbol": inst.symbol, "tick_size": inst.tick_size, "exchange": inst.exchange,
+            "asset_class": inst.asset_class, "point_value": inst.point_value,
+            "session": str(inst.session)}
+
+
+class InstrumentHandler(ReadHandler):
+    """``/api/v1/instrument?symbol=ES``: the instrument (tick size, session, ...)."""
+
+    async def get(self):
+        await self.allow_read()
+        symbol = self.arg("symbol")
+        if symbol is None:
+            raise ApiError(400, "symbol is required, e.g. ?symbol=ES")
+        try:
+            validate_symbol(symbol)
+        except ModelError as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            inst = await self.ctx.read(self.ctx.store.instrument, symbol)
+        except ModelError as exc:
+            raise ApiError(404, str(exc)) from None
+        self.write_json(instrument_json(inst))
+
+
 class BarsHandler(ReadHandler):
     """``source=external``: the bars received built (Sierra Chart bars), as they came, at a time
     spec equal to or longer than theirs; else the bars of the store's rollups and trades."""
