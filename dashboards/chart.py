@@ -165,6 +165,12 @@ class Chart(pn.viewable.Viewer):
 
     height = param.Integer(default=None, allow_None=True, doc="pixels; None: stretch")
 
+    fill = param.Boolean(default=False, doc="with no height: the views fill the space given "
+                                            "(an iframe), the price pane stretching")
+
+    read_only = param.Boolean(default=False, doc="no drawing tools (the embed): zoom, pan and "
+                                                 "crosshair only")
+
     def __init__(self, config: ChartConfig, marketdata, hub=None, run=None, end=None, **params):
         super().__init__(config=config, **params)
         self.marketdata, self.hub, self.run, self.end = marketdata, hub, run, end
@@ -232,7 +238,8 @@ class Chart(pn.viewable.Viewer):
         self.view = self._make_view()
         self.panes = self._make_panes()
         self._load_history()
-        self._attach_drawings()
+        if not self.read_only:
+            self._attach_drawings()
         self.x_range.on_change("start", self._scrolled)
         # a fixed height when given: stretched panes added after the page was drawn can be laid
         # out with no height at all
@@ -260,6 +267,11 @@ class Chart(pn.viewable.Viewer):
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             periodic=False)
 
+    def browser_sources(self) -> list:
+        """The sources the views' own browser code writes (the footprint's viewport report)."""
+        views = [self.view, *self.panes] if self.view is not None else []
+        return [v.viewport for v in views if getattr(v, "viewport", None) is not None]
+
     @property
     def ready(self) -> bool:
         return self.view is not None
@@ -276,8 +288,21 @@ class Chart(pn.viewable.Viewer):
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
-            kw["height"] = max(self.height - (180 if cls.__name__ == "PriceChart" else 60), 150)
+            kw["height"] = max(self.height - self._below_price(cls), 150)
+        elif "height" in cls.param and self.fill and cls.param.height.allow_None:
+            kw["height"] = None
         return cls(**kw)
+
+    def _below_price(self, cls) -> int:
+        """Pixels of a fixed-height chart under its price figure: the readout and volume, and
+        each study drawn in a pane of its own (else they fall outside the chart's height)."""
+        if cls.__name__ != "PriceChart":
+            return 60
+        from indicators.catalogue import CATALOGUE
+
+        in_panes = sum(1 for s in self.config.studies if s["name"] in CATALOGUE
+                       and CATALOGUE.get(s["name"]).draws == "pane")
+        return 180 + in_panes * cls.param.pane_height.default
 
     def _make_panes(self) -> list:
         """The price-aligned panes asked for that exist (they share the main view's prices)."""

@@ -49,8 +49,11 @@ def _extension() -> None:
     """Panel's extension once per kernel, its resources inline (no CDN)."""
     global _loaded
     if not _loaded:
-        pn.config.inline = True
-        pn.extension(inline=True)
+        # a notebook that ran pn.extension(inline=True) itself has BokehJS already: loading it
+        # again would put another 6 MB copy into the saved notebook
+        if not (pn.config.inline and getattr(pn.extension, "_loaded", False)):
+            pn.config.inline = True
+            pn.extension(inline=True)
         _loaded = True
 
 

@@ -16,7 +16,7 @@ from data_access import redact_url
 from tradeflow.server.base import is_loopback
 
 __all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "error_view",
-           "client_allowed", "check_client", "ALLOW_REMOTE"]
+           "client_allowed", "check_client", "sources", "ALLOW_REMOTE"]
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ def error_view(exc: PageError, redact: bool = True) -> pn.pane.HTML:
     advice = html.escape(clean(exc.advice))
     return pn.pane.HTML(
         f'<div class="page-error" role="alert" style="color:#b00020;border:1px solid #b00020;'
-        f'border-radius:4px;padding:8px 12px"><div class="page-error-problem"><b>{problem}</b>'
-        f'</div><div class="page-error-advice" style="color:#333;margin-top:4px">{advice}</div>'
-        f'</div>', sizing_mode="stretch_width")
+        f'border-radius:4px;padding:8px 12px;background:#fff5f5"><div '
+        f'class="page-error-problem"><b>{problem}</b></div><div class="page-error-advice" '
+        f'style="color:#333;margin-top:4px">{advice}</div></div>', sizing_mode="stretch_width")
 
 
 def client_allowed(remote_ip: str | None, env=os.environ) -> bool:
@@ -90,3 +90,23 @@ def check_client() -> None:
         raise PageError("this page answers clients on this machine only",
                         "ask the operator: pages are shared through a reverse proxy with TLS and "
                         "authentication (see the README)")
+
+
+def sources():
+    """(MarketData, hub, run, symbols) of a page: the running server's (reads on its reader
+    threads, symbols read with the prices), else the configured store's, read here and without
+    a live feed."""
+    from tradeflow.server.context import current
+
+    ctx = current()
+    if ctx is not None:
+        return ctx.marketdata, ctx.pipeline.hub, ctx.read, ()
+    from data_access import StoreError
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import ModelError
+    try:
+        md = MarketData()
+        return md, None, None, [i.symbol for i in md.store.instruments()]
+    except (StoreError, ModelError) as exc:
+        raise PageError(str(exc), "reload this page once the store is free or reachable") \
+            from None

@@ -61,7 +61,9 @@ def panel_app(app: str, env: dict | None = None, timeout: float = 90):
 
 @contextlib.contextmanager
 def browser_page(width: int = 1280, height: int = 900):
-    """A fresh page of headless Chromium."""
+    """A fresh page of headless Chromium. Not one browser for the session: Playwright's sync API
+    keeps its event loop marked running in this thread while started, and every later test's
+    ``asyncio.run`` would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

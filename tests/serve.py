@@ -34,6 +34,27 @@ def new_key(store: str, name: str = "feeder", *extra) -> str:
     return out.splitlines()[0].strip()
 
 
+def prepared(store: str, instruments=(), keys=(), revoked=()) -> dict[str, str]:
+    """Set ``store`` up for a served test in this process: what ``tradeflow instruments add``,
+    ``apikey create`` and ``apikey revoke`` do (the same ``tradeflow.server.control``
+    operations), without a process each; the commands themselves are tested in test_cli and
+    test_server. ``instruments``: (symbol, tick size) pairs; ``keys``: names or (name, time
+    zone) pairs; ``revoked``: names of keys made, then revoked. Returns {name: key}."""
+    from data_access import open_store
+    from tradeflow.server import control
+
+    made = {}
+    with open_store(store) as s:
+        for symbol, tick_size in instruments:
+            control.instruments_add(s, symbol, tick_size)
+        for key in [*keys, *revoked]:
+            name, timezone = (key, "UTC") if isinstance(key, str) else key
+            made[name] = control.apikey_create(s, name, timezone).lines[0]
+        for name in revoked:
+            control.apikey_revoke(s, name)
+    return made
+
+
 class Served:
     """A running ``tradeflow serve``: ``url`` (http://127.0.0.1:PORT), ``api`` (its /api/v1),
     ``output`` (what it printed so far)."""

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.serve import SIERRA_BAR, new_key, serving, tradeflow
+from tests.serve import SIERRA_BAR, prepared, serving
 
 DAY = "2025-11-26"
 
@@ -20,13 +20,10 @@ DAY = "2025-11-26"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     store = f"duckdb:///{tmp_path_factory.mktemp('api')}/api.duckdb"
-    tradeflow(["instruments", "add", "XAUUSD", "--tick-size", "0.01"], store)
-    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
     # one key per test that posts bars: a feeder's bars must come in time order
-    keys = {name: new_key(store, name) for name in ("utc", "batch", "meta", "bad")}
-    keys["ny"] = new_key(store, "ny", "--timezone", "America/New_York")
-    keys["revoked"] = new_key(store, "old")
-    tradeflow(["apikey", "revoke", "old"], store)
+    keys = prepared(store, [("XAUUSD", 0.01), ("BTCUSDT", 0.1)],
+                    ["utc", "batch", "meta", "bad", ("ny", "America/New_York")], ["old"])
+    keys["revoked"] = keys.pop("old")
     with serving(store) as served:
         served.keys, served.store = keys, store
         yield served
@@ -286,9 +283,7 @@ def test_http_writes_get_429_while_the_store_is_behind(tmp_path):
 
     store = f"duckdb:///{tmp_path}/slow.duckdb"
     symbols = [f"S{i}" for i in range(6)]
-    for symbol in symbols:
-        tradeflow(["instruments", "add", symbol, "--tick-size", "0.1"], store)
-    key = new_key(store, "burst")
+    key = prepared(store, [(symbol, 0.1) for symbol in symbols], ["burst"])["burst"]
     with serving(store, "--max-pending-rows", "100") as served:
         async def burst():
             async with httpx.AsyncClient(timeout=60) as client:

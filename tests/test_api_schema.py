@@ -13,7 +13,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance,
                                                status_code_conformance)
 
-from tests.serve import new_key, serving, tradeflow
+from tests.serve import prepared, serving
 from tradeflow.server.openapi import document
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -23,8 +23,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     store = f"duckdb:///{tmp_path_factory.mktemp('schema')}/schema.duckdb"
-    tradeflow(["instruments", "add", "XAUUSD", "--tick-size", "0.01"], store)
-    key = new_key(store, "fuzz")
+    key = prepared(store, [("XAUUSD", 0.01)], ["fuzz"])["fuzz"]
     with serving(store) as s:
         s.key = key
         yield s

@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 import websockets
 
-from tests.serve import new_key, serving, tradeflow
+from tests.serve import prepared, serving, tradeflow
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     store = f"duckdb:///{tmp_path_factory.mktemp('ws')}/ws.duckdb"
-    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
-    key = new_key(store, "feeder")
+    key = prepared(store, [("BTCUSDT", 0.1)], ["feeder"])["feeder"]
     with serving(store) as served:
         served.key = key
         yield served
@@ -152,8 +151,7 @@ def test_the_readme_client_feeds_the_server(server):
 
 def test_a_store_behind_tells_feeders_to_slow_down_and_loses_nothing(tmp_path):
     store = f"duckdb:///{tmp_path}/slow.duckdb"
-    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
-    key = new_key(store, "burst")
+    key = prepared(store, [("BTCUSDT", 0.1)], ["burst"])["burst"]
     # at most 100 rows may wait for the store: two feeders sending batches of 90 at once
     # cannot both be taken
     with serving(store, "--max-pending-rows", "100") as served:
@@ -184,8 +182,7 @@ def test_a_store_behind_tells_feeders_to_slow_down_and_loses_nothing(tmp_path):
 
 def test_a_key_revoked_while_connected_stops_working(tmp_path):
     store = f"duckdb:///{tmp_path}/revoke.duckdb"
-    tradeflow(["instruments", "add", "BTCUSDT", "--tick-size", "0.1"], store)
-    key = new_key(store, "leaver")
+    key = prepared(store, [("BTCUSDT", 0.1)], ["leaver"])["leaver"]
     with serving(store) as served:
         async def session():
             async with websockets.connect(served.ws,

@@ -1,6 +1,7 @@
 """The ``tradeflow`` command, run as a user runs it (a subprocess of the installed entry point)."""
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,13 +24,24 @@ def run(args, store, ok=True, env=None):
     return proc
 
 
-@pytest.fixture
-def store(tmp_path):
-    url = f"duckdb:///{tmp_path}/cli.duckdb"
+@pytest.fixture(scope="session")
+def es_only_store(tmp_path_factory):
+    """A DuckDB store file holding ES, as ``tradeflow instruments add`` made it (once)."""
+    path = tmp_path_factory.mktemp("cli-template") / "cli.duckdb"
     run(["instruments", "add", "ES", "--tick-size", "0.25", "--exchange", "CME",
          "--asset-class", "future", "--point-value", "50",
-         "--session", "America/Chicago 08:30-15:15,17:00-16:00"], url)
-    return url
+         "--session", "America/Chicago 08:30-15:15,17:00-16:00"], f"duckdb:///{path}")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, es_only_store):
+    """A store of this test's own holding ES: a copy of ``es_only_store`` (a copy of the closed
+    file is much quicker than one more ``tradeflow`` process per test)."""
+    for name in ("cli.duckdb", "cli.duckdb.wal"):  # DuckDB checkpoints on close; if it did not
+        if (es_only_store.parent / name).exists():
+            shutil.copyfile(es_only_store.parent / name, tmp_path / name)
+    return f"duckdb:///{tmp_path}/cli.duckdb"
 
 
 def trades_csv(path, n=2000, seed=0, bad_line=None):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from data_access import open_store
-from tests.test_cli import run, store, trades_csv  # noqa: F401 -- the fixture
+from tests.test_cli import es_only_store, run, store, trades_csv  # noqa: F401 -- fixtures
 
 XSS = "<svg/onload=alert(document.domain)>"
 
@@ -67,8 +67,11 @@ def test_instruments_add_refuses_bad_numbers_and_sessions(filled, args, parts):
     assert contents(filled)[0] == ["ES"]
 
 
-@pytest.mark.parametrize("last", ["-3", "0", "99999999999999999999", "1000000001", "abc"])
-@pytest.mark.parametrize("what", ["trades", "bars", "footprint"])
+# --last is one option of `export`, read before what is exported: every bad count once, each
+# kind of export in turn (not every count with every kind)
+@pytest.mark.parametrize("what, last", [
+    ("trades", "-3"), ("bars", "0"), ("footprint", "99999999999999999999"),
+    ("trades", "1000000001"), ("footprint", "abc")])
 def test_export_last_must_be_a_sane_count(filled, what, last):
     proc = run(["export", what, "ES", "--last", last], filled, ok=False)
     one_line_error(proc, "'--last'")

@@ -46,8 +46,13 @@ class Workspace:
     # --- where the work runs --------------------------------------------------------------
     @property
     def server(self):
-        """The ``tradeflow serve`` holding the store (a DuckDB file), else None."""
-        return None if self._store is not None else find(self.url)
+        """The ``tradeflow serve`` holding the store (a DuckDB file), else None. Not this very
+        process: a notebook served as a page by that server opens the file itself (DuckDB
+        allows it in one process), as asking its own loop over HTTP would wait forever."""
+        if self._store is not None:
+            return None
+        running = find(self.url)
+        return None if running is None or running.pid == os.getpid() else running
 
     @property
     def store(self):
@@ -154,9 +159,10 @@ class Workspace:
                          format=format, symbol=symbol, mapping=mapping).lines
 
     def simulate(self, symbol: str, start, end, seed: int = 0, trades_per_day: int = 200_000,
-                 depth: bool = True) -> int:
+                 depth: bool = True, depth_interval: str = "1s") -> int:
         """Fill ``[start, end)`` of ``symbol`` (a stored instrument) with simulated trades (and
-        book snapshots, liquidations); deterministic for ``seed``. The trades written."""
+        book snapshots every ``depth_interval``, liquidations); deterministic for ``seed``. The
+        trades written."""
         from data_access.frames import bounds
 
         from .ingest.simulator import MarketSimulator
@@ -165,9 +171,14 @@ class Workspace:
         start, end = bounds(start, end)
         if start is None or end is None:
             raise ValueError("simulate: give both start and end (fixed times)")
+        # without depth: no snapshots made only to be dropped, and a day per transaction
+        # (weeks of history in seconds, not a minute)
         sim = MarketSimulator(self.store.instrument(symbol), seed=seed,
-                              trades_per_day=trades_per_day)
-        return fill_history(self.store, sim, symbol, start, end, depth=depth)
+                              trades_per_day=trades_per_day,
+                              depth_interval=depth_interval if depth else "1D",
+                              depth_levels=20 if depth else 1)
+        return fill_history(self.store, sim, symbol, start, end, depth=depth,
+                            chunk="1h" if depth else "1D")
 
     # --- charts --------------------------------------------------------------------------
     def chart(self, symbol: str, spec="1m", type: str = "candles", studies=(), panes=(),

@@ -48,7 +48,7 @@ class _Group(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
         except (ModelError, IngestError, StoreError, IndicatorError, StudyError, PluginError,
-                ApiKeyError, ServerError, OSError) as exc:
+                ApiKeyError, ServerError, config.ConfigError, OSError) as exc:
             _fail(exc)
 
 
@@ -387,8 +387,11 @@ def apikey_revoke(ctx, name):
 @click.option("--store", "store", default=None, help="Store URL (as tradeflow --store).")
 @click.option("--max-pending-rows", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Rows that may wait for the store; past that, feeders are told to slow down.")
+@click.option("--embed-origins", "embed_origins", default=None, metavar="ORIGINS",
+              help="Origins (scheme://host[:port], comma-separated) whose pages may show /embed "
+                   "in an iframe. Also $TRADEFLOW_EMBED_ORIGINS; default: none.")
 @click.pass_context
-def serve(ctx, host, port, simulate, no_simulate, store, max_pending_rows):
+def serve(ctx, host, port, simulate, no_simulate, store, max_pending_rows, embed_origins):
     """Serve the pages, the HTTP and websocket API and the live pipeline in one process."""
     from .model import validate_symbol
     from .server.app import run
@@ -396,9 +399,10 @@ def serve(ctx, host, port, simulate, no_simulate, store, max_pending_rows):
     if simulate and no_simulate:
         raise UserError("--simulate and --no-simulate: choose one")
     symbols = [validate_symbol(s.strip()) for s in (simulate or "").split(",") if s.strip()]
+    origins = config.embed_origins(embed_origins)
     url = config.store_url(store) if store is not None else ctx.obj["store_url"]
     asyncio.run(run(url, host, port, symbols, ready=lambda line: click.echo(line),
-                    max_pending_rows=max_pending_rows))
+                    max_pending_rows=max_pending_rows, embed_origins=origins))
 
 
 if __name__ == "__main__":

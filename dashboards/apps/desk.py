@@ -23,7 +23,7 @@ from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, De
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads
-from dashboards.pages import PageError, check_client, error_view
+from dashboards.pages import PageError, check_client, error_view, sources
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
 from indicators.catalogue import CATALOGUE
@@ -469,23 +469,6 @@ class _StateProblem(PageError):
     """A desk state that cannot be used (its text is the user's, never a store URL)."""
 
 
-def _sources():
-    """(MarketData, hub, run, symbols): the running server's (reads on its reader threads,
-    symbols from its pipeline), else the configured store's, read here and without a feed."""
-    from tradeflow.server.context import current
-
-    ctx = current()
-    if ctx is not None:
-        return ctx.marketdata, ctx.pipeline.hub, ctx.read, ()  # symbols: read with the prices
-    from tradeflow.marketdata import MarketData
-    try:
-        md = MarketData()
-        return md, None, None, [i.symbol for i in md.store.instruments()]
-    except (StoreError, ModelError) as exc:
-        raise PageError(str(exc), "reload this page once the store is free or reachable") \
-            from None
-
-
 def _page(title: str, theme: str, main: list, sidebar=()):
     t = theme_of(theme)
     try:
@@ -509,7 +492,7 @@ def app():
             raise _StateProblem(f"this desk link cannot be opened: {exc}",
                             "fix that part of the URL, or open / for the default desk") from None
         theme = config.theme
-        marketdata, hub, run, symbols = _sources()
+        marketdata, hub, run, symbols = sources()
         desk = Desk(config, marketdata, hub, run, symbols)
     except PageError as exc:
         log.info("the desk refused a request: %s", exc.problem)

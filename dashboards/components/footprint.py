@@ -139,7 +139,8 @@ class FootprintChart(pn.viewable.Viewer):
     show_zero_prints = param.Boolean(default=False)
     show_unfinished = param.Boolean(default=True)
     show_totals = param.Boolean(default=True, doc="volume, delta and CVD under each bar")
-    height = param.Integer(default=600, bounds=(200, 4000))
+    height = param.Integer(default=600, bounds=(200, 4000), allow_None=True,
+                           doc="the cells' pane, px; None: it fills the height given (an iframe)")
 
     def __init__(self, bars: pd.DataFrame | None = None, footprint: pd.DataFrame | None = None, *,
                  current: pd.DataFrame | None = None,
@@ -165,7 +166,7 @@ class FootprintChart(pn.viewable.Viewer):
         self.zeros = _Layer(("x", "y", "side"))
         self.unfinished = _Layer(("x", "y", "side"))
         self.viewport = ColumnDataSource({"x0": [-0.5], "x1": [0.5], "y0": [0.0], "y1": [1.0],
-                                          "w": [1100], "h": [self.height - 40]})
+                                          "w": [1100], "h": [(self.height or 600) - 40]})
         self.zoomed_in = False
         self._auto_rows = 1
         self._reset_state()
@@ -346,8 +347,9 @@ class FootprintChart(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             # once the page is drawn, ask it for its view (the plot's size is only known there)
             pn.state.onload(lambda: setattr(self.viewport, "tags", [len(self.cells.data["x"])]))
-        return pn.pane.Bokeh(column(self.figure, self.totals, sizing_mode="stretch_width"),
-                             sizing_mode="stretch_width")
+        size = "stretch_width" if self.height is not None else "stretch_both"
+        return pn.pane.Bokeh(column(self.figure, self.totals, sizing_mode=size),
+                             sizing_mode=size)
 
     # ---------------------------------------------------------------------------- data
 

@@ -53,12 +53,12 @@ def opens_in_words(sim: MarketSimulator, at) -> str:
 
 
 def fill_history(store, sim: MarketSimulator, symbol: str, start, end, depth: bool = True,
-                 on_batch: Callable[[SimBatch], None] | None = None) -> int:
+                 on_batch: Callable[[SimBatch], None] | None = None, chunk: str = "1h") -> int:
     """Write ``sim``'s history of ``[start, end)`` into ``store`` (a sync Store), a transaction
-    per batch (an hour); the trades written. ``depth=False`` leaves out the book snapshots.
-    ``on_batch(batch)`` after each is stored."""
+    per batch (``chunk`` of time); the trades written. ``depth=False`` leaves out the book
+    snapshots. ``on_batch(batch)`` after each is stored."""
     n = 0
-    for batch in sim.history(start, end):
+    for batch in sim.history(start, end, chunk=chunk):
         with store.transaction() as tx:
             n += tx.write_trades(symbol, batch.trades)
             if depth:

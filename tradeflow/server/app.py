@@ -51,12 +51,15 @@ def routes(ctx: ServerContext) -> list[tuple]:
 
 def pages() -> dict:
     """The Panel pages by URL path (files of ``dashboards/apps``): the desk at ``/`` and
-    ``/desk``, the formula box at ``/formula``."""
+    ``/desk``, the formula box at ``/formula``, the chart for other sites' frames at ``/embed``;
+    the notebooks, read-only, under ``/notebooks``."""
     import dashboards.apps
+    from dashboards.notebook_pages import notebook_pages
 
     folder = Path(dashboards.apps.__file__).parent
     desk = str(folder / "desk.py")
-    return {"/": desk, "desk": desk, "formula": str(folder / "formula.py")}
+    return {"/": desk, "desk": desk, "formula": str(folder / "formula.py"),
+            "embed": str(folder / "embed.py"), **notebook_pages()}
 
 
 #: the served DuckDB store's memory limit unless its URL sets one (``?memory_limit=``): DuckDB's
@@ -69,13 +72,21 @@ def _loopback(host: str) -> bool:
 
 
 async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(),
-              ready=print, max_pending_rows: int = 2_000_000, started=None) -> None:
+              ready=print, max_pending_rows: int = 2_000_000, started=None,
+              embed_origins: list[str] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; ``ready(line)`` is told the address to open. ``started(ctx)``,
     when given, is called with the ``ServerContext`` once serving (a benchmark or test that runs
-    the server in-process and follows ``ctx.pipeline.hub`` as a chart would)."""
+    the server in-process and follows ``ctx.pipeline.hub`` as a chart would).
+    ``embed_origins``: the origins that may frame ``/embed`` (None: from the configuration)."""
     import panel as pn
 
+    from tradeflow.config import embed_origins as configured_origins
     from tradeflow.live.pipeline import Pipeline
+
+    from .framing import frame_policy
+
+    if embed_origins is None:
+        embed_origins = configured_origins()  # checked before anything starts
 
     astore = await open_async_store(store_url, duckdb_memory_limit=SERVED_DUCKDB_MEMORY)
     store = astore.sync if isinstance(astore, AsyncFromSync) else open_store(store_url)
@@ -89,7 +100,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     port = port or _free_port(host)
     server = pn.serve(pages(), port=port, address=host, show=False, start=False,
                       extra_patterns=routes(ctx), websocket_origin=_origins(host, port),
-                      title="TradeFlow")
+                      title="TradeFlow", transforms=[frame_policy(embed_origins)])
     server.start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
     url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{server.port}"
@@ -104,7 +115,8 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     if started is not None:
         started(ctx)
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "
-          f"{url}/formula; API: {url}{API}/, OpenAPI: {url}{API}/openapi.json); Ctrl+C stops")
+          f"{url}/formula; API: {url}{API}/, OpenAPI: {url}{API}/openapi.json; embeds: "
+          f"{url}/embed?symbol=...); Ctrl+C stops")
     try:
         await stop.wait()
     finally:
