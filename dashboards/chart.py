@@ -200,11 +200,13 @@ class Chart(pn.viewable.Viewer):
         self.error = None
         self.history = empty_frame(BAR_COLUMNS)      # bars as read, plain (not Heikin-Ashi)
         self.history_cells = empty_frame(FOOTPRINT_COLUMNS)
+        # the hub's study rows as followed (by label, indexed by position in each result):
+        # a view reloaded draws these, so the hub's later Changes land on the same positions
+        self.live_studies: dict[str, pd.DataFrame] = {}
         self.first_x = 0
         self.more_history = True
         self._loading = False
         self._forming = 1  # the history's last bar is forming (rows after the closed ones)
-        self._studies: dict = {}  # the last Snapshot's study results
         self.reads = Reads(run)
         self.x_range = Range1d(0, 1)
         self.crosshair = CrosshairTool(overlay=[
@@ -297,9 +299,11 @@ class Chart(pn.viewable.Viewer):
         from dashboards.live import LiveFeed
         from indicators.registry import IndicatorError
 
-        studies = self.config.study_settings() if self.config.chart_type != "footprint" else {}
-        if "cvd_candles" in self.config.panes:  # the candles' wicks
-            studies.setdefault("cvd_candles", {})
+        # (name, settings) pairs: the hub labels each by its settings, so two EMAs are two
+        studies = ([(s["name"], dict(s["params"])) for s in self.config.studies]
+                   if self.config.chart_type != "footprint" else [])
+        if "cvd_candles" in self.config.panes and not any(n == "cvd_candles" for n, _ in studies):
+            studies.append(("cvd_candles", {}))  # the candles' wicks
         book = self.book.subscription() if self.book is not None else {}
         try:
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
@@ -486,6 +490,8 @@ class Chart(pn.viewable.Viewer):
         """Load the history into ``view``; a view that takes the forming bar apart
         (``current=``, the footprint) gets it apart."""
         shown, cells = self._display(self.history), self.history_cells
+        if self.live_studies and "studies" in _params(view.load):
+            kw = {"studies": self.live_studies, **kw}
         if "current" not in _params(view.load):
             view.load(shown, cells, **kw)
             return
@@ -502,12 +508,13 @@ class Chart(pn.viewable.Viewer):
     def _load_panes(self):
         for pane in self.panes:
             pane.load(self._display(self.history), self.history_cells)
-        for pane in self.under:  # (the hub's studies: the CVD candles' wicks)
-            self._view_load(pane, first_x=self.first_x, studies=self._studies)
+        for pane in self.under:  # (with the hub's studies: the CVD candles' wicks)
+            self._view_load(pane, first_x=self.first_x)
 
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
         if isinstance(message, Snapshot):
+            self.live_studies = dict(message.studies)
             live = pd.concat([f for f in (message.closed, message.current) if len(f)]
                              or [message.current], ignore_index=True)
             cells = pd.concat([f for f in (message.closed_footprint, message.current_footprint)
@@ -522,13 +529,15 @@ class Chart(pn.viewable.Viewer):
                 self.history_cells = pd.concat([old_cells, cells], ignore_index=True) \
                     if len(old_cells) else cells.reset_index(drop=True)
                 self._forming = len(message.current)
-                self._studies = message.studies or {}
                 self._load_view_at(self.first_x)
                 self._follow_new_bars(shown_before)
             if self.book is not None:
                 self.book.apply(message)
         elif isinstance(message, Update):
             update = message
+            for label, changes in message.studies.items():
+                if label in self.live_studies and not changes.key:
+                    self.live_studies[label] = changes.applied(self.live_studies[label])
             if self.spec.heikin_ashi:
                 update = self._heikin_ashi(update)
             closed_before = self._closed_count()

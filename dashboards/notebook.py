@@ -242,7 +242,9 @@ def study_changes(made: Chart, update) -> dict:
         frame = info.batch(StudyData(made.instrument, bars=after, spec=made.spec),
                            **study["params"])
         if len(frame) == len(after):
-            out[study["name"]] = Changes(rows=frame.iloc[first:], length=len(frame))
+            # (by label, as the hub's: a chart may show a study twice, e.g. EMA 20 and EMA 50)
+            out[info.label(study["params"])] = Changes(rows=frame.iloc[first:],
+                                                       length=len(frame))
     return out
 
 

@@ -3,7 +3,7 @@
 ``open_store(url)`` gives the synchronous API (notebooks, CLI), ``open_async_store(url)`` the
 async one (server). The URL is ``duckdb:///path/to/file.duckdb`` or
 ``postgresql://user@host:port/db`` (options such as ``?retention=90d`` are documented in
-``data_access.pg_url.parse_url``).
+``data_access.pg_url.parse_url``; a DuckDB URL takes ``?memory_limit=512MB``).
 """
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ def open_store(url: str) -> Store:
     return SyncFromAsync.open(lambda: connect(url))
 
 
-async def open_async_store(url: str) -> AsyncStore:
-    """The async store for ``url``."""
+async def open_async_store(url: str, *, duckdb_memory_limit: str | None = None) -> AsyncStore:
+    """The async store for ``url``; ``duckdb_memory_limit``: a DuckDB store's memory limit
+    when the URL sets none (``?memory_limit=``)."""
     scheme, rest = _scheme(url)
     if scheme == "duckdb":
         from .adapters import AsyncFromSync
         from .duckdb_store import open_duckdb
-        return AsyncFromSync(open_duckdb(rest))
+        return AsyncFromSync(open_duckdb(rest, duckdb_memory_limit))
     from .postgres_store import connect
     return await connect(url)

@@ -1,9 +1,11 @@
 """The embedded default store: one DuckDB file, no server, one process at a time."""
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import duckdb
 import pandas as pd
@@ -26,7 +28,7 @@ _FIRST_LAST = (lambda v: f"arg_min({v}, ts)", lambda v: f"arg_max({v}, ts)",
 class DuckDBStore(Store):
     """Store backed by a DuckDB file (``duckdb:///path``) or memory (``duckdb://:memory:``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, memory_limit: str | None = None):
         self.path = str(path)
         self.url = f"duckdb:///{self.path}" if self.path != ":memory:" else "duckdb://:memory:"
         if self.path != ":memory:":
@@ -38,6 +40,8 @@ class DuckDBStore(Store):
                     "data through PostgreSQL)") if "lock" in str(exc).lower() else ""
             raise StoreError(f"cannot open DuckDB store {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'").fetchall()
+        if memory_limit is not None:  # (checked by open_duckdb; the database's, cursors too)
+            self.con.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
         self._lock = threading.RLock()  # one writer at a time, on ``con``
         self._tx_depth = 0
         self._tx_thread: int | None = None  # the thread inside the transaction
@@ -403,10 +407,26 @@ class DuckDBStore(Store):
             self.con.close()
 
 
-def open_duckdb(rest: str) -> DuckDBStore:
-    """``rest`` is what follows ``duckdb://`` in the URL: ``/path`` or ``:memory:``."""
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def open_duckdb(rest: str, memory_limit: str | None = None) -> DuckDBStore:
+    """``rest`` is what follows ``duckdb://`` in the URL: ``/path`` or ``:memory:``, and
+    optionally ``?memory_limit=512MB`` (DuckDB's own cap on its buffers and cache; without it
+    ``memory_limit`` here, else DuckDB's default of 80% of the machine's memory, which the cache
+    of a growing file in a long-running process creeps towards)."""
+    rest, _, query = rest.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    memory_limit = options.pop("memory_limit", memory_limit)
+    if options:
+        raise StoreError(f"store URL duckdb://{rest}: unknown option {sorted(options)[0]!r}; "
+                         "a DuckDB store takes memory_limit (e.g. ?memory_limit=512MB)")
+    if memory_limit is not None and not _SIZE.fullmatch(memory_limit.strip()):
+        raise StoreError(f"store URL duckdb://{rest}: memory_limit={memory_limit!r} is not a "
+                         "size; write it as e.g. 512MB or 2GB")
+    memory_limit = None if memory_limit is None else memory_limit.strip()
     if rest in (":memory:", "/:memory:"):
-        return DuckDBStore(":memory:")
+        return DuckDBStore(":memory:", memory_limit)
     if not rest.startswith("/"):
         raise ModelError(f"store URL duckdb://{rest}: use duckdb:///path/to/file.duckdb")
-    return DuckDBStore(rest[1:] if rest.startswith("//") else rest)
+    return DuckDBStore(rest[1:] if rest.startswith("//") else rest, memory_limit)

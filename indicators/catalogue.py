@@ -131,6 +131,19 @@ class StudyInfo:
         ``3.0``, ``"true"`` or ``True`` as text) share one follower."""
         return follower_key(self.name, self.check_params(params))
 
+    def label(self, params: Mapping[str, Any] | None = None) -> str:
+        """The study with the settings that differ from its defaults, unique per settings:
+        ``EMA``, ``EMA 20`` (only the first parameter differs: its value), else
+        ``MACD(fastperiod=8, signalperiod=5)``. What a chart's legend and the hub's messages
+        call it, so one chart can show the same study with different settings."""
+        checked = self.check_params(params)
+        changed = {k: v for k, v in checked.items() if v != self.defaults[k]}
+        if not changed:
+            return self.name
+        if list(changed) == [self.params[0].name]:
+            return f"{self.name} {_setting(changed[self.params[0].name])}"
+        return f"{self.name}({', '.join(f'{k}={_setting(v)}' for k, v in changed.items())})"
+
     def batch(self, data, **params) -> pd.DataFrame:
         """The study's frame over ``data`` (see the module's docstring), index 0..n-1."""
         return self.run(data, self.check_params(params)).reset_index(drop=True)
@@ -153,6 +166,13 @@ class StudyInfo:
                 "shift": dict(self.shift), "spec": self.spec, "live": self.has_live,
                 "stream": self.stream,
                 "source": self.source}
+
+
+def _setting(value: Any) -> str:
+    """A setting as a label shows it: ``20``, ``2.5``, ``True``, ``EMA``."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +332,11 @@ RESET = Param("reset", "session", choices=("session", "none"),
 VALUE_AREA = Param("value_area", 0.70, min=0.01, max=1.0, description="Value area share")
 
 
+#: closed bars an order-flow study's live form holds: its followers answer changes (a chart
+#: holds the rows), so older bars' cells and rows are dropped as the day goes on
+FLOW_KEEP = 1
+
+
 @dataclass(frozen=True)
 class _Flow:
     """An order-flow study computed by ``LiveOrderFlow`` live: its batch function ``fn`` is called
@@ -332,7 +357,7 @@ class _Flow:
 def _flow(name, group, title, reads, params, outputs, draws, flow: _Flow, levels=()):
     """A study computed by ``flow``: in batch by its function, live by ``LiveOrderFlow``."""
     def follow(instrument, p, history):
-        live = LiveOrderFlow(instrument, studies=[flow.live_name],
+        live = LiveOrderFlow(instrument, studies=[flow.live_name], keep=FLOW_KEEP,
                              **{flow.live_name: flow.kwargs(p, instrument)})
         return StudyFollower(name, live, _presented(
             flow.live_name, lambda rows, changes: flow.present(rows, instrument)))
@@ -351,7 +376,7 @@ def _cvd_study() -> StudyInfo:
             data.bars, data.instrument.session, p["reset"]).to_numpy()})
 
     def follow(instrument, p, history):
-        flow = LiveOrderFlow(instrument, studies=["cvd"],
+        flow = LiveOrderFlow(instrument, studies=["cvd"], keep=FLOW_KEEP,
                              cvd={"session": instrument.session, "reset": p["reset"]})
         return StudyFollower("cvd", flow, _presented("cvd", _cvd_present))
     return StudyInfo("cvd", "Order Flow", "Cumulative volume delta", ("bars",), (RESET,),

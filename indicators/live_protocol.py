@@ -49,17 +49,21 @@ class Changes:
         return self.rows[self.rows.index >= before]
 
     def applied(self, shown: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
-        """``shown`` (the result as it was, indexed by position) with these changes made: what a
-        chart following the changes holds, equal to the result now."""
+        """``shown`` (the result as it was, or its rows from some position on, indexed by
+        position) with these changes made: what a chart following the changes holds, equal to
+        the result now from that position on (changes of rows before it are left out)."""
         if self.key:
             raise ValueError("Changes.applied: keyed changes are merged by key, not position")
-        kept = shown.iloc[:self.length]
-        if not len(self.rows):
+        kept = shown[shown.index < self.length]
+        rows = self.rows
+        if len(shown) and len(rows) and shown.index[0] > 0:
+            rows = rows[rows.index >= shown.index[0]]
+        if not len(rows):
             return kept
         if not len(kept):
-            return self.rows
-        kept = kept[~kept.index.isin(self.rows.index)]
-        return pd.concat([kept, self.rows]).sort_index() if len(kept) else self.rows
+            return rows
+        kept = kept[~kept.index.isin(rows.index)]
+        return pd.concat([kept, rows]).sort_index() if len(kept) else rows
 
 
 class ChangeSet(Mapping):

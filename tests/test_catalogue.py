@@ -390,3 +390,13 @@ def test_study_list_prints_the_catalogue(es_store):
     assert rows.loc["tpo", "draws"] == "profile" and rows.loc["heatmap", "live"] == "yes"
     assert rows.loc["sweeps", "params"].startswith("min_levels=3 (an integer from 2 to 1000), "
                                                    "max_gap_ms=250.0")
+
+
+def test_labels_say_the_settings_that_differ_and_are_unique_per_settings():
+    ema, macd = CATALOGUE.get("EMA"), CATALOGUE.get("MACD")
+    assert ema.label() == ema.label({"timeperiod": 30}) == "EMA"  # the defaults
+    assert ema.label({"timeperiod": 20}) == "EMA 20" and ema.label({"timeperiod": 50.0}) == "EMA 50"
+    assert macd.label({"fastperiod": 8}) == "MACD 8"
+    assert macd.label({"slowperiod": 8}) == "MACD(slowperiod=8)"
+    assert macd.label({"fastperiod": 8, "signalperiod": 5}) == "MACD(fastperiod=8, signalperiod=5)"
+    assert CATALOGUE.get("imbalances").label({"ratio": 2.5}) == "imbalances 2.5"

@@ -175,6 +175,12 @@ def test_bad_studies_and_settings_are_refused_at_subscribe():
         hub.subscribe("BTCUSDT", "1m", {"heatmap": {"bucket": 1}})
     with pytest.raises(ValueError, match="study 'cvd': settings must be a mapping"):
         hub.subscribe("BTCUSDT", "1m", {"cvd": "session"})
+    with pytest.raises(ValueError, match="study 'EMA 20' is asked for twice"):
+        hub.subscribe("BTCUSDT", "1m", [("EMA", {"timeperiod": 20}), ("ema", {"timeperiod": 20})])
+    with pytest.raises(ValueError, match="a name or a \\(name, settings\\) pair"):
+        hub.subscribe("BTCUSDT", "1m", [("EMA", {}, "extra")])
+    assert list(hub.subscribe("BTCUSDT", "1m", [("EMA", {"timeperiod": 20}), ("EMA", {}),
+                                               "cvd"]).studies) == ["EMA 20", "EMA", "cvd"]
     with pytest.raises(ValueError, match="book_levels must be a whole number from 0 to 1000"):
         hub.subscribe("BTCUSDT", "1m", book_levels=-1)
     with pytest.raises(ValueError, match="tape must be a whole number"):

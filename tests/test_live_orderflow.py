@@ -324,6 +324,80 @@ def test_closed_bars_are_not_recomputed(stream):
         before, a = now, b
 
 
+def same(got, want, name):
+    """Equal (dtypes too, except of empty frames: labels are then object or str)."""
+    if isinstance(want, pd.Series):
+        pd.testing.assert_series_equal(got, want, obj=name)
+    else:
+        pd.testing.assert_frame_equal(got, want, check_dtype=len(want) > 0, obj=name)
+
+
+PER_BAR = ("bars", "footprint", "footprint_metrics", "cvd", "cvd_candles", "imbalances",
+           "stacked_imbalances", "unfinished_auctions", "zero_prints", "absorption")
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stream=streams(), params=PARAMS, spec=st.sampled_from(["1m", "T5", "V20"]),
+       keep=st.sampled_from([1, 2]))
+def test_keep_bounds_what_is_held_and_changes_stay_the_same(stream, params, spec, keep):
+    """With ``keep=N`` a follower holds the rows of at most N closed bars before the last
+    update plus those it touched; its changes are those of a follower keeping everything, and
+    what it holds is the tail of that one's result."""
+    tr, liqs, cuts, liq_cuts = stream
+    full, kept = live_for(spec, **params), live_for(spec, keep=keep, **params)
+    a = la = 0
+    for b, lb in zip(cuts, liq_cuts):
+        full.update(tr.iloc[a:b], liqs.iloc[la:lb])
+        up = kept.update(tr.iloc[a:b], liqs.iloc[la:lb])
+        for name in ("bars", "footprint") + kept.studies:
+            want, got = full.change_set[name], kept.change_set[name]
+            assert got.length == want.length, name
+            same(got.rows, want.rows, name)
+            held, every = kept.result(name), full.result(name)
+            same(held, every.loc[held.index], name)
+            if name in PER_BAR:  # a tail of the whole result
+                assert held.index.tolist() == list(range(len(every) - len(held), len(every)))
+        bars = kept.result("bars")
+        first_held = max(min(up.first_bar, up.closed) - keep, 0)  # (closed before the update)
+        assert len(bars) <= kept.n_bars - first_held, "closed bars held beyond the bound"
+        if len(bars):  # cells and per-bar rows only of the bars held
+            since = bars["ts"].iloc[0]
+            cells = kept.result("footprint")
+            assert len(cells) == (full.result("footprint").index >= cells.index.min()).sum() \
+                if len(cells) else True
+            for name in set(PER_BAR[2:]) & set(kept.studies):
+                held = kept.result(name)
+                if isinstance(held, pd.DataFrame) and len(held):
+                    assert (held["ts"] >= since).all(), name
+        a, la = b, lb
+
+
+def test_keep_holds_few_bars_of_a_long_stream():
+    """Hundreds of bars through a follower keeping 2: what it holds does not grow with them."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    tr = pd.DataFrame({"ts": START + pd.to_timedelta(np.arange(n) * 3, unit="s"),
+                       "price": (20000 + np.cumsum(rng.integers(-2, 3, n))) * ES.tick_size,
+                       "size": rng.integers(1, 5, n).astype(float),
+                       "side": rng.choice(np.array([1, -1], "int8"), n),
+                       "trade_id": np.arange(n)})
+    live = live_for("1m", keep=2, studies=["cvd", "footprint_metrics", "imbalances",
+                                           "naked_pocs"])
+    most = {}
+    for a in range(0, n, 50):
+        live.update(tr.iloc[a:a + 50])
+        for name in ("bars", "footprint", "imbalances", "cvd", "footprint_metrics"):
+            most[name] = max(most.get(name, 0), len(live.result(name)))
+    assert live.n_bars == 300
+    # 2 kept, up to 3 closed by an update of 150 s, the forming one
+    assert most["bars"] <= 6 and most["cvd"] <= 6 and most["footprint_metrics"] <= 6
+    cells_per_bar = len(build(tr, "1m", ES)[1]) / 300
+    assert most["footprint"] <= 6 * cells_per_bar * 2 and most["imbalances"] <= most["footprint"]
+    assert len(live.result("naked_pocs")) == 300  # a POC per bar (small), kept whole
+    assert live.result("cvd").iloc[-1] == (tr["size"] * tr["side"]).sum()
+
+
 # --------------------------------------------------------------------------------------------
 # parameters and bad input
 

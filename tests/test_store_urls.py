@@ -106,3 +106,24 @@ def test_a_stored_instrument_that_breaks_the_rules_is_left_out(store_url, caplog
         with pytest.raises(ValueError, match="is not valid"):
             s.instrument(XSS)
     assert f"stored instrument '{XSS}' left out" in caplog.text
+
+
+def test_a_duckdb_url_sets_its_memory_limit(tmp_path):
+    """``?memory_limit=`` caps DuckDB's buffers; the served default applies only without it;
+    anything else in the query, or a limit that is not a size, is one line."""
+    from data_access.duckdb_store import open_duckdb
+
+    def limit(store):
+        try:
+            return store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        finally:
+            store.close()
+
+    default = limit(open_store(f"duckdb:///{tmp_path}/a.duckdb"))
+    assert limit(open_store(f"duckdb:///{tmp_path}/a.duckdb?memory_limit=64MB")) != default
+    assert limit(open_duckdb(f"/{tmp_path}/a.duckdb?memory_limit=64MB", "128MB")) == \
+        limit(open_duckdb(f"/{tmp_path}/a.duckdb", "64MB"))  # the URL's wins
+    with pytest.raises(StoreError, match="unknown option 'threads'.*takes memory_limit"):
+        open_store(f"duckdb:///{tmp_path}/a.duckdb?threads=2")
+    with pytest.raises(StoreError, match="memory_limit='lots' is not a size"):
+        open_store(f"duckdb:///{tmp_path}/a.duckdb?memory_limit=lots")

@@ -514,6 +514,54 @@ def test_the_chart_follows_a_hub_subscription(tmp_path):
         assert events.of(source) and not any(isinstance(e, RESENT) for e in events.of(source))
 
 
+def test_one_chart_shows_a_study_twice_with_different_settings(tmp_path):
+    """EMA 3 and EMA 5 on one chart: the hub labels each by its settings, the chart's layers
+    follow their own, and the legends say which is which."""
+    from bokeh.models import Legend
+
+    from tests.test_hub_studies import BTC, DAY, run, simulated, submit
+    from tradeflow.live import ChartState
+
+    history = simulated(DAY - pd.Timedelta(minutes=10), DAY, pd.Timedelta(minutes=1))
+    live = simulated(DAY, DAY + pd.Timedelta(minutes=3), pd.Timedelta(seconds=30))
+    studies = [("EMA", {"timeperiod": 3}), ("EMA", {"timeperiod": 5})]
+    chart = PriceChart(instrument=BTC, studies=studies)
+    state = ChartState()
+
+    async def body(pipeline, store):
+        for part in history:
+            await submit(pipeline, part)
+        sub = pipeline.hub.subscribe("BTCUSDT", "1m", studies)
+        message = await sub.__anext__()
+        for part in [None, *live]:
+            if part is not None:
+                await submit(pipeline, part)
+                message = await sub.__anext__()
+            chart.apply(message)
+            state.apply(message)
+            while sub.waiting:
+                message = await sub.__anext__()
+                chart.apply(message)
+                state.apply(message)
+        sub.close()
+        return await store.bars("BTCUSDT", "1m")
+
+    bars = run(f"duckdb:///{tmp_path}/hub.duckdb", body)
+    assert sorted(state.studies) == ["EMA 3", "EMA 5"]
+    ema3, ema5 = chart.layers
+    assert (ema3.label, ema5.label) == ("EMA 3", "EMA 5")
+    for layer, period in ((ema3, 3), (ema5, 5)):
+        want = CATALOGUE.get("EMA").batch(StudyData(BTC, bars=bars), timeperiod=period)
+        held = state.studies[layer.label]
+        assert np.allclose(layer.source.data["EMA"], held["EMA"], equal_nan=True)
+        assert np.allclose(held["EMA"], want["EMA"].to_numpy()[-len(held):], equal_nan=True)
+    assert not np.allclose(ema3.source.data["EMA"], ema5.source.data["EMA"], equal_nan=True)
+    price = chart._layout.children[1]
+    labels = [item.label.value for legend in price.select({"type": Legend})
+              for item in legend.items]
+    assert "EMA 3" in labels and "EMA 5" in labels
+
+
 def test_studies_added_while_live_are_computed_over_the_bars_and_cells_held(trades):
     """Cells of the forming bar are replaced, never added twice, so a footprint study asked
     for later equals the catalogue's over everything."""
@@ -555,7 +603,7 @@ def test_a_bad_study_is_refused_and_the_chart_keeps_its_studies(bars):
         c.studies = [("RSI", {"timeperiod": 0})]
     assert c.studies == [("RSI", {})] and [layer.name for layer in c.layers] == ["RSI"]
     c.studies = [("EMA", {"timeperiod": 9})]
-    assert [layer.label for layer in c.layers] == ["EMA(timeperiod=9)"]
+    assert [layer.label for layer in c.layers] == ["EMA 9"]
 
 
 def test_each_pane_fits_its_values_in_view(bars):

@@ -304,7 +304,7 @@ class PriceChart(pn.viewable.Viewer):
             if self.layers and update.studies:
                 bar_ts, bar_x = self._bar_positions()
                 for layer in self.layers:
-                    changes = update.studies.get(layer.key, update.studies.get(layer.name))
+                    changes = layer.of(update.studies)
                     if changes is not None:
                         layer.apply(changes, bar_ts, bar_x)
             self._follow_last()
@@ -425,7 +425,7 @@ class PriceChart(pn.viewable.Viewer):
     def _fill_studies(self) -> None:
         bar_ts, bar_x = self._bar_positions()
         for layer in self.layers:
-            frame = self._given.get(layer.key, self._given.get(layer.name))
+            frame = layer.of(self._given)
             if frame is None:
                 if not len(self._bars):
                     frame = pd.DataFrame({c: [] for c in layer.info.outputs})

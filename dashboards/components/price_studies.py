@@ -70,7 +70,8 @@ class StudyLayer:
     columns: tuple[str, ...]
     shifts: dict[str, int]
     source: ColumnDataSource = field(default_factory=ColumnDataSource)
-    x0: int | None = None  # x of row 0 (per-bar studies), known once a row is seen
+    x0: int | None = None  # x of position 0 (per-bar studies), known once a row is seen
+    offset: int = 0  # the position in the study's result of the source's first row
     key: str = ""  # the name as asked for: the hub labels the study's messages by it
 
     @property
@@ -79,10 +80,17 @@ class StudyLayer:
 
     @property
     def label(self) -> str:
-        """The study and the settings that differ from its defaults: ``EMA(timeperiod=50)``."""
-        changed = {k: v for k, v in self.params.items() if self.info.defaults.get(k) != v}
-        return f"{self.info.name}({', '.join(f'{k}={v}' for k, v in changed.items())})" \
-            if changed else self.info.name
+        """The study and the settings that differ from its defaults (``EMA 50``): its legend,
+        and the hub's label of a study asked for as a ``(name, settings)`` pair."""
+        return self.info.label(self.params)
+
+    def of(self, by_label: dict):
+        """This study's entry of a hub message's ``{label: ...}``: by its label, else by the
+        name it was asked by (a subscription made with names), else None."""
+        for label in (self.label, self.key, self.name):
+            if label in by_label:
+                return by_label[label]
+        return None
 
     def short(self, column: str) -> str:
         """A column's name without the study's prefix (``ICHIMOKU_kijun`` -> ``kijun``)."""
@@ -137,10 +145,14 @@ class StudyLayer:
         return out
 
     def load(self, frame: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:
-        """Draw the study's whole result."""
+        """Draw the study's result: whole, or its rows from some position on (a hub snapshot's,
+        indexed by position)."""
         self.x0 = None
+        index = frame.index
+        self.offset = (index.start if isinstance(index, pd.RangeIndex) else int(index[0])
+                       if len(index) and pd.api.types.is_integer_dtype(index) else 0)
         frame = frame.reset_index(drop=True)
-        rows = self.rows(frame, np.arange(len(frame)), bar_ts, bar_x)
+        rows = self.rows(frame, self.offset + np.arange(len(frame)), bar_ts, bar_x)
         self.source.data = {k: np.array(v) for k, v in rows.items()}  # writable: patched
 
     def apply(self, changes, bar_ts: np.ndarray, bar_x: np.ndarray) -> None:
@@ -150,9 +162,9 @@ class StudyLayer:
         rows = changes.rows
         if isinstance(rows, pd.Series):
             rows = rows.to_frame(self.columns[0] if self.columns else rows.name)
-        if changes.length < held:
-            truncate(self.source, changes.length)
-            held = changes.length
+        if changes.length - self.offset < held:
+            truncate(self.source, max(changes.length - self.offset, 0))
+        rows = rows[rows.index >= self.offset]  # (rows before the first held are not shown)
         if not len(rows):
             return
         rows = rows.sort_index()
@@ -160,10 +172,10 @@ class StudyLayer:
         positions = rows.index.to_numpy()
         if not np.array_equal(positions, np.arange(start, start + len(rows))):
             for pos, row in rows.iterrows():  # scattered rows: one write each
-                put_rows(self.source, int(pos), self.rows(row.to_frame().T, np.array([pos]),
-                                                          bar_ts, bar_x))
+                put_rows(self.source, int(pos) - self.offset,
+                         self.rows(row.to_frame().T, np.array([pos]), bar_ts, bar_x))
             return
-        put_rows(self.source, start, self.rows(rows, positions, bar_ts, bar_x))
+        put_rows(self.source, start - self.offset, self.rows(rows, positions, bar_ts, bar_x))
 
 
 def make_layer(name: str, params: dict | None = None) -> StudyLayer:

@@ -8,8 +8,11 @@ then every change, as the pipeline publishes what it stored.
   day's, as they restart each day; recent closed time bars from the rollups); it is dropped when
   nothing uses it.
 * Studies: any study of ``indicators.catalogue.CATALOGUE`` that has a live form, with its
-  settings (``studies=["cvd"]`` or ``{"EMA": {"timeperiod": 21}, "heatmap": {}}``; checked by
-  the catalogue at :meth:`Hub.subscribe`, the name as given labels it in messages). Its follower,
+  settings (``studies=["cvd"]``, ``{"EMA": {"timeperiod": 21}, "heatmap": {}}`` or
+  ``[("EMA", {"timeperiod": 20}), ("EMA", {"timeperiod": 50})]``; checked by the catalogue at
+  :meth:`Hub.subscribe`). A name as given labels it in messages; a ``(name, settings)`` pair is
+  labelled by the study and the settings that differ from its defaults
+  (``StudyInfo.label``: ``EMA 20``, ``EMA 50``), so a chart can show both. Its follower,
   ``StudyInfo.live``, is shared by every chart asking for the same study and settings
   (``StudyInfo.follower_key``). A bar study follows the chart's stream, or the stream of its own
   spec when it has one (the TPO reads 1-minute bars, whatever the chart's); it is fed the stored
@@ -25,7 +28,8 @@ then every change, as the pipeline publishes what it stored.
   depth studies (``StudyInfo.stream == "depth"``: the
   heatmap) follow its snapshots as ``DepthUpdate`` s, from the book as it was when they were
   made.
-* Messages: :class:`Snapshot` first (recent closed bars, the forming bar, each study's result),
+* Messages: :class:`Snapshot` first (recent closed bars, the forming bar, each study's result
+  from the first of those bars on, indexed by position: the hub keeps no more of it),
   then an :class:`Update` per commit that touched the chart (closed bars, sent once; the forming
   bar, re-sent whole; each study's :class:`~indicators.live_protocol.Changes`);
   :class:`ExternalBars` for ``source="external"`` (bars received built, which replace stored
@@ -75,8 +79,10 @@ MAX_TAPE = 100_000
 @dataclass(frozen=True)
 class Snapshot:
     """The state of a chart now: recent closed bars (at least the hub's ``history``) and their
-    cells, the forming bar (0 or 1 row) and its cells, each study's whole result since its
-    follower started (its trading day; by the label it was asked by); the book's best levels
+    cells, the forming bar (0 or 1 row) and its cells, each study's result since its follower
+    started (its trading day; by the label it was asked by) from the first closed bar sent on,
+    indexed by position in that whole result (so it starts past 0 once the day has more bars
+    than are sent: an ``Update``'s ``Changes`` use the same positions); the book's best levels
     (``book_levels``), the latest trades and the liquidations since the first of them
     (``tape``) when asked, else None."""
     closed: pd.DataFrame
@@ -137,7 +143,7 @@ class ChartState:
         if isinstance(message, Snapshot):
             self.closed, self.closed_cells = message.closed, message.closed_footprint
             self.current, self.current_cells = message.current, message.current_footprint
-            self.studies = {k: v.reset_index(drop=True) for k, v in message.studies.items()}
+            self.studies = dict(message.studies)  # (indexed by position: past 0 when trimmed)
             self.book = message.book
             self.tape = self._kept(message.trades, empty_frame(TRADE_COLUMNS))
             self.liquidations = self._kept(message.liquidations,
@@ -203,19 +209,28 @@ class _Asked:
 
 
 def _asked(catalogue: Catalogue, studies, spec: BarSpec) -> tuple[_Asked, ...]:
-    """``studies`` (names, or a mapping of name to settings) checked against the catalogue:
-    an unknown study, a bad setting or a study without a live form raises one line naming it."""
+    """``studies`` (names, ``(name, settings)`` pairs, or a mapping of name to settings)
+    checked against the catalogue: an unknown study, a bad setting, a study without a live form
+    or two studies of one label raise one line naming it. A name is labelled as given; a pair
+    by ``StudyInfo.label`` (``EMA 20``), so one chart can ask for a study twice."""
     if isinstance(studies, str):
         studies = (studies,)
-    items = studies.items() if isinstance(studies, Mapping) else ((s, None) for s in studies)
-    out = []
-    for label, params in items:
+    items = studies.items() if isinstance(studies, Mapping) else (
+        (s, None, False) if isinstance(s, str) else (*_pair(s), True) for s in studies)
+    out, labels = [], set()
+    for label, params, *paired in items:
         label = str(label)
         info = catalogue.get(label)
         if params is not None and not isinstance(params, Mapping):
             raise ValueError(f"study {label!r}: settings must be a mapping of parameter to "
                              f"value, got {type(params).__name__}")
         checked = info.check_params(params)
+        if paired and paired[0]:
+            label = info.label(checked)
+        if label in labels:
+            raise ValueError(f"study {label!r} is asked for twice; give each study once (the "
+                             f"same study with other settings is another label, e.g. EMA 20)")
+        labels.add(label)
         if not info.has_live:
             raise ValueError(f"study {info.name!r} has no live form, so a chart cannot follow "
                              f"it; compute it with 'tradeflow study {info.name}'")
@@ -223,6 +238,13 @@ def _asked(catalogue: Catalogue, studies, spec: BarSpec) -> tuple[_Asked, ...]:
                    else str(BarSpec.parse(info.spec)) if info.spec else str(spec))
         out.append(_Asked(label, info, checked, info.follower_key(checked), follows))
     return tuple(out)
+
+
+def _pair(item) -> tuple:
+    """A ``(name, settings)`` pair of a subscription's studies."""
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise ValueError(f"studies: each must be a name or a (name, settings) pair, got {item!r}")
 
 
 def _count(value, what: str, most: int, default: int | None = None) -> int:
@@ -238,19 +260,26 @@ def _count(value, what: str, most: int, default: int | None = None) -> int:
 
 
 class _Result:
-    """A study's whole result, kept from its changes (what a chart following them holds), for
-    snapshots. Kept in pieces indexed by position, so that an update touching the last rows
-    costs what it touches, not the whole frame."""
+    """A study's result from position ``first`` on, kept from its changes (what a chart
+    following them holds), for snapshots; :meth:`trim` drops the rows of bars a snapshot no
+    longer sends, so it does not grow through the day. Kept in pieces indexed by position, so
+    that an update touching the last rows costs what it touches, not the whole frame."""
 
     def __init__(self, columns, frame: pd.DataFrame | None = None):
         self.columns = list(columns)
         self.parts = [frame.reset_index(drop=True)] if frame is not None and len(frame) else []
         self.n = len(self.parts[0]) if self.parts else 0
+        self.first = 0  # the position of the first row kept
 
     def add(self, changes: Changes) -> None:
         rows = changes.rows
+        if changes.length < self.first:  # (shrunk below what is kept: nothing is left)
+            self.parts, self.first, self.n = [], changes.length, changes.length
+            return
+        if self.first and len(rows):
+            rows = rows[rows.index >= self.first]  # (a change of a row dropped: left out)
         first = int(rows.index.min()) if len(rows) else changes.length
-        cut = min(first, changes.length, self.n)
+        cut = max(min(first, changes.length, self.n), self.first)
         old = [p[(p.index < changes.length) & ~p.index.isin(rows.index)]
                for p in self._take_from(cut)]
         pieces = [p for p in (*old, rows) if len(p)]
@@ -278,12 +307,34 @@ class _Result:
             self.n = cut
         return taken[::-1]
 
+    def trim(self, before: pd.Timestamp | None) -> None:
+        """Drop the leading rows whose ``ts`` is before ``before`` (a result without times,
+        such as a profile's levels, is kept whole)."""
+        if before is None or "ts" not in self.columns:
+            return
+        while self.parts:
+            ts = self.parts[0]["ts"]
+            if not len(ts) or not ts.iloc[0] < before:
+                return
+            old = (ts < before).to_numpy()
+            k = len(old) if old.all() else int(np.argmin(old))
+            self.first += k
+            if k == len(old):
+                self.parts.pop(0)
+            else:
+                self.parts[0] = self.parts[0].iloc[k:]
+                return
+
     def frame(self) -> pd.DataFrame:
+        """The rows kept, indexed by their position in the study's result."""
         if not self.parts:
-            return pd.DataFrame(columns=self.columns)
+            return pd.DataFrame(columns=self.columns, index=pd.RangeIndex(self.first,
+                                                                          self.first))
         if len(self.parts) > 1:
             self.parts = [pd.concat(self.parts)]
-        return self.parts[0].reset_index(drop=True)
+        frame = self.parts[0].copy(deep=False)
+        frame.index = pd.RangeIndex(self.first, self.first + len(frame))
+        return frame
 
 
 class _Followed:
@@ -348,6 +399,17 @@ class _Stream:
     def closed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         return (_frames([b for b, _ in self.chunks], BAR_COLUMNS),
                 _frames([c for _, c in self.chunks], FOOTPRINT_COLUMNS))
+
+    def since(self) -> pd.Timestamp | None:
+        """The open of the first closed bar kept (a snapshot's first bar), None without one."""
+        return self.chunks[0][0]["ts"].iloc[0] if self.chunks else None
+
+    def trim(self, keys) -> None:
+        """The results of the followers ``keys`` kept from the first closed bar kept on: rows
+        of older bars are not in a snapshot's bars, so they are not kept for one either."""
+        since = self.since()
+        for key in keys:
+            self.fanout[key].result.trim(since)
 
 
 class _Book:
@@ -571,6 +633,9 @@ class Hub:
                     self._detach(sub)
                     return None
             stream = sub._stream
+            for target, key in sub._uses:
+                if isinstance(target, _Stream):
+                    target.trim([key])
             studies = {a.label: target.fanout[a.key].result.frame()
                        for a, (target, _) in zip(sub._asked, sub._uses)}
             book = self._books[symbol].top(sub.book_levels) if sub.book_levels else None
@@ -741,7 +806,10 @@ class Hub:
                 failed.append((stream, exc))
                 continue
             stream.advance(up)
-            moved[stream] = (up, {key: cs[stream.fanout[key].name] for key, cs in out.items()})
+            changes = {key: cs[stream.fanout[key].name] for key, cs in out.items()}
+            if len(up.closed):
+                stream.trim(out)
+            moved[stream] = (up, changes)
         for stream, exc in failed:
             self._drop(stream, f"the live stream of {symbol} {stream.spec} is rebuilt: {exc}")
         for stream in new_day:

@@ -62,6 +62,11 @@ def pages() -> dict:
             "embed": str(folder / "embed.py"), **notebook_pages()}
 
 
+#: the served DuckDB store's memory limit unless its URL sets one (``?memory_limit=``): DuckDB's
+#: default, 80% of the machine's memory, lets its cache of the growing file creep up all day
+SERVED_DUCKDB_MEMORY = "256MB"
+
+
 def _loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost")
 
@@ -83,7 +88,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     if embed_origins is None:
         embed_origins = configured_origins()  # checked before anything starts
 
-    astore = await open_async_store(store_url)
+    astore = await open_async_store(store_url, duckdb_memory_limit=SERVED_DUCKDB_MEMORY)
     store = astore.sync if isinstance(astore, AsyncFromSync) else open_store(store_url)
     pipeline = Pipeline(astore, max_pending_rows=max_pending_rows)
     await pipeline.start()

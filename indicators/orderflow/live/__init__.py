@@ -166,14 +166,27 @@ class LiveOrderFlow:
     ``STUDIES``; ``result``/``changes`` also take ``"bars"`` and ``"footprint"`` (bars and
     cells in the model layouts; for a ``:HA`` spec the plain bars, as the studies use them --
     Heikin-Ashi is a display transform). Feed it every ``BarUpdate`` of one aggregator, from its
-    first, with :meth:`apply`."""
+    first, with :meth:`apply`.
 
-    def __init__(self, instrument: Instrument, studies=None, **params):
+    ``keep=N`` bounds what is held to the last N closed bars before each update (and those the
+    update touched): the rows of older bars -- their bars, cells and per-bar study rows -- are
+    dropped, so ``result`` then gives the rows from there on (positions still count from the
+    first bar) while ``changes`` are as without it; a study's state that is not per bar (a CVD's
+    running sum, naked POCs, big trades, sweeps, liquidations) is kept whole. For a live chart
+    that holds the changes itself. ``None`` (default): everything is kept."""
+
+    def __init__(self, instrument: Instrument, studies=None, keep: int | None = None,
+                 **params):
         if not isinstance(instrument, Instrument):
             raise ValueError(f"LiveOrderFlow: expected the stream's tradeflow.model.Instrument "
                              f"(its tick size and session), got {type(instrument).__name__}; "
                              f"feed the aggregator's updates with apply(update)")
         self.instrument = instrument
+        if keep is not None and not (isinstance(keep, (int, np.integer))
+                                     and not isinstance(keep, bool) and keep >= 1):
+            raise ValueError(f"LiveOrderFlow: keep must be None (every bar) or a whole number "
+                             f"of closed bars, at least 1, got {keep!r}")
+        self.keep = None if keep is None else int(keep)
         self.studies = self._choose(studies, params)
         self._params = {s: _study_params(s, params.get(s), self.instrument) for s in self.studies}
         self._bars = _Columns(ts="int64", open="float64", high="float64", low="float64",
@@ -264,6 +277,7 @@ class LiveOrderFlow:
                 if self._liq is not None and liquidations is not None and len(liquidations)
                 else None)
         arrays = self._check_trades(trades) if trades is not None and len(trades) else None
+        self._trim()
         self._cache.clear()
         first = len(self._bars)
         if arrays is not None:
@@ -290,6 +304,23 @@ class LiveOrderFlow:
         return ChangeSet({name: (lambda name=name: Changes(self.changes(name), self._size(name)))
                           for name in ("bars", "footprint") + self.studies},
                          stale=lambda: self._applied != applied)
+
+    def _trim(self) -> None:
+        """With ``keep``, drop the rows of closed bars before the last ``keep`` (the changes of
+        the last update, read lazily, are of bars after them, so they stay valid until now)."""
+        if self.keep is None:
+            return
+        bar = self._n_closed - self.keep
+        if bar <= self._bars.base:
+            return
+        cell = (int(self._bars.at("cell_start", bar)) if bar < len(self._bars)
+                else len(self._cells))
+        for study in self._impl.values():
+            trim = getattr(study, "trim", None)  # (studies not kept per bar have none)
+            if trim is not None:
+                trim(bar)
+        self._bars.drop_before(bar)
+        self._cells.drop_before(cell)
 
     def _size(self, name: str) -> int:
         """The number of rows of ``result(name)`` now."""
@@ -322,7 +353,7 @@ class LiveOrderFlow:
         nb = len(bars["ts"])
         counts = bars["trades"].copy()
         if len(self._bars) > j0 and nb:
-            counts[0] -= self._bars["trades"][j0]  # the forming bar's earlier trades
+            counts[0] -= self._bars.at("trades", j0)  # the forming bar's earlier trades
         if counts.sum() != len(tr["t"]) or (counts < 0).any():
             raise ValueError("LiveOrderFlow.apply: the update's bars do not hold exactly its "
                              "trades (with the forming bar's earlier ones): an update of the "
@@ -341,7 +372,7 @@ class LiveOrderFlow:
             bars[col][local] = cells["tick"][src]
         bars["ncells"] = np.zeros(nb, "int64")
         bars["ncells"][local] = e - s + 1
-        cell0 = self._bars["cell_start"][j0] if len(self._bars) > j0 else len(self._cells)
+        cell0 = self._bars.at("cell_start", j0) if len(self._bars) > j0 else len(self._cells)
         bars["cell_start"] = cell0 + np.searchsorted(cells["bar"], np.arange(j0, j0 + nb))
         self._bars.cut(j0)
         self._bars.append(bars)
@@ -371,7 +402,7 @@ class LiveOrderFlow:
 
     def _read(self, name: str, full: bool):
         if name == "bars":
-            return self._bars_frame(slice(0, len(self._bars)) if full else self._changed_bars)
+            return self._bars_frame(self._bars.positions() if full else self._changed_bars)
         if name == "footprint":
             return self._cells_frame(full)
         if name not in self._impl:
@@ -390,10 +421,10 @@ class LiveOrderFlow:
 
     def _cells_frame(self, full: bool) -> pd.DataFrame:
         j0 = self._changed_bars.start
-        start = (0 if full else len(self._cells) if j0 >= len(self._bars)
-                 else int(self._bars["cell_start"][j0]))
+        start = (self._cells.base if full else len(self._cells) if j0 >= len(self._bars)
+                 else int(self._bars.at("cell_start", j0)))
         c = self._cells.take(slice(start, None))
-        return _frame({"ts": ns_to_utc(self._bars["ts"][c["bar"]]), "tick": c["tick"],
+        return _frame({"ts": ns_to_utc(self._bars.at("ts", c["bar"])), "tick": c["tick"],
                        "volume": c["volume"], "ask_volume": c["ask_volume"],
                        "bid_volume": c["bid_volume"], "trades": c["trades"]},
                       pd.RangeIndex(start, len(self._cells)))

@@ -24,7 +24,9 @@ class _Liquidations:
         self.owner = owner
         self.tick_size = tick_size
         self.row_ticks = positive_int(rows, "liquidations_by_level: rows")
-        self.per_bar = _Columns(long="float64", short="float64", count="int64", nlev="int64")
+        # (bar open times kept here: the owner may drop old bars, a late liquidation's is needed)
+        self.per_bar = _Columns(ts="int64", long="float64", short="float64", count="int64",
+                                nlev="int64")
         self.levels: dict[int, dict[int, list]] = {}
         self.pending = self._empty()
         self.last_ts = None
@@ -55,8 +57,7 @@ class _Liquidations:
     def update(self, j0: int | None, new: dict | None) -> None:
         """Bars from ``j0`` on were (re)written (None: no bar changed); place the pending
         liquidations and the ``new`` ones."""
-        bar_ts = self.owner._bars["ts"]
-        n = len(bar_ts)
+        n = len(self.owner._bars)
         changed = [np.arange(j0, n)] if j0 is not None else []
         if len(self.pending["ts"]) and len(self.per_bar):
             # the pending ones were shown in the last bar; a new bar may take them from it
@@ -64,8 +65,10 @@ class _Liquidations:
         if j0 is not None:
             self.per_bar.cut(j0)  # bar j0 held only pending ones: nothing final is lost
             z = np.zeros(n - j0)
-            self.per_bar.append({"long": z, "short": z, "count": z.astype("int64"),
+            self.per_bar.append({"ts": self.owner._bars.at("ts", np.arange(j0, n)), "long": z,
+                                 "short": z, "count": z.astype("int64"),
                                  "nlev": z.astype("int64")})
+        bar_ts = self.per_bar["ts"]
         if new is not None and len(new["ts"]):
             self.last_ts = int(new["ts"][-1])
             self.pending = {k: np.concatenate([self.pending[k], new[k]]) for k in new}
@@ -116,7 +119,7 @@ class _Liquidations:
             cols["long"][at] = np.bincount(first, weights=long_)[0]
             cols["short"][at] = np.bincount(first, weights=short)[0]
             cols["count"][at] = len(long_)
-        return _frame({"ts": ns_to_utc(self.owner._bars["ts"][b]), "long_size": cols["long"],
+        return _frame({"ts": ns_to_utc(cols["ts"]), "long_size": cols["long"],
                        "short_size": cols["short"], "count": cols["count"]}, _index(bars, n))
 
     def _pending_levels(self) -> dict:
@@ -148,7 +151,7 @@ class _Liquidations:
                 index.append(first[b] + i)
         b, k, lo, sh, c = (np.asarray(x) for x in zip(*rows)) if rows else (
             np.empty(0, "int64"),) * 2 + (np.empty(0),) * 2 + (np.empty(0, "int64"),)
-        return _frame({"ts": ns_to_utc(self.owner._bars["ts"][b.astype("int64")]),
+        return _frame({"ts": ns_to_utc(self.per_bar.at("ts", b.astype("int64"))),
                        "tick": k.astype("int64"), "long_size": lo.astype("float64"),
                        "short_size": sh.astype("float64"), "count": c.astype("int64")},
                       pd.Index(np.asarray(index, "int64")) if len(index) != counts.sum()

@@ -75,7 +75,7 @@ class _NakedPocs:
                              f"instrument.session) or None, got {type(session).__name__}")
         self.owner, self.session = owner, session
         self.row_ticks = positive_int(rows, "naked_pocs: rows")
-        self.rows = _Columns(bar="int64", poc="int64", until="int64")
+        self.rows = _Columns(bar="int64", ts="int64", poc="int64", until="int64")
         self.start = _Columns(s="int64")
         self.days = _Columns(day="int64", poc="int64", until="int64")
         self.store: dict[int, list[int]] = {}
@@ -116,6 +116,11 @@ class _NakedPocs:
     def idle(self) -> None:
         self.changed = (np.empty(0, "int64"), np.empty(0, "int64"))
 
+    def trim(self, bar: int) -> None:
+        """The bars before ``bar`` will not change: their row starts are not needed (their
+        rows are kept, with their times: a POC stays naked until a later bar trades there)."""
+        self.start.drop_before(bar)
+
     def size(self) -> int:
         return len(self.rows) + len(self.days)
 
@@ -150,11 +155,12 @@ class _NakedPocs:
         self.store.setdefault(int(tick), []).append(int(code))
 
     def _write_bars(self, t: _Touch, bar, poc, until) -> np.ndarray:
-        cut = self.start["s"][t.j0] if len(self.start) > t.j0 else len(self.rows)
+        cut = self.start.at("s", t.j0) if len(self.start) > t.j0 else len(self.rows)
         self.rows.cut(cut)
         self.start.cut(t.j0)
         self.start.append({"s": cut + np.searchsorted(bar, np.arange(t.j0, t.n))})
-        self.rows.append({"bar": bar, "poc": poc, "until": until})
+        self.rows.append({"bar": bar, "ts": t.bars["ts"][bar - t.j0], "poc": poc,
+                          "until": until})
         for i in np.flatnonzero((bar < t.n_closed) & (until == _MISSING)):
             self._remember(poc[i], cut + i)  # closed and still naked: later bars may cover it
         return np.arange(cut, len(self.rows))
@@ -225,7 +231,7 @@ class _NakedPocs:
 
     def frame(self, bar_rows, day_rows) -> pd.DataFrame:
         b, d = self.rows.take(bar_rows), self.days.take(day_rows)
-        ts = np.concatenate([self.owner._bars["ts"][b["bar"]], d["day"]])
+        ts = np.concatenate([b["ts"], d["day"]])
         kind = np.array(["bar"] * len(b["bar"]) + ["session"] * len(d["day"]), dtype=object)
         index = np.concatenate([bar_rows, len(self.rows) + np.asarray(day_rows, "int64")])
         return _frame({"ts": ns_to_utc(ts), "kind": kind,

@@ -82,7 +82,7 @@ class _PerBar:
 
     def update(self, t: _Touch) -> None:
         cols = self.compute(t)
-        cut = self.start["s"][t.j0] if len(self.start) > t.j0 else len(self.rows)
+        cut = self.start.at("s", t.j0) if len(self.start) > t.j0 else len(self.rows)
         self.rows.cut(cut)
         self.start.cut(t.j0)
         self.start.append({"s": cut + np.searchsorted(cols["bar"], np.arange(t.j0, t.n))})
@@ -93,18 +93,24 @@ class _PerBar:
         """An update without trades: nothing changed."""
         self.changed = slice(len(self.rows), len(self.rows))
 
+    def trim(self, bar: int) -> None:
+        """Drop the rows of the bars before ``bar``."""
+        cut = self.start.at("s", bar) if len(self.start) > bar else len(self.rows)
+        self.rows.drop_before(cut)
+        self.start.drop_before(bar)
+
     def size(self) -> int:
         return len(self.rows)
 
     def result(self):
-        return self.frame(slice(0, len(self.rows)))
+        return self.frame(self.rows.positions())
 
     def changes(self):
         return self.frame(self.changed)
 
     def frame(self, rows):
         cols = self.rows.take(rows)
-        cols["ts"] = ns_to_utc(self.owner._bars["ts"][cols["bar"]])
+        cols["ts"] = ns_to_utc(self.owner._bars.at("ts", cols["bar"]))
         return self.build(cols, _index(rows, len(self.rows)))
 
     def compute(self, t: _Touch) -> dict:
@@ -136,11 +142,14 @@ class _FootprintMetrics:
     def idle(self) -> None:
         self.changed = slice(len(self.owner._bars), len(self.owner._bars))
 
+    def trim(self, bar: int) -> None:
+        self.poc.drop_before(bar)
+
     def size(self) -> int:
         return len(self.owner._bars)
 
     def result(self):
-        return self.frame(slice(0, len(self.owner._bars)))
+        return self.frame(self.owner._bars.positions())
 
     def changes(self):
         return self.frame(self.changed)
@@ -181,8 +190,8 @@ class _Cvd(_PerBar):
         first[1:] = day[1:] != day[:-1]
         carry = 0.0
         if t.j0 > 0 and len(day):
-            first[0] = day[0] != self.rows["day"][t.j0 - 1]
-            carry = float(self.rows["cvd"][t.j0 - 1])
+            first[0] = day[0] != self.rows.at("day", t.j0 - 1)
+            carry = float(self.rows.at("cvd", t.j0 - 1))
         out = np.empty(len(day))
         starts = np.union1d([0], np.flatnonzero(first)) if len(day) else np.empty(0, "int64")
         for a, b in zip(starts, np.append(starts[1:], len(day))):

@@ -17,41 +17,88 @@ from tradeflow.model import Session, ns_to_utc
 
 
 class _Columns:
-    """Numpy columns that grow at the end and can be cut back.
+    """Numpy columns that grow at the end and can be cut back, and whose first rows can be
+    dropped (``drop_before``) while every row keeps its position.
 
-    Capacity doubles, so appending k rows costs O(k) amortised whatever the history; cutting is
-    O(1). Rows of a bar still forming are cut and appended anew at each update."""
+    Positions count every row ever appended (``len`` is the end position); rows before ``base``
+    are gone. ``cut``, ``take`` and ``at`` take positions; ``[name]`` is a view of the rows kept
+    (positions ``base`` on). Capacity doubles, so appending k rows costs O(k) amortised whatever
+    the history; cutting is O(1); dropped rows are moved out once they outnumber the kept ones.
+    Rows of a bar still forming are cut and appended anew at each update."""
 
     def __init__(self, **dtypes):
         self._data = {k: np.empty(64, dtype=v) for k, v in dtypes.items()}
-        self.n = 0
+        self.n = 0  # the end position
+        self.base = 0  # the first position kept
+        self._p0 = 0  # the position of ``_data``'s row 0 (<= base)
 
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def kept(self) -> int:
+        """Rows held (positions ``base`` to ``len - 1``)."""
+        return self.n - self.base
+
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._data[name][:self.n]  # a view: valid until the next append
+        # a view of the kept rows: valid until the next append
+        return self._data[name][self.base - self._p0:self.n - self._p0]
+
+    def at(self, name: str, positions):
+        """Values of column ``name`` at ``positions`` (kept ones: an IndexError otherwise)."""
+        pos = np.asarray(positions, dtype="int64")
+        if pos.size and (pos.min() < self.base or pos.max() >= self.n):
+            raise IndexError(f"positions {pos.min()}..{pos.max()} outside the rows kept "
+                             f"({self.base}..{self.n - 1})")
+        out = self._data[name][pos - self._p0]
+        return out[()] if out.ndim == 0 else out
 
     def cut(self, n: int) -> None:
-        self.n = min(self.n, int(n))
+        n = int(n)
+        if n < self.base:
+            raise IndexError(f"cut at {n}: rows before {self.base} are no longer kept")
+        self.n = min(self.n, n)
+
+    def drop_before(self, position: int) -> None:
+        """Forget the rows before ``position`` (positions of the others do not change)."""
+        self.base = max(self.base, min(int(position), self.n))
+        if self.base - self._p0 > self.n - self.base:  # more dead rows than live: move
+            live = slice(self.base - self._p0, self.n - self._p0)
+            for name, arr in self._data.items():
+                arr[:self.n - self.base] = arr[live].copy()
+            self._p0 = self.base
 
     def append(self, cols: dict) -> None:
         k = len(next(iter(cols.values())))
-        end = self.n + k
+        end = self.n + k - self._p0
         cap = len(next(iter(self._data.values())))
         if end > cap:
             size = max(end, 2 * cap)
             for name, old in self._data.items():
                 new = np.empty(size, dtype=old.dtype)
-                new[:self.n] = old[:self.n]
+                new[:self.n - self._p0] = old[:self.n - self._p0]
                 self._data[name] = new
         for name, arr in self._data.items():
-            arr[self.n:end] = cols[name]
-        self.n = end
+            arr[self.n - self._p0:end] = cols[name]
+        self.n += k
+
+    def positions(self) -> slice:
+        """The kept rows' positions, as a slice."""
+        return slice(self.base, self.n)
 
     def take(self, rows) -> dict:
-        """Copies of the given rows (a slice or an index array)."""
-        return {k: np.array(v[:self.n][rows]) for k, v in self._data.items()}
+        """Copies of the rows at the given positions (a slice or an index array; kept ones)."""
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.n)
+            if stop > start and start < self.base:
+                raise IndexError(f"rows from {start}: rows before {self.base} are no longer kept")
+            rows = slice(start - self._p0, max(stop, start) - self._p0, step)
+            return {k: np.array(v[rows]) for k, v in self._data.items()}
+        pos = np.asarray(rows, dtype="int64")
+        if pos.size and (pos.min() < self.base or pos.max() >= self.n):
+            raise IndexError(f"positions {pos.min()}..{pos.max()} outside the rows kept "
+                             f"({self.base}..{self.n - 1})")
+        return {k: np.array(v[pos - self._p0]) for k, v in self._data.items()}
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""Memory flat within a trading day: the hub keeps a study's rows of the bars a snapshot sends
+(its ``history``) only, and the order-flow followers hold the forming bar's cells and a closed
+bar or so; what either holds does not grow with the day's bars. A chart that subscribed early
+and one that subscribes late hold the same rows where they overlap (by position in the whole
+result), and the early one still holds the batch frames."""
+import pandas as pd
+
+from tests.test_hub_studies import BTC, batch, run, simulated, submit
+from tests.test_pipeline import drain
+from tradeflow.bars import build
+from tradeflow.live import ChartState
+
+DAY = pd.Timestamp("2026-03-04", tz="UTC")  # BTCUSDT's trading day starts at 00:00 UTC
+HISTORY = 5  # closed bars the hub keeps for snapshots
+STUDIES = {"cvd": {}, "imbalances": {"ratio": 1.5}, "footprint_metrics": {},
+           "EMA": {"timeperiod": 3}, "naked_pocs": {}}
+FLOWS = ("cvd", "imbalances", "footprint_metrics", "naked_pocs")  # (LiveOrderFlow followers)
+
+
+def test_the_hub_and_its_followers_hold_a_bounded_number_of_bars(tmp_path):
+    parts = simulated(DAY, DAY + pd.Timedelta(minutes=30), pd.Timedelta(minutes=1))
+
+    async def body(pipeline, store):
+        hub = pipeline.hub
+        await submit(pipeline, parts[0])
+        await pipeline.flushed()
+        early, chart = hub.subscribe("BTCUSDT", "1m", STUDIES), ChartState()
+        await drain(early, chart)
+        most = {}  # the most bars any kept rows were of, by what kept them
+        for part in parts[1:]:
+            await submit(pipeline, part)
+            await pipeline.flushed()
+            await drain(early, chart)
+            for name, (target, key) in zip(STUDIES, early._uses):
+                followed = target.fanout[key]
+                held = followed.result.frame()
+                if name == "naked_pocs":  # (a session's row is after the bars', at its start)
+                    held = held[held["kind"] == "bar"]
+                assert (held["ts"] >= target.since()).all(), name
+                most[name] = max(most.get(name, 0), held["ts"].nunique())
+                if name in FLOWS:
+                    flow = followed.follower.inner  # the LiveOrderFlow
+                    for what in ("bars", "footprint"):
+                        n = flow.result(what)["ts"].nunique()
+                        most[f"{name} {what}"] = max(most.get(f"{name} {what}", 0), n)
+        late, late_chart = hub.subscribe("BTCUSDT", "1m", STUDIES), ChartState()
+        await drain(late, late_chart)
+        early.close()
+        late.close()
+        return most, chart, late_chart, await store.trades("BTCUSDT")
+
+    most, chart, late, trades = run(f"duckdb:///{tmp_path}/store.duckdb", body,
+                                    history=HISTORY)
+    bars, cells = build(trades, "1m", BTC)
+    assert len(bars) == 30
+    # kept for snapshots: the history's bars (whole updates of a minute: one or two more) and
+    # the forming one; held by a follower: one closed bar, those an update touched
+    for name in STUDIES:
+        assert most[name] <= HISTORY + 2, name
+    for name in FLOWS:
+        assert most[f"{name} bars"] <= 3 and most[f"{name} footprint"] <= 3, name
+    for name in STUDIES:
+        got = late.studies[name]
+        assert got.index[0] > 0 and got["ts"].iloc[0] == late.bars["ts"].iloc[0], name
+        pd.testing.assert_frame_equal(got, chart.studies[name].loc[got.index], obj=name)
+    for name in ("cvd", "imbalances", "EMA"):  # the early chart: everything, as the batch
+        want = batch(name, STUDIES[name], bars=bars, footprint=cells)
+        pd.testing.assert_frame_equal(chart.studies[name].reset_index(drop=True), want,
+                                      check_exact=False, rtol=1e-9, obj=name)
