@@ -67,3 +67,54 @@ def test_the_hub_and_its_followers_hold_a_bounded_number_of_bars(tmp_path):
         want = batch(name, STUDIES[name], bars=bars, footprint=cells)
         pd.testing.assert_frame_equal(chart.studies[name].reset_index(drop=True), want,
                                       check_exact=False, rtol=1e-9, obj=name)
+
+
+def test_a_chart_draws_a_hub_study_over_all_its_bars(tmp_path):
+    """The hub keeps a study's rows of its history bars only; a chart with more bars than that
+    computes the earlier bars' rows itself, so the study is drawn over every bar shown, its x
+    in bar order, and then follows the hub's updates."""
+    import asyncio
+
+    import numpy as np
+
+    from dashboards.chart import Chart
+    from dashboards.chart_state import ChartConfig
+    from data_access import open_store
+    from tradeflow.marketdata import MarketData
+
+    url = f"duckdb:///{tmp_path}/store.duckdb"
+    parts = simulated(DAY - pd.Timedelta(minutes=40), DAY + pd.Timedelta(minutes=10),
+                      pd.Timedelta(minutes=1))
+
+    async def body(pipeline, store):
+        for part in parts[:-5]:
+            await submit(pipeline, part)
+        await pipeline.flushed()
+        chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="candles",
+                                  studies=[{"name": "EMA", "params": {"timeperiod": 3}}]),
+                      MarketData(open_store(url)), pipeline.hub)
+        seen = []
+        for part in [None, *parts[-5:]]:
+            if part is not None:
+                await submit(pipeline, part)
+                await pipeline.flushed()
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if chart.feed.buffer:
+                    break
+            chart.feed.drain()
+            layer = chart.view.layers[0]
+            seen.append(({k: np.asarray(v) for k, v in layer.source.data.items()},
+                         list(chart.view.source.data["x"]), chart.history.copy(),
+                         len(layer.of(chart.live_studies))))  # (the hub's rows)
+        chart.close()
+        return seen
+
+    seen = run(url, body, history=HISTORY)
+    for ema, bar_x, bars, from_hub in seen:
+        assert list(ema["x"]) == bar_x and len(bar_x) == len(bars)  # every bar, in order
+        # the earlier bars' rows, computed by the chart, equal a batch over the bars shown
+        want = batch("EMA", {"timeperiod": 3}, bars=bars)["EMA"].to_numpy()
+        earlier = len(bars) - from_hub
+        assert 0 < from_hub < len(bars) // 2  # (the hub keeps rows of its history bars only)
+        np.testing.assert_allclose(ema["EMA"][:earlier], want[:earlier])

@@ -505,11 +505,20 @@ def test_the_chart_follows_a_hub_subscription(tmp_path):
     assert np.array_equal(np.asarray(chart.source.data["close"]), bars["close"].to_numpy())
     assert np.array_equal(np.asarray(chart.source.data["volume"]), bars["volume"].to_numpy())
     ema, cvd = chart.layers
-    assert np.allclose(ema.source.data["EMA"], state.studies["ema"]["EMA"], equal_nan=True)
-    assert np.allclose(cvd.source.data["cvd"], state.studies["cvd"]["cvd"])
-    # the CVD restarts with the day: its rows sit on the day's bars
+    # the hub's rows (its history bars'), and before them the rows of the chart's earlier bars,
+    # computed by the chart: drawn over every bar
+    for layer, name, column in ((ema, "ema", "EMA"), (cvd, "cvd", "cvd")):
+        hub = state.studies[name][column].to_numpy()
+        drawn = np.asarray(layer.source.data[column])
+        assert list(layer.source.data["x"]) == list(range(len(bars)))
+        assert np.allclose(drawn[-len(hub):], hub, equal_nan=True), name
+        earlier = bars.iloc[:len(bars) - len(hub)].reset_index(drop=True)
+        want = CATALOGUE.get(column.upper() if name == "ema" else name).batch(
+            StudyData(BTC, bars=earlier), **studies[name])[column].to_numpy()
+        assert np.allclose(drawn[:len(earlier)], want, equal_nan=True), name
+    # the CVD restarts with the day: the hub's rows are the day's bars'
     first_of_day = int(np.searchsorted(bars["ts"], DAY))
-    assert cvd.source.data["x"][0] == first_of_day
+    assert len(state.studies["cvd"]) == len(bars) - first_of_day
     for source in (chart.source, ema.source, cvd.source):
         assert events.of(source) and not any(isinstance(e, RESENT) for e in events.of(source))
 

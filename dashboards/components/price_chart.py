@@ -430,11 +430,38 @@ class PriceChart(pn.viewable.Viewer):
                 if not len(self._bars):
                     frame = pd.DataFrame({c: [] for c in layer.info.outputs})
                 else:
-                    cells = (None if self._cells is None else
-                             _cat(self._cells, self._forming_cells))
-                    frame = batch_frame(layer, self.instrument, self._bars, cells,
+                    frame = batch_frame(layer, self.instrument, self._bars, self._all_cells(),
                                         self.spec)
+            elif layer.kind != "markers":
+                frame = self._with_earlier_rows(layer, frame)
             layer.load(frame, bar_ts, bar_x)
+
+    def _all_cells(self, before=None):
+        if self._cells is None:
+            return None
+        cells = _cat(self._cells, self._forming_cells)
+        return cells if before is None else cells[to_utc(cells["ts"]).asi8 < before]
+
+    def _with_earlier_rows(self, layer: StudyLayer, frame: pd.DataFrame) -> pd.DataFrame:
+        """A hub's rows of a per-bar study (those of the bars it keeps, indexed by position),
+        with the rows of the chart's earlier bars computed here in front, so the study is drawn
+        over all the bars shown. The study's value at a bar depends on the bars up to it, so
+        computing it over the earlier bars alone gives their rows."""
+        if not len(frame) or "ts" not in frame or not len(self._bars):
+            return frame
+        first = to_utc(frame["ts"].iloc[:1]).asi8[0]
+        earlier = self._bars[to_utc(self._bars["ts"]).asi8 < first]
+        if not len(earlier):
+            return frame
+        try:
+            own = batch_frame(layer, self.instrument, earlier.reset_index(drop=True),
+                              self._all_cells(before=first), self.spec)
+        except ValueError:  # a study of what the chart was not given (trades): the hub's only
+            return frame
+        own = own[[c for c in frame.columns if c in own.columns]]
+        start = int(frame.index[0])
+        own.index = pd.RangeIndex(start - len(own), start)
+        return pd.concat([own, frame])
 
     # the view ---------------------------------------------------------------------------------
     def _main_source(self) -> ColumnDataSource:
