@@ -116,7 +116,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
         started(ctx)
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "
           f"{url}/formula; API: {url}{API}/, OpenAPI: {url}{API}/openapi.json; embeds: "
-          f"{url}/embed?symbol=...); Ctrl+C stops")
+          f"{url}/embed?symbol=...; notebooks: {url}/notebooks); Ctrl+C stops")
     try:
         await stop.wait()
     finally:
