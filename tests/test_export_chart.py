@@ -223,3 +223,26 @@ def test_write_file_replaces_whole_or_leaves_all_as_it_was(tmp_path):
     with pytest.raises(OSError):  # a rename over a folder fails: the piece written is removed
         write_file(folder, b"new chart")
     assert sorted(os.listdir(tmp_path)) == ["a folder", "chart.html"]
+
+
+def test_a_served_store_is_exported_through_its_server(filled, tmp_path):
+    """While ``tradeflow serve`` holds the DuckDB file, the chart reads through its read API:
+    the same file as from the store itself (up to Bokeh's model ids)."""
+    from tests.serve import serving
+
+    held = f"duckdb:///{tmp_path / 'held.duckdb'}"
+    shutil.copy(filled.removeprefix("duckdb:///"), tmp_path / "held.duckdb")
+    args = ["export", "chart", "ES", "--spec", "5m", "--studies", "EMA(timeperiod=5)",
+            "--last", "30", "--end", END]
+    direct = tmp_path / "direct.html"
+    run([*args, "-o", str(direct)], held)
+    through = tmp_path / "through.html"
+    with serving(held, "--no-simulate"):
+        proc = run([*args, "-o", str(through)], held)
+    assert "holds the store: the chart reads from it" in proc.stderr
+
+    def canonical(text: str) -> str:  # Bokeh's ids and document uuids differ per file
+        text = re.sub(r"\bp\d+\b", "p", text)
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "u", text)
+
+    assert canonical(through.read_text()) == canonical(direct.read_text())

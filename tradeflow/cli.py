@@ -227,13 +227,14 @@ def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme
     if fmt == "html" and (width is None) != (height is None):
         raise UserError("--width and --height: give both, or neither (the chart then fills the "
                         "browser's window)")
-    _not_served(ctx, "export the chart from a PostgreSQL store, which both can use at once")
     # the command line is the outermost shell: this command renders the dashboards' chart
     from tradeflow.browser import BrowserMissing, launch
     from dashboards.export import (PNG_SIZE, ExportError, chart_config, chart_html, png_of,
                                    write_file)
 
     from .marketdata import MarketData
+    from .remote import ServerData
+    from .server import runfile
 
     if fmt == "png":
         size = (width or PNG_SIZE[0], height or PNG_SIZE[1])
@@ -243,9 +244,16 @@ def export_chart(ctx, symbol, spec, chart_type, studies, start, end, last, theme
         config = chart_config(symbol, spec, chart_type, studies, theme)
         # the browser before the work: a missing one is said at once
         with launch() if fmt == "png" else contextlib.nullcontext() as browser:
-            with _open(ctx) as store:
-                document = chart_html(MarketData(store), config, start, end, last,
+            server = runfile.find(ctx.obj["store_url"])
+            if server is not None:  # it holds the DuckDB file: read through its read API
+                click.echo(f"(the server at {server.url} holds the store: the chart reads "
+                           "from it)", err=True)
+                document = chart_html(ServerData(server.url), config, start, end, last,
                                       size if fmt == "html" else None)
+            else:
+                with _open(ctx) as store:
+                    document = chart_html(MarketData(store), config, start, end, last,
+                                          size if fmt == "html" else None)
             data = png_of(browser, document, size) if fmt == "png" else document.encode()
         try:
             write_file(output, data)
