@@ -15,6 +15,13 @@ Periodic callbacks run as Panel's "background" callbacks (:func:`session_callbac
 ``pn.state.add_periodic_callback`` flips the process-wide ``busy`` flag around every call, and
 every session's busy indicator follows it, so N sessions ticking 4 times a second cost N x N
 model changes a second.
+
+A session's live work starts only once its page has loaded (Panel's ``onload``, the browser's
+``document_ready``). Panel (1.9.4) drops the changes a ``pn.io.hold()`` block makes before
+then, counting on the document being serialized whole when the browser pulls it; but the
+browser pulls it *before* it reports ready, so a change made between the two (a chart's first
+draw, rows streamed into its new sources) never reached the page: the chart stayed on
+"loading" and every later stream named a source the browser did not know.
 """
 from __future__ import annotations
 
@@ -27,28 +34,45 @@ import panel as pn
 
 from tradeflow.live.hub import Resync, Snapshot
 
-__all__ = ["LiveFeed", "Reads", "PERIOD_MS", "session_callback", "Waker"]
+__all__ = ["LiveFeed", "Reads", "PERIOD_MS", "SessionCallback", "session_callback", "Waker"]
 
 log = logging.getLogger(__name__)
 
 PERIOD_MS = 250
 
 
-def session_callback(callback: Callable[[], None], period_ms: int = PERIOD_MS):
+class SessionCallback:
     """``pn.state.add_periodic_callback`` as a background callback (it does not set the
-    process-wide ``busy`` flag every sessions' busy indicators follow); stopped with its
-    session."""
-    from panel.io.callbacks import PeriodicCallback
+    process-wide ``busy`` flag every sessions' busy indicators follow), started once the page
+    has loaded (see the module's docstring); stopped with its session or by ``stop()``."""
 
-    cb = PeriodicCallback(callback=callback, period=period_ms, background=True)
-    cb.start()
-    return cb
+    def __init__(self, callback: Callable[[], None], period_ms: int):
+        from panel.io.callbacks import PeriodicCallback
+
+        self.periodic = PeriodicCallback(callback=callback, period=period_ms, background=True)
+        self.stopped = False
+        pn.state.onload(self._start)  # at once when loaded already, or outside a session
+
+    def _start(self) -> None:
+        if not self.stopped:
+            self.periodic.start()
+            self.periodic.callback()  # what waited for the page is drawn now, not a period later
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.periodic.stop()
+
+
+def session_callback(callback: Callable[[], None], period_ms: int = PERIOD_MS) -> SessionCallback:
+    """Call ``callback`` every ``period_ms`` in the session, from when its page has loaded."""
+    return SessionCallback(callback, period_ms)
 
 
 class Waker:
     """Run ``callback`` on the session's next tick when woken (at most one pending): what the
-    live feed calls from outside the session when a message arrives. Without a served session
-    (a notebook, a test) it does nothing; the caller drains itself."""
+    live feed calls from outside the session when a message arrives. Before the page has
+    loaded it does nothing (the session's periodic work, which starts then, takes what waits);
+    without a served session (a notebook, a test) neither: the caller drains itself."""
 
     def __init__(self, callback: Callable[[], None]):
         self.callback = callback
@@ -56,9 +80,15 @@ class Waker:
         self.doc = doc if doc is not None and doc.session_context is not None else None
         self.pending = False
         self.closed = False
+        self.loaded = False
+        if self.doc is not None:
+            pn.state.onload(self._loaded)
+
+    def _loaded(self) -> None:
+        self.loaded = True
 
     def __call__(self) -> None:
-        if self.doc is None or self.pending or self.closed:
+        if self.doc is None or not self.loaded or self.pending or self.closed:
             return
         self.pending = True
         try:

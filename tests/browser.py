@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,3 +71,44 @@ def browser_page(width: int = 1280, height: int = 900):
             yield page
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def ready_held_back(page, ws_url: str):
+    """A new page (in its own context of ``page``'s browser) whose messages to the server wait,
+    in order, from when it has pulled its document until ``release()``: a browser slow to report
+    ``document_ready``. Yields ``(page, release)``; ``ws_url`` is a regex of the websocket URL."""
+    context = page.context.browser.new_context(viewport=page.viewport_size)
+    slow = context.new_page()
+    held: list = []
+    state = {"holding": False, "upstream": None}
+
+    def route(ws):
+        upstream = state["upstream"] = ws.connect_to_server()
+
+        def from_server(message):
+            if isinstance(message, str) and re.search(r'"msgtype": ?"PULL-DOC-REPLY"', message):
+                state["holding"] = True  # the page has its document: it reports ready next
+            ws.send(message)
+
+        def from_page(message):
+            if state["holding"]:
+                held.append(message)
+            else:
+                upstream.send(message)
+
+        upstream.on_message(from_server)
+        ws.on_message(from_page)
+
+    def release():
+        assert state["upstream"] is not None, "the page's websocket was not routed"
+        assert state["holding"] and held, "the page sent nothing after its document was pulled"
+        state["holding"] = False
+        for message in held:
+            state["upstream"].send(message)
+
+    slow.route_web_socket(re.compile(ws_url), route)
+    try:
+        yield slow, release
+    finally:
+        context.close()

@@ -44,3 +44,48 @@ def test_a_waker_without_a_served_session_does_nothing():
     waker()
     waker()
     assert calls == [] and not waker.pending
+
+
+LATE_DRAW_APP = """
+import time
+import panel as pn
+from dashboards.live import session_callback
+
+layout = pn.Column(pn.pane.HTML("<p class='waiting'>waiting</p>"))
+connected = []
+
+def tick():
+    # a draw half a second after the browser connected (it pulls the document at once)
+    session = getattr(pn.state.curdoc.session_context, "_session", None)
+    if session is None or session.connection_count == 0 or len(connected) > 1:
+        return
+    if not connected:
+        connected.append(time.monotonic())
+    elif time.monotonic() - connected[0] > 0.5:
+        connected.append("drawn")
+        with pn.io.hold():
+            layout.objects = [pn.pane.HTML("<p class='drawn'>drawn</p>")]
+
+session_callback(tick, 100)
+layout.servable()
+"""
+
+
+def test_a_change_made_before_the_page_reports_ready_reaches_it(tmp_path):
+    """Panel drops the changes a ``pn.io.hold()`` block makes after the browser pulled its
+    document and before it reported ``document_ready`` (the desk's "stays on loading" bug):
+    session callbacks start once the page has loaded, so a draw they make reaches the page even
+    when the browser is slow to report ready (held back here for 3 s)."""
+    from tests.browser import browser_page, panel_app, ready_held_back
+
+    app = tmp_path / "late_draw.py"
+    app.write_text(LATE_DRAW_APP)
+    with panel_app(str(app)) as url, browser_page(800, 400) as page, \
+            ready_held_back(page, r".*/late_draw/ws.*") as (slow, release):
+        slow.goto(f"{url}/late_draw", timeout=60_000)
+        slow.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0",
+                               timeout=60_000)
+        slow.wait_for_timeout(3000)
+        assert slow.locator(".drawn").count() == 0  # nothing is drawn before the page is ready
+        release()
+        slow.wait_for_selector(".drawn", timeout=20_000)
