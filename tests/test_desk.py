@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from dashboards.chart_state import (CHART_TYPES, DRAWING_POINTS, PANES, ChartConfig, DeskConfig,
                                     StateError, format_studies, parse_studies)
 from indicators.catalogue import CATALOGUE
+from tests.browser import BARS_JS
 
 # --- the state document ------------------------------------------------------------------------
 
@@ -202,26 +203,6 @@ HISTORY_END = "2026-11-27T20:00:00Z"  # a Friday: ES traded; BTCUSDT trades arou
 
 # the chart's bar source: of the sources drawn by the plots on the page (Bokeh's views), the
 # longest with bar numbers and closes
-BARS_JS = """() => {
-  let best = null;
-  const seen = new Set();
-  function walk(view) {
-    if (!view || seen.has(view)) return;
-    seen.add(view);
-    for (const r of (view.model && view.model.renderers) || []) {
-      const d = r.data_source && r.data_source.data;
-      if (!d || !d.x || !d.close) continue;
-      if (best === null || d.x.length > best.x.length)
-        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
-                low: Array.from(d.low)};
-    }
-    for (const child of view.child_views || []) walk(child);
-  }
-  for (const view of Object.values(window.Bokeh.index)) walk(view);
-  return best;
-}"""
-
-
 _SERVED = []  # the server of the module's tests (its output is printed when a wait fails)
 
 
