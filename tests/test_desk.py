@@ -268,6 +268,9 @@ def _open(page, url):
 
 
 def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
+    elsewhere = []  # requests to any other host than the server (a web font, a CDN...)
+    page.on("request", lambda r: elsewhere.append(r.url)
+            if not r.url.startswith((desk.url, "data:", "blob:")) else None)
     _open(page, f"{desk.url}/")
     _shows(page, "1 · BTCUSDT 1m footprint")
     first = _bars(page, at_least=300)  # the history: a day of 1-minute bars, then live ones
@@ -286,6 +289,7 @@ def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
     # /desk is the same page
     _open(page, f"{desk.url}/desk")
     _shows(page, "1 · BTCUSDT 1m footprint")
+    assert elsewhere == []  # the page asks nothing of another host (it works offline)
 
 
 def test_pickers_redraw_and_the_url_follows(desk, page):
