@@ -717,3 +717,29 @@ def test_drawings_and_the_view_range_reopen_from_the_url_and_notes_are_edited(de
     page.screenshot(path=ARTIFACTS / "desk-drawings.png")
     reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
     assert reopened.charts[0].drawings[2]["text"] == "breakout <b>here</b>"
+
+
+def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
+    """Two panes under a fixed-height chart and a study in its own pane: the volume and study
+    panes shrink (to 90 px at least) before the price does (it was left 150 px)."""
+    from dashboards.chart import UNDER_HEIGHT, Chart
+    from data_access import open_store
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'h.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    plain = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles")
+    full = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles", panes=["delta", "cvd"],
+                       studies=[{"name": "RSI", "params": {}}])
+    alone = Chart(plain, MarketData(store), height=700)
+    crowded = Chart(full, MarketData(store), height=700)
+    assert alone.view.pane_height == 130  # room enough: the default
+    assert crowded.view.pane_height == 90
+    # the chart's height is shared out whole: readout and axis, volume and RSI, the two panes
+    under = 2 * (UNDER_HEIGHT + 10)
+    assert crowded.view.height == 700 - under - 50 - 2 * 90 > 150
