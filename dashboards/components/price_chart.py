@@ -317,6 +317,12 @@ class PriceChart(pn.viewable.Viewer):
         return self.chart_type in TRANSFORM_TYPES
 
     @property
+    def x_is_bar(self) -> bool:
+        """Whether x is the bar's number (not for Renko, Kagi, Point & Figure and Line Break,
+        whose x counts their own boxes and lines: their first view is their own)."""
+        return not self._is_transform
+
+    @property
     def _n_final(self) -> int:
         """Bars held that are closed."""
         return len(self._closed)
