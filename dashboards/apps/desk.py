@@ -172,7 +172,14 @@ class Desk(pn.viewable.Viewer):
         self.watchlist = pn.widgets.Tabulator(
             _watch_rows(None)[1], show_index=False, disabled=True,
             selectable=1, sizing_mode="stretch_width", css_classes=["desk-watchlist"],
-            header_filters=False, layout="fit_columns")
+            header_filters=False, layout="fit_columns",
+            # the symbol wider than the numbers: "BTCUSDT" and its header are not cut off
+            widths={"symbol": "31%", "last": "27%", "chg": "20%", "volume": "22%"},
+            titles={"volume": "vol"},
+            # columns still sort on a click; their arrows (and the room kept for them) took the
+            # headers' text
+            configuration={"headerSortElement": ""},
+            stylesheets=[".tabulator-col-title { padding-right: 0 !important; }"])
         self.keys = Keys(visible=True, width=0, height=0, sizing_mode="fixed")
         self.grid = pn.GridBox(ncols=1, sizing_mode="stretch_width", css_classes=["desk-grid"])
         self._build_charts()
