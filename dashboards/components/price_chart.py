@@ -174,7 +174,10 @@ class PriceChart(pn.viewable.Viewer):
         self.transform_source = ColumnDataSource({f: [] for f in TRANSFORM_FIELDS})
         self.marks = ColumnDataSource({f: [] for f in MARK_FIELDS})  # Kagi lines, P&F boxes
         self._transform: Transform | None = None
-        self.readout = Div(text="", sizing_mode="stretch_width", height=22)
+        # one line, cut at the chart's edge (a narrow chart beside the ladder and tape)
+        self.readout = Div(text="", sizing_mode="stretch_width", height=22,
+                           styles={"overflow": "hidden", "white-space": "nowrap",
+                                   "text-overflow": "ellipsis"})
         self._closed = empty_frame(BAR_COLUMNS)   # the closed bars held
         self._forming = empty_frame(BAR_COLUMNS)  # the forming bar (0 or 1 row)
         self._closed_ns = np.zeros(0, "int64")    # their open times
