@@ -25,7 +25,7 @@ from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads, session_callback
-from dashboards.pages import PageError, check_client, error_view, sources
+from dashboards.pages import PageError, check_client, error_view, sources, template
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
 from indicators.catalogue import CATALOGUE
@@ -540,7 +540,7 @@ class _StateProblem(PageError):
 def _page(title: str, theme: str, main: list, sidebar=()):
     t = theme_of(theme)
     try:
-        return pn.template.FastListTemplate(
+        return template(
             title=html.escape(title), main=main, sidebar=list(sidebar),
             theme="default" if theme == "light" else theme, theme_toggle=False, main_layout=None,
             sidebar_width=300, accent_base_color=t.accent, header_background=t.background,
