@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from indicators.orderflow.footprint import cvd
 from tests.test_hub_studies import snapshots
-from tests.test_pipeline import (BTC, START, assert_bars_equal, assert_cells_equal, assert_same_trades,
-                                 drain, run, trades)
+from tests.test_pipeline import (BTC, START, assert_bars_equal, assert_cells_equal,
+                                 assert_same_trades, drain, run, trades)
 from tradeflow.bars import build
 from tradeflow.live import ChartState
 

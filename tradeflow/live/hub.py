@@ -737,7 +737,7 @@ class Hub:
             followed.apply(now)
         return followed
 
-    # publishing (called by the pipeline as each transaction begins) ------------------------------------
+    # publishing (called by the pipeline as each transaction begins) -----------------------------
     def publish(self, symbol: str, trades: pd.DataFrame | None = None,
                 liquidations: pd.DataFrame | None = None,
                 depth: pd.DataFrame | None = None) -> None:
