@@ -496,7 +496,8 @@ class Chart(pn.viewable.Viewer):
         drawings (on its new figure, if it built one)."""
         kept = (self.x_range.start, self.x_range.end)
         self._view_load(self.view, **kw)
-        self.x_range.update(start=kept[0], end=kept[1])
+        if getattr(self.view, "x_is_bar", True):
+            self.x_range.update(start=kept[0], end=kept[1])
         if self.drawings is not None and self.figure is not self.drawings.fig:
             self.drawings.attach(self.figure)
 

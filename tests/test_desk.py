@@ -743,3 +743,29 @@ def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
     # the chart's height is shared out whole: readout and axis, volume and RSI, the two panes
     under = 2 * (UNDER_HEIGHT + 10)
     assert crowded.view.height == 700 - under - 50 - 2 * 90 > 150
+
+
+@pytest.mark.parametrize("chart_type", ["kagi", "point_and_figure", "line_break"])
+def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
+    """Kagi, Point & Figure and Line Break count their own lines and columns along x, not bars: the
+    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view)."""
+    from dashboards.chart import Chart
+    from dashboards.components.price_chart import RIGHT_MARGIN
+    from data_access import open_store
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'k.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type),
+                  MarketData(store), height=600)
+    x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
+    assert len(x)
+    start, end = chart.x_range.start, chart.x_range.end
+    last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
+    assert start <= np.unique(x)[-last] and x.max() <= end
+    assert end - start <= last + RIGHT_MARGIN + 2

@@ -489,4 +489,4 @@ def test_overnight_the_tpo_shows_the_last_regular_session_or_says_why_it_is_empt
     only_night = night[days(night["ts"]) == pd.Timestamp("2026-03-04").value]
     empty = TPOPane(instrument=ES, row_ticks=2, bars=only_night)
     assert len(empty.rows.data["key"]) == 0
-    assert empty.figure.title.text == "TPO · no bar in the session's regular hours yet"
+    assert empty.figure.title.text == "TPO · waiting for regular hours"

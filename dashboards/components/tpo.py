@@ -176,7 +176,7 @@ class TPOPane(pn.viewable.Viewer):
             self._shown.show({c: [] for c in self.rows.data})
             set_small(self.ib, {"y0": [], "y1": []})
             waiting = self.regular_only and self._bars is not None and len(self._bars)
-            self.figure.title.text = ("TPO · no bar in the session's regular hours yet"
+            self.figure.title.text = ("TPO · waiting for regular hours"
                                       if waiting else "TPO")
             return
         lv = profile.levels
