@@ -1,0 +1,120 @@
+"""``dashboards.bokeh_refs``: PATCH-DOC messages reuse a document's references while its models
+do not change, and say exactly what Bokeh's own ``create`` says."""
+from __future__ import annotations
+
+from bokeh.document import Document
+from bokeh.document.models import DocumentModelManager
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+from bokeh.protocol import Protocol
+from bokeh.protocol.messages.patch_doc import patch_doc
+
+from dashboards.bokeh_refs import BOKEH_CREATE, SyncedModels, use_synced_refs
+
+PROTOCOL = Protocol()
+
+
+class Events:
+    """The events a document sends (as a session's connection gathers them)."""
+
+    def __init__(self, doc: Document):
+        self.events: list = []
+        doc.on_change(self.events.append)
+
+    def take(self) -> list:
+        out, self.events[:] = list(self.events), []
+        return out
+
+
+def _doc():
+    doc = Document()
+    source = ColumnDataSource({"x": [0.0, 1.0], "y": [2.0, 3.0]})
+    fig = figure()
+    fig.line("x", "y", source=source)
+    doc.add_root(fig)
+    doc.models.flush_synced()  # as after the browser pulled the document
+    return doc, fig, source
+
+
+def _both(doc, events) -> tuple[dict, dict]:
+    """(Bokeh's message, ours) for the same events and the same synced models."""
+    new = set(doc.models._new_models)
+    theirs = BOKEH_CREATE(patch_doc, events)
+    doc.models._new_models = new  # as before Bokeh's message flushed them
+    ours = PROTOCOL.create("PATCH-DOC", events)
+    return theirs.content, ours.content
+
+
+def test_messages_are_bokehs_own_and_new_models_are_sent_whole():
+    doc, fig, source = _doc()
+    use_synced_refs(doc)
+    assert isinstance(doc.models, SyncedModels)
+    events = Events(doc)
+
+    source.patch({"y": [(0, 5.0)]})  # a known model: by reference
+    theirs, ours = _both(doc, events.take())
+    assert ours == theirs
+    assert ours["events"][0]["model"] == {"id": source.id}
+
+    # a new model (a second line and its source): sent whole once, then by reference
+    other = ColumnDataSource({"x": [1.0], "y": [4.0]})
+    fig.scatter("x", "y", source=other)
+    theirs, ours = _both(doc, events.take())
+    assert ours == theirs
+    whole = [r for r in _refs(ours) if r.get("id") == other.id and "attributes" in r]
+    assert whole, "the new source was not sent whole"
+
+    other.patch({"y": [(0, 6.0)]})
+    theirs, ours = _both(doc, events.take())
+    assert ours == theirs
+    assert ours["events"][0]["model"] == {"id": other.id}
+
+
+def test_references_are_kept_until_the_models_change(monkeypatch):
+    doc, fig, source = _doc()
+    use_synced_refs(doc)
+    events = Events(doc)
+    made = []  # each time the synced models are gathered (Bokeh: for every message)
+    gather = DocumentModelManager.synced_references.fget
+    monkeypatch.setattr(DocumentModelManager, "synced_references",
+                        property(lambda self: made.append(1) or gather(self)))
+    for i in range(5):
+        source.patch({"y": [(0, float(i))]})
+        PROTOCOL.create("PATCH-DOC", events.take())
+    assert len(made) == 1
+
+    other = ColumnDataSource({"x": [1.0], "y": [4.0]})
+    fig.scatter("x", "y", source=other)  # models added: gathered again (new ones apart)
+    msg = PROTOCOL.create("PATCH-DOC", events.take())
+    assert len(made) == 2
+    assert any(r.get("id") == other.id and "attributes" in r for r in _refs(msg.content))
+    for i in range(3):  # sent whole: synced now, gathered once more, then kept
+        other.patch({"y": [(0, float(i))]})
+        msg = PROTOCOL.create("PATCH-DOC", events.take())
+        assert msg.content["events"][0]["model"] == {"id": other.id}
+    assert len(made) == 3
+    assert id(other) in doc.models.synced_refs
+
+
+def test_other_documents_get_bokehs_create():
+    doc, _fig, source = _doc()
+    use_synced_refs(Document())  # the patch is in place; this document is not set up
+    assert type(doc.models) is not SyncedModels
+    events = Events(doc)
+    source.patch({"y": [(0, 5.0)]})
+    msg = PROTOCOL.create("PATCH-DOC", events.take())
+    assert msg.content["events"][0]["model"] == {"id": source.id}
+
+
+def _refs(content) -> list[dict]:
+    """Every dict with an ``id`` in a message's content."""
+    out, todo = [], [content]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            if "id" in v:
+                out.append(v)
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+    return out
