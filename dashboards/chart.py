@@ -31,6 +31,7 @@ from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
 from dashboards.bokeh_refs import use_synced_refs
 from dashboards.chart_panes import UNDER, UNDER_HEIGHT, BookPanels, read_book, under_pane
 from dashboards.chart_state import ChartConfig
+from dashboards.growing_frame import GrowingFrame
 from dashboards.components import axes
 from dashboards.components.live_sources import BarNumbers
 from dashboards.components.theme import figure, style, theme_of
@@ -421,31 +422,35 @@ class Chart(pn.viewable.Viewer):
 
     # --- data ---------------------------------------------------------------------------------
     @property
+    def history(self) -> pd.DataFrame:
+        """The bars shown, as read (plain, not Heikin-Ashi), then as live updates grew them
+        (:class:`~dashboards.growing_frame.GrowingFrame`: joined when read, not per update)."""
+        return self._bars.frame
+
+    @history.setter
+    def history(self, bars: pd.DataFrame) -> None:
+        self._bars = GrowingFrame(bars)
+
+    @property
     def history_cells(self) -> pd.DataFrame:
-        """The footprint cells of :attr:`history`. Live updates only note their cells (a day's
-        cells are ~24,000 rows: cutting and joining them at every update, in every session, was
-        most of a session's work); they are joined here, when something reads them."""
-        if self._cell_parts:
-            self._cells = pd.concat([self._cells, *self._cell_parts], ignore_index=True)
-            self._cell_parts = []
-        if self._forming_cells is None:
-            return self._cells
-        return pd.concat([self._cells, self._forming_cells], ignore_index=True)
+        """The footprint cells of :attr:`history`, likewise (a day's cells are ~24,000 rows:
+        cutting and joining them at every update, in every session, was most of a session's
+        work)."""
+        return self._cells.frame
 
     @history_cells.setter
     def history_cells(self, cells: pd.DataFrame) -> None:
-        self._cells = cells        # all cells, the forming bar's among them
-        self._cell_parts = []      # closed bars' cells of updates since, in order
-        self._forming_cells = None  # the forming bar's cells once an update gave them apart
+        self._cells = GrowingFrame(cells)
 
-    def _note_cells(self, update: Update, forming_ts) -> None:
-        """An update's cells: those of the bars it closed kept, the forming bar's replaced."""
-        if self._forming_cells is None and forming_ts is not None:
-            # the first update since a load: the loaded cells lose the bars it re-sends (once)
-            self._cells = self._cells[self._cells["ts"] < forming_ts]
-        if len(update.closed_footprint):
-            self._cell_parts.append(update.closed_footprint)
-        self._forming_cells = update.current_footprint
+    def _note_update(self, update: Update, closed_before: int) -> None:
+        """An update's bars and cells: those of the bars it closed kept, the forming bar's
+        replaced; the first update since a load re-sends the bars from the forming one."""
+        self._bars.grow(update.closed, update.current, lambda bars: bars.iloc[:closed_before])
+        if len(update.closed_footprint) or len(update.current_footprint):
+            first = update.closed if len(update.closed) else update.current
+            since = first["ts"].iloc[0] if len(first) else None
+            self._cells.grow(update.closed_footprint, update.current_footprint,
+                             lambda cells: cells if since is None else cells[cells["ts"] < since])
 
     def _read(self, end=None, start=None, last=FIRST_BARS):
         """The ``last`` bars before ``end`` (None: the newest), or every bar from ``start`` (at
@@ -558,13 +563,8 @@ class Chart(pn.viewable.Viewer):
             if self.spec.heikin_ashi:
                 update = self._heikin_ashi(update)
             closed_before = self._closed_count()
-            shown_before = len(self.history)
-            self.history = pd.concat([self.history.iloc[:closed_before]]
-                                     + [f for f in (message.closed, message.current) if len(f)],
-                                     ignore_index=True)
-            if len(message.closed_footprint) or len(message.current_footprint):
-                self._note_cells(message, self.history["ts"].iloc[closed_before]
-                                 if closed_before < len(self.history) else None)
+            shown_before = len(self._bars)
+            self._note_update(message, closed_before)
             self._forming = len(message.current)
             self.view.apply(update)
             for pane in [*self.panes, *self.under]:
@@ -574,7 +574,7 @@ class Chart(pn.viewable.Viewer):
             self._follow_new_bars(shown_before)
 
     def _closed_count(self) -> int:
-        return len(self.history) - min(self._forming, len(self.history))
+        return len(self._bars) - min(self._forming, len(self._bars))
 
     def _load_view_at(self, first_x: int):
         """Load the whole history numbered from ``first_x``; a view that numbers from 0 only
@@ -590,7 +590,7 @@ class Chart(pn.viewable.Viewer):
 
     def _follow_new_bars(self, shown_before: int) -> None:
         """Keep the newest bar in view when it was (the chart scrolls with the market)."""
-        n = len(self.history)
+        n = len(self._bars)
         last_before = self.first_x + shown_before - 1
         if n > shown_before and self.x_range.end >= last_before:
             step = n - shown_before
