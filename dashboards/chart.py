@@ -28,7 +28,7 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
 
-from dashboards.bokeh_refs import use_synced_refs
+from dashboards.patch_messages import light_patch_messages
 from dashboards.chart_panes import UNDER, UNDER_HEIGHT, BookPanels, read_book, under_pane
 from dashboards.chart_state import ChartConfig
 from dashboards.growing_frame import GrowingFrame
@@ -223,7 +223,7 @@ class Chart(pn.viewable.Viewer):
         self._waker = Waker(self.tick)  # a live message is shown at once, not at the next tick
         if run is not None and pn.state.curdoc is not None and \
                 pn.state.curdoc.session_context is not None:
-            use_synced_refs(pn.state.curdoc)  # each update's message: not a Ref of every model
+            light_patch_messages(pn.state.curdoc)  # each update's message: not a Ref of every model
             self._callback = session_callback(self.tick, PERIOD_MS)
             pn.state.on_session_destroyed(lambda _context: self.close())
         self._submit(self._first_read, then=self._start)

@@ -1,7 +1,8 @@
-"""``dashboards.bokeh_refs``: PATCH-DOC messages reuse a document's references while its models
-do not change, and say exactly what Bokeh's own ``create`` says."""
+"""``dashboards.patch_messages``: PATCH-DOC messages reuse a document's references while its
+models do not change, carry small arrays inline, and say what Bokeh's own ``create`` says."""
 from __future__ import annotations
 
+import numpy as np
 from bokeh.document import Document
 from bokeh.document.models import DocumentModelManager
 from bokeh.models import ColumnDataSource
@@ -9,7 +10,8 @@ from bokeh.plotting import figure
 from bokeh.protocol import Protocol
 from bokeh.protocol.messages.patch_doc import patch_doc
 
-from dashboards.bokeh_refs import BOKEH_CREATE, SyncedModels, use_synced_refs
+from dashboards.patch_messages import (BOKEH_CREATE, INLINE_BYTES, SyncedModels,
+                                       light_patch_messages)
 
 PROTOCOL = Protocol()
 
@@ -47,7 +49,7 @@ def _both(doc, events) -> tuple[dict, dict]:
 
 def test_messages_are_bokehs_own_and_new_models_are_sent_whole():
     doc, fig, source = _doc()
-    use_synced_refs(doc)
+    light_patch_messages(doc)
     assert isinstance(doc.models, SyncedModels)
     events = Events(doc)
 
@@ -72,7 +74,7 @@ def test_messages_are_bokehs_own_and_new_models_are_sent_whole():
 
 def test_references_are_kept_until_the_models_change(monkeypatch):
     doc, fig, source = _doc()
-    use_synced_refs(doc)
+    light_patch_messages(doc)
     events = Events(doc)
     made = []  # each time the synced models are gathered (Bokeh: for every message)
     gather = DocumentModelManager.synced_references.fget
@@ -96,9 +98,43 @@ def test_references_are_kept_until_the_models_change(monkeypatch):
     assert id(other) in doc.models.synced_refs
 
 
+def test_small_arrays_go_inside_the_message_large_ones_as_buffers():
+    doc, _fig, source = _doc()
+    light_patch_messages(doc)
+    events = Events(doc)
+    small = np.array([1.5, np.nan])
+    source.patch({"y": [(slice(0, 2), small)]})
+    msg = PROTOCOL.create("PATCH-DOC", events.take())
+    assert msg.buffers == []  # no frames of their own (Bokeh: one buffer, two frames)
+    theirs = BOKEH_CREATE(patch_doc, [_patched(doc, source, small)])
+    assert len(theirs.buffers) == 1
+    assert _values(msg.content) == _values(theirs.content) == small.tobytes()
+
+    large = np.arange(INLINE_BYTES // 8 + 1, dtype="float64")
+    source.stream({"x": large, "y": large})
+    msg = PROTOCOL.create("PATCH-DOC", events.take())
+    assert len(msg.buffers) == 2
+
+
+def _patched(doc, source, values):
+    """A patch event of ``values`` into ``source`` (not applied again)."""
+    from bokeh.document.events import ColumnsPatchedEvent
+    return ColumnsPatchedEvent(doc, source, "data", {"y": [(slice(0, 2), values)]})
+
+
+def _values(content) -> bytes:
+    """The bytes of the first array patched in a message's content."""
+    rep = content["events"][0]["patches"]["entries"][0][1][0][1]["array"]
+    data = rep["data"]
+    if isinstance(data, str):
+        import base64
+        return base64.b64decode(data)
+    return bytes(data.to_bytes())  # a Buffer (sent as a frame of its own)
+
+
 def test_other_documents_get_bokehs_create():
     doc, _fig, source = _doc()
-    use_synced_refs(Document())  # the patch is in place; this document is not set up
+    light_patch_messages(Document())  # the patch is in place; this document is not set up
     assert type(doc.models) is not SyncedModels
     events = Events(doc)
     source.patch({"y": [(0, 5.0)]})
