@@ -179,7 +179,7 @@ class Desk(pn.viewable.Viewer):
             label="Add a study", options=CATALOGUE.names(), case_sensitive=False,
             search_strategy="includes", min_characters=1, restrict=False,
             css_classes=["desk-study"])
-        self.add_study = pn.widgets.Button(label="Add", button_type="primary", width=60,
+        self.add_study = pn.widgets.Button(label="Add", color="primary", width=60,
                                            css_classes=["desk-add-study"], align="end")
         self.study_panels = pn.Column(sizing_mode="stretch_width", css_classes=["desk-studies"])
         self.layout = pn.widgets.RadioButtonGroup(label="Layout", options=[1, 2, 4],
@@ -309,7 +309,7 @@ class Desk(pn.viewable.Viewer):
             settings = settings_class(info)(**entry["params"])
             settings.param.watch(lambda _e, k=k, s=settings: self._on_setting(k, s),
                                  [p.name for p in info.params] or [])
-            remove = pn.widgets.Button(label="Remove", button_type="light", width=80,
+            remove = pn.widgets.Button(label="Remove", color="light", width=80,
                                        css_classes=["desk-remove-study"])
             remove.on_click(lambda _e, k=k: self._remove_study(k))
             # numbers typed (a slider over 2..100000 cannot pick 21)
