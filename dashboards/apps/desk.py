@@ -164,28 +164,29 @@ class Desk(pn.viewable.Viewer):
         self.alert = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["desk-alert"])
         # pickers (they act on the active chart)
         self.symbol = pn.widgets.AutocompleteInput(
-            name="Symbol (/)", options=self.symbols, case_sensitive=False, min_characters=1,
+            label="Symbol (/)", options=self.symbols, case_sensitive=False, min_characters=1,
             search_strategy="includes", restrict=False, css_classes=["desk-symbol"])
-        self.spec = pn.widgets.Select(name="Bars", groups=SPECS, css_classes=["desk-spec"])
-        self.spec_text = pn.widgets.TextInput(name="Other bars", placeholder="e.g. 2m, T250, R10",
+        self.spec = pn.widgets.Select(label="Bars", groups=SPECS, css_classes=["desk-spec"])
+        self.spec_text = pn.widgets.TextInput(label="Other bars",
+                                              placeholder="e.g. 2m, T250, R10",
                                               css_classes=["desk-spec-text"])
-        self.heikin_ashi = pn.widgets.Checkbox(name="Heikin-Ashi")
-        self.chart_type = pn.widgets.Select(name="Chart type", options=list(CHART_TYPES),
+        self.heikin_ashi = pn.widgets.Checkbox(label="Heikin-Ashi")
+        self.chart_type = pn.widgets.Select(label="Chart type", options=list(CHART_TYPES),
                                             css_classes=["desk-chart-type"])
-        self.panes = pn.widgets.MultiChoice(name="Panes", options=list(PANES),
+        self.panes = pn.widgets.MultiChoice(label="Panes", options=list(PANES),
                                             css_classes=["desk-panes"])
         self.study = pn.widgets.AutocompleteInput(
-            name="Add a study", options=CATALOGUE.names(), case_sensitive=False,
+            label="Add a study", options=CATALOGUE.names(), case_sensitive=False,
             search_strategy="includes", min_characters=1, restrict=False,
             css_classes=["desk-study"])
-        self.add_study = pn.widgets.Button(name="Add", button_type="primary", width=60,
+        self.add_study = pn.widgets.Button(label="Add", color="primary", width=60,
                                            css_classes=["desk-add-study"], align="end")
         self.study_panels = pn.Column(sizing_mode="stretch_width", css_classes=["desk-studies"])
-        self.layout = pn.widgets.RadioButtonGroup(name="Layout", options=[1, 2, 4],
+        self.layout = pn.widgets.RadioButtonGroup(label="Layout", options=[1, 2, 4],
                                                   css_classes=["desk-layout"])
-        self.theme = pn.widgets.RadioButtonGroup(name="Theme", options=["dark", "light"],
+        self.theme = pn.widgets.RadioButtonGroup(label="Theme", options=["dark", "light"],
                                                  css_classes=["desk-theme"])
-        self.active = pn.widgets.RadioButtonGroup(name="Chart", options=[1],
+        self.active = pn.widgets.RadioButtonGroup(label="Chart", options=[1],
                                                   css_classes=["desk-active"])
         self.watchlist = pn.widgets.Tabulator(
             _watch_rows(None)[1], show_index=False, disabled=True,
@@ -308,7 +309,7 @@ class Desk(pn.viewable.Viewer):
             settings = settings_class(info)(**entry["params"])
             settings.param.watch(lambda _e, k=k, s=settings: self._on_setting(k, s),
                                  [p.name for p in info.params] or [])
-            remove = pn.widgets.Button(name="Remove", button_type="light", width=80,
+            remove = pn.widgets.Button(label="Remove", color="light", width=80,
                                        css_classes=["desk-remove-study"])
             remove.on_click(lambda _e, k=k: self._remove_study(k))
             # numbers typed (a slider over 2..100000 cannot pick 21)
