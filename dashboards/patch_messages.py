@@ -14,19 +14,19 @@ of the server's loop (py-spy), in two places:
 * **Frames.** Bokeh sends every numpy array of a message as a binary buffer of its own: two
   websocket frames (a header and the bytes), each a socket write, and ``make_id`` reading the
   environment. A live update patches a few values in a dozen columns, so a message was some
-  30 writes for 3.6 kB. Arrays up to :data:`INLINE_BYTES` are written into the message's JSON as
-  base64 instead (Bokeh's own form when it does not defer buffers, which BokehJS reads the same
-  way); larger ones (a load, an image) stay binary buffers.
+  30 writes for 3.6 kB. Arrays up to :data:`INLINE_BYTES` are written into the message's JSON
+  instead, gzipped and base64 (Bokeh's own form when it does not defer buffers, which BokehJS
+  reads the same way); larger ones (a load, an image) stay binary buffers.
 
 :func:`light_patch_messages` sets a session's document up; other documents (notebooks, other
 apps) get Bokeh's ``create`` unchanged.
 """
 from __future__ import annotations
 
-import base64
 from typing import Any, Callable
 
-from bokeh.core.serialization import Serializer
+from bokeh.core.serialization import Buffer, Serializer
+from bokeh.core.types import ID
 from bokeh.document.models import DocumentModelManager
 from bokeh.protocol.messages.patch_doc import PatchJson, patch_doc
 
@@ -75,7 +75,8 @@ class _LightSerializer(Serializer):
     def _encode_bytes(self, obj):
         if (obj.nbytes if isinstance(obj, memoryview) else len(obj)) > INLINE_BYTES:
             return super()._encode_bytes(obj)
-        return {"type": "bytes", "data": base64.b64encode(obj).decode("ascii")}
+        # Bokeh's own inline form (gzip, then base64: BokehJS reads it so)
+        return {"type": "bytes", "data": Buffer(ID("inline"), obj).to_base64()}
 
 
 def _create(cls, events: list, **metadata: Any) -> patch_doc:

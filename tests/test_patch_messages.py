@@ -128,7 +128,8 @@ def _values(content) -> bytes:
     data = rep["data"]
     if isinstance(data, str):
         import base64
-        return base64.b64decode(data)
+        import gzip
+        return gzip.decompress(base64.b64decode(data))
     return bytes(data.to_bytes())  # a Buffer (sent as a frame of its own)
 
 
