@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gzip
 import json
 import statistics
 import tempfile
@@ -95,8 +96,8 @@ def _values(rep, buffers: dict) -> list[float]:
         raw = data.get("data") if isinstance(data, dict) else data
         if isinstance(raw, dict):  # a buffer reference
             raw = buffers[raw["id"]]
-        elif isinstance(raw, str):
-            raw = base64.b64decode(raw)
+        elif isinstance(raw, str):  # inline: Bokeh's form is gzip, then base64
+            raw = gzip.decompress(base64.b64decode(raw))
         else:  # a plain list
             return [float(v) for v in raw]
         dtype = np.dtype(rep["dtype"]).newbyteorder("<" if rep.get("order") == "little" else ">")
