@@ -336,7 +336,10 @@ class Chart(pn.viewable.Viewer):
             kw["spec"] = str(self.spec)
         if "height" in cls.param and self.height:
             under = sum(name in UNDER for name in self.config.panes) * (UNDER_HEIGHT + 10)
-            kw["height"] = max(self.height - under - self._below_price(cls), 150)
+            if cls.__name__ == "PriceChart":
+                kw["pane_height"] = self._pane_height(cls, under)
+            kw["height"] = max(self.height - under - self._below_price(cls, kw.get("pane_height")),
+                               150)
         elif "height" in cls.param and self.fill and cls.param.height.allow_None:
             kw["height"] = None
         if self.static:
@@ -348,16 +351,27 @@ class Chart(pn.viewable.Viewer):
                 kw["height"] = None  # fills the page
         return cls(**kw)
 
-    def _below_price(self, cls) -> int:
+    def _study_panes(self) -> int:
+        """The chart's studies drawn in a pane of their own."""
+        from indicators.catalogue import CATALOGUE
+
+        return sum(1 for s in self.config.studies if s["name"] in CATALOGUE
+                   and CATALOGUE.get(s["name"]).draws == "pane")
+
+    def _pane_height(self, cls, under: int) -> int:
+        """Pixels of each of a fixed-height price chart's volume and study panes: their default,
+        less when they would leave the price less than half the chart (90 at least: the last
+        one holds the time axis too)."""
+        panes = 1 + self._study_panes()
+        room = 0.5 * self.height - under - 50
+        return int(min(cls.param.pane_height.default, max(90, room / panes)))
+
+    def _below_price(self, cls, pane_height: int | None = None) -> int:
         """Pixels of a fixed-height chart under its price figure: the readout and volume, and
         each study drawn in a pane of its own (else they fall outside the chart's height)."""
         if cls.__name__ != "PriceChart":
             return 60
-        from indicators.catalogue import CATALOGUE
-
-        in_panes = sum(1 for s in self.config.studies if s["name"] in CATALOGUE
-                       and CATALOGUE.get(s["name"]).draws == "pane")
-        return 180 + in_panes * cls.param.pane_height.default
+        return 50 + (1 + self._study_panes()) * (pane_height or cls.param.pane_height.default)
 
     def _make_panes(self) -> list:
         """The price-aligned panes asked for that exist (they share the main view's prices)."""
@@ -482,7 +496,8 @@ class Chart(pn.viewable.Viewer):
         drawings (on its new figure, if it built one)."""
         kept = (self.x_range.start, self.x_range.end)
         self._view_load(self.view, **kw)
-        self.x_range.update(start=kept[0], end=kept[1])
+        if getattr(self.view, "x_is_bar", True):
+            self.x_range.update(start=kept[0], end=kept[1])
         if self.drawings is not None and self.figure is not self.drawings.fig:
             self.drawings.attach(self.figure)
 

@@ -15,7 +15,7 @@ import panel as pn
 from data_access import redact_url
 from tradeflow.server.base import is_loopback
 
-__all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "error_view",
+__all__ = ["PageError", "MAX_BARS", "query_arg", "bar_count", "frame", "template", "error_view",
            "client_allowed", "check_client", "sources", "ALLOW_REMOTE"]
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,23 @@ def bar_count(text: str, name: str = "last") -> int:
     return value
 
 
+class Fast(pn.theme.Fast):
+    """Panel's Fast design without its web font (Open Sans, fetched from Google's servers): a
+    page asks nothing of another host (a trading desk may have no internet, and a page that calls
+    out tells a third party who looks at it); the font falls back to the system's sans-serif.
+    Named ``Fast`` as Panel's: Panel finds a design's own files by its class name."""
+
+    _resources = {kind: res for kind, res in pn.theme.Fast._resources.items() if kind != "font"}
+
+
+def template(**params) -> pn.template.FastListTemplate:
+    """Panel's FastListTemplate in the :class:`Fast` design above."""
+    return pn.template.FastListTemplate(design=Fast, **params)
+
+
 def frame(title: str, main: list) -> pn.template.FastListTemplate:
     """The page around ``main``; the title is escaped (the template inserts it as HTML)."""
-    return pn.template.FastListTemplate(title=html.escape(title), main=main, theme_toggle=False)
+    return template(title=html.escape(title), main=main, theme_toggle=False)
 
 
 def error_view(exc: PageError, redact: bool = True) -> pn.pane.HTML:

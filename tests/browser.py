@@ -17,6 +17,27 @@ from tradeflow.browser import CHROMIUM_ARGS, chromium_path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = chromium_path()  # Debian's chromium here (the package finds it, as the PNG export)
 
+# the longest bars source drawn in the page (x, close, high, low, volume), or null
+BARS_JS = """() => {
+  if (!window.Bokeh || !window.Bokeh.index) return null;
+  let best = null;
+  const seen = new Set();
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    for (const r of (view.model && view.model.renderers) || []) {
+      const d = r.data_source && r.data_source.data;
+      if (!d || !d.x || !d.close) continue;
+      if (best === null || d.x.length > best.x.length)
+        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
+                low: Array.from(d.low), volume: Array.from(d.volume || [])};
+    }
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return best;
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from dashboards.chart_state import (CHART_TYPES, DRAWING_POINTS, PANES, ChartConfig, DeskConfig,
                                     StateError, format_studies, parse_studies)
 from indicators.catalogue import CATALOGUE
+from tests.browser import BARS_JS
 
 # --- the state document ------------------------------------------------------------------------
 
@@ -202,26 +203,6 @@ HISTORY_END = "2026-11-27T20:00:00Z"  # a Friday: ES traded; BTCUSDT trades arou
 
 # the chart's bar source: of the sources drawn by the plots on the page (Bokeh's views), the
 # longest with bar numbers and closes
-BARS_JS = """() => {
-  let best = null;
-  const seen = new Set();
-  function walk(view) {
-    if (!view || seen.has(view)) return;
-    seen.add(view);
-    for (const r of (view.model && view.model.renderers) || []) {
-      const d = r.data_source && r.data_source.data;
-      if (!d || !d.x || !d.close) continue;
-      if (best === null || d.x.length > best.x.length)
-        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
-                low: Array.from(d.low)};
-    }
-    for (const child of view.child_views || []) walk(child);
-  }
-  for (const view of Object.values(window.Bokeh.index)) walk(view);
-  return best;
-}"""
-
-
 _SERVED = []  # the server of the module's tests (its output is printed when a wait fails)
 
 
@@ -287,6 +268,9 @@ def _open(page, url):
 
 
 def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
+    elsewhere = []  # requests to any other host than the server (a web font, a CDN...)
+    page.on("request", lambda r: elsewhere.append(r.url)
+            if not r.url.startswith((desk.url, "data:", "blob:")) else None)
     _open(page, f"{desk.url}/")
     _shows(page, "1 · BTCUSDT 1m footprint")
     first = _bars(page, at_least=300)  # the history: a day of 1-minute bars, then live ones
@@ -305,6 +289,7 @@ def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
     # /desk is the same page
     _open(page, f"{desk.url}/desk")
     _shows(page, "1 · BTCUSDT 1m footprint")
+    assert elsewhere == []  # the page asks nothing of another host (it works offline)
 
 
 def test_pickers_redraw_and_the_url_follows(desk, page):
@@ -732,3 +717,55 @@ def test_drawings_and_the_view_range_reopen_from_the_url_and_notes_are_edited(de
     page.screenshot(path=ARTIFACTS / "desk-drawings.png")
     reopened = DeskConfig.from_query(page.evaluate("() => location.search"))
     assert reopened.charts[0].drawings[2]["text"] == "breakout <b>here</b>"
+
+
+def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
+    """Two panes under a fixed-height chart and a study in its own pane: the volume and study
+    panes shrink (to 90 px at least) before the price does (it was left 150 px)."""
+    from dashboards.chart import UNDER_HEIGHT, Chart
+    from data_access import open_store
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'h.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    plain = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles")
+    full = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles", panes=["delta", "cvd"],
+                       studies=[{"name": "RSI", "params": {}}])
+    alone = Chart(plain, MarketData(store), height=700)
+    crowded = Chart(full, MarketData(store), height=700)
+    assert alone.view.pane_height == 130  # room enough: the default
+    assert crowded.view.pane_height == 90
+    # the chart's height is shared out whole: readout and axis, volume and RSI, the two panes
+    under = 2 * (UNDER_HEIGHT + 10)
+    assert crowded.view.height == 700 - under - 50 - 2 * 90 > 150
+
+
+@pytest.mark.parametrize("chart_type", ["kagi", "point_and_figure", "line_break"])
+def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
+    """Kagi, Point & Figure and Line Break count their own lines and columns along x, not bars: the
+    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view)."""
+    from dashboards.chart import Chart
+    from dashboards.components.price_chart import RIGHT_MARGIN
+    from data_access import open_store
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'k.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type),
+                  MarketData(store), height=600)
+    x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
+    assert len(x)
+    start, end = chart.x_range.start, chart.x_range.end
+    last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
+    assert start <= np.unique(x)[-last] and x.max() <= end
+    assert end - start <= last + RIGHT_MARGIN + 2

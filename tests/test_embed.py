@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from dashboards.chart_state import StateError
+from tests.browser import BARS_JS
 from tradeflow.config import EMBED_ORIGINS, ConfigError, embed_origins
 
 # --- the configured origins ----------------------------------------------------------------------
@@ -276,26 +277,6 @@ def test_the_write_api_wants_a_key_and_lets_no_other_origin_in(served, sites):
 
 # the bars of the chart in a frame: of the sources drawn by the plots (Bokeh's views), the
 # longest with bar numbers and closes (as tests/test_desk.py reads the top page)
-BARS_JS = """() => {
-  if (!window.Bokeh || !window.Bokeh.index) return null;
-  let best = null;
-  const seen = new Set();
-  function walk(view) {
-    if (!view || seen.has(view)) return;
-    seen.add(view);
-    for (const r of (view.model && view.model.renderers) || []) {
-      const d = r.data_source && r.data_source.data;
-      if (!d || !d.x || !d.close) continue;
-      if (best === null || d.x.length > best.x.length)
-        best = {x: Array.from(d.x), close: Array.from(d.close), high: Array.from(d.high),
-                low: Array.from(d.low), volume: Array.from(d.volume || [])};
-    }
-    for (const child of view.child_views || []) walk(child);
-  }
-  for (const view of Object.values(window.Bokeh.index)) walk(view);
-  return best;
-}"""
-
 # the types of every model of the frame's document (tools among them)
 TYPES_JS = """() => Array.from(Bokeh.documents[0].all_models).map(m => m.type)"""
 

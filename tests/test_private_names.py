@@ -30,19 +30,10 @@ def private_imports(source: str, importer: str, is_package: bool = False):
                 yield importer, module, alias.name
 
 
-def parent(module: str) -> str:
-    return module.rpartition(".")[0]
-
-
-def is_live(module: str) -> bool:
-    return "live" in module.split(".")
-
-
 def allowed(importer: str, module: str) -> bool:
-    """Private names may pass between modules of one package (a package's modules are parts of
-    one thing); a live module takes none from a batch module."""
-    same_package = parent(module) in (parent(importer), importer)
-    return same_package and (is_live(module) or not is_live(importer))
+    """No private name passes between modules, not even within one package (what two modules
+    share is public, in the lower one); a package's ``__init__`` is a module like the others."""
+    return importer == module
 
 
 def offenders(files) -> list[str]:
@@ -73,8 +64,11 @@ def test_the_check_sees_a_private_import():
     assert check("indicators.orderflow.live", "from ..._frames import _y", is_package=True)
     # across packages
     assert check("tradeflow.importer", "from tradeflow.ingest.files import _iterate")
-    # within one package: parts of one thing
-    assert check("indicators.orderflow.live", "from .storage import _Columns", True) == []
-    assert check("indicators.orderflow.live.per_bar", "from .storage import _Columns") == []
-    assert check("tradeflow.ingest.files", "from tradeflow.ingest.errors import _esc") == []
+    # within one package too: a package's __init__ or a sibling module
+    assert check("indicators.orderflow.live", "from .storage import _Columns", True) == [
+        "indicators.orderflow.live imports _Columns from indicators.orderflow.live.storage"]
+    assert check("indicators.orderflow.live.per_bar", "from .storage import _Columns")
+    assert check("tradeflow.ingest.files", "from tradeflow.ingest.errors import _esc")
+    # public names pass
     assert check("indicators.profile.live", "from indicators.profile.tpo import TPOProfile") == []
+    assert check("indicators.orderflow.live.naked", "from .storage import Columns") == []

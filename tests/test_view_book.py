@@ -751,3 +751,20 @@ def test_the_ladder_shares_the_heatmaps_price_range(es):
     tall = DomLadder(es.depth, es.trades, instrument=ES, height=2000)  # every row fits
     assert tall.y_range.start == pytest.approx((rows["tick"].min() - 0.5) * ES.tick_size)
     assert tall.y_range.end == pytest.approx((rows["tick"].max() + 0.5) * ES.tick_size)
+
+
+def test_the_first_view_is_the_newest_depth_and_its_prices(btc):
+    """Over ten minutes the price range is too wide for the book's levels to be seen: the view
+    opens on the newest ``first_view`` seconds, and on the prices with depth in them."""
+    view = BookHeatmap(btc.depth, btc.trades, instrument=BTC, first_view=120)
+    times = pd.DatetimeIndex(view.grid["time"].to_numpy())
+    last = times[-1] + pd.Timedelta(view.interval)
+    opened = pd.Timestamp(view.x_range.start, unit="ms")  # (UTC shows as itself here)
+    assert last - opened == pd.Timedelta(seconds=120)
+    shown = view.grid.sel(time=slice(opened.tz_localize(None), None)).fillna(0)
+    ticks = shown["tick"].to_numpy()[(shown.to_numpy() > 0).any(axis=0)]
+    assert view.y_range.start == pytest.approx((ticks.min() - 2.5) * BTC.tick_size)
+    assert view.y_range.end == pytest.approx((ticks.max() + 2.5) * BTC.tick_size)
+    everything = BookHeatmap(btc.depth, btc.trades, instrument=BTC, first_view=3600)
+    assert everything.x_range.start < view.x_range.start  # the ten minutes, when asked
+    assert everything.y_range.end - everything.y_range.start > view.y_range.end - view.y_range.start

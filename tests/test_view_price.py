@@ -3,6 +3,8 @@ streamed once, the forming bar patched, never a whole re-send), catalogue studie
 and panes with their levels and display shifts, and -- in Chromium -- every chart type drawn."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -646,3 +648,19 @@ def test_the_readout_escapes_what_goes_into_its_html(bars):
     c = chart(bars, spec="<b>1m</b>")
     assert "&lt;b&gt;1m&lt;/b&gt;" in c.readout.text and "<b>1m" not in c.readout.text
     assert "&lt;b&gt;1m&lt;/b&gt;" in c._readout_cb.args["head"]
+
+
+def test_the_readout_writes_sizes_as_the_footprint_does():
+    """Crypto sizes are fractions: a bar of 0.004 BTC with a delta of -0.003 reads so, not as
+    "Vol 0" and "Δ -0"; large sizes are shortened as the footprint's cells write them."""
+    from dashboards.components.price_chart import _last_readout
+    from dashboards.components.theme import THEMES
+
+    def readout(volume, delta):
+        data = {"close": [100.0], "open": [99.0], "volume": [volume], "delta": [delta]}
+        html = _last_readout(data, 0, 1, THEMES["dark"])
+        return re.sub(r"<[^>]+>", "", html).replace("&nbsp;", " ")
+
+    assert "Vol 0.004" in readout(0.004, -0.003) and "Δ -0.003" in readout(0.004, -0.003)
+    assert "Vol 12.3k" in readout(12_345.0, 250.0) and "Δ +250" in readout(12_345.0, 250.0)
+    assert "Δ 0" in readout(5.0, 0.0) and "-0" not in readout(5.0, -0.0)

@@ -471,3 +471,22 @@ def test_the_automatic_row_size_keeps_the_latest_day_under_its_rows(whole):
     assert pane.row_size == auto_row_ticks(wide, ES, 300) > 1
     assert pane.figure.title.text.endswith(f"{pane.row_size}-tick rows")
     assert (data(pane.rows)["key"] % pane.row_size == 0).all()
+
+
+def test_overnight_the_tpo_shows_the_last_regular_session_or_says_why_it_is_empty(whole):
+    """ES's regular hours are 14:30-21:15 UTC in March. At 02:00 UTC the new trading day has
+    overnight bars only: the pane shows the last session that had regular hours; with no such
+    session loaded it says why it is empty rather than showing a blank pane."""
+    bars, _ = whole
+    night = bars[bars["ts"] < pd.Timestamp("2026-03-04 02:00", tz="UTC")]
+    assert days(night["ts"]).max() == pd.Timestamp("2026-03-04").value  # the new day has begun
+    pane = TPOPane(instrument=ES, row_ticks=2, bars=night)
+    day_before = night[days(night["ts"]) == pd.Timestamp("2026-03-03").value]
+    alone = TPOPane(instrument=ES, row_ticks=2, bars=day_before)
+    assert pane.figure.title.text.startswith("TPO · 03 Mar")
+    pd.testing.assert_frame_equal(data(pane.rows).sort_values("key").reset_index(drop=True),
+                                  data(alone.rows).sort_values("key").reset_index(drop=True))
+    only_night = night[days(night["ts"]) == pd.Timestamp("2026-03-04").value]
+    empty = TPOPane(instrument=ES, row_ticks=2, bars=only_night)
+    assert len(empty.rows.data["key"]) == 0
+    assert empty.figure.title.text == "TPO · waiting for regular hours"

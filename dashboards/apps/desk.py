@@ -25,7 +25,7 @@ from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
 from dashboards.live import PERIOD_MS, Reads, session_callback
-from dashboards.pages import PageError, check_client, error_view, sources
+from dashboards.pages import PageError, check_client, error_view, sources, template
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
 from indicators.catalogue import CATALOGUE
@@ -124,6 +124,24 @@ def _watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
     return symbols, pd.DataFrame(rows, columns=["symbol", "last", "chg", "volume"])
 
 
+def patch_changed_cells(table: pn.widgets.Tabulator, rows: pd.DataFrame) -> bool:
+    """Send only the cells of ``table`` that differ in ``rows`` when both hold the same rows
+    (the same symbols, in order); False, and nothing done, when the table must be set whole."""
+    shown = table.value
+    if shown is None or list(shown.columns) != list(rows.columns) or \
+            len(shown) != len(rows) or list(shown["symbol"]) != list(rows["symbol"]):
+        return False
+    changed = {}
+    for column in rows.columns:
+        cells = [(i, new) for i, (old, new) in enumerate(zip(shown[column], rows[column]))
+                 if old != new]
+        if cells:
+            changed[column] = cells
+    if changed:
+        table.patch(changed, as_index=False)
+    return True
+
+
 def _volume(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
@@ -146,33 +164,41 @@ class Desk(pn.viewable.Viewer):
         self.alert = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["desk-alert"])
         # pickers (they act on the active chart)
         self.symbol = pn.widgets.AutocompleteInput(
-            name="Symbol (/)", options=self.symbols, case_sensitive=False, min_characters=1,
+            label="Symbol (/)", options=self.symbols, case_sensitive=False, min_characters=1,
             search_strategy="includes", restrict=False, css_classes=["desk-symbol"])
-        self.spec = pn.widgets.Select(name="Bars", groups=SPECS, css_classes=["desk-spec"])
-        self.spec_text = pn.widgets.TextInput(name="Other bars", placeholder="e.g. 2m, T250, R10",
+        self.spec = pn.widgets.Select(label="Bars", groups=SPECS, css_classes=["desk-spec"])
+        self.spec_text = pn.widgets.TextInput(label="Other bars",
+                                              placeholder="e.g. 2m, T250, R10",
                                               css_classes=["desk-spec-text"])
-        self.heikin_ashi = pn.widgets.Checkbox(name="Heikin-Ashi")
-        self.chart_type = pn.widgets.Select(name="Chart type", options=list(CHART_TYPES),
+        self.heikin_ashi = pn.widgets.Checkbox(label="Heikin-Ashi")
+        self.chart_type = pn.widgets.Select(label="Chart type", options=list(CHART_TYPES),
                                             css_classes=["desk-chart-type"])
-        self.panes = pn.widgets.MultiChoice(name="Panes", options=list(PANES),
+        self.panes = pn.widgets.MultiChoice(label="Panes", options=list(PANES),
                                             css_classes=["desk-panes"])
         self.study = pn.widgets.AutocompleteInput(
-            name="Add a study", options=CATALOGUE.names(), case_sensitive=False,
+            label="Add a study", options=CATALOGUE.names(), case_sensitive=False,
             search_strategy="includes", min_characters=1, restrict=False,
             css_classes=["desk-study"])
-        self.add_study = pn.widgets.Button(name="Add", button_type="primary", width=60,
+        self.add_study = pn.widgets.Button(label="Add", color="primary", width=60,
                                            css_classes=["desk-add-study"], align="end")
         self.study_panels = pn.Column(sizing_mode="stretch_width", css_classes=["desk-studies"])
-        self.layout = pn.widgets.RadioButtonGroup(name="Layout", options=[1, 2, 4],
+        self.layout = pn.widgets.RadioButtonGroup(label="Layout", options=[1, 2, 4],
                                                   css_classes=["desk-layout"])
-        self.theme = pn.widgets.RadioButtonGroup(name="Theme", options=["dark", "light"],
+        self.theme = pn.widgets.RadioButtonGroup(label="Theme", options=["dark", "light"],
                                                  css_classes=["desk-theme"])
-        self.active = pn.widgets.RadioButtonGroup(name="Chart", options=[1],
+        self.active = pn.widgets.RadioButtonGroup(label="Chart", options=[1],
                                                   css_classes=["desk-active"])
         self.watchlist = pn.widgets.Tabulator(
             _watch_rows(None)[1], show_index=False, disabled=True,
             selectable=1, sizing_mode="stretch_width", css_classes=["desk-watchlist"],
-            header_filters=False, layout="fit_columns")
+            header_filters=False, layout="fit_columns",
+            # the symbol wider than the numbers: "BTCUSDT" and its header are not cut off
+            widths={"symbol": "31%", "last": "27%", "chg": "20%", "volume": "22%"},
+            titles={"volume": "vol"},
+            # columns still sort on a click; their arrows (and the room kept for them) took the
+            # headers' text
+            configuration={"headerSortElement": ""},
+            stylesheets=[".tabulator-col-title { padding-right: 0 !important; }"])
         self.keys = Keys(visible=True, width=0, height=0, sizing_mode="fixed")
         self.grid = pn.GridBox(ncols=1, sizing_mode="stretch_width", css_classes=["desk-grid"])
         self._build_charts()
@@ -283,7 +309,7 @@ class Desk(pn.viewable.Viewer):
             settings = settings_class(info)(**entry["params"])
             settings.param.watch(lambda _e, k=k, s=settings: self._on_setting(k, s),
                                  [p.name for p in info.params] or [])
-            remove = pn.widgets.Button(name="Remove", button_type="light", width=80,
+            remove = pn.widgets.Button(label="Remove", color="light", width=80,
                                        css_classes=["desk-remove-study"])
             remove.on_click(lambda _e, k=k: self._remove_study(k))
             # numbers typed (a slider over 2..100000 cannot pick 21)
@@ -448,7 +474,11 @@ class Desk(pn.viewable.Viewer):
             if shown is not None and (read is shown or (
                     read[0] == shown[0] and read[1].equals(shown[1]))):
                 return  # nothing new: not sent again
-            symbols, self.watchlist.value = read
+            symbols, rows = read
+            # (a new table was ~13 ms of the loop per session every 2 s, all the sessions at
+            # once: live updates waited behind the burst)
+            if not patch_changed_cells(self.watchlist, rows):
+                self.watchlist.value = rows.copy()  # its own: patches change it in place
             if symbols != self.symbols:
                 self.symbols = symbols
                 self._syncing = True  # new options are not a choice of symbol
@@ -518,7 +548,7 @@ class _StateProblem(PageError):
 def _page(title: str, theme: str, main: list, sidebar=()):
     t = theme_of(theme)
     try:
-        return pn.template.FastListTemplate(
+        return template(
             title=html.escape(title), main=main, sidebar=list(sidebar),
             theme="default" if theme == "light" else theme, theme_toggle=False, main_layout=None,
             sidebar_width=300, accent_base_color=t.accent, header_background=t.background,

@@ -41,14 +41,15 @@ const months = ['Jan','Feb','Mar','Apr','May','Jun','Jul','Aug','Sep','Oct','Nov
 const first = index == 0 || day(ticks[index - 1]) !== Math.floor(ts[i] / 86400000);
 const hm = pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes());
 if (!first) return (d.getUTCSeconds() ? hm + ':' + pad(d.getUTCSeconds()) : hm);
-return d.getUTCDate() + ' ' + months[d.getUTCMonth()] + (hm == '00:00' ? '' : ' ' + hm);
+return d.getUTCDate() + ' ' + months[d.getUTCMonth()];  // as wide as a time: no overlap
 """
 
 
 def time_formatter(source: ColumnDataSource) -> CustomJSTickFormatter:
-    """Labels of a bar-number axis: the bar's local time ("14:35"), and the date where the day
-    changes ("27 Nov 14:35"); read from ``source`` (columns X and T), so bars streamed in later
-    are labelled too."""
+    """Labels of a bar-number axis: the bar's local time ("14:35"), and the date instead at the
+    first tick and where the day changes ("27 Nov": a date and a time were twice as wide and ran
+    into the next label); read from ``source`` (columns X and T), so bars streamed in later are
+    labelled too."""
     return CustomJSTickFormatter(args={"source": source}, code=_TIME_LABEL % {"x": X, "t": T})
 
 

@@ -83,6 +83,8 @@ class _BarPane(pn.viewable.Viewer):
             self.figure.min_border_right = PRICE_BORDER + TOOLBAR_PX
             self.figure.toolbar_location = None
         self.figure.xaxis.formatter = time_formatter(self.source)
+        # a short pane: few labels, or they crowd into one another
+        self.figure.yaxis.ticker.desired_num_ticks = 3 if self.height < 200 else 5
         self._draw(theme)
         self._closed = empty_frame(BAR_COLUMNS)
         self._current = empty_frame(BAR_COLUMNS)

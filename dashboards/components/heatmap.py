@@ -236,6 +236,10 @@ class BookHeatmap(pn.viewable.Viewer):
     bubbles = param.Boolean(default=True, doc="Trades as bubbles sized by volume")
     max_bubble = param.Integer(default=30, bounds=(6, 80), doc="Largest bubble, pixels")
     follow = param.Boolean(default=True, doc="Live: keep the newest time in view")
+    first_view = param.Number(
+        default=300, bounds=(10, None),
+        doc="Seconds of the newest depth in view at first (zoom out for the rest): over a longer "
+            "time the price range is too wide for the book's levels to be seen")
     study = param.String(default="heatmap",
                          doc="The label the hub subscription asked the heatmap study by")
     height = param.Integer(default=520, bounds=(150, 4000))
@@ -533,14 +537,16 @@ class BookHeatmap(pn.viewable.Viewer):
                                             utc=True))[0])
 
     def _fit(self) -> None:
-        """The whole grid in view (a shared range is left alone when there is nothing)."""
+        """The newest ``first_view`` seconds of the grid in view, and the prices with depth in
+        them (a shared range is left alone when there is nothing)."""
         grid = self._grid
         if not grid.n_t:
             return
-        start = float(self._x(pd.to_datetime([grid.times[0]], utc=True))[0])
+        first = max(0, grid.n_t - int(np.ceil(self.first_view * 1e9 / grid.step)))
+        start = float(self._x(pd.to_datetime([grid.times[first]], utc=True))[0])
         end = self._data_end()
         self.x_range.update(start=start, end=end + 0.02 * (end - start))
-        have = ~np.isnan(grid.values[:grid.n_t]) & (grid.values[:grid.n_t] > 0)
+        have = ~np.isnan(grid.values[first:grid.n_t]) & (grid.values[first:grid.n_t] > 0)
         rows = np.flatnonzero(have.any(axis=0))
         if not len(rows):  # (an empty book throughout)
             return

@@ -27,6 +27,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_fr
 
 from . import axes
 from .bar_rows import PRICE_BORDER
+from .footprint_cells import format_size, signed_size
 from .live_source import put_rows, truncate
 from .price_shapes import (BAR_FIELDS, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES, Carry,
                            bar_rows)
@@ -75,6 +76,17 @@ if (cb_obj.event_name == 'mousemove') {
 const fmt = (v, n) => (v == null || isNaN(v)) ? '–' :
   v.toLocaleString('en-US', {minimumFractionDigits: n, maximumFractionDigits: n});
 const signed = (v, n) => (v > 0 ? '+' : '') + fmt(v, n);
+// sizes as the footprint's cells write them (footprint_cells.format_size): 12, 12.3k, 0.004
+const size = (v) => {
+  if (v == null || isNaN(v)) return '–';
+  const a = Math.abs(v);
+  let t;
+  if (a >= 1e6) t = (a / 1e6).toFixed(1) + 'M';
+  else if (a >= 1e4) t = a < 1e5 ? (a / 1e3).toFixed(1) + 'k' : (a / 1e3).toFixed(0) + 'k';
+  else if (a == Math.round(a)) t = String(a);
+  else t = String(Number(a.toPrecision(3)));
+  return (v < 0 ? '-' : '') + t;
+};
 const col = (v) => v > 0 ? colors.up : (v < 0 ? colors.down : colors.text);
 const span = (label, text, color) => '<span style="color:' + colors.muted + '">' + label +
   '</span> <span style="color:' + color + '">' + text + '</span>';
@@ -89,8 +101,9 @@ if (d['t']) {
 }
 for (const k of ['open', 'high', 'low', 'close'])
   if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
-if (d['volume']) parts.push(span('Vol', fmt(d['volume'][i], 0), colors.text));
-if (d['delta']) parts.push(span('Δ', signed(d['delta'][i], 0), col(d['delta'][i])));
+if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
+if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
+                                col(d['delta'][i])));
 if (d['change']) {
   const ch = d['change'][i], prev = c - ch;
   parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
@@ -161,7 +174,10 @@ class PriceChart(pn.viewable.Viewer):
         self.transform_source = ColumnDataSource({f: [] for f in TRANSFORM_FIELDS})
         self.marks = ColumnDataSource({f: [] for f in MARK_FIELDS})  # Kagi lines, P&F boxes
         self._transform: Transform | None = None
-        self.readout = Div(text="", sizing_mode="stretch_width", height=22)
+        # one line, cut at the chart's edge (a narrow chart beside the ladder and tape)
+        self.readout = Div(text="", sizing_mode="stretch_width", height=22,
+                           styles={"overflow": "hidden", "white-space": "nowrap",
+                                   "text-overflow": "ellipsis"})
         self._closed = empty_frame(BAR_COLUMNS)   # the closed bars held
         self._forming = empty_frame(BAR_COLUMNS)  # the forming bar (0 or 1 row)
         self._closed_ns = np.zeros(0, "int64")    # their open times
@@ -315,6 +331,12 @@ class PriceChart(pn.viewable.Viewer):
     @property
     def _is_transform(self) -> bool:
         return self.chart_type in TRANSFORM_TYPES
+
+    @property
+    def x_is_bar(self) -> bool:
+        """Whether x is the bar's number (not for Renko, Kagi, Point & Figure and Line Break,
+        whose x counts their own boxes and lines: their first view is their own)."""
+        return not self._is_transform
 
     @property
     def _n_final(self) -> int:
@@ -790,6 +812,11 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
 
     def signed(v, n):
         return ("+" if v > 0 else "") + fmt(v, n)
+
+    def size(v, signed=False):
+        if v is None or not np.isfinite(v):
+            return "–"
+        return signed_size(v) if signed else format_size(v)
     row = {k: float(v[i]) for k, v in data.items() if k not in ("dir", "fill")}
     close = row["close"]
     rising = 1 if close >= row.get("open", close) else -1
@@ -801,9 +828,9 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
     parts += [value(k[0].upper(), fmt(row[k], decimals), colour(rising))
               for k in ("open", "high", "low", "close") if k in row]
     if "volume" in row:
-        parts.append(value("Vol", fmt(row["volume"], 0), theme.text))
+        parts.append(value("Vol", size(row["volume"]), theme.text))
     if "delta" in row:
-        parts.append(value("Δ", signed(row["delta"], 0), colour(row["delta"])))
+        parts.append(value("Δ", size(row["delta"], signed=True), colour(row["delta"])))
     if "change" in row:
         ch, prev = row["change"], close - row["change"]
         pct = f" ({signed(100 * ch / prev, 2)}%)" if np.isfinite(ch) and prev else ""

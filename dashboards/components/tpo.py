@@ -162,7 +162,11 @@ class TPOPane(pn.viewable.Viewer):
         except ValueError:  # no bar in the session's hours yet
             live = []
         if self.range == "session":
-            return live[0] if live else None
+            if live:
+                return live[0]
+            # the new session has no bar in its regular hours yet (overnight): the last one that
+            # had, so the pane does not go blank every night
+            return self._done[max(self._done)] if self._done else None
         profiles = [p for d, p in sorted(self._done.items()) if d != self.tpo.date] + live
         return merge_profiles(profiles, self.value_area_pct / 100) if profiles else None
 
@@ -171,7 +175,9 @@ class TPOPane(pn.viewable.Viewer):
         if profile is None:
             self._shown.show({c: [] for c in self.rows.data})
             set_small(self.ib, {"y0": [], "y1": []})
-            self.figure.title.text = "TPO"
+            waiting = self.regular_only and self._bars is not None and len(self._bars)
+            self.figure.title.text = ("TPO · waiting for regular hours"
+                                      if waiting else "TPO")
             return
         lv = profile.levels
         y, h = row_prices(lv["tick"], self._rows, self.instrument.tick_size)

@@ -1,5 +1,6 @@
 """The hub: charts subscribe by ``(symbol, spec, studies, source)`` and receive the current state,
-then every change, as the pipeline publishes what it stored.
+then every change, as the pipeline publishes what it stores (as each transaction begins; after
+a failed commit the symbols' charts resync from the store: :meth:`Hub.forget`).
 
 * One stream per (symbol, spec) in use, whatever the number of charts: one
   ``tradeflow.bars.BarAggregator``, recent closed bars and one
@@ -534,7 +535,7 @@ class Hub:
     """Subscriptions by (symbol, spec, studies, source), fed by the pipeline's ``publish*``.
 
     ``instrument(symbol)`` gives an Instrument (raising ModelError for an unknown symbol); ``lock``
-    is held by the pipeline from a transaction's start to its publishing, so a stream seeded
+    is held by the pipeline from a transaction's publishing to its commit, so a stream seeded
     from the store under it misses and repeats nothing. ``catalogue``: where studies are found."""
 
     def __init__(self, store, instrument, lock: asyncio.Lock, *, history: int = 300,
@@ -736,12 +737,13 @@ class Hub:
             followed.apply(now)
         return followed
 
-    # publishing (called by the pipeline after each commit) ------------------------------------
+    # publishing (called by the pipeline as each transaction begins) -----------------------------
     def publish(self, symbol: str, trades: pd.DataFrame | None = None,
                 liquidations: pd.DataFrame | None = None,
                 depth: pd.DataFrame | None = None) -> None:
-        """What one commit stored for ``symbol`` (each part None or empty when it had none), to
-        the symbol's streams, its book and their subscribers."""
+        """What one commit stores for ``symbol`` (each part None or empty when it had none), to
+        the symbol's streams, its book and their subscribers. The pipeline calls it as the
+        transaction begins, holding the lock until the commit (:meth:`forget` if it fails)."""
         moved = {}
         if _rows(trades) or _rows(liquidations):
             moved = self._advance_streams(symbol, trades, liquidations)
@@ -794,7 +796,8 @@ class Hub:
                 elif last >= stream.day_end:
                     # a new trading day: the studies' state (kept for their day, e.g. a CVD,
                     # a session profile) starts again instead of growing day after day; the
-                    # stream is seeded afresh (the commit is stored) and its charts resync
+                    # stream is seeded afresh and its charts resync (their snapshots wait for the
+                    # lock, so for the commit)
                     if len(stream.fanout):
                         new_day.append(stream)
                         continue
@@ -866,6 +869,20 @@ class Hub:
         afresh from the store)."""
         for target in [*self._streams.values(), *self._books.values()]:
             self._drop(target, reason)
+
+    def forget(self, symbols, reason: str) -> None:
+        """Drop the streams and books of ``symbols`` (after a failed commit, what they were
+        shown is not stored); their subscribers resync, seeded afresh from the store. A book
+        starts empty again: the store has no latest snapshot to seed it from."""
+        symbols = set(symbols)
+        for (symbol, _), stream in list(self._streams.items()):
+            if symbol in symbols:
+                self._drop(stream, reason)
+        for symbol in symbols:
+            book = self._books.get(symbol)
+            if book is not None:
+                self._drop(book, reason)
+                self._books.pop(symbol, None)
 
     def _drop(self, target: _Stream | _Book, reason: str) -> None:
         """Forget a stream (or a book's followers) that cannot go on; its subscribers resync,

@@ -1,6 +1,6 @@
-"""The live pipeline: sources submit batches; each is validated, queued, written with other
-submitters' batches in one store transaction, acknowledged once that transaction committed, and
-then aggregated and published to the :class:`~tradeflow.live.hub.Hub`.
+"""The live pipeline: sources submit batches; each is validated, queued, aggregated and
+published to the :class:`~tradeflow.live.hub.Hub` as it is written with other submitters'
+batches in one store transaction, and acknowledged once that transaction committed.
 
 Rules, and why:
 
@@ -16,9 +16,14 @@ Rules, and why:
   the latest one received is refused unless it is already known (a resent batch: trades are
   identified by ``(ts, trade_id)`` at microseconds, as the stores keep them), in which case it is
   dropped, so resending is harmless (idempotent).
-* **Published after commit.** The hub sees what is stored (trades, liquidations and depth, one
-  ``Hub.publish`` per symbol), in commit order, so a chart's live bars equal the bars built from
-  the stored trades.
+* **Published as it is stored.** A transaction's trades, liquidations and depth go to the hub
+  (one ``Hub.publish`` per symbol) when its writes begin, under the lock the writer holds until
+  the commit, so charts see them in commit order without waiting for the store, and a stream
+  seeded from the store (under that lock) misses and repeats nothing. Acknowledgements still
+  wait for the commit. If the commit fails, the hub forgets those symbols' streams and books
+  (``Hub.forget``): their charts resync from the store, so nothing unstored stays shown, and a
+  chart's live bars equal the bars built from the stored trades. Bars received built are
+  published after the commit (their subscribers read the store).
 """
 from __future__ import annotations
 
@@ -94,7 +99,7 @@ class Pipeline:
         self.max_pending_rows = int(max_pending_rows)
         self.max_transaction_rows = int(max_transaction_rows)
         self._registry = registry
-        self._commit = asyncio.Lock()  # held from a transaction's start to its publishing
+        self._commit = asyncio.Lock()  # held from a transaction's publishing to its commit
         self.hub = Hub(store, lambda symbol: self._registry.get(symbol), self._commit,
                        history=history, queue_size=subscriber_queue)
         self._queue: deque[_Batch] = deque()
@@ -370,8 +375,12 @@ class Pipeline:
         trades = _grouped(b for b in taken if b.kind == "trades")
         liquidations = _grouped(b for b in taken if b.kind == "liquidations")
         depth = _grouped(b for b in taken if b.kind == "depth")
-        began = time.perf_counter()
+        symbols = list(dict.fromkeys([*trades, *liquidations, *depth]))
         async with self._commit:
+            # shown while it is stored: the store's transaction (tens of ms, more on a busy
+            # machine) is not on the way to the charts; a failed one makes them resync below
+            self._publish(symbols, trades, liquidations, depth)
+            began = time.perf_counter()
             try:
                 async with self.store.transaction() as tx:
                     for symbol, frame in trades.items():
@@ -384,6 +393,9 @@ class Pipeline:
                     for symbol, frame in liquidations.items():
                         await tx.write_liquidations(symbol, frame)
             except Exception as exc:  # noqa: BLE001 (every submitter must hear of it)
+                # what the hub was shown is not stored: its charts read the store again
+                self.hub.forget(symbols, "a write to the store failed: the charts of "
+                                f"{', '.join(symbols)} are read from the store again")
                 self._pending_rows -= rows
                 self._forget(taken)
                 for batch in taken:
@@ -398,16 +410,24 @@ class Pipeline:
             for batch in taken:
                 if not batch.done.done():
                     batch.done.set_result(batch.rows)
-            try:
-                for symbol in dict.fromkeys([*trades, *liquidations, *depth]):
-                    self.hub.publish(symbol, trades.get(symbol), liquidations.get(symbol),
-                                     depth.get(symbol))
+            try:  # bars received built: their subscribers read the store, so after it has them
                 for batch in taken:
                     if batch.kind == "bars":
                         self.hub.publish_bars(batch.symbol, batch.frame, batch.seconds)
             except Exception:  # noqa: BLE001 (stored and acknowledged: charts resync)
-                log.exception("publishing to the hub failed; its charts resync")
+                log.exception("publishing bars to the hub failed; its charts resync")
                 self.hub.reset("an update could not be published")
+
+    def _publish(self, symbols, trades, liquidations, depth) -> None:
+        """A transaction's trades, liquidations and depth to the hub, one ``publish`` per
+        symbol (called under the commit lock, before the transaction's writes)."""
+        try:
+            for symbol in symbols:
+                self.hub.publish(symbol, trades.get(symbol), liquidations.get(symbol),
+                                 depth.get(symbol))
+        except Exception:  # noqa: BLE001 (the batch is still stored: the charts resync)
+            log.exception("publishing to the hub failed; its charts resync")
+            self.hub.reset("an update could not be published")
 
     def _forget(self, failed: list[_Batch]) -> None:
         """After a failed write: the failed trades were not received after all; the latest trade

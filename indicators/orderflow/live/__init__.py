@@ -68,13 +68,14 @@ from ..footprint import cvd, cvd_candles, footprint_metrics
 from ..imbalance import imbalances, stacked_imbalances, unfinished_auctions
 from ..liquidations import liquidations_by_bar, liquidations_by_level
 from ..prints import big_trades, naked_pocs, zero_prints
-from .liquidations import _Liquidations, _LiqView
-from .naked import _NakedPocs
-from .per_bar import (_Absorption, _Cvd, _FootprintMetrics, _Imbalances, _Stacked, _Unfinished,
-                      _ZeroPrints)
-from .poc import _pocs
-from .storage import LiveUpdate, _Columns, _frame, _frame_columns, _index, _Touch, _TradingDays
-from .trades import _Prints, _Sweeps
+from .liquidations import Liquidations, LiqView
+from .naked import NakedPocs
+from .per_bar import (Absorption, Cvd, FootprintMetrics, Imbalances, Stacked, Unfinished,
+                      ZeroPrints)
+from .poc import group_pocs
+from .storage import (Columns, LiveUpdate, Touch, TradingDays, frame_columns, result_index,
+                      rows_frame)
+from .trades import Prints, Sweeps
 
 __all__ = ["LiveOrderFlow", "LiveUpdate", "STUDIES", "study_defaults"]
 
@@ -189,19 +190,19 @@ class LiveOrderFlow:
         self.keep = None if keep is None else int(keep)
         self.studies = self._choose(studies, params)
         self._params = {s: _study_params(s, params.get(s), self.instrument) for s in self.studies}
-        self._bars = _Columns(ts="int64", open="float64", high="float64", low="float64",
+        self._bars = Columns(ts="int64", open="float64", high="float64", low="float64",
                               close="float64", volume="float64", ask_volume="float64",
                               bid_volume="float64", trades="int64", dmax="float64",
                               dmin="float64", poc="int64", lo="int64", hi="int64",
                               ncells="int64", cell_start="int64")
-        self._cells = _Columns(bar="int64", tick="int64", volume="float64", ask_volume="float64",
+        self._cells = Columns(bar="int64", tick="int64", volume="float64", ask_volume="float64",
                                bid_volume="float64", trades="int64")
         self._n_closed = 0
         self._carry = None  # (run, max, min) of the forming bar's running delta
         self._last_ts = None
         self._changed_bars = slice(0, 0)
         self._cache: dict = {}
-        self._days = _TradingDays()
+        self._days = TradingDays()
         self._impl = self._build_studies()
         self.last_update = LiveUpdate(0, 0, 0)
         self._applied = 0  # updates applied: a ChangeSet reads the state of its own update
@@ -228,13 +229,13 @@ class LiveOrderFlow:
 
     def _build_studies(self) -> dict:
         p, impl = self._params, {}
-        classes = {"footprint_metrics": _FootprintMetrics, "imbalances": _Imbalances,
-                   "stacked_imbalances": _Stacked, "unfinished_auctions": _Unfinished,
-                   "zero_prints": _ZeroPrints, "naked_pocs": _NakedPocs,
-                   "absorption": _Absorption, "big_trades": _Prints, "sweeps": _Sweeps}
+        classes = {"footprint_metrics": FootprintMetrics, "imbalances": Imbalances,
+                   "stacked_imbalances": Stacked, "unfinished_auctions": Unfinished,
+                   "zero_prints": ZeroPrints, "naked_pocs": NakedPocs,
+                   "absorption": Absorption, "big_trades": Prints, "sweeps": Sweeps}
         for name in self.studies:
             if name in ("cvd", "cvd_candles"):
-                impl[name] = _Cvd(self, name == "cvd_candles", **p[name])
+                impl[name] = Cvd(self, name == "cvd_candles", **p[name])
             elif name in classes:
                 impl[name] = classes[name](self, **p[name])
         liq = [s for s in self.studies if s.startswith("liquidations")]
@@ -244,9 +245,9 @@ class LiveOrderFlow:
             if not (isinstance(tick, (int, float)) and not isinstance(tick, bool) and tick > 0):
                 raise ValueError(f"liquidations_by_level: tick size must be positive, "
                                  f"got {tick!r}")
-            self._liq = _Liquidations(self, float(tick), level.get("rows", 1))
+            self._liq = Liquidations(self, float(tick), level.get("rows", 1))
             for name in liq:
-                impl[name] = _LiqView(self._liq, name.endswith("level"))
+                impl[name] = LiqView(self._liq, name.endswith("level"))
         else:
             self._liq = None
         return impl
@@ -342,13 +343,13 @@ class LiveOrderFlow:
                              f"fed ({ns_to_utc(self._last_ts)})")
         return {"t": t, "price": price, "size": size, "side": side}
 
-    def _ingest(self, up, tr: dict) -> _Touch:
+    def _ingest(self, up, tr: dict) -> Touch:
         """Write the bars and cells of the aggregator's answer from the first touched bar on,
         with their core values; returns what was touched."""
         j0 = self._n_closed
-        bars = _frame_columns([up.closed, up.current], ("open", "high", "low", "close", "volume",
+        bars = frame_columns([up.closed, up.current], ("open", "high", "low", "close", "volume",
                                                        "ask_volume", "bid_volume"), ("trades",))
-        cells = _frame_columns([up.closed_footprint, up.current_footprint],
+        cells = frame_columns([up.closed_footprint, up.current_footprint],
                                ("volume", "ask_volume", "bid_volume"), ("tick", "trades"))
         nb = len(bars["ts"])
         counts = bars["trades"].copy()
@@ -364,7 +365,7 @@ class LiveOrderFlow:
         carry = self._carry if len(self._bars) > j0 else None
         signed = np.where(tr["side"] > 0, tr["size"], np.where(tr["side"] < 0, -tr["size"], 0.0))
         bars["dmax"], bars["dmin"], run_end = _extremes(signed, counts, carry)
-        pick, s, e = _pocs(cells["bar"], cells["tick"], cells["volume"])
+        pick, s, e = group_pocs(cells["bar"], cells["tick"], cells["volume"])
         poc_bar = cells["bar"][s] if len(s) else np.empty(0, "int64")
         local = poc_bar - j0
         for col, src in (("poc", pick), ("lo", s), ("hi", e)):
@@ -381,7 +382,7 @@ class LiveOrderFlow:
         self._n_closed = j0 + len(up.closed)
         self._carry = ((run_end[-1], bars["dmax"][-1], bars["dmin"][-1])
                        if len(up.current) else None)
-        return _Touch(j0, j0 + nb, self._n_closed, bars, cells, tr, poc_bar, pick)
+        return Touch(j0, j0 + nb, self._n_closed, bars, cells, tr, poc_bar, pick)
 
     # -- reading
 
@@ -413,10 +414,10 @@ class LiveOrderFlow:
 
     def _bars_frame(self, rows) -> pd.DataFrame:
         b = self._bars.take(rows)
-        frame = _frame({"ts": ns_to_utc(b["ts"]), **{c: b[c] for c in BAR_COLUMNS[1:8]},
-                        "delta": b["ask_volume"] - b["bid_volume"], "trades": b["trades"],
-                        "open_interest": np.full(len(b["ts"]), np.nan)},
-                       _index(rows, len(self._bars)))
+        frame = rows_frame({"ts": ns_to_utc(b["ts"]), **{c: b[c] for c in BAR_COLUMNS[1:8]},
+                            "delta": b["ask_volume"] - b["bid_volume"], "trades": b["trades"],
+                            "open_interest": np.full(len(b["ts"]), np.nan)},
+                           result_index(rows, len(self._bars)))
         return frame[list(BAR_COLUMNS)]
 
     def _cells_frame(self, full: bool) -> pd.DataFrame:
@@ -424,10 +425,10 @@ class LiveOrderFlow:
         start = (self._cells.base if full else len(self._cells) if j0 >= len(self._bars)
                  else int(self._bars.at("cell_start", j0)))
         c = self._cells.take(slice(start, None))
-        return _frame({"ts": ns_to_utc(self._bars.at("ts", c["bar"])), "tick": c["tick"],
-                       "volume": c["volume"], "ask_volume": c["ask_volume"],
-                       "bid_volume": c["bid_volume"], "trades": c["trades"]},
-                      pd.RangeIndex(start, len(self._cells)))
+        return rows_frame({"ts": ns_to_utc(self._bars.at("ts", c["bar"])), "tick": c["tick"],
+                           "volume": c["volume"], "ask_volume": c["ask_volume"],
+                           "bid_volume": c["bid_volume"], "trades": c["trades"]},
+                          pd.RangeIndex(start, len(self._cells)))
 
     def batch(self, trades: pd.DataFrame, bars: pd.DataFrame, cells: pd.DataFrame,
               liquidations: pd.DataFrame | None = None) -> dict:

@@ -1,5 +1,5 @@
-"""Live ``liquidations_by_bar`` and ``liquidations_by_level``: ``_Liquidations`` (the sums per
-bar and level, and the liquidations still pending) and ``_LiqView`` (one study over it)."""
+"""Live ``liquidations_by_bar`` and ``liquidations_by_level``: ``Liquidations`` (the sums per
+bar and level, and the liquidations still pending) and ``LiqView`` (one study over it)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from tradeflow.model import ns_to_utc, price_to_tick
 
 from ...frames import positive_int, require, ts_ns
 from ..imbalance import row_keys
-from .storage import _Columns, _frame, _index
+from .storage import Columns, result_index, rows_frame
 
 
-class _Liquidations:
+class Liquidations:
     """``liquidations_by_bar`` and ``liquidations_by_level``. A liquidation belongs to the latest
     bar opened at or before it. Kept: final sums per bar (``per_bar``, with the count of level
     rows) and per bar and level (``levels``: a tick, or the key of its row of ``rows`` ticks), and
@@ -25,7 +25,7 @@ class _Liquidations:
         self.tick_size = tick_size
         self.row_ticks = positive_int(rows, "liquidations_by_level: rows")
         # (bar open times kept here: the owner may drop old bars, a late liquidation's is needed)
-        self.per_bar = _Columns(ts="int64", long="float64", short="float64", count="int64",
+        self.per_bar = Columns(ts="int64", long="float64", short="float64", count="int64",
                                 nlev="int64")
         self.levels: dict[int, dict[int, list]] = {}
         self.pending = self._empty()
@@ -119,8 +119,9 @@ class _Liquidations:
             cols["long"][at] = np.bincount(first, weights=long_)[0]
             cols["short"][at] = np.bincount(first, weights=short)[0]
             cols["count"][at] = len(long_)
-        return _frame({"ts": ns_to_utc(cols["ts"]), "long_size": cols["long"],
-                       "short_size": cols["short"], "count": cols["count"]}, _index(bars, n))
+        return rows_frame({"ts": ns_to_utc(cols["ts"]), "long_size": cols["long"],
+                           "short_size": cols["short"], "count": cols["count"]},
+                          result_index(bars, n))
 
     def _pending_levels(self) -> dict:
         p = self.pending
@@ -151,11 +152,11 @@ class _Liquidations:
                 index.append(first[b] + i)
         b, k, lo, sh, c = (np.asarray(x) for x in zip(*rows)) if rows else (
             np.empty(0, "int64"),) * 2 + (np.empty(0),) * 2 + (np.empty(0, "int64"),)
-        return _frame({"ts": ns_to_utc(self.per_bar.at("ts", b.astype("int64"))),
-                       "tick": k.astype("int64"), "long_size": lo.astype("float64"),
-                       "short_size": sh.astype("float64"), "count": c.astype("int64")},
-                      pd.Index(np.asarray(index, "int64")) if len(index) != counts.sum()
-                      else pd.RangeIndex(len(index)))
+        return rows_frame({"ts": ns_to_utc(self.per_bar.at("ts", b.astype("int64"))),
+                           "tick": k.astype("int64"), "long_size": lo.astype("float64"),
+                           "short_size": sh.astype("float64"), "count": c.astype("int64")},
+                          pd.Index(np.asarray(index, "int64")) if len(index) != counts.sum()
+                          else pd.RangeIndex(len(index)))
 
     def n_levels(self) -> int:
         """Rows of ``liquidations_by_level`` now."""
@@ -169,10 +170,10 @@ class _Liquidations:
         return present
 
 
-class _LiqView:
-    """One of the two liquidation studies, over the shared :class:`_Liquidations`."""
+class LiqView:
+    """One of the two liquidation studies, over the shared :class:`Liquidations`."""
 
-    def __init__(self, liq: _Liquidations, level: bool):
+    def __init__(self, liq: Liquidations, level: bool):
         self.liq, self.level = liq, level
 
     def result(self):

@@ -1,4 +1,4 @@
-"""Live ``naked_pocs``: ``_NakedPocs`` (bar and session POCs, and the naked ones by level) and
+"""Live ``naked_pocs``: ``NakedPocs`` (bar and session POCs, and the naked ones by level) and
 ``_DayProfile`` (the volume per level of the current trading day, for session POCs).
 
 A *level* is a tick, or with ``rows=N`` the index k of the row of N ticks keyed ``k*N`` (the
@@ -13,9 +13,9 @@ from tradeflow.model import Session, ns_to_utc
 
 from ...frames import group_starts, positive_int
 from ..prints import first_cover
-from .per_bar import _row_pocs
-from .poc import _pocs
-from .storage import _Columns, _Touch, _frame
+from .per_bar import row_pocs
+from .poc import group_pocs
+from .storage import Columns, Touch, rows_frame
 
 _MISSING = np.iinfo("int64").min  # NaT as int64 nanoseconds
 
@@ -58,11 +58,11 @@ class _DayProfile:
         v = self.vol[self.lo - self.base:self.hi - self.base + 1]
         if not v.sum() > 0:
             return None
-        pick, _, _ = _pocs(np.zeros(len(v), "int64"), np.arange(self.lo, self.hi + 1), v)
+        pick, _, _ = group_pocs(np.zeros(len(v), "int64"), np.arange(self.lo, self.hi + 1), v)
         return int(self.lo + pick[0])
 
 
-class _NakedPocs:
+class NakedPocs:
     """``naked_pocs``. Kept: one row per bar with cells (``bar, poc, until``) and, with a session,
     one per trading day with volume, POCs as levels; ``store`` maps a level to the fixed POCs
     there that no later bar has traded through yet (codes: bar row ``r``, or ``-(r + 1)`` for
@@ -75,9 +75,9 @@ class _NakedPocs:
                              f"instrument.session) or None, got {type(session).__name__}")
         self.owner, self.session = owner, session
         self.row_ticks = positive_int(rows, "naked_pocs: rows")
-        self.rows = _Columns(bar="int64", ts="int64", poc="int64", until="int64")
-        self.start = _Columns(s="int64")
-        self.days = _Columns(day="int64", poc="int64", until="int64")
+        self.rows = Columns(bar="int64", ts="int64", poc="int64", until="int64")
+        self.start = Columns(s="int64")
+        self.days = Columns(day="int64", poc="int64", until="int64")
         self.store: dict[int, list[int]] = {}
         self.open_day = None  # (day, its row or None) of the day still going on
         self.profile = None  # _DayProfile of the last day's closed bars
@@ -85,12 +85,12 @@ class _NakedPocs:
 
     # -- the update
 
-    def update(self, t: _Touch) -> None:
+    def update(self, t: Touch) -> None:
         n, bar_rows_before = self.row_ticks, len(self.rows)
         has = t.bars["ncells"] > 0
         bar = np.arange(t.j0, t.n)[has]
         lo, hi = t.bars["lo"][has] // n, t.bars["hi"][has] // n  # in levels
-        pick, g = _row_pocs(t, n)  # the POC rows, in bar order as the bars with cells
+        pick, g = row_pocs(t, n)  # the POC rows, in bar order as the bars with cells
         poc = g["tick"][pick] // n
         days = (self.owner._days.keys(self.session, t.bars["ts"][has])
                 if self.session is not None else None)
@@ -154,7 +154,7 @@ class _NakedPocs:
     def _remember(self, tick: int, code: int) -> None:
         self.store.setdefault(int(tick), []).append(int(code))
 
-    def _write_bars(self, t: _Touch, bar, poc, until) -> np.ndarray:
+    def _write_bars(self, t: Touch, bar, poc, until) -> np.ndarray:
         cut = self.start.at("s", t.j0) if len(self.start) > t.j0 else len(self.rows)
         self.rows.cut(cut)
         self.start.cut(t.j0)
@@ -182,7 +182,7 @@ class _NakedPocs:
         return self.profile if self.profile is not None and self.profile.day == day \
             else _DayProfile(day)
 
-    def _session_queries(self, t: _Touch, days) -> list:
+    def _session_queries(self, t: Touch, days) -> list:
         """(day, POC, index among the touched bars with cells of its last bar) for each touched
         day with volume; adds the touched closed bars of the last day to its profile."""
         c = t.cells
@@ -234,8 +234,8 @@ class _NakedPocs:
         ts = np.concatenate([b["ts"], d["day"]])
         kind = np.array(["bar"] * len(b["bar"]) + ["session"] * len(d["day"]), dtype=object)
         index = np.concatenate([bar_rows, len(self.rows) + np.asarray(day_rows, "int64")])
-        return _frame({"ts": ns_to_utc(ts), "kind": kind,
-                       "poc": np.concatenate([b["poc"], d["poc"]]) * self.row_ticks,
-                       "naked_until": ns_to_utc(np.concatenate([b["until"], d["until"]]))},
-                      index if len(index) != len(self.rows) + len(self.days)
-                      else pd.RangeIndex(len(index)))
+        return rows_frame({"ts": ns_to_utc(ts), "kind": kind,
+                           "poc": np.concatenate([b["poc"], d["poc"]]) * self.row_ticks,
+                           "naked_until": ns_to_utc(np.concatenate([b["until"], d["until"]]))},
+                          index if len(index) != len(self.rows) + len(self.days)
+                          else pd.RangeIndex(len(index)))

@@ -1,11 +1,11 @@
 """Live studies whose rows belong to bars, recomputed for the touched bars only.
 
 ``_PerBar`` (rows in bar order, cut and appended anew from the first touched bar) and the studies
-on it: ``_Cvd`` (``cvd``, ``cvd_candles``), ``_Imbalances``, ``_Stacked``
-(``stacked_imbalances``), ``_Unfinished`` (``unfinished_auctions``), ``_ZeroPrints``,
-``_Absorption``; and ``_FootprintMetrics``, read from the bars' own columns. With ``rows=N``
+on it: ``Cvd`` (``cvd``, ``cvd_candles``), ``Imbalances``, ``Stacked``
+(``stacked_imbalances``), ``Unfinished`` (``unfinished_auctions``), ``ZeroPrints``,
+``Absorption``; and ``FootprintMetrics``, read from the bars' own columns. With ``rows=N``
 (rows of N ticks keyed by their lowest tick, as the batch functions) the studies group the
-touched bars' cells themselves (``_grouped``, ``_row_pocs``); the bars' own core values are those
+touched bars' cells themselves (``_grouped``, ``row_pocs``); the bars' own core values are those
 of single ticks.
 """
 
@@ -23,8 +23,8 @@ from ...frames import (group_starts, non_negative, non_negative_int, positive_in
 from ..aggression import ABSORPTION_SIDES
 from ..footprint import reset_mode
 from ..imbalance import check_ratio, flagged_runs, imbalance_flags
-from .poc import _pocs
-from .storage import _Columns, _Touch, _frame, _index
+from .poc import group_pocs
+from .storage import Columns, Touch, result_index, rows_frame
 
 if TYPE_CHECKING:
     from . import LiveOrderFlow
@@ -47,14 +47,14 @@ def _grouped(cells: dict, rows: int) -> dict:
     return out
 
 
-def _row_pocs(t: _Touch, rows: int):
+def row_pocs(t: Touch, rows: int):
     """The POC row of each touched bar with cells, among its rows of ``rows`` ticks (rule of
     ``bar_poc``): ``(pick, grouped)`` -- ``grouped`` the touched cells summed per bar and row
     (``_grouped``), ``pick`` the index of each bar's POC row in it, in bar order. rows=1 gives
     the bars' own POCs. Computed once per update and ``rows`` (several studies use it)."""
     if rows not in t.cache:
         g = _grouped(t.cells, rows)
-        pick = t.poc_cell if rows == 1 else _pocs(g["ts"], g["tick"], g["volume"])[0]
+        pick = t.poc_cell if rows == 1 else group_pocs(g["ts"], g["tick"], g["volume"])[0]
         t.cache[rows] = (pick, g)
     return t.cache[rows]
 
@@ -76,11 +76,11 @@ class _PerBar:
 
     def __init__(self, owner: "LiveOrderFlow"):
         self.owner = owner
-        self.rows = _Columns(bar="int64", **self.columns)
-        self.start = _Columns(s="int64")
+        self.rows = Columns(bar="int64", **self.columns)
+        self.start = Columns(s="int64")
         self.changed = slice(0, 0)
 
-    def update(self, t: _Touch) -> None:
+    def update(self, t: Touch) -> None:
         cols = self.compute(t)
         cut = self.start.at("s", t.j0) if len(self.start) > t.j0 else len(self.rows)
         self.rows.cut(cut)
@@ -111,29 +111,29 @@ class _PerBar:
     def frame(self, rows):
         cols = self.rows.take(rows)
         cols["ts"] = ns_to_utc(self.owner._bars.at("ts", cols["bar"]))
-        return self.build(cols, _index(rows, len(self.rows)))
+        return self.build(cols, result_index(rows, len(self.rows)))
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         raise NotImplementedError
 
     def build(self, cols: dict, index) -> pd.DataFrame:
         raise NotImplementedError
 
 
-class _FootprintMetrics:
+class FootprintMetrics:
     """``footprint_metrics``: read from the bars' own columns (one row per bar). Kept with
     ``rows`` > 1 only: each bar's POC row (the bars' ``poc`` is that of single ticks)."""
 
     def __init__(self, owner: "LiveOrderFlow", rows=1):
         self.owner = owner
         self.row_ticks = positive_int(rows, "footprint_metrics: rows")
-        self.poc = _Columns(poc="int64")
+        self.poc = Columns(poc="int64")
         self.changed = slice(0, 0)
 
-    def update(self, t: _Touch) -> None:
+    def update(self, t: Touch) -> None:
         self.changed = slice(t.j0, t.n)
         if self.row_ticks > 1:
-            pick, g = _row_pocs(t, self.row_ticks)
+            pick, g = row_pocs(t, self.row_ticks)
             poc = np.zeros(t.n - t.j0, "int64")  # (bars without cells: masked by ncells)
             poc[g["ts"][pick] - t.j0] = g["tick"][pick]
             self.poc.cut(t.j0)
@@ -163,12 +163,13 @@ class _FootprintMetrics:
         ticks = b["poc"] if self.row_ticks == 1 else self.poc.take(rows)["poc"]
         poc = pd.array(np.where(b["ncells"] > 0, ticks, 0), dtype="Int64")
         poc[b["ncells"] == 0] = pd.NA
-        return _frame({"ts": ns_to_utc(b["ts"]), "volume": volume, "trades": b["trades"],
-                       "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
-                       "delta_min": b["dmin"], "poc": poc}, _index(rows, len(self.owner._bars)))
+        return rows_frame({"ts": ns_to_utc(b["ts"]), "volume": volume, "trades": b["trades"],
+                           "delta": delta, "delta_pct": pct, "delta_max": b["dmax"],
+                           "delta_min": b["dmin"], "poc": poc},
+                          result_index(rows, len(self.owner._bars)))
 
 
-class _Cvd(_PerBar):
+class Cvd(_PerBar):
     """``cvd`` / ``cvd_candles``. Kept per bar: the CVD after it, its trading day and whether it
     opens a day (the next bar continues the sum or restarts it)."""
 
@@ -183,7 +184,7 @@ class _Cvd(_PerBar):
         self.session = session if self.mode == "session" else None
         self.candles = candles
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         delta = t.bars["ask_volume"] - t.bars["bid_volume"]
         day = self.owner._days.keys(self.session, t.bars["ts"])
         first = np.ones(len(day), dtype=bool)
@@ -208,8 +209,8 @@ class _Cvd(_PerBar):
         open_[cols["first"]] = 0.0
         high = np.maximum.reduce([open_ + b["dmax"], open_, close])
         low = np.minimum.reduce([open_ + b["dmin"], open_, close])
-        return _frame({"ts": cols["ts"], "open": open_, "high": high, "low": low,
-                       "close": close}, index)
+        return rows_frame({"ts": cols["ts"], "open": open_, "high": high, "low": low,
+                           "close": close}, index)
 
 
 def _imbalance_params(what, ratio, min_volume, rows, compare_edges):
@@ -220,7 +221,7 @@ def _imbalance_params(what, ratio, min_volume, rows, compare_edges):
     return ratio, min_volume, rows, bool(compare_edges)
 
 
-class _Imbalances(_PerBar):
+class Imbalances(_PerBar):
     """``imbalances``: one row per bar and (grouped) row of the touched bars."""
 
     columns = {"tick": "int64", "volume": "float64", "ask_volume": "float64",
@@ -231,7 +232,7 @@ class _Imbalances(_PerBar):
         super().__init__(owner)
         self.p = _imbalance_params("imbalances", ratio, min_volume, rows, compare_edges)
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         ratio, min_volume, rows, edges = self.p
         a = _grouped(t.cells, rows)
         buy, sell, below, above = imbalance_flags(a, rows, ratio, min_volume, edges)
@@ -240,10 +241,10 @@ class _Imbalances(_PerBar):
                 "bid_below": below, "ask_above": above, "buy": buy, "sell": sell}
 
     def build(self, cols: dict, index):
-        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+        return rows_frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
 
 
-class _Stacked(_PerBar):
+class Stacked(_PerBar):
     """``stacked_imbalances``: zones of the touched bars, ordered by bar, side (buy first), tick."""
 
     columns = {"side": "int8", "tick_low": "int64", "tick_high": "int64", "rows": "int64"}
@@ -254,7 +255,7 @@ class _Stacked(_PerBar):
         self.min_rows = positive_int(min_rows, "stacked_imbalances: min_rows")
         self.p = _imbalance_params("stacked_imbalances", ratio, min_volume, rows, compare_edges)
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         ratio, min_volume, rows, edges = self.p
         a = _grouped(t.cells, rows)
         buy, sell, _, _ = imbalance_flags(a, rows, ratio, min_volume, edges)
@@ -269,10 +270,10 @@ class _Stacked(_PerBar):
                 "tick_high": hi[order], "rows": n[order]}
 
     def build(self, cols: dict, index):
-        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+        return rows_frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
 
 
-class _Unfinished(_PerBar):
+class Unfinished(_PerBar):
     """``unfinished_auctions``: one row per touched bar with cells."""
 
     columns = {"high_tick": "int64", "low_tick": "int64", "unfinished_high": "bool",
@@ -283,7 +284,7 @@ class _Unfinished(_PerBar):
         self.rows_ = positive_int(rows, "unfinished_auctions: rows")
         self.min_volume = non_negative(min_volume, "min_volume")
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         a = _grouped(t.cells, self.rows_)
         lo = np.flatnonzero(group_starts(a["ts"]))
         hi = np.append(lo[1:], len(a["ts"])) - 1 if len(lo) else lo
@@ -296,10 +297,10 @@ class _Unfinished(_PerBar):
                 "unfinished_high": both(hi), "unfinished_low": both(lo)}
 
     def build(self, cols: dict, index):
-        return _frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
+        return rows_frame({"ts": cols["ts"], **{k: cols[k] for k in self.columns}}, index)
 
 
-class _ZeroPrints(_PerBar):
+class ZeroPrints(_PerBar):
     """``zero_prints``: levels (ticks, or rows of N ticks) of the touched bars' ranges with one
     side (or both) empty."""
 
@@ -311,7 +312,7 @@ class _ZeroPrints(_PerBar):
                           else positive_number(tick_size, "zero_prints: tick_size"))
         self.row_ticks = positive_int(rows, "zero_prints: rows")
 
-    def _ranges(self, t: _Touch, g: dict):
+    def _ranges(self, t: Touch, g: dict):
         """(bar, low tick, high tick) of the bars to scan and the range index of each row of
         ``g`` (the touched cells grouped per bar and row)."""
         b = t.bars
@@ -327,7 +328,7 @@ class _ZeroPrints(_PerBar):
         hi[has] = np.maximum(hi[has], b["hi"][has])
         return np.arange(t.j0, t.n), lo, hi, g["ts"] - t.j0
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         n = self.row_ticks
         g = _grouped(t.cells, n)
         bar, lo, hi, cell_range = self._ranges(t, g)
@@ -343,11 +344,11 @@ class _ZeroPrints(_PerBar):
         return {"bar": bar[which][miss], "tick": level[miss] * n, "missing": code[miss]}
 
     def build(self, cols: dict, index):
-        return _frame({"ts": cols["ts"], "tick": cols["tick"],
-                       "missing_side": _ZERO_SIDES[cols["missing"]]}, index)
+        return rows_frame({"ts": cols["ts"], "tick": cols["tick"],
+                           "missing_side": _ZERO_SIDES[cols["missing"]]}, index)
 
 
-class _Absorption(_PerBar):
+class Absorption(_PerBar):
     """``absorption``: per touched bar with cells, its POC when one side's aggression there did
     not carry the close beyond the level."""
 
@@ -365,9 +366,9 @@ class _Absorption(_PerBar):
             raise ValueError(f"absorption: side must be None, 'bid' or 'ask', got {side!r}")
         self.side = side
 
-    def compute(self, t: _Touch) -> dict:
+    def compute(self, t: Touch) -> dict:
         n = self.row_ticks
-        i, g = _row_pocs(t, n)
+        i, g = row_pocs(t, n)
         ask, bid, vol, tick = (g[k][i] for k in ("ask_volume", "bid_volume", "volume", "tick"))
         poc_bar = g["ts"][i]
         close = price_to_tick(t.bars["close"][poc_bar - t.j0], self.tick_size)
@@ -384,6 +385,6 @@ class _Absorption(_PerBar):
 
     def build(self, cols: dict, index):
         side = np.where(cols["bid"], "bid", "ask").astype(object)
-        return _frame({"ts": cols["ts"], "tick": cols["tick"], "side": side,
-                       "volume": cols["volume"], "aggressor_volume": cols["aggressor_volume"],
-                       "progress_ticks": cols["progress_ticks"]}, index)
+        return rows_frame({"ts": cols["ts"], "tick": cols["tick"], "side": side,
+                           "volume": cols["volume"], "aggressor_volume": cols["aggressor_volume"],
+                           "progress_ticks": cols["progress_ticks"]}, index)

@@ -8,7 +8,7 @@ import numpy as np
 from ...frames import group_starts
 
 
-def _pocs(group: np.ndarray, tick: np.ndarray, vol: np.ndarray):
+def group_pocs(group: np.ndarray, tick: np.ndarray, vol: np.ndarray):
     """Per group of rows sorted by (group, tick): the index of its POC -- most volume; ties to the
     tick closest to the middle of the group's lowest and highest tick, then the lower one (the rule
     of ``bar_poc`` and of the volume profile). Returns (picks, group starts, group ends)."""

@@ -1,8 +1,8 @@
 """What :class:`LiveOrderFlow` keeps between updates, and how it reads and writes frames.
 
-Numpy columns that grow (``_Columns``), what one update touched (``_Touch``) and what it reports
-(``LiveUpdate``), the trading day of bar times (``_TradingDays``), and the conversions between
-model-layout frames and columns (``_frame``, ``_index``, ``_frame_columns``).
+Numpy columns that grow (``Columns``), what one update touched (``Touch``) and what it reports
+(``LiveUpdate``), the trading day of bar times (``TradingDays``), and the conversions between
+model-layout frames and columns (``rows_frame``, ``result_index``, ``frame_columns``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tradeflow.model import Session, ns_to_utc
 
 
 
-class _Columns:
+class Columns:
     """Numpy columns that grow at the end and can be cut back, and whose first rows can be
     dropped (``drop_before``) while every row keeps its position.
 
@@ -102,7 +102,7 @@ class _Columns:
 
 
 @dataclass
-class _Touch:
+class Touch:
     """What one update touched: bars ``j0..n-1`` (the first ``n_closed`` of all bars are closed),
     their columns (core values included), their cells and the batch's trades, as numpy arrays.
     ``poc_cell`` indexes, per touched bar with cells (``poc_bar``), its POC among ``cells``.
@@ -131,7 +131,7 @@ class LiveUpdate:
     bar_update: object | None = None
 
 
-class _TradingDays:
+class TradingDays:
     """Trading date (ns) of bar times per session, remembering the span ``[start, end)`` of the
     last day seen: a live update's bars almost always fall in it, and then no pandas time-zone
     work is needed. A span is kept only once both its ends are checked to map to that day."""
@@ -162,11 +162,11 @@ class _TradingDays:
             self._span[session] = (start, end, day)
 
 
-def _frame(cols: dict, index) -> pd.DataFrame:
+def rows_frame(cols: dict, index) -> pd.DataFrame:
     return pd.DataFrame(cols, index=index)
 
 
-def _index(rows, n: int):
+def result_index(rows, n: int):
     """The index of a frame of ``rows`` (a slice or positions) of a result of ``n`` rows."""
     if isinstance(rows, slice):
         start, stop, _ = rows.indices(n)
@@ -174,7 +174,7 @@ def _index(rows, n: int):
     return pd.Index(np.asarray(rows, dtype="int64"))
 
 
-def _frame_columns(frames, floats, ints) -> dict:
+def frame_columns(frames, floats, ints) -> dict:
     """Numpy columns (``ts`` as int64 ns) of model-layout frames, concatenated."""
     frames = [f for f in frames if len(f)] or frames[:1]
     out = {"ts": np.concatenate([f["ts"].array.as_unit("ns").asi8 for f in frames])}

@@ -1,5 +1,5 @@
-"""Live studies over the trades themselves rather than the bars: ``_Prints`` (``big_trades``)
-and ``_Sweeps`` (``sweeps``)."""
+"""Live studies over the trades themselves rather than the bars: ``Prints`` (``big_trades``)
+and ``Sweeps`` (``sweeps``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from tradeflow.model import ns_to_utc, price_to_tick
 
 from ...frames import group_starts, non_negative, positive_number, positive_tick_size
 from ..aggression import max_gap_ns
-from .storage import _Columns, _frame
+from .storage import Columns, rows_frame
 
 
-class _Prints:
+class Prints:
     """``big_trades``. Kept: the rows of timestamps before the last one (final) and the groups of
     the last timestamp (one per side, or the big single prints), which the next batch may extend
     or join: ``size``, ``pv`` (size-weighted price sum), low, high, prints."""
@@ -29,7 +29,7 @@ class _Prints:
             raise ValueError(f"big_trades: aggregate_same_ts must be True or False, "
                              f"got {aggregate_same_ts!r}")
         self.aggregate = bool(aggregate_same_ts)
-        self.rows = _Columns(ts="int64", side="int8", price="float64", size="float64",
+        self.rows = Columns(ts="int64", side="int8", price="float64", size="float64",
                              prints="int64", price_low="float64", price_high="float64")
         self.open = {k: np.empty(0, v) for k, v in self._EMPTY.items()}
         self.changed = slice(0, 0)
@@ -56,7 +56,7 @@ class _Prints:
                 "pv": np.add.reduceat(w["pv"], s), "lo": np.minimum.reduceat(w["lo"], s),
                 "hi": np.maximum.reduceat(w["hi"], s), "n": np.add.reduceat(w["n"], s)}
 
-    def _append(self, g: dict, keep, into: _Columns | None = None) -> None:
+    def _append(self, g: dict, keep, into: Columns | None = None) -> None:
         tot, lo, hi = g["size"][keep], g["lo"][keep], g["hi"][keep]
         if self.aggregate:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -75,7 +75,7 @@ class _Prints:
         return len(self.rows) + int((self.open["size"] >= self.min_size).sum())
 
     def _open_rows(self) -> dict:
-        tail = _Columns(**{k: v.dtype for k, v in self.rows._data.items()})
+        tail = Columns(**{k: v.dtype for k, v in self.rows._data.items()})
         self._append(self.open, self.open["size"] >= self.min_size, tail)
         return tail.take(slice(None))
 
@@ -90,10 +90,10 @@ class _Prints:
         done, tail = self.rows.take(rows), self._open_rows()
         cols = {k: np.concatenate([done[k], tail[k]]) for k in done}
         cols["ts"] = ns_to_utc(cols["ts"])
-        return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
+        return rows_frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
 
 
-class _Sweeps:
+class Sweeps:
     """``sweeps``. Kept: the qualifying runs that ended, and the run of the last trade (it may
     go on): its start time, side, first tick, levels, size, prints, and the last trade's time and
     tick (the next trade continues the run or breaks it)."""
@@ -107,7 +107,7 @@ class _Sweeps:
         self.min_levels = int(min_levels)
         self.gap = max_gap_ns(max_gap)
         self.min_size = non_negative(min_size, "sweeps: min_size")
-        self.rows = _Columns(ts_start="int64", ts_end="int64", side="int8", tick_start="int64",
+        self.rows = Columns(ts_start="int64", ts_end="int64", side="int8", tick_start="int64",
                              tick_end="int64", levels="int64", size="float64", trades="int64")
         self.open = None  # the last run: dict of scalars
         self.changed = slice(0, 0)
@@ -182,4 +182,4 @@ class _Sweeps:
             if self._keep(tail)[0]:
                 cols = {k: np.concatenate([cols[k], tail[k]]) for k in cols}
         cols["ts_start"], cols["ts_end"] = ns_to_utc(cols["ts_start"]), ns_to_utc(cols["ts_end"])
-        return _frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
+        return rows_frame(cols, pd.RangeIndex(start, start + len(cols["size"])))
