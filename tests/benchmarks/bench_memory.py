@@ -14,7 +14,8 @@ default) and sends each ``--step`` seconds of market (trades, the book's snapsho
 liquidations) through the websocket hook every ``step / speed`` seconds of wall time, paced to
 the clock, waiting for each ack. The figure is the slope of a least-squares line through the RSS
 samples after the first ``--warmup`` share of the run, in MB per simulated hour; the baseline is
-the RSS when warm-up ended.
+the RSS when warm-up ended. On a DuckDB store the served process also logs DuckDB's own
+accounting (``DuckDBStore.memory()``), and the note splits the slope into DuckDB's and the rest.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,17 @@ def rss_mb(pid: int) -> float:
     """Resident memory of process ``pid``, MB (Linux)."""
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def duckdb_mb(lines: list[dict], clock: list[float]) -> np.ndarray | None:
+    """DuckDB's own memory (``DuckDBStore.memory()``, all kinds), MB, at each sample time of
+    ``clock``: the served process's last line before it (None without lines: not DuckDB)."""
+    if not lines:
+        return None
+    t = np.array([line.pop("t") for line in lines])
+    total = np.array([sum(line.values()) for line in lines]) / 2**20
+    i = np.clip(np.searchsorted(t, clock, side="right") - 1, 0, len(t) - 1)
+    return total[i]
 
 
 def _iso(ts: pd.Series) -> list[str]:
@@ -126,16 +139,35 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     key = new_key(url, "bench")
     sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day)
     samples: list[tuple[float, float]] = []
-    with served(url, ["BTCUSDT"], studies) as (server, notes):
-        pid = server.proc.pid
-        samples.append((0.0, rss_mb(pid)))
-        got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step,
-                                         lambda h: samples.append((h, rss_mb(pid))), every,
-                                         start))
+    clock: list[float] = []  # each sample's time.monotonic()
+    duck_log = Path(tempfile.mkstemp(prefix="bench-duckdb-", suffix=".jsonl")[1])
+
+    def sample(h: float) -> None:
+        samples.append((h, rss_mb(pid)))
+        clock.append(time.monotonic())
+
+    try:
+        with served(url, ["BTCUSDT"], studies,
+                    extra=("--duckdb-memory", str(duck_log))) as (server, notes):
+            pid = server.proc.pid
+            sample(0.0)
+            got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step, sample,
+                                             every, start))
+        duck = duckdb_mb([json.loads(line) for line in duck_log.read_text().splitlines()],
+                         clock)
+    finally:
+        duck_log.unlink(missing_ok=True)
     h = np.array([s[0] for s in samples])
     mb = np.array([s[1] for s in samples])
     after = h >= warmup * hours
-    slope = float(np.polyfit(h[after], mb[after], 1)[0]) if after.sum() >= 2 else float("nan")
+
+    def slope_of(y) -> float:
+        return float(np.polyfit(h[after], y[after], 1)[0]) if after.sum() >= 2 else float("nan")
+
+    slope = slope_of(mb)
+    if duck is not None:  # DuckDB's own accounting (a DuckDB store), and the rest of the RSS
+        got.update(duckdb_slope_mb_per_h=slope_of(duck), rest_slope_mb_per_h=slope_of(mb - duck),
+                   duckdb_mb=duck.tolist())
     return {**got, "samples": samples, "slope_mb_per_h": slope,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
             "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
@@ -188,7 +220,11 @@ def main(argv=None) -> None:
                 note=f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
                      f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
                      f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
-                     f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"))
+                     f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"
+                     + (f"; DuckDB's own {got['duckdb_slope_mb_per_h']:+.1f} MB/h "
+                        f"({min(got['duckdb_mb']):.0f}-{max(got['duckdb_mb']):.0f} MB), the "
+                        f"rest {got['rest_slope_mb_per_h']:+.1f} MB/h"
+                        if "duckdb_mb" in got else "")))
     finally:
         if clusters is not None:
             clusters.stop()

@@ -182,16 +182,17 @@ def prepare_store(url: str, symbols) -> str:
 
 
 @contextmanager
-def served(url: str, charts, studies=STUDIES, spec: str = "1m"):
-    """The served process with a chart per symbol of ``charts``; yields (served, notes) where
-    ``notes`` is filled with the charts' record once the server has stopped."""
+def served(url: str, charts, studies=STUDIES, spec: str = "1m", extra=()):
+    """The served process with a chart per symbol of ``charts`` (``extra``: more of
+    ``served.py``'s options); yields (served, notes) where ``notes`` is filled with the charts'
+    record once the server has stopped."""
     from tests.serve import serving
 
     record = Path(tempfile.mkstemp(prefix="bench-charts-", suffix=".json")[1])
     notes: dict = {}
     try:
         with serving(url, "--store", url, "--charts", ",".join(charts), "--spec", spec,
-                     "--studies", ",".join(studies), "--record", str(record),
+                     "--studies", ",".join(studies), "--record", str(record), *extra,
                      command=SERVED) as server:
             yield server, notes
         notes.update(json.loads(record.read_text() or "{}"))

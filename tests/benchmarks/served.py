@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +58,15 @@ class Chart:
                 "resyncs": self.resyncs}
 
 
+def _log_memory(store, path: str, every: float = 5.0) -> None:
+    """Append ``{"t": monotonic, TAG: bytes...}`` of ``store.memory()`` every ``every`` s."""
+    with open(path, "a") as f:
+        while True:
+            f.write(json.dumps({"t": time.monotonic(), **store.memory()}) + "\n")
+            f.flush()
+            time.sleep(every)
+
+
 def main(argv=None) -> None:
     from tradeflow.server.app import run
 
@@ -67,6 +77,8 @@ def main(argv=None) -> None:
     ap.add_argument("--spec", default="1m")
     ap.add_argument("--studies", default="", help="catalogue studies, comma-separated")
     ap.add_argument("--record", required=True, help="JSON file the charts' notes go to")
+    ap.add_argument("--duckdb-memory", default=None,
+                    help="JSON lines file: DuckDB's own memory accounting every 5 s")
     args = ap.parse_args(argv)
     studies = [s for s in args.studies.split(",") if s]
     charts: dict[str, Chart] = {}
@@ -76,6 +88,9 @@ def main(argv=None) -> None:
             # a queue long enough that a busy loop never drops this chart to a resync
             sub = ctx.pipeline.hub.subscribe(symbol, args.spec, studies, queue_size=1_000_000)
             charts[symbol] = Chart(sub)
+        if args.duckdb_memory and hasattr(ctx.store, "memory"):
+            threading.Thread(target=_log_memory, args=(ctx.store, args.duckdb_memory),
+                             daemon=True).start()
 
     asyncio.run(run(args.store, "127.0.0.1", args.port, (), started=started,
                     ready=lambda line: print(line, flush=True)))
