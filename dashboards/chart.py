@@ -28,14 +28,14 @@ import panel as pn
 import param
 from bokeh.models import ColumnDataSource, CrosshairTool, Range1d, Span
 
-from dashboards.patch_messages import light_patch_messages
 from dashboards.chart_panes import UNDER, UNDER_HEIGHT, BookPanels, read_book, under_pane
 from dashboards.chart_state import ChartConfig
-from dashboards.growing_frame import GrowingFrame
 from dashboards.components import axes
 from dashboards.components.live_sources import BarNumbers
 from dashboards.components.theme import figure, style, theme_of
+from dashboards.growing_frame import GrowingFrame
 from dashboards.live import PERIOD_MS, Reads, Waker, session_callback
+from dashboards.patch_messages import light_patch_messages
 from data_access import StoreError
 from tradeflow.bars import heikin_ashi
 from tradeflow.live.hub import Snapshot, Update
