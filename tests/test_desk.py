@@ -472,24 +472,31 @@ def test_a_note_is_edited_in_the_page_and_checked():
     assert not drawings.editor.visible
 
 
+def _simulated_market(tmp_path, start: str, end: str):
+    """MarketData over a DuckDB store of simulated BTCUSDT trades from ``start`` to ``end``."""
+    from data_access import open_store
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'market.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
+    store.write_trades("BTCUSDT", sim.generate(start, end).trades)
+    return MarketData(store)
+
+
 def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     """A Chart over a store (no server): history read at once, older bars put in front with
     lower numbers when the view nears the first bar, drawings kept in place."""
     from dashboards.chart import FIRST_BARS, Chart
-    from tradeflow.ingest.simulator import MarketSimulator
-    from tradeflow.marketdata import MarketData
-    from tradeflow.model import Instrument
-    from data_access import open_store
 
-    store = open_store(f"duckdb:///{tmp_path / 'c.duckdb'}")
-    inst = Instrument("BTCUSDT", 0.1)
-    store.add_instrument(inst)
-    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
-    store.write_trades("BTCUSDT", sim.generate("2026-11-25 00:00", "2026-11-27 00:00").trades)
+    market = _simulated_market(tmp_path, "2026-11-25 00:00", "2026-11-27 00:00")
     config = ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="candles", drawings=[
         {"kind": "hline", "points": [{"t": "2026-11-26T20:00:00Z", "dx": 0.0,
                                       "price": 50_000.0}]}])
-    chart = Chart(config, MarketData(store))
+    chart = Chart(config, market)
     assert chart.ready and len(chart.history) == FIRST_BARS
     drawn_at = pd.Timestamp("2026-11-26T20:00:00Z")
 
@@ -498,7 +505,7 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     assert hline_bar() == drawn_at
     first_ts = chart.history["ts"].iloc[0]
     chart.x_range.start = chart.first_x + 5  # scrolled back near the first bar
-    older = MarketData(store).bars("BTCUSDT", "1m", end=first_ts, last=FIRST_BARS)
+    older = market.bars("BTCUSDT", "1m", end=first_ts, last=FIRST_BARS)
     assert len(older) > 100 and len(chart.history) == FIRST_BARS + len(older)
     assert chart.history["ts"].iloc[len(older)] == first_ts  # the older bars in front
     source = chart.view.source.data
@@ -514,7 +521,7 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     chart.x_range.update(start=chart.first_x + 99.6, end=chart.first_x + 160.2)
     view = chart.state().view_range
     assert view == (ts[100], ts[160])
-    again = Chart(ChartConfig.from_json(chart.state().to_json()), MarketData(store))
+    again = Chart(ChartConfig.from_json(chart.state().to_json()), market)
     assert again.state().view_range == view
     first = pd.DatetimeIndex(again.history["ts"])
     assert first[int(np.ceil(again.x_range.start)) - again.first_x] == ts[100]
@@ -522,9 +529,9 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     from dashboards.heatmap_chart import HeatmapChart
     heat = HeatmapChart(ChartConfig.from_dict({
         "symbol": "BTCUSDT", "chart_type": "heatmap",
-        "view_range": ["2026-11-26T00:00Z", "2026-11-26T07:00Z"]}), MarketData(store))
+        "view_range": ["2026-11-26T00:00Z", "2026-11-26T07:00Z"]}), market)
     assert "the heatmap shows at most 6 hours of depth" in heat.error
-    store.close()
+    market.store.close()
 
 
 @pytest.mark.parametrize("spec, chart_type", [("1m", "candles"), ("1m:HA", "candles"),
@@ -723,21 +730,13 @@ def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
     """Two panes under a fixed-height chart and a study in its own pane: the volume and study
     panes shrink (to 90 px at least) before the price does (it was left 150 px)."""
     from dashboards.chart import UNDER_HEIGHT, Chart
-    from data_access import open_store
-    from tradeflow.ingest.simulator import MarketSimulator
-    from tradeflow.marketdata import MarketData
-    from tradeflow.model import Instrument
 
-    store = open_store(f"duckdb:///{tmp_path / 'h.duckdb'}")
-    inst = Instrument("BTCUSDT", 0.1)
-    store.add_instrument(inst)
-    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
-    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    market = _simulated_market(tmp_path, "2026-11-26 00:00", "2026-11-27 00:00")
     plain = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles")
     full = ChartConfig(symbol="BTCUSDT", spec="5m", chart_type="candles", panes=["delta", "cvd"],
                        studies=[{"name": "RSI", "params": {}}])
-    alone = Chart(plain, MarketData(store), height=700)
-    crowded = Chart(full, MarketData(store), height=700)
+    alone = Chart(plain, market, height=700)
+    crowded = Chart(full, market, height=700)
     assert alone.view.pane_height == 130  # room enough: the default
     assert crowded.view.pane_height == 90
     # the chart's height is shared out whole: readout and axis, volume and RSI, the two panes
@@ -751,18 +750,10 @@ def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
     chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view)."""
     from dashboards.chart import Chart
     from dashboards.components.price_chart import RIGHT_MARGIN
-    from data_access import open_store
-    from tradeflow.ingest.simulator import MarketSimulator
-    from tradeflow.marketdata import MarketData
-    from tradeflow.model import Instrument
 
-    store = open_store(f"duckdb:///{tmp_path / 'k.duckdb'}")
-    inst = Instrument("BTCUSDT", 0.1)
-    store.add_instrument(inst)
-    sim = MarketSimulator(inst, seed=3, trades_per_day=20_000)
-    store.write_trades("BTCUSDT", sim.generate("2026-11-26 00:00", "2026-11-27 00:00").trades)
+    market = _simulated_market(tmp_path, "2026-11-26 00:00", "2026-11-27 00:00")
     chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type),
-                  MarketData(store), height=600)
+                  market, height=600)
     x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
     assert len(x)
     start, end = chart.x_range.start, chart.x_range.end
