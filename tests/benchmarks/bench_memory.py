@@ -36,21 +36,34 @@ from tests.benchmarks.common import PgClusters, Row, environment, print_table, w
 START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid``, MB (Linux)."""
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory of process ``pid`` and its anonymous part (heaps, allocators' arenas;
+    the rest is file-backed: libraries, mapped files), MB (Linux ``smaps_rollup``)."""
+    kb = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                kb[name] = int(value.split()[0])
+    return kb["Rss"] / 1024, kb["Anonymous"] / 1024
 
 
-def duckdb_mb(lines: list[dict], clock: list[float]) -> np.ndarray | None:
-    """DuckDB's own memory (``DuckDBStore.memory()``, all kinds), MB, at each sample time of
-    ``clock``: the served process's last line before it (None without lines: not DuckDB)."""
+def logged_mb(lines: list[dict], clock: list[float]) -> dict[str, np.ndarray]:
+    """The served process's memory log at each sample time of ``clock`` (its last line before
+    it), MB: its allocators (``served.allocators``) and, on a DuckDB store, ``duckdb``
+    (``DuckDBStore.memory()``, all kinds) and ``duckdb_cache`` (its ``BASE_TABLE``: cached
+    blocks of the file)."""
     if not lines:
-        return None
-    t = np.array([line.pop("t") for line in lines])
-    total = np.array([sum(line.values()) for line in lines]) / 2**20
+        return {}
+    t = np.array([line["t"] for line in lines])
     i = np.clip(np.searchsorted(t, clock, side="right") - 1, 0, len(t) - 1)
-    return total[i]
+    out = {name: np.array([line["allocators"].get(name, 0) for line in lines])[i] / 2**20
+           for name in lines[-1]["allocators"]}
+    if lines[-1]["duckdb"]:
+        out["duckdb"] = np.array([sum(line["duckdb"].values()) for line in lines])[i] / 2**20
+        out["duckdb_cache"] = np.array([line["duckdb"].get("BASE_TABLE", 0)
+                                        for line in lines])[i] / 2**20
+    return out
 
 
 def _iso(ts: pd.Series) -> list[str]:
@@ -122,8 +135,38 @@ async def feed_simulated(url: str, key: str, sim, hours: float, speed: float, st
             "late_steps": late, "steps": steps}
 
 
+def prefill(url: str, sim, start: pd.Timestamp, hours: float) -> None:
+    """Write ``hours`` of ``sim``'s market before ``start`` straight into the store (10-minute
+    transactions), so the served chart starts with its hub's history of closed bars full."""
+    from data_access import open_store
+
+    store = open_store(url)
+    try:
+        a = start - pd.Timedelta(hours=hours)
+        while a < start:
+            b = min(a + pd.Timedelta(minutes=10), start)
+            batch = sim.generate(a, b)
+            with store.transaction():
+                store.write_trades(sim.instrument.symbol, batch.trades)
+                store.write_depth(sim.instrument.symbol, batch.depth)
+                if batch.liquidations is not None and len(batch.liquidations):
+                    store.write_liquidations(sim.instrument.symbol, batch.liquidations)
+            a = b
+    finally:
+        store.close()
+
+
+def stored_mb(url: str) -> float | None:
+    """Size of a DuckDB store's files (the database and its WAL), MB; None for other stores."""
+    if not url.startswith("duckdb:///"):
+        return None
+    path = Path(url.removeprefix("duckdb://").partition("?")[0])
+    return sum(f.stat().st_size for f in (path, path.with_name(path.name + ".wal"))
+               if f.exists()) / 2**20
+
+
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
-        warmup: float, studies, start: pd.Timestamp = START) -> dict:
+        warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -138,40 +181,50 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         store.close()
     key = new_key(url, "bench")
     sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day)
-    samples: list[tuple[float, float]] = []
+    if before:
+        prefill(url, sim, start, before)
+    samples: list[tuple[float, float, float]] = []  # simulated h, RSS, anonymous RSS
     clock: list[float] = []  # each sample's time.monotonic()
+    load: list[float] = []  # the machine's 1-minute load average
+    stored: list[float | None] = []  # the store's files, MB
     duck_log = Path(tempfile.mkstemp(prefix="bench-duckdb-", suffix=".jsonl")[1])
 
     def sample(h: float) -> None:
-        samples.append((h, rss_mb(pid)))
+        samples.append((h, *rss_mb(pid)))
         clock.append(time.monotonic())
+        stored.append(stored_mb(url))
+        load.append(os.getloadavg()[0])
 
     try:
         with served(url, ["BTCUSDT"], studies,
-                    extra=("--duckdb-memory", str(duck_log))) as (server, notes):
+                    extra=("--memory-log", str(duck_log))) as (server, notes):
             pid = server.proc.pid
             sample(0.0)
             got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step, sample,
                                              every, start))
-        duck = duckdb_mb([json.loads(line) for line in duck_log.read_text().splitlines()],
-                         clock)
+        logged = logged_mb([json.loads(line) for line in duck_log.read_text().splitlines()],
+                           clock)
     finally:
         duck_log.unlink(missing_ok=True)
-    h = np.array([s[0] for s in samples])
-    mb = np.array([s[1] for s in samples])
+    h, mb, anon = (np.array(c) for c in zip(*samples))
     after = h >= warmup * hours
 
     def slope_of(y) -> float:
         return float(np.polyfit(h[after], y[after], 1)[0]) if after.sum() >= 2 else float("nan")
 
-    slope = slope_of(mb)
-    if duck is not None:  # DuckDB's own accounting (a DuckDB store), and the rest of the RSS
-        got.update(duckdb_slope_mb_per_h=slope_of(duck), rest_slope_mb_per_h=slope_of(mb - duck),
-                   duckdb_mb=duck.tolist())
-    return {**got, "samples": samples, "slope_mb_per_h": slope,
+    parts = {"anonymous": anon, "file-backed": mb - anon, **logged}
+    if "jemalloc_resident" in logged:  # anonymous memory no allocator here accounts for
+        parts["unexplained"] = anon - logged["glibc_held"] - logged["jemalloc_resident"] - \
+            logged["arrow"]
+    if stored[0] is not None:
+        parts["stored"] = np.array(stored)
+    slopes = {name: slope_of(y) for name, y in parts.items()}
+    got["logged_mb"] = {name: y.tolist() for name, y in logged.items()}
+    return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
             "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
-                "messages"), "studies": studies}
+                "messages"), "studies": studies, "prefill_h": before,
+            "load_min_max": (min(load), max(load))}
 
 
 def main(argv=None) -> None:
@@ -191,6 +244,8 @@ def main(argv=None) -> None:
     ap.add_argument("--start", default=str(START),
                     help="the simulated market's start (UTC; e.g. '2024-03-05 22:00' to cross "
                          "a trading day, where the studies start again)")
+    ap.add_argument("--prefill", type=float, default=0.0,
+                    help="simulated hours written into the store before the run")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     args = ap.parse_args(argv)
@@ -212,7 +267,7 @@ def main(argv=None) -> None:
                 f"{hours * 3600 / args.speed:.0f} s")
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
                       args.warmup, [s for s in args.studies.split(",") if s],
-                      pd.Timestamp(args.start, tz="UTC"))
+                      pd.Timestamp(args.start, tz="UTC"), args.prefill)
             meta[label] = {"load_average": os.getloadavg(), **got}
             rows.append(Row(
                 f"{label}: server RSS growth per simulated hour after warm-up",
@@ -221,10 +276,9 @@ def main(argv=None) -> None:
                      f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
                      f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
                      f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"
-                     + (f"; DuckDB's own {got['duckdb_slope_mb_per_h']:+.1f} MB/h "
-                        f"({min(got['duckdb_mb']):.0f}-{max(got['duckdb_mb']):.0f} MB), the "
-                        f"rest {got['rest_slope_mb_per_h']:+.1f} MB/h"
-                        if "duckdb_mb" in got else "")))
+                     f"; load average {got['load_min_max'][0]:.1f}-{got['load_min_max'][1]:.1f}"
+                     f"; slopes MB/h: " + ", ".join(
+                         f"{name} {v:+.1f}" for name, v in got["slopes_mb_per_h"].items())))
     finally:
         if clusters is not None:
             clusters.stop()

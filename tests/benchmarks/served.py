@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import threading
 import time
@@ -58,11 +59,46 @@ class Chart:
                 "resyncs": self.resyncs}
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def allocators() -> dict[str, int]:
+    """What this process's allocators hold, bytes: ``arrow`` (Arrow's default pool, mimalloc),
+    ``glibc``/``glibc_held`` (malloc in use: Python, numpy, pandas; and with its free chunks),
+    ``jemalloc``/``jemalloc_resident``
+    (DuckDB's own jemalloc, linked into its module: allocated, and pages resident, which
+    include freed pages it has not given back yet)."""
+    import duckdb
+    import pyarrow as pa
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    out = {"arrow": pa.total_allocated_bytes(), "glibc": info.uordblks + info.hblkhd,
+           "glibc_held": info.arena + info.hblkhd}
+    je = ctypes.CDLL(duckdb._duckdb.__file__)
+    one, size = ctypes.c_uint64(1), ctypes.c_size_t(8)
+    je.duckdb_je_mallctl(b"epoch", ctypes.byref(one), ctypes.byref(size), ctypes.byref(one),
+                         size)  # refreshes the statistics
+    for key, name in (("jemalloc", b"stats.allocated"), ("jemalloc_resident", b"stats.resident")):
+        value, size = ctypes.c_uint64(0), ctypes.c_size_t(8)
+        if je.duckdb_je_mallctl(name, ctypes.byref(value), ctypes.byref(size), None, 0) == 0:
+            out[key] = value.value
+    return out
+
+
 def _log_memory(store, path: str, every: float = 5.0) -> None:
-    """Append ``{"t": monotonic, TAG: bytes...}`` of ``store.memory()`` every ``every`` s."""
+    """Append ``{"t": monotonic, "allocators": allocators(), "duckdb": {TAG: bytes...}}``
+    every ``every`` s: the allocators and ``store.memory()`` (DuckDB's own accounting, on a
+    DuckDB store)."""
     with open(path, "a") as f:
         while True:
-            f.write(json.dumps({"t": time.monotonic(), **store.memory()}) + "\n")
+            f.write(json.dumps({"t": time.monotonic(), "allocators": allocators(),
+                                "duckdb": store.memory() if hasattr(store, "memory")
+                                else {}}) + "\n")
             f.flush()
             time.sleep(every)
 
@@ -77,8 +113,8 @@ def main(argv=None) -> None:
     ap.add_argument("--spec", default="1m")
     ap.add_argument("--studies", default="", help="catalogue studies, comma-separated")
     ap.add_argument("--record", required=True, help="JSON file the charts' notes go to")
-    ap.add_argument("--duckdb-memory", default=None,
-                    help="JSON lines file: DuckDB's own memory accounting every 5 s")
+    ap.add_argument("--memory-log", default=None,
+                    help="JSON lines file: the allocators and DuckDB's accounting every 5 s")
     args = ap.parse_args(argv)
     studies = [s for s in args.studies.split(",") if s]
     charts: dict[str, Chart] = {}
@@ -88,8 +124,8 @@ def main(argv=None) -> None:
             # a queue long enough that a busy loop never drops this chart to a resync
             sub = ctx.pipeline.hub.subscribe(symbol, args.spec, studies, queue_size=1_000_000)
             charts[symbol] = Chart(sub)
-        if args.duckdb_memory and hasattr(ctx.store, "memory"):
-            threading.Thread(target=_log_memory, args=(ctx.store, args.duckdb_memory),
+        if args.memory_log:
+            threading.Thread(target=_log_memory, args=(ctx.store, args.memory_log),
                              daemon=True).start()
 
     asyncio.run(run(args.store, "127.0.0.1", args.port, (), started=started,
