@@ -34,6 +34,14 @@ from tests.benchmarks.bench_ws_hook import STUDIES, log, served
 from tests.benchmarks.common import PgClusters, Row, environment, print_table, write_json
 
 START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
+# Written into the store before the run: the hub keeps 300 closed bars, 5 h of 1-minute bars, so
+# the served chart starts with its history full and the run sees the steady state, not the
+# history filling (which alone is ~5 MB a simulated hour).
+PREFILL_H = 5.0
+# "Flat": the RSS after warm-up grows by at most this, MB per simulated hour (a simulated day at
+# this pace adds ~50 MB to a ~300 MB server); a 1-hour run's slope carries ~1-2 MB/h of noise,
+# printed beside it.
+FLAT_MB_PER_H = 2.0
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -212,6 +220,10 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     def slope_of(y) -> float:
         return float(np.polyfit(h[after], y[after], 1)[0]) if after.sum() >= 2 else float("nan")
 
+    # the slope's standard error: how far the samples' noise alone could move it
+    error = (float(np.sqrt(np.polyfit(h[after], mb[after], 1, cov=True)[1][0, 0]))
+             if after.sum() >= 4 else float("nan"))
+
     parts = {"anonymous": anon, "file-backed": mb - anon, **logged}
     if "jemalloc_resident" in logged:  # anonymous memory no allocator here accounts for
         parts["unexplained"] = anon - logged["glibc_held"] - logged["jemalloc_resident"] - \
@@ -221,6 +233,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     slopes = {name: slope_of(y) for name, y in parts.items()}
     got["logged_mb"] = {name: y.tolist() for name, y in logged.items()}
     return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
+            "slope_error_mb_per_h": error,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
             "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
                 "messages"), "studies": studies, "prefill_h": before,
@@ -244,8 +257,9 @@ def main(argv=None) -> None:
     ap.add_argument("--start", default=str(START),
                     help="the simulated market's start (UTC; e.g. '2024-03-05 22:00' to cross "
                          "a trading day, where the studies start again)")
-    ap.add_argument("--prefill", type=float, default=0.0,
-                    help="simulated hours written into the store before the run")
+    ap.add_argument("--prefill", type=float, default=PREFILL_H,
+                    help="simulated hours written into the store before the run (default 5: "
+                         "the hub's history full; 0: a cold start)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     args = ap.parse_args(argv)
@@ -269,10 +283,15 @@ def main(argv=None) -> None:
                       args.warmup, [s for s in args.studies.split(",") if s],
                       pd.Timestamp(args.start, tz="UTC"), args.prefill)
             meta[label] = {"load_average": os.getloadavg(), **got}
+            slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(
                 f"{label}: server RSS growth per simulated hour after warm-up",
-                got["slope_mb_per_h"], "MB", got["rss_warm_mb"], "RSS after warm-up", None,
-                note=f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
+                slope, "MB", got["rss_warm_mb"], "RSS after warm-up", None,
+                f"flat: <= {FLAT_MB_PER_H:g} MB/h", slope <= FLAT_MB_PER_H,
+                note=f"{slope:+.1f} +- {got['slope_error_mb_per_h']:.1f} MB/h"
+                     + (f" ({slope / stored:.1f}x the growth of the store's files, "
+                        f"{stored:+.1f} MB/h)" if stored else "") + "; "
+                     f"{got['prefill_h']:g} h stored before; "f"{got['trades']:,} trades, {hours:g} h at {args.speed:g}x in "
                      f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
                      f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
                      f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"
@@ -283,6 +302,12 @@ def main(argv=None) -> None:
         if clusters is not None:
             clusters.stop()
     print_table(rows)
+    for row in rows:
+        log(f"{row.figure.split(':')[0]}: {row.value:+.1f} MB per simulated hour: flat "
+            f"(<= {FLAT_MB_PER_H:g}) {'met' if row.met else 'NOT met'}")
+    if len(rows) == 2:
+        log(f"{rows[0].figure.split(':')[0]} minus {rows[1].figure.split(':')[0]}: "
+            f"{rows[0].value - rows[1].value:+.1f} MB/h")
     log(f"load average (1, 5, 15 min) at the end {os.getloadavg()} on {os.cpu_count()} CPUs")
     log(f"written {write_json(args.out, rows, meta)}")
 

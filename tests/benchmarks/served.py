@@ -67,26 +67,21 @@ class _MallInfo2(ctypes.Structure):
 
 def allocators() -> dict[str, int]:
     """What this process's allocators hold, bytes: ``arrow`` (Arrow's default pool, mimalloc),
-    ``glibc``/``glibc_held`` (malloc in use: Python, numpy, pandas; and with its free chunks),
-    ``jemalloc``/``jemalloc_resident``
-    (DuckDB's own jemalloc, linked into its module: allocated, and pages resident, which
-    include freed pages it has not given back yet)."""
-    import duckdb
+    ``glibc``/``glibc_held`` (malloc in use: Python's larger objects, numpy, pandas, DuckDB's
+    C++ structures; and with its free chunks), ``jemalloc``/``jemalloc_resident`` (DuckDB's own
+    allocator, ``duckdb_allocator``: in use, and resident with the freed pages it keeps)."""
     import pyarrow as pa
+
+    from data_access.duckdb_store import duckdb_allocator
 
     libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     out = {"arrow": pa.total_allocated_bytes(), "glibc": info.uordblks + info.hblkhd,
            "glibc_held": info.arena + info.hblkhd}
-    je = ctypes.CDLL(duckdb._duckdb.__file__)
-    one, size = ctypes.c_uint64(1), ctypes.c_size_t(8)
-    je.duckdb_je_mallctl(b"epoch", ctypes.byref(one), ctypes.byref(size), ctypes.byref(one),
-                         size)  # refreshes the statistics
-    for key, name in (("jemalloc", b"stats.allocated"), ("jemalloc_resident", b"stats.resident")):
-        value, size = ctypes.c_uint64(0), ctypes.c_size_t(8)
-        if je.duckdb_je_mallctl(name, ctypes.byref(value), ctypes.byref(size), None, 0) == 0:
-            out[key] = value.value
+    je = duckdb_allocator()
+    if je:
+        out.update(jemalloc=je["allocated"], jemalloc_resident=je["resident"])
     return out
 
 
