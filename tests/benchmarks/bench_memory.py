@@ -12,10 +12,12 @@ memory is its own processes', so the figure is the server's alone). A feeder in 
 ``--trades-per-day``, default 2M: ~80k trades a simulated hour, ten times the simulator's
 default) and sends each ``--step`` seconds of market (trades, the book's snapshots and
 liquidations) through the websocket hook every ``step / speed`` seconds of wall time, paced to
-the clock, waiting for each ack. The figure is the slope of a least-squares line through the RSS
-samples after the first ``--warmup`` share of the run, in MB per simulated hour; the baseline is
-the RSS when warm-up ended. On a DuckDB store the served process also logs DuckDB's own
-accounting (``DuckDBStore.memory()``), and the note splits the slope into DuckDB's and the rest.
+the clock, waiting for each ack; ``--prefill`` simulated hours (default 5) are written into the
+store first, so the chart's history is full from the start. The figure is the slope of a
+least-squares line through the RSS samples after the first ``--warmup`` share of the run, in MB
+per simulated hour; it is flat at most ``FLAT_MB_PER_H``. The served process logs its
+allocators and DuckDB's own accounting (``served.allocators``, ``DuckDBStore.memory()``), and
+the note splits the slope by them.
 """
 from __future__ import annotations
 
@@ -225,9 +227,6 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
              if after.sum() >= 4 else float("nan"))
 
     parts = {"anonymous": anon, "file-backed": mb - anon, **logged}
-    if "jemalloc_resident" in logged:  # anonymous memory no allocator here accounts for
-        parts["unexplained"] = anon - logged["glibc_held"] - logged["jemalloc_resident"] - \
-            logged["arrow"]
     if stored[0] is not None:
         parts["stored"] = np.array(stored)
     slopes = {name: slope_of(y) for name, y in parts.items()}
