@@ -148,11 +148,11 @@ def _free_port(host: str) -> int:
 
 async def _simulate(pipeline, store, symbol: str, say) -> None:
     """Stream simulated live order flow of ``symbol`` into the pipeline (as a feeder would)."""
-    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.ingest.simulator import SERVED_FAR_LEVELS, MarketSimulator
     from tradeflow.live.simulated import opens_in_words, stream_simulated
 
     try:
-        sim = MarketSimulator(store.instrument(symbol))
+        sim = MarketSimulator(store.instrument(symbol), far_levels=SERVED_FAR_LEVELS)
         now = pd.Timestamp.now(tz="UTC")
         if sim.next_open(now) != now:
             say(f"{symbol}: session closed now; {opens_in_words(sim, now)}. Its simulated "
