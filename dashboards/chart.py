@@ -50,7 +50,7 @@ FIRST_BARS = 1440  # a day of 1-minute bars
 NEAR_START = 20    # bars from the first one at which older history is read
 SHOWN_BARS = 120   # bars in view at first
 MAX_BARS = 20 * FIRST_BARS  # bars read to open on an old view range
-SHOWN_FOOTPRINT = 14  # footprint bars in view at first: wide enough to read their cells
+SHOWN_FOOTPRINT = 14  # footprint bars an export shows (a served one: as many as its numbers fit)
 _READ_ERRORS = (ModelError, StoreError, ValueError)  # bad symbol or spec, a store refusing
 
 
@@ -493,6 +493,9 @@ class Chart(pn.viewable.Viewer):
             shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
             self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)
         self._load_view()
+        if self.config.view_range is None and not self.static and n and hasattr(
+                self.view, "first_shown"):  # the footprint: as many bars as its numbers fit
+            self.x_range.update(start=self.view.first_shown(n) - 0.5, end=n + 1.5)
 
     def _load_view(self):
         self._load_main()
