@@ -463,6 +463,8 @@ class Chart(pn.viewable.Viewer):
                              f"at most {MAX_BARS:,}: open a later range or longer bars")
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
             len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
+        # trades stored between the two reads: cells of a bar newer than the bars read
+        cells = cells[cells["ts"] <= bars["ts"].iloc[-1]] if len(cells) else cells
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
 
     @property
