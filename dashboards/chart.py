@@ -205,6 +205,7 @@ class Chart(pn.viewable.Viewer):
         # the hub's study rows as followed (by label, indexed by position in each result):
         # a view reloaded draws these, so the hub's later Changes land on the same positions
         self.live_studies: dict[str, pd.DataFrame] = {}
+        self.cvd_wicks = None  # CVD candles of the bars read (cvd_wicks), for their wicks
         self.first_x = 0
         self.more_history = True
         self._loading = False
@@ -252,18 +253,18 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        bars, cells = self._read(**self.window)
+        bars, cells, wicks = self._read(**self.window)
         view = self.config.view_range
         if view is not None and len(bars) and view[0] < bars["ts"].iloc[0]:
             # a range older than the first day read (a link): read from a little before it
             before = self.marketdata.bars(self.config.symbol, self.spec.base, end=view[0],
                                           last=NEAR_START + 1)
-            bars, cells = self._read(self.window["end"], start=before["ts"].iloc[0]
-                                     if len(before) else view[0], last=None)
-        return instrument, bars, cells
+            bars, cells, wicks = self._read(self.window["end"], start=before["ts"].iloc[0]
+                                            if len(before) else view[0], last=None)
+        return instrument, bars, cells, wicks
 
     def _start(self, result) -> None:
-        self.instrument, self.history, self.history_cells = result
+        self.instrument, self.history, self.history_cells, self.cvd_wicks = result
         self.view = self._make_view()
         self.panes = self._make_panes()
         self.under = [under_pane(name, instrument=self.instrument, theme=self.config.theme,
@@ -454,7 +455,8 @@ class Chart(pn.viewable.Viewer):
 
     def _read(self, end=None, start=None, last=FIRST_BARS):
         """The ``last`` bars before ``end`` (None: the newest), or every bar from ``start`` (at
-        most :data:`MAX_BARS`), and their cells when drawn."""
+        most :data:`MAX_BARS`), their cells when drawn, and their CVD candles when drawn
+        (:func:`cvd_wicks`; else None)."""
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
         bars = md.bars(symbol, plain, start=start, end=end, last=last)
@@ -463,7 +465,10 @@ class Chart(pn.viewable.Viewer):
                              f"at most {MAX_BARS:,}: open a later range or longer bars")
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
             len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
-        return bars.reset_index(drop=True), cells.reset_index(drop=True)
+        bars = bars.reset_index(drop=True)
+        wicks = (cvd_wicks(md, symbol, bars, md.store.instrument(symbol).session)
+                 if "cvd_candles" in self.config.panes else None)
+        return bars, cells.reset_index(drop=True), wicks
 
     @property
     def wants_cells(self) -> bool:
@@ -530,8 +535,17 @@ class Chart(pn.viewable.Viewer):
     def _load_panes(self):
         for pane in self.panes:
             pane.load(self._display(self.history), self.history_cells)
-        for pane in self.under:  # (with the hub's studies: the CVD candles' wicks)
-            self._view_load(pane, first_x=self.first_x)
+        for pane in self.under:  # (with the CVD candles' wicks: read, then the hub's)
+            self._view_load(pane, first_x=self.first_x, studies=self._under_studies())
+
+    def _under_studies(self) -> dict:
+        """The hub's study rows, the CVD candles' in front of them those read with the bars
+        (:attr:`cvd_wicks`: the hub's start with its trading day; later rows win by time)."""
+        studies = dict(self.live_studies)
+        if self.cvd_wicks is not None:
+            hub = studies.get("cvd_candles")
+            studies["cvd_candles"] = _cat_rows(self.cvd_wicks, hub)
+        return studies
 
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
@@ -623,7 +637,7 @@ class Chart(pn.viewable.Viewer):
         first_ts = self.history["ts"].iloc[0]
         self._submit(self._read, first_ts, then=lambda read: self._prepend(first_ts, *read))
 
-    def _prepend(self, first_ts, bars, cells) -> int:
+    def _prepend(self, first_ts, bars, cells, wicks=None) -> int:
         """Put ``bars`` (read before ``first_ts``) in front; how many there were."""
         self._loading = False
         if not len(self.history) or self.history["ts"].iloc[0] != first_ts:
@@ -636,6 +650,8 @@ class Chart(pn.viewable.Viewer):
         self.history_cells = pd.concat([cells[cells["ts"] < first_ts], self.history_cells],
                                        ignore_index=True)
         self.first_x -= len(bars)
+        if wicks is not None:
+            self.cvd_wicks = _cat_rows(wicks[wicks["ts"] < first_ts], self.cvd_wicks)
         if hasattr(self.view, "prepend"):
             shown = self._display(self.history).iloc[:len(bars)]
             self.view.prepend(shown, cells)
@@ -679,6 +695,34 @@ class Chart(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._layout
+
+
+def cvd_wicks(marketdata, symbol: str, bars: pd.DataFrame, session) -> pd.DataFrame | None:
+    """CVD candles of ``bars`` (``indicators.orderflow.cvd_candles``, the batch form of the hub's
+    ``cvd_candles`` study) from their stored trades, for the wicks of the bars before the hub's
+    trading day: a wick is the running delta's extremes inside the bar, which only the trades
+    hold (the cells have lost their order). None when the trades do not make the bars (bars
+    received built), so those bars are drawn without wicks rather than with wrong ones."""
+    from indicators.orderflow import cvd_candles
+
+    if not len(bars):
+        return None
+    trades = marketdata.trades(symbol, start=bars["ts"].iloc[0])
+    # the bars' trades, in order (trades stored since the bars were read are left over)
+    trades = trades.iloc[:int(bars["trades"].sum())]
+    try:
+        return cvd_candles(bars, trades=trades, session=session)
+    except ValueError as exc:
+        log.info("CVD candles of %s without wicks before the live day: %s", symbol, exc)
+        return None
+
+
+def _cat_rows(front: pd.DataFrame | None, back: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Two frames of rows one after the other (either may be None or empty), index 0..n-1."""
+    parts = [f for f in (front, back) if f is not None and len(f)]
+    if not parts:
+        return front if front is not None else back
+    return pd.concat(parts, ignore_index=True)
 
 
 def _params(fn) -> tuple[str, ...]:
