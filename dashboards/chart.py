@@ -301,6 +301,7 @@ class Chart(pn.viewable.Viewer):
         """The live feed, with the chart's studies when the hub computes them (one follower per
         study and settings, shared by every chart), else the bars only."""
         from dashboards.live import LiveFeed
+        from indicators.catalogue import CATALOGUE
         from indicators.registry import IndicatorError
 
         # (name, settings) pairs: the hub labels each by its settings, so two EMAs are two
@@ -308,15 +309,30 @@ class Chart(pn.viewable.Viewer):
                    if self.config.chart_type != "footprint" else [])
         if "cvd_candles" in self.config.panes and not any(n == "cvd_candles" for n, _ in studies):
             studies.append(("cvd_candles", {}))  # the candles' wicks
+        # the profile panes' latest session, computed once by the hub for every pane like them
+        shared = self._pane_studies()
+        studies += [s for s in shared.values() if s not in studies]
         book = self.book.subscription() if self.book is not None else {}
         try:
-            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+            feed = LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             studies=studies, periodic=False, wake=self._waker, **book)
+            for pane, (name, settings) in shared.items():
+                pane.follow(CATALOGUE.get(name).label(settings))
+            return feed
         except (ValueError, IndicatorError) as exc:
             log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
                      exc)
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             periodic=False, wake=self._waker, **book)
+
+    def _pane_studies(self) -> dict:
+        """``{pane: (study, settings)}``: the hub study each profile pane can follow."""
+        asked = {}
+        for pane in self.panes:
+            study = pane.hub_study() if hasattr(pane, "hub_study") else None
+            if study is not None:
+                asked[pane] = study
+        return asked
 
     def browser_sources(self) -> list:
         """The sources the views' own browser code writes (the footprint's viewport report)."""
