@@ -73,7 +73,7 @@ class _Candles(pn.viewable.Viewer):
         self.figure.segment(axes.X, "high", axes.X, "low", color="color", source=self.source)
         self.figure.vbar(axes.X, 0.7, "open", "close", fill_color="color", line_color="color",
                          source=self.source)
-        self.figure.xaxis.formatter = axes.time_formatter(self.source)
+        self.figure.xaxis.formatter = axes.time_formatter(self.source, self.figure)
         if self.instrument is not None:
             self.figure.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
         self.numbers = BarNumbers()

@@ -630,7 +630,7 @@ class PriceChart(pn.viewable.Viewer):
             fig.xaxis.visible = False
         for fig in figures[1:]:  # one toolbar (the price pane's) acts on the shared x range
             fig.toolbar_location = None
-        figures[-1].xaxis.formatter = axes.time_formatter(src)
+        figures[-1].xaxis.formatter = axes.time_formatter(src, figures[-1])
         for fig in figures:
             fig.min_border_right = PRICE_BORDER  # room for the price labels, equal in every pane
             style(fig, theme)  # again: the legends came with the studies
