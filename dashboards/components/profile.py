@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import BoxAnnotation, ColumnDataSource, Range1d, Span
+from bokeh.models import BoxAnnotation, ColumnDataSource, Range1d, Span, Title
 from bokeh.transform import factor_cmap
 
 from indicators.orderflow import naked_pocs
@@ -181,6 +181,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.numbers = BarNumbers()
         self.figure = pane_figure(theme_of(self.theme), self.y_range, self.width,
                                   "Volume profile", crosshair)
+        self.rows_title = Title(text="", text_font_size="10px", text_font_style="normal")
+        self.figure.add_layout(self.rows_title, "above")
         self._draw()
         self._view = None  # (first, last) bar in view, range="visible"
         self._view_pending = False  # a refresh for a moved view is scheduled
@@ -234,6 +236,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
     def _restyle(self) -> None:
         th = theme_of(self.theme)
         style(self.figure, th)
+        self.rows_title.text_color = th.muted
         self.va_box.fill_color = th.value_area
         self.zone_colors["transform"].palette = zone_palette(th)
         self.side_colors["transform"].palette = [th.up, th.down]
@@ -499,13 +502,14 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self._show_sessions()
 
     def _title(self) -> str:
-        rows = f" · {self.row_size}-tick rows" if self.row_size > 1 else ""
+        """The title; the row size goes on the line above it (both on one line ran into the
+        pane beside this narrow one)."""
+        self.rows_title.text = f"{self.row_size}-tick rows" if self.row_size > 1 else ""
         if self.range == "session":
             date = self._session.date
-            return (f"Volume profile · {date:%d %b}" if date is not None else "Volume profile") \
-                + rows
+            return f"Volume profile · {date:%d %b}" if date is not None else "Volume profile"
         return "Volume profile · " + ("visible range" if self.range == "visible"
-                                      else "composite") + rows
+                                      else "composite")
 
     def _session_rows(self, day: int, profile) -> dict:
         """Rows of one day's profile on the chart: from its first bar, ``SESSION_WIDTH`` of its
