@@ -354,6 +354,9 @@ class Chart(pn.viewable.Viewer):
             kw["studies"] = [(s["name"], dict(s["params"])) for s in self.config.studies]
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
+        if "time_axis" in cls.param and any(name in UNDER for name in self.config.panes) \
+                and self.config.chart_type not in ("kagi", "point_and_figure", "line_break"):
+            kw["time_axis"] = False  # the panes under it show it (a transform's x is its own)
         if "height" in cls.param and self.height:
             under = sum(name in UNDER for name in self.config.panes) * (UNDER_HEIGHT + 10)
             if cls.__name__ == "PriceChart":

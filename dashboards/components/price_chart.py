@@ -164,6 +164,8 @@ class PriceChart(pn.viewable.Viewer):
                            doc="Height of the price pane in pixels (None: stretch)")
     pane_height = param.Integer(default=130, bounds=(60, None),
                                 doc="Height of the volume and study panes")
+    time_axis = param.Boolean(default=True, doc="The time axis under the last pane (off when "
+                              "panes under the chart show it: one axis, not two)")
 
     def __init__(self, *, bars=None, footprint=None, x_range=None, crosshair=None, **params):
         super().__init__(**params)
@@ -242,7 +244,7 @@ class PriceChart(pn.viewable.Viewer):
         self._redraw()
 
     @param.depends("chart_type", "show_volume", "base_price", "volume_candles", "transform",
-                   "height", "pane_height", watch=True)
+                   "height", "pane_height", "time_axis", watch=True)
     def _redraw(self):
         """Recompute every row and build the figures (a user's choice changed; not live)."""
         self._fill_bars()
@@ -631,6 +633,7 @@ class PriceChart(pn.viewable.Viewer):
         for fig in figures[1:]:  # one toolbar (the price pane's) acts on the shared x range
             fig.toolbar_location = None
         figures[-1].xaxis.formatter = axes.time_formatter(src, figures[-1])
+        figures[-1].xaxis.visible = self.time_axis
         for fig in figures:
             fig.min_border_right = PRICE_BORDER  # room for the price labels, equal in every pane
             style(fig, theme)  # again: the legends came with the studies
