@@ -342,10 +342,6 @@ class FootprintChart(pn.viewable.Viewer):
             rng.js_on_change("start", report)
             rng.js_on_change("end", report)
         self.viewport.js_on_change("tags", report)
-        # and its size: panes laid out beside it later (profile, TPO) make it narrower, and
-        # numbers judged readable at the first width overlapped
-        for name in ("inner_width", "inner_height"):
-            fig.js_on_change(name, report)
         if self.static:
             self._numbers_js = CustomJS(code=_SHOW_NUMBERS, args=dict(
                 fig=fig, xr=self.x_range, yr=self.y_range, row=1.0, texts=self._text_r,
