@@ -15,6 +15,8 @@ most :data:`AUTO_ROWS` rows (letters need about 12 pixels of height to read).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -22,8 +24,6 @@ import param
 from bokeh.core.properties import value
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.transform import factor_cmap
-
-import dataclasses
 
 from indicators.profile import LiveTPO, merge_profiles, tpo_profiles
 from indicators.profile.tpo import summarise
