@@ -22,7 +22,7 @@ async def submit_waiting(submit, *args) -> int:
             await asyncio.sleep(exc.retry_after)
 
 
-CATCH_UP_LIMIT = pd.Timedelta("1D")  # how far back a restarted simulated feed fills its gap
+CATCH_UP_LIMIT = pd.Timedelta("1h")  # the longest gap a started simulated feed fills
 
 
 async def stream_simulated(pipeline: Pipeline, sim: MarketSimulator, symbol: str,
@@ -40,11 +40,14 @@ async def stream_simulated(pipeline: Pipeline, sim: MarketSimulator, symbol: str
 async def catch_up(pipeline: Pipeline, sim: MarketSimulator, symbol: str, since,
                    now: Callable[[], pd.Timestamp] | None = None) -> int:
     """Submit ``sim``'s history of ``symbol`` from ``since`` (the store's last trade) to now, so
-    that a stream started next continues the stored market without a gap; at most
-    ``CATCH_UP_LIMIT`` back (an older gap stays, as a feed that was off leaves one). The trades
-    submitted. ``now`` is the clock (tests give their own)."""
+    that a stream started next continues the stored market without a gap (the minute between
+    ``tradeflow simulate`` and ``serve``, a restart). A gap longer than ``CATCH_UP_LIMIT`` stays,
+    as a feed that was off leaves one. The trades submitted. ``now`` is the clock (tests give
+    their own)."""
     now = now or (lambda: pd.Timestamp.now(tz="UTC"))
-    cursor = max(pd.Timestamp(since), now() - CATCH_UP_LIMIT)
+    cursor = pd.Timestamp(since)
+    if now() - cursor > CATCH_UP_LIMIT:
+        return 0
     n = 0
     # again until caught up: the filling itself takes time, which must not become a gap either
     while (end := now()) - cursor > pd.Timedelta("1s"):
