@@ -755,3 +755,17 @@ def test_the_readout_writes_sizes_as_the_footprint_does():
     assert "Vol 0.004" in readout(0.004, -0.003) and "Δ -0.003" in readout(0.004, -0.003)
     assert "Vol 12.3k" in readout(12_345.0, 250.0) and "Δ +250" in readout(12_345.0, 250.0)
     assert "Δ 0" in readout(5.0, 0.0) and "-0" not in readout(5.0, -0.0)
+
+
+def test_the_readout_puts_prices_first_and_the_time_last():
+    """A narrow chart (four on the desk) cuts the readout's end: the prices and the change come
+    first, then volume and delta, the bar's time (also on the axis) last."""
+    from dashboards.components.price_chart import _last_readout
+    from dashboards.components.theme import THEMES
+
+    data = {"t": [1_795_000_000_000.0], "open": [99.0], "high": [101.0], "low": [98.0],
+            "close": [100.0], "change": [1.0], "volume": [5.0], "delta": [2.0]}
+    text = re.sub(r"<[^>]+>", "", _last_readout(data, 0, 1, THEMES["dark"])).replace("&nbsp;", " ")
+    order = [text.index(label) for label in ("O 99.0", "C 100.0", "Chg +1.0", "Vol 5", "Δ +2",
+                                             "2026-")]
+    assert order == sorted(order), text

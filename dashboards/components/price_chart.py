@@ -92,22 +92,23 @@ const span = (label, text, color) => '<span style="color:' + colors.muted + '">'
   '</span> <span style="color:' + color + '">' + text + '</span>';
 const c = d['close'][i], o = d['open'] ? d['open'][i] : c, dir = c >= o ? 1 : -1;
 const parts = [];
+for (const k of ['open', 'high', 'low', 'close'])
+  if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
+if (d['change']) {
+  const ch = d['change'][i], prev = c - ch;
+  parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
+    : ''), col(ch)));
+}
+if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
+if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
+                                col(d['delta'][i])));
+// the time last: a narrow chart cuts the readout's end, and the axis shows the time too
 if (d['t']) {
   const t = new Date(d['t'][i]), pad = (n) => String(n).padStart(2, '0');
   parts.push('<span style="color:' + colors.muted + '">' + t.getUTCFullYear() + '-' +
     pad(t.getUTCMonth() + 1) + '-' + pad(t.getUTCDate()) + ' ' + pad(t.getUTCHours()) + ':' +
     pad(t.getUTCMinutes()) + (t.getUTCSeconds() ? ':' + pad(t.getUTCSeconds()) : '') +
     '</span>');
-}
-for (const k of ['open', 'high', 'low', 'close'])
-  if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
-if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
-if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
-                                col(d['delta'][i])));
-if (d['change']) {
-  const ch = d['change'][i], prev = c - ch;
-  parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
-    : ''), col(ch)));
 }
 div.text = head + parts.join('&nbsp;&nbsp;');
 """
@@ -863,20 +864,20 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
     close = row["close"]
     rising = 1 if close >= row.get("open", close) else -1
     parts = []
-    if "t" in row:
-        t = pd.to_datetime(row["t"], unit="ms")  # local wall-clock time (axes.local_ms)
-        parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
-                     f'{t.strftime(":%S") if t.second else ""}</span>')
     parts += [value(k[0].upper(), fmt(row[k], decimals), colour(rising))
               for k in ("open", "high", "low", "close") if k in row]
-    if "volume" in row:
-        parts.append(value("Vol", size(row["volume"]), theme.text))
-    if "delta" in row:
-        parts.append(value("Δ", size(row["delta"], signed=True), colour(row["delta"])))
     if "change" in row:
         ch, prev = row["change"], close - row["change"]
         pct = f" ({signed(100 * ch / prev, 2)}%)" if np.isfinite(ch) and prev else ""
         parts.append(value("Chg", signed(ch, decimals) + pct, colour(ch)))
+    if "volume" in row:
+        parts.append(value("Vol", size(row["volume"]), theme.text))
+    if "delta" in row:
+        parts.append(value("Δ", size(row["delta"], signed=True), colour(row["delta"])))
+    if "t" in row:  # last: a narrow chart cuts the readout's end, and the axis shows the time
+        t = pd.to_datetime(row["t"], unit="ms")  # local wall-clock time (axes.local_ms)
+        parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
+                     f'{t.strftime(":%S") if t.second else ""}</span>')
     return "&nbsp;&nbsp;".join(parts)
 
 
