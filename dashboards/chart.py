@@ -656,15 +656,17 @@ class Chart(pn.viewable.Viewer):
         """The config with the view range and drawings as shown now. A view that shows the
         newest bar is "the latest" (``view_range`` None): it follows the market, and a link
         to it does too."""
-        xs, ts = self.bar_times()
-        if len(ts):
+        n = len(self._bars)
+        if n and self.x_range.end >= self.first_x + n - 1:
+            self.config.view_range = None  # the newest bar in view (no times read: every second)
+        elif n:
+            xs, ts = self.bar_times()
+
             def at(i):
                 return ts[int(np.clip(i - self.first_x, 0, len(ts) - 1))]
             # the first and last bar wholly in view (a range loaded from times gives them back)
             start, end = at(math.ceil(self.x_range.start)), at(math.floor(self.x_range.end))
-            newest = self.first_x + len(ts) - 1
-            self.config.view_range = (start, end) if start < end and \
-                self.x_range.end < newest else None
+            self.config.view_range = (start, end) if start < end else None
         if self.drawings is not None:
             self.config.drawings = self.drawings.to_state()
         return self.config

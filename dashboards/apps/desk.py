@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 
 import pandas as pd
@@ -87,19 +88,23 @@ class Keys(JSComponent):
 
 
 _WATCHED: dict = {}  # id(store) -> (monotonic time, the rows): one read for every session
+_WATCH_LOCK = threading.Lock()  # one read at a time: the sessions asking meanwhile wait for it
 
 
 def _shared_watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
     """:func:`_watch_rows`, read once per refresh period for all the sessions of a store (each
-    session asking every 2 s made the watchlist a read per session, sent again unchanged)."""
+    session asking every 2 s made the watchlist a read per session, sent again unchanged). Runs
+    on the reader threads: sessions asking while the read runs take its result (without the
+    lock each started a read of its own, and 50 sessions kept the threads and cores busy)."""
     key = id(marketdata.store) if marketdata else None
-    now = time.monotonic()
-    kept = _WATCHED.get(key)
-    if kept is not None and now - kept[0] < WATCH_EVERY_MS / 1e3 * 0.75:
-        return kept[1]
-    rows = _watch_rows(marketdata)
-    _WATCHED[key] = (now, rows)
-    return rows
+    with _WATCH_LOCK:
+        now = time.monotonic()
+        kept = _WATCHED.get(key)
+        if kept is not None and now - kept[0] < WATCH_EVERY_MS / 1e3 * 0.75:
+            return kept[1]
+        rows = _watch_rows(marketdata)
+        _WATCHED[key] = (time.monotonic(), rows)
+        return rows
 
 
 def _watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
