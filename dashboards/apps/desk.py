@@ -45,7 +45,7 @@ SHORTCUTS = (("1 / 2 / 4", "one, two or four charts"), ("t", "dark / light theme
              ("[ / ]", "focus the previous / next chart"))
 TOGGLES = {"d": "dom", "s": "tape"}  # keys that show or hide a side panel
 CHART_HEIGHT = {1: 760, 2: 760, 4: 380}
-WATCH_EVERY_MS = 2000
+WATCH_EVERY_MS = 5000  # (every 2 s, each session's table patch was 10% of the loop at 20)
 STATE_EVERY_MS = 1000  # drawings and view ranges into the URL
 
 

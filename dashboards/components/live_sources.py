@@ -111,7 +111,7 @@ def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[s
     sent = {}
     for k, v in data.items():
         new = np.asarray(v)
-        if _differs(np.asarray(source.data[k])[lo:hi], new).any():
+        if _differs(np.asarray(source.data[k][lo:hi]), new).any():
             sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else [(slice(lo, hi), new)]
     if sent:
         source.patch(sent)
