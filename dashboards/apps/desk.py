@@ -25,7 +25,7 @@ from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, De
 from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
-from dashboards.live import PERIOD_MS, Reads, session_callback
+from dashboards.live import FALLBACK_MS, Reads, Waker, session_callback
 from dashboards.pages import PageError, check_client, error_view, sources, template
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
@@ -222,8 +222,9 @@ class Desk(pn.viewable.Viewer):
         self.keys.param.watch(self._on_key, "key")
         self._refresh_watchlist()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self.reads.wake = Waker(self.reads.apply)  # the watchlist shown once read
             self._callbacks = [
-                session_callback(self.reads.apply, PERIOD_MS),
+                session_callback(self.reads.apply, FALLBACK_MS),
                 session_callback(self._refresh_watchlist, WATCH_EVERY_MS),
                 session_callback(self._sync_states, STATE_EVERY_MS)]
             pn.state.on_session_destroyed(lambda _context: self.close())
