@@ -50,7 +50,7 @@ FIRST_BARS = 1440  # a day of 1-minute bars
 NEAR_START = 20    # bars from the first one at which older history is read
 SHOWN_BARS = 120   # bars in view at first
 MAX_BARS = 20 * FIRST_BARS  # bars read to open on an old view range
-SHOWN_FOOTPRINT = 14  # footprint bars in view at first: wide enough to read their cells
+SHOWN_FOOTPRINT = 14  # footprint bars an export shows (a served one: as many as its numbers fit)
 _READ_ERRORS = (ModelError, StoreError, ValueError)  # bad symbol or spec, a store refusing
 
 
@@ -465,6 +465,8 @@ class Chart(pn.viewable.Viewer):
                              f"at most {MAX_BARS:,}: open a later range or longer bars")
         cells = md.footprint(symbol, plain, start=bars["ts"].iloc[0], end=end) if (
             len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
+        # trades stored between the two reads: cells of a bar newer than the bars read
+        cells = cells[cells["ts"] <= bars["ts"].iloc[-1]] if len(cells) else cells
         return bars.reset_index(drop=True), cells.reset_index(drop=True)
 
     @property
@@ -495,6 +497,9 @@ class Chart(pn.viewable.Viewer):
             shown = SHOWN_FOOTPRINT if self.config.chart_type == "footprint" else SHOWN_BARS
             self.x_range.update(start=max(n - shown, 0) - 0.5, end=n + 1.5)
         self._load_view()
+        if self.config.view_range is None and not self.static and n and hasattr(
+                self.view, "first_shown"):  # the footprint: as many bars as its numbers fit
+            self.x_range.update(start=self.view.first_shown(n) - 0.5, end=n + 1.5)
 
     def _load_view(self):
         self._load_main()

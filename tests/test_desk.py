@@ -487,6 +487,32 @@ def _simulated_market(tmp_path, start: str, end: str):
     return MarketData(store)
 
 
+def test_a_footprint_read_while_trades_arrive_holds_cells_of_its_bars_only(tmp_path):
+    """The bars and their cells are two reads: trades stored between them (the live feed)
+    must not give the chart cells of a bar it did not read."""
+    from dashboards.chart import Chart
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.marketdata import MarketData
+
+    market = _simulated_market(tmp_path, "2026-11-25 00:00", "2026-11-25 06:00")
+    later = MarketSimulator(market.store.instrument("BTCUSDT"), seed=4, trades_per_day=20_000
+                            ).generate("2026-11-25 06:00", "2026-11-25 07:00").trades
+
+    class TradesArriveBetweenReads(MarketData):
+        def bars(self, *args, **kw):
+            bars = super().bars(*args, **kw)
+            if len(later):  # the feed stores an hour of trades right after the bars are read
+                self.store.write_trades("BTCUSDT", later)
+                later.drop(later.index, inplace=True)
+            return bars
+
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="footprint"),
+                  TradesArriveBetweenReads(market.store))
+    assert chart.ready and chart.history["ts"].iloc[-1] < pd.Timestamp("2026-11-25 06:00", tz="UTC")
+    assert chart.history_cells["ts"].isin(chart.history["ts"]).all()
+    assert market.store.trades("BTCUSDT")["ts"].max() >= pd.Timestamp("2026-11-25 06:30", tz="UTC")
+
+
 def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     """A Chart over a store (no server): history read at once, older bars put in front with
     lower numbers when the view nears the first bar, drawings kept in place."""

@@ -7,7 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradeflow.ingest.simulator import MarketSimulator, SimBatch, default_start_price
+from tradeflow.ingest.simulator import (
+    FAR_SPAN,
+    MarketSimulator,
+    SimBatch,
+    default_start_price,
+)
 from tradeflow.model import (
     DEPTH_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, Instrument, empty_frame,
 )
@@ -278,6 +283,26 @@ def test_depth_snapshots_every_interval_with_asks_above_bids(interval):
                          batch.trades[["ts", "price"]], on="ts", direction="backward").dropna()
     gap = (BTC.to_tick(last["price"]) - last["bid"]).abs()
     assert gap.median() <= 10
+
+
+def test_far_levels_sit_beyond_the_touch_band_on_a_fixed_grid():
+    near, far = 5, 4
+    sim = MarketSimulator(BTC, seed=8, depth_levels=near, far_levels=far)
+    start = WEDNESDAY + pd.Timedelta("15h")
+    depth = sim.generate(start, start + pd.Timedelta("2min")).depth
+    assert (depth.groupby("ts").size() == 2 * (near + far)).all()
+    bid = depth["ts"].map(depth[depth["side"] == -1].groupby("ts")["tick"].max())
+    ask = depth["ts"].map(depth[depth["side"] == 1].groupby("ts")["tick"].min())
+    beyond = (depth["tick"] < bid - (near - 1)) | (depth["tick"] > ask + (near - 1))
+    far_rows = depth[beyond]
+    assert len(far_rows) == 2 * far * depth["ts"].nunique()
+    assert (far_rows["tick"] % sim.far_step == 0).all() and sim.far_step > 1
+    # they reach about FAR_SPAN of the price, and the price moved: the grid holds, not the offsets
+    reach = (far_rows["tick"] - bid[beyond]).abs().max() * BTC.tick_size
+    assert 0.5 * FAR_SPAN * sim.start_price < reach < 1.5 * FAR_SPAN * sim.start_price
+    assert (depth.groupby("ts")["tick"].nunique() == 2 * (near + far)).all()  # no level twice
+    with pytest.raises(ValueError, match="far_levels"):
+        MarketSimulator(BTC, far_levels=-1)
 
 
 def test_depth_grows_away_from_the_touch(es_day):

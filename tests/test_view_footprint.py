@@ -9,6 +9,7 @@ from bokeh.document import Document
 from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
                                    ColumnsStreamedEvent, ModelChangedEvent)
 from bokeh.layouts import column
+from bokeh.models import Text
 
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
@@ -50,6 +51,12 @@ def per_bar(chart: FootprintChart, column: str) -> np.ndarray:
 def zoom(chart: FootprintChart, x0, x1, y0, y1, w=1200, h=600):
     """What the browser reports when the user zooms (the server answers it)."""
     chart.viewport.data = {"x0": [x0], "x1": [x1], "y0": [y0], "y1": [y1], "w": [w], "h": [h]}
+
+
+def reported(chart: FootprintChart, w, h):
+    """The page's first report: the view the load chose, at the plot's real size."""
+    zoom(chart, chart.x_range.start, chart.x_range.end, chart.y_range.start, chart.y_range.end,
+         w=w, h=h)
 
 
 def test_cells_sum_to_each_bars_volume_and_sides(built):
@@ -103,6 +110,31 @@ def test_bid_left_ask_right_in_the_numbers():
     chart.cell = "delta"
     centre = dict(zip(zip(chart.text.data["x"], chart.text.data["y"]), chart.text.data["center"]))
     assert centre[(CELL_MID, 4000.0)] == "+18" and centre[(CELL_MID, 4000.25)] == "-5"
+
+
+def test_numbers_are_written_only_where_they_fit_their_cell():
+    """Whole-number sizes (``12 x 30``) fit a bar 60 px wide; crypto's fractional sizes
+    (``0.012 x 0.03``) would spill into the next bar there, so the cells are drawn without
+    numbers until the bars are wide enough for them."""
+    bars, cells = tiny()
+    whole = FootprintChart(bars, cells, instrument=ES)
+    reported(whole, w=120, h=108)  # the page's size is known: the zoom below is the user's
+    zoom(whole, -0.5, 1.5, 3999.5, 4001.0, w=120, h=108)  # bars 60 px, rows 18 px
+    assert whole.zoomed_in and len(whole.text.data["x"]) == 4
+    crypto = bars.copy()
+    crypto[["volume", "ask_volume", "bid_volume", "delta"]] /= 1000
+    fractional = cells.copy()
+    fractional[["volume", "ask_volume", "bid_volume"]] /= 1000
+    chart = FootprintChart(crypto, fractional, instrument=ES)
+    reported(chart, w=120, h=108)
+    zoom(chart, -0.5, 1.5, 3999.5, 4001.0, w=120, h=108)
+    assert not chart.zoomed_in and len(chart.text.data["x"]) == 0
+    assert len(chart.image.data["image"]) == 1
+    zoom(chart, -0.5, 1.5, 3999.5, 4001.0, w=280, h=108)  # bars 140 px
+    assert chart.zoomed_in and "0.012" in list(chart.text.data["left"])
+    # the font that fits: 5 digits a side in a 102 px cell, not more than the row's 11 px
+    sizes = {r.glyph.text_font_size for r in chart.figure.renderers if isinstance(r.glyph, Text)}
+    assert sizes == {"11px"}
 
 
 def test_row_ticks_merge_cells_and_keep_volume(built):
@@ -323,6 +355,7 @@ def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trade
     # room for the bars to come on the right, at the same scale
     (x0,), (x1,), (y0,), (y1,), (w,), (h,) = (chart.viewport.data[k] for k in
                                               ("x0", "x1", "y0", "y1", "w", "h"))
+    reported(chart, w, h)  # the page is as large as the load assumed
     zoom(chart, x0, x1 + 6, y0 - 3, y1 + 3, w=w * (x1 + 6 - x0) / (x1 - x0),
          h=h * (y1 - y0 + 6) / (y1 - y0))
     assert chart.zoomed_in
@@ -514,6 +547,17 @@ def test_automatic_row_size_fits_the_bars_in_view(built):
     x, y = np.asarray(d["x"]), np.asarray(d["y"])
     for bar in range(len(bars) - len(shown), len(bars)):
         assert ((x == bar) & (y >= y0) & (y <= y1)).any(), bar
+    # and the first view is wide enough for BTC's fractional sizes to be written
+    assert chart.zoomed_in and len(chart.text.data["x"]) > 0
+    # the page reports a narrower plot than the load assumed: fewer bars, still written
+    start = chart.x_range.start
+    reported(chart, w=chart.viewport.data["w"][0] * 0.6, h=chart.viewport.data["h"][0])
+    assert chart.x_range.start > start and chart.x_range.end == len(bars) + 0.5
+    assert chart.zoomed_in and len(chart.text.data["x"]) > 0
+    assert chart.viewport.data["x0"] == [chart.x_range.start]
+    # later reports are the user's zooms: answered, never refitted
+    zoom(chart, 0, len(bars), y0, y1, w=300, h=400)
+    assert chart.x_range.start > start and not chart.zoomed_in
     # a row size set by hand is kept; back to automatic, the same choice again
     chart.row_ticks = 1
     assert chart.rows == 1 and chart.figure.title.text.startswith("row 1 tick ")

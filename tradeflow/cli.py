@@ -360,7 +360,7 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
     the store (all symbols at once; a symbol whose session is closed waits for its open)."""
     from data_access.frames import bounds
 
-    from .ingest.simulator import MarketSimulator
+    from .ingest.simulator import SERVED_FAR_LEVELS, MarketSimulator
     from .live.simulated import opens_in_words
 
     if end is not None and live:
@@ -370,7 +370,8 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
     start = end - pd.Timedelta(days=days).round("1s")  # 0.3 days is not whole nanoseconds
     _not_served(ctx, "tradeflow serve --simulate " + ",".join(symbols))
     with _open(ctx) as store:
-        sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day)
+        sims = {s: MarketSimulator(store.instrument(s), seed=seed, trades_per_day=trades_per_day,
+                                   far_levels=SERVED_FAR_LEVELS)
                 for s in dict.fromkeys(symbols)}
         for symbol, sim in sims.items():
             n = _fill_history(store, sim, symbol, start, end)

@@ -38,7 +38,8 @@ from .axes import T, X, price_formatter, time_formatter
 from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               TEXT_LEFT, TEXT_RIGHT, TEXT_WORDS, bar_parts, cell_text, empty_text,
-                              forming_rows, open_ns, raster, shared_parts, shifted, signed_size)
+                              forming_rows, label_room, open_ns, raster, shared_parts, shifted,
+                              signed_size)
 from .live_sources import set_small, update_columns
 from .theme import THEMES, figure, style, theme_of
 
@@ -48,6 +49,7 @@ __all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READAB
 CELL_MODES = ("bid_ask", "volume", "delta", "delta_pct", "trades", "profile")
 COLOR_BY = ("delta", "volume", "imbalance")
 READABLE_WIDTH, READABLE_HEIGHT = 40, 12  # pixels a cell needs before its numbers are written
+MIN_FONT, MAX_FONT = 9, 13  # the numbers' font sizes (px): any smaller cannot be read
 TOTALS_WIDTH = 44  # pixels a bar needs before the totals row writes its numbers
 BAR_PIXELS, ROW_PIXELS = 64, 16  # a bar's width and a row's height after a load: readable
 TARGET_ROWS = 40  # rows the bars in view span after a load when the row size is automatic
@@ -68,8 +70,10 @@ viewport._tf_timer = setTimeout(() => {
 _SHOW_NUMBERS = """
 const bar_px = fig.inner_width / Math.max(xr.end - xr.start, 1e-9);
 const row_px = fig.inner_height * row / Math.max(yr.end - yr.start, 1e-12);
-const readable = bar_px * cell_width >= min_width && row_px >= min_height;
-const size = Math.round(Math.min(13, Math.max(9, row_px * 0.62))) + "px";
+// the row's height sets the font; the widest number must fit the cell's width at it
+const font = Math.min(13, Math.max(9, row_px * 0.62), room > 0 ? bar_px * cell_width / room : 99);
+const readable = bar_px * cell_width >= min_width && row_px >= min_height && font >= 9;
+const size = Math.floor(Math.max(font, 9)) + "px";
 for (const r of texts) {
   r.visible = readable;
   r.glyph.text_font_size = {value: size};
@@ -77,6 +81,11 @@ for (const r of texts) {
 for (const r of totals) r.visible = show_totals && bar_px * cell_width >= totals_width;
 poc.glyph.line_width = readable ? 2 : 1;
 """
+
+
+def _font(row_px: float) -> float:
+    """The numbers' font size (px) for rows ``row_px`` high."""
+    return min(MAX_FONT, max(MIN_FONT, row_px * 0.62))
 
 
 def auto_rows(price_span: float, tick_size: float, target: int = TARGET_ROWS) -> int:
@@ -221,6 +230,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._forming_range = None  # the forming bar's (low, high) when naked POCs were judged
         self._naked_levels = np.empty(0, "int64")  # row levels (tick // rows) of the naked POCs
         self._days = np.empty(0, "int64")  # trading day of each bar held
+        self._fitted = None  # (width, height, first x) a first view assumed, until the page's size
 
     @property
     def forming_x(self) -> int | None:
@@ -251,7 +261,22 @@ class FootprintChart(pn.viewable.Viewer):
         static: all)."""
         if self.static:
             return 0
-        return max(0, n - max(6, int(self.viewport.data["w"][0] / BAR_PIXELS)) + 1)
+        font = max(_font(ROW_PIXELS), MIN_FONT + 1)  # a little above the least readable
+        bar_px = max(BAR_PIXELS, self._label_room(recent=True) * font / CELL_WIDTH)
+        # two slots of the width stay empty on the right, for the bars to come
+        return max(0, n - max(6, int(self.viewport.data["w"][0] / bar_px) - 2) + 1)
+
+    def _label_room(self, recent: bool = False) -> float:
+        """``label_room`` of the cells in view (``recent``: of the last 30 bars, for a load)."""
+        mode = "volume" if self.cell == "profile" else self.cell
+        sources = (self.cells, self.forming)  # the closed bars' cells, the forming bar's
+        if recent:
+            top = max((int(np.max(s.data["x"])) for s in sources if len(s.data["x"])),
+                      default=None)
+            return 0.0 if top is None else max(
+                label_room(_take(s.data, np.asarray(s.data["x"]) >= top - 30), mode)
+                for s in sources)
+        return max(label_room(self._cells_in(s, True), mode) for s in sources)
 
     def _choose_rows(self) -> None:
         """The automatic row size: the bars in view after a load span about TARGET_ROWS rows
@@ -354,7 +379,8 @@ class FootprintChart(pn.viewable.Viewer):
             self._numbers_js = CustomJS(code=_SHOW_NUMBERS, args=dict(
                 fig=fig, xr=self.x_range, yr=self.y_range, row=1.0, texts=self._text_r,
                 totals=[], show_totals=self.show_totals, poc=self._poc_r, cell_width=CELL_WIDTH,
-                min_width=READABLE_WIDTH, min_height=READABLE_HEIGHT, totals_width=TOTALS_WIDTH))
+                min_width=READABLE_WIDTH, min_height=READABLE_HEIGHT, totals_width=TOTALS_WIDTH,
+                room=0.0))
             for model, names in ((self.x_range, ("start", "end")), (self.y_range, ("start", "end")),
                                  (fig, ("inner_width", "inner_height"))):
                 for name in names:
@@ -409,9 +435,7 @@ class FootprintChart(pn.viewable.Viewer):
                               else empty_frame(FOOTPRINT_COLUMNS)]
         self._current_cells = (current_footprint if current_footprint is not None
                                else empty_frame(FOOTPRINT_COLUMNS))
-        if not self.row_ticks:
-            self._choose_rows()
-        self._redraw()
+        self._fit_rows_and_redraw()
         self._initial_view()
 
     def apply(self, update) -> None:
@@ -617,16 +641,42 @@ class FootprintChart(pn.viewable.Viewer):
         start = self.first_shown(n)
         if self._own_x:
             self.x_range.update(start=start - 0.5, end=n + 0.5)
-        bars = joined(self._closed, self._current).iloc[start:]
-        row = self._row_price()
-        lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
-        fit = v["h"][0] / ROW_PIXELS * row  # the price span that keeps rows readable
-        if hi - lo > fit and not self.static:  # the bars span more: the rows around the last close
-            last = float(bars["close"].iloc[-1])
-            lo, hi = last - fit / 2, last + fit / 2
+        lo, hi = self._prices_of(start)
         self.y_range.update(start=lo, end=hi)
         self.viewport.data = {"x0": [self.x_range.start], "x1": [self.x_range.end], "y0": [lo],
                               "y1": [hi], "w": [v["w"][0]], "h": [v["h"][0]]}
+        self._fitted = (v["w"][0], v["h"][0], start - 0.5)  # until the page's first report
+
+    def _prices_of(self, start: int) -> tuple[float, float]:
+        """The price range of a first view from bar ``start`` on: all of their prices, or the
+        rows around the last close that stay readable."""
+        bars = joined(self._closed, self._current).iloc[start:]
+        row = self._row_price()
+        lo, hi = float(bars["low"].min()) - row, float(bars["high"].max()) + 2 * row
+        fit = self.viewport.data["h"][0] / ROW_PIXELS * row  # the span that keeps rows readable
+        if hi - lo > fit and not self.static:  # the bars span more: the rows around the last close
+            last = float(bars["close"].iloc[-1])
+            lo, hi = last - fit / 2, last + fit / 2
+        return lo, hi
+
+    def _refit(self, x0: float, x1: float, w: float, h: float) -> bool:
+        """The page's first report of its plot's size: when the load assumed another size and
+        the view is still the one it chose, show the bars whose numbers fit the real width
+        (True: the view changed, and its report follows)."""
+        assumed_w, assumed_h, start = self._fitted
+        self._fitted = None
+        if (w, h) == (assumed_w, assumed_h):
+            return False
+        if x0 != start or self.x_range.start != start or x1 != self.x_range.end:
+            return False  # moved already (a saved view, the user)
+        n = len(self._closed) + len(self._current)
+        first = self.first_shown(n)
+        lo, hi = self._prices_of(first)
+        self.x_range.start = first - 0.5
+        self.y_range.update(start=lo, end=hi)
+        self.viewport.data = {"x0": [first - 0.5], "x1": [self.x_range.end], "y0": [lo],
+                              "y1": [hi], "w": [w], "h": [h]}
+        return True
 
     def _view(self):
         v = self.viewport.data
@@ -637,12 +687,20 @@ class FootprintChart(pn.viewable.Viewer):
         """Answer the view reported: numbers for the cells in view when they are readable, the
         Datashader image otherwise; the totals row's numbers when bars are wide enough."""
         x0, x1, y0, y1, w, h = self._view()
+        if self._fitted is not None and not self.static and self._refit(x0, x1, w, h):
+            return
         bar_px = w / max(x1 - x0, 1e-9)
         row_px = h * self._row_price() / max(y1 - y0, 1e-12)
-        readable = bar_px * CELL_WIDTH >= READABLE_WIDTH and row_px >= READABLE_HEIGHT
+        # the row's height sets the font; the widest number in view must fit the cell at it
+        room = self._label_room()
+        font = min(_font(row_px), bar_px * CELL_WIDTH / room) if room else _font(row_px)
+        readable = (bar_px * CELL_WIDTH >= READABLE_WIDTH and row_px >= READABLE_HEIGHT
+                    and font >= MIN_FONT)
         # static: every cell a rect and every number written (the browser shows them)
         self.zoomed_in = readable or self.static
-        size = f"{int(min(13, max(9, row_px * 0.62)))}px"
+        if self.static:
+            self._numbers_js.args = {**self._numbers_js.args, "room": room}
+        size = f"{int(max(font, MIN_FONT))}px"
         for r in self._text_r:
             r.glyph.text_font_size = size
             # served, the closed cells' numbers are only sent when readable; the forming bar's
@@ -664,7 +722,12 @@ class FootprintChart(pn.viewable.Viewer):
 
     def _closed_cells_in(self, in_view: bool) -> dict:
         """The closed cells' columns, those in view only when ``in_view`` (and not static)."""
-        data = {k: np.asarray(v) for k, v in self.cells.data.items()}
+        return self._cells_in(self.cells, in_view)
+
+    def _cells_in(self, source, in_view: bool) -> dict:
+        """The columns of ``source`` (the closed cells' or the forming bar's), its cells in
+        view only when ``in_view`` (and not static)."""
+        data = {k: np.asarray(v) for k, v in source.data.items()}
         if not in_view or self.static:
             return data
         x0, x1, y0, y1, _, _ = self._view()
@@ -721,10 +784,22 @@ class FootprintChart(pn.viewable.Viewer):
     # ---------------------------------------------------------------------------- settings
 
     def _reload(self):
-        if not self.row_ticks:
-            self._choose_rows()
         self._closed_cells = [joined(*self._closed_cells)] if self._closed_cells else []
+        self._fit_rows_and_redraw()
+
+    def _fit_rows_and_redraw(self):
+        """Redraw at the automatic row size (or the one set). How many bars the first view
+        shows depends on how wide their numbers are, which is known once drawn: when that
+        changes the row size, draw again at the new one."""
+        if self.row_ticks:
+            self._redraw()
+            return
+        self._choose_rows()
         self._redraw()
+        rows = self._auto_rows
+        self._choose_rows()
+        if self._auto_rows != rows:
+            self._redraw()
 
     def _on_display(self, render: bool = True):
         """Which cell glyphs show (``cell``) and what colours them (``color_by``)."""

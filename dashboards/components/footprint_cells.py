@@ -23,14 +23,15 @@ from .axes import T, X, local_ms
 
 __all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
            "cell_columns", "open_ns", "bar_parts", "shared_parts", "forming_rows", "shifted",
-           "format_size", "signed_size", "cell_text", "TEXT_COLUMNS", "TEXT_WORDS", "TEXT_LEFT",
-           "TEXT_RIGHT", "empty_text", "raster"]
+           "format_size", "signed_size", "cell_text", "cell_words", "label_room", "TEXT_COLUMNS",
+           "TEXT_WORDS", "TEXT_LEFT", "TEXT_RIGHT", "empty_text", "raster"]
 
 # a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
 CANDLE_X = -0.375
 CELL_LEFT, CELL_RIGHT = -0.25, 0.48
 CELL_WIDTH = CELL_RIGHT - CELL_LEFT
 CELL_MID = (CELL_LEFT + CELL_RIGHT) / 2
+LABEL_GAP = 0.12  # bid x ask: the numbers end (bid) and start (ask) this share of a cell off its middle
 
 CELL_COLUMNS = ("x", "tick", "y", "volume", "ask", "bid", "delta", "delta_pct", "trades", "imb",
                 "pw", "px", "pwidth", "state")
@@ -235,7 +236,7 @@ def format_size(v: float) -> str:
 TEXT_WORDS = ("left", "right", "center", "lcolor", "rcolor", "ccolor", "lstyle", "rstyle",
               "cstyle")
 TEXT_COLUMNS = ("x", "xl", "xr", "y") + TEXT_WORDS
-TEXT_LEFT, TEXT_RIGHT = -0.12 * CELL_WIDTH, 0.12 * CELL_WIDTH  # bid and ask, from the middle
+TEXT_LEFT, TEXT_RIGHT = -LABEL_GAP * CELL_WIDTH, LABEL_GAP * CELL_WIDTH  # bid, ask: from the middle
 
 
 def empty_text() -> dict:
@@ -267,18 +268,41 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
         out["ccolor"] = np.full(n, muted, dtype=object)
         out["cstyle"] = normal
         return out
-    if mode == "delta_pct":
-        words = [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
-    elif mode == "delta":
-        words = [signed_size(v) for v in cols["delta"]]
-    elif mode == "trades":
-        words = [format_size(v) for v in cols["trades"]]
-    else:  # volume, profile
-        words = [format_size(v) for v in cols["volume"]]
+    words = cell_words(cols, mode)
     out.update(left=blank, right=blank, center=np.array(words, dtype=object), lcolor=plain,
                rcolor=plain, lstyle=normal, rstyle=normal, ccolor=plain,
                cstyle=np.where(imb != 0, "bold", "normal").astype(object))
     return out
+
+
+def cell_words(cols: dict, mode: str) -> list[str]:
+    """The one number each cell of ``cols`` writes in a single-number ``mode`` (delta, delta %,
+    trades; volume and profile write the volume)."""
+    if mode == "delta_pct":
+        return [f"{v * 100:+.0f}%" for v in cols["delta_pct"]]
+    if mode == "delta":
+        return [signed_size(v) for v in cols["delta"]]
+    if mode == "trades":
+        return [format_size(v) for v in cols["trades"]]
+    return [format_size(v) for v in cols["volume"]]
+
+
+DIGIT_EM = 0.58    # a digit's width in the chart's sans-serif font, in font sizes (bold a little more)
+SIDE_ROOM = 0.5 - LABEL_GAP - 0.02  # share of a cell each number of bid x ask has, less a margin
+MIDDLE_ROOM = 0.9  # share of a cell one centred number has
+
+
+def label_room(cols: dict, mode: str) -> float:
+    """Cell pixels per font pixel that the widest number of ``cols`` needs in ``mode`` (0 when
+    there are none): the numbers fit at font sizes up to the cell's width over this. Crypto's
+    fractional sizes (``0.154 x 0.013``) need about twice the room of a future's ``12 x 30``."""
+    if not len(cols["x"]):
+        return 0.0
+    if mode == "bid_ask":
+        sizes = np.unique(np.concatenate([np.asarray(cols["bid"], dtype="float64"),
+                                          np.asarray(cols["ask"], dtype="float64")]))
+        return max(len(format_size(v)) for v in sizes) * DIGIT_EM / SIDE_ROOM
+    return max(map(len, cell_words(cols, mode))) * DIGIT_EM / MIDDLE_ROOM
 
 
 def raster(cols: dict, value: str, x_range: tuple, y_range: tuple, size: tuple,

@@ -58,6 +58,8 @@ ACTIVITY_MEMORY = 30.0  # its AR(1) memory, minutes
 CLOSED_VAR = 2e-5       # share of a day's variance per closed minute: gaps at the reopen
 ANCHOR_MEMORY = 64      # days over which a daily shock fades (level sd ~ 4.6 daily sd)
 DEPTH_WALL_PERIOD = 300.0  # seconds a resting-size "wall" at a level lasts before it is redrawn
+FAR_SPAN = 0.002        # the far levels reach this share of the start price beyond the touch band
+SERVED_FAR_LEVELS = 10  # far levels a side the desk's simulated feeds show (the heatmap's depth)
 
 
 @dataclass
@@ -224,11 +226,14 @@ class MarketSimulator:
     """Simulated trades, depth snapshots and (crypto) liquidations for one instrument.
 
     ``start_price`` is the level the price wanders around (within a few daily standard
-    deviations); ``trades_per_day`` is the expected count on a typical trading day.
+    deviations); ``trades_per_day`` is the expected count on a typical trading day. A book
+    snapshot holds ``depth_levels`` a side at every tick from the touch, and ``far_levels`` a
+    side beyond them on a coarser grid reaching ``FAR_SPAN`` of the start price.
     """
 
     def __init__(self, instrument: Instrument, seed: int = 0, start_price: float | None = None,
-                 trades_per_day: int = 200_000, depth_interval: str = "1s", depth_levels: int = 20):
+                 trades_per_day: int = 200_000, depth_interval: str = "1s", depth_levels: int = 20,
+                 far_levels: int = 0):
         if int(seed) < 0:
             raise ValueError(f"simulator: seed must be a non-negative integer, got {seed!r}")
         if not trades_per_day > 0:
@@ -239,6 +244,8 @@ class MarketSimulator:
                              f"'1s' or '250ms', got {depth_interval!r}")
         if int(depth_levels) < 1:
             raise ValueError(f"simulator: depth_levels must be at least 1, got {depth_levels!r}")
+        if int(far_levels) < 0:
+            raise ValueError(f"simulator: far_levels must be 0 or more, got {far_levels!r}")
         self.instrument = instrument
         self.seed = int(seed)
         self.start_price = float(start_price) if start_price else default_start_price(instrument)
@@ -248,6 +255,10 @@ class MarketSimulator:
         self.trades_per_day = float(trades_per_day)
         self.depth_interval_ns = int(interval)
         self.depth_levels = int(depth_levels)
+        self.far_levels = int(far_levels)
+        # far levels sit on a fixed grid of prices, so their walls stay put as the price moves
+        self.far_step = max(1, round(self.start_price * FAR_SPAN / max(self.far_levels, 1)
+                                     / instrument.tick_size))
         self.profile = _profile(instrument, self.start_price)
         self._symkey = zlib.crc32(instrument.symbol.encode())
         self._cursor: int | None = None  # where stream() continues: end of the last range served
@@ -635,19 +646,34 @@ class MarketSimulator:
         block.s_bid = np.maximum(np.rint(state), 1).astype(np.int64)
 
     def _depth_rows(self, times: np.ndarray, bid: np.ndarray) -> pd.DataFrame:
-        """The depth frame: N levels a side around each snapshot's touch (1-tick spread).
+        """The depth frame: N levels a side around each snapshot's touch (1-tick spread), then
+        ``far_levels`` a side every ``far_step`` ticks beyond them (a sparse book at a distance,
+        which the heatmap shows as liquidity away from the price).
 
         Sizes grow away from the touch, with persistent walls and per-snapshot noise that come
         from a stateless hash of (seed, level, time), so they cannot depend on chunking.
         """
-        L, n = self.depth_levels, len(times)
+        L, F, n = self.depth_levels, self.far_levels, len(times)
         offs = np.concatenate([np.arange(-(L - 1), 1), np.arange(1, L + 1)])  # bids, then asks
         dist = np.concatenate([np.arange(L - 1, -1, -1), np.arange(L)])  # levels from the touch
         sides = np.concatenate([np.full(L, -1, np.int8), np.full(L, 1, np.int8)])
-        ticks = (bid[:, None] + offs[None, :]).ravel()
-        ts = np.repeat(times, 2 * L)
-        shape = np.tile(self.profile.depth_lots * (1.0 + dist) ** 0.6, n)
-        lots = np.maximum(1.0, np.rint(shape * self._walls(ticks, ts)))
+        ticks = bid[:, None] + offs[None, :]
+        shape = np.broadcast_to(self.profile.depth_lots * (1.0 + dist) ** 0.6, ticks.shape)
+        if F:
+            step, k = self.far_step, np.arange(F)
+            below = (bid - L) // step * step  # the first grid price under the near bids
+            above = -(-(bid + L + 1) // step) * step  # and over the near asks
+            far = np.concatenate([below[:, None] - step * k[::-1], above[:, None] + step * k],
+                                 axis=1)
+            # in price order, as the near levels: far bids, near bids, near asks, far asks
+            ticks = np.concatenate([far[:, :F], ticks, far[:, F:]], axis=1)
+            sides = np.concatenate([np.full(F, -1, np.int8), sides, np.full(F, 1, np.int8)])
+            far_lots = np.full((n, F), 2.0 * self.profile.depth_lots * (1.0 + L) ** 0.6)
+            shape = np.concatenate([far_lots, shape, far_lots], axis=1)
+        width = ticks.shape[1]
+        ticks = ticks.ravel()
+        ts = np.repeat(times, width)
+        lots = np.maximum(1.0, np.rint(shape.ravel() * self._walls(ticks, ts)))
         keep = ticks > 0
         side = np.tile(sides, n)
         if not keep.all():

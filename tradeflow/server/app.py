@@ -148,15 +148,18 @@ def _free_port(host: str) -> int:
 
 async def _simulate(pipeline, store, symbol: str, say) -> None:
     """Stream simulated live order flow of ``symbol`` into the pipeline (as a feeder would)."""
-    from tradeflow.ingest.simulator import MarketSimulator
-    from tradeflow.live.simulated import opens_in_words, stream_simulated
+    from tradeflow.ingest.simulator import SERVED_FAR_LEVELS, MarketSimulator
+    from tradeflow.live.simulated import catch_up, opens_in_words, stream_simulated
 
     try:
-        sim = MarketSimulator(store.instrument(symbol))
+        sim = MarketSimulator(store.instrument(symbol), far_levels=SERVED_FAR_LEVELS)
         now = pd.Timestamp.now(tz="UTC")
         if sim.next_open(now) != now:
             say(f"{symbol}: session closed now; {opens_in_words(sim, now)}. Its simulated "
                 "stream starts then.")
+        last = await pipeline.store.trades(symbol, last=1)
+        if len(last):  # continue the stored simulated market (`tradeflow simulate`, a restart)
+            await catch_up(pipeline, sim, symbol, last["ts"].iloc[-1])
         await stream_simulated(pipeline, sim, symbol)
     except asyncio.CancelledError:
         raise
