@@ -73,7 +73,7 @@ class _Candles(pn.viewable.Viewer):
         self.figure.segment(axes.X, "high", axes.X, "low", color="color", source=self.source)
         self.figure.vbar(axes.X, 0.7, "open", "close", fill_color="color", line_color="color",
                          source=self.source)
-        self.figure.xaxis.formatter = axes.time_formatter(self.source)
+        self.figure.xaxis.formatter = axes.time_formatter(self.source, self.figure)
         if self.instrument is not None:
             self.figure.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
         self.numbers = BarNumbers()
@@ -205,6 +205,7 @@ class Chart(pn.viewable.Viewer):
         # the hub's study rows as followed (by label, indexed by position in each result):
         # a view reloaded draws these, so the hub's later Changes land on the same positions
         self.live_studies: dict[str, pd.DataFrame] = {}
+        self.cvd_wicks = None  # CVD candles of the bars read (cvd_wicks), for their wicks
         self.first_x = 0
         self.more_history = True
         self._loading = False
@@ -253,18 +254,18 @@ class Chart(pn.viewable.Viewer):
 
     def _first_read(self):
         instrument = self.marketdata.store.instrument(self.config.symbol)  # unknown: ModelError
-        bars, cells = self._read(**self.window)
+        bars, cells, wicks = self._read(**self.window)
         view = self.config.view_range
         if view is not None and len(bars) and view[0] < bars["ts"].iloc[0]:
             # a range older than the first day read (a link): read from a little before it
             before = self.marketdata.bars(self.config.symbol, self.spec.base, end=view[0],
                                           last=NEAR_START + 1)
-            bars, cells = self._read(self.window["end"], start=before["ts"].iloc[0]
-                                     if len(before) else view[0], last=None)
-        return instrument, bars, cells
+            bars, cells, wicks = self._read(self.window["end"], start=before["ts"].iloc[0]
+                                            if len(before) else view[0], last=None)
+        return instrument, bars, cells, wicks
 
     def _start(self, result) -> None:
-        self.instrument, self.history, self.history_cells = result
+        self.instrument, self.history, self.history_cells, self.cvd_wicks = result
         self.view = self._make_view()
         self.panes = self._make_panes()
         self.under = [under_pane(name, instrument=self.instrument, theme=self.config.theme,
@@ -301,6 +302,7 @@ class Chart(pn.viewable.Viewer):
         """The live feed, with the chart's studies when the hub computes them (one follower per
         study and settings, shared by every chart), else the bars only."""
         from dashboards.live import LiveFeed
+        from indicators.catalogue import CATALOGUE
         from indicators.registry import IndicatorError
 
         # (name, settings) pairs: the hub labels each by its settings, so two EMAs are two
@@ -308,15 +310,30 @@ class Chart(pn.viewable.Viewer):
                    if self.config.chart_type != "footprint" else [])
         if "cvd_candles" in self.config.panes and not any(n == "cvd_candles" for n, _ in studies):
             studies.append(("cvd_candles", {}))  # the candles' wicks
+        # the profile panes' latest session, computed once by the hub for every pane like them
+        shared = self._pane_studies()
+        studies += [s for s in shared.values() if s not in studies]
         book = self.book.subscription() if self.book is not None else {}
         try:
-            return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
+            feed = LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             studies=studies, periodic=False, wake=self._waker, **book)
+            for pane, (name, settings) in shared.items():
+                pane.follow(CATALOGUE.get(name).label(settings))
+            return feed
         except (ValueError, IndicatorError) as exc:
             log.info("live studies of %s not from the hub (%s): bars only", self.config.symbol,
                      exc)
             return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
                             periodic=False, wake=self._waker, **book)
+
+    def _pane_studies(self) -> dict:
+        """``{pane: (study, settings)}``: the hub study each profile pane can follow."""
+        asked = {}
+        for pane in self.panes:
+            study = pane.hub_study() if hasattr(pane, "hub_study") else None
+            if study is not None:
+                asked[pane] = study
+        return asked
 
     def browser_sources(self) -> list:
         """The sources the views' own browser code writes (the footprint's viewport report)."""
@@ -338,6 +355,9 @@ class Chart(pn.viewable.Viewer):
             kw["studies"] = [(s["name"], dict(s["params"])) for s in self.config.studies]
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
+        if "time_axis" in cls.param and any(name in UNDER for name in self.config.panes) \
+                and self.config.chart_type not in ("kagi", "point_and_figure", "line_break"):
+            kw["time_axis"] = False  # the panes under it show it (a transform's x is its own)
         if "height" in cls.param and self.height:
             under = sum(name in UNDER for name in self.config.panes) * (UNDER_HEIGHT + 10)
             if cls.__name__ == "PriceChart":
@@ -456,7 +476,8 @@ class Chart(pn.viewable.Viewer):
 
     def _read(self, end=None, start=None, last=FIRST_BARS):
         """The ``last`` bars before ``end`` (None: the newest), or every bar from ``start`` (at
-        most :data:`MAX_BARS`), and their cells when drawn."""
+        most :data:`MAX_BARS`), their cells when drawn, and their CVD candles when drawn
+        (:func:`cvd_wicks`; else None)."""
         md, symbol = self.marketdata, self.config.symbol
         plain = self.spec.base
         bars = md.bars(symbol, plain, start=start, end=end, last=last)
@@ -467,7 +488,10 @@ class Chart(pn.viewable.Viewer):
             len(bars) and self.wants_cells) else empty_frame(FOOTPRINT_COLUMNS)
         # trades stored between the two reads: cells of a bar newer than the bars read
         cells = cells[cells["ts"] <= bars["ts"].iloc[-1]] if len(cells) else cells
-        return bars.reset_index(drop=True), cells.reset_index(drop=True)
+        bars = bars.reset_index(drop=True)
+        wicks = (cvd_wicks(md, symbol, bars, md.store.instrument(symbol).session)
+                 if "cvd_candles" in self.config.panes else None)
+        return bars, cells.reset_index(drop=True), wicks
 
     @property
     def wants_cells(self) -> bool:
@@ -537,8 +561,17 @@ class Chart(pn.viewable.Viewer):
     def _load_panes(self):
         for pane in self.panes:
             pane.load(self._display(self.history), self.history_cells)
-        for pane in self.under:  # (with the hub's studies: the CVD candles' wicks)
-            self._view_load(pane, first_x=self.first_x)
+        for pane in self.under:  # (with the CVD candles' wicks: read, then the hub's)
+            self._view_load(pane, first_x=self.first_x, studies=self._under_studies())
+
+    def _under_studies(self) -> dict:
+        """The hub's study rows, the CVD candles' in front of them those read with the bars
+        (:attr:`cvd_wicks`: the hub's start with its trading day; later rows win by time)."""
+        studies = dict(self.live_studies)
+        if self.cvd_wicks is not None:
+            hub = studies.get("cvd_candles")
+            studies["cvd_candles"] = _cat_rows(self.cvd_wicks, hub)
+        return studies
 
     def on_message(self, message) -> None:
         """A hub message: a Snapshot joins the history and reloads; an Update is applied."""
@@ -630,7 +663,7 @@ class Chart(pn.viewable.Viewer):
         first_ts = self.history["ts"].iloc[0]
         self._submit(self._read, first_ts, then=lambda read: self._prepend(first_ts, *read))
 
-    def _prepend(self, first_ts, bars, cells) -> int:
+    def _prepend(self, first_ts, bars, cells, wicks=None) -> int:
         """Put ``bars`` (read before ``first_ts``) in front; how many there were."""
         self._loading = False
         if not len(self.history) or self.history["ts"].iloc[0] != first_ts:
@@ -643,6 +676,8 @@ class Chart(pn.viewable.Viewer):
         self.history_cells = pd.concat([cells[cells["ts"] < first_ts], self.history_cells],
                                        ignore_index=True)
         self.first_x -= len(bars)
+        if wicks is not None:
+            self.cvd_wicks = _cat_rows(wicks[wicks["ts"] < first_ts], self.cvd_wicks)
         if hasattr(self.view, "prepend"):
             shown = self._display(self.history).iloc[:len(bars)]
             self.view.prepend(shown, cells)
@@ -688,6 +723,34 @@ class Chart(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._layout
+
+
+def cvd_wicks(marketdata, symbol: str, bars: pd.DataFrame, session) -> pd.DataFrame | None:
+    """CVD candles of ``bars`` (``indicators.orderflow.cvd_candles``, the batch form of the hub's
+    ``cvd_candles`` study) from their stored trades, for the wicks of the bars before the hub's
+    trading day: a wick is the running delta's extremes inside the bar, which only the trades
+    hold (the cells have lost their order). None when the trades do not make the bars (bars
+    received built), so those bars are drawn without wicks rather than with wrong ones."""
+    from indicators.orderflow import cvd_candles
+
+    if not len(bars):
+        return None
+    trades = marketdata.trades(symbol, start=bars["ts"].iloc[0])
+    # the bars' trades, in order (trades stored since the bars were read are left over)
+    trades = trades.iloc[:int(bars["trades"].sum())]
+    try:
+        return cvd_candles(bars, trades=trades, session=session)
+    except ValueError as exc:
+        log.info("CVD candles of %s without wicks before the live day: %s", symbol, exc)
+        return None
+
+
+def _cat_rows(front: pd.DataFrame | None, back: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Two frames of rows one after the other (either may be None or empty), index 0..n-1."""
+    parts = [f for f in (front, back) if f is not None and len(f)]
+    if not parts:
+        return front if front is not None else back
+    return pd.concat(parts, ignore_index=True)
 
 
 def _params(fn) -> tuple[str, ...]:

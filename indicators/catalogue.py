@@ -224,7 +224,7 @@ class _Days:
     """A live TPO of every trading day (``LiveTPO`` keeps the latest day): the bars of each update
     are given day by day, and a day's levels are kept once a later day begins."""
 
-    def __init__(self, tpo: LiveTPO, present: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame]):
+    def __init__(self, tpo: LiveTPO, present: Callable[[object, pd.Timestamp], pd.DataFrame]):
         self.tpo, self.present = tpo, present
         self.done: list[pd.DataFrame] = []  # levels of finished days, presented
         self._dates: set = set()
@@ -242,7 +242,7 @@ class _Days:
 
     def _levels(self) -> pd.DataFrame | None:
         try:
-            return self.present(self.tpo.profile().levels, self.tpo.date)
+            return self.present(self.tpo.profile(), self.tpo.date)
         except ValueError:  # no bar in the session's hours yet
             return None
 
@@ -530,12 +530,17 @@ _TPO_PARAMS = (Param("period_minutes", 30, min=1, max=1440, description="Minutes
                Param("hours", "regular", choices=("regular", "all"),
                      description="Regular trading hours only, or the whole trading day"))
 _TPO_COLUMNS = ("date", "price", "tick", "tpo_count", "letters", "single_print", "poc",
-                "value_area")
+                "value_area", "initial_balance")
 
 
-def _tpo_present(levels: pd.DataFrame, date, instrument: Instrument) -> pd.DataFrame:
-    levels = levels.assign(date=date)
+def _tpo_present(profile, date, instrument: Instrument) -> pd.DataFrame:
+    """A day's ``TPOProfile`` as rows: its levels with the date, prices, and whether each row is
+    in the initial balance (so a pane drawn from the rows alone can mark it)."""
+    levels = profile.levels.assign(date=date)
     levels.insert(1, "price", instrument.to_price(levels["tick"]))
+    tick = levels["tick"].to_numpy()
+    levels["initial_balance"] = ((tick >= profile.ib_low) & (tick <= profile.ib_high)
+                                 if profile.ib_high is not None else np.zeros(len(tick), bool))
     return levels[["date", "price"] + [c for c in levels.columns if c not in ("date", "price")]]
 
 
@@ -549,12 +554,12 @@ def _tpo_study() -> StudyInfo:
     def run(d, p):
         inst = d.instrument
         days = tpo_profiles(d.bars, inst.tick_size, inst.session, **_tpo_args(p))
-        return pd.concat([_tpo_present(prof.levels, day, inst) for day, prof in days.items()],
+        return pd.concat([_tpo_present(prof, day, inst) for day, prof in days.items()],
                          ignore_index=True)
 
     def follow(instrument, p, history):
         days = _Days(LiveTPO(instrument.tick_size, instrument.session, **_tpo_args(p)),
-                     lambda levels, date: _tpo_present(levels, date, instrument))
+                     lambda profile, date: _tpo_present(profile, date, instrument))
         return StudyFollower("tpo", days, lambda changes: changes["tpo"])
     return StudyInfo("tpo", "Profile", "Market profile (TPO) of each trading day, from 1m bars",
                      ("bars",), _TPO_PARAMS, _TPO_COLUMNS, "profile", run, follow, spec="1m")

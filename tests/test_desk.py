@@ -694,6 +694,45 @@ def test_delta_cvd_tape_and_ladder_from_the_desk_controls(desk, page):
     page.screenshot(path=ARTIFACTS / "desk-panes.png", timeout=90_000)
 
 
+def _drawn(column: str, at_least: int) -> str:
+    """Some drawn source's ``column`` holds ``at_least`` finite values other than 0."""
+    return (f"() => ({SOURCES_JS})({json.dumps(column)}).some((s) => Array.from("
+            f"s.data[{json.dumps(column)}]).filter((v) => Number.isFinite(v) && v !== 0)"
+            f".length >= {at_least})")
+
+
+def test_kagi_with_rsi_the_footprints_profiles_and_cvd_candles_draw(desk, page):
+    """Kagi with RSI: its volume and RSI panes drawn over its lines; the footprint with the
+    volume profile and TPO beside it (following the hub); candles over CVD candles whose bars
+    before the hub's day have wicks too."""
+    _open(page, f"{desk.url}/?type=kagi&studies=RSI")
+    _shows(page, "1 · BTCUSDT 1m kagi")
+    _wait(page, _drawn("vmid", 20))  # the lines' volume
+    _wait(page, _drawn("RSI", 20))
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "desk-kagi-rsi.png", timeout=90_000)
+    _open(page, f"{desk.url}/?panes=volume_profile,tpo")
+    # the profile's rows (by zone: POC, value area, outside) and the TPO's letters
+    _wait(page, f"() => ({SOURCES_JS})('zone').some((s) => s.data.volume !== undefined && "
+                f"Array.from(s.data.volume).filter((v) => v > 0).length >= 30)")
+    _wait(page, f"() => ({SOURCES_JS})('letters').some((s) => s.data.letters.length > 3)")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=ARTIFACTS / "desk-footprint-profiles.png", timeout=90_000)
+    _open(page, f"{desk.url}/?type=candles&spec=5m&panes=cvd_candles")
+    bars = _bars(page, at_least=200)
+    _wait(page, _has_rows("cvd", len(bars["x"])))
+    # wicks beyond the bodies on most bars, the earliest (before the hub's day) among them
+    wicks = page.evaluate(f"""() => {{ const d = ({SOURCES_JS})('cvd')[0].data;
+        const out = [];
+        for (let i = 0; i < d.cvd.length; i++)
+          out.push(d.high[i] > Math.max(d.open[i], d.close[i]) ||
+                   d.low[i] < Math.min(d.open[i], d.close[i]));
+        return out; }}""")
+    assert sum(wicks[:50]) > 40, wicks[:50]
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "desk-cvd-candles.png", timeout=90_000)
+
+
 def test_the_heatmap_chart_from_the_keyboard(desk, page):
     _open(page, f"{desk.url}/?panes=dom")
     _bars(page)

@@ -366,6 +366,70 @@ def test_transforms_follow_live_updates_sending_only_what_changed(trades, kind):
     assert sent == len(whole.transform_source.data["x"]) - _held_after_first(kind, first)
 
 
+LINE_STUDIES = [("EMA", {"timeperiod": 5}), ("RSI", {"timeperiod": 5}), ("cvd_candles", {})]
+
+
+@pytest.mark.parametrize("kind", ["kagi", "point_and_figure", "line_break"])
+def test_transforms_draw_volume_and_studies_over_their_lines(trades, kind):
+    """A line's or column's volume is its bars' (from the bar that began it to the one before
+    the next began); studies of bars are computed over the lines taken as bars (their closes),
+    overlays on the price and panes below on the lines' x; a study of more than bars (CVD
+    candles' wicks read the trades) has no rows there and says so; live, both follow the updates and
+    equal a chart loaded whole, sending only rows that changed."""
+    import tradeflow.bar_transforms as kinds
+    frame, cells = build(trades, "1m", ES)
+    c = chart((frame, cells), chart_type=kind, transform=TRANSFORM_SETTINGS,
+              studies=LINE_STUDIES)
+    readout, price, volume, rsi, cvd_pane = c._layout.children
+    rows = data(c.transform_source)
+    made = {"kagi": kinds.kagi, "point_and_figure": kinds.point_and_figure,
+            "line_break": kinds.line_break}[kind](frame, ES, **TRANSFORM_SETTINGS[kind])
+    starts = made.groupby("line").head(1) if kind == "kagi" else made
+    begun = np.searchsorted(frame["ts"].to_numpy(), starts["ts"].to_numpy())
+    begun[0] = 0
+    ends = np.append(begun[1:], len(frame))
+    want_volume = [frame["volume"].iloc[a:b].sum() for a, b in zip(begun, ends)]
+    assert len(rows["x"]) > 5 and np.allclose(rows["volume"], want_volume)
+    assert rows["volume"].sum() == pytest.approx(frame["volume"].sum())
+    assert any(r.data_source is c.transform_source for r in volume.renderers)
+    ema, rsi_layer, cvd_layer = c.layers
+    assert any(r.data_source is ema.source for r in price.renderers)
+    assert any(r.data_source is rsi_layer.source for r in rsi.renderers)
+    lines = pd.DataFrame({"ts": starts["ts"].to_numpy(), **{
+        k: rows[k] for k in ("open", "high", "low", "close", "volume")}})
+    for layer, name in ((ema, "EMA"), (rsi_layer, "RSI")):
+        got = data(layer.source)
+        want = CATALOGUE.get(name).batch(StudyData(ES, bars=lines, spec="1m"), timeperiod=5)
+        assert got["x"].tolist() == rows["x"].tolist()
+        np.testing.assert_allclose(got[name], want[name], equal_nan=True)
+        assert np.isfinite(got[name]).sum() > 0
+    assert not len(cvd_layer.source.data["x"])
+    assert any("(time bars only)" in item.label.value for item in cvd_pane.legend[0].items)
+    # live: the same as loaded whole, and no source sent whole again
+    updates = feed(trades, "1m", 30)
+    live = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS,
+                      studies=LINE_STUDIES)
+    first = updates[0]
+    live.load(Snapshot(first.closed, first.closed_footprint, first.current,
+                       first.current_footprint))
+    events = Events(live)
+    for up in updates[1:]:
+        live.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    for mine, want in ((live.transform_source, c.transform_source),
+                       (live.layers[0].source, ema.source),
+                       (live.layers[1].source, rsi_layer.source)):
+        for k in want.data:
+            np.testing.assert_allclose(np.asarray(mine.data[k], float),
+                                       np.asarray(want.data[k], float), equal_nan=True,
+                                       err_msg=k) if np.asarray(want.data[k]).dtype.kind in "fiu" \
+                else assert_same(mine.data[k], want.data[k], k)
+        assert not any(isinstance(e, RESENT) for e in events.of(mine))
+
+
+def assert_same(a, b, what):
+    assert _same(list(a), list(b)), what
+
+
 def _held_after_first(kind, first) -> int:
     c = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS)
     c.load(Snapshot(first.closed, first.closed_footprint, first.current,
@@ -395,7 +459,8 @@ trades = MarketSimulator(ES, seed=5, trades_per_day=60_000).generate(
     START, START + pd.Timedelta("6h")).trades
 spec = SPECS.get(kind, "2m")
 bars, cells = build(trades, spec, ES)
-studies = [("EMA", {"timeperiod": 20}), ("RSI", {})] if kind == "candles" else []
+studies = [("EMA", {"timeperiod": 20}), ("RSI", {})] if kind in (
+    "candles", "kagi", "point_and_figure", "line_break") else []
 chart = PriceChart(instrument=ES, bars=bars, footprint=cells, chart_type=kind, theme=theme,
                    spec=spec, studies=studies, transform=SETTINGS, height=420)
 chart.y_range.name, chart.x_range.name = "price-y", "price-x"  # (for the test to read)
@@ -404,6 +469,27 @@ pn.Column(chart, sizing_mode="stretch_width").servable()
 '''
 
 ACCENT_TYPES = ("line", "line_markers", "step", "area")
+
+# the plots drawn, and the finite values of the drawn sources' volume and RSI columns
+DRAWN_JS = """() => {
+  const seen = new Set(), out = {plots: 0, volume: 0, RSI: 0};
+  function walk(view) {
+    if (!view || seen.has(view)) return;
+    seen.add(view);
+    const renderers = (view.model && view.model.renderers) || [];
+    if (renderers.length) out.plots += 1;
+    for (const r of renderers) {
+      const d = r.data_source && r.data_source.data;
+      if (!d) continue;
+      for (const c of ['volume', 'RSI'])
+        if (d[c] !== undefined) out[c] = Math.max(out[c],
+            Array.from(d[c]).filter((v) => Number.isFinite(v) && v !== 0).length);
+    }
+    for (const child of view.child_views || []) walk(child);
+  }
+  for (const view of Object.values(window.Bokeh.index)) walk(view);
+  return out;
+}"""
 
 
 def _range(page, name: str) -> tuple[float, float]:
@@ -449,6 +535,11 @@ def test_every_chart_type_draws_in_chromium(tmp_path):
                 assert _pixels_near(image, colour) > 150, (kind, theme, colour)
             text = readout.first.inner_text().replace("\xa0", " ")
             assert text.startswith("ES") and " C 5," in text, (kind, text)
+            if kind in ("candles", "kagi", "point_and_figure", "line_break"):
+                # the volume pane and the RSI pane are drawn, with data, on the chart's x
+                drawn = page.evaluate(DRAWN_JS)
+                assert drawn["volume"] > 5 and drawn["RSI"] > 5, (kind, drawn)
+                assert drawn["plots"] >= 3, (kind, drawn)
             if (kind, theme) == ("candles", "dark"):
                 # the readout follows the cursor: a bar to the left shows another time
                 box = page.locator("canvas").first.bounding_box()
@@ -664,3 +755,17 @@ def test_the_readout_writes_sizes_as_the_footprint_does():
     assert "Vol 0.004" in readout(0.004, -0.003) and "Δ -0.003" in readout(0.004, -0.003)
     assert "Vol 12.3k" in readout(12_345.0, 250.0) and "Δ +250" in readout(12_345.0, 250.0)
     assert "Δ 0" in readout(5.0, 0.0) and "-0" not in readout(5.0, -0.0)
+
+
+def test_the_readout_puts_prices_first_and_the_time_last():
+    """A narrow chart (four on the desk) cuts the readout's end: the prices and the change come
+    first, then volume and delta, the bar's time (also on the axis) last."""
+    from dashboards.components.price_chart import _last_readout
+    from dashboards.components.theme import THEMES
+
+    data = {"t": [1_795_000_000_000.0], "open": [99.0], "high": [101.0], "low": [98.0],
+            "close": [100.0], "change": [1.0], "volume": [5.0], "delta": [2.0]}
+    text = re.sub(r"<[^>]+>", "", _last_readout(data, 0, 1, THEMES["dark"])).replace("&nbsp;", " ")
+    order = [text.index(label) for label in ("O 99.0", "C 100.0", "Chg +1.0", "Vol 5", "Δ +2",
+                                             "2026-")]
+    assert order == sorted(order), text

@@ -469,7 +469,7 @@ def test_the_automatic_row_size_keeps_the_latest_day_under_its_rows(whole):
     wide = bars.assign(high=bars["high"] + 1000)  # a day of 4,000 more ticks
     pane = VolumeProfilePane(instrument=ES, range="session", bars=wide, footprint=whole[1])
     assert pane.row_size == auto_row_ticks(wide, ES, 300) > 1
-    assert pane.figure.title.text.endswith(f"{pane.row_size}-tick rows")
+    assert pane.rows_title.text == f"{pane.row_size}-tick rows"  # (above the title)
     assert (data(pane.rows)["key"] % pane.row_size == 0).all()
 
 

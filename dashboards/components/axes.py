@@ -33,24 +33,44 @@ const xs = source.data['%(x)s'], ts = source.data['%(t)s'];
 if (xs.length == 0) return '';
 const i = Math.round(tick) - xs[0];
 if (i < 0 || i >= ts.length) return '';
+// with the plot: a label is drawn only where it is read whole -- not within half a label of
+// the frame's edges (it ran under the price axis there), and every n-th tick when the ticks
+// are closer than a label is wide (n from the tick's value, so labels do not hop on a pan)
+let w = 0;  // (unset until the plot is laid out: then every label)
+try { w = plot ? plot.inner_width : 0; } catch (e) { w = 0; }
+const xr = plot ? plot.x_range : null;
+const px = (v) => (v - xr.start) / (xr.end - xr.start) * w;
+const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+const every = (w > 0 && ticks.length > 1)
+  ? Math.max(1, Math.ceil(%(label)d / Math.max(px(ticks[0] + step) - px(ticks[0]), 1))) : 1;
+const shown = (v) => w <= 0 || (px(v) >= %(edge)d && px(v) <= w - %(edge)d
+                                && Math.round(v / step) %% every == 0);
+if (!shown(tick)) return '';
 const d = new Date(ts[i]);
 const pad = (n) => String(n).padStart(2, '0');
 const day = (v) => { const j = Math.round(v) - xs[0];
                      return (j >= 0 && j < ts.length) ? Math.floor(ts[j] / 86400000) : null; };
 const months = ['Jan','Feb','Mar','Apr','May','Jun','Jul','Aug','Sep','Oct','Nov','Dec'];
-const first = index == 0 || day(ticks[index - 1]) !== Math.floor(ts[i] / 86400000);
+let before = index - 1;  // the label drawn before this one
+while (before >= 0 && !shown(ticks[before])) before -= 1;
+const first = before < 0 || day(ticks[before]) !== Math.floor(ts[i] / 86400000);
 const hm = pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes());
 if (!first) return (d.getUTCSeconds() ? hm + ':' + pad(d.getUTCSeconds()) : hm);
 return d.getUTCDate() + ' ' + months[d.getUTCMonth()];  // as wide as a time: no overlap
 """
+LABEL_PX = 44  # a time label's width and a gap ("07:38", "30 Nov" at Bokeh's 11 px)
+EDGE_PX = 18  # a label centred nearer the frame's edge than this runs past it
 
 
-def time_formatter(source: ColumnDataSource) -> CustomJSTickFormatter:
+def time_formatter(source: ColumnDataSource, plot=None) -> CustomJSTickFormatter:
     """Labels of a bar-number axis: the bar's local time ("14:35"), and the date instead at the
-    first tick and where the day changes ("27 Nov": a date and a time were twice as wide and ran
-    into the next label); read from ``source`` (columns X and T), so bars streamed in later are
-    labelled too."""
-    return CustomJSTickFormatter(args={"source": source}, code=_TIME_LABEL % {"x": X, "t": T})
+    first label and where the day changes ("27 Nov": a date and a time were twice as wide and
+    ran into the next label); read from ``source`` (columns X and T), so bars streamed in later
+    are labelled too. Given the axis's ``plot``, labels that would run past the frame's edges
+    (under a price axis) are left out, and so are labels too close to be read."""
+    return CustomJSTickFormatter(args={"source": source, "plot": plot},
+                                 code=_TIME_LABEL % {"x": X, "t": T, "label": LABEL_PX,
+                                                     "edge": EDGE_PX})
 
 
 def price_decimals(tick_size: float) -> int:

@@ -82,7 +82,7 @@ class _BarPane(pn.viewable.Viewer):
             # TOOLBAR_PX wide) acts for all
             self.figure.min_border_right = PRICE_BORDER + TOOLBAR_PX
             self.figure.toolbar_location = None
-        self.figure.xaxis.formatter = time_formatter(self.source)
+        self.figure.xaxis.formatter = time_formatter(self.source, self.figure)
         # a short pane: few labels, or they crowd into one another
         self.figure.yaxis.ticker.desired_num_ticks = 3 if self.height < 200 else 5
         self._draw(theme)

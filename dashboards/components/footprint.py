@@ -307,7 +307,7 @@ class FootprintChart(pn.viewable.Viewer):
                      crosshair=self.crosshair, tools="pan,xwheel_zoom,ywheel_zoom,box_zoom,reset,save",
                      active_drag="pan", active_scroll="xwheel_zoom")
         fig.min_border_left = LEFT_BORDER
-        fig.xaxis.formatter = time_formatter(self.bars.source)
+        fig.xaxis.formatter = time_formatter(self.bars.source, fig)
         fig.yaxis.formatter = price_formatter(self.instrument.tick_size)
         fig.xgrid.visible = False
         self._image_r = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",

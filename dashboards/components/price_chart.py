@@ -92,22 +92,23 @@ const span = (label, text, color) => '<span style="color:' + colors.muted + '">'
   '</span> <span style="color:' + color + '">' + text + '</span>';
 const c = d['close'][i], o = d['open'] ? d['open'][i] : c, dir = c >= o ? 1 : -1;
 const parts = [];
+for (const k of ['open', 'high', 'low', 'close'])
+  if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
+if (d['change']) {
+  const ch = d['change'][i], prev = c - ch;
+  parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
+    : ''), col(ch)));
+}
+if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
+if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
+                                col(d['delta'][i])));
+// the time last: a narrow chart cuts the readout's end, and the axis shows the time too
 if (d['t']) {
   const t = new Date(d['t'][i]), pad = (n) => String(n).padStart(2, '0');
   parts.push('<span style="color:' + colors.muted + '">' + t.getUTCFullYear() + '-' +
     pad(t.getUTCMonth() + 1) + '-' + pad(t.getUTCDate()) + ' ' + pad(t.getUTCHours()) + ':' +
     pad(t.getUTCMinutes()) + (t.getUTCSeconds() ? ':' + pad(t.getUTCSeconds()) : '') +
     '</span>');
-}
-for (const k of ['open', 'high', 'low', 'close'])
-  if (d[k]) parts.push(span(k[0].toUpperCase(), fmt(d[k][i], decimals), col(dir)));
-if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
-if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
-                                col(d['delta'][i])));
-if (d['change']) {
-  const ch = d['change'][i], prev = c - ch;
-  parts.push(span('Chg', signed(ch, decimals) + (prev ? ' (' + signed(100 * ch / prev, 2) + '%)'
-    : ''), col(ch)));
 }
 div.text = head + parts.join('&nbsp;&nbsp;');
 """
@@ -124,7 +125,9 @@ class PriceChart(pn.viewable.Viewer):
       ``volume_candles``, ``heikin_ashi``, ``line``, ``line_markers``, ``step``, ``area``,
       ``hlc_area``, ``baseline``, ``columns``, ``high_low``, ``renko`` (give it Renko bars, spec
       ``RKn``), ``range`` (range bars, ``Rn``), ``kagi``, ``point_and_figure``, ``line_break``.
-    * ``show_volume``: the volume pane under the price (not for Kagi, P&F, Line Break).
+    * ``show_volume``: the volume pane under the price (Kagi, P&F, Line Break: each line's or
+      column's bars' volume; their studies are computed over their lines, see
+      ``price_transforms``).
     * ``studies``: ``[(name, params), ...]`` of the study catalogue
       (``[("EMA", {"timeperiod": 50}), ("RSI", {})]``); overlays on the price, panes below.
     * ``base_price``: the baseline chart's price (None: the first close).
@@ -162,6 +165,8 @@ class PriceChart(pn.viewable.Viewer):
                            doc="Height of the price pane in pixels (None: stretch)")
     pane_height = param.Integer(default=130, bounds=(60, None),
                                 doc="Height of the volume and study panes")
+    time_axis = param.Boolean(default=True, doc="The time axis under the last pane (off when "
+                              "panes under the chart show it: one axis, not two)")
 
     def __init__(self, *, bars=None, footprint=None, x_range=None, crosshair=None, **params):
         super().__init__(**params)
@@ -240,7 +245,7 @@ class PriceChart(pn.viewable.Viewer):
         self._redraw()
 
     @param.depends("chart_type", "show_volume", "base_price", "volume_candles", "transform",
-                   "height", "pane_height", watch=True)
+                   "height", "pane_height", "time_axis", watch=True)
     def _redraw(self):
         """Recompute every row and build the figures (a user's choice changed; not live)."""
         self._fill_bars()
@@ -317,7 +322,8 @@ class PriceChart(pn.viewable.Viewer):
                 self._cells = _cat(self._cells, update.closed_footprint)
                 self._forming_cells = update.current_footprint
             self._write(start, tail, len(update.closed))
-            if self.layers and update.studies:
+            # (a transform's studies are its lines', written with them, not the hub's bars')
+            if self.layers and update.studies and not self._is_transform:
                 bar_ts, bar_x = self._bar_positions()
                 for layer in self.layers:
                     changes = layer.of(update.studies)
@@ -432,12 +438,12 @@ class PriceChart(pn.viewable.Viewer):
 
     def _write_transform(self) -> None:
         """Send what differs from the rows held (the last line or column, mostly)."""
-        for source, new in ((self.transform_source, self._transform.rows()),
+        rows = self._transform.rows()
+        for source, new in ((self.transform_source, rows),
                             (self.marks, self._transform.marks())):
-            first = _first_difference(source.data, new)
-            length = len(next(iter(new.values()), ()))
-            put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
-            truncate(source, length)
+            _put_differences(source, new)
+        if self.layers:
+            self._write_transform_studies(rows)
 
     def _bar_positions(self) -> tuple[np.ndarray, np.ndarray]:
         ts = np.concatenate([self._closed_ns, to_utc(self._forming["ts"]).asi8])
@@ -445,6 +451,9 @@ class PriceChart(pn.viewable.Viewer):
 
     # studies ----------------------------------------------------------------------------------
     def _fill_studies(self) -> None:
+        if self._is_transform:
+            self._fill_transform_studies()
+            return
         bar_ts, bar_x = self._bar_positions()
         for layer in self.layers:
             frame = layer.of(self._given)
@@ -457,6 +466,38 @@ class PriceChart(pn.viewable.Viewer):
             elif layer.kind != "markers":
                 frame = self._with_earlier_rows(layer, frame)
             layer.load(frame, bar_ts, bar_x)
+
+    def _transform_frames(self, rows: dict | None = None) -> tuple[pd.DataFrame, dict]:
+        """Each study's frame over the transform's lines or columns taken as bars (see
+        ``price_transforms``), by label; one that reads more than bars (trades, cells: they do
+        not follow the lines) has no rows, and its label is in :attr:`_not_on_lines`."""
+        lines = self._transform.bars(rows)
+        frames, self._not_on_lines = {}, set()
+        for layer in self.layers:
+            if set(layer.info.reads) == {"bars"} and len(lines):
+                frames[layer.label] = batch_frame(layer, self.instrument, lines, None,
+                                                  self.spec)
+            else:
+                if set(layer.info.reads) != {"bars"}:
+                    self._not_on_lines.add(layer.label)
+                frames[layer.label] = pd.DataFrame({c: [] for c in layer.info.outputs})
+        return lines, frames
+
+    def _fill_transform_studies(self) -> None:
+        lines, frames = self._transform_frames()
+        ts, x = to_utc(lines["ts"]).asi8, np.arange(len(lines), dtype="int64")
+        for layer in self.layers:
+            layer.load(frames[layer.label], ts, x)
+
+    def _write_transform_studies(self, rows: dict) -> None:
+        """Live: the studies over the lines again, the rows that differ sent (the last line's,
+        mostly: a line's study rows depend on the lines up to it)."""
+        lines, frames = self._transform_frames(rows)
+        ts, x = to_utc(lines["ts"]).asi8, np.arange(len(lines), dtype="int64")
+        for layer in self.layers:
+            frame = frames[layer.label].reset_index(drop=True)
+            new = layer.rows(frame, np.arange(len(frame)), ts, x)
+            _put_differences(layer.source, new)
 
     def _all_cells(self, before=None):
         if self._cells is None:
@@ -556,14 +597,14 @@ class PriceChart(pn.viewable.Viewer):
         price.yaxis.formatter = axes.price_formatter(self.instrument.tick_size)
         figures = [price]
         self._draw_price(price)
-        if self.show_volume and not self._is_transform:
+        if self.show_volume:  # (Kagi, P&F, Line Break: each line's or column's bars')
             vol = figure(theme, height=self.pane_height, x_range=self.x_range,
                          y_range=Range1d(0, 1), crosshair=self.crosshair,
                          y_axis_location="right")
             vol.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
-            self._fits.append((self.source, ["volume"], vol.y_range, 0.0, []))
+            self._fits.append((src, ["volume"], vol.y_range, 0.0, []))
             # rect, not vbar, for every bar: Bokeh draws vbars left of the view on its edge
-            vol.rect(x=axes.X, y="vmid", width=0.7, height="volume", source=self.source,
+            vol.rect(x=axes.X, y="vmid", width=0.7, height="volume", source=src,
                      fill_color=transform("dir", self._dir_map), line_color=None,
                      fill_alpha=0.55)
             vol.yaxis.ticker.desired_num_ticks = 3
@@ -572,28 +613,28 @@ class PriceChart(pn.viewable.Viewer):
         colours = iter(range(1000))
         for layer in overlays:
             self._draw_layer(price, layer, colours)
-        if not self._is_transform:
-            for layer in self.layers:
-                if layer.draws == "pane":
-                    pane = figure(theme, height=self.pane_height, x_range=self.x_range,
-                                  y_range=Range1d(0, 1), crosshair=self.crosshair,
-                                  y_axis_location="right")
-                    self._fits.append((layer.source, list(layer.fit_columns), pane.y_range,
-                                       None, list(layer.info.levels)))
-                    pane.yaxis.ticker.desired_num_ticks = 4
-                    for level in layer.info.levels:
-                        span = Span(location=level, dimension="width", line_dash="dashed",
-                                    line_width=1, line_color=theme.muted)
-                        pane.add_layout(span)
-                        self._restylers.append(lambda t, s=span: setattr(s, "line_color",
-                                                                           t.muted))
-                    self._draw_layer(pane, layer, colours)
-                    figures.append(pane)
+        for layer in self.layers:
+            if layer.draws == "pane":
+                pane = figure(theme, height=self.pane_height, x_range=self.x_range,
+                              y_range=Range1d(0, 1), crosshair=self.crosshair,
+                              y_axis_location="right")
+                self._fits.append((layer.source, list(layer.fit_columns), pane.y_range,
+                                   None, list(layer.info.levels)))
+                pane.yaxis.ticker.desired_num_ticks = 4
+                for level in layer.info.levels:
+                    span = Span(location=level, dimension="width", line_dash="dashed",
+                                line_width=1, line_color=theme.muted)
+                    pane.add_layout(span)
+                    self._restylers.append(lambda t, s=span: setattr(s, "line_color",
+                                                                       t.muted))
+                self._draw_layer(pane, layer, colours)
+                figures.append(pane)
         for fig in figures[:-1]:
             fig.xaxis.visible = False
         for fig in figures[1:]:  # one toolbar (the price pane's) acts on the shared x range
             fig.toolbar_location = None
-        figures[-1].xaxis.formatter = axes.time_formatter(src)
+        figures[-1].xaxis.formatter = axes.time_formatter(src, figures[-1])
+        figures[-1].xaxis.visible = self.time_axis
         for fig in figures:
             fig.min_border_right = PRICE_BORDER  # room for the price labels, equal in every pane
             style(fig, theme)  # again: the legends came with the studies
@@ -745,6 +786,8 @@ class PriceChart(pn.viewable.Viewer):
     def _draw_layer(self, fig, layer: StudyLayer, colours) -> None:
         src, X = layer.source, axes.X
         label = layer.label
+        if self._is_transform and label in getattr(self, "_not_on_lines", ()):
+            label += " (time bars only)"
         if layer.kind == "candles":
             colour = transform("dir", self._dir_map)
             fig.segment(x0=X, y0="low", x1=X, y1="high", source=src, line_color=colour)
@@ -821,20 +864,20 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
     close = row["close"]
     rising = 1 if close >= row.get("open", close) else -1
     parts = []
-    if "t" in row:
-        t = pd.to_datetime(row["t"], unit="ms")  # local wall-clock time (axes.local_ms)
-        parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
-                     f'{t.strftime(":%S") if t.second else ""}</span>')
     parts += [value(k[0].upper(), fmt(row[k], decimals), colour(rising))
               for k in ("open", "high", "low", "close") if k in row]
-    if "volume" in row:
-        parts.append(value("Vol", size(row["volume"]), theme.text))
-    if "delta" in row:
-        parts.append(value("Δ", size(row["delta"], signed=True), colour(row["delta"])))
     if "change" in row:
         ch, prev = row["change"], close - row["change"]
         pct = f" ({signed(100 * ch / prev, 2)}%)" if np.isfinite(ch) and prev else ""
         parts.append(value("Chg", signed(ch, decimals) + pct, colour(ch)))
+    if "volume" in row:
+        parts.append(value("Vol", size(row["volume"]), theme.text))
+    if "delta" in row:
+        parts.append(value("Δ", size(row["delta"], signed=True), colour(row["delta"])))
+    if "t" in row:  # last: a narrow chart cuts the readout's end, and the axis shows the time
+        t = pd.to_datetime(row["t"], unit="ms")  # local wall-clock time (axes.local_ms)
+        parts.append(f'<span style="color:{theme.muted}">{t:%Y-%m-%d %H:%M}'
+                     f'{t.strftime(":%S") if t.second else ""}</span>')
     return "&nbsp;&nbsp;".join(parts)
 
 
@@ -849,6 +892,14 @@ def _cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def _writable(columns: dict) -> dict:
     """Columns Bokeh can patch in place (pandas hands out read-only views)."""
     return {k: np.array(v) for k, v in columns.items()}
+
+
+def _put_differences(source: ColumnDataSource, new: dict) -> None:
+    """Make ``source`` hold ``new``, sending the rows from the first that differs."""
+    first = _first_difference(source.data, new)
+    length = len(next(iter(new.values()), ()))
+    put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
+    truncate(source, length)
 
 
 def _first_difference(held: dict, new: dict) -> int:

@@ -2,11 +2,16 @@
 (``tradeflow.bars.Kagi``, ``PointAndFigure``, ``LineBreak``, incremental) are drawn from.
 
 Their x is their own line or column number, not the bar number; ``t`` is the local time of the
-bar that began the line or column (for the time labels and the readout). Two sources:
+bar that began the line or column (for the time labels and the readout). A line or column holds
+the bars from the one that began it to the one before the next began: its ``volume`` (and order
+flow) is theirs summed, and :meth:`Transform.bars` gives the lines as bars, so studies are
+computed over them (as TradingView computes a Kagi or Renko chart's studies over its own
+bricks: the RSI of the lines a trader sees, not of bars he does not). Two sources:
 
 * one row per x (:data:`TRANSFORM_FIELDS`): ``open``/``close`` (where the line or column starts
   and ends), ``high``/``low``, ``lo``/``hi`` (the y auto-fit), ``dir`` (``"up"``/``"down"``),
-  ``top``/``bottom`` (Line Break's bricks); what the readout, the axis and the fit read;
+  ``top``/``bottom`` (Line Break's bricks), ``volume``/``vmid`` (the volume pane); what the
+  readout, the axis and the fit read;
 * the marks drawn (:data:`MARK_FIELDS`): Kagi's pieces of line (a line is one piece per
   thickness: ``y0``..``y1``, ``thick`` yang or thin yin, and the horizontal ``join`` from the
   previous line's end), P&F's boxes (``y``: the box's level, ``y0``..``y1``: the box's extent
@@ -19,17 +24,25 @@ import numpy as np
 import pandas as pd
 
 import tradeflow.bar_transforms as bar_kinds
-from tradeflow.model import Instrument
+from tradeflow.model import BAR_COLUMNS, Instrument, to_utc
 
 from . import axes
 
 __all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform"]
 
 TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
-                    "bottom", "mid", "height")
+                    "bottom", "mid", "height", "volume", "vmid")
+SUMMED = ("volume", "ask_volume", "bid_volume", "trades")  # a line's: its bars' summed
 MARK_FIELDS = (axes.X, "y", "y0", "y1", "join", "thick", "dir", "box")
 TRANSFORMS = {"kagi": "Kagi", "point_and_figure": "PointAndFigure", "line_break": "LineBreak"}
 KAGI_WIDTH = (1.0, 3.0)  # yin (thin), yang (thick) line widths
+
+
+def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
+    """A bars frame's summed column as floats (missing: zeros)."""
+    if name not in bars:
+        return np.zeros(len(bars))
+    return pd.to_numeric(bars[name], errors="coerce").fillna(0).to_numpy("float64")
 
 
 def _dir(direction) -> np.ndarray:
@@ -53,10 +66,18 @@ class Transform:
             self._inner = made(instrument, **dict(settings or {}))
         except TypeError as exc:  # an unknown setting
             raise ValueError(f"chart type {kind!r}: {exc}") from None
+        # the bars fed: open times (ns) and the summed columns, closed ones, then the forming
+        self._ns, self._sums = np.zeros(0, "int64"), {c: np.zeros(0) for c in SUMMED}
+        self._forming = None
 
     def update(self, closed: pd.DataFrame, forming: pd.DataFrame | None = None) -> None:
-        self._inner.update(closed, forming=forming if forming is not None and len(forming)
-                           else None)
+        forming = forming if forming is not None and len(forming) else None
+        self._inner.update(closed, forming=forming)
+        if closed is not None and len(closed):
+            self._ns = np.concatenate([self._ns, to_utc(closed["ts"]).asi8])
+            self._sums = {c: np.concatenate([v, _column(closed, c)])
+                          for c, v in self._sums.items()}
+        self._forming = forming
 
     def rows(self) -> dict:
         frame = self._inner.result()
@@ -69,12 +90,47 @@ class Transform:
         return self._columns(frame, np.arange(len(frame)), frame["open"], frame["high"],
                              frame["low"], frame["close"])
 
+    def bars(self, rows: dict | None = None) -> pd.DataFrame:
+        """The lines or columns as bars (the model's bar layout, ``ts`` the open time of the
+        bar that began each), what studies are computed over; ``rows``: those the last
+        :meth:`rows` gave (not made again)."""
+        rows = self.rows() if rows is None else rows
+        n = len(rows[axes.X])
+        out = {"ts": self._starts if n else pd.DatetimeIndex([], tz="UTC")}
+        out.update({c: np.asarray(rows[c], "float64") for c in ("open", "high", "low", "close")})
+        sums = self._line_sums(n)
+        out.update(sums)
+        out["delta"] = sums["ask_volume"] - sums["bid_volume"]
+        out["open_interest"] = np.full(n, np.nan)
+        return pd.DataFrame(out)[list(BAR_COLUMNS)]
+
+    def _line_sums(self, n: int) -> dict:
+        """Each line's or column's sums of :data:`SUMMED` over its bars (those from the one
+        that began it to the one before the next began; bars before the first: the first's)."""
+        ns, sums = self._ns, self._sums
+        if self._forming is not None:
+            ns = np.concatenate([ns, to_utc(self._forming["ts"]).asi8])
+            sums = {c: np.concatenate([v, _column(self._forming, c)]) for c, v in sums.items()}
+        if not n:
+            return {c: np.zeros(0) for c in SUMMED}
+        first = np.searchsorted(ns, self._starts.asi8, side="left")
+        first[0] = 0
+        end = np.append(first[1:], len(ns))
+        out = {}
+        for c, v in sums.items():
+            total = np.concatenate([[0.0], np.cumsum(v)])
+            out[c] = total[np.maximum(end, first)] - total[first]
+        return out
+
     def _columns(self, frame, x, o, h, l, c) -> dict:
         o, h, l, c = (np.asarray(v, "float64") for v in (o, h, l, c))
+        self._starts = to_utc(frame["ts"])
+        volume = self._line_sums(len(frame))["volume"]
         return {axes.X: np.asarray(x, "int64"), axes.T: axes.local_ms(frame["ts"], self.tz),
                 "open": o, "high": h, "low": l, "close": c, "lo": l, "hi": h,
                 "dir": _dir(frame["direction"]), "top": np.maximum(o, c),
-                "bottom": np.minimum(o, c), "mid": (o + c) / 2, "height": np.abs(c - o)}
+                "bottom": np.minimum(o, c), "mid": (o + c) / 2, "height": np.abs(c - o),
+                "volume": volume, "vmid": volume / 2}
 
     def _kagi_rows(self, frame: pd.DataFrame) -> dict:
         """One row per Kagi line (its pieces of thickness merged)."""

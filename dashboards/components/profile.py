@@ -19,7 +19,11 @@ latest session has at most :data:`AUTO_ROWS` rows (1 tick for ES, 100 for a bitc
 
 Live: ``apply(update)`` feeds the update to the live profile and shows the result through
 :class:`.live_sources.KeyedRows`: rows whose values changed are patched, rows new to the profile
-are streamed; a new session (or another visible range) replaces the rows.
+are streamed; a new session (or another visible range) replaces the rows. Served, the latest
+session's profile is not computed here: the chart asks the hub for :meth:`hub_study` (the
+catalogue's ``volume_profile``: the hub's followers start with the trading day) and the pane
+follows its rows (:meth:`follow`), so every pane of a symbol with the same rows and value area
+shares one follower (one computation per update, whatever the number of sessions).
 Naked POCs: those of completed trading days (``naked_pocs(..., session)``) that no later bar has
 traded through; live, a bar whose cells reach a naked POC's row takes it off (the same rule).
 """
@@ -29,11 +33,11 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import BoxAnnotation, ColumnDataSource, Range1d, Span
+from bokeh.models import BoxAnnotation, ColumnDataSource, Range1d, Span, Title
 from bokeh.transform import factor_cmap
 
 from indicators.orderflow import naked_pocs
-from indicators.profile import LiveVolumeProfile, volume_nodes, volume_profile
+from indicators.profile import LiveVolumeProfile, VolumeProfile, volume_nodes, volume_profile
 from tradeflow.model import FOOTPRINT_COLUMNS, Instrument, empty_frame
 
 from .axes import X
@@ -111,6 +115,39 @@ def _with_x(cells: pd.DataFrame, bars_ts, xs) -> pd.DataFrame:
     return cells.assign(**{X: np.asarray(xs, dtype="int64")[np.maximum(at, 0)]})
 
 
+class SharedDay:
+    """The latest trading day's profile as a hub's follower computes it: what the pane's own
+    ``LiveVolumeProfile`` would answer (``date``, ``profile()``), taken from the follower's
+    rows (:meth:`take`) rather than computed. The date follows the cells fed; the hub drops a
+    stream with studies at a new trading day (its charts reload), so the rows are that day's."""
+
+    def __init__(self, date, profile, session, rows: int):
+        self.date, self._profile = date, profile
+        self.session, self.rows = session, rows
+
+    def update(self, closed, current) -> None:
+        cells = current if current is not None and len(current) else closed
+        if cells is not None and len(cells):
+            self.date = self.session.trading_date(pd.DatetimeIndex(cells["ts"].iloc[-1:]))[0]
+
+    def take(self, levels: pd.DataFrame) -> None:
+        """The follower's rows (the catalogue's ``volume_profile`` layout) as the profile."""
+        if not len(levels):
+            return
+        levels = levels.sort_values("tick", ignore_index=True)
+        tick = levels["tick"].to_numpy("int64")
+        volume = levels["volume"].to_numpy("float64")
+        va = levels["value_area"].to_numpy(bool)
+        self._profile = VolumeProfile(
+            levels[["tick", "volume", "ask_volume", "bid_volume", "trades", "poc",
+                    "value_area"]],
+            int(tick[levels["poc"].to_numpy(bool)][0]), int(tick[va].max()), int(tick[va].min()),
+            float(volume.sum()), float(volume[va].sum()), self.rows)
+
+    def profile(self):
+        return self._profile
+
+
 class VolumeProfilePane(pn.viewable.Viewer):
     """Volume per price row beside a price chart (see the module's docstring)."""
 
@@ -144,10 +181,14 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self.numbers = BarNumbers()
         self.figure = pane_figure(theme_of(self.theme), self.y_range, self.width,
                                   "Volume profile", crosshair)
+        self.rows_title = Title(text="", text_font_size="10px", text_font_style="normal")
+        self.figure.add_layout(self.rows_title, "above")
         self._draw()
         self._view = None  # (first, last) bar in view, range="visible"
         self._view_pending = False  # a refresh for a moved view is scheduled
         self._auto_rows = 1  # the automatic row size of the bars loaded
+        self._label = None  # the hub study followed (its label in messages), see follow()
+        self._bars = self._footprint = None
         if x_range is not None:
             x_range.on_change("start", self._on_view)
             x_range.on_change("end", self._on_view)
@@ -195,6 +236,7 @@ class VolumeProfilePane(pn.viewable.Viewer):
     def _restyle(self) -> None:
         th = theme_of(self.theme)
         style(self.figure, th)
+        self.rows_title.text_color = th.muted
         self.va_box.fill_color = th.value_area
         self.zone_colors["transform"].palette = zone_palette(th)
         self.side_colors["transform"].palette = [th.up, th.down]
@@ -243,6 +285,31 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self._days = {}  # trading day -> (first x, last x)
         self._done_days = {}  # trading day -> profile rows of a finished day on the chart
 
+    def hub_study(self) -> tuple[str, dict]:
+        """The catalogue study whose hub follower gives the latest session's profile with
+        this pane's settings (ask after a load: the automatic row size is chosen there)."""
+        return "volume_profile", {"rows": self.row_size, "value_area": self._share}
+
+    def follow(self, label: str | None) -> None:
+        """Take the latest session's profile from the hub messages' study ``label`` (the
+        :meth:`hub_study` asked for) from now on; None: compute it here again."""
+        was, self._label = self._label, label
+        if label is not None and not isinstance(self._session, SharedDay):
+            self._share_day()
+        elif label is None and was is not None and self._bars is not None:
+            self.load(self._bars, self._footprint)
+
+    def _share_day(self) -> None:
+        """The latest day's profile from the hub's rows from now on (until they come: the one
+        loaded)."""
+        day = self._session
+        self._session = SharedDay(day.date, day.profile() if day.date is not None else None,
+                                  self.instrument.session, self.row_size)
+
+    @property
+    def following(self) -> bool:
+        return self._label is not None
+
     @property
     def row_size(self) -> int:
         """Ticks per row in use: ``row_ticks``, or the automatic size chosen at load."""
@@ -260,7 +327,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
             raise ValueError("VolumeProfilePane.load: the footprint cells are needed (volume per "
                              "price comes from them)")
         self._bars, self._footprint = bars, footprint
-        self._auto_rows = auto_row_ticks(bars, self.instrument, AUTO_ROWS)
+        if not self.following:  # (else kept: the hub's follower has these rows)
+            self._auto_rows = auto_row_ticks(bars, self.instrument, AUTO_ROWS)
         self._reset()
         xs = self.numbers.load(bars, footprint)
         if not len(bars) or not len(footprint):
@@ -269,6 +337,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
         cells = _with_x(footprint.sort_values("ts", kind="stable"), bars["ts"], xs)
         last = cells[X].to_numpy() == xs[-1]
         self._feed(cells[~last], cells[last])
+        if self.following:  # loaded here once; live, the hub's rows
+            self._share_day()
         self._naked = self._load_naked(cells)
         self._refresh()
 
@@ -280,16 +350,25 @@ class VolumeProfilePane(pn.viewable.Viewer):
         current = _with_x(step.current_cells, step.current["ts"], step.current_x) \
             if len(step.current_cells) else self._current.iloc[:0]
         self._feed(closed, current)
+        if self.following:
+            changes = (getattr(update, "studies", None) or {}).get(self._label)
+            if changes is not None:
+                self._session.take(changes.rows)
         self._refresh()
 
     @param.depends("value_area_pct", "row_ticks", watch=True)
     def _reload(self) -> None:
+        """Other settings: the hub's follower has the old ones, so computed here from now."""
+        self._label = None
         if getattr(self, "_bars", None) is not None:
             self.load(self._bars, self._footprint)
 
     @param.depends("range", watch=True)
     def _on_range(self) -> None:
         self._view = None
+        if self.range == "composite":  # (kept only while shown)
+            self._all = LiveVolumeProfile(None, self.row_size, self._share)
+            self._all.update(self._cells, self._current)
         self._refresh()
 
     def _feed(self, closed: pd.DataFrame, current: pd.DataFrame) -> None:
@@ -312,7 +391,8 @@ class VolumeProfilePane(pn.viewable.Viewer):
                 self._day_change(day)
                 self._revisit(cells, day)
             self._session.update(part, cur)
-        self._all.update(closed, current)
+        if self.range == "composite":  # (made again from the cells when chosen)
+            self._all.update(closed, current)
         if len(closed):
             self._cells = pd.concat([self._cells, closed], ignore_index=True)
         self._current = current
@@ -422,13 +502,14 @@ class VolumeProfilePane(pn.viewable.Viewer):
         self._show_sessions()
 
     def _title(self) -> str:
-        rows = f" · {self.row_size}-tick rows" if self.row_size > 1 else ""
+        """The title; the row size goes on the line above it (both on one line ran into the
+        pane beside this narrow one)."""
+        self.rows_title.text = f"{self.row_size}-tick rows" if self.row_size > 1 else ""
         if self.range == "session":
             date = self._session.date
-            return (f"Volume profile · {date:%d %b}" if date is not None else "Volume profile") \
-                + rows
+            return f"Volume profile · {date:%d %b}" if date is not None else "Volume profile"
         return "Volume profile · " + ("visible range" if self.range == "visible"
-                                      else "composite") + rows
+                                      else "composite")
 
     def _session_rows(self, day: int, profile) -> dict:
         """Rows of one day's profile on the chart: from its first bar, ``SESSION_WIDTH`` of its

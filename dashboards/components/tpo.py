@@ -5,12 +5,17 @@ as a bar at the left and single prints marked.
 The profile is :mod:`indicators.profile`'s (``LiveTPO`` for the latest session, ``tpo_profiles``
 and ``merge_profiles`` for a composite); nothing here counts TPOs itself. Live, ``apply(update)``
 feeds ``LiveTPO`` and patches the rows whose letters changed (:class:`.live_sources.KeyedRows`);
-a new session replaces the rows.
+a new session replaces the rows. Served, the latest session's profile is not computed here: the
+chart asks the hub for :meth:`TPOPane.hub_study` (the catalogue's ``tpo``, which follows the
+symbol's 1-minute bars) and the pane follows its rows (:meth:`TPOPane.follow`), so every pane
+of a symbol with the same settings shares one follower.
 
 Row height: ``row_ticks`` ticks per row; 0 chooses it at load so that the latest session has at
 most :data:`AUTO_ROWS` rows (letters need about 12 pixels of height to read).
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -21,6 +26,7 @@ from bokeh.models import ColumnDataSource, Range1d
 from bokeh.transform import factor_cmap
 
 from indicators.profile import LiveTPO, merge_profiles, tpo_profiles
+from indicators.profile.tpo import summarise
 from tradeflow.model import Instrument
 
 from .live_sources import BarNumbers, KeyedRows, set_small
@@ -33,6 +39,45 @@ AUTO_ROWS = 40
 LETTER_FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"  # letters of a row in columns
 # x of the pane, in data units: single prints 0..2, the initial balance at 3.5, letters from 5
 _WIDTH, _LETTERS_X, _IB_X = 100.0, 5.0, 3.5
+
+
+class SharedTPO:
+    """The latest trading day's market profile as a hub's ``tpo`` follower computes it: what
+    the pane's own ``LiveTPO`` would answer (``date``, ``profile()``), taken from the
+    follower's rows (:meth:`take`); until rows come, the profile loaded."""
+
+    def __init__(self, live: LiveTPO):
+        try:
+            self._profile = live.profile()
+        except ValueError:  # no bar in the session's hours yet
+            self._profile = None
+        self.date, self._live = live.date, live
+
+    def update(self, closed=None, current=None) -> None:
+        """(The hub folds the bars in.)"""
+
+    def take(self, rows: pd.DataFrame) -> None:
+        """The follower's changed rows (the catalogue's ``tpo`` layout, days in order): the
+        latest day's, when they hold it."""
+        if not len(rows):
+            return
+        day = rows[rows["date"] == rows["date"].max()].sort_values("tick")
+        live = self._live
+        # (the profile object from its rows, as LiveTPO makes it: POC and value area are a
+        # pass over the day's few rows; the letters and counts are the hub's)
+        prof = summarise(day["tick"].to_numpy("int64"), day["tpo_count"].to_numpy("int64"),
+                         list(day["letters"]), live.value_area, live.rows, live.period,
+                         (day["date"].iloc[0],))
+        ib = day["tick"][day["initial_balance"].to_numpy(bool)]
+        self._profile = dataclasses.replace(
+            prof, ib_low=int(ib.min()) if len(ib) else None,
+            ib_high=int(ib.max()) if len(ib) else None)
+        self.date = day["date"].iloc[0]
+
+    def profile(self):
+        if self._profile is None:
+            raise ValueError("no bar in the session's hours yet")
+        return self._profile
 
 
 class TPOPane(pn.viewable.Viewer):
@@ -64,6 +109,7 @@ class TPOPane(pn.viewable.Viewer):
         self.figure.x_range.end = _WIDTH
         self._draw()
         self._bars = None
+        self._label = None  # the hub study followed (its label in messages), see follow()
         if bars is not None:
             self.load(bars)
 
@@ -108,7 +154,8 @@ class TPOPane(pn.viewable.Viewer):
         """Show the profile of ``bars`` (model layout); the last bar is taken as forming."""
         self._bars = bars
         self.numbers.load(bars)
-        self._rows = self.row_ticks or auto_row_ticks(bars, self.instrument, AUTO_ROWS)
+        if not self.following:  # (else kept: the hub's follower has these rows)
+            self._rows = self.row_ticks or auto_row_ticks(bars, self.instrument, AUTO_ROWS)
         self.tpo = self._live()
         self._done = {}  # trading date -> TPOProfile of the days before the live one
         if len(bars):
@@ -119,7 +166,33 @@ class TPOPane(pn.viewable.Viewer):
                                < self.tpo.date.value]
                 if len(earlier):
                     self._done = self._earlier(earlier)
+        if self.following:  # loaded here once; live, the hub's rows
+            self.tpo = SharedTPO(self.tpo)
         self._refresh()
+
+    def hub_study(self) -> tuple[str, dict] | None:
+        """The catalogue study whose hub follower gives the latest session's profile with this
+        pane's settings (ask after a load: the automatic row size is chosen there), or None
+        when the catalogue's ``tpo`` cannot say them (a period not in whole minutes)."""
+        minutes = pd.Timedelta(self.period) / pd.Timedelta(minutes=1)
+        if minutes != int(minutes) or not 1 <= minutes <= 1440 or self.ib_periods > 48:
+            return None
+        return "tpo", {"period_minutes": int(minutes), "rows": self._rows,
+                       "value_area": self.value_area_pct / 100, "ib_periods": self.ib_periods,
+                       "hours": "regular" if self.regular_only else "all"}
+
+    def follow(self, label: str | None) -> None:
+        """Take the latest session's profile from the hub messages' study ``label`` (the
+        :meth:`hub_study` asked for) from now on; None: compute it here again."""
+        was, self._label = self._label, label
+        if label is not None and isinstance(getattr(self, "tpo", None), LiveTPO):
+            self.tpo = SharedTPO(self.tpo)
+        elif label is None and was is not None and self._bars is not None:
+            self.load(self._bars)
+
+    @property
+    def following(self) -> bool:
+        return self._label is not None
 
     def _earlier(self, bars: pd.DataFrame) -> dict:
         try:
@@ -142,6 +215,10 @@ class TPOPane(pn.viewable.Viewer):
         if len(step.current):
             self._day_change(trading_days(step.current["ts"], self.instrument.session)[0])
         self.tpo.update(None, step.current)
+        if self.following:
+            changes = (getattr(update, "studies", None) or {}).get(self._label)
+            if changes is not None:
+                self.tpo.take(changes.rows)
         self._refresh()
 
     def _day_change(self, day: int) -> None:
@@ -150,8 +227,14 @@ class TPOPane(pn.viewable.Viewer):
             self._done[date] = self.tpo.profile()
 
     @param.depends("period", "row_ticks", "value_area_pct", "ib_periods", "regular_only",
-                   "range", watch=True)
+                   watch=True)
     def _reload(self) -> None:
+        """Other settings: the hub's follower has the old ones, so computed here from now."""
+        self._label = None
+        self._on_range()
+
+    @param.depends("range", watch=True)
+    def _on_range(self) -> None:
         if self._bars is not None:
             self.load(self._bars)
 

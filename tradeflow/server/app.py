@@ -127,10 +127,12 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
         set_current(None)
         await pipeline.stop()  # everything acknowledged is stored before the store closes
         runfile.remove(address_file)
+        # the reads in flight end (queued ones are dropped) before the store they read closes:
+        # DuckDB refuses to close a cursor that is busy
+        await loop.run_in_executor(None, lambda: ctx.readers.shutdown(cancel_futures=True))
         if store is not getattr(astore, "sync", None):
             store.close()
         await astore.close()
-        ctx.readers.shutdown()
 
 
 def _origins(host: str, port: int) -> list[str]:
