@@ -34,7 +34,7 @@ from dashboards.components import axes
 from dashboards.components.live_sources import BarNumbers
 from dashboards.components.theme import figure, style, theme_of
 from dashboards.growing_frame import GrowingFrame
-from dashboards.live import PERIOD_MS, Reads, Waker, session_callback
+from dashboards.live import FALLBACK_MS, Reads, Waker, session_callback
 from dashboards.patch_messages import light_patch_messages
 from data_access import StoreError
 from tradeflow.bars import heikin_ashi
@@ -225,7 +225,8 @@ class Chart(pn.viewable.Viewer):
         if run is not None and pn.state.curdoc is not None and \
                 pn.state.curdoc.session_context is not None:
             light_patch_messages(pn.state.curdoc)  # each update's message: not a Ref of every model
-            self._callback = session_callback(self.tick, PERIOD_MS)
+            self.reads.wake = self._waker  # a read's result is shown at once too
+            self._callback = session_callback(self.tick, FALLBACK_MS)
             pn.state.on_session_destroyed(lambda _context: self.close())
         self._submit(self._first_read, then=self._start)
 
@@ -468,9 +469,10 @@ class Chart(pn.viewable.Viewer):
         self._bars.grow(update.closed, update.current, lambda bars: bars.iloc[:closed_before])
         if len(update.closed_footprint) or len(update.current_footprint):
             first = update.closed if len(update.closed) else update.current
-            since = first["ts"].iloc[0] if len(first) else None
+            # (read once, by the first update since a load: not per update)
             self._cells.grow(update.closed_footprint, update.current_footprint,
-                             lambda cells: cells if since is None else cells[cells["ts"] < since])
+                             lambda cells: cells[cells["ts"] < first["ts"].iloc[0]]
+                             if len(first) else cells)
 
     def _read(self, end=None, start=None, last=FIRST_BARS):
         """The ``last`` bars before ``end`` (None: the newest), or every bar from ``start`` (at
@@ -696,15 +698,17 @@ class Chart(pn.viewable.Viewer):
         """The config with the view range and drawings as shown now. A view that shows the
         newest bar is "the latest" (``view_range`` None): it follows the market, and a link
         to it does too."""
-        xs, ts = self.bar_times()
-        if len(ts):
+        n = len(self._bars)
+        if n and self.x_range.end >= self.first_x + n - 1:
+            self.config.view_range = None  # the newest bar in view (no times read: every second)
+        elif n:
+            xs, ts = self.bar_times()
+
             def at(i):
                 return ts[int(np.clip(i - self.first_x, 0, len(ts) - 1))]
             # the first and last bar wholly in view (a range loaded from times gives them back)
             start, end = at(math.ceil(self.x_range.start)), at(math.floor(self.x_range.end))
-            newest = self.first_x + len(ts) - 1
-            self.config.view_range = (start, end) if start < end and \
-                self.x_range.end < newest else None
+            self.config.view_range = (start, end) if start < end else None
         if self.drawings is not None:
             self.config.drawings = self.drawings.to_state()
         return self.config

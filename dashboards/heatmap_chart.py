@@ -61,7 +61,8 @@ class HeatmapChart(Chart):
         asked["book_levels"] = max(asked["book_levels"], 1)
         asked["tape"] = TAPE_ROWS
         return LiveFeed(self.hub, self.config.symbol, str(self.spec.base), self.on_message,
-                        studies=self.view.study_settings, periodic=False, **asked)
+                        studies=self.view.study_settings, periodic=False, wake=self._waker,
+                        **asked)
 
     def on_message(self, message) -> None:
         """Every hub message to the heatmap and the side panels (a Snapshot adds what is

@@ -34,11 +34,15 @@ import panel as pn
 
 from tradeflow.live.hub import Resync, Snapshot
 
-__all__ = ["LiveFeed", "Reads", "PERIOD_MS", "SessionCallback", "session_callback", "Waker"]
+__all__ = ["LiveFeed", "Reads", "PERIOD_MS", "FALLBACK_MS", "SessionCallback",
+           "session_callback", "Waker"]
 
 log = logging.getLogger(__name__)
 
 PERIOD_MS = 250
+# a served chart's or desk's own periodic work, when what it waits for wakes it (a Waker):
+# only what a wake missed waits for it (each periodic call of every session costs the loop)
+FALLBACK_MS = 1000
 
 
 class SessionCallback:
@@ -178,13 +182,15 @@ class Reads:
 
     ``run``: None (a notebook, a plain ``panel serve``): a read runs when asked and its result is
     used at once. In ``tradeflow serve``: ``ServerContext.read`` (reader threads); the result
-    waits until ``apply()``, which the session's periodic callback calls, so Bokeh models change
-    in session callbacks only. The loop never waits on the store: its writer holds the store
-    between awaits, so a read on the loop could wait for a transaction that waits for the loop.
+    waits until ``apply()``, which the session calls (``wake``, e.g. a :class:`Waker` of it, is
+    called when a result waits; else its periodic callback), so Bokeh models change in session
+    callbacks only. The loop never waits on the store: its writer holds the store between
+    awaits, so a read on the loop could wait for a transaction that waits for the loop.
     """
 
-    def __init__(self, run=None):
+    def __init__(self, run=None, wake: Callable[[], None] | None = None):
         self.run = run
+        self.wake = wake
         self.done: deque = deque()
         self._running: set = set()  # the loop keeps only weak references to tasks
         self.closed = False
@@ -210,8 +216,10 @@ class Reads:
                 raise
             except Exception as exc:  # noqa: BLE001 -- as above
                 self.done.append(lambda error=exc: failed(error))
-                return
-            self.done.append(lambda: self._finish(then, failed, result))
+            else:
+                self.done.append(lambda: self._finish(then, failed, result))
+            if self.wake is not None:
+                self.wake()
         task = asyncio.ensure_future(work())
         self._running.add(task)
         task.add_done_callback(self._running.discard)

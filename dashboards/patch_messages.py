@@ -17,23 +17,34 @@ of the server's loop (py-spy), in two places:
   30 writes for 3.6 kB. Arrays up to :data:`INLINE_BYTES` are written into the message's JSON
   instead, gzipped and base64 (Bokeh's own form when it does not defer buffers, which BokehJS
   reads the same way); larger ones (a load, an image) stay binary buffers.
+* **Shared arrays.** Sessions showing the same live update patch their sources with the same
+  arrays (the footprint's forming bar: ``footprint_cells.forming_rows``), made read-only. Such an
+  array (read-only, owning its data, numbers or strings, up to :data:`INLINE_BYTES`) cannot
+  change, so its encoded form is kept while it lives (:data:`ENCODED_KEPT` at most) and written
+  into every session's message from there: once per process, not once per session.
 
 :func:`light_patch_messages` sets a session's document up; other documents (notebooks, other
 apps) get Bokeh's ``create`` unchanged.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
+
+import numpy as np
 
 from bokeh.core.serialization import Buffer, Serializer
 from bokeh.core.types import ID
 from bokeh.document.models import DocumentModelManager
 from bokeh.protocol.messages.patch_doc import PatchJson, patch_doc
 
-__all__ = ["SyncedModels", "light_patch_messages", "BOKEH_CREATE", "INLINE_BYTES"]
+__all__ = ["SyncedModels", "light_patch_messages", "BOKEH_CREATE", "INLINE_BYTES",
+           "ENCODED_KEPT", "shared_encoding"]
 
 BOKEH_CREATE = patch_doc.create.__func__  # Bokeh's own, for the documents not set up
 INLINE_BYTES = 4096  # arrays up to this size go inside the message, not as a buffer
+ENCODED_KEPT = 1024  # encoded read-only arrays kept (the oldest dropped first)
+_ENCODED: dict[int, tuple] = {}  # id(array) -> (weak reference to it, its encoded form)
 
 
 class SyncedModels(DocumentModelManager):
@@ -72,11 +83,33 @@ class _LightSerializer(Serializer):
         # a copy: encoding adds the models it sends whole, which are not synced yet
         self._references = dict(refs)
 
+    def _encode_ndarray(self, obj):
+        kept = _ENCODED.get(id(obj))
+        if kept is not None and kept[0]() is obj and not obj.flags.writeable:
+            return kept[1]
+        if not shared_encoding(obj):
+            return super()._encode_ndarray(obj)
+        rep = super()._encode_ndarray(obj)
+        _ENCODED[id(obj)] = (weakref.ref(obj), rep)
+        while len(_ENCODED) > ENCODED_KEPT:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        return rep
+
     def _encode_bytes(self, obj):
         if (obj.nbytes if isinstance(obj, memoryview) else len(obj)) > INLINE_BYTES:
             return super()._encode_bytes(obj)
         # Bokeh's own inline form (gzip, then base64: BokehJS reads it so)
         return {"type": "bytes", "data": Buffer(ID("inline"), obj).to_base64()}
+
+
+def shared_encoding(array) -> bool:
+    """Whether ``array``'s encoded form is kept and reused: a numpy array that cannot change
+    (read-only and owning its data), small (inline), of numbers or of strings (no models, whose
+    encoding depends on the message)."""
+    if not isinstance(array, np.ndarray) or array.flags.writeable or not array.flags.owndata \
+            or array.nbytes > INLINE_BYTES or array.dtype.kind not in "biufO":
+        return False
+    return array.dtype.kind != "O" or all(type(v) is str for v in array.flat)
 
 
 def _create(cls, events: list, **metadata: Any) -> patch_doc:

@@ -41,3 +41,42 @@ def test_other_symbols_are_left_to_a_new_table():
         assert not patch_changed_cells(table, rows)
     assert events == []
     pd.testing.assert_frame_equal(table.value, ROWS)
+
+
+def test_sessions_asking_while_the_watchlist_is_read_share_the_read(tmp_path, monkeypatch):
+    """The sessions' refreshes run on the reader threads; those that ask while a read runs
+    wait for it and take its rows, rather than each starting a read of its own."""
+    import threading
+    import time
+
+    from dashboards.apps import desk
+    from data_access import open_store
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'watch.duckdb'}")
+    store.add_instrument(Instrument("ES", 0.25, exchange="CME"))
+    marketdata = MarketData(store)
+    reads = []
+    real = desk._watch_rows
+
+    def slow_read(md):  # the real read, made slow enough for every session to ask meanwhile
+        reads.append(1)
+        time.sleep(0.3)
+        return real(md)
+
+    monkeypatch.setattr(desk, "_watch_rows", slow_read)
+    monkeypatch.setattr(desk, "_WATCHED", {})
+    start, got = threading.Barrier(8), []
+
+    def session():
+        start.wait()
+        got.append(desk._shared_watch_rows(marketdata))
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 1 and len(got) == 8 and all(g is got[0] for g in got)
+    assert got[0][0] == ["ES"]

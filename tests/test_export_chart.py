@@ -63,7 +63,8 @@ DOCUMENT = """() => {
   const bars = models.find(m => data(m) && "poc_y" in m.data);
   const cells = models.find(m => data(m) && "imb" in m.data && "layer" in m.data);
   const texts = models.filter(m => data(m) && "center" in m.data && "xl" in m.data);
-  const shown = models.filter(m => m.glyph && m.data_source && "center" in m.data_source.data)
+  const shown = models.filter(m => m.glyph && m.glyph.properties.text !== undefined &&
+                                   m.data_source && "center" in m.data_source.data)
                       .map(r => r.visible);
   return {open: Array.from(bars.data.open), close: Array.from(bars.data.close),
           cells: cells.data.x.length, numbers: texts.map(t => t.data.x.length),

@@ -89,3 +89,32 @@ def test_a_change_made_before_the_page_reports_ready_reaches_it(tmp_path):
         assert slow.locator(".drawn").count() == 0  # nothing is drawn before the page is ready
         release()
         slow.wait_for_selector(".drawn", timeout=20_000)
+
+
+def test_a_read_done_off_the_loop_wakes_the_session_and_waits_for_it():
+    """In ``tradeflow serve`` a session's reads run on reader threads; the result waits for the
+    session (Bokeh models change in session callbacks only) and wakes it, so it is shown at
+    once rather than at the session's next periodic call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dashboards.live import Reads
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1) as pool:
+            woken, shown, failed = [], [], []
+            reads = Reads(lambda fn, *args: loop.run_in_executor(pool, fn, *args),
+                          wake=lambda: woken.append(len(reads.done)))
+            reads.submit(sum, [1, 2, 3], then=shown.append, failed=failed.append)
+            reads.submit(int, "x", then=shown.append, failed=failed.append)
+            for _ in range(200):
+                if len(woken) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert shown == [] and failed == []  # nothing applied outside the session
+            reads.apply()
+            return woken, shown, failed
+
+    woken, shown, failed = asyncio.run(body())
+    assert woken == [1, 2] and shown == [6]
+    assert len(failed) == 1 and "invalid literal" in str(failed[0])

@@ -1,5 +1,6 @@
 """``dashboards.patch_messages``: PATCH-DOC messages reuse a document's references while its
-models do not change, carry small arrays inline, and say what Bokeh's own ``create`` says."""
+models do not change, carry small arrays inline, encode a read-only array once for every
+session, and say what Bokeh's own ``create`` says."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +9,11 @@ from bokeh.document.models import DocumentModelManager
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 from bokeh.protocol import Protocol
+from bokeh.core.serialization import Serializer
 from bokeh.protocol.messages.patch_doc import patch_doc
 
 from dashboards.patch_messages import (BOKEH_CREATE, INLINE_BYTES, SyncedModels,
-                                       light_patch_messages)
+                                       light_patch_messages, shared_encoding)
 
 PROTOCOL = Protocol()
 
@@ -155,3 +157,59 @@ def _refs(content) -> list[dict]:
         elif isinstance(v, list):
             todo.extend(v)
     return out
+
+
+def _columns_changed(doc, events) -> dict:
+    """The encoded columns of a message's ColumnDataChanged event."""
+    msg = PROTOCOL.create("PATCH-DOC", events.take())
+    [event] = msg.content["events"]
+    assert event["kind"] == "ColumnDataChanged"
+    return dict(event["data"]["entries"])
+
+
+def test_a_read_only_array_is_encoded_once_for_every_session():
+    # two sessions' documents given the same read-only columns (a live update's shared arrays)
+    volume = np.array([3.0, 1.5, np.nan])
+    words = np.array(["12", "5", "+7"], dtype=object)
+    for array in (volume, words):
+        array.setflags(write=False)
+    sent = []
+    for _ in range(2):
+        doc = Document()
+        source = ColumnDataSource({"volume": [0.0, 0.0, 0.0], "words": ["", "", ""]})
+        doc.add_root(source)
+        doc.models.flush_synced()
+        light_patch_messages(doc)
+        events = Events(doc)
+        source.data.update({"volume": volume, "words": words})
+        sent.append(_columns_changed(doc, events))
+    mine, yours = sent
+    assert mine["volume"] is yours["volume"] and mine["words"] is yours["words"]
+    # Bokeh's own form of them
+    theirs = Serializer().encode({"volume": volume, "words": words})["entries"]
+    assert dict(theirs)["words"] == mine["words"]
+    raw = mine["volume"]["array"]["data"]
+    import base64
+    import gzip
+    assert np.array_equal(np.frombuffer(gzip.decompress(base64.b64decode(raw))), volume,
+                          equal_nan=True)
+
+
+def test_arrays_that_may_change_are_encoded_each_time():
+    doc, _fig, source = _doc()
+    light_patch_messages(doc)
+    events = Events(doc)
+    writable = np.array([1.0, 2.0])
+    source.data.update({"y": writable})
+    first = _columns_changed(doc, events)["y"]
+    writable[0] = 9.0  # changed in place: the next message says so
+    source.data.update({"y": writable})
+    again = _columns_changed(doc, events)["y"]
+    assert again is not first and again != first
+    base = np.array([1.0, 2.0])
+    view = base[:]
+    view.setflags(write=False)  # read-only, but its base may still change
+    assert not shared_encoding(view) and not shared_encoding(writable)
+    frozen = np.array([source], dtype=object)
+    frozen.setflags(write=False)  # models: encoded as references of each message
+    assert not shared_encoding(frozen)

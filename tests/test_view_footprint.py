@@ -36,8 +36,15 @@ def built(trades):
     return build(trades, "1m", ES)
 
 
+def every_cell(chart: FootprintChart) -> dict:
+    """The cells drawn: the closed bars' source, then the forming bar's."""
+    closed, forming = chart.cells.data, chart.forming.data
+    return {k: np.concatenate([np.asarray(closed[k]), np.asarray(forming[k])])
+            for k in closed if k in forming}
+
+
 def per_bar(chart: FootprintChart, column: str) -> np.ndarray:
-    d = chart.cells.data
+    d = every_cell(chart)
     return pd.Series(np.asarray(d[column], float)).groupby(np.asarray(d["x"])).sum().to_numpy()
 
 
@@ -223,7 +230,7 @@ def live(trades, batches=40, split=0.4):
 
 
 def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, built):
-    first, updates = live(trades)
+    first, updates = live(trades, batches=300)  # several updates a bar
     chart = FootprintChart(instrument=ES)
     chart.load(first.closed, first.closed_footprint, current=first.current,
                current_footprint=first.current_footprint)
@@ -231,20 +238,18 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
     patched_forming = streamed_bars = 0
     for update in updates:
         closed_before = chart.closed_count       # bars 0 .. closed_before-1 are final
-        forming_start = chart.forming_start      # cell rows of the forming bar start here
         rec.events.clear()
         chart.apply(update)
+        # the closed cells' source only grows, by the bars that closed; the forming bar's
+        # source holds that bar alone, patched in place or (new rows, a new bar) replaced
         for e in rec.of(chart.cells):
-            if isinstance(e, ColumnsStreamedEvent):
-                assert (np.asarray(e.data["x"]) >= closed_before).all()
-            elif isinstance(e, ColumnsPatchedEvent):
-                for rows in e.patches.values():
-                    for index, _ in rows:
-                        start = index.start if isinstance(index, slice) else index
-                        assert start >= forming_start
-                patched_forming += 1
-            else:
-                raise AssertionError(f"the cells were redrawn whole: {e}")
+            assert isinstance(e, ColumnsStreamedEvent), f"closed cells sent again: {e}"
+            assert (np.asarray(e.data["x"]) >= closed_before).all()
+        # (in place: only the columns that changed, as whole columns of the bar's few rows)
+        patched_forming += sum(isinstance(e, ColumnDataChangedEvent) and e.cols is not None
+                               and "tick" not in e.cols for e in rec.of(chart.forming))
+        assert (np.asarray(chart.forming.data["x"]) == chart.forming_x).all()
+        assert (np.asarray(chart.cells.data["x"]) < chart.closed_count).all()
         for e in rec.of(chart.bars.source):
             if isinstance(e, ColumnsStreamedEvent):
                 assert (np.asarray(e.data["x"]) >= closed_before).all()
@@ -263,7 +268,7 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
     b = chart.bars.source.data
     np.testing.assert_allclose(b["close"], bars["close"])
     np.testing.assert_allclose(b["cvd"], cvd(bars, ES.session))
-    assert len(chart.cells.data["x"]) == len(cells)
+    assert len(every_cell(chart)["x"]) == len(cells)
     # the marks of closed bars equal a fresh chart's
     fresh = FootprintChart(instrument=ES)
     fresh.load(bars.iloc[:-1], cells[cells["ts"] < bars["ts"].iloc[-1]],
@@ -274,6 +279,49 @@ def test_live_patches_the_forming_column_and_never_resends_closed_bars(trades, b
                                    np.sort(np.asarray(theirs["x"], float)))
     assert sorted(zip(chart.naked.data["x"], chart.naked.data["y"])) == \
         sorted(zip(fresh.naked.data["x"], fresh.naked.data["y"]))
+
+
+def test_the_forming_bar_has_a_source_of_its_own_shared_by_the_sessions(trades):
+    """A live update changes the forming bar's small source only (Bokeh compares every column
+    of a source it patches: the closed cells are thousands of rows); the closed cells' source
+    only grows by the bars that close. Two sessions' charts hold the same arrays for what they
+    send of the forming bar (its rows are the same for both, computed once); and the two
+    sources together equal a fresh load of the same trades."""
+    first, updates = live(trades, batches=300)
+    charts = [FootprintChart(instrument=ES) for _ in range(2)]
+    for chart in charts:
+        chart.load(first.closed, first.closed_footprint, current=first.current,
+                   current_footprint=first.current_footprint)
+    recs = [Recorder(chart, chart.figure, chart.totals) for chart in charts]
+    closes = sent = 0
+    for update in updates:
+        before = charts[0].closed_count
+        for rec in recs:
+            rec.events.clear()
+        for chart in charts:
+            chart.apply(update)
+        closes += charts[0].closed_count > before
+        kinds = [type(e) for e in recs[0].of(charts[0].cells)]
+        assert kinds == ([ColumnsStreamedEvent] if charts[0].closed_count > before else []), kinds
+        mine, yours = (chart.forming.data for chart in charts)
+        for e in recs[0].of(charts[0].forming):
+            for col in (e.cols if e.cols is not None else mine):
+                if col not in ("x", "px"):  # (each chart's own bar numbers)
+                    assert mine[col] is yours[col] and not mine[col].flags.writeable, col
+                    sent += 1
+    assert closes > 10 and sent > 100
+    chart = charts[0]
+    bars, cells = build(trades, "1m", ES)
+    fresh = FootprintChart(instrument=ES)
+    now = cells["ts"] == bars["ts"].iloc[-1]
+    fresh.load(bars.iloc[:-1], cells[~now], current=bars.iloc[-1:], current_footprint=cells[now])
+    for source in ("cells", "forming"):
+        held, want = getattr(chart, source).data, getattr(fresh, source).data
+        order, want_order = (np.lexsort((d["tick"], d["x"])) for d in (held, want))
+        for col in held:
+            if col != "layer":  # (the fresh chart drew them into its image)
+                assert list(np.asarray(held[col])[order]) == \
+                    list(np.asarray(want[col])[want_order]), (source, col)
 
 
 def test_naked_pocs_live_equal_a_fresh_charts_after_every_few_updates(trades):
@@ -321,11 +369,13 @@ def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trade
             assert isinstance(e, ColumnsStreamedEvent), "closed cells' numbers sent again"
             assert (np.asarray(e.data["x"]) - CELL_MID >= closed_before).all()
             closes += 1
-        d = chart.cells.data
-        y = np.asarray(d["y"])
-        forming = (np.asarray(d["x"]) == chart.forming_x) & (y >= y0 - 3.25) & (y <= y1 + 3.25)
-        assert len(chart.text_forming.data["x"]) == forming.sum()
-        shown += forming.sum()
+        # the forming bar's numbers are its cells' own (bid left, ask right), shown zoomed in
+        f = chart.forming.data
+        assert list(f["left"]) == [format_size(v) for v in f["bid"]]
+        assert list(f["right"]) == [format_size(v) for v in f["ask"]]
+        assert all(r.visible for r in chart.figure.renderers if r.data_source is chart.forming
+                   and hasattr(r.glyph, "text"))
+        shown += len(f["x"])
     assert closes >= 2 and shown > 0
     # what was streamed is what a fresh look at the same view writes
     held = sorted(zip(chart.text.data["x"], chart.text.data["y"], chart.text.data["left"],
@@ -415,7 +465,7 @@ def test_charts_on_one_stream_share_the_work_of_an_update(trades):
         assert shared_parts(update, ES, 1, 3.0) is same            # computed once
         assert shared_parts(update, ES, 2, 3.0) is not same        # other settings: their own
     for name in ("x", "tick", "volume", "ask", "bid", "imb"):
-        assert list(twin.cells.data[name]) == list(charts[0].cells.data[name])
+        assert list(every_cell(twin)[name]) == list(every_cell(charts[0])[name])
     np.testing.assert_allclose(per_bar(charts[1], "volume"), per_bar(charts[0], "volume"))
 
 
@@ -466,11 +516,12 @@ def test_zoomed_out_live_updates_leave_the_image_alone(trades):
     x, layer = np.asarray(d["x"]), np.asarray(d["layer"])
     # the bars that closed live, and the forming one, are drawn as rects beside the image
     assert (layer[x >= n] == "rects").all() and (layer[x < n] == "image").all()
+    flat = [r for r in chart.figure.renderers if r.data_source is chart.forming and r.visible]
+    assert len(flat) == 1 and len(chart.forming.data["x"])  # the forming bar's rects
     # the next look at the view renders them into the image and drops their rects
     chart.refresh_view()
     layer = np.asarray(chart.cells.data["layer"])
-    assert (layer[x < chart.forming_x] == "image").all()
-    assert (layer[x == chart.forming_x] == "rects").all()
+    assert (layer == "image").all() and (x < chart.forming_x).all()
 
 
 BTC = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
@@ -526,21 +577,23 @@ def test_every_cell_sits_at_its_bars_x_forming_bar_included(trades):
                current_footprint=first.current_footprint)
 
     def check():
-        b, d = chart.bars.source.data, chart.cells.data
+        b, d = chart.bars.source.data, every_cell(chart)
         assert np.array_equal(np.asarray(b["x"]), np.arange(len(b["x"])))
         x, y = np.asarray(d["x"]), np.asarray(d["y"])
         lo, hi = np.asarray(b["low"])[x], np.asarray(b["high"])[x]
         assert ((y >= lo - 1e-9) & (y <= hi + 1e-9)).all()
-        forming = np.asarray(d["state"]) == "forming"
-        assert forming.any() and (x[forming] == chart.forming_x).all()
+        forming = np.asarray(chart.forming.data["x"])
+        assert len(forming) and (forming == chart.forming_x).all()
         assert chart.forming_x == len(b["x"]) - 1
         # zoomed in on the forming bar: its numbers are written over its cells
         lo_y, hi_y = float(np.min(b["low"])), float(np.max(b["high"]))
         zoom(chart, chart.forming_x - 3.5, chart.forming_x + 0.5, lo_y - 1, hi_y + 1, w=1200,
              h=int((hi_y - lo_y + 2) / ES.tick_size * 20))
         assert chart.zoomed_in
-        tx = np.asarray(chart.text_forming.data["x"]) - CELL_MID
-        assert len(tx) and (np.round(tx) == chart.forming_x).all()
+        texts = [r for r in chart.figure.renderers if r.data_source is chart.forming
+                 and hasattr(r.glyph, "text")]
+        assert len(texts) == 3 and all(r.visible for r in texts)
+        assert {r.glyph.x.field for r in texts} == {"x"}  # at the forming bar's x, dodged
 
     check()
     for update in updates:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 
 import pandas as pd
@@ -24,7 +25,7 @@ from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, De
 from dashboards.heatmap_chart import chart_class
 from dashboards.components.axes import price_decimals
 from dashboards.components.theme import theme_of
-from dashboards.live import PERIOD_MS, Reads, session_callback
+from dashboards.live import FALLBACK_MS, Reads, Waker, session_callback
 from dashboards.pages import PageError, check_client, error_view, sources, template
 from dashboards.study_params import settings_class, study_values
 from data_access import StoreError
@@ -44,7 +45,7 @@ SHORTCUTS = (("1 / 2 / 4", "one, two or four charts"), ("t", "dark / light theme
              ("[ / ]", "focus the previous / next chart"))
 TOGGLES = {"d": "dom", "s": "tape"}  # keys that show or hide a side panel
 CHART_HEIGHT = {1: 760, 2: 760, 4: 380}
-WATCH_EVERY_MS = 2000
+WATCH_EVERY_MS = 5000  # (every 2 s, each session's table patch was 10% of the loop at 20)
 STATE_EVERY_MS = 1000  # drawings and view ranges into the URL
 
 
@@ -87,19 +88,23 @@ class Keys(JSComponent):
 
 
 _WATCHED: dict = {}  # id(store) -> (monotonic time, the rows): one read for every session
+_WATCH_LOCK = threading.Lock()  # one read at a time: the sessions asking meanwhile wait for it
 
 
 def _shared_watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
     """:func:`_watch_rows`, read once per refresh period for all the sessions of a store (each
-    session asking every 2 s made the watchlist a read per session, sent again unchanged)."""
+    session asking every 2 s made the watchlist a read per session, sent again unchanged). Runs
+    on the reader threads: sessions asking while the read runs take its result (without the
+    lock each started a read of its own, and 50 sessions kept the threads and cores busy)."""
     key = id(marketdata.store) if marketdata else None
-    now = time.monotonic()
-    kept = _WATCHED.get(key)
-    if kept is not None and now - kept[0] < WATCH_EVERY_MS / 1e3 * 0.75:
-        return kept[1]
-    rows = _watch_rows(marketdata)
-    _WATCHED[key] = (now, rows)
-    return rows
+    with _WATCH_LOCK:
+        now = time.monotonic()
+        kept = _WATCHED.get(key)
+        if kept is not None and now - kept[0] < WATCH_EVERY_MS / 1e3 * 0.75:
+            return kept[1]
+        rows = _watch_rows(marketdata)
+        _WATCHED[key] = (time.monotonic(), rows)
+        return rows
 
 
 def _watch_rows(marketdata) -> tuple[list[str], pd.DataFrame]:
@@ -217,8 +222,9 @@ class Desk(pn.viewable.Viewer):
         self.keys.param.watch(self._on_key, "key")
         self._refresh_watchlist()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self.reads.wake = Waker(self.reads.apply)  # the watchlist shown once read
             self._callbacks = [
-                session_callback(self.reads.apply, PERIOD_MS),
+                session_callback(self.reads.apply, FALLBACK_MS),
                 session_callback(self._refresh_watchlist, WATCH_EVERY_MS),
                 session_callback(self._sync_states, STATE_EVERY_MS)]
             pn.state.on_session_destroyed(lambda _context: self.close())

@@ -143,6 +143,10 @@ class Drawings:
 
     def to_state(self) -> list[dict]:
         """The drawings on the figure, as ``ChartConfig.drawings`` holds them."""
+        if not self.config.drawings and not any(
+                len(next(iter(s.data.values()), ())) for s in
+                (self.trends, self.fibs, self.hlines, self.rects, self.notes)):
+            return []  # none drawn, none kept: the bars' times (a join, asked every second) unread
         xs, ts = self.bar_times()
         if not len(ts):
             return list(self.config.drawings)

@@ -10,7 +10,10 @@ a per-bar profile) with a thin candle beside it, over x = bar number and y = pri
   edge, imbalance cells outlined (their side's number bold), stacked imbalances as a bar beside
   the column, zero prints and unfinished auctions marked; a totals row (volume, delta, CVD).
 * Live: ``apply(update)`` streams the cells of bars that closed and patches the forming bar's
-  column in place; a closed bar is never sent again.
+  column in place; a closed bar is never sent again. The forming bar's cells (and their numbers)
+  are a small source of their own, so an update never touches the closed cells' source (Bokeh
+  compares every column of a source with itself on each patch: a day's cells are ~10-24,000
+  rows), and the arrays it sends for it are the same for every session showing the update.
 * ``static`` (a chart written to a file, no server to answer the view): every cell is a rect and
   every number is written; the browser shows the numbers while a cell is readable, by the same
   rule as the server (:data:`_SHOW_NUMBERS`).
@@ -34,9 +37,10 @@ from . import colour_scales as scales
 from .axes import T, X, price_formatter, time_formatter
 from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
-                              bar_parts, cell_text, empty_text, label_room, open_ns, raster,
-                              shared_parts, shifted, signed_size)
-from .live_sources import patch_rows, set_small
+                              TEXT_LEFT, TEXT_RIGHT, TEXT_WORDS, bar_parts, cell_text, empty_text,
+                              forming_rows, label_room, open_ns, raster, shared_parts, shifted,
+                              signed_size)
+from .live_sources import set_small, update_columns
 from .theme import THEMES, figure, style, theme_of
 
 __all__ = ["FootprintChart", "CELL_MODES", "COLOR_BY", "READABLE_WIDTH", "READABLE_HEIGHT",
@@ -96,15 +100,18 @@ def auto_rows(price_span: float, tick_size: float, target: int = TARGET_ROWS) ->
         scale *= 10
 
 
-# the cell source: the cells' columns and ``layer``, where a cell is drawn zoomed out: "image"
-# (in the Datashader image) or "rects" (the forming bar and bars closed since the last render)
-SOURCE_COLUMNS = CELL_COLUMNS + ("layer",)
+# the closed cells' source: the cells' columns and ``layer``, where a cell is drawn zoomed out:
+# "image" (in the Datashader image) or "rects" (bars closed since the last render)
+_CELLS = tuple(c for c in CELL_COLUMNS if c != "state")
+SOURCE_COLUMNS = _CELLS + ("layer",)
+# the forming bar's source: its cells' columns and the words of their numbers
+FORMING_COLUMNS = _CELLS + TEXT_WORDS
+_KINDS = {"x": "int64", "tick": "int64", "trades": "int64", "imb": "int64"}
 
 
-def _empty_cells() -> dict:
-    kinds = {"state": object, "layer": object, "x": "int64", "tick": "int64", "trades": "int64",
-             "imb": "int64"}
-    return {c: np.empty(0, dtype=kinds.get(c, "float64")) for c in SOURCE_COLUMNS}
+def _empty(columns) -> dict:
+    return {c: np.empty(0, dtype=_KINDS.get(c, object if c in TEXT_WORDS or c == "layer"
+                                            else "float64")) for c in columns}
 
 
 def _take(cols: dict, mask) -> dict:
@@ -185,9 +192,9 @@ class FootprintChart(pn.viewable.Viewer):
             Span(dimension="width", line_dash="dotted", line_color=theme.crosshair),
             Span(dimension="height", line_dash="dotted", line_color=theme.crosshair)])
         self.bars = BarRows(BAR_FIELDS)
-        self.cells = ColumnDataSource(_empty_cells())
-        self.text = ColumnDataSource(empty_text())          # closed cells in view
-        self.text_forming = ColumnDataSource(empty_text())  # the forming bar's, when in view
+        self.cells = ColumnDataSource(_empty(SOURCE_COLUMNS))  # the closed bars' cells
+        self.forming = ColumnDataSource(_empty(FORMING_COLUMNS))  # the forming bar's, and words
+        self.text = ColumnDataSource(empty_text())  # the numbers of the closed cells in view
         self.image = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []})
         self.naked = ColumnDataSource({"x": np.empty(0), "y": np.empty(0)})
         self.stacked = _Layer(("x", "bottom", "top", "side"))
@@ -220,8 +227,6 @@ class FootprintChart(pn.viewable.Viewer):
         self._closed_cells: list[pd.DataFrame] = []  # their footprint cells, as received
         self._current_cells = empty_frame(FOOTPRINT_COLUMNS)
         self._naked_cells = empty_frame(FOOTPRINT_COLUMNS)  # cells of bars whose POC is naked
-        self._forming_index: dict[tuple[int, int], int] = {}  # (x, row) -> cell source row
-        self._forming_start = 0
         self._forming_range = None  # the forming bar's (low, high) when naked POCs were judged
         self._naked_levels = np.empty(0, "int64")  # row levels (tick // rows) of the naked POCs
         self._days = np.empty(0, "int64")  # trading day of each bar held
@@ -236,11 +241,6 @@ class FootprintChart(pn.viewable.Viewer):
     def closed_count(self) -> int:
         """How many closed bars are drawn (numbers 0 .. closed_count - 1)."""
         return len(self._closed)
-
-    @property
-    def forming_start(self) -> int:
-        """The first row of the forming bar's cells in :attr:`cells` (the rows after it are its)."""
-        return self._forming_start
 
     @property
     def rows(self) -> int:
@@ -269,12 +269,14 @@ class FootprintChart(pn.viewable.Viewer):
     def _label_room(self, recent: bool = False) -> float:
         """``label_room`` of the cells in view (``recent``: of the last 30 bars, for a load)."""
         mode = "volume" if self.cell == "profile" else self.cell
+        sources = (self.cells, self.forming)  # the closed bars' cells, the forming bar's
         if recent:
-            d = self.cells.data
-            x = np.asarray(d["x"])
-            return label_room(_take(d, x >= x.max() - 30), mode) if len(x) else 0.0
-        return max(label_room(self._selected(state, True), mode)
-                   for state in ("closed", "forming"))
+            top = max((int(np.max(s.data["x"])) for s in sources if len(s.data["x"])),
+                      default=None)
+            return 0.0 if top is None else max(
+                label_room(_take(s.data, np.asarray(s.data["x"]) >= top - 30), mode)
+                for s in sources)
+        return max(label_room(self._cells_in(s, True), mode) for s in sources)
 
     def _choose_rows(self) -> None:
         """The automatic row size: the bars in view after a load span about TARGET_ROWS rows
@@ -313,18 +315,24 @@ class FootprintChart(pn.viewable.Viewer):
         row = self._row_price()
         fill = {"field": "delta", "transform": self.cell_colours}
         line = {"field": "imb", "transform": self._outline}
-        self._cells_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
-                                 height=row * 0.92, source=self.cells, fill_color=fill,
-                                 line_color=line, line_width=1.5)
+        # zoomed in: every cell a rect, outlined when imbalanced (or a per-bar profile)
+        self._cells_r, self._fcells_r = (
+            fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH, height=row * 0.92,
+                     source=src, fill_color=fill, line_color=line, line_width=1.5)
+            for src in (self.cells, self.forming))
         # zoomed out, the forming bar (and bars closed since the image was rendered) are drawn
         # as rects beside the image, so a live update never re-renders it
-        self._forming_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
-                                   height=row * 0.92, source=self.cells, fill_color=fill,
-                                   line_color=None,
-                                   view=CDSView(filter=GroupFilter(column_name="layer",
-                                                                   group="rects")))
-        self._profile_r = fig.rect(x="px", y="y", width="pwidth", height=row * 0.8,
-                                   source=self.cells, fill_color=fill, line_color=None)
+        self._recent_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
+                                  height=row * 0.92, source=self.cells, fill_color=fill,
+                                  line_color=None,
+                                  view=CDSView(filter=GroupFilter(column_name="layer",
+                                                                  group="rects")))
+        self._fflat_r = fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH,
+                                 height=row * 0.92, source=self.forming, fill_color=fill,
+                                 line_color=None)
+        self._profile_r, self._fprofile_r = (
+            fig.rect(x="px", y="y", width="pwidth", height=row * 0.8, source=src,
+                     fill_color=fill, line_color=None) for src in (self.cells, self.forming))
         self._wick_r = fig.segment(x0=dodge(X, CANDLE_X), x1=dodge(X, CANDLE_X), y0="low",
                                    y1="high", source=self.bars.source, line_width=1,
                                    line_color={"field": "dir", "transform": self._dir})
@@ -347,15 +355,18 @@ class FootprintChart(pn.viewable.Viewer):
             x=dodge("x", CELL_MID), y="y", source=src, marker="triangle", size=8,
             line_color=None, fill_color=theme.accent))
         self._text_r = []
-        for src in (self.text, self.text_forming):
+        # the closed cells' numbers at their own x; the forming bar's beside its cells' x
+        for src, xl, xc, xr in ((self.text, "xl", "x", "xr"),
+                                (self.forming, dodge("x", CELL_MID + TEXT_LEFT),
+                                 dodge("x", CELL_MID), dodge("x", CELL_MID + TEXT_RIGHT))):
             self._text_r += [
-                fig.text(x="xl", y="y", text="left", source=src, text_align="right",
+                fig.text(x=xl, y="y", text="left", source=src, text_align="right",
                          text_baseline="middle", text_color="lcolor", text_font_style="lstyle",
                          text_font_size="11px"),
-                fig.text(x="x", y="y", text="center", source=src, text_align="center",
+                fig.text(x=xc, y="y", text="center", source=src, text_align="center",
                          text_baseline="middle", text_color="ccolor", text_font_style="cstyle",
                          text_font_size="11px"),
-                fig.text(x="xr", y="y", text="right", source=src, text_align="left",
+                fig.text(x=xr, y="y", text="right", source=src, text_align="left",
                          text_baseline="middle", text_color="rcolor", text_font_style="rstyle",
                          text_font_size="11px")]
         report = CustomJS(args={"viewport": self.viewport, "xr": self.x_range,
@@ -436,7 +447,7 @@ class FootprintChart(pn.viewable.Viewer):
             return
         if not hasattr(update, "closed"):  # a Resync: the Snapshot that follows redraws
             return
-        closed, current = update.closed.reset_index(drop=True), update.current.reset_index(drop=True)
+        closed, current = update.closed, update.current
         if not len(closed) and not len(current):
             return
         first = len(self._closed)  # the number of the first bar in the update
@@ -445,27 +456,25 @@ class FootprintChart(pn.viewable.Viewer):
         if len(closed):
             self._closed = joined(self._closed, closed)
         self._current = current
-        self._closed_cells.append(update.closed_footprint)
+        if len(update.closed_footprint):
+            self._closed_cells.append(update.closed_footprint)
         self._current_cells = update.current_footprint
         # what depends on the update's bars alone is computed once for every chart showing it
         parts = shared_parts(update, self.instrument, self.rows, self.imbalance_ratio)
         self._days = np.concatenate([self._days[:first], parts["days"]])
         self.bars.apply(self._live_cvd(shifted(parts["bars"], first), first))
-        cols = shifted(parts["cells"], first)
-        self._apply_cells(dict(cols, layer=np.full(len(cols["x"]), "rects", dtype=object)),
-                          new_forming)
+        self._apply_cells(parts, first)
         for name in ("stacked", "zeros", "unfinished"):
             getattr(self, name).apply(shifted(parts[name], first), new_forming)
         if len(closed):
             self._update_naked(joined(update.closed_footprint, update.current_footprint), current)
-        else:
-            self._drop_covered(current)
+        elif len(current):
+            b = parts["bars"]
+            self._drop_covered((float(b["low"][-1]), float(b["high"][-1])))
         # colour scales stay as the load set them (values past them take the end colours), so a
         # live update never recolours what is drawn
-        if self.zoomed_in:
-            self._fill_text(forming_only=True)
-            if old_forming is not None and old_forming != new_forming:
-                self._stream_text(old_forming, first + len(closed) - 1)
+        if self.zoomed_in and old_forming is not None and old_forming != new_forming:
+            self._stream_text(old_forming, first + len(closed) - 1)
 
     # ---------------------------------------------------------------------------- columns
 
@@ -505,18 +514,18 @@ class FootprintChart(pn.viewable.Viewer):
                           len(self._current) > 0)
         self._days = parts["days"]
         self.bars.load(self._with_cvd(parts["bars"], bars, 0))
-        layer = np.where(parts["cells"]["state"] == "closed", "image", "rects").astype(object)
-        self.cells.data = {k: np.array(v) for k, v in dict(parts["cells"], layer=layer).items()}
-        forming = np.flatnonzero(parts["cells"]["state"] == "forming")
-        self._forming_start = int(forming[0]) if len(forming) else len(parts["cells"]["x"])
-        d = parts["cells"]
-        self._forming_index = {(int(d["x"][i]), int(d["tick"][i])): int(i) for i in forming}
+        closed = np.asarray(parts["cells"]["state"]) == "closed"
+        self.cells.data = dict({k: np.array(np.asarray(v)[closed]) for k, v in
+                                parts["cells"].items() if k != "state"},
+                               layer=np.full(int(closed.sum()), "image", dtype=object))
+        self._show_forming(forming_rows(parts, *self._words()), 0)
         for name in ("stacked", "zeros", "unfinished"):
             getattr(self, name).load(parts[name], self.forming_x)
         self._naked_cells = cells
         self._update_naked(empty_frame(FOOTPRINT_COLUMNS), self._current)
-        for glyph_r, share in ((self._cells_r, 0.92), (self._forming_r, 0.92),
-                               (self._profile_r, 0.8)):
+        for glyph_r, share in ((self._cells_r, 0.92), (self._fcells_r, 0.92),
+                               (self._recent_r, 0.92), (self._fflat_r, 0.92),
+                               (self._profile_r, 0.8), (self._fprofile_r, 0.8)):
             glyph_r.glyph.height = self._row_price() * share
         self._poc_r.glyph.height = self._row_price()
         if self.static:
@@ -525,38 +534,45 @@ class FootprintChart(pn.viewable.Viewer):
         self._update_scales()
         self.refresh_view()
 
-    def _apply_cells(self, cols: dict, new_forming):
-        """Patch the forming bar's cell rows shown before (one block at the end of the source)
-        and stream the rest: new levels, bars that closed, the new forming bar."""
-        keys = list(zip(cols["x"].tolist(), cols["tick"].tolist()))
-        at = np.array([self._forming_index.get(k, -1) for k in keys], dtype="int64")
-        shown = at >= 0
-        if shown.any():
-            # the previous forming bar's rows (one block at the end of the source): in place
-            lo, hi = self._forming_start, len(self.cells.data["x"])
-            order = np.full(hi - lo, -1, dtype="int64")
-            order[at[shown] - lo] = np.flatnonzero(shown)
-            if (order < 0).any():
-                raise ValueError("footprint: the update lost cells of the forming bar")
-            patch_rows(self.cells, lo, hi, {k: np.asarray(v)[order] for k, v in cols.items()})
-        fresh = _take(cols, ~shown)
-        if len(fresh["x"]):
-            self.cells.stream(fresh)
-        total = len(self.cells.data["x"])
-        forming = np.asarray(self.cells.data["x"]) == new_forming if new_forming is not None \
-            else np.zeros(total, bool)
-        idx = np.flatnonzero(forming)
-        self._forming_start = int(idx[0]) if len(idx) else total
-        xs_all, ticks_all = self.cells.data["x"], self.cells.data["tick"]
-        self._forming_index = {(int(xs_all[i]), int(ticks_all[i])): int(i) for i in idx}
+    def _apply_cells(self, parts: dict, first: int) -> None:
+        """The cells of an update's bars numbered from ``first``: those of bars that closed (the
+        forming bar shown before among them) streamed into the closed cells, once; the forming
+        bar's shown in its own source."""
+        cells = parts["cells"]
+        done = np.asarray(cells["state"]) == "closed"
+        if done.any():
+            rows = {k: np.asarray(v)[done] for k, v in cells.items() if k != "state"}
+            self.cells.stream(dict(shifted(rows, first),
+                                   layer=np.full(int(done.sum()), "rects", dtype=object)))
+        self._show_forming(forming_rows(parts, *self._words()), first)
 
-    def _drop_covered(self, current: pd.DataFrame) -> None:
-        """The naked POCs whose rows the forming bar's range now reaches are naked no more (a
-        bar traded in or through the row: ``naked_pocs``' rule); the others stay. Only a bar
-        that closes brings a new candidate, so ``naked_pocs`` runs again then: judging them all
-        at every update was a session's largest cost."""
-        now = self._range_of(current)
-        if now is None or now == self._forming_range:
+    def _show_forming(self, rows: dict, dx: int) -> None:
+        """Make the forming bar's source hold ``rows`` (:func:`forming_rows`: shared by the
+        sessions, read-only) moved ``dx`` bars right: while the bar keeps its rows, the columns
+        that changed are replaced by those same arrays (only ``x`` and ``px`` are this chart's);
+        a bar with new rows, or a new bar, replaces them all (a few dozen rows). The source's
+        arrays are therefore never changed in place (they may be read-only)."""
+        held = self.forming.data
+        n = len(rows["x"])
+        mine = {"x": rows["x"] + dx, "px": rows["px"] + dx}
+        if n and len(held["x"]) == n and int(held["x"][0]) == int(mine["x"][0]) and \
+                np.array_equal(held["tick"], rows["tick"]):
+            update_columns(self.forming, {k: mine.get(k, v) for k, v in rows.items()
+                                          if k not in ("x", "tick")})
+        elif n or len(held["x"]):
+            self.forming.data = {k: mine.get(k, v) for k, v in rows.items()}
+
+    def _words(self) -> tuple[str, tuple]:
+        """How the numbers are written: the cell mode and the text colours."""
+        return ("volume" if self.cell == "profile" else self.cell,
+                self._text_colours(theme_of(self.theme)))
+
+    def _drop_covered(self, now: tuple[float, float]) -> None:
+        """The naked POCs whose rows the forming bar's range ``now`` (low, high) reaches are
+        naked no more (a bar traded in or through the row: ``naked_pocs``' rule); the others
+        stay. Only a bar that closes brings a new candidate, so ``naked_pocs`` runs again then:
+        judging them all at every update was a session's largest cost."""
+        if now == self._forming_range:
             return
         self._forming_range = now
         ticks, rows = self.instrument.tick_size, self.rows
@@ -599,7 +615,8 @@ class FootprintChart(pn.viewable.Viewer):
     def _update_scales(self):
         """Colour scale limits from the data shown (after a load or a change of settings)."""
         value = _VALUE_OF[self.color_by]
-        data = self.cells.data
+        data = {k: np.concatenate([np.asarray(self.cells.data[k]), np.asarray(self.forming.data[k])])
+                for k in ("volume", "delta")}
         if value == "imb":
             lo, hi = -1.0, 1.0
         elif value == "volume":
@@ -666,10 +683,6 @@ class FootprintChart(pn.viewable.Viewer):
         return (float(v["x0"][0]), float(v["x1"][0]), float(v["y0"][0]), float(v["y1"][0]),
                 max(float(v["w"][0]), 1.0), max(float(v["h"][0]), 1.0))
 
-    def _in_view(self, x) -> bool:
-        x0, x1, *_ = self._view()
-        return x0 - 1 <= x <= x1 + 1
-
     def refresh_view(self) -> None:
         """Answer the view reported: numbers for the cells in view when they are readable, the
         Datashader image otherwise; the totals row's numbers when bars are wide enough."""
@@ -690,7 +703,9 @@ class FootprintChart(pn.viewable.Viewer):
         size = f"{int(max(font, MIN_FONT))}px"
         for r in self._text_r:
             r.glyph.text_font_size = size
-            r.visible = readable or not self.static
+            # served, the closed cells' numbers are only sent when readable; the forming bar's
+            # are always in its source, so shown only then (static: the browser decides)
+            r.visible = readable or (not self.static and r.data_source is self.text)
         for r in self._totals_text:
             r.visible = self.show_totals and bar_px * CELL_WIDTH >= TOTALS_WIDTH
         # zoomed out, the marks must not hide the cells they mark
@@ -700,45 +715,45 @@ class FootprintChart(pn.viewable.Viewer):
         self._on_display(render=False)
         if self.zoomed_in:
             self.image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
-            self._fill_text(forming_only=False)
+            self._fill_text()
         else:
             self.text.data = empty_text()
-            self.text_forming.data = empty_text()
             self._render_image()
 
-    def _selected(self, state: str, in_view: bool) -> dict:
-        data = dict(self.cells.data)
-        if state == "forming":  # its rows are the block at the end
-            data = {k: np.asarray(v)[self._forming_start:] for k, v in data.items()}
-        mask = np.asarray(data["state"]) == state
-        if in_view and not self.static:
-            x0, x1, y0, y1, _, _ = self._view()
-            x, y, row = np.asarray(data["x"]), np.asarray(data["y"]), self._row_price()
-            mask &= (x >= np.floor(x0)) & (x <= np.ceil(x1)) & (y >= y0 - row) & (y <= y1 + row)
-        return _take(data, mask)
+    def _closed_cells_in(self, in_view: bool) -> dict:
+        """The closed cells' columns, those in view only when ``in_view`` (and not static)."""
+        return self._cells_in(self.cells, in_view)
 
-    def _fill_text(self, forming_only: bool) -> None:
-        theme = theme_of(self.theme)
-        mode = "volume" if self.cell == "profile" else self.cell
-        colours = self._text_colours(theme)
-        fx = self.forming_x
-        if fx is not None and self._in_view(fx):
-            set_small(self.text_forming, cell_text(self._selected("forming", True), mode, *colours))
-        else:
-            set_small(self.text_forming, empty_text())
-        if not forming_only:
-            self.text.data = cell_text(self._selected("closed", True), mode, *colours)
+    def _cells_in(self, source, in_view: bool) -> dict:
+        """The columns of ``source`` (the closed cells' or the forming bar's), its cells in
+        view only when ``in_view`` (and not static)."""
+        data = {k: np.asarray(v) for k, v in source.data.items()}
+        if not in_view or self.static:
+            return data
+        x0, x1, y0, y1, _, _ = self._view()
+        x, y, row = data["x"], data["y"], self._row_price()
+        return _take(data, (x >= np.floor(x0)) & (x <= np.ceil(x1)) & (y >= y0 - row)
+                     & (y <= y1 + row))
+
+    def _fill_text(self) -> None:
+        """The numbers of the closed cells in view; the forming bar's words in the mode and
+        colours shown (a change of either rewrites them)."""
+        mode, colours = self._words()
+        self.text.data = cell_text(self._closed_cells_in(True), mode, *colours)
+        held = {k: np.asarray(v) for k, v in self.forming.data.items()}
+        if len(held["x"]):
+            words = cell_text(held, mode, *colours)
+            update_columns(self.forming, {k: words[k] for k in TEXT_WORDS})
 
     def _stream_text(self, first: int, last: int) -> None:
         """Add the numbers of bars ``first``..``last``, just closed, when they are in view (the
         text of the other closed bars in view is not sent again)."""
-        theme = theme_of(self.theme)
-        cols = self._selected("closed", True)
-        x = np.asarray(cols["x"])
+        cols = self._closed_cells_in(True)
+        x = cols["x"]
         new = _take(cols, (x >= first) & (x <= last))
         if len(new["x"]):
-            mode = "volume" if self.cell == "profile" else self.cell
-            self.text.stream(cell_text(new, mode, *self._text_colours(theme)))
+            mode, colours = self._words()
+            self.text.stream(cell_text(new, mode, *colours))
 
     @staticmethod
     def _text_colours(theme):
@@ -754,7 +769,7 @@ class FootprintChart(pn.viewable.Viewer):
         xr, yr = (x0 - dx, x1 + dx), (y0 - dy, y1 + dy)
         size = (int(min(w * 1.5, 3000)), int(min(h * 1.5, 2000)))
         mapper = self.cell_colours
-        img = raster(self._selected("closed", False), _VALUE_OF[self.color_by], xr, yr, size,
+        img = raster(self._closed_cells_in(False), _VALUE_OF[self.color_by], xr, yr, size,
                      self._row_price(), list(mapper.palette), (mapper.low, mapper.high))
         if img is None:
             self.image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
@@ -762,9 +777,7 @@ class FootprintChart(pn.viewable.Viewer):
             self.image.data = {"image": [img], "x": [xr[0]], "y": [yr[0]],
                                "dw": [xr[1] - xr[0]], "dh": [yr[1] - yr[0]]}
         # the bars closed live since the last render are in the image now: no more rects
-        d = self.cells.data
-        moved = np.flatnonzero((np.asarray(d["layer"]) == "rects")
-                               & (np.asarray(d["state"]) == "closed"))
+        moved = np.flatnonzero(np.asarray(self.cells.data["layer"]) == "rects")
         if len(moved):
             self.cells.patch({"layer": [(int(i), "image") for i in moved]})
 
@@ -797,14 +810,17 @@ class FootprintChart(pn.viewable.Viewer):
         if list(self.cell_colours.palette) != palette:
             self.cell_colours.palette = palette
         fill = {"field": value, "transform": self.cell_colours}
-        for r in (self._cells_r, self._forming_r, self._profile_r):
+        for r in (self._cells_r, self._fcells_r, self._recent_r, self._fflat_r, self._profile_r,
+                  self._fprofile_r):
             if r.glyph.fill_color != fill:
                 r.glyph.fill_color = fill
         profile = self.cell == "profile"
-        self._cells_r.visible = self.zoomed_in and not profile
-        self._profile_r.visible = self.zoomed_in and profile
-        self._forming_r.visible = not self.zoomed_in
-        self._image_r.visible = not self.zoomed_in
+        for r in (self._cells_r, self._fcells_r):
+            r.visible = self.zoomed_in and not profile
+        for r in (self._profile_r, self._fprofile_r):
+            r.visible = self.zoomed_in and profile
+        for r in (self._recent_r, self._fflat_r, self._image_r):
+            r.visible = not self.zoomed_in
         if render:
             self._update_scales()
             self.refresh_view()
@@ -813,7 +829,8 @@ class FootprintChart(pn.viewable.Viewer):
         self._poc_r.visible = self.show_poc
         self._naked_r.visible = self.show_naked_pocs
         self.stacked.show(self.show_imbalances)
-        self._cells_r.glyph.line_alpha = 1.0 if self.show_imbalances else 0.0
+        for r in (self._cells_r, self._fcells_r):
+            r.glyph.line_alpha = 1.0 if self.show_imbalances else 0.0
         self.zeros.show(self.show_zero_prints)
         self.unfinished.show(self.show_unfinished)
         self.totals.visible = self.show_totals

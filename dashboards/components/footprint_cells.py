@@ -22,8 +22,9 @@ from tradeflow.model import Instrument
 from .axes import T, X, local_ms
 
 __all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
-           "cell_columns", "open_ns", "bar_parts", "shared_parts", "shifted", "format_size", "signed_size",
-           "cell_text", "cell_words", "label_room", "TEXT_COLUMNS", "empty_text", "raster"]
+           "cell_columns", "open_ns", "bar_parts", "shared_parts", "forming_rows", "shifted",
+           "format_size", "signed_size", "cell_text", "cell_words", "label_room", "TEXT_COLUMNS",
+           "TEXT_WORDS", "TEXT_LEFT", "TEXT_RIGHT", "empty_text", "raster"]
 
 # a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
 CANDLE_X = -0.375
@@ -186,6 +187,27 @@ def shared_parts(update, instrument: Instrument, row_ticks: int, ratio: float) -
     return entry[1][settings]
 
 
+def forming_rows(parts: dict, mode: str, colours: tuple) -> dict:
+    """The forming bar's rows of ``parts["cells"]`` (:func:`bar_parts`) with the words of their
+    numbers (:func:`cell_text` in ``mode`` with ``colours``, :data:`TEXT_WORDS`), but ``state``.
+
+    Kept in ``parts`` and read-only: the parts of a live update are shared by the charts showing
+    it (:func:`shared_parts`), so every session patches its forming bar from these same arrays
+    (and ``dashboards.patch_messages`` writes each of them into a message once)."""
+    key = ("forming", mode, tuple(colours))
+    rows = parts.get(key)
+    if rows is None:
+        cells = parts["cells"]
+        forming = np.asarray(cells["state"]) == "forming"
+        rows = {k: np.asarray(v)[forming] for k, v in cells.items() if k != "state"}
+        words = cell_text(rows, mode, *colours)
+        rows.update({k: words[k] for k in TEXT_WORDS})
+        for v in rows.values():
+            v.setflags(write=False)
+        parts[key] = rows
+    return rows
+
+
 def shifted(cols: dict, dx: int, keys=("x", "bar", "px")) -> dict:
     """``cols`` with the bar positions (``keys`` present) moved ``dx`` bars to the right."""
     return {k: (np.asarray(v) + dx if k in keys else v) for k, v in cols.items()}
@@ -211,8 +233,10 @@ def format_size(v: float) -> str:
     return ("-" if v < 0 else "") + text
 
 
-TEXT_COLUMNS = ("x", "xl", "xr", "y", "left", "right", "center", "lcolor", "rcolor", "ccolor",
-                "lstyle", "rstyle", "cstyle")
+TEXT_WORDS = ("left", "right", "center", "lcolor", "rcolor", "ccolor", "lstyle", "rstyle",
+              "cstyle")
+TEXT_COLUMNS = ("x", "xl", "xr", "y") + TEXT_WORDS
+TEXT_LEFT, TEXT_RIGHT = -LABEL_GAP * CELL_WIDTH, LABEL_GAP * CELL_WIDTH  # bid, ask: from the middle
 
 
 def empty_text() -> dict:
@@ -227,7 +251,7 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
     bold in an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance)."""
     n = len(cols["x"])
     x = np.asarray(cols["x"], dtype="float64") + CELL_MID
-    out = {"x": x, "xl": x - LABEL_GAP * CELL_WIDTH, "xr": x + LABEL_GAP * CELL_WIDTH,
+    out = {"x": x, "xl": x + TEXT_LEFT, "xr": x + TEXT_RIGHT,
            "y": np.asarray(cols["y"], dtype="float64")}
     blank = np.full(n, "", dtype=object)
     plain = np.full(n, text, dtype=object)

@@ -23,7 +23,8 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
 
 from .axes import X
 
-__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small", "patch_rows"]
+__all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small", "patch_rows",
+           "update_columns"]
 
 
 def _ns(ts) -> np.ndarray:
@@ -105,15 +106,29 @@ def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[str]:
     """Patch rows ``lo..hi-1`` of ``source`` with ``data`` (columns of ``hi - lo`` values),
     sending only the columns whose values changed (a forming bar's number, time and row keys
-    stay, its volumes move); the columns sent."""
+    stay, its volumes move); the columns sent. One row is patched as a plain value (a number in
+    the message, not an array)."""
     sent = {}
     for k, v in data.items():
         new = np.asarray(v)
-        if _differs(np.asarray(source.data[k])[lo:hi], new).any():
-            sent[k] = [(slice(lo, hi), new)]
+        if _differs(np.asarray(source.data[k][lo:hi]), new).any():
+            sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else [(slice(lo, hi), new)]
     if sent:
         source.patch(sent)
     return list(sent)
+
+
+def update_columns(source: ColumnDataSource, data: dict) -> list[str]:
+    """Give ``source`` the columns of ``data`` (as many rows as it holds) whose values differ
+    from its own, whole (``source.data.update``: only those columns are sent); the columns sent.
+    The arrays given are held as they are, never changed in place, so read-only arrays that
+    several sessions share can be given (``dashboards.patch_messages`` writes each once)."""
+    shown = source.data
+    changed = {k: v for k, v in data.items()
+               if _differs(np.asarray(shown[k]), np.asarray(v)).any()}
+    if changed:
+        shown.update(changed)
+    return list(changed)
 
 
 def set_small(source: ColumnDataSource, data: dict) -> bool:
