@@ -495,15 +495,14 @@ def test_a_footprint_read_while_trades_arrive_holds_cells_of_its_bars_only(tmp_p
     from tradeflow.marketdata import MarketData
 
     market = _simulated_market(tmp_path, "2026-11-25 00:00", "2026-11-25 06:00")
-    later = MarketSimulator(market.store.instrument("BTCUSDT"), seed=4, trades_per_day=20_000
-                            ).generate("2026-11-25 06:00", "2026-11-25 07:00").trades
+    later = [MarketSimulator(market.store.instrument("BTCUSDT"), seed=4, trades_per_day=20_000
+                             ).generate("2026-11-25 06:00", "2026-11-25 07:00").trades]
 
     class TradesArriveBetweenReads(MarketData):
         def bars(self, *args, **kw):
             bars = super().bars(*args, **kw)
-            if len(later):  # the feed stores an hour of trades right after the bars are read
-                self.store.write_trades("BTCUSDT", later)
-                later.drop(later.index, inplace=True)
+            if later:  # the feed stores an hour of trades right after the bars are read
+                self.store.write_trades("BTCUSDT", later.pop())
             return bars
 
     chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="footprint"),
