@@ -350,12 +350,7 @@ def test_line_break_bricks_kagi_lines_and_pnf_boxes(bars):
 def test_transforms_follow_live_updates_sending_only_what_changed(trades, kind):
     updates = feed(trades, "1m", 30)
     c = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS)
-    first = updates[0]
-    c.load(Snapshot(first.closed, first.closed_footprint, first.current,
-                    first.current_footprint))
-    events = Events(c)
-    for up in updates[1:]:
-        c.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    events = _followed(c, updates)
     whole = chart(build(trades, "1m", ES), chart_type=kind, transform=TRANSFORM_SETTINGS)
     for mine, want in ((c.transform_source, whole.transform_source), (c.marks, whole.marks)):
         for k in want.data:
@@ -363,7 +358,7 @@ def test_transforms_follow_live_updates_sending_only_what_changed(trades, kind):
         assert not any(isinstance(e, RESENT) for e in events.of(mine))
     sent = sum(len(e.data["x"]) for e in events.of(c.transform_source)
                if isinstance(e, ColumnsStreamedEvent))
-    assert sent == len(whole.transform_source.data["x"]) - _held_after_first(kind, first)
+    assert sent == len(whole.transform_source.data["x"]) - _held_after_first(kind, updates[0])
 
 
 LINE_STUDIES = [("EMA", {"timeperiod": 5}), ("RSI", {"timeperiod": 5}), ("cvd_candles", {})]
@@ -409,12 +404,7 @@ def test_transforms_draw_volume_and_studies_over_their_lines(trades, kind):
     updates = feed(trades, "1m", 30)
     live = PriceChart(instrument=ES, chart_type=kind, transform=TRANSFORM_SETTINGS,
                       studies=LINE_STUDIES)
-    first = updates[0]
-    live.load(Snapshot(first.closed, first.closed_footprint, first.current,
-                       first.current_footprint))
-    events = Events(live)
-    for up in updates[1:]:
-        live.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    events = _followed(live, updates)
     for mine, want in ((live.transform_source, c.transform_source),
                        (live.layers[0].source, ema.source),
                        (live.layers[1].source, rsi_layer.source)):
@@ -428,6 +418,18 @@ def test_transforms_draw_volume_and_studies_over_their_lines(trades, kind):
 
 def assert_same(a, b, what):
     assert _same(list(a), list(b)), what
+
+
+def _followed(c: PriceChart, updates) -> "Events":
+    """``c`` loaded with the first of ``updates`` (a Snapshot), then given the rest; the events
+    it sent after the load."""
+    first = updates[0]
+    c.load(Snapshot(first.closed, first.closed_footprint, first.current,
+                    first.current_footprint))
+    events = Events(c)
+    for up in updates[1:]:
+        c.apply(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    return events
 
 
 def _held_after_first(kind, first) -> int:

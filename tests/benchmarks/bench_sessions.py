@@ -37,7 +37,6 @@ import asyncio
 import base64
 import gzip
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
