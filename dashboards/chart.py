@@ -270,7 +270,8 @@ class Chart(pn.viewable.Viewer):
         self.panes = self._make_panes()
         self.under = [under_pane(name, instrument=self.instrument, theme=self.config.theme,
                                  x_range=self.x_range, crosshair=self.crosshair,
-                                 axis="left" if self.config.chart_type == "footprint" else "right")
+                                 axis="left" if self.config.chart_type == "footprint" else "right",
+                                 lines=getattr(self.view, "line_starts", None))
                       for name in self.config.panes if name in UNDER]
         for pane in self.under[:-1]:  # one time axis, under the last pane
             pane.figure.xaxis.visible = False
@@ -355,9 +356,8 @@ class Chart(pn.viewable.Viewer):
             kw["studies"] = [(s["name"], dict(s["params"])) for s in self.config.studies]
         if "spec" in cls.param:
             kw["spec"] = str(self.spec)
-        if "time_axis" in cls.param and any(name in UNDER for name in self.config.panes) \
-                and self.config.chart_type not in ("kagi", "point_and_figure", "line_break"):
-            kw["time_axis"] = False  # the panes under it show it (a transform's x is its own)
+        if "time_axis" in cls.param and any(name in UNDER for name in self.config.panes):
+            kw["time_axis"] = False  # the panes under it show it (on a transform's lines too)
         if "height" in cls.param and self.height:
             under = sum(name in UNDER for name in self.config.panes) * (UNDER_HEIGHT + 10)
             if cls.__name__ == "PriceChart":

@@ -3,7 +3,8 @@ price-aligned profiles:
 
 * under it, sharing its time axis (its ``x_range`` and crosshair): ``delta`` (per-bar delta),
   ``cvd`` (a line) and ``cvd_candles`` (``components.delta``); their value axis on the side of
-  the main view's price axis, so the bars line up;
+  the main view's price axis, so the bars line up; under Kagi, Point & Figure and Line Break
+  (x is their line or column) they follow the same lines (a line's delta is its bars');
 * beside it, the book panels: ``tape`` (time & sales, ``components.tape``) and ``dom`` (the
   ladder, ``components.dom``). The ladder keeps its own price range around the touch: the
   chart's spans hundreds of ticks, where one row a tick cannot be read.
@@ -30,10 +31,12 @@ TAPE_ROWS = 200  # trades in the hub's snapshot tape
 BOOK_WIDTH = 250  # pixels of a side panel
 
 
-def under_pane(name: str, *, instrument, theme: str, x_range, crosshair, axis: str):
-    """The pane ``name`` (one of :data:`UNDER`) on the chart's time axis."""
+def under_pane(name: str, *, instrument, theme: str, x_range, crosshair, axis: str,
+               lines=None):
+    """The pane ``name`` (one of :data:`UNDER`) on the chart's x axis; ``lines``: the main
+    view's ``line_starts`` (its x counts its own lines: the pane follows them), if it has one."""
     kw = dict(instrument=instrument, theme=theme, x_range=x_range, crosshair=crosshair,
-              axis=axis, height=UNDER_HEIGHT)
+              axis=axis, height=UNDER_HEIGHT, lines=lines)
     if name == "delta":
         return DeltaPane(**kw)
     return CVDPane(style="candles" if name == "cvd_candles" else "line", **kw)

@@ -2,8 +2,14 @@
 candles, reset per trading day. Same x as every bar view (the bar's number), so they sit under a
 price or footprint chart sharing its ``x_range`` and crosshair.
 
+Under a chart whose x is its own (Kagi, Point & Figure, Line Break: ``lines=``, the chart's
+``line_starts``), a pane follows the same lines: each line holds the bars from the one that
+began it to the one before the next began (``price_transforms.line_spans``), its delta is their
+deltas summed, its CVD the CVD at its last bar, its CVD candle opens at the CVD before its first
+bar, closes at its last bar's and spans their extremes.
+
 The values are the studies' (``indicators.orderflow``: ``bar_delta``, ``cvd``, ``cvd_candles``);
-live, closed bars are streamed once and the forming bar patched in place.
+live, closed bars (lines) are streamed once and the forming one patched in place.
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from tradeflow.model import BAR_COLUMNS, Instrument, empty_frame
 
 from .axes import T, X, local_ms, time_formatter
 from .bar_rows import LEFT_BORDER, PRICE_BORDER, BarRows, cvd_from, joined
+from .live_source import put_differences
+from .price_transforms import line_spans, per_line
 
 TOOLBAR_PX = 27  # a vertical Bokeh toolbar's width
 from .theme import THEMES, figure, style, theme_of
@@ -43,7 +51,8 @@ yr.start = lo - pad; yr.end = hi + pad;
 
 class _BarPane(pn.viewable.Viewer):
     """What both panes share: the bars held (closed, then the forming one), their numbering,
-    the figure and its theme; a pane adds its columns (``_columns``) and glyphs (``_draw``)."""
+    the figure and its theme; a pane adds its columns (``_columns``), how they make a line's
+    (``_line_columns``) and its glyphs (``_draw``)."""
 
     instrument = param.ClassSelector(class_=Instrument, doc="tick size, time zone, session")
     theme = param.Selector(default="dark", objects=list(THEMES))
@@ -56,8 +65,13 @@ class _BarPane(pn.viewable.Viewer):
     VALUES: tuple = ()  # the columns the value axis is fitted to
 
     def __init__(self, bars: pd.DataFrame | None = None, *, x_range=None,
-                 crosshair: CrosshairTool | None = None, **params):
+                 crosshair: CrosshairTool | None = None, lines=None, **params):
+        """``lines``: the chart's ``line_starts`` (a callable giving the open times of the bars
+        that began its lines, or None while x is the bar), asked at each load and update, after
+        the chart has taken them."""
         super().__init__(**params)
+        self._lines = lines
+        self._per_bar: dict = {}  # following lines: every bar's columns (closed, forming)
         if self.instrument is None:
             raise ValueError(f"{type(self).__name__} needs an instrument (its session and zone)")
         theme = theme_of(self.theme)
@@ -112,7 +126,14 @@ class _BarPane(pn.viewable.Viewer):
                          ).reset_index(drop=True)
         self._studies = studies or {}
         every = joined(self._closed, self._current)
-        self.rows.load(self._with_x(every, self._x0 + np.arange(len(every)), every, 0))
+        bars = self._with_x(every, self._x0 + np.arange(len(every)), every, 0)
+        starts = self._lines() if self._lines is not None else None
+        if starts is None:
+            self._per_bar = {}
+            self.rows.load(bars)
+        else:
+            self._per_bar = bars
+            self.rows.load(self._by_line(every, starts))
         self.fit_y()
 
     def fit_y(self) -> None:
@@ -147,8 +168,29 @@ class _BarPane(pn.viewable.Viewer):
         every = joined(self._closed, self._current)
         touched = every.iloc[first:]
         self._studies = getattr(update, "studies", None) or {}
-        self.rows.apply(self._with_x(touched, self._x0 + np.arange(first, len(every)), every,
-                                     first))
+        bars = self._with_x(touched, self._x0 + np.arange(first, len(every)), every, first)
+        starts = self._lines() if self._lines is not None else None
+        if (starts is None) != (not self._per_bar):  # the chart's x changed meaning: redraw
+            self.load(self._closed, studies=self._studies, current=self._current,
+                      first_x=self._x0)
+            return
+        if starts is None:
+            self.rows.apply(bars)
+            return
+        # the lines made again from every bar's columns (a few hundred lines): only the rows
+        # that differ are sent (the last line or two; closed lines never change)
+        self._per_bar = {k: np.concatenate([v[:first], bars[k]]) for k, v in self._per_bar.items()}
+        put_differences(self.source, self._by_line(every, starts))
+
+    def _by_line(self, every: pd.DataFrame, starts) -> dict:
+        """The rows of the lines beginning at ``starts`` (UTC ns), from every bar's columns."""
+        starts = np.asarray(starts, "int64")
+        first, end = line_spans(every["ts"].array.as_unit("ns").asi8, starts)
+        cols = {X: np.arange(len(starts), dtype="int64"),
+                T: local_ms(pd.DatetimeIndex(starts, tz="UTC"),
+                            self.instrument.session.timezone).astype("float64")}
+        cols.update(self._line_columns(self._per_bar, first, end))
+        return cols
 
     def _with_x(self, bars, xs, every, first) -> dict:
         cols = {X: np.asarray(xs, dtype="int64"),
@@ -179,6 +221,10 @@ class DeltaPane(_BarPane):
 
     def _columns(self, bars, every, first) -> dict:
         delta = bar_delta(bars)["delta"].to_numpy()
+        return {"delta": delta, "dir": np.where(delta >= 0, "up", "down").astype(object)}
+
+    def _line_columns(self, per_bar, first, end) -> dict:
+        delta = per_line(per_bar["delta"], first, end, "sum")
         return {"delta": delta, "dir": np.where(delta >= 0, "up", "down").astype(object)}
 
 
@@ -271,4 +317,13 @@ class CVDPane(_BarPane):
         high = np.fmax(np.fmax(open_ + dmax, open_), close)
         low = np.fmin(np.fmin(open_ + dmin, open_), close)
         return {"cvd": close, "open": open_, "high": high, "low": low, "close": close,
+                "dir": np.where(close >= open_, "up", "down").astype(object)}
+
+    def _line_columns(self, per_bar, first, end) -> dict:
+        """A line's CVD is its last bar's; its candle opens at its first bar's open and spans
+        its bars' extremes (wicks included where known)."""
+        open_ = per_line(per_bar["open"], first, end, "first")
+        close = per_line(per_bar["close"], first, end, "last")
+        return {"cvd": close, "open": open_, "high": per_line(per_bar["high"], first, end, "max"),
+                "low": per_line(per_bar["low"], first, end, "min"), "close": close,
                 "dir": np.where(close >= open_, "up", "down").astype(object)}

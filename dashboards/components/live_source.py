@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from bokeh.models import ColumnDataSource
 
-__all__ = ["put_rows", "truncate"]
+__all__ = ["put_rows", "truncate", "put_differences"]
 
 
 def put_rows(source: ColumnDataSource, start: int, rows: dict) -> None:
@@ -43,6 +43,35 @@ def truncate(source: ColumnDataSource, length: int, keep: tuple[str, ...] = ("x"
             blank[name] = [(slice(length, held), np.full(held - length, np.nan))]
     if blank:
         source.patch(blank)
+
+
+def put_differences(source: ColumnDataSource, new: dict) -> None:
+    """Make ``source`` hold ``new`` (its whole columns, made again), sending the rows from the
+    first that differs: rows that did not change are not sent again."""
+    first = _first_difference(source.data, new)
+    length = len(next(iter(new.values()), ()))
+    put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
+    truncate(source, length)
+
+
+def _first_difference(held: dict, new: dict) -> int:
+    """The first row where ``new`` differs from ``held`` (or where one of them ends)."""
+    n_held = len(next(iter(held.values()), ()))
+    n_new = len(next(iter(new.values()), ()))
+    first = min(n_held, n_new)
+    for name, col in new.items():
+        if name not in held:
+            return 0
+        a, b = np.asarray(held[name])[:first], np.asarray(col)[:first]
+        same = (a == b) | (_isnan(a) & _isnan(b))
+        bad = np.flatnonzero(~same)
+        if len(bad):
+            first = int(bad[0])
+    return first
+
+
+def _isnan(a: np.ndarray) -> np.ndarray:
+    return np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
 
 
 def _values(col):

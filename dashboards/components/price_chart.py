@@ -28,7 +28,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_fr
 from . import axes
 from .bar_rows import PRICE_BORDER
 from .footprint_cells import format_size, signed_size
-from .live_source import put_rows, truncate
+from .live_source import put_differences, put_rows, truncate
 from .price_shapes import (BAR_FIELDS, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES, Carry,
                            bar_rows)
 from .price_studies import StudyLayer, batch_frame, make_layer
@@ -344,6 +344,12 @@ class PriceChart(pn.viewable.Viewer):
         whose x counts their own boxes and lines: their first view is their own)."""
         return not self._is_transform
 
+    def line_starts(self) -> np.ndarray | None:
+        """Kagi, Point & Figure, Line Break: the open times (UTC ns) of the bars that began each
+        line or column drawn (x 0, 1, ...), which the panes under the chart follow; else None
+        (x is the bar)."""
+        return self._transform.line_starts() if self._transform is not None else None
+
     @property
     def _n_final(self) -> int:
         """Bars held that are closed."""
@@ -441,7 +447,7 @@ class PriceChart(pn.viewable.Viewer):
         rows = self._transform.rows()
         for source, new in ((self.transform_source, rows),
                             (self.marks, self._transform.marks())):
-            _put_differences(source, new)
+            put_differences(source, new)
         if self.layers:
             self._write_transform_studies(rows)
 
@@ -497,7 +503,7 @@ class PriceChart(pn.viewable.Viewer):
         for layer in self.layers:
             frame = frames[layer.label].reset_index(drop=True)
             new = layer.rows(frame, np.arange(len(frame)), ts, x)
-            _put_differences(layer.source, new)
+            put_differences(layer.source, new)
 
     def _all_cells(self, before=None):
         if self._cells is None:
@@ -892,31 +898,3 @@ def _cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def _writable(columns: dict) -> dict:
     """Columns Bokeh can patch in place (pandas hands out read-only views)."""
     return {k: np.array(v) for k, v in columns.items()}
-
-
-def _put_differences(source: ColumnDataSource, new: dict) -> None:
-    """Make ``source`` hold ``new``, sending the rows from the first that differs."""
-    first = _first_difference(source.data, new)
-    length = len(next(iter(new.values()), ()))
-    put_rows(source, first, {k: np.asarray(v)[first:] for k, v in new.items()})
-    truncate(source, length)
-
-
-def _first_difference(held: dict, new: dict) -> int:
-    """The first row where ``new`` differs from ``held`` (or where one of them ends)."""
-    n_held = len(next(iter(held.values()), ()))
-    n_new = len(next(iter(new.values()), ()))
-    first = min(n_held, n_new)
-    for name, col in new.items():
-        if name not in held:
-            return 0
-        a, b = np.asarray(held[name])[:first], np.asarray(col)[:first]
-        same = (a == b) | (_isnan(a) & _isnan(b))
-        bad = np.flatnonzero(~same)
-        if len(bad):
-            first = int(bad[0])
-    return first
-
-
-def _isnan(a: np.ndarray) -> np.ndarray:
-    return np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)

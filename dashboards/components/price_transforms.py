@@ -28,7 +28,7 @@ from tradeflow.model import BAR_COLUMNS, Instrument, to_utc
 
 from . import axes
 
-__all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform"]
+__all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform", "line_spans", "per_line"]
 
 TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
                     "bottom", "mid", "height", "volume", "vmid")
@@ -43,6 +43,43 @@ def _column(bars: pd.DataFrame, name: str) -> np.ndarray:
     if name not in bars:
         return np.zeros(len(bars))
     return pd.to_numeric(bars[name], errors="coerce").fillna(0).to_numpy("float64")
+
+
+def line_spans(bar_ns: np.ndarray, line_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bars each line or column holds, as positions ``first[i]:end[i]`` in the bars (open
+    times ``bar_ns``, in order): from the bar that began it (open time ``line_ns[i]``) to the
+    one before the next began; the first line also holds the bars before it (they set its
+    start)."""
+    first = np.searchsorted(np.asarray(bar_ns), np.asarray(line_ns, "int64"), side="left")
+    if len(first):
+        first[0] = 0
+    end = np.append(first[1:], len(bar_ns)).astype(first.dtype)
+    return first, np.maximum(end, first)
+
+
+def per_line(values, first: np.ndarray, end: np.ndarray, how: str) -> np.ndarray:
+    """Per-bar ``values`` made one per line over its bars (:func:`line_spans`): ``"sum"``,
+    ``"first"``, ``"last"``, ``"max"`` or ``"min"``; a line holding no bar: 0 for a sum, else
+    NaN."""
+    values = np.asarray(values, "float64")
+    if how == "sum":  # (a prefix sum: a line's total never changes as bars are added after it)
+        total = np.concatenate([[0.0], np.cumsum(values)])
+        return total[end] - total[first]
+    out = np.full(len(first), np.nan)
+    held = end > first
+    if not held.any():
+        return out
+    if how == "first":
+        out[held] = values[first[held]]
+    elif how == "last":
+        out[held] = values[end[held] - 1]
+    elif how in ("max", "min"):
+        reduce = np.fmax if how == "max" else np.fmin  # (NaN: a value not known, skipped)
+        out[held] = reduce.reduceat(values, first) if held.all() else \
+            [reduce.reduce(values[a:b]) for a, b in zip(first[held], end[held])]
+    else:
+        raise ValueError(f"per_line: how is sum, first, last, max or min, got {how!r}")
+    return out
 
 
 def _dir(direction) -> np.ndarray:
@@ -69,6 +106,7 @@ class Transform:
         # the bars fed: open times (ns) and the summed columns, closed ones, then the forming
         self._ns, self._sums = np.zeros(0, "int64"), {c: np.zeros(0) for c in SUMMED}
         self._forming = None
+        self._starts = pd.DatetimeIndex([], tz="UTC")  # the lines' (see line_starts)
 
     def update(self, closed: pd.DataFrame, forming: pd.DataFrame | None = None) -> None:
         forming = forming if forming is not None and len(forming) else None
@@ -104,23 +142,21 @@ class Transform:
         out["open_interest"] = np.full(n, np.nan)
         return pd.DataFrame(out)[list(BAR_COLUMNS)]
 
+    def line_starts(self) -> np.ndarray:
+        """The open times (UTC ns) of the bars that began each line or column, as of the last
+        :meth:`rows`: what the panes under the chart group their bars by (:func:`line_spans`)."""
+        return self._starts.asi8
+
     def _line_sums(self, n: int) -> dict:
-        """Each line's or column's sums of :data:`SUMMED` over its bars (those from the one
-        that began it to the one before the next began; bars before the first: the first's)."""
+        """Each line's or column's sums of :data:`SUMMED` over its bars (:func:`line_spans`)."""
         ns, sums = self._ns, self._sums
         if self._forming is not None:
             ns = np.concatenate([ns, to_utc(self._forming["ts"]).asi8])
             sums = {c: np.concatenate([v, _column(self._forming, c)]) for c, v in sums.items()}
         if not n:
             return {c: np.zeros(0) for c in SUMMED}
-        first = np.searchsorted(ns, self._starts.asi8, side="left")
-        first[0] = 0
-        end = np.append(first[1:], len(ns))
-        out = {}
-        for c, v in sums.items():
-            total = np.concatenate([[0.0], np.cumsum(v)])
-            out[c] = total[np.maximum(end, first)] - total[first]
-        return out
+        first, end = line_spans(ns, self._starts.asi8)
+        return {c: per_line(v, first, end, "sum") for c, v in sums.items()}
 
     def _columns(self, frame, x, o, h, l, c) -> dict:
         o, h, l, c = (np.asarray(v, "float64") for v in (o, h, l, c))
@@ -135,6 +171,7 @@ class Transform:
     def _kagi_rows(self, frame: pd.DataFrame) -> dict:
         """One row per Kagi line (its pieces of thickness merged)."""
         if not len(frame):
+            self._starts = pd.DatetimeIndex([], tz="UTC")
             return {f: np.array([]) for f in TRANSFORM_FIELDS}
         lines = frame.groupby("line", sort=True)
         first, last = lines.head(1).set_index("line"), lines.tail(1).set_index("line")
