@@ -75,6 +75,10 @@ def _isnan(a: np.ndarray) -> np.ndarray:
 
 
 def _values(col):
-    """Columns as Bokeh sends them: numpy arrays stay arrays (binary), objects become lists."""
+    """Columns as Bokeh sends them: numpy arrays stay arrays (binary), objects become lists.
+    A read-only array (a view pandas handed out) is copied: streamed into an empty source it
+    becomes the source's column, which a later patch must be able to write."""
     col = np.asarray(col)
-    return col.tolist() if col.dtype == object else col
+    if col.dtype == object:
+        return col.tolist()
+    return col if col.flags.writeable else col.copy()
