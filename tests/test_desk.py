@@ -701,13 +701,17 @@ def _drawn(column: str, at_least: int) -> str:
 
 
 def test_kagi_with_rsi_the_footprints_profiles_and_cvd_candles_draw(desk, page):
-    """Kagi with RSI: its volume and RSI panes drawn over its lines; the footprint with the
-    volume profile and TPO beside it (following the hub); candles over CVD candles whose bars
+    """Kagi with RSI: its volume, RSI and delta panes drawn over its lines; the footprint with
+    the volume profile and TPO beside it (following the hub); candles over CVD candles whose bars
     before the hub's day have wicks too."""
-    _open(page, f"{desk.url}/?type=kagi&studies=RSI")
+    _open(page, f"{desk.url}/?type=kagi&studies=RSI&panes=delta")
     _shows(page, "1 · BTCUSDT 1m kagi")
     _wait(page, _drawn("vmid", 20))  # the lines' volume
     _wait(page, _drawn("RSI", 20))
+    # the delta pane: one column a line, not a bar (live, the lines and columns grow together)
+    _wait(page, f"() => {{ const v = ({SOURCES_JS})('vmid').find((s) => s.data.x.length),"
+                f" d = ({SOURCES_JS})('delta').find((s) => s.data.vmid === undefined);"
+                f" return v && d && d.data.x.length === v.data.x.length; }}")
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "desk-kagi-rsi.png", timeout=90_000)
     _open(page, f"{desk.url}/?panes=volume_profile,tpo")
@@ -811,16 +815,27 @@ def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
 @pytest.mark.parametrize("chart_type", ["kagi", "point_and_figure", "line_break"])
 def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
     """Kagi, Point & Figure and Line Break count their own lines and columns along x, not bars: the
-    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view)."""
+    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view), and
+    the delta and CVD panes under it follow the same lines."""
     from dashboards.chart import Chart
     from dashboards.components.price_chart import RIGHT_MARGIN
 
     market = _simulated_market(tmp_path, "2026-11-26 00:00", "2026-11-27 00:00")
-    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type),
-                  market, height=600)
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type,
+                              panes=["delta", "cvd_candles"]), market, height=600)
     x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
     assert len(x)
     start, end = chart.x_range.start, chart.x_range.end
     last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
     assert start <= np.unique(x)[-last] and x.max() <= end
     assert end - start <= last + RIGHT_MARGIN + 2
+    # the panes under it follow its lines (x and time labels), summing each line's bars; one
+    # time axis, under the last pane
+    bars = chart.history
+    for pane in chart.under:
+        np.testing.assert_array_equal(pane.source.data["x"], x)
+        np.testing.assert_array_equal(pane.source.data["t"], chart.view.transform_source.data["t"])
+    delta = np.asarray(chart.under[0].source.data["delta"])
+    assert len(bars) > len(x) and delta.sum() == pytest.approx(
+        (bars["ask_volume"] - bars["bid_volume"]).sum())
+    assert not chart.view.time_axis and chart.under[-1].figure.xaxis.visible
