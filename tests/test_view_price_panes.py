@@ -165,6 +165,7 @@ def assert_follows(kind, trades, bars, updates):
     return sent
 
 
+@pytest.mark.filterwarnings("error:attempted to patch an immutable")  # (a streamed view)
 @pytest.mark.parametrize("kind", KINDS)
 def test_live_panes_equal_a_fresh_load_and_never_resend_closed_lines(trades, bars, kind):
     sent = assert_follows(kind, trades, bars, updates_at(

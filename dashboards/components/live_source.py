@@ -24,7 +24,9 @@ def put_rows(source: ColumnDataSource, start: int, rows: dict) -> None:
         source.patch({name: [(slice(start, start + keep), _values(col[:keep]))]
                       for name, col in rows.items()})
     if keep < n:
-        source.stream({name: _values(col[keep:]) for name, col in rows.items()})
+        # (copies: streamed into an empty source, a read-only view pandas handed out would
+        # become the source's column, which a later patch must write)
+        source.stream({name: _values(np.array(col[keep:])) for name, col in rows.items()})
 
 
 def truncate(source: ColumnDataSource, length: int, keep: tuple[str, ...] = ("x", "t")
@@ -75,10 +77,6 @@ def _isnan(a: np.ndarray) -> np.ndarray:
 
 
 def _values(col):
-    """Columns as Bokeh sends them: numpy arrays stay arrays (binary), objects become lists.
-    A read-only array (a view pandas handed out) is copied: streamed into an empty source it
-    becomes the source's column, which a later patch must be able to write."""
+    """Columns as Bokeh sends them: numpy arrays stay arrays (binary), objects become lists."""
     col = np.asarray(col)
-    if col.dtype == object:
-        return col.tolist()
-    return col if col.flags.writeable else col.copy()
+    return col.tolist() if col.dtype == object else col
