@@ -184,3 +184,41 @@ def test_any_split_of_the_feed_ends_at_the_loaded_panes(trades, bars, data):
     cuts = data.draw(st.lists(st.integers(1, len(trades) - 1), min_size=1, max_size=12,
                               unique=True))
     assert_follows(kind, trades, bars, updates_at(trades, sorted(cuts)))
+
+
+def test_the_desk_chart_follows_the_hub_with_its_panes_on_the_lines(tmp_path):
+    """The desk's ``Chart`` (Kagi with delta and CVD candles), a Snapshot then Updates as the hub
+    sends them: its panes end as a chart opened afresh on every trade, on the view's lines."""
+    from dashboards.chart import Chart
+    from dashboards.chart_state import ChartConfig
+    from data_access import open_store
+    from tradeflow.marketdata import MarketData
+    from tradeflow.model import Instrument
+
+    store = open_store(f"duckdb:///{tmp_path / 'f.duckdb'}")
+    inst = Instrument("BTCUSDT", 0.1)
+    store.add_instrument(inst)
+    trades = MarketSimulator(inst, seed=5, trades_per_day=50_000).generate(
+        "2026-11-26 10:00", "2026-11-26 12:00").trades
+    stored, live = trades.iloc[:2000], trades.iloc[2000:]
+    store.write_trades("BTCUSDT", stored)
+    config = dict(symbol="BTCUSDT", spec="1m", chart_type="kagi", panes=["delta", "cvd"])
+    chart = Chart(ChartConfig(**config), MarketData(store))
+    aggregator = BarAggregator(inst, "1m")
+    seed = aggregator.update(stored)
+    chart.on_message(Snapshot(seed.closed, seed.closed_footprint, seed.current,
+                              seed.current_footprint))
+    for start in range(0, len(live), 300):
+        up = aggregator.update(live.iloc[start:start + 300])
+        chart.on_message(Update(up.closed, up.closed_footprint, up.current, up.current_footprint))
+    store.write_trades("BTCUSDT", live)
+    fresh = Chart(ChartConfig(**config), MarketData(store))
+    lines = data(fresh.view.transform_source)
+    assert len(lines["x"]) > 10
+    np.testing.assert_array_equal(data(chart.view.transform_source)["x"], lines["x"])
+    for mine, want in zip(chart.under, fresh.under):
+        a, b = data(mine.source), data(want.source)
+        assert a["x"].tolist() == b["x"].tolist() == lines["x"].tolist()
+        for column in ("delta",) if "delta" in a else ("cvd", "open", "high", "low", "close"):
+            np.testing.assert_allclose(a[column], b[column], atol=1e-9, err_msg=column)
+    store.close()
