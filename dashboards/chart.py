@@ -697,9 +697,12 @@ class Chart(pn.viewable.Viewer):
     def state(self) -> ChartConfig:
         """The config with the view range and drawings as shown now. A view that shows the
         newest bar is "the latest" (``view_range`` None): it follows the market, and a link
-        to it does too."""
+        to it does too. Kagi, P&F and Line Break have none: their x counts lines, not bars (read
+        as bars, the first lines gave the first bars' times), and they open on their own."""
         n = len(self._bars)
-        if n and self.x_range.end >= self.first_x + n - 1:
+        if not getattr(self.view, "x_is_bar", True):
+            self.config.view_range = None
+        elif n and self.x_range.end >= self.first_x + n - 1:
             self.config.view_range = None  # the newest bar in view (no times read: every second)
         elif n:
             xs, ts = self.bar_times()

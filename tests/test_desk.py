@@ -839,3 +839,7 @@ def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
     assert len(bars) > len(x) and delta.sum() == pytest.approx(
         (bars["ask_volume"] - bars["bid_volume"]).sum())
     assert not chart.view.time_axis and chart.under[-1].figure.xaxis.visible
+    # its x counts lines: no view range of bar times goes into the desk's URL (the first lines
+    # read as bars gave the day's first minutes)
+    chart.x_range.update(start=0.5, end=5.5)
+    assert chart.state().view_range is None
