@@ -618,15 +618,37 @@ class Chart(pn.viewable.Viewer):
 
     def _load_view_at(self, first_x: int):
         """Load the whole history numbered from ``first_x``; a view that numbers from 0 only
-        gets the history from 0 and the view range moves with the bars."""
+        gets the history from 0 and the view range moves with the bars (Kagi, P&F, Line Break:
+        with the lines in view, found again by their times)."""
+        lines = self._lines_in_view()
         if first_x and "first_x" not in _params(self.view.load):
             self.x_range.update(start=self.x_range.start - first_x,
                                 end=self.x_range.end - first_x)
             first_x = self.first_x = 0
         self._load_main(**({"first_x": first_x} if first_x else {}))
         self._load_panes()
+        if lines is not None:
+            self._show_lines(*lines)
         if self.drawings is not None:
             self.drawings.restore()  # the bars may have new numbers
+
+    def _lines_in_view(self) -> tuple | None:
+        """A view whose x counts its own lines: (the open time of the line at the view's
+        start, the view's start and end as offsets from it); else None."""
+        starts = getattr(self.view, "line_starts", lambda: None)()
+        if starts is None or not len(starts):
+            return None
+        i = int(np.clip(math.ceil(self.x_range.start), 0, len(starts) - 1))
+        return int(starts[i]), self.x_range.start - i, self.x_range.end - i
+
+    def _show_lines(self, start_ns: int, before: float, after: float) -> None:
+        """Put the line that began at ``start_ns`` (or the first after it) back at the view's
+        start: more history numbers the lines again (they open on their last lines)."""
+        starts = self.view.line_starts()
+        if starts is None or not len(starts):
+            return
+        i = int(min(np.searchsorted(starts, start_ns), len(starts) - 1))
+        self.x_range.update(start=i + before, end=i + after)
 
     def _follow_new_bars(self, shown_before: int) -> None:
         """Keep the newest bar in view when it was (the chart scrolls with the market)."""

@@ -843,3 +843,24 @@ def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
     # read as bars gave the day's first minutes)
     chart.x_range.update(start=0.5, end=5.5)
     assert chart.state().view_range is None
+
+
+def test_a_chart_of_lines_keeps_its_lines_in_view_when_older_history_loads(tmp_path):
+    """Scrolled back to its first Kagi lines, the chart reads older bars, which number the lines
+    again: the lines in view stay in view (the chart jumped to its last lines), the panes under
+    it on the same lines."""
+    import math
+
+    from dashboards.chart import FIRST_BARS, Chart
+
+    market = _simulated_market(tmp_path, "2026-11-24 00:00", "2026-11-27 00:00")
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="kagi", panes=["delta"]),
+                  market, height=600)
+    before = np.asarray(chart.view.transform_source.data["t"])
+    chart.x_range.end = 40.5
+    chart.x_range.start = 3.5  # near the first line: older bars are read
+    after = np.asarray(chart.view.transform_source.data["t"])
+    assert len(chart.history) == 2 * FIRST_BARS and len(after) > len(before)
+    start, end = math.ceil(chart.x_range.start), math.floor(chart.x_range.end)
+    assert (after[start], after[end]) == (before[4], before[40])
+    assert len(chart.under[0].source.data["x"]) == len(after)
