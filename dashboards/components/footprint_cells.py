@@ -244,11 +244,13 @@ def empty_text() -> dict:
             for c in TEXT_COLUMNS}
 
 
-def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) -> dict:
+def cell_text(cols: dict, mode: str, text: str, up: str, down: str) -> dict:
     """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
-    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between,
-    an imbalanced side bold in the ``up``/``down`` colour; the others one number in the middle,
-    bold in an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance)."""
+    (``bid_ask`` writes bid on the left and ask on the right of the cell, an imbalanced side bold
+    in the ``up``/``down`` colour, ``center`` blank; the others one number in the middle, bold in
+    an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance; ``left`` and
+    ``right`` blank). No "x" between bid and ask: each word is a text the browser measures and
+    paints at every repaint of the chart, and the gap between the two numbers separates them."""
     n = len(cols["x"])
     x = np.asarray(cols["x"], dtype="float64") + CELL_MID
     out = {"x": x, "xl": x + TEXT_LEFT, "xr": x + TEXT_RIGHT,
@@ -260,12 +262,12 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
     if mode == "bid_ask":
         out["left"] = np.array([format_size(v) for v in cols["bid"]], dtype=object)
         out["right"] = np.array([format_size(v) for v in cols["ask"]], dtype=object)
-        out["center"] = np.full(n, "x", dtype=object)
+        out["center"] = blank
         out["lcolor"] = np.where(imb < 0, down, text).astype(object)
         out["rcolor"] = np.where(imb > 0, up, text).astype(object)
         out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
         out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
-        out["ccolor"] = np.full(n, muted, dtype=object)
+        out["ccolor"] = plain
         out["cstyle"] = normal
         return out
     words = cell_words(cols, mode)
