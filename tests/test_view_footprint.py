@@ -9,11 +9,13 @@ from bokeh.document import Document
 from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
                                    ColumnsStreamedEvent, ModelChangedEvent)
 from bokeh.layouts import column
-from bokeh.models import Text
+from bokeh.models import CustomJSFilter, GroupFilter, Text
 
+from dashboards.components.colour_scales import blend
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
 from dashboards.components.footprint_cells import CELL_MID, format_size, raster, shared_parts
+from dashboards.components.theme import THEMES
 from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
 from tradeflow.bars import BarAggregator, build
 from tradeflow.ingest.simulator import MarketSimulator
@@ -110,6 +112,58 @@ def test_bid_left_ask_right_in_the_numbers():
     chart.cell = "delta"
     centre = dict(zip(zip(chart.text.data["x"], chart.text.data["y"]), chart.text.data["center"]))
     assert centre[(CELL_MID, 4000.0)] == "+18" and centre[(CELL_MID, 4000.25)] == "-5"
+
+
+def test_bid_ask_is_two_words_a_cell_each_coloured_by_its_sides_imbalance(built):
+    """Each word is a text the browser measures and paints at every repaint: bid x ask writes
+    the two numbers only (no "x" between), and only the cell mode's words are drawn; each side
+    keeps its imbalance colour and weight."""
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES, imbalance_ratio=2.0)
+    assert chart.zoomed_in
+    theme = THEMES[chart.theme]
+    up, down = (blend(c, theme.text, 0.3) for c in (theme.up, theme.down))
+
+    def drawn():
+        return sorted((r.glyph.text, "closed" if r.data_source is chart.text else "forming")
+                      for r in chart.figure.renderers if isinstance(r.glyph, Text)
+                      and r.data_source in (chart.text, chart.forming) and r.visible)
+
+    assert drawn() == [("left", "closed"), ("left", "forming"), ("right", "closed"),
+                       ("right", "forming")]
+    t = chart.text.data
+    assert len(t["x"]) and set(t["center"]) == {""}
+    imb = dict(zip(zip(np.asarray(chart.cells.data["x"]) + CELL_MID, chart.cells.data["y"]),
+                   chart.cells.data["imb"]))
+    sides = np.array([imb[xy] for xy in zip(t["x"], t["y"])])
+    assert (sides > 0).any() and (sides < 0).any()
+    np.testing.assert_array_equal(t["lcolor"], np.where(sides < 0, down, theme.text))
+    np.testing.assert_array_equal(t["rcolor"], np.where(sides > 0, up, theme.text))
+    np.testing.assert_array_equal(t["lstyle"], np.where(sides < 0, "bold", "normal"))
+    np.testing.assert_array_equal(t["rstyle"], np.where(sides > 0, "bold", "normal"))
+    chart.cell = "delta"  # one number a cell, in the middle
+    assert drawn() == [("center", "closed"), ("center", "forming")]
+    assert set(chart.text.data["left"]) == set(chart.text.data["right"]) == {""}
+
+
+def test_large_sources_are_drawn_through_the_in_view_filter(built):
+    """BokehJS paints every row of a glyph at each repaint, in view or not: the renderers of
+    the day's bars and cells draw the rows of the bars in view only (``_IN_VIEW``, run in the
+    browser: ``test_view_footprint_browser``); the forming bar's small sources need none."""
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    large = {id(s) for s in (chart.cells, chart.bars.source, chart.stacked.closed,
+                             chart.zeros.closed, chart.unfinished.closed)}
+    # (the cells closed since the zoomed-out image was rendered are a few rows of their own)
+    renderers = [r for fig in (chart.figure, chart.totals) for r in fig.renderers
+                 if id(r.data_source) in large and not isinstance(r.view.filter, GroupFilter)]
+    assert len(renderers) >= 14  # cells, profile, candle, POC, the marks, the totals row
+    for r in renderers:
+        assert isinstance(r.view.filter, CustomJSFilter), r.glyph
+        assert r.view.filter.args["xr"] is chart.x_range
+    assert len({id(r.view) for r in renderers}) == len(renderers)  # a view is its renderer's
+    small = [r for r in chart.figure.renderers if r.data_source is chart.forming]
+    assert small and all(not isinstance(r.view.filter, CustomJSFilter) for r in small)
 
 
 def test_numbers_are_written_only_where_they_fit_their_cell():

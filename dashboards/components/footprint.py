@@ -165,8 +165,9 @@ class _Layer:
         bar = np.asarray(data["bar"])
         return bar == forming_x if forming_x is not None else np.zeros(len(bar), bool)
 
-    def draw(self, draw):
-        self.renderers = [draw(self.closed), draw(self.forming)]
+    def draw(self, draw, in_view: CDSView):
+        """Draw both sources with ``draw(source, **kw)``; the closed bars' ``in_view`` only."""
+        self.renderers = [draw(self.closed, view=in_view), draw(self.forming)]
 
     def show(self, visible: bool) -> None:
         for r in self.renderers:
@@ -384,16 +385,16 @@ class FootprintChart(pn.viewable.Viewer):
                                line_width=2, view=self._view_in())
         self._naked_r = fig.ray(x="x", y="y", length=0, angle=0, source=self.naked,
                                 line_color=theme.poc, line_dash="dashed", line_width=1.5)
-        self.stacked.draw(lambda src: fig.quad(
+        self.stacked.draw(lambda src, **kw: fig.quad(
             left=dodge("x", CELL_RIGHT + 0.005), right=dodge("x", CELL_RIGHT + 0.045),
             bottom="bottom", top="top", source=src, line_color=None,
-            fill_color={"field": "side", "transform": self._side}))
-        self.zeros.draw(lambda src: fig.scatter(
+            fill_color={"field": "side", "transform": self._side}, **kw), self._view_in())
+        self.zeros.draw(lambda src, **kw: fig.scatter(
             x="x", y="y", source=src, marker="circle", size=5, fill_alpha=0,
-            line_color=theme.muted, line_width=1.2))
-        self.unfinished.draw(lambda src: fig.scatter(
+            line_color=theme.muted, line_width=1.2, **kw), self._view_in())
+        self.unfinished.draw(lambda src, **kw: fig.scatter(
             x=dodge("x", CELL_MID), y="y", source=src, marker="triangle", size=8,
-            line_color=None, fill_color=theme.accent))
+            line_color=None, fill_color=theme.accent, **kw), self._view_in())
         # the words of each column (bid, the one number, ask), of the closed cells at their own
         # x and of the forming bar's beside its cells' x; only the cell mode's are shown
         self._words_r = {"left": [], "center": [], "right": []}
