@@ -107,12 +107,13 @@ def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[s
     """Patch rows ``lo..hi-1`` of ``source`` with ``data`` (columns of ``hi - lo`` values),
     sending only the columns whose values changed (a forming bar's number, time and row keys
     stay, its volumes move); the columns sent. One row is patched as a plain value (a number in
-    the message, not an array)."""
+    the message, not an array), objects (text) as a list (a source may hold them so)."""
     sent = {}
     for k, v in data.items():
         new = np.asarray(v)
         if _differs(np.asarray(source.data[k][lo:hi]), new).any():
-            sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else [(slice(lo, hi), new)]
+            sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else \
+                [(slice(lo, hi), new.tolist() if new.dtype == object else new)]
     if sent:
         source.patch(sent)
     return list(sent)
