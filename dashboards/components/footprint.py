@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.property.validation import validate
 from bokeh.layouts import column
 from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, CrosshairTool,
                           CustomJS, FixedTicker, GroupFilter, LinearColorMapper, Range1d, Span)
@@ -447,6 +448,13 @@ class FootprintChart(pn.viewable.Viewer):
             return
         if not hasattr(update, "closed"):  # a Resync: the Snapshot that follows redraws
             return
+        # Bokeh checks every value set against its property's type (for a patch, every column
+        # patched, at every update of every session); the live rows are made here, of the
+        # types the load gave the sources, so the check is skipped (Bokeh's documented switch)
+        with validate(False):
+            self._apply_update(update)
+
+    def _apply_update(self, update) -> None:
         closed, current = update.closed, update.current
         if not len(closed) and not len(current):
             return
