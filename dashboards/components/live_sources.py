@@ -109,11 +109,15 @@ def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[s
     stay, its volumes move); the columns sent. One row is patched as a plain value (a number in
     the message, not an array), objects (text) as a list (a source may hold them so)."""
     sent = {}
+    held = source.data
     for k, v in data.items():
         new = np.asarray(v)
-        if _differs(np.asarray(source.data[k][lo:hi]), new).any():
-            sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else \
-                [(slice(lo, hi), new.tolist() if new.dtype == object else new)]
+        if hi - lo == 1:  # (the forming bar, at every update: plain values compare fastest)
+            value, shown = new[:1].tolist()[0], held[k][lo]
+            if value != shown and not (value != value and shown != shown):  # (NaN = NaN)
+                sent[k] = [(lo, value)]
+        elif _differs(np.asarray(held[k][lo:hi]), new).any():
+            sent[k] = [(slice(lo, hi), new.tolist() if new.dtype == object else new)]
     if sent:
         source.patch(sent)
     return list(sent)
