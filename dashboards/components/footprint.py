@@ -571,9 +571,11 @@ class FootprintChart(pn.viewable.Viewer):
             self.forming.data = {k: mine.get(k, v) for k, v in rows.items()}
 
     def _words(self) -> tuple[str, tuple]:
-        """How the numbers are written: the cell mode and the text colours."""
-        return ("volume" if self.cell == "profile" else self.cell,
-                self._text_colours(theme_of(self.theme)))
+        """How the numbers are written: the cell mode and the text colours (blended once per
+        theme: asked at every live update)."""
+        if getattr(self, "_colours_of", (None,))[0] != self.theme:
+            self._colours_of = (self.theme, self._text_colours(theme_of(self.theme)))
+        return "volume" if self.cell == "profile" else self.cell, self._colours_of[1]
 
     def _drop_covered(self, now: tuple[float, float]) -> None:
         """The naked POCs whose rows the forming bar's range ``now`` (low, high) reaches are

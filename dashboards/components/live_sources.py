@@ -141,7 +141,8 @@ def set_small(source: ColumnDataSource, data: dict) -> bool:
     it holds, so an update that did not move them sends nothing. Returns whether it was sent."""
     shown = source.data
     if set(shown) == set(data) and all(
-            len(shown[k]) == len(v) and not _differs(np.asarray(shown[k]), np.asarray(v)).any()
+            len(shown[k]) == len(v)
+            and (not len(v) or not _differs(np.asarray(shown[k]), np.asarray(v)).any())
             for k, v in data.items()):
         return False
     source.data = data
