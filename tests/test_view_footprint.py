@@ -670,3 +670,49 @@ def test_image_of_a_single_price_row():
     one = raster({"x": np.array([3]), "y": np.array([100.0]), "delta": np.array([1.0])}, "delta",
                  (-100, 100), (99.9, 100.1), (20, 100), 0.25, palette, (-1, 1))
     assert one.shape == (100, 20) and (one != 0).any()
+
+
+def test_live_updates_keep_text_as_lists_and_skip_property_validation(trades):
+    """Bokeh compares every column of a source with itself on each patch: the bars' text
+    columns are lists (compared at C speed, not element by element as objects), also after
+    bars are streamed; and a live update is applied without Bokeh's property validation."""
+    from bokeh.core.property.bases import validation_on
+
+    first, updates = live(trades, batches=60)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    seen = []
+    chart.bars.source.on_change("data", lambda attr, old, new: seen.append(validation_on()))
+    for update in updates:
+        chart.apply(update)
+    assert seen and not any(seen)
+    assert validation_on()  # on again after each update
+    data = chart.bars.source.data
+    for column in ("dir", "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir"):
+        assert isinstance(data[column], list) and len(data[column]) == len(data["x"]), column
+    bars, _ = build(trades, "1m", ES)
+    assert data["vol_text"] == [format_size(v) for v in bars["volume"]]
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_cell_rows_and_flags_equal_the_studies(built, rows):
+    """The footprint's rows and imbalance flags (from the studies' array forms) equal
+    ``group_ticks`` and ``imbalances`` over the same cells."""
+    from dashboards.components.footprint_cells import cell_columns, open_ns
+
+    bars, cells = built
+    got = cell_columns(cells, open_ns(bars), np.arange(len(bars)), ES, rows, 2.5, "closed")
+    want = group_ticks(cells, rows)
+    flags = imbalances(cells, ratio=2.5, rows=rows)
+    assert list(got["tick"]) == list(want["tick"])
+    np.testing.assert_array_equal(got["x"], np.searchsorted(open_ns(bars), open_ns(want)))
+    for mine, theirs in (("volume", "volume"), ("ask", "ask_volume"), ("bid", "bid_volume"),
+                         ("trades", "trades")):
+        np.testing.assert_allclose(got[mine], want[theirs], rtol=1e-12)
+    buy, sell = flags["buy"].to_numpy(), flags["sell"].to_numpy()
+    assert (buy | sell).any()
+    np.testing.assert_array_equal(got["imb"] > 0, buy & (~sell | (want["ask_volume"] >= want["bid_volume"])))
+    np.testing.assert_array_equal(got["imb"] < 0, sell & ~(got["imb"] > 0))
+    largest = pd.Series(got["volume"]).groupby(got["x"]).transform("max").to_numpy()
+    np.testing.assert_allclose(got["pw"], got["volume"] / largest)

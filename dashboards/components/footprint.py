@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.property.validation import validate
 from bokeh.layouts import column
 from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, CrosshairTool,
                           CustomJS, CustomJSFilter, FixedTicker, GroupFilter, LinearColorMapper,
@@ -487,6 +488,13 @@ class FootprintChart(pn.viewable.Viewer):
             return
         if not hasattr(update, "closed"):  # a Resync: the Snapshot that follows redraws
             return
+        # Bokeh checks every value set against its property's type (for a patch, every column
+        # patched, at every update of every session); the live rows are made here, of the
+        # types the load gave the sources, so the check is skipped (Bokeh's documented switch)
+        with validate(False):
+            self._apply_update(update)
+
+    def _apply_update(self, update) -> None:
         closed, current = update.closed, update.current
         if not len(closed) and not len(current):
             return
@@ -603,9 +611,11 @@ class FootprintChart(pn.viewable.Viewer):
             self.forming.data = {k: mine.get(k, v) for k, v in rows.items()}
 
     def _words(self) -> tuple[str, tuple]:
-        """How the numbers are written: the cell mode and the text colours."""
-        return ("volume" if self.cell == "profile" else self.cell,
-                self._text_colours(theme_of(self.theme)))
+        """How the numbers are written: the cell mode and the text colours (blended once per
+        theme: asked at every live update)."""
+        if getattr(self, "_colours_of", (None,))[0] != self.theme:
+            self._colours_of = (self.theme, self._text_colours(theme_of(self.theme)))
+        return "volume" if self.cell == "profile" else self.cell, self._colours_of[1]
 
     def _drop_covered(self, now: tuple[float, float]) -> None:
         """The naked POCs whose rows the forming bar's range ``now`` (low, high) reaches are
