@@ -863,3 +863,38 @@ def test_a_chart_of_boxes_or_lines_opens_on_them(tmp_path, chart_type):
     last = min(len(np.unique(x)), chart.view.visible_bars)  # the newest of them in view
     assert start <= np.unique(x)[-last] and x.max() <= end
     assert end - start <= last + RIGHT_MARGIN + 2
+
+
+def test_the_state_read_every_second_reads_no_history_while_the_latest_is_in_view(
+        tmp_path, monkeypatch):
+    """The desk asks each chart for its state every second (the URL's view range): with the
+    newest bar in view that is "the latest" and reads no history frame (no join of the day's
+    bars the live updates grew); a view moved back reads the bars' times."""
+    from dashboards.chart import Chart
+    from dashboards.growing_frame import GrowingFrame
+    from tradeflow.bars import BarAggregator
+    from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.live.hub import Snapshot, Update
+
+    market = _simulated_market(tmp_path, "2026-11-25 00:00", "2026-11-25 03:00")
+    inst = market.store.instrument("BTCUSDT")
+    chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="footprint"), market)
+    trades = MarketSimulator(inst, seed=8, trades_per_day=20_000).generate(
+        "2026-11-25 03:00", "2026-11-25 03:30").trades
+    aggregator = BarAggregator(inst, "1m")
+    seed = aggregator.update(trades.iloc[:10])
+    chart.on_message(Snapshot(seed.closed, seed.closed_footprint, seed.current,
+                              seed.current_footprint))
+    for start in range(10, len(trades), 50):
+        up = aggregator.update(trades.iloc[start:start + 50])
+        chart.on_message(Update(up.closed, up.closed_footprint, up.current,
+                                up.current_footprint))
+    reads = []
+    frame = GrowingFrame.frame
+    monkeypatch.setattr(GrowingFrame, "frame",
+                        property(lambda rows: reads.append(1) or frame.fget(rows)))
+    n = len(chart.bar_times()[0])  # (read before counting)
+    reads.clear()
+    assert chart.state().view_range is None and reads == []
+    chart.x_range.update(start=chart.first_x + n - 40, end=chart.first_x + n - 20)
+    assert chart.state().view_range is not None and reads  # times read: a view back in time

@@ -118,3 +118,57 @@ def test_a_read_done_off_the_loop_wakes_the_session_and_waits_for_it():
     woken, shown, failed = asyncio.run(body())
     assert woken == [1, 2] and shown == [6]
     assert len(failed) == 1 and "invalid literal" in str(failed[0])
+
+
+FALLBACK_APP = """
+import asyncio
+import panel as pn
+from dashboards.live import FALLBACK_MS, Reads, Waker, session_callback
+
+log = pn.pane.HTML("<p class='log'>-</p>")
+seen, ticks, path = {}, [], []
+
+
+def note(key):
+    seen[key] = path[-1]  # which call applied it: the wake or the fallback tick
+    log.object = "<p class='log'>" + " ".join(f"{k}:{v}" for k, v in sorted(seen.items())) + "</p>"
+
+
+def run(fn, *args):  # a reader thread, as tradeflow serve's ServerContext.read
+    return asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+# wired as a Chart wires its session: its reads wake its tick, which also runs every FALLBACK_MS
+reads = Reads(run)
+quiet = Reads(run)  # what does not wake the session (a wake missed)
+
+
+def tick(how):
+    path.append(how)
+    reads.apply()
+    quiet.apply()
+    if how == "fallback":
+        ticks.append(1)
+        if len(ticks) == 2:  # the page loaded a while ago; the next fallback is FALLBACK_MS away
+            reads.submit(sum, [1, 2], then=lambda _: note("woken"), failed=print)
+            quiet.submit(sum, [3], then=lambda _: note("quiet"), failed=print)
+
+
+reads.wake = Waker(lambda: tick("wake"))
+session_callback(lambda: tick("fallback"), FALLBACK_MS)
+log.servable()
+"""
+
+
+def test_a_read_wakes_its_session_and_the_fallback_tick_takes_what_did_not(tmp_path):
+    """A session's read done off the loop wakes the session and is shown by that wake, without
+    waiting for the 1 s fallback tick; what does not wake it (nothing to read, a wake missed)
+    is still taken by the fallback tick."""
+    from tests.browser import browser_page, panel_app
+
+    app = tmp_path / "fallback.py"
+    app.write_text(FALLBACK_APP)
+    with panel_app(str(app)) as url, browser_page(800, 400) as page:
+        page.goto(f"{url}/fallback", timeout=60_000)
+        page.locator(".log", has_text="quiet").wait_for(timeout=60_000)  # (in shadow roots)
+        assert page.locator(".log").text_content() == "quiet:fallback woken:wake"

@@ -9,11 +9,13 @@ from bokeh.document import Document
 from bokeh.document.events import (ColumnDataChangedEvent, ColumnsPatchedEvent,
                                    ColumnsStreamedEvent, ModelChangedEvent)
 from bokeh.layouts import column
-from bokeh.models import Text
+from bokeh.models import CustomJSFilter, GroupFilter, Text
 
+from dashboards.components.colour_scales import blend
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
 from dashboards.components.footprint_cells import CELL_MID, format_size, raster, shared_parts
+from dashboards.components.theme import THEMES
 from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
 from tradeflow.bars import BarAggregator, build
 from tradeflow.ingest.simulator import MarketSimulator
@@ -110,6 +112,58 @@ def test_bid_left_ask_right_in_the_numbers():
     chart.cell = "delta"
     centre = dict(zip(zip(chart.text.data["x"], chart.text.data["y"]), chart.text.data["center"]))
     assert centre[(CELL_MID, 4000.0)] == "+18" and centre[(CELL_MID, 4000.25)] == "-5"
+
+
+def test_bid_ask_is_two_words_a_cell_each_coloured_by_its_sides_imbalance(built):
+    """Each word is a text the browser measures and paints at every repaint: bid x ask writes
+    the two numbers only (no "x" between), and only the cell mode's words are drawn; each side
+    keeps its imbalance colour and weight."""
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES, imbalance_ratio=2.0)
+    assert chart.zoomed_in
+    theme = THEMES[chart.theme]
+    up, down = (blend(c, theme.text, 0.3) for c in (theme.up, theme.down))
+
+    def drawn():
+        return sorted((r.glyph.text, "closed" if r.data_source is chart.text else "forming")
+                      for r in chart.figure.renderers if isinstance(r.glyph, Text)
+                      and r.data_source in (chart.text, chart.forming) and r.visible)
+
+    assert drawn() == [("left", "closed"), ("left", "forming"), ("right", "closed"),
+                       ("right", "forming")]
+    t = chart.text.data
+    assert len(t["x"]) and set(t["center"]) == {""}
+    imb = dict(zip(zip(np.asarray(chart.cells.data["x"]) + CELL_MID, chart.cells.data["y"]),
+                   chart.cells.data["imb"]))
+    sides = np.array([imb[xy] for xy in zip(t["x"], t["y"])])
+    assert (sides > 0).any() and (sides < 0).any()
+    np.testing.assert_array_equal(t["lcolor"], np.where(sides < 0, down, theme.text))
+    np.testing.assert_array_equal(t["rcolor"], np.where(sides > 0, up, theme.text))
+    np.testing.assert_array_equal(t["lstyle"], np.where(sides < 0, "bold", "normal"))
+    np.testing.assert_array_equal(t["rstyle"], np.where(sides > 0, "bold", "normal"))
+    chart.cell = "delta"  # one number a cell, in the middle
+    assert drawn() == [("center", "closed"), ("center", "forming")]
+    assert set(chart.text.data["left"]) == set(chart.text.data["right"]) == {""}
+
+
+def test_large_sources_are_drawn_through_the_in_view_filter(built):
+    """BokehJS paints every row of a glyph at each repaint, in view or not: the renderers of
+    the day's bars and cells draw the rows of the bars in view only (``_IN_VIEW``, run in the
+    browser: ``test_view_footprint_browser``); the forming bar's small sources need none."""
+    bars, cells = built
+    chart = FootprintChart(bars, cells, instrument=ES)
+    large = {id(s) for s in (chart.cells, chart.bars.source, chart.stacked.closed,
+                             chart.zeros.closed, chart.unfinished.closed)}
+    # (the cells closed since the zoomed-out image was rendered are a few rows of their own)
+    renderers = [r for fig in (chart.figure, chart.totals) for r in fig.renderers
+                 if id(r.data_source) in large and not isinstance(r.view.filter, GroupFilter)]
+    assert len(renderers) >= 14  # cells, profile, candle, POC, the marks, the totals row
+    for r in renderers:
+        assert isinstance(r.view.filter, CustomJSFilter), r.glyph
+        assert r.view.filter.args["xr"] is chart.x_range
+    assert len({id(r.view) for r in renderers}) == len(renderers)  # a view is its renderer's
+    small = [r for r in chart.figure.renderers if r.data_source is chart.forming]
+    assert small and all(not isinstance(r.view.filter, CustomJSFilter) for r in small)
 
 
 def test_numbers_are_written_only_where_they_fit_their_cell():
@@ -373,8 +427,9 @@ def test_live_numbers_follow_the_forming_bar_and_closed_ones_are_sent_once(trade
         f = chart.forming.data
         assert list(f["left"]) == [format_size(v) for v in f["bid"]]
         assert list(f["right"]) == [format_size(v) for v in f["ask"]]
-        assert all(r.visible for r in chart.figure.renderers if r.data_source is chart.forming
-                   and hasattr(r.glyph, "text"))
+        words = {r.glyph.text: r.visible for r in chart.figure.renderers
+                 if r.data_source is chart.forming and hasattr(r.glyph, "text")}
+        assert words == {"left": True, "right": True, "center": False}
         shown += len(f["x"])
     assert closes >= 2 and shown > 0
     # what was streamed is what a fresh look at the same view writes
@@ -592,7 +647,7 @@ def test_every_cell_sits_at_its_bars_x_forming_bar_included(trades):
         assert chart.zoomed_in
         texts = [r for r in chart.figure.renderers if r.data_source is chart.forming
                  and hasattr(r.glyph, "text")]
-        assert len(texts) == 3 and all(r.visible for r in texts)
+        assert len(texts) == 3 and [r.glyph.text for r in texts if r.visible] == ["left", "right"]
         assert {r.glyph.x.field for r in texts} == {"x"}  # at the forming bar's x, dodged
 
     check()
@@ -615,3 +670,49 @@ def test_image_of_a_single_price_row():
     one = raster({"x": np.array([3]), "y": np.array([100.0]), "delta": np.array([1.0])}, "delta",
                  (-100, 100), (99.9, 100.1), (20, 100), 0.25, palette, (-1, 1))
     assert one.shape == (100, 20) and (one != 0).any()
+
+
+def test_live_updates_keep_text_as_lists_and_skip_property_validation(trades):
+    """Bokeh compares every column of a source with itself on each patch: the bars' text
+    columns are lists (compared at C speed, not element by element as objects), also after
+    bars are streamed; and a live update is applied without Bokeh's property validation."""
+    from bokeh.core.property.bases import validation_on
+
+    first, updates = live(trades, batches=60)
+    chart = FootprintChart(instrument=ES)
+    chart.load(first.closed, first.closed_footprint, current=first.current,
+               current_footprint=first.current_footprint)
+    seen = []
+    chart.bars.source.on_change("data", lambda attr, old, new: seen.append(validation_on()))
+    for update in updates:
+        chart.apply(update)
+    assert seen and not any(seen)
+    assert validation_on()  # on again after each update
+    data = chart.bars.source.data
+    for column in ("dir", "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir"):
+        assert isinstance(data[column], list) and len(data[column]) == len(data["x"]), column
+    bars, _ = build(trades, "1m", ES)
+    assert data["vol_text"] == [format_size(v) for v in bars["volume"]]
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_cell_rows_and_flags_equal_the_studies(built, rows):
+    """The footprint's rows and imbalance flags (from the studies' array forms) equal
+    ``group_ticks`` and ``imbalances`` over the same cells."""
+    from dashboards.components.footprint_cells import cell_columns, open_ns
+
+    bars, cells = built
+    got = cell_columns(cells, open_ns(bars), np.arange(len(bars)), ES, rows, 2.5, "closed")
+    want = group_ticks(cells, rows)
+    flags = imbalances(cells, ratio=2.5, rows=rows)
+    assert list(got["tick"]) == list(want["tick"])
+    np.testing.assert_array_equal(got["x"], np.searchsorted(open_ns(bars), open_ns(want)))
+    for mine, theirs in (("volume", "volume"), ("ask", "ask_volume"), ("bid", "bid_volume"),
+                         ("trades", "trades")):
+        np.testing.assert_allclose(got[mine], want[theirs], rtol=1e-12)
+    buy, sell = flags["buy"].to_numpy(), flags["sell"].to_numpy()
+    assert (buy | sell).any()
+    np.testing.assert_array_equal(got["imb"] > 0, buy & (~sell | (want["ask_volume"] >= want["bid_volume"])))
+    np.testing.assert_array_equal(got["imb"] < 0, sell & ~(got["imb"] > 0))
+    largest = pd.Series(got["volume"]).groupby(got["x"]).transform("max").to_numpy()
+    np.testing.assert_allclose(got["pw"], got["volume"] / largest)

@@ -39,6 +39,7 @@ PAGE = textwrap.dedent('''
                            current=bars.iloc[-1:], current_footprint=cells[cells["ts"] == bars["ts"].iloc[-1]],
                            instrument=ES, theme=theme, height=560, cell=cell, color_by=color_by)
     chart.text.name, chart.image.name = "fp-text", "fp-image"
+    chart.cells.name, chart.bars.source.name = "fp-cells", "fp-bars"
     if zoom == "out":
         chart.x_range.update(start=-0.5, end=len(bars) + 1.5)
         chart.y_range.update(start=float(bars["low"].min()) - 1, end=float(bars["high"].max()) + 1)
@@ -93,3 +94,42 @@ def test_footprint_numbers_zoomed_in_and_heatmap_zoomed_out(served, theme):
             assert colour_share(png, colours.down) > 0.002
             # the page is the theme's, not a blank white or black one
             assert colour_share(png, colours.background, 8) > 0.2
+
+
+# the bars (x) of the rows each renderer of a source draws, and the x range in view
+DRAWN = """(name) => {
+  const doc = window.Bokeh.documents[0];
+  const src = doc.get_model_by_name(name);
+  const drawn = [...doc.all_models].filter(m => m.data_source === src && m.view && m.glyph &&
+                                                m.view.filter.type === "CustomJSFilter")
+                                   .map(r => [...r.view.indices.ones()].map(i => src.data.x[i]));
+  const xr = drawn.length ? doc.all_models.values().find(
+      m => m.type === "CustomJSFilter").args.xr : null;
+  return {drawn, rows: src.data.x.length, last: Math.max(...src.data.x), start: xr && xr.start,
+          end: xr && xr.end};
+}"""
+PAN = """([start, end]) => {
+  const xr = [...window.Bokeh.documents[0].all_models].find(m => m.type === "CustomJSFilter").args.xr;
+  xr.setv({start, end});
+  return new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+}"""
+
+
+def test_only_the_bars_in_view_are_drawn_and_a_pan_draws_the_bars_it_reaches(served):
+    """The day's cells and bars are drawn through a filter of the bars in view (one bar of
+    margin each side), run in the browser again when the view reaches other bars."""
+    with browser_page(1400, 900) as page:
+        page.goto(f"{served}?theme=dark&zoom=in")
+        page.wait_for_function(FILLED, arg="fp-text", timeout=60_000)
+        for span in (None, (20.5, 30.5), (-0.5, 6.5)):
+            if span is not None:
+                page.evaluate(PAN, list(span))
+            for name in ("fp-cells", "fp-bars"):
+                got = page.evaluate(DRAWN, name)
+                assert len(got["drawn"]) >= 2, name  # cells, profile; candle, POC, totals
+                lo, hi = np.floor(got["start"]) - 1, np.ceil(got["end"]) + 1
+                for xs in got["drawn"]:
+                    assert xs and lo <= min(xs) and max(xs) <= hi, (name, span, min(xs), max(xs))
+                    # every bar in view is drawn (all the bars' rows; the cells of each bar)
+                    assert set(np.arange(max(lo, 0), min(hi, got["last"]) + 1)) <= set(xs), (name, span)
+                assert got["rows"] > max(len(xs) for xs in got["drawn"])

@@ -490,3 +490,28 @@ def test_overnight_the_tpo_shows_the_last_regular_session_or_says_why_it_is_empt
     empty = TPOPane(instrument=ES, row_ticks=2, bars=only_night)
     assert len(empty.rows.data["key"]) == 0
     assert empty.figure.title.text == "TPO · waiting for regular hours"
+
+
+def test_patch_rows_sends_only_the_columns_that_changed():
+    """``live_sources.patch_rows``: one row (the forming bar's, at every update) and several:
+    only the columns whose values changed are patched (NaN left NaN is no change), a row as
+    plain values, text into a list column as a list."""
+    from bokeh.models import ColumnDataSource
+
+    from dashboards.components.live_sources import patch_rows
+
+    source = ColumnDataSource({"x": np.arange(3), "v": np.array([1.0, np.nan, 3.0]),
+                               "w": np.array([np.nan, 2.0, 5.0]), "text": ["a", "b", "c"]})
+    doc = Document()
+    doc.add_root(source)
+    events = []
+    doc.on_change(events.append)
+    assert patch_rows(source, 1, 2, {"x": [1], "v": [np.nan], "w": [4.0], "text": ["b"]}) == ["w"]
+    assert events[-1].patches == {"w": [(1, 4.0)]} and type(events[-1].patches["w"][0][1]) is float
+    assert patch_rows(source, 0, 1, {"x": [0], "v": [1.0], "w": [np.nan], "text": ["z"]}) == ["text"]
+    assert patch_rows(source, 1, 3, {"x": np.array([1, 2]), "v": np.array([np.nan, 3.0]),
+                                     "w": np.array([4.0, 5.0]),
+                                     "text": np.array(["b", "d"], dtype=object)}) == ["text"]
+    assert isinstance(source.data["text"], list) and source.data["text"] == ["z", "b", "d"]
+    assert patch_rows(source, 2, 3, {"x": [2], "v": [3.0], "w": [5.0], "text": ["d"]}) == []
+    assert len(events) == 3

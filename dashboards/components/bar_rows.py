@@ -3,6 +3,12 @@
 Rows are kept by their bar number (:data:`axes.X`), consecutive from the first. A live update
 patches the forming bar's row in place (the columns that changed) (also when it closes: its final values) and streams the
 bars past it; a closed bar is never sent again. Also: the CVD of new bars, reset per trading day.
+
+Text columns (a bar's direction, the totals' numbers) are held as Python lists, not object
+arrays: Bokeh compares every column of a source with itself on each patch (``Property.matches``,
+``np.array_equal``), element by element in Python for an object array -- with a day of bars,
+half of a patch's cost -- while two lists that hold the same strings compare at C speed. Bokeh
+sends a list of strings as it sends an object array.
 """
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ class BarRows:
 
     def load(self, data: dict) -> None:
         """Replace every row (a new frame, a new setting: a whole redraw)."""
-        self.source.data = {k: np.array(v) for k, v in data.items()}  # writable copies: patched later
+        # writable copies (patched later); text as lists (see the module's docstring)
+        self.source.data = {k: _held(v) for k, v in data.items()}
 
     def apply(self, data: dict) -> None:
         """Rows by bar number: those already shown (the forming bar) are patched, the rest
@@ -56,7 +63,19 @@ class BarRows:
             if pos[~old][0] != shown:
                 raise ValueError(f"bar rows: bar {int(x[~old][0])} does not follow the "
                                  f"{shown} bars shown")
-            self.source.stream({k: np.asarray(v)[~old] for k, v in data.items()})
+            # (a list column stays a list: Bokeh makes it an array when streamed an array)
+            held = self.source.data
+            self.source.stream({k: _held(np.asarray(v)[~old]) if isinstance(held[k], list)
+                                else np.asarray(v)[~old] for k, v in data.items()})
+
+
+def _held(values):
+    """A column as the source holds it: strings as a list, anything else a numpy array (a
+    writable copy)."""
+    values = np.array(values)
+    if values.dtype == object and all(type(v) is str for v in values.flat):
+        return values.tolist()
+    return values
 
 
 def joined(*frames: pd.DataFrame | None) -> pd.DataFrame:

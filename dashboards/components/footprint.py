@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.property.validation import validate
 from bokeh.layouts import column
 from bokeh.models import (CategoricalColorMapper, CDSView, ColumnDataSource, CrosshairTool,
-                          CustomJS, FixedTicker, GroupFilter, LinearColorMapper, Range1d, Span)
+                          CustomJS, CustomJSFilter, FixedTicker, GroupFilter, LinearColorMapper,
+                          Range1d, Span)
 from bokeh.transform import dodge
 
 from indicators.orderflow import naked_pocs
@@ -64,6 +66,26 @@ viewport._tf_timer = setTimeout(() => {
   viewport.data = {x0: [xr.start], x1: [xr.end], y0: [yr.start], y1: [yr.end],
                    w: [fig.inner_width], h: [fig.inner_height]};
 }, 120);
+"""
+
+# The rows of a source (bars, or cells) whose bar is in view, one bar of margin each side.
+# BokehJS paints every row of a glyph at each repaint of its figure (any change to any source
+# drawn in it), in view or not, and measures every text of a source again when the source
+# changes: the totals' numbers over a day of bars cost more per live update than all the rest.
+_IN_VIEW = """
+const x = source.data.x, lo = Math.floor(xr.start) - 1, hi = Math.ceil(xr.end) + 1;
+const keep = new Array(x.length);
+for (let i = 0; i < x.length; i++) keep[i] = x[i] >= lo && x[i] <= hi;
+return keep;
+"""
+# the filter again when the view reaches other bars (not at every pixel of a pan)
+_REFILTER = """
+const bars = [Math.floor(xr.start), Math.ceil(xr.end)];
+const last = filter._tf_bars;
+if (last === undefined || last[0] !== bars[0] || last[1] !== bars[1]) {
+  filter._tf_bars = bars;
+  filter.change.emit();
+}
 """
 
 # the rule of refresh_view, in the browser (a static chart: no server answers the view)
@@ -144,8 +166,9 @@ class _Layer:
         bar = np.asarray(data["bar"])
         return bar == forming_x if forming_x is not None else np.zeros(len(bar), bool)
 
-    def draw(self, draw):
-        self.renderers = [draw(self.closed), draw(self.forming)]
+    def draw(self, draw, in_view: CDSView):
+        """Draw both sources with ``draw(source, **kw)``; the closed bars' ``in_view`` only."""
+        self.renderers = [draw(self.closed, view=in_view), draw(self.forming)]
 
     def show(self, visible: bool) -> None:
         for r in self.renderers:
@@ -206,6 +229,7 @@ class FootprintChart(pn.viewable.Viewer):
         self._auto_rows = 1
         self._reset_state()
         self._make_mappers(theme)
+        self._in_view = self._make_in_view()
         self.figure = self._make_figure(theme)
         self.totals = self._make_totals(theme)
         self.viewport.on_change("data", lambda attr, old, new: self.refresh_view())
@@ -298,6 +322,19 @@ class FootprintChart(pn.viewable.Viewer):
         self._delta_mapper = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
         self._cvd_mapper = LinearColorMapper(palette=scales.diverging(theme), low=-1, high=1)
 
+    def _make_in_view(self) -> CustomJSFilter:
+        """The filter of the rows whose bar is in view (:data:`_IN_VIEW`), run again when the
+        view reaches other bars; each renderer of a large source draws through it."""
+        in_view = CustomJSFilter(args={"xr": self.x_range}, code=_IN_VIEW)
+        refilter = CustomJS(args={"xr": self.x_range, "filter": in_view}, code=_REFILTER)
+        for name in ("start", "end"):
+            self.x_range.js_on_change(name, refilter)
+        return in_view
+
+    def _view_in(self) -> CDSView:
+        """A renderer's view of its source's rows in view (a view is a renderer's own)."""
+        return CDSView(filter=self._in_view)
+
     @staticmethod
     def _outline_palette(theme):
         return [theme.down, "rgba(0,0,0,0)", theme.up]
@@ -318,7 +355,8 @@ class FootprintChart(pn.viewable.Viewer):
         # zoomed in: every cell a rect, outlined when imbalanced (or a per-bar profile)
         self._cells_r, self._fcells_r = (
             fig.rect(x=dodge("x", CELL_MID), y="y", width=CELL_WIDTH, height=row * 0.92,
-                     source=src, fill_color=fill, line_color=line, line_width=1.5)
+                     source=src, fill_color=fill, line_color=line, line_width=1.5,
+                     **({"view": self._view_in()} if src is self.cells else {}))
             for src in (self.cells, self.forming))
         # zoomed out, the forming bar (and bars closed since the image was rendered) are drawn
         # as rects beside the image, so a live update never re-renders it
@@ -332,43 +370,44 @@ class FootprintChart(pn.viewable.Viewer):
                                  line_color=None)
         self._profile_r, self._fprofile_r = (
             fig.rect(x="px", y="y", width="pwidth", height=row * 0.8, source=src,
-                     fill_color=fill, line_color=None) for src in (self.cells, self.forming))
+                     fill_color=fill, line_color=None,
+                     **({"view": self._view_in()} if src is self.cells else {}))
+            for src in (self.cells, self.forming))
         self._wick_r = fig.segment(x0=dodge(X, CANDLE_X), x1=dodge(X, CANDLE_X), y0="low",
                                    y1="high", source=self.bars.source, line_width=1,
-                                   line_color={"field": "dir", "transform": self._dir})
+                                   line_color={"field": "dir", "transform": self._dir},
+                                   view=self._view_in())
         self._body_r = fig.vbar(x=dodge(X, CANDLE_X), width=0.12, top="open", bottom="close",
                                 source=self.bars.source, line_color=None,
-                                fill_color={"field": "dir", "transform": self._dir})
+                                fill_color={"field": "dir", "transform": self._dir},
+                                view=self._view_in())
         self._poc_r = fig.rect(x=dodge(X, CELL_MID), y="poc_y", width=CELL_WIDTH, height=row,
                                source=self.bars.source, fill_alpha=0, line_color=theme.poc,
-                               line_width=2)
+                               line_width=2, view=self._view_in())
         self._naked_r = fig.ray(x="x", y="y", length=0, angle=0, source=self.naked,
                                 line_color=theme.poc, line_dash="dashed", line_width=1.5)
-        self.stacked.draw(lambda src: fig.quad(
+        self.stacked.draw(lambda src, **kw: fig.quad(
             left=dodge("x", CELL_RIGHT + 0.005), right=dodge("x", CELL_RIGHT + 0.045),
             bottom="bottom", top="top", source=src, line_color=None,
-            fill_color={"field": "side", "transform": self._side}))
-        self.zeros.draw(lambda src: fig.scatter(
+            fill_color={"field": "side", "transform": self._side}, **kw), self._view_in())
+        self.zeros.draw(lambda src, **kw: fig.scatter(
             x="x", y="y", source=src, marker="circle", size=5, fill_alpha=0,
-            line_color=theme.muted, line_width=1.2))
-        self.unfinished.draw(lambda src: fig.scatter(
+            line_color=theme.muted, line_width=1.2, **kw), self._view_in())
+        self.unfinished.draw(lambda src, **kw: fig.scatter(
             x=dodge("x", CELL_MID), y="y", source=src, marker="triangle", size=8,
-            line_color=None, fill_color=theme.accent))
-        self._text_r = []
-        # the closed cells' numbers at their own x; the forming bar's beside its cells' x
+            line_color=None, fill_color=theme.accent, **kw), self._view_in())
+        # the words of each column (bid, the one number, ask), of the closed cells at their own
+        # x and of the forming bar's beside its cells' x; only the cell mode's are shown
+        self._words_r = {"left": [], "center": [], "right": []}
         for src, xl, xc, xr in ((self.text, "xl", "x", "xr"),
                                 (self.forming, dodge("x", CELL_MID + TEXT_LEFT),
                                  dodge("x", CELL_MID), dodge("x", CELL_MID + TEXT_RIGHT))):
-            self._text_r += [
-                fig.text(x=xl, y="y", text="left", source=src, text_align="right",
-                         text_baseline="middle", text_color="lcolor", text_font_style="lstyle",
-                         text_font_size="11px"),
-                fig.text(x=xc, y="y", text="center", source=src, text_align="center",
-                         text_baseline="middle", text_color="ccolor", text_font_style="cstyle",
-                         text_font_size="11px"),
-                fig.text(x=xr, y="y", text="right", source=src, text_align="left",
-                         text_baseline="middle", text_color="rcolor", text_font_style="rstyle",
-                         text_font_size="11px")]
+            for word, x, align, c in (("left", xl, "right", "l"), ("center", xc, "center", "c"),
+                                      ("right", xr, "left", "r")):
+                self._words_r[word].append(fig.text(
+                    x=x, y="y", text=word, source=src, text_align=align, text_baseline="middle",
+                    text_color=f"{c}color", text_font_style=f"{c}style", text_font_size="11px"))
+        self._text_r = [r for rs in self._words_r.values() for r in rs]
         report = CustomJS(args={"viewport": self.viewport, "xr": self.x_range,
                                 "yr": self.y_range, "fig": fig}, code=_REPORT_VIEW)
         for rng in (self.x_range, self.y_range):
@@ -377,7 +416,7 @@ class FootprintChart(pn.viewable.Viewer):
         self.viewport.js_on_change("tags", report)
         if self.static:
             self._numbers_js = CustomJS(code=_SHOW_NUMBERS, args=dict(
-                fig=fig, xr=self.x_range, yr=self.y_range, row=1.0, texts=self._text_r,
+                fig=fig, xr=self.x_range, yr=self.y_range, row=1.0, texts=self.texts_shown(),
                 totals=[], show_totals=self.show_totals, poc=self._poc_r, cell_width=CELL_WIDTH,
                 min_width=READABLE_WIDTH, min_height=READABLE_HEIGHT, totals_width=TOTALS_WIDTH,
                 room=0.0))
@@ -400,13 +439,15 @@ class FootprintChart(pn.viewable.Viewer):
         src = self.bars.source
         self._totals_rects = [
             fig.rect(x=dodge(X, CELL_MID), y=y, width=CELL_WIDTH, height=0.9, source=src,
-                     line_color=None, fill_color={"field": field, "transform": mapper})
+                     line_color=None, fill_color={"field": field, "transform": mapper},
+                     view=self._view_in())
             for y, field, mapper in ((2.5, "volume", self._vol_mapper),
                                      (1.5, "delta", self._delta_mapper),
                                      (0.5, "cvd", self._cvd_mapper))]
         self._totals_text = [
             fig.text(x=dodge(X, CELL_MID), y=y, text=field, source=src, text_align="center",
-                     text_baseline="middle", text_font_size="10px", text_color=theme.text)
+                     text_baseline="middle", text_font_size="10px", text_color=theme.text,
+                     view=self._view_in())
             for y, field in ((2.5, "vol_text"), (1.5, "delta_text"), (0.5, "cvd_text"))]
         if self.static:
             self._numbers_js.args = dict(self._numbers_js.args, totals=self._totals_text)
@@ -447,6 +488,13 @@ class FootprintChart(pn.viewable.Viewer):
             return
         if not hasattr(update, "closed"):  # a Resync: the Snapshot that follows redraws
             return
+        # Bokeh checks every value set against its property's type (for a patch, every column
+        # patched, at every update of every session); the live rows are made here, of the
+        # types the load gave the sources, so the check is skipped (Bokeh's documented switch)
+        with validate(False):
+            self._apply_update(update)
+
+    def _apply_update(self, update) -> None:
         closed, current = update.closed, update.current
         if not len(closed) and not len(current):
             return
@@ -563,9 +611,11 @@ class FootprintChart(pn.viewable.Viewer):
             self.forming.data = {k: mine.get(k, v) for k, v in rows.items()}
 
     def _words(self) -> tuple[str, tuple]:
-        """How the numbers are written: the cell mode and the text colours."""
-        return ("volume" if self.cell == "profile" else self.cell,
-                self._text_colours(theme_of(self.theme)))
+        """How the numbers are written: the cell mode and the text colours (blended once per
+        theme: asked at every live update)."""
+        if getattr(self, "_colours_of", (None,))[0] != self.theme:
+            self._colours_of = (self.theme, self._text_colours(theme_of(self.theme)))
+        return "volume" if self.cell == "profile" else self.cell, self._colours_of[1]
 
     def _drop_covered(self, now: tuple[float, float]) -> None:
         """The naked POCs whose rows the forming bar's range ``now`` (low, high) reaches are
@@ -698,14 +748,17 @@ class FootprintChart(pn.viewable.Viewer):
                     and font >= MIN_FONT)
         # static: every cell a rect and every number written (the browser shows them)
         self.zoomed_in = readable or self.static
+        shown = self.texts_shown()
         if self.static:
-            self._numbers_js.args = {**self._numbers_js.args, "room": room}
+            self._numbers_js.args = {**self._numbers_js.args, "room": room, "texts": shown}
         size = f"{int(max(font, MIN_FONT))}px"
         for r in self._text_r:
             r.glyph.text_font_size = size
             # served, the closed cells' numbers are only sent when readable; the forming bar's
-            # are always in its source, so shown only then (static: the browser decides)
-            r.visible = readable or (not self.static and r.data_source is self.text)
+            # are always in its source, so shown only then (static: the browser decides); the
+            # words the mode leaves blank are never drawn
+            r.visible = any(r is t for t in shown) and (
+                readable or (not self.static and r.data_source is self.text))
         for r in self._totals_text:
             r.visible = self.show_totals and bar_px * CELL_WIDTH >= TOTALS_WIDTH
         # zoomed out, the marks must not hide the cells they mark
@@ -719,6 +772,11 @@ class FootprintChart(pn.viewable.Viewer):
         else:
             self.text.data = empty_text()
             self._render_image()
+
+    def texts_shown(self) -> list:
+        """The text renderers of the cell mode: bid and ask, or the one number."""
+        words = ("left", "right") if self.cell == "bid_ask" else ("center",)
+        return [r for word in words for r in self._words_r[word]]
 
     def _closed_cells_in(self, in_view: bool) -> dict:
         """The closed cells' columns, those in view only when ``in_view`` (and not static)."""
@@ -760,7 +818,7 @@ class FootprintChart(pn.viewable.Viewer):
         # imbalanced numbers: the side's colour lifted toward the text colour, to stand out on a
         # cell tinted the same way
         return (theme.text, scales.blend(theme.up, theme.text, 0.3),
-                scales.blend(theme.down, theme.text, 0.3), theme.muted)
+                scales.blend(theme.down, theme.text, 0.3))
 
     def _render_image(self) -> None:
         x0, x1, y0, y1, w, h = self._view()

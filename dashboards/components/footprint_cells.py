@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from indicators.orderflow import (bar_poc, group_ticks, imbalances, stacked_imbalances,
-                                  unfinished_auctions, zero_prints)
+from indicators.frames import group_starts
+from indicators.orderflow import (bar_poc, stacked_imbalances, unfinished_auctions,
+                                  zero_prints)
+from indicators.orderflow.imbalance import check_ratio, imbalance_flags, rows_summed
 from tradeflow.model import Instrument
 
 from .axes import T, X, local_ms
@@ -38,39 +40,48 @@ CELL_COLUMNS = ("x", "tick", "y", "volume", "ask", "bid", "delta", "delta_pct", 
 
 
 def cell_columns(cells: pd.DataFrame, bar_ts: np.ndarray, bar_x: np.ndarray,
-                 instrument: Instrument, row_ticks: int, ratio: float, state: str) -> dict:
+                 instrument: Instrument, row_ticks: int, ratio: float, state) -> dict:
     """Source columns of ``cells`` (footprint layout) summed into rows of ``row_ticks`` ticks,
     matched to bars by open time (``bar_ts`` ns, ``bar_x`` their numbers); ordered by x, tick.
 
-    ``imb``: +1 buy imbalance, -1 sell, 0 none (``imbalances`` at ``ratio``; a row can carry
-    both: it is drawn as the larger side's). ``pw``: the row's share of its bar's largest row
-    volume (the per-bar profile), ``px`` the profile bar's middle."""
-    rows = group_ticks(cells, row_ticks)
-    flags = imbalances(cells, ratio=ratio, rows=row_ticks)  # same rows, same order
-    t = rows["ts"].array.as_unit("ns").asi8
+    ``imb``: +1 buy imbalance, -1 sell, 0 none (``imbalances``' rule at ``ratio``; a row can
+    carry both: it is drawn as the larger side's). ``pw``: the row's share of its bar's largest
+    row volume (the per-bar profile), ``px`` the profile bar's middle. ``state``: one for every
+    row, or a function of the rows' ``x`` giving each its state.
+
+    The rows and flags come from the studies' array forms (``rows_summed``,
+    ``imbalance_flags``: the same sums and flags as ``group_ticks`` and ``imbalances``), not
+    their frames: a live update's few cells cost pandas' overhead many times over their
+    arithmetic, and this runs once per update on the server's loop."""
+    t = open_ns(cells)
+    sums = {c: cells[c].to_numpy(dtype="float64") for c in ("volume", "ask_volume", "bid_volume")}
+    sums["trades"] = cells["trades"].to_numpy(dtype="int64")
+    t, tick, sums = rows_summed(t, cells["tick"].to_numpy(dtype="int64"), sums, int(row_ticks))
     pos = np.searchsorted(bar_ts, t)
     if len(t) and (np.any(pos >= len(bar_ts)) or np.any(bar_ts[np.minimum(pos, len(bar_ts) - 1)] != t)):
         raise ValueError("footprint: some cells belong to no bar given (their ts is no bar's ts)")
     x = np.asarray(bar_x, dtype="int64")[pos] if len(t) else np.empty(0, "int64")
-    tick = rows["tick"].to_numpy(dtype="int64")
-    volume = rows["volume"].to_numpy(dtype="float64")
-    ask = rows["ask_volume"].to_numpy(dtype="float64")
-    bid = rows["bid_volume"].to_numpy(dtype="float64")
+    volume, ask, bid = sums["volume"], sums["ask_volume"], sums["bid_volume"]
     delta = ask - bid
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(volume > 0, delta / np.where(volume > 0, volume, 1.0), 0.0)
-    buy, sell = flags["buy"].to_numpy(), flags["sell"].to_numpy()
+    ratio, _ = check_ratio(ratio, 0.0)
+    buy, sell, _, _ = imbalance_flags({"ts": t, "tick": tick, "ask_volume": ask,
+                                       "bid_volume": bid}, int(row_ticks), ratio, 0.0, False)
     imb = np.where(buy & (~sell | (ask >= bid)), 1, np.where(sell, -1, 0)).astype("int64")
-    if len(x):
-        largest = pd.Series(volume).groupby(x).transform("max").to_numpy()
+    if len(t):  # rows are ordered by bar: each bar's largest row by reduceat over its run
+        first = group_starts(t)
+        largest = np.maximum.reduceat(volume, np.flatnonzero(first))[np.cumsum(first) - 1]
         pw = np.where(largest > 0, volume / np.where(largest > 0, largest, 1.0), 0.0)
     else:
         pw = np.empty(0)
     size = instrument.tick_size
+    states = state(x) if callable(state) else np.full(len(x), state, dtype=object)
     return {"x": x, "tick": tick, "y": (tick + (row_ticks - 1) / 2) * size,
             "volume": volume, "ask": ask, "bid": bid, "delta": delta, "delta_pct": pct,
-            "trades": rows["trades"].to_numpy(dtype="int64"), "imb": imb, "pw": pw,
-            "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH, "state": np.full(len(x), state, dtype=object)}
+            "trades": sums["trades"].astype("int64"), "imb": imb, "pw": pw,
+            "px": x + CELL_LEFT + pw * CELL_WIDTH / 2, "pwidth": pw * CELL_WIDTH,
+            "state": states}
 
 
 def open_ns(frame: pd.DataFrame) -> np.ndarray:
@@ -93,15 +104,16 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
     xs = np.arange(len(bars))
     bar_ts = open_ns(bars)
     n_closed = len(bars) - (1 if forming and len(bars) else 0)
-    parts = []
-    for sel, state in ((slice(0, n_closed), "closed"), (slice(n_closed, len(bars)), "forming")):
-        mine = cells[np.isin(open_ns(cells), bar_ts[sel])] if len(cells) else cells
-        if len(mine):
-            parts.append(cell_columns(mine, bar_ts[sel], xs[sel], instrument, rows, ratio, state))
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in CELL_COLUMNS} if parts else \
-        {c: np.empty(0, dtype=object if c == "state" else
-                     ("int64" if c in ("x", "tick", "trades", "imb") else "float64"))
-         for c in CELL_COLUMNS}
+    if len(cells):  # (cells of no bar given are left out)
+        cell_ts = open_ns(cells)
+        mine = cells if np.isin(cell_ts, bar_ts).all() else cells[np.isin(cell_ts, bar_ts)]
+    if len(cells) and len(mine):
+        cols = cell_columns(mine, bar_ts, xs, instrument, rows, ratio, lambda x: np.where(
+            x < n_closed, "closed", "forming").astype(object))
+    else:
+        cols = {c: np.empty(0, dtype=object if c == "state" else
+                            ("int64" if c in ("x", "tick", "trades", "imb") else "float64"))
+                for c in CELL_COLUMNS}
     mid = (rows - 1) / 2
     poc_y = np.full(len(bars), np.nan)
     open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
@@ -111,14 +123,15 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
            "stacked": _none("bar", "x", "bottom", "top", "side"),
            "zeros": _none("bar", "x", "y", "side"), "unfinished": _none("bar", "x", "y", "side")}
     if len(cells):
-        x_of = pd.Series(xs, index=bar_ts)
+        def x_of(frame):  # the bar numbers of a study's rows (by their bar's open time)
+            return np.searchsorted(bar_ts, open_ns(frame)).astype(float)
         poc = bar_poc(cells, rows)
         pos = pd.Index(open_ns(poc)).get_indexer(bar_ts)
         hit = pos >= 0
         poc_y[hit] = (poc["poc"].to_numpy()[pos[hit]] + mid) * size
         st = stacked_imbalances(cells, ratio=ratio, rows=rows)
         if len(st):
-            bx = x_of[open_ns(st)].to_numpy(float)
+            bx = x_of(st)
             out["stacked"] = {"bar": bx, "x": bx, "bottom": st["tick_low"].to_numpy() * size,
                               "top": (st["tick_high"].to_numpy() + rows) * size,
                               "side": np.where(st["side"].to_numpy() > 0, "buy", "sell"
@@ -126,7 +139,7 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
         zp = zero_prints(cells, bars, size, rows=rows)
         if len(zp):
             side = zp["missing_side"].to_numpy()
-            bx = x_of[open_ns(zp)].to_numpy(float)
+            bx = x_of(zp)
             shift = np.where(side == "bid", CELL_LEFT + 0.05,
                              np.where(side == "ask", CELL_RIGHT - 0.05, CELL_MID))
             out["zeros"] = {"bar": bx, "x": bx + shift, "y": (zp["tick"].to_numpy() + mid) * size,
@@ -134,7 +147,7 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
         ua = unfinished_auctions(cells, rows=rows)
         if len(ua):
             hi, lo = ua["unfinished_high"].to_numpy(), ua["unfinished_low"].to_numpy()
-            bx = x_of[open_ns(ua)].to_numpy(float)
+            bx = x_of(ua)
             row = size * rows
             top = (ua["high_tick"].to_numpy() + mid) * size + row * 0.9
             bottom = (ua["low_tick"].to_numpy() + mid) * size - row * 0.9
@@ -244,11 +257,13 @@ def empty_text() -> dict:
             for c in TEXT_COLUMNS}
 
 
-def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) -> dict:
+def cell_text(cols: dict, mode: str, text: str, up: str, down: str) -> dict:
     """The numbers of the cells ``cols`` (a selection of :func:`cell_columns`) for ``mode``
-    (``bid_ask`` writes bid on the left and ask on the right of the cell, a ``muted`` x between,
-    an imbalanced side bold in the ``up``/``down`` colour; the others one number in the middle,
-    bold in an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance)."""
+    (``bid_ask`` writes bid on the left and ask on the right of the cell, an imbalanced side bold
+    in the ``up``/``down`` colour, ``center`` blank; the others one number in the middle, bold in
+    an imbalanced cell, in the ``text`` colour: the cell may be tinted by imbalance; ``left`` and
+    ``right`` blank). No "x" between bid and ask: each word is a text the browser measures and
+    paints at every repaint of the chart, and the gap between the two numbers separates them."""
     n = len(cols["x"])
     x = np.asarray(cols["x"], dtype="float64") + CELL_MID
     out = {"x": x, "xl": x + TEXT_LEFT, "xr": x + TEXT_RIGHT,
@@ -260,12 +275,12 @@ def cell_text(cols: dict, mode: str, text: str, up: str, down: str, muted: str) 
     if mode == "bid_ask":
         out["left"] = np.array([format_size(v) for v in cols["bid"]], dtype=object)
         out["right"] = np.array([format_size(v) for v in cols["ask"]], dtype=object)
-        out["center"] = np.full(n, "x", dtype=object)
+        out["center"] = blank
         out["lcolor"] = np.where(imb < 0, down, text).astype(object)
         out["rcolor"] = np.where(imb > 0, up, text).astype(object)
         out["lstyle"] = np.where(imb < 0, "bold", "normal").astype(object)
         out["rstyle"] = np.where(imb > 0, "bold", "normal").astype(object)
-        out["ccolor"] = np.full(n, muted, dtype=object)
+        out["ccolor"] = plain
         out["cstyle"] = normal
         return out
     words = cell_words(cols, mode)

@@ -107,12 +107,17 @@ def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[s
     """Patch rows ``lo..hi-1`` of ``source`` with ``data`` (columns of ``hi - lo`` values),
     sending only the columns whose values changed (a forming bar's number, time and row keys
     stay, its volumes move); the columns sent. One row is patched as a plain value (a number in
-    the message, not an array)."""
+    the message, not an array), objects (text) as a list (a source may hold them so)."""
     sent = {}
+    held = source.data
     for k, v in data.items():
         new = np.asarray(v)
-        if _differs(np.asarray(source.data[k][lo:hi]), new).any():
-            sent[k] = [(lo, new[:1].tolist()[0])] if hi - lo == 1 else [(slice(lo, hi), new)]
+        if hi - lo == 1:  # (the forming bar, at every update: plain values compare fastest)
+            value, shown = new[:1].tolist()[0], held[k][lo]
+            if value != shown and not (value != value and shown != shown):  # (NaN = NaN)
+                sent[k] = [(lo, value)]
+        elif _differs(np.asarray(held[k][lo:hi]), new).any():
+            sent[k] = [(slice(lo, hi), new.tolist() if new.dtype == object else new)]
     if sent:
         source.patch(sent)
     return list(sent)
@@ -136,7 +141,8 @@ def set_small(source: ColumnDataSource, data: dict) -> bool:
     it holds, so an update that did not move them sends nothing. Returns whether it was sent."""
     shown = source.data
     if set(shown) == set(data) and all(
-            len(shown[k]) == len(v) and not _differs(np.asarray(shown[k]), np.asarray(v)).any()
+            len(shown[k]) == len(v)
+            and (not len(v) or not _differs(np.asarray(shown[k]), np.asarray(v)).any())
             for k, v in data.items()):
         return False
     source.data = data
