@@ -4,10 +4,11 @@ notes and Fibonacci retracements, kept in the chart's state (``ChartConfig.drawi
 Each kind has its own source and Bokeh edit tool: trend lines and Fibonacci retracements are
 two-point lines drawn with ``PolyDrawTool`` (the retracement's levels are computed here from its
 two points, :func:`fib_levels`); horizontal lines and notes are points moved with
-``PointDrawTool``; rectangles are drawn with ``BoxEditTool``. On the figure x is the bar number;
-in the state a point is the open time of a bar plus ``dx`` bars from it (see
-``dashboards.chart_state``), so drawings keep their place when the chart loads more history and
-its bars are numbered again.
+``PointDrawTool``; rectangles are drawn with ``BoxEditTool``. On the figure x is the bar number
+(on Kagi, Point & Figure and Line Break: the line's, converted through the bars by
+``price_transforms.LineAxis``); in the state a point is the open time of a bar plus ``dx`` bars
+from it (see ``dashboards.chart_state``), so drawings keep their place when the chart loads more
+history and its bars are numbered again, and show at the same time on every chart type.
 
 A note's wording is edited in the page: selecting a note (a click with the note tool) shows
 :attr:`Drawings.editor`, a text box whose text replaces the note's, checked as the state checks it
@@ -23,6 +24,7 @@ import pandas as pd
 import panel as pn
 from bokeh.models import (BoxEditTool, ColumnDataSource, PointDrawTool, PolyDrawTool)
 
+from .price_transforms import LineAxis
 from .theme import theme_of
 
 __all__ = ["Drawings", "FIB_LEVELS", "fib_levels", "to_point", "from_point"]
@@ -43,7 +45,8 @@ def to_point(x: float, price: float, xs: np.ndarray, ts: pd.DatetimeIndex) -> di
     if not len(ts):
         raise ValueError("a drawing needs bars to be placed against")
     i = int(np.clip(np.floor(x) - xs[0], 0, len(ts) - 1))  # the bar it is in: 0 <= dx < 1
-    return {"t": ts[i].isoformat().replace("+00:00", "Z"), "dx": float(x - xs[i]),
+    # (dx to 1e-9 of a bar: far finer than a pixel, and no float noise in the document)
+    return {"t": ts[i].isoformat().replace("+00:00", "Z"), "dx": round(float(x - xs[i]), 9),
             "price": float(price)}
 
 
@@ -57,12 +60,14 @@ def from_point(point: dict, xs: np.ndarray, ts: pd.DatetimeIndex) -> tuple[float
 
 class Drawings:
     """The drawings of ``config`` (a ``ChartConfig``) on ``fig``. ``bar_times()`` gives the bar
-    numbers and open times shown, for converting points. Changes made with the tools are
-    written back to ``config.drawings``; ``restore()`` draws the config's drawings again (after
-    the chart's bars were numbered anew)."""
+    numbers and open times shown, for converting points; ``lines()``, on a chart whose x counts
+    its own lines, the open times (UTC ns) of the bars that began them (else None: x is the
+    bar). Changes made with the tools are written back to ``config.drawings``; ``restore()``
+    draws the config's drawings again (after the chart's bars or lines were numbered anew)."""
 
-    def __init__(self, fig, config, bar_times: Callable[[], tuple[np.ndarray, pd.DatetimeIndex]]):
-        self.config, self.bar_times = config, bar_times
+    def __init__(self, fig, config, bar_times: Callable[[], tuple[np.ndarray, pd.DatetimeIndex]],
+                 lines: Callable[[], np.ndarray | None] = lambda: None):
+        self.config, self.bar_times, self.lines = config, bar_times, lines
         self.trends = ColumnDataSource({"xs": [], "ys": []})
         self.fibs = ColumnDataSource({"xs": [], "ys": []})
         self.fib_lines = ColumnDataSource({"xs": [], "ys": [], "label": [], "lx": [], "ly": []})
@@ -148,9 +153,10 @@ class Drawings:
                 (self.trends, self.fibs, self.hlines, self.rects, self.notes)):
             return []  # none drawn, none kept: the bars' times (a join, asked every second) unread
         xs, ts = self.bar_times()
-        if not len(ts):
+        axis = self._axis(xs, ts)
+        if not len(ts) or axis is False:
             return list(self.config.drawings)
-        point = (lambda x, y: to_point(x, y, xs, ts))
+        point = (lambda x, y: to_point(x if axis is None else axis.to_bars(x), y, xs, ts))
         out = []
         for kind, source in (("trend", self.trends), ("fib", self.fibs)):
             for lx, ly in zip(source.data["xs"], source.data["ys"]):
@@ -168,16 +174,31 @@ class Drawings:
             out.append({"kind": "text", "points": [point(x, y)], "text": str(text)})
         return out
 
+    def _axis(self, xs: np.ndarray, ts: pd.DatetimeIndex) -> LineAxis | None | bool:
+        """The lines' x <-> the bars' (None: x is the bar; False: no line drawn yet, so a
+        drawing has no place)."""
+        starts = self.lines()
+        if starts is None:
+            return None
+        if not len(starts) or not len(ts):
+            return False
+        return LineAxis(xs, ts.asi8, starts)
+
     # the state -> the figure ---------------------------------------------------------------
-    def restore(self) -> None:
-        """Draw ``config.drawings`` at the bars shown now."""
+    def restore(self, changed_only: bool = False) -> None:
+        """Draw ``config.drawings`` at the bars (or lines) shown now; ``changed_only``: send
+        only the sources whose positions changed (live, on a chart of lines: a drawing in the
+        growing last line or past it moves as its bars come)."""
         xs, ts = self.bar_times()
+        axis = self._axis(xs, ts)
         data = {"trend": {"xs": [], "ys": []}, "fib": {"xs": [], "ys": []},
                 "hline": {"x": [], "y": []}, "rect": {"x": [], "y": [], "width": [], "height": []},
                 "text": {"x": [], "y": [], "text": []}}
-        if len(ts):
+        if len(ts) and axis is not False:
             for d in self.config.drawings:
                 pts = [from_point(p, xs, ts) for p in d["points"]]
+                if axis is not None:
+                    pts = [(axis.to_lines(x), y) for x, y in pts]
                 kind = d["kind"]
                 if kind in ("trend", "fib"):
                     data[kind]["xs"].append([p[0] for p in pts])
@@ -199,8 +220,11 @@ class Drawings:
             for kind, source in (("trend", self.trends), ("fib", self.fibs),
                                  ("hline", self.hlines), ("rect", self.rects),
                                  ("text", self.notes)):
-                source.data = data[kind]
-            self._draw_fib_levels()
+                if not changed_only or data[kind] != {k: _plain(v) for k, v in
+                                                      source.data.items()}:
+                    source.data = data[kind]
+                    if kind == "fib":
+                        self._draw_fib_levels()
         finally:
             self._restoring = False
 
@@ -217,3 +241,8 @@ class Drawings:
                 out["lx"].append(x0)
                 out["ly"].append(price)
         self.fib_lines.data = out
+
+
+def _plain(values) -> list:
+    """A source's column as plain lists (the browser sends lists, Python may hold arrays)."""
+    return [_plain(v) if isinstance(v, (list, tuple, np.ndarray)) else v for v in values]

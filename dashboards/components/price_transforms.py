@@ -28,7 +28,8 @@ from tradeflow.model import BAR_COLUMNS, Instrument, to_utc
 
 from . import axes
 
-__all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform", "line_spans", "per_line"]
+__all__ = ["TRANSFORM_FIELDS", "MARK_FIELDS", "TRANSFORMS", "Transform", "LineAxis", "line_spans",
+           "per_line"]
 
 TRANSFORM_FIELDS = (axes.X, axes.T, "open", "high", "low", "close", "lo", "hi", "dir", "top",
                     "bottom", "mid", "height", "volume", "vmid")
@@ -80,6 +81,53 @@ def per_line(values, first: np.ndarray, end: np.ndarray, how: str) -> np.ndarray
     else:
         raise ValueError(f"per_line: how is sum, first, last, max or min, got {how!r}")
     return out
+
+
+class LineAxis:
+    """x on a chart of lines or columns (line ``i`` drawn at x ``i``) <-> x on its bars (bar
+    ``k`` at ``bar_x[k]``, as the bar charts draw it), for what is placed by time (drawings).
+
+    Line ``i`` runs from its x to the next line's, as its bars run from the bar that began it
+    (open time ``line_ns[i]``) to the next line's first bar; the last line runs to the end of
+    the last bar. In between, x is interpolated linearly, so a time inside a line falls inside
+    that line's stretch and the two conversions undo each other (a snap to the line would lose
+    where in the line a point was, and the state, written from the figure, would move it).
+    Lines begun by one bar share it evenly (x stays strictly increasing). Before the first line
+    and after the last bar, one line is the lines' average number of bars."""
+
+    def __init__(self, bar_x: np.ndarray, bar_ns: np.ndarray, line_ns: np.ndarray):
+        if not len(bar_ns) or not len(line_ns):
+            raise ValueError("LineAxis: needs bars and lines")
+        begun = np.searchsorted(np.asarray(bar_ns, "int64"), np.asarray(line_ns, "int64"))
+        first = np.searchsorted(begun, begun, side="left")
+        shared = np.searchsorted(begun, begun, side="right") - first
+        n = len(begun)
+        x0 = float(bar_x[0])
+        # (bar position of each line's start, then of the last bar's end) at x 0, 1, ..., n
+        self._bars = np.append(x0 + begun + (np.arange(n) - first) / shared, x0 + len(bar_ns))
+        self._lines = np.arange(n + 1, dtype="float64")
+        self._scale = (self._bars[-1] - self._bars[0]) / n  # bars per line
+
+    def to_bars(self, x: float) -> float:
+        """The bar x of line x ``x`` (to 1e-9 of a bar: a line's start gives its bar back
+        exactly, not a hair before it)."""
+        lines, bars = self._lines, self._bars
+        if x < 0:
+            b = bars[0] + x * self._scale
+        elif x > lines[-1]:
+            b = bars[-1] + (x - lines[-1]) * self._scale
+        else:
+            b = np.interp(x, lines, bars)
+        return round(float(b), 9)
+
+    def to_lines(self, b: float) -> float:
+        """The line x of bar x ``b``."""
+        lines, bars = self._lines, self._bars
+        if b < bars[0]:
+            return float((b - bars[0]) / self._scale)
+        if b > bars[-1]:
+            return float(lines[-1] + (b - bars[-1]) / self._scale)
+        return float(np.interp(b, bars, lines))
 
 
 def _dir(direction) -> np.ndarray:
