@@ -10,7 +10,10 @@ drawings, view range, theme) made into views over market data, following the liv
   ``Update`` goes to the view's ``apply`` (closed bars streamed once, the forming bar patched).
 * Heikin-Ashi specs follow the plain bars of their spec and are transformed here, the forming
   bar from the last closed one.
-* Drawings (``components.drawings``) are kept in the config, in times, so they survive reloads.
+* Drawings (``components.drawings``) are kept in the config, in times, so they survive reloads
+  and show at the same time on every chart type (on Kagi, P&F and Line Break through the lines).
+* At the live edge (the newest bar, or line, in view) the view scrolls as new ones come; a view
+  scrolled back stays.
 * Panes (``chart_panes``): delta and CVD under the view on its time axis, the volume profile and
   TPO beside it on its prices, the tape and the DOM ladder as side panels (loaded from the store,
   then live from the same hub subscription, asked with the book and the tape).
@@ -199,6 +202,7 @@ class Chart(pn.viewable.Viewer):
         self.book = None       # the side panels (tape, ladder)
         self.feed = None
         self.drawings = None
+        self._placed = None  # what the drawings were placed by (_drawings_key)
         self.error = None
         self.history = empty_frame(BAR_COLUMNS)      # bars as read, plain (not Heikin-Ashi)
         self.history_cells = empty_frame(FOOTPRINT_COLUMNS)
@@ -434,7 +438,30 @@ class Chart(pn.viewable.Viewer):
         except ImportError:
             return
         if self.figure is not None:
-            self.drawings = Drawings(self.figure, self.config, self.bar_times)
+            self.drawings = Drawings(self.figure, self.config, self.bar_times, self._line_starts)
+            self._placed = self._drawings_key()
+
+    def _line_starts(self) -> np.ndarray | None:
+        """Kagi, P&F, Line Break: the open times of the bars that began each line (x 0, 1, ...);
+        else None (x is the bar)."""
+        starts = getattr(self.view, "line_starts", None)
+        return starts() if starts is not None else None
+
+    def _drawings_key(self) -> tuple | None:
+        """What a chart of lines places its drawings by (the bars shown, the lines' starts): a
+        drawing in the last line or past it moves when these change; None on a bar chart."""
+        starts = self._line_starts()
+        return None if starts is None else (len(self._bars), starts.tobytes())
+
+    def _follow_drawings(self) -> None:
+        """Live, on a chart of lines: drawings placed again when the bars or lines changed
+        (by their times; only the sources whose positions moved are sent)."""
+        if self.drawings is None or not self.config.drawings:
+            return
+        key = self._drawings_key()
+        if key is not None and key != self._placed:
+            self._placed = key
+            self.drawings.restore(changed_only=True)
 
     def bar_times(self) -> tuple[np.ndarray, pd.DatetimeIndex]:
         """(bar numbers, open times) of the bars shown: what drawings convert between."""
@@ -585,14 +612,14 @@ class Chart(pn.viewable.Viewer):
                 first = live["ts"].iloc[0]
                 old = self.history[self.history["ts"] < first]
                 old_cells = self.history_cells[self.history_cells["ts"] < first]
-                shown_before = len(self.history)
+                edge = self._edge()
                 self.history = pd.concat([old, live[list(BAR_COLUMNS)]], ignore_index=True) \
                     if len(old) else live[list(BAR_COLUMNS)].reset_index(drop=True)
                 self.history_cells = pd.concat([old_cells, cells], ignore_index=True) \
                     if len(old_cells) else cells.reset_index(drop=True)
                 self._forming = len(message.current)
                 self._load_view_at(self.first_x)
-                self._follow_new_bars(shown_before)
+                self._follow_edge(edge)
             if self.book is not None:
                 self.book.apply(message)
         elif isinstance(message, Update):
@@ -603,7 +630,7 @@ class Chart(pn.viewable.Viewer):
             if self.spec.heikin_ashi:
                 update = self._heikin_ashi(update)
             closed_before = self._closed_count()
-            shown_before = len(self._bars)
+            edge = self._edge()
             self._note_update(message, closed_before)
             self._forming = len(message.current)
             self.view.apply(update)
@@ -611,7 +638,8 @@ class Chart(pn.viewable.Viewer):
                 pane.apply(update)
             if self.book is not None:
                 self.book.apply(message)
-            self._follow_new_bars(shown_before)
+            self._follow_edge(edge)
+            self._follow_drawings()
 
     def _closed_count(self) -> int:
         return len(self._bars) - min(self._forming, len(self._bars))
@@ -631,11 +659,12 @@ class Chart(pn.viewable.Viewer):
             self._show_lines(*lines)
         if self.drawings is not None:
             self.drawings.restore()  # the bars may have new numbers
+            self._placed = self._drawings_key()
 
     def _lines_in_view(self) -> tuple | None:
         """A view whose x counts its own lines: (the open time of the line at the view's
         start, the view's start and end as offsets from it); else None."""
-        starts = getattr(self.view, "line_starts", lambda: None)()
+        starts = self._line_starts()
         if starts is None or not len(starts):
             return None
         i = int(np.clip(math.ceil(self.x_range.start), 0, len(starts) - 1))
@@ -644,19 +673,37 @@ class Chart(pn.viewable.Viewer):
     def _show_lines(self, start_ns: int, before: float, after: float) -> None:
         """Put the line that began at ``start_ns`` (or the first after it) back at the view's
         start: more history numbers the lines again (they open on their last lines)."""
-        starts = self.view.line_starts()
+        starts = self._line_starts()
         if starts is None or not len(starts):
             return
         i = int(min(np.searchsorted(starts, start_ns), len(starts) - 1))
         self.x_range.update(start=i + before, end=i + after)
 
-    def _follow_new_bars(self, shown_before: int) -> None:
-        """Keep the newest bar in view when it was (the chart scrolls with the market)."""
-        n = len(self._bars)
-        last_before = self.first_x + shown_before - 1
-        if n > shown_before and self.x_range.end >= last_before:
-            step = n - shown_before
-            self.x_range.update(start=self.x_range.start + step, end=self.x_range.end + step)
+    def _last_x(self) -> int:
+        """x of the newest bar, or on Kagi, P&F and Line Break of the newest line (one before
+        the first when there is none)."""
+        starts = self._line_starts()
+        if starts is not None:
+            return len(starts) - 1
+        return self.first_x + len(self._bars) - 1
+
+    def _edge(self) -> tuple | None:
+        """When the newest bar or line is in view (the live edge): its x and the view's start
+        and end from it; else None (scrolled back)."""
+        last = self._last_x()
+        if self.x_range.end < last:
+            return None
+        return last, self.x_range.start - last, self.x_range.end - last
+
+    def _follow_edge(self, edge: tuple | None) -> None:
+        """Keep the newest bar or line where it was in the view when it was at the ``edge``
+        (the chart scrolls with the market; a line the forming bar previewed may go again)."""
+        if edge is None:
+            return
+        last, start, end = edge
+        now = self._last_x()
+        if now != last:
+            self.x_range.update(start=now + start, end=now + end)
 
     def _heikin_ashi(self, update: Update) -> Update:
         closed = self.history.iloc[:self._closed_count()]
