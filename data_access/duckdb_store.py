@@ -431,6 +431,14 @@ class DuckDBStore(Store):
                                "WHERE memory_usage_bytes > 0")
         return {tag: int(n) for tag, n in rows}
 
+    def eviction_queues(self) -> dict[str, tuple[int, int]]:
+        """DuckDB's buffer eviction queues: (nodes, dead nodes) by queue kind. A dead node (a
+        block used again since, or gone) still holds its block's bookkeeping until the queue is
+        purged, outside ``memory()``'s accounting."""
+        rows = self._read_rows("SELECT queue_type, sum(approximate_size), sum(dead_nodes) "
+                               "FROM duckdb_eviction_queues() GROUP BY ALL")
+        return {kind: (int(n), int(dead)) for kind, n, dead in rows}
+
     def close(self) -> None:
         with self._lock, self._cursors_lock:
             for cursor in list(self.reader_cursors):

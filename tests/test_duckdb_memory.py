@@ -133,3 +133,19 @@ def test_a_live_batch_inside_a_stored_minute_writes_the_keyed_rollup_once(tmp_pa
     assert bar["volume"].iloc[0] == pytest.approx(both["size"].sum())
     assert bar["close"].iloc[0] == both["price"].iloc[-1]
     store.close()
+
+
+def test_eviction_queues_count_the_nodes_left_by_queries(tmp_path):
+    """``eviction_queues()`` (what ``bench_memory`` prints) reads DuckDB's queues: each buffer a
+    query unpins leaves a node, a node whose buffer is gone counts as dead, and neither kind
+    shrinks below the other."""
+    store = open_duckdb(f"/{tmp_path}/a.duckdb")
+    before = store.eviction_queues()
+    for _ in range(20):  # aggregations large enough to hold buffers of their own
+        store.con.execute("SELECT i % 1000 AS k, count(*) FROM range(300000) t(i) GROUP BY k"
+                          ).fetchall()
+    after = store.eviction_queues()
+    store.close()
+    nodes, dead = after["MANAGED_BUFFER"]
+    assert nodes > before.get("MANAGED_BUFFER", (0, 0))[0]
+    assert 0 < dead <= nodes

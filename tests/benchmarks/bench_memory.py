@@ -176,7 +176,8 @@ def stored_mb(url: str) -> float | None:
 
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
-        warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0) -> dict:
+        warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
+        trace: str | None = None) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -207,13 +208,14 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
 
     try:
         with served(url, ["BTCUSDT"], studies,
-                    extra=("--memory-log", str(duck_log))) as (server, notes):
+                    extra=("--memory-log", str(duck_log),
+                           *(("--trace-growth", trace) if trace else ()))) as (server, notes):
             pid = server.proc.pid
             sample(0.0)
             got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step, sample,
                                              every, start))
-        logged = logged_mb([json.loads(line) for line in duck_log.read_text().splitlines()],
-                           clock)
+        lines = [json.loads(line) for line in duck_log.read_text().splitlines()]
+        logged = logged_mb(lines, clock)
     finally:
         duck_log.unlink(missing_ok=True)
     h, mb, anon = (np.array(c) for c in zip(*samples))
@@ -231,6 +233,8 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         parts["stored"] = np.array(stored)
     slopes = {name: slope_of(y) for name, y in parts.items()}
     got["logged_mb"] = {name: y.tolist() for name, y in logged.items()}
+    # DuckDB's eviction queues (nodes, dead nodes) at the first and last log line
+    got["eviction_queues"] = [lines[0].get("queues"), lines[-1].get("queues")] if lines else []
     return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
             "slope_error_mb_per_h": error,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
@@ -261,6 +265,9 @@ def main(argv=None) -> None:
                          "the hub's history full; 0: a cold start)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
+    ap.add_argument("--trace-growth", default=None, metavar="FILE",
+                    help="diagnosis: where the server's Python allocations grew most after its "
+                         "first minute, written to FILE (tracemalloc; slows the server)")
     args = ap.parse_args(argv)
     hours = 0.1 if args.quick else args.hours
     targets = {"DuckDB" if not args.store or args.store.startswith("duckdb") else "store":
@@ -280,7 +287,7 @@ def main(argv=None) -> None:
                 f"{hours * 3600 / args.speed:.0f} s")
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
                       args.warmup, [s for s in args.studies.split(",") if s],
-                      pd.Timestamp(args.start, tz="UTC"), args.prefill)
+                      pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth)
             meta[label] = {"load_average": os.getloadavg(), **got}
             slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(
@@ -296,7 +303,10 @@ def main(argv=None) -> None:
                      f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
                      f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"
                      f"; load average {got['load_min_max'][0]:.1f}-{got['load_min_max'][1]:.1f}"
-                     f"; slopes MB/h: " + ", ".join(
+                     + (f"; DuckDB's eviction queues (nodes, dead) {got['eviction_queues'][0]} "
+                        f"-> {got['eviction_queues'][1]}" if got["eviction_queues"] and
+                        got["eviction_queues"][1] else "")
+                     + "; slopes MB/h: " + ", ".join(
                          f"{name} {v:+.1f}" for name, v in got["slopes_mb_per_h"].items())))
     finally:
         if clusters is not None:

@@ -85,6 +85,22 @@ def allocators() -> dict[str, int]:
     return out
 
 
+def _trace_growth(path: str, warm_s: float) -> None:
+    """After ``warm_s`` s, snapshot Python's allocations (``tracemalloc``, started at launch);
+    at exit, write the 25 places whose allocations grew most since then to ``path``."""
+    import atexit
+    import tracemalloc
+
+    time.sleep(warm_s)
+    first = tracemalloc.take_snapshot()
+
+    def write() -> None:
+        stats = tracemalloc.take_snapshot().compare_to(first, "lineno")
+        Path(path).write_text("\n".join(str(s) for s in stats[:25]) + "\n")
+
+    atexit.register(write)
+
+
 def _log_memory(store, path: str, every: float = 5.0) -> None:
     """Append ``{"t": monotonic, "allocators": allocators(), "duckdb": {TAG: bytes...}}``
     every ``every`` s: the allocators and ``store.memory()`` (DuckDB's own accounting, on a
@@ -92,8 +108,9 @@ def _log_memory(store, path: str, every: float = 5.0) -> None:
     with open(path, "a") as f:
         while True:
             f.write(json.dumps({"t": time.monotonic(), "allocators": allocators(),
-                                "duckdb": store.memory() if hasattr(store, "memory")
-                                else {}}) + "\n")
+                                "duckdb": store.memory() if hasattr(store, "memory") else {},
+                                "queues": store.eviction_queues()
+                                if hasattr(store, "eviction_queues") else {}}) + "\n")
             f.flush()
             time.sleep(every)
 
@@ -110,7 +127,14 @@ def main(argv=None) -> None:
     ap.add_argument("--record", required=True, help="JSON file the charts' notes go to")
     ap.add_argument("--memory-log", default=None,
                     help="JSON lines file: the allocators and DuckDB's accounting every 5 s")
+    ap.add_argument("--trace-growth", default=None,
+                    help="file: where Python's allocations grew most after the first minute "
+                         "(tracemalloc; slows the server)")
     args = ap.parse_args(argv)
+    if args.trace_growth:
+        import tracemalloc
+
+        tracemalloc.start()
     studies = [s for s in args.studies.split(",") if s]
     charts: dict[str, Chart] = {}
 
@@ -121,6 +145,9 @@ def main(argv=None) -> None:
             charts[symbol] = Chart(sub)
         if args.memory_log:
             threading.Thread(target=_log_memory, args=(ctx.store, args.memory_log),
+                             daemon=True).start()
+        if args.trace_growth:
+            threading.Thread(target=_trace_growth, args=(args.trace_growth, 60.0),
                              daemon=True).start()
 
     asyncio.run(run(args.store, "127.0.0.1", args.port, (), started=started,
