@@ -340,8 +340,9 @@ class PriceChart(pn.viewable.Viewer):
 
     @property
     def x_is_bar(self) -> bool:
-        """Whether x is the bar's number (not for Renko, Kagi, Point & Figure and Line Break,
-        whose x counts their own boxes and lines: their first view is their own)."""
+        """Whether x is the bar's number (Renko bricks are bars of their spec); not for Kagi,
+        Point & Figure and Line Break, whose x counts their own lines and columns: their first
+        view is their own."""
         return not self._is_transform
 
     def line_starts(self) -> np.ndarray | None:
