@@ -559,19 +559,11 @@ def test_a_chart_keeps_its_drawings_and_loads_older_history(tmp_path):
     market.store.close()
 
 
-@pytest.mark.parametrize("spec, chart_type", [("1m", "candles"), ("1m:HA", "candles"),
-                                              ("T200", "candles"), ("1m", "footprint")])
-def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, chart_type):
-    """Snapshot then Updates (as the hub sends them): the chart's bars equal the batch build of
-    every trade; closed bars are streamed once, the forming bar patched, nothing replaced."""
-    from bokeh.document import Document
-
-    from dashboards.chart import Chart
+def store_and_live_trades(tmp_path):
+    """A DuckDB store holding the first 2,000 of two hours of simulated BTCUSDT trades on a fixed
+    day: (store, instrument, the stored trades, the rest, to be fed live)."""
     from data_access import open_store
-    from tradeflow.bars import BarAggregator, build, heikin_ashi
     from tradeflow.ingest.simulator import MarketSimulator
-    from tradeflow.live.hub import Snapshot, Update
-    from tradeflow.marketdata import MarketData
     from tradeflow.model import Instrument
 
     store = open_store(f"duckdb:///{tmp_path / 'f.duckdb'}")
@@ -581,6 +573,23 @@ def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, char
         "2026-11-26 10:00", "2026-11-26 12:00").trades
     stored, live = trades.iloc[:2000], trades.iloc[2000:]
     store.write_trades("BTCUSDT", stored)
+    return store, inst, stored, live
+
+
+@pytest.mark.parametrize("spec, chart_type", [("1m", "candles"), ("1m:HA", "candles"),
+                                              ("T200", "candles"), ("1m", "footprint")])
+def test_a_chart_follows_the_hub_messages_without_redrawing(tmp_path, spec, chart_type):
+    """Snapshot then Updates (as the hub sends them): the chart's bars equal the batch build of
+    every trade; closed bars are streamed once, the forming bar patched, nothing replaced."""
+    from bokeh.document import Document
+
+    from dashboards.chart import Chart
+    from tradeflow.bars import BarAggregator, build, heikin_ashi
+    from tradeflow.live.hub import Snapshot, Update
+    from tradeflow.marketdata import MarketData
+
+    store, inst, stored, live = store_and_live_trades(tmp_path)
+    trades = pd.concat([stored, live])
     chart = Chart(ChartConfig(symbol="BTCUSDT", spec=spec, chart_type=chart_type,
                               panes=["delta", "cvd"]), MarketData(store))
     doc = Document()

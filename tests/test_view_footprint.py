@@ -689,8 +689,8 @@ def test_live_updates_keep_text_as_lists_and_skip_property_validation(trades):
     assert seen and not any(seen)
     assert validation_on()  # on again after each update
     data = chart.bars.source.data
-    for column in ("dir", "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir"):
-        assert isinstance(data[column], list) and len(data[column]) == len(data["x"]), column
+    for name in ("dir", "vol_text", "delta_text", "cvd_text", "delta_dir", "cvd_dir"):
+        assert isinstance(data[name], list) and len(data[name]) == len(data["x"]), name
     bars, _ = build(trades, "1m", ES)
     assert data["vol_text"] == [format_size(v) for v in bars["volume"]]
 

@@ -191,17 +191,10 @@ def test_the_desk_chart_follows_the_hub_with_its_panes_on_the_lines(tmp_path):
     sends them: its panes end as a chart opened afresh on every trade, on the view's lines."""
     from dashboards.chart import Chart
     from dashboards.chart_state import ChartConfig
-    from data_access import open_store
+    from tests.test_desk import store_and_live_trades
     from tradeflow.marketdata import MarketData
-    from tradeflow.model import Instrument
 
-    store = open_store(f"duckdb:///{tmp_path / 'f.duckdb'}")
-    inst = Instrument("BTCUSDT", 0.1)
-    store.add_instrument(inst)
-    trades = MarketSimulator(inst, seed=5, trades_per_day=50_000).generate(
-        "2026-11-26 10:00", "2026-11-26 12:00").trades
-    stored, live = trades.iloc[:2000], trades.iloc[2000:]
-    store.write_trades("BTCUSDT", stored)
+    store, inst, stored, live = store_and_live_trades(tmp_path)
     config = dict(symbol="BTCUSDT", spec="1m", chart_type="kagi", panes=["delta", "cvd"])
     chart = Chart(ChartConfig(**config), MarketData(store))
     aggregator = BarAggregator(inst, "1m")
