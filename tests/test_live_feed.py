@@ -122,6 +122,7 @@ def test_a_read_done_off_the_loop_wakes_the_session_and_waits_for_it():
 
 FALLBACK_APP = """
 import asyncio
+import threading
 import panel as pn
 from dashboards.live import FALLBACK_MS, Reads, Waker, session_callback
 
@@ -141,17 +142,20 @@ def run(fn, *args):  # a reader thread, as tradeflow serve's ServerContext.read
 # wired as a Chart wires its session: its reads wake its tick, which also runs every FALLBACK_MS
 reads = Reads(run)
 quiet = Reads(run)  # what does not wake the session (a wake missed)
+woke = threading.Event()  # the quiet read ends only after a wake tick has run: no race for it
 
 
 def tick(how):
     path.append(how)
     reads.apply()
     quiet.apply()
+    if how == "wake":
+        woke.set()
     if how == "fallback":
         ticks.append(1)
         if len(ticks) == 2:  # the page loaded a while ago; the next fallback is FALLBACK_MS away
             reads.submit(sum, [1, 2], then=lambda _: note("woken"), failed=print)
-            quiet.submit(sum, [3], then=lambda _: note("quiet"), failed=print)
+            quiet.submit(woke.wait, 30, then=lambda _: note("quiet"), failed=print)
 
 
 reads.wake = Waker(lambda: tick("wake"))
