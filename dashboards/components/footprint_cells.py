@@ -104,10 +104,11 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
     xs = np.arange(len(bars))
     bar_ts = open_ns(bars)
     n_closed = len(bars) - (1 if forming and len(bars) else 0)
+    mine = cells
     if len(cells):  # (cells of no bar given are left out)
-        cell_ts = open_ns(cells)
-        mine = cells if np.isin(cell_ts, bar_ts).all() else cells[np.isin(cell_ts, bar_ts)]
-    if len(cells) and len(mine):
+        known = np.isin(open_ns(cells), bar_ts)
+        mine = cells if known.all() else cells[known]
+    if len(mine):
         cols = cell_columns(mine, bar_ts, xs, instrument, rows, ratio, lambda x: np.where(
             x < n_closed, "closed", "forming").astype(object))
     else:

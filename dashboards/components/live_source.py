@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from bokeh.models import ColumnDataSource
 
-__all__ = ["put_rows", "truncate", "put_differences"]
+__all__ = ["put_rows", "truncate", "put_differences", "differs"]
 
 
 def put_rows(source: ColumnDataSource, start: int, rows: dict) -> None:
@@ -64,16 +64,18 @@ def _first_difference(held: dict, new: dict) -> int:
     for name, col in new.items():
         if name not in held:
             return 0
-        a, b = np.asarray(held[name])[:first], np.asarray(col)[:first]
-        same = (a == b) | (_isnan(a) & _isnan(b))
-        bad = np.flatnonzero(~same)
+        bad = np.flatnonzero(differs(np.asarray(held[name])[:first], np.asarray(col)[:first]))
         if len(bad):
             first = int(bad[0])
     return first
 
 
-def _isnan(a: np.ndarray) -> np.ndarray:
-    return np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool)
+def differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two columns of the same length differ, element by element (NaN equals NaN)."""
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        a, b = a.astype("float64"), b.astype("float64")
+        return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return a != b
 
 
 def _values(col):

@@ -22,6 +22,7 @@ from bokeh.models import ColumnDataSource
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, empty_frame
 
 from .axes import X
+from .live_source import differs
 
 __all__ = ["BarNumbers", "Step", "KeyedRows", "BarLines", "set_small", "patch_rows",
            "update_columns"]
@@ -96,13 +97,6 @@ class BarNumbers:
                     xs[:len(closed)], xs[len(closed):])
 
 
-def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "f" or b.dtype.kind == "f":
-        a, b = a.astype("float64"), b.astype("float64")
-        return ~((a == b) | (np.isnan(a) & np.isnan(b)))
-    return a != b
-
-
 def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[str]:
     """Patch rows ``lo..hi-1`` of ``source`` with ``data`` (columns of ``hi - lo`` values),
     sending only the columns whose values changed (a forming bar's number, time and row keys
@@ -116,7 +110,7 @@ def patch_rows(source: ColumnDataSource, lo: int, hi: int, data: dict) -> list[s
             value, shown = new[:1].tolist()[0], held[k][lo]
             if value != shown and not (value != value and shown != shown):  # (NaN = NaN)
                 sent[k] = [(lo, value)]
-        elif _differs(np.asarray(held[k][lo:hi]), new).any():
+        elif differs(np.asarray(held[k][lo:hi]), new).any():
             sent[k] = [(slice(lo, hi), new.tolist() if new.dtype == object else new)]
     if sent:
         source.patch(sent)
@@ -130,7 +124,7 @@ def update_columns(source: ColumnDataSource, data: dict) -> list[str]:
     several sessions share can be given (``dashboards.patch_messages`` writes each once)."""
     shown = source.data
     changed = {k: v for k, v in data.items()
-               if _differs(np.asarray(shown[k]), np.asarray(v)).any()}
+               if differs(np.asarray(shown[k]), np.asarray(v)).any()}
     if changed:
         shown.update(changed)
     return list(changed)
@@ -142,7 +136,7 @@ def set_small(source: ColumnDataSource, data: dict) -> bool:
     shown = source.data
     if set(shown) == set(data) and all(
             len(shown[k]) == len(v)
-            and (not len(v) or not _differs(np.asarray(shown[k]), np.asarray(v)).any())
+            and (not len(v) or not differs(np.asarray(shown[k]), np.asarray(v)).any())
             for k, v in data.items()):
         return False
     source.data = data
@@ -173,7 +167,7 @@ class KeyedRows:
             if col == self.key or not len(old):
                 continue
             shown = np.asarray(self.source.data[col])[at]
-            changed = np.flatnonzero(_differs(shown, values[old]))
+            changed = np.flatnonzero(differs(shown, values[old]))
             if len(changed):
                 new_values = values[old][changed].tolist()  # plain Python values
                 patches[col] = [(int(at[i]), v) for i, v in zip(changed, new_values)]
