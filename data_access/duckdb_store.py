@@ -4,8 +4,11 @@ from __future__ import annotations
 import ctypes
 import re
 import threading
+import time
 import weakref
+from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -27,6 +30,12 @@ DIALECT = "duckdb"
 # at each checkpoint (a few every simulated hour of a busy market). Smaller: a flat line, for a
 # checkpoint about every 4 MB written (tens of milliseconds on the writer).
 CHECKPOINT_THRESHOLD = "4MB"
+# recycle(): how long it waits for the operations in flight to end (a thread inside a
+# transaction may wait for another's read, which the recycle holds back: it then gives up), and
+# how long it tries to open the file again while another process holds it (DuckDB does not wait
+# for a file lock; the server's writes wait meanwhile, unacknowledged)
+RECYCLE_WAIT_S = 30.0
+REOPEN_TRIES_S = 10.0
 # first / last value by time and last non-NULL value (arg_max skips NULL values)
 _FIRST_LAST = (lambda v: f"arg_min({v}, ts)", lambda v: f"arg_max({v}, ts)",
                lambda v: f"arg_max({v}, ts)")
@@ -38,23 +47,10 @@ class DuckDBStore(Store):
     def __init__(self, path: str | Path, memory_limit: str | None = None):
         self.path = str(path)
         self.url = f"duckdb:///{self.path}" if self.path != ":memory:" else "duckdb://:memory:"
+        self.memory_limit = memory_limit  # (checked by open_duckdb; the database's, cursors too)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(self.path)
-        except duckdb.Error as exc:
-            hint = (" (a DuckDB file serves one process at a time: stop the other one, or share "
-                    "data through PostgreSQL)") if "lock" in str(exc).lower() else ""
-            raise StoreError(f"cannot open DuckDB store {self.path}: {exc}{hint}") from exc
-        self.con.execute("SET TimeZone = 'UTC'").fetchall()
-        self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'").fetchall()
-        # DuckDB allocates through its own jemalloc, which keeps the pages it frees until the
-        # same arena allocates again (its decay is counted only then): an idle store kept 350 MB
-        # resident after one large query, a served one 20-40 MB. Its background threads return
-        # them after the decay (1 s) whatever the load. (A setting of the process's allocator.)
-        self.con.execute("SET allocator_background_threads = true").fetchall()
-        if memory_limit is not None:  # (checked by open_duckdb; the database's, cursors too)
-            self.con.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
+        self.con = self._connect()
         self._lock = threading.RLock()  # one writer at a time, on ``con``
         self._tx_depth = 0
         self._tx_thread: int | None = None  # the thread inside the transaction
@@ -63,8 +59,65 @@ class DuckDBStore(Store):
         # closes) with its thread; close() closes the rest (each holds ~20 kB of DuckDB's)
         self.reader_cursors: weakref.WeakSet = weakref.WeakSet()
         self._cursors_lock = threading.Lock()  # not the writer's: making a cursor never waits
+        # The gate recycle() closes: every read and transaction passes it (a thread once, at its
+        # outermost operation); ``_active`` counts those in flight, ``_recycling`` holds new ones.
+        self._gate = threading.Condition()
+        self._active = 0
+        self._recycling = False
+        self._held = threading.local()  # this thread's depth of operations inside the gate
+        self.generation = 0  # opens since the first: a cursor of an older one is replaced
+        self.recycles: deque[Recycled] = deque(maxlen=100)  # the last ones, newest last
         self._registry: InstrumentRegistry | None = None  # one process owns the file: cache it
         self._migrate()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the database with the store's settings: the one open path of ``__init__`` and
+        ``recycle``, so a recycled store runs as the first one did."""
+        try:
+            con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            hint = (" (a DuckDB file serves one process at a time: stop the other one, or share "
+                    "data through PostgreSQL)") if "lock" in str(exc).lower() else ""
+            raise StoreError(f"cannot open DuckDB store {self.path}: {exc}{hint}") from exc
+        try:
+            con.execute("SET TimeZone = 'UTC'").fetchall()
+            con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'").fetchall()
+            # DuckDB allocates through its own jemalloc, which keeps the pages it frees until
+            # the same arena allocates again (its decay is counted only then): an idle store
+            # kept 350 MB resident after one large query, a served one 20-40 MB. Its background
+            # threads return them after the decay (1 s) whatever the load. (A setting of the
+            # process's allocator.)
+            con.execute("SET allocator_background_threads = true").fetchall()
+            if self.memory_limit is not None:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'").fetchall()
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextmanager
+    def _in_use(self):
+        """Pass the gate for one store operation (a read, or a transaction with what it does).
+        A thread already inside one passes at once (a transaction's own reads, a nested
+        transaction): it cannot wait for a recycle that waits for it."""
+        depth = getattr(self._held, "depth", 0)
+        if depth == 0:
+            with self._gate:
+                while self._recycling:
+                    self._gate.wait()
+                if self.con is None:  # a recycle could not open the file again: try now
+                    self._reopen(tries_for=0.0)
+                self._active += 1
+        self._held.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._held.depth = depth
+            if depth == 0:
+                with self._gate:
+                    self._active -= 1
+                    if self._active == 0:
+                        self._gate.notify_all()
 
     def _exec(self, sql: str, params=None) -> list:
         """Run a statement to completion (DuckDB keeps a result pending until it is fetched)."""
@@ -79,16 +132,17 @@ class DuckDBStore(Store):
         if self._tx_thread == threading.get_ident():
             return self.con
         cursor = getattr(self._readers, "con", None)
-        if cursor is None:
+        if cursor is None or self._readers.generation != self.generation:  # none, or closed
             with self._cursors_lock:
                 cursor = self.con.cursor()
                 self.reader_cursors.add(cursor)
             cursor.execute("SET TimeZone = 'UTC'").fetchall()
-            self._readers.con = cursor
+            self._readers.con, self._readers.generation = cursor, self.generation
         return cursor
 
     def _read_rows(self, sql: str, params=None) -> list:
-        return self._reader().execute(sql, params).fetchall()
+        with self._in_use():
+            return self._reader().execute(sql, params).fetchall()
 
     # schema ----------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -110,7 +164,7 @@ class DuckDBStore(Store):
     # transactions ----------------------------------------------------------------------------
     @contextmanager
     def transaction(self):
-        with self._lock:
+        with self._in_use(), self._lock:
             if self._tx_depth:  # nested: the outer transaction decides
                 self._tx_depth += 1
                 try:
@@ -307,7 +361,8 @@ class DuckDBStore(Store):
 
     # reads -----------------------------------------------------------------------------------
     def _query(self, sql: str, params) -> pd.DataFrame:
-        return self._reader().execute(sql, params).fetch_df()
+        with self._in_use():
+            return self._reader().execute(sql, params).fetch_df()
 
     @staticmethod
     def _range(col: str, start, end, params: list) -> str:
@@ -439,11 +494,85 @@ class DuckDBStore(Store):
                                "FROM duckdb_eviction_queues() GROUP BY ALL")
         return {kind: (int(n), int(dead)) for kind, n, dead in rows}
 
+    # recycling ---------------------------------------------------------------------------------
+    def recycle(self, wait: float = RECYCLE_WAIT_S) -> Recycled | None:
+        """Close the database and open it again in place: what DuckDB keeps allocated for the
+        life of an instance (its eviction queues' dead nodes, the blocks they keep, the file's
+        cache; a few MB an hour in a served store) is given back. Waits for the reads and
+        transactions in flight, holds new ones back until the new instance is open (they then
+        run on it) and returns what it cost; None when it did not happen: asked from inside a
+        store operation of this thread (closing would break it), the operations in flight did
+        not end within ``wait`` s, or the store is in memory (closing it loses it). If another
+        process takes the file between close and open, it tries again for
+        ``REOPEN_TRIES_S``, then raises a ``StoreError`` saying so; every later operation
+        tries to open it again, and fails with that error until it can."""
+        if getattr(self._held, "depth", 0) or self.path == ":memory:":
+            return None
+        with self._gate:
+            if self._recycling:  # another thread does it now
+                return None
+            self._recycling = True
+            at, held = time.monotonic(), time.perf_counter()
+            try:
+                if not self._gate.wait_for(lambda: self._active == 0, timeout=wait):
+                    return None
+                # (the gate's lock stays held: a thread that passes it waits, as it would)
+                drained = time.perf_counter()
+                with self._lock, self._cursors_lock:
+                    for cursor in list(self.reader_cursors):
+                        cursor.close()
+                    if self.con is not None:
+                        self.con.close()  # checkpoints what the WAL holds
+                    self.con = None
+                closed = time.perf_counter()
+                self._reopen(REOPEN_TRIES_S)
+                done = time.perf_counter()
+            finally:
+                self._recycling = False
+                self._gate.notify_all()
+        got = Recycled(at=at, held_s=done - held, waited_s=drained - held, close_s=closed - drained,
+                       open_s=done - closed)
+        self.recycles.append(got)
+        return got
+
+    def _reopen(self, tries_for: float) -> None:
+        """Open the file again (the gate's lock held, nothing in flight), trying for
+        ``tries_for`` s while another process holds it; a ``StoreError`` after that."""
+        give_up = time.monotonic() + tries_for
+        pause = 0.05
+        while True:
+            try:
+                self.con = self._connect()
+            except StoreError as exc:
+                if time.monotonic() + pause > give_up:
+                    raise StoreError(
+                        f"DuckDB store {self.path}: another process took the file while this "
+                        f"one reopened it to give memory back ({exc}); stop that process: "
+                        "this one opens the file again at its next store operation") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+            else:
+                self.generation += 1
+                return
+
     def close(self) -> None:
         with self._lock, self._cursors_lock:
             for cursor in list(self.reader_cursors):
                 cursor.close()
-            self.con.close()
+            if self.con is not None:
+                self.con.close()
+
+
+@dataclass(frozen=True)
+class Recycled:
+    """What one ``DuckDBStore.recycle`` cost, seconds: new operations were held back for
+    ``held_s``: waiting for those in flight (``waited_s``), closing (``close_s``, with its
+    checkpoint) and opening again (``open_s``); it began at ``at`` (``time.monotonic()``)."""
+    at: float
+    held_s: float
+    waited_s: float
+    close_s: float
+    open_s: float
 
 
 def duckdb_allocator() -> dict[str, int]:

@@ -208,7 +208,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
 
     try:
         with served(url, ["BTCUSDT"], studies,
-                    extra=("--memory-log", str(duck_log),
+                    extra=("--memory-log", str(duck_log), "--recycle-speed", str(speed),
                            *(("--trace-growth", trace) if trace else ()))) as (server, notes):
             pid = server.proc.pid
             sample(0.0)
@@ -235,6 +235,12 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     got["logged_mb"] = {name: y.tolist() for name, y in logged.items()}
     # DuckDB's eviction queues (nodes, dead nodes) at the first and last log line
     got["eviction_queues"] = [lines[0].get("queues"), lines[-1].get("queues")] if lines else []
+    # the store's recycles (the server's policy, tradeflow.server.recycling): what each held
+    # back, and the RSS of the samples before and after it
+    got["recycles"] = lines[-1].get("recycles", []) if lines else []
+    for r in got["recycles"]:
+        i = int(np.searchsorted(clock, r["at"]))
+        r["rss_mb"] = (float(mb[max(i - 1, 0)]), float(mb[min(i, len(mb) - 1)]))
     return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
             "slope_error_mb_per_h": error,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
@@ -306,6 +312,9 @@ def main(argv=None) -> None:
                      + (f"; DuckDB's eviction queues (nodes, dead) {got['eviction_queues'][0]} "
                         f"-> {got['eviction_queues'][1]}" if got["eviction_queues"] and
                         got["eviction_queues"][1] else "")
+                     + (f"; {len(got['recycles'])} recycle(s) of the store, reads and writes "
+                        "held " + ", ".join(f"{r['held_s'] * 1000:.0f}" for r in got["recycles"])
+                        + " ms" if got["recycles"] else "; no recycle")
                      + "; slopes MB/h: " + ", ".join(
                          f"{name} {v:+.1f}" for name, v in got["slopes_mb_per_h"].items())))
     finally:
@@ -318,6 +327,11 @@ def main(argv=None) -> None:
     if len(rows) == 2:
         log(f"{rows[0].figure.split(':')[0]} minus {rows[1].figure.split(':')[0]}: "
             f"{rows[0].value - rows[1].value:+.1f} MB/h")
+    for label in targets:
+        for r in meta[label].get("recycles", []):
+            log(f"{label}: recycled: held {r['held_s'] * 1000:.0f} ms (waited "
+                f"{r['waited_s'] * 1000:.0f}, close {r['close_s'] * 1000:.0f}, open "
+                f"{r['open_s'] * 1000:.0f}); RSS {r['rss_mb'][0]:.0f} -> {r['rss_mb'][1]:.0f} MB")
     log(f"load average (1, 5, 15 min) at the end {os.getloadavg()} on {os.cpu_count()} CPUs")
     log(f"written {write_json(args.out, rows, meta)}")
 

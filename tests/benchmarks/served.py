@@ -110,7 +110,9 @@ def _log_memory(store, path: str, every: float = 5.0) -> None:
             f.write(json.dumps({"t": time.monotonic(), "allocators": allocators(),
                                 "duckdb": store.memory() if hasattr(store, "memory") else {},
                                 "queues": store.eviction_queues()
-                                if hasattr(store, "eviction_queues") else {}}) + "\n")
+                                if hasattr(store, "eviction_queues") else {},
+                                "recycles": [vars(r) for r in getattr(store, "recycles", ())]})
+                    + "\n")
             f.flush()
             time.sleep(every)
 
@@ -130,7 +132,15 @@ def main(argv=None) -> None:
     ap.add_argument("--trace-growth", default=None,
                     help="file: where Python's allocations grew most after the first minute "
                          "(tracemalloc; slows the server)")
+    ap.add_argument("--recycle-speed", type=float, default=1.0,
+                    help="run the DuckDB store's recycling policy this many times faster (its "
+                         "check interval and minimum interval divided by it): a market replayed "
+                         "at 10x meets the policy as the real one would")
     args = ap.parse_args(argv)
+    from tradeflow.server import recycling
+
+    recycling.CHECK_EVERY_S /= args.recycle_speed
+    recycling.MIN_INTERVAL_S /= args.recycle_speed
     if args.trace_growth:
         import tracemalloc
 

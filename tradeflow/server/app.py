@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_access import open_async_store, open_store, redact_url
+from data_access import StoreError, open_async_store, open_store, redact_url
 from data_access.adapters import AsyncFromSync
 
 from . import runfile
 from .context import ServerContext, set_current
+from .recycling import Recycler
 
 log = logging.getLogger("tradeflow.server")
 
@@ -88,6 +89,10 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     if embed_origins is None:
         embed_origins = configured_origins()  # checked before anything starts
 
+    running = runfile.find(store_url)
+    if running is not None:  # (its store's lock says so too, but not while it recycles)
+        raise StoreError(f"the server at {running.url} (process {running.pid}) holds "
+                         f"{redact_url(store_url)}: a DuckDB file serves one process at a time")
     astore = await open_async_store(store_url, duckdb_memory_limit=SERVED_DUCKDB_MEMORY)
     store = astore.sync if isinstance(astore, AsyncFromSync) else open_store(store_url)
     pipeline = Pipeline(astore, max_pending_rows=max_pending_rows)
@@ -112,6 +117,9 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
+    # a DuckDB store is closed and opened again when the server's memory grows (recycling.py)
+    if hasattr(store, "recycle"):
+        feeds.append(asyncio.ensure_future(Recycler(store).run()))
     if started is not None:
         started(ctx)
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "

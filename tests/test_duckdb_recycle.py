@@ -1,0 +1,162 @@
+"""Recycling the served DuckDB store: ``DuckDBStore.recycle()`` closes and opens the database again
+in place while other threads read and write, and the server's policy decides when."""
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+
+from data_access.duckdb_store import open_duckdb
+from tradeflow.ingest.simulator import MarketSimulator
+from tradeflow.model import Instrument
+from tradeflow.server.recycling import Recycler
+
+BTC = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
+DAY = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
+SETTINGS = ("SELECT current_setting('TimeZone'), current_setting('checkpoint_threshold'), "
+            "current_setting('memory_limit'), current_setting('allocator_background_threads')")
+
+
+def _store(tmp_path):
+    store = open_duckdb(f"/{tmp_path}/a.duckdb", "64MB")
+    store.add_instrument(BTC)
+    return store
+
+
+def _fill_eviction_queue(store) -> int:
+    """Queries that leave nodes in DuckDB's managed-buffer eviction queue; its node count."""
+    for _ in range(10):
+        store.con.execute("SELECT i % 1000 AS k, count(*) FROM range(300000) t(i) GROUP BY k"
+                          ).fetchall()
+    return store.eviction_queues().get("MANAGED_BUFFER", (0, 0))[0]
+
+
+def test_recycle_while_threads_read_and_one_writes(tmp_path):
+    """Three threads read and one writes 40 batches while the store is recycled five times:
+    no error, every trade stored once, every read sees at least what an earlier one saw, and
+    after it the new instance has the store's settings and fresh eviction queues."""
+    store = _store(tmp_path)
+    expected = ("UTC", store.con.execute(SETTINGS).fetchone()[1], "61.0 MiB", True)
+    assert store.con.execute(SETTINGS).fetchone() == expected
+    sim = MarketSimulator(BTC, seed=5, trades_per_day=2_000_000)
+    batches = [sim.generate(DAY + pd.Timedelta(seconds=5 * i),
+                            DAY + pd.Timedelta(seconds=5 * (i + 1))).trades for i in range(40)]
+    errors: list[BaseException] = []
+    writing = threading.Event()
+    done = threading.Event()
+
+    def write():
+        try:
+            for i, batch in enumerate(batches):
+                with store.transaction():
+                    store.write_trades("BTCUSDT", batch)
+                    store.bars("BTCUSDT", "1m", last=1)  # a read inside the transaction
+                writing.set()
+        except BaseException as exc:  # noqa: BLE001 -- the test's verdict
+            errors.append(exc)
+        finally:
+            done.set()
+
+    seen: list[list[int]] = [[], [], []]
+
+    def read(mine: list[int]):
+        try:
+            while not done.is_set():
+                mine.append(len(store.trades("BTCUSDT")))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [
+        threading.Thread(target=read, args=(s,)) for s in seen]
+    for t in threads:
+        t.start()
+    assert writing.wait(60)
+    recycled = []
+    while len(recycled) < 5 and not done.is_set():
+        got = store.recycle()
+        assert got is not None and got.held_s >= got.close_s + got.open_s
+        recycled.append(got)
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(recycled) == 5, "the writer ended before five recycles: write more batches"
+    assert store.generation == 5
+    total = sum(len(b) for b in batches)
+    stored = store.trades("BTCUSDT")
+    assert len(stored) == total and stored["trade_id"].is_unique
+    assert store.bars("BTCUSDT", "1m")["trades"].sum() == total
+    for mine in seen:
+        assert mine and mine == sorted(mine)  # no read saw fewer trades than an earlier one
+    assert store.con.execute(SETTINGS).fetchone() == expected
+    reader_zone = store._reader().execute(SETTINGS).fetchone()[0]  # noqa: SLF001 -- a cursor
+    assert reader_zone == "UTC"
+    assert _fill_eviction_queue(store) > 100
+    store.recycle()
+    assert store.eviction_queues().get("MANAGED_BUFFER", (0, 0))[0] < 20  # a new instance
+    store.close()
+
+
+def test_recycle_waits_for_a_transaction_and_is_refused_inside_one(tmp_path):
+    """A recycle asked while another thread is inside a transaction waits for it to commit
+    (the transaction's reads and writes, made meanwhile, pass the gate); asked from inside a
+    transaction, it does not happen (closing would break it) and does not deadlock."""
+    store = _store(tmp_path)
+    sim = MarketSimulator(BTC, seed=5, trades_per_day=2_000_000)
+    first, second = (sim.generate(DAY + pd.Timedelta(seconds=5 * i),
+                                  DAY + pd.Timedelta(seconds=5 * (i + 1))).trades for i in (0, 1))
+    inside, go = threading.Event(), threading.Event()
+    results = {}
+
+    def transaction():
+        with store.transaction():
+            store.write_trades("BTCUSDT", first)
+            results["own"] = store.recycle()
+            inside.set()
+            go.wait(60)
+            results["read"] = len(store.trades("BTCUSDT"))
+            store.write_trades("BTCUSDT", second)
+
+    def recycle():
+        results["recycle"] = store.recycle()
+
+    tx = threading.Thread(target=transaction)
+    tx.start()
+    assert inside.wait(60)
+    rc = threading.Thread(target=recycle)
+    rc.start()
+    rc.join(0.5)
+    assert rc.is_alive(), "the recycle did not wait for the transaction"
+    go.set()
+    tx.join(60)
+    rc.join(60)
+    assert results["own"] is None
+    assert results["read"] == len(first)
+    assert results["recycle"] is not None and store.generation == 1
+    assert len(store.trades("BTCUSDT")) == len(first) + len(second)
+    store.close()
+
+
+def test_the_policy_recycles_when_memory_has_grown_by_its_threshold(tmp_path):
+    """The measure is driven, not the clock: a recycle when it has grown by ``after_mb`` over its
+    lowest since the last open, not before, and not within ``min_interval_s`` of an open."""
+    store = _store(tmp_path)
+    now = [0.0]
+    measure = [0.0]
+    policy = Recycler(store, measure=lambda: measure[0], after_mb=8, min_interval_s=600,
+                      clock=lambda: now[0])
+
+    def check(at: float, mb: float):
+        now[0], measure[0] = at, mb
+        return policy.check()
+
+    assert check(60, 100) is None  # the first look: the baseline
+    assert check(120, 95) is None  # lower: the new baseline
+    assert check(180, 102.9) is None and store.generation == 0  # +7.9
+    assert check(240, 103) is None and store.generation == 0  # +8, but within 600 s of the open
+    assert check(660, 102.5) is None and store.generation == 0  # past the interval, +7.5
+    got = check(720, 103.5)  # +8.5
+    assert got is not None and store.generation == 1 and store.recycles[-1] is got
+    assert check(780, 130) is None  # the new instance's first look: its baseline
+    assert check(1200, 140) is None and store.generation == 1  # +10, within 600 s of the open
+    assert check(1330, 138.5) is not None and store.generation == 2
+    store.close()
