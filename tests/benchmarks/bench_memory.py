@@ -177,7 +177,7 @@ def stored_mb(url: str) -> float | None:
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
         warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
-        trace: str | None = None) -> dict:
+        trace: str | None = None, recycle: bool = True) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -209,6 +209,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     try:
         with served(url, ["BTCUSDT"], studies,
                     extra=("--memory-log", str(duck_log), "--recycle-speed", str(speed),
+                           *(() if recycle else ("--no-recycle",)),
                            *(("--trace-growth", trace) if trace else ()))) as (server, notes):
             pid = server.proc.pid
             sample(0.0)
@@ -241,6 +242,21 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     for r in got["recycles"]:
         i = int(np.searchsorted(clock, r["at"]))
         r["rss_mb"] = (float(mb[max(i - 1, 0)]), float(mb[min(i, len(mb) - 1)]))
+        r["simulated_h"] = float(h[min(i, len(h) - 1)])
+    # a recycle's drop inside the fitted samples steepens the slope downwards: the slope from
+    # the first recycle after warm-up on says whether the recycled server still grows
+    later = [r["simulated_h"] for r in got["recycles"] if r["simulated_h"] >= warmup * hours]
+    if later:
+        rest = after & (h >= later[0])
+        got["after_first_recycle"] = {
+            "from_h": later[0], "slope_mb_per_h": float(np.polyfit(h[rest], mb[rest], 1)[0])
+            if rest.sum() >= 2 else float("nan"),
+            "slopes_mb_per_h": {name: float(np.polyfit(h[rest], y[rest], 1)[0])
+                                for name, y in parts.items()} if rest.sum() >= 2 else {}}
+    got["rss_by_half_hour"] = [(float(mb[(h >= a) & (h < a + 0.5)].min()),
+                                float(mb[(h >= a) & (h < a + 0.5)].max()))
+                               for a in np.arange(0, h.max(), 0.5)
+                               if ((h >= a) & (h < a + 0.5)).any()]
     return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
             "slope_error_mb_per_h": error,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
@@ -269,6 +285,8 @@ def main(argv=None) -> None:
     ap.add_argument("--prefill", type=float, default=PREFILL_H,
                     help="simulated hours written into the store before the run (default 5: "
                          "the hub's history full; 0: a cold start)")
+    ap.add_argument("--no-recycle", action="store_true",
+                    help="the server never recycles its DuckDB store (to compare)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     ap.add_argument("--trace-growth", default=None, metavar="FILE",
@@ -293,7 +311,8 @@ def main(argv=None) -> None:
                 f"{hours * 3600 / args.speed:.0f} s")
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
                       args.warmup, [s for s in args.studies.split(",") if s],
-                      pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth)
+                      pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth,
+                      not args.no_recycle)
             meta[label] = {"load_average": os.getloadavg(), **got}
             slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(
@@ -315,6 +334,14 @@ def main(argv=None) -> None:
                      + (f"; {len(got['recycles'])} recycle(s) of the store, reads and writes "
                         "held " + ", ".join(f"{r['held_s'] * 1000:.0f}" for r in got["recycles"])
                         + " ms" if got["recycles"] else "; no recycle")
+                     + (f"; from the first recycle after warm-up "
+                        f"({got['after_first_recycle']['from_h']:.2f} h) on: "
+                        f"{got['after_first_recycle']['slope_mb_per_h']:+.1f} MB/h ("
+                        + ", ".join(f"{name} {v:+.1f}" for name, v in
+                                    got["after_first_recycle"]["slopes_mb_per_h"].items())
+                        + ")" if "after_first_recycle" in got else "")
+                     + "; RSS by simulated half hour " + ", ".join(
+                         f"{a:.0f}-{b:.0f}" for a, b in got["rss_by_half_hour"]) + " MB"
                      + "; slopes MB/h: " + ", ".join(
                          f"{name} {v:+.1f}" for name, v in got["slopes_mb_per_h"].items())))
     finally:

@@ -136,11 +136,15 @@ def main(argv=None) -> None:
                     help="run the DuckDB store's recycling policy this many times faster (its "
                          "check interval and minimum interval divided by it): a market replayed "
                          "at 10x meets the policy as the real one would")
+    ap.add_argument("--no-recycle", action="store_true",
+                    help="never recycle the DuckDB store (a comparison)")
     args = ap.parse_args(argv)
     from tradeflow.server import recycling
 
     recycling.CHECK_EVERY_S /= args.recycle_speed
     recycling.MIN_INTERVAL_S /= args.recycle_speed
+    if args.no_recycle:
+        recycling.RECYCLE_AFTER_MB = float("inf")
     if args.trace_growth:
         import tracemalloc
 
