@@ -17,7 +17,11 @@ store first, so the chart's history is full from the start. The figure is the sl
 least-squares line through the RSS samples after the first ``--warmup`` share of the run, in MB
 per simulated hour; it is flat at most ``FLAT_MB_PER_H``. The served process logs its
 allocators and DuckDB's own accounting (``served.allocators``, ``DuckDBStore.memory()``), and
-the note splits the slope by them.
+the note splits the slope by them. The server recycles its DuckDB store as ``tradeflow serve``
+does (``tradeflow.server.recycling``), its check and minimum intervals divided by ``--speed`` so
+the replayed market meets the policy as the real one would (``--no-recycle``: never); the note
+gives each recycle's pause and, as a recycle's drop steepens the slope downwards, the slope
+from the first recycle after warm-up on, and the RSS by simulated half hour.
 """
 from __future__ import annotations
 

@@ -22,12 +22,13 @@ from data_access import StoreError
 log = logging.getLogger("tradeflow.server")
 
 CHECK_EVERY_S = 60.0
-# A recycle with 5 simulated hours stored held reads and writes 40-110 ms (the close's
-# checkpoint most of it) and made the next read ~20 ms slower (a cold cache). A fresh instance's
-# working set swings by ~10 MB (rows not yet checkpointed, DuckDB's allocator's free pages), so
-# a smaller threshold would recycle again at once; at ~5 MB an hour this one recycles every 2-3
-# hours of a busy market, ~0.1 s each.
-RECYCLE_AFTER_MB = 8.0
+# A recycle with 5 simulated hours stored holds reads and writes 25-115 ms (the close's
+# checkpoint most of it; bench_memory) and makes the next read ~20 ms slower (a cold cache). A
+# fresh instance's working set regrows 10-15 MB within minutes (its cache, rows not yet
+# checkpointed, its allocator's free pages): at 8 MB the server recycled at every minimum
+# interval (9 times in 2 simulated hours of a busy market), at 16 about every half hour, with
+# its memory as flat.
+RECYCLE_AFTER_MB = 16.0
 MIN_INTERVAL_S = 600.0
 
 
