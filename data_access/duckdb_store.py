@@ -67,6 +67,7 @@ class DuckDBStore(Store):
         self._held = threading.local()  # this thread's depth of operations inside the gate
         self.generation = 0  # opens since the first: a cursor of an older one is replaced
         self.recycles: deque[Recycled] = deque(maxlen=100)  # the last ones, newest last
+        self.closed = False
         self._registry: InstrumentRegistry | None = None  # one process owns the file: cache it
         self._migrate()
 
@@ -105,7 +106,7 @@ class DuckDBStore(Store):
             with self._gate:
                 while self._recycling:
                     self._gate.wait()
-                if self.con is None:  # a recycle could not open the file again: try now
+                if self.con is None and not self.closed:  # a recycle could not open it again
                     self._reopen(tries_for=0.0)
                 self._active += 1
         self._held.depth = depth + 1
@@ -502,11 +503,11 @@ class DuckDBStore(Store):
         transactions in flight, holds new ones back until the new instance is open (they then
         run on it) and returns what it cost; None when it did not happen: asked from inside a
         store operation of this thread (closing would break it), the operations in flight did
-        not end within ``wait`` s, or the store is in memory (closing it loses it). If another
-        process takes the file between close and open, it tries again for
+        not end within ``wait`` s, the store is in memory (closing it loses it) or closed. If
+        another process takes the file between close and open, it tries again for
         ``REOPEN_TRIES_S``, then raises a ``StoreError`` saying so; every later operation
         tries to open it again, and fails with that error until it can."""
-        if getattr(self._held, "depth", 0) or self.path == ":memory:":
+        if getattr(self._held, "depth", 0) or self.path == ":memory:" or self.closed:
             return None
         with self._gate:
             if self._recycling:  # another thread does it now
@@ -519,6 +520,8 @@ class DuckDBStore(Store):
                 # (the gate's lock stays held: a thread that passes it waits, as it would)
                 drained = time.perf_counter()
                 with self._lock, self._cursors_lock:
+                    if self.closed:  # (closed meanwhile)
+                        return None
                     for cursor in list(self.reader_cursors):
                         cursor.close()
                     if self.con is not None:
@@ -530,8 +533,8 @@ class DuckDBStore(Store):
             finally:
                 self._recycling = False
                 self._gate.notify_all()
-        got = Recycled(at=at, held_s=done - held, waited_s=drained - held, close_s=closed - drained,
-                       open_s=done - closed)
+        got = Recycled(at=at, held_s=done - held, waited_s=drained - held,
+                       close_s=closed - drained, open_s=done - closed)
         self.recycles.append(got)
         return got
 
@@ -557,6 +560,7 @@ class DuckDBStore(Store):
 
     def close(self) -> None:
         with self._lock, self._cursors_lock:
+            self.closed = True  # (a recycle after it must not open the file again)
             for cursor in list(self.reader_cursors):
                 cursor.close()
             if self.con is not None:
