@@ -23,6 +23,7 @@ from data_access import StoreError, open_async_store, open_store, redact_url
 from data_access.adapters import AsyncFromSync
 
 from . import runfile
+from .collector import Collector, run_collector
 from .context import ServerContext, set_current
 from .recycling import Recycler
 
@@ -117,6 +118,9 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
+    # full collections would walk every session's objects: freeze what survives them (collector.py)
+    collecting = asyncio.ensure_future(run_collector(Collector(
+        lambda: [session.id for session in server.get_sessions()])))
     # a DuckDB store is closed and opened again when the server's memory grows (recycling.py)
     if hasattr(store, "recycle"):
         feeds.append(asyncio.ensure_future(Recycler(store).run()))
@@ -128,9 +132,9 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     try:
         await stop.wait()
     finally:
-        for feed in feeds:
-            feed.cancel()
-        await asyncio.gather(*feeds, return_exceptions=True)
+        for task in [*feeds, collecting]:
+            task.cancel()
+        await asyncio.gather(*feeds, collecting, return_exceptions=True)
         server.stop()
         set_current(None)
         await pipeline.stop()  # everything acknowledged is stored before the store closes
