@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
 from typing import Callable
 
@@ -48,19 +49,35 @@ FALLBACK_MS = 1000
 class SessionCallback:
     """``pn.state.add_periodic_callback`` as a background callback (it does not set the
     process-wide ``busy`` flag every sessions' busy indicators follow), started once the page
-    has loaded (see the module's docstring); stopped with its session or by ``stop()``."""
+    has loaded (see the module's docstring); stopped with its session or by ``stop()``.
+
+    It is called once at load, then at a random phase of its period and every ``period_ms``
+    from there: sessions loaded together (a load generator, browsers reconnecting after a
+    restart) would otherwise run it in the same tick, every period. 50 desks refreshing their
+    watchlists together held the loop ~0.5 s every 5 s, and the trades arriving then waited."""
 
     def __init__(self, callback: Callable[[], None], period_ms: int):
         from panel.io.callbacks import PeriodicCallback
 
         self.periodic = PeriodicCallback(callback=callback, period=period_ms, background=True)
         self.stopped = False
+        self.phase_ms = random.uniform(0, period_ms)
         pn.state.onload(self._start)  # at once when loaded already, or outside a session
 
     def _start(self) -> None:
+        if self.stopped:
+            return
+        self.periodic.callback()  # what waited for the page is drawn now, not a period later
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            doc.add_timeout_callback(self._start_periodic, self.phase_ms)
+        else:
+            self.periodic.start()
+
+    def _start_periodic(self) -> None:
         if not self.stopped:
             self.periodic.start()
-            self.periodic.callback()  # what waited for the page is drawn now, not a period later
+            self.periodic.callback()  # at the phase, then every period: no gap over a period
 
     def stop(self) -> None:
         self.stopped = True
