@@ -30,7 +30,8 @@ class Clock:
 def collector():
     sessions = {"a", "b"}
     clock = Clock()
-    c = Collector(lambda: sessions, close_debounce=10.0, refresh=600.0, clock=clock)
+    c = Collector(lambda: sessions, close_debounce=10.0, refresh=600.0, freeze_after_ms=0.0,
+                  clock=clock)
     c.start()
     c.tick()  # the open sessions are known
     yield c, sessions, clock
@@ -54,6 +55,18 @@ def test_what_survives_a_full_collection_is_frozen(collector):
     del survivor
     gc.collect()
     assert ref() is not None  # frozen: a full collection no longer reaches it
+
+
+def test_quick_full_collections_freeze_nothing():
+    """A server without sessions: its full collections are quick, and nothing is frozen."""
+    c = Collector(lambda: (), freeze_after_ms=60_000.0, clock=Clock())
+    c.start()
+    try:
+        gc.unfreeze()
+        gc.collect()
+        assert c.tick() is None and gc.get_freeze_count() == 0
+    finally:
+        c.stop()
 
 
 def test_frozen_garbage_is_freed_once_sessions_closed(collector):

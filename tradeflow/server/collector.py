@@ -7,7 +7,9 @@ load. Those pauses were the tail of trade -> browser latency.
 
 ``gc.freeze()`` moves every object alive now to the permanent generation, which collections do
 not walk (it is O(1)). Right after a full collection everything left is alive, so the collector
-freezes then: the next full collections walk only what was made since (tens of milliseconds).
+freezes then, when that collection took :data:`FREEZE_AFTER_MS` or more: the next full
+collections walk only what was made since (tens of milliseconds). A server without sessions
+has nothing worth freezing, and freezes nothing after start-up.
 
 What is frozen is never collected, and objects frozen alive can die later inside cycles: those
 of a closed session (Bokeh's models and document refer to each other), and the odd callback
@@ -27,11 +29,13 @@ log = logging.getLogger(__name__)
 
 CLOSE_DEBOUNCE = 10.0  # s: closes within this share one full collection
 REFRESH = 600.0        # s: a full collection of everything at least this often
+FREEZE_AFTER_MS = 50.0  # a full collection this long: what survived it is worth freezing
 TICK = 1.0             # s
 
 
 class Collector:
-    """Freezes what survives full collections; frees the frozen garbage after sessions close.
+    """Freezes what survives slow full collections; frees the frozen garbage after sessions
+    close.
 
     ``sessions()`` gives the ids of the sessions open now; :meth:`tick` runs every :data:`TICK`
     seconds and says what it did (``"freeze"``, ``"collect"`` or None). :meth:`start` hooks it
@@ -39,12 +43,14 @@ class Collector:
 
     def __init__(self, sessions: Callable[[], Iterable[str]],
                  close_debounce: float = CLOSE_DEBOUNCE, refresh: float = REFRESH,
-                 clock=time.monotonic):
+                 freeze_after_ms: float = FREEZE_AFTER_MS, clock=time.monotonic):
         self.sessions, self.close_debounce, self.refresh, self.clock = (
             sessions, close_debounce, refresh, clock)
+        self.freeze_after_ms = freeze_after_ms
         self.open: set[str] = set()
         self.closed_at: float | None = None  # the first close whose objects are still frozen
-        self.full_ran = False                # a full collection ran since the last tick
+        self.full_ran = False  # a slow full collection ran since the last tick
+        self._began = 0.0      # when the collection running now began (perf_counter)
         self.last_full = clock()
         self.collections: list[tuple[str, int, float]] = []  # (why, objects freed, ms)
 
@@ -57,7 +63,11 @@ class Collector:
         gc.unfreeze()
 
     def _seen(self, phase: str, info: dict) -> None:
-        if phase == "stop" and info["generation"] == 2:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif (time.perf_counter() - self._began) * 1e3 >= self.freeze_after_ms:
             self.full_ran = True
 
     def tick(self) -> str | None:
@@ -81,8 +91,9 @@ class Collector:
         t0 = time.perf_counter()
         gc.unfreeze()
         freed = gc.collect()
-        gc.freeze()
         ms = (time.perf_counter() - t0) * 1e3
+        if ms >= self.freeze_after_ms:  # (the rule of the automatic collections)
+            gc.freeze()
         self.closed_at, self.last_full, self.full_ran = None, now, False
         self.collections.append((why, freed, ms))
         log.info("full garbage collection (%s): %d objects freed in %.0f ms", why, freed, ms)
