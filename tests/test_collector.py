@@ -69,14 +69,20 @@ def test_quick_full_collections_freeze_nothing():
         c.stop()
 
 
-def test_frozen_garbage_is_freed_once_sessions_closed(collector):
-    c, sessions, clock = collector
+def frozen_garbage(c: Collector, clock: Clock) -> tuple[weakref.ref, str | None]:
+    """A cycle frozen by ``c`` while alive, then dropped (as a closed session's): a weak
+    reference to it, and what the tick at 1 s did."""
     node = Node()
     ref = weakref.ref(node)
     gc.collect()
     clock.now = 1.0
-    assert c.tick() == "freeze"
-    del node  # a closed session's cycle, frozen while it was alive
+    return ref, c.tick()
+
+
+def test_frozen_garbage_is_freed_once_sessions_closed(collector):
+    c, sessions, clock = collector
+    ref, done = frozen_garbage(c, clock)
+    assert done == "freeze"
     sessions.discard("a")
     clock.now = 2.0
     assert c.tick() is None and ref() is not None
@@ -93,12 +99,7 @@ def test_frozen_garbage_is_freed_once_sessions_closed(collector):
 
 def test_refresh_frees_frozen_garbage_without_closes(collector):
     c, _, clock = collector
-    node = Node()
-    ref = weakref.ref(node)
-    gc.collect()
-    clock.now = 1.0
-    c.tick()
-    del node
+    ref, _ = frozen_garbage(c, clock)
     clock.now = 599.0
     c.tick()
     assert ref() is not None

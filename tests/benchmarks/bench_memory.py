@@ -257,10 +257,8 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
             if rest.sum() >= 2 else float("nan"),
             "slopes_mb_per_h": {name: float(np.polyfit(h[rest], y[rest], 1)[0])
                                 for name, y in parts.items()} if rest.sum() >= 2 else {}}
-    got["rss_by_half_hour"] = [(float(mb[(h >= a) & (h < a + 0.5)].min()),
-                                float(mb[(h >= a) & (h < a + 0.5)].max()))
-                               for a in np.arange(0, h.max(), 0.5)
-                               if ((h >= a) & (h < a + 0.5)).any()]
+    halves = [mb[(h >= a) & (h < a + 0.5)] for a in np.arange(0, h.max(), 0.5)]
+    got["rss_by_half_hour"] = [(float(x.min()), float(x.max())) for x in halves if len(x)]
     return {**got, "slopes_mb_per_h": slopes, "samples": samples, "slope_mb_per_h": slope_of(mb),
             "slope_error_mb_per_h": error,
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),

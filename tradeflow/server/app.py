@@ -117,13 +117,14 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    feeds = [asyncio.ensure_future(_simulate(pipeline, store, s, ready)) for s in simulate]
+    background = [_simulate(pipeline, store, s, ready) for s in simulate]
     # full collections would walk every session's objects: freeze what survives them (collector.py)
-    collecting = asyncio.ensure_future(run_collector(Collector(
+    background.append(run_collector(Collector(
         lambda: [session.id for session in server.get_sessions()])))
     # a DuckDB store is closed and opened again when the server's memory grows (recycling.py)
     if hasattr(store, "recycle"):
-        feeds.append(asyncio.ensure_future(Recycler(store).run()))
+        background.append(Recycler(store).run())
+    tasks = [asyncio.ensure_future(work) for work in background]
     if started is not None:
         started(ctx)
     ready(f"TradeFlow serving {redact_url(store_url)} at {url}/ (the desk; the formula box: "
@@ -132,9 +133,9 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     try:
         await stop.wait()
     finally:
-        for task in [*feeds, collecting]:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*feeds, collecting, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         server.stop()
         set_current(None)
         await pipeline.stop()  # everything acknowledged is stored before the store closes

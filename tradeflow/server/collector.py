@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class Collector:
         self.full_ran = False  # a slow full collection ran since the last tick
         self._began = 0.0      # when the collection running now began (perf_counter)
         self.last_full = clock()
-        self.collections: list[tuple[str, int, float]] = []  # (why, objects freed, ms)
+        # the last full collections it ran: (why, objects freed, ms), newest last
+        self.collections: deque[tuple[str, int, float]] = deque(maxlen=100)
 
     def start(self) -> None:
         gc.callbacks.append(self._seen)
