@@ -179,6 +179,12 @@ def stored_mb(url: str) -> float | None:
                if f.exists()) / 2**20
 
 
+def trace_args(path: str, warm_s: float) -> tuple[str, ...]:
+    """The served process's ``--trace-growth``: traced from the end of warm-up, its growth
+    counted from a wall minute later (the steady churn then in both snapshots)."""
+    return "--trace-growth", path, "--trace-window", f"{warm_s:.0f}", f"{warm_s + 60:.0f}"
+
+
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
         warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
         trace: str | None = None, recycle: bool = True) -> dict:
@@ -211,10 +217,10 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         load.append(os.getloadavg()[0])
 
     try:
-        with served(url, ["BTCUSDT"], studies,
-                    extra=("--memory-log", str(duck_log), "--recycle-speed", str(speed),
-                           *(() if recycle else ("--no-recycle",)),
-                           *(("--trace-growth", trace) if trace else ()))) as (server, notes):
+        extra = ("--memory-log", str(duck_log), "--recycle-speed", str(speed),
+                 *(() if recycle else ("--no-recycle",)),
+                 *(trace_args(trace, hours * 3600 / speed * warmup) if trace else ()))
+        with served(url, ["BTCUSDT"], studies, extra=extra) as (server, notes):
             pid = server.proc.pid
             sample(0.0)
             got = asyncio.run(feed_simulated(server.ws, key, sim, hours, speed, step, sample,
@@ -292,8 +298,9 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     ap.add_argument("--trace-growth", default=None, metavar="FILE",
-                    help="diagnosis: where the server's Python allocations grew most after its "
-                         "first minute, written to FILE (tracemalloc; slows the server)")
+                    help="diagnosis: the call stacks whose allocations (Python's objects, numpy's "
+                         "arrays apart) grew most after warm-up, written to FILE (tracemalloc; "
+                         "slows the server)")
     args = ap.parse_args(argv)
     hours = 0.1 if args.quick else args.hours
     targets = {"DuckDB" if not args.store or args.store.startswith("duckdb") else "store":

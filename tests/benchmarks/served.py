@@ -85,18 +85,36 @@ def allocators() -> dict[str, int]:
     return out
 
 
-def _trace_growth(path: str, warm_s: float) -> None:
-    """After ``warm_s`` s, snapshot Python's allocations (``tracemalloc``, started at launch);
-    at exit, write the 25 places whose allocations grew most since then to ``path``."""
+# numpy reports its arrays' data to tracemalloc in this domain (numpy/_core/src/multiarray/alloc.c)
+NUMPY_DOMAIN = 389047
+
+
+def _trace_growth(path: str, start_s: float, first_s: float) -> None:
+    """Start ``tracemalloc`` after ``start_s`` s (so the warm-up's allocations are not traced),
+    snapshot at ``first_s`` s, and at exit write to ``path`` the 25 call stacks whose live
+    allocations grew most since that snapshot: Python's objects and, apart, numpy's arrays."""
     import atexit
     import tracemalloc
 
-    time.sleep(warm_s)
+    time.sleep(start_s)
+    tracemalloc.start(12)
+    time.sleep(max(first_s - start_s, 0.0))
     first = tracemalloc.take_snapshot()
 
     def write() -> None:
-        stats = tracemalloc.take_snapshot().compare_to(first, "lineno")
-        Path(path).write_text("\n".join(str(s) for s in stats[:25]) + "\n")
+        last = tracemalloc.take_snapshot()
+        out = []
+        for label, inclusive in (("numpy arrays", True), ("everything else", False)):
+            only = [tracemalloc.DomainFilter(inclusive, NUMPY_DOMAIN)]
+            stats = last.filter_traces(only).compare_to(first.filter_traces(only), "traceback")
+            grown = sum(s.size_diff for s in stats)
+            out.append(f"## {label}: {grown / 2**20:+.2f} MB in {sum(s.count_diff for s in stats):+,}"
+                       " blocks since the first snapshot")
+            for s in stats[:25]:
+                out.append(f"{s.size_diff / 1024:+.1f} KiB, {s.count_diff:+} blocks "
+                           f"(now {s.size / 1024:.1f} KiB in {s.count})")
+                out.extend(f"    {line}" for line in s.traceback.format(most_recent_first=True))
+        Path(path).write_text("\n".join(out) + "\n")
 
     atexit.register(write)
 
@@ -130,8 +148,11 @@ def main(argv=None) -> None:
     ap.add_argument("--memory-log", default=None,
                     help="JSON lines file: the allocators and DuckDB's accounting every 5 s")
     ap.add_argument("--trace-growth", default=None,
-                    help="file: where Python's allocations grew most after the first minute "
-                         "(tracemalloc; slows the server)")
+                    help="file: the call stacks whose allocations grew most (Python's objects, "
+                         "numpy's arrays apart; tracemalloc, slows the server)")
+    ap.add_argument("--trace-window", type=float, nargs=2, default=(60.0, 120.0),
+                    metavar=("START_S", "FIRST_S"),
+                    help="trace from START_S s after start, growth counted from FIRST_S s")
     ap.add_argument("--recycle-speed", type=float, default=1.0,
                     help="run the DuckDB store's recycling policy this many times faster (its "
                          "check interval and minimum interval divided by it): a market replayed "
@@ -145,10 +166,6 @@ def main(argv=None) -> None:
     recycling.MIN_INTERVAL_S /= args.recycle_speed
     if args.no_recycle:
         recycling.RECYCLE_AFTER_MB = float("inf")
-    if args.trace_growth:
-        import tracemalloc
-
-        tracemalloc.start()
     studies = [s for s in args.studies.split(",") if s]
     charts: dict[str, Chart] = {}
 
@@ -161,7 +178,8 @@ def main(argv=None) -> None:
             threading.Thread(target=_log_memory, args=(ctx.store, args.memory_log),
                              daemon=True).start()
         if args.trace_growth:
-            threading.Thread(target=_trace_growth, args=(args.trace_growth, 60.0),
+            threading.Thread(target=_trace_growth,
+                             args=(args.trace_growth, *args.trace_window),
                              daemon=True).start()
 
     asyncio.run(run(args.store, "127.0.0.1", args.port, (), started=started,
