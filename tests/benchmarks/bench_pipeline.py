@@ -248,7 +248,8 @@ def main(argv=None) -> None:
     n = 200_000 if args.quick else 2_000_000
     rows, window = 1_000, args.window
     import tempfile
-    tmp = tempfile.mkdtemp(prefix="bench-pipeline-")
+    scratch = tempfile.TemporaryDirectory(prefix="bench-pipeline-")  # its stores, removed at the end
+    tmp = scratch.name
     targets = {"DuckDB": lambda name: f"duckdb:///{tmp}/{name}.duckdb"}
     clusters = None
     if not args.no_postgres:
@@ -294,6 +295,7 @@ def main(argv=None) -> None:
                        mem["growth_mb"], "MB", mem["rss_half_mb"], "RSS at half-time (MB)", None,
                        note=f"{mem['trades']:,} trades; RSS end {mem['rss_end_mb']:.0f} MB"))
     finally:
+        scratch.cleanup()
         if clusters is not None:
             clusters.stop()
     _finish(out, args.out, meta)

@@ -328,7 +328,8 @@ def main(argv=None) -> None:
     n = args.trades or (100_000 if args.quick else 1_000_000)
     seconds = 5.0 if args.quick else 20.0
     rates = (5_000, 50_000)
-    tmp = tempfile.mkdtemp(prefix="bench-ws-")
+    scratch = tempfile.TemporaryDirectory(prefix="bench-ws-")  # its stores, removed at the end
+    tmp = scratch.name
     targets = {"DuckDB": lambda name: f"duckdb:///{tmp}/{name}.duckdb"}
     clusters = None
     if not args.no_postgres:
@@ -375,6 +376,7 @@ def main(argv=None) -> None:
                                     f"achieved {d['achieved']:,.0f} trades/s"
                                     + (f", {d['missing']} never seen" if d["missing"] else "")))
     finally:
+        scratch.cleanup()
         if clusters is not None:
             clusters.stop()
     meta["load_average_end"] = os.getloadavg()
