@@ -67,6 +67,7 @@ class DuckDBStore(Store):
         self._held = threading.local()  # this thread's depth of operations inside the gate
         self.generation = 0  # opens since the first: a cursor of an older one is replaced
         self.recycles: deque[Recycled] = deque(maxlen=100)  # the last ones, newest last
+        self.cache_drops: deque[float] = deque(maxlen=1000)  # the last ones' held seconds
         self.closed = False
         self._registry: InstrumentRegistry | None = None  # one process owns the file: cache it
         self._migrate()
@@ -89,12 +90,16 @@ class DuckDBStore(Store):
             # threads return them after the decay (1 s) whatever the load. (A setting of the
             # process's allocator.)
             con.execute("SET allocator_background_threads = true").fetchall()
-            if self.memory_limit is not None:
-                con.execute(f"SET memory_limit = '{self.memory_limit}'").fetchall()
+            self._set_memory_limit(con)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _set_memory_limit(self, con) -> None:
+        """The store's memory limit on ``con``'s database (DuckDB's default when it has none)."""
+        con.execute("RESET memory_limit" if self.memory_limit is None
+                    else f"SET memory_limit = '{self.memory_limit}'").fetchall()
 
     @contextmanager
     def _in_use(self):
@@ -509,34 +514,74 @@ class DuckDBStore(Store):
         tries to open it again, and fails with that error until it can."""
         if getattr(self._held, "depth", 0) or self.path == ":memory:" or self.closed:
             return None
-        with self._gate:
-            if self._recycling:  # another thread does it now
+        at, held = time.monotonic(), time.perf_counter()
+        with self._alone(wait) as alone:
+            if not alone:
                 return None
-            self._recycling = True
-            at, held = time.monotonic(), time.perf_counter()
-            try:
-                if not self._gate.wait_for(lambda: self._active == 0, timeout=wait):
+            drained = time.perf_counter()
+            with self._lock, self._cursors_lock:
+                if self.closed:  # (closed meanwhile)
                     return None
-                # (the gate's lock stays held: a thread that passes it waits, as it would)
-                drained = time.perf_counter()
-                with self._lock, self._cursors_lock:
-                    if self.closed:  # (closed meanwhile)
-                        return None
-                    for cursor in list(self.reader_cursors):
-                        cursor.close()
-                    if self.con is not None:
-                        self.con.close()  # checkpoints what the WAL holds
-                    self.con = None
-                closed = time.perf_counter()
-                self._reopen(REOPEN_TRIES_S)
-                done = time.perf_counter()
-            finally:
-                self._recycling = False
-                self._gate.notify_all()
+                for cursor in list(self.reader_cursors):
+                    cursor.close()
+                if self.con is not None:
+                    self.con.close()  # checkpoints what the WAL holds
+                self.con = None
+            closed = time.perf_counter()
+            self._reopen(REOPEN_TRIES_S)
+            done = time.perf_counter()
         got = Recycled(at=at, held_s=done - held, waited_s=drained - held,
                        close_s=closed - drained, open_s=done - closed)
         self.recycles.append(got)
         return got
+
+    def drop_cache(self, wait: float = RECYCLE_WAIT_S) -> float | None:
+        """Evict the blocks of the file DuckDB keeps cached; the seconds reads and writes were
+        held back, or None when it did not happen (as ``recycle``; and for a store in memory,
+        whose blocks are its data). DuckDB keeps every block it has read until its memory limit
+        is reached (80% of the machine's memory by default), so a served store's cache grows
+        with what it has read: ~4 MB a simulated hour of a busy market, each hour's new blocks,
+        read once or twice and never again. Lowering the limit to what DuckDB holds besides its
+        cache makes it evict the cached blocks no operation holds (they go first: they are read
+        again from the file, nothing is written); the store's limit is then set back. It takes
+        a few ms, with no operation of the store in flight (one could fail for want of memory at
+        that limit)."""
+        if getattr(self._held, "depth", 0) or self.path == ":memory:" or self.closed:
+            return None
+        held = time.perf_counter()
+        with self._alone(wait) as alone:
+            if not alone:
+                return None
+            with self._lock:
+                if self.con is None or self.closed:
+                    return None
+                used = dict(self.con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()"
+                                             ).fetchall())
+                rest = sum(used.values()) - used.get("BASE_TABLE", 0)
+                try:
+                    self.con.execute(f"SET memory_limit = '{rest // 1024 + 1024}KiB'").fetchall()
+                except duckdb.OutOfMemoryException:
+                    pass  # (more is pinned: what was not has been evicted)
+                finally:
+                    self._set_memory_limit(self.con)
+        self.cache_drops.append(time.perf_counter() - held)
+        return self.cache_drops[-1]
+
+    @contextmanager
+    def _alone(self, wait: float):
+        """Hold new store operations back and wait up to ``wait`` s for those in flight: yields
+        True with none in flight (the gate's lock held, so a thread that comes waits), False
+        when they did not end in time or another thread holds them back already."""
+        with self._gate:
+            if self._recycling:  # another thread does it now
+                yield False
+                return
+            self._recycling = True
+            try:
+                yield self._gate.wait_for(lambda: self._active == 0, timeout=wait)
+            finally:
+                self._recycling = False
+                self._gate.notify_all()
 
     def _reopen(self, tries_for: float) -> None:
         """Open the file again (the gate's lock held, nothing in flight), trying for

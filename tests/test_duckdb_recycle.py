@@ -1,10 +1,13 @@
-"""Recycling the served DuckDB store: ``DuckDBStore.recycle()`` closes and opens the database again
-in place while other threads read and write, and the server's policy decides when."""
+"""Giving back the served DuckDB store's memory: ``DuckDBStore.recycle()`` closes and opens the
+database again in place while other threads read and write, ``DuckDBStore.drop_cache()`` evicts
+its cache of the file, and the server's policy decides when."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from data_access.duckdb_store import open_duckdb
 from tradeflow.ingest.simulator import MarketSimulator
@@ -96,10 +99,71 @@ def test_recycle_while_threads_read_and_one_writes(tmp_path):
     store.close()
 
 
-def test_recycle_waits_for_a_transaction_and_is_refused_inside_one(tmp_path):
-    """A recycle asked while another thread is inside a transaction waits for it to commit
-    (the transaction's reads and writes, made meanwhile, pass the gate); asked from inside a
-    transaction, it does not happen (closing would break it) and does not deadlock."""
+def _cache_an_hour(store, sim, hour: int = 0) -> pd.DataFrame:
+    """The ``hour``-th hour of trades written to the file's blocks (which DuckDB keeps cached:
+    the trades, their bars and footprint) and read back; its trades."""
+    start = DAY + pd.Timedelta(hours=hour)
+    store.write_trades("BTCUSDT", sim.generate(start, start + pd.Timedelta(hours=1)).trades)
+    store.con.execute("CHECKPOINT").fetchall()
+    got = store.trades("BTCUSDT", start=start)
+    assert store.memory().get("BASE_TABLE", 0) > 2 * 2**20
+    return got
+
+
+def test_drop_cache_evicts_the_cached_blocks_while_threads_read_and_one_writes(tmp_path):
+    """Reads of an hour of trades fill DuckDB's cache; dropping it (five times while two threads
+    read and one writes) evicts it to under 1 MB, every read and write succeeds with the same
+    answers, the store's settings are in force after and nothing was spilled to disk."""
+    store = _store(tmp_path)
+    expected = store.con.execute(SETTINGS).fetchone()
+    sim = MarketSimulator(BTC, seed=5, trades_per_day=2_000_000)
+    hour = _cache_an_hour(store, sim)
+    later = [sim.generate(DAY + pd.Timedelta(hours=1, seconds=5 * i),
+                          DAY + pd.Timedelta(hours=1, seconds=5 * (i + 1))).trades
+             for i in range(20)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write():
+        try:
+            for batch in later:
+                with store.transaction():
+                    store.write_trades("BTCUSDT", batch)
+        except BaseException as exc:  # noqa: BLE001 -- the test's verdict
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def read():
+        try:
+            while not done.is_set():
+                got = store.trades("BTCUSDT", end=DAY + pd.Timedelta(hours=1))
+                assert got["trade_id"].equals(hour["trade_id"])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f) for f in (write, read, read)]
+    for t in threads:
+        t.start()
+    dropped = [store.drop_cache() for _ in range(5)]
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert all(d is not None for d in dropped)
+    assert store.drop_cache() is not None
+    assert store.memory().get("BASE_TABLE", 0) <= 2**20
+    assert store.con.execute(SETTINGS).fetchone() == expected
+    assert len(store.trades("BTCUSDT")) == len(hour) + sum(len(b) for b in later)
+    spilled = Path(f"{store.path}.tmp")
+    assert not spilled.exists() or not [f for f in spilled.iterdir() if "storage" in f.name]
+    store.close()
+
+
+@pytest.mark.parametrize("give_back", ["recycle", "drop_cache"])
+def test_giving_back_waits_for_a_transaction_and_is_refused_inside_one(tmp_path, give_back):
+    """A recycle (or a cache drop) asked while another thread is inside a transaction waits for
+    it to commit (the transaction's reads and writes, made meanwhile, pass the gate); asked from
+    inside a transaction, it does not happen (closing would break it) and does not deadlock."""
     store = _store(tmp_path)
     sim = MarketSimulator(BTC, seed=5, trades_per_day=2_000_000)
     first, second = (sim.generate(DAY + pd.Timedelta(seconds=5 * i),
@@ -110,14 +174,14 @@ def test_recycle_waits_for_a_transaction_and_is_refused_inside_one(tmp_path):
     def transaction():
         with store.transaction():
             store.write_trades("BTCUSDT", first)
-            results["own"] = store.recycle()
+            results["own"] = getattr(store, give_back)()
             inside.set()
             go.wait(60)
             results["read"] = len(store.trades("BTCUSDT"))
             store.write_trades("BTCUSDT", second)
 
     def recycle():
-        results["recycle"] = store.recycle()
+        results["recycle"] = getattr(store, give_back)()
 
     tx = threading.Thread(target=transaction)
     tx.start()
@@ -125,13 +189,14 @@ def test_recycle_waits_for_a_transaction_and_is_refused_inside_one(tmp_path):
     rc = threading.Thread(target=recycle)
     rc.start()
     rc.join(0.5)
-    assert rc.is_alive(), "the recycle did not wait for the transaction"
+    assert rc.is_alive(), f"{give_back} did not wait for the transaction"
     go.set()
     tx.join(60)
     rc.join(60)
     assert results["own"] is None
     assert results["read"] == len(first)
-    assert results["recycle"] is not None and store.generation == 1
+    assert results["recycle"] is not None
+    assert store.generation == (give_back == "recycle")
     assert len(store.trades("BTCUSDT")) == len(first) + len(second)
     store.close()
 
@@ -159,4 +224,29 @@ def test_the_policy_recycles_when_memory_has_grown_by_its_threshold(tmp_path):
     assert check(780, 130) is None  # the new instance's first look: its baseline
     assert check(1200, 140) is None and store.generation == 1  # +10, within 600 s of the open
     assert check(1330, 138.5) is not None and store.generation == 2
+    store.close()
+
+
+def test_the_policy_drops_the_cache_at_its_interval(tmp_path):
+    """A check drops the cache once ``drop_cache_every_s`` has passed since the last drop (or
+    the start), not before; a cache drop is not a recycle."""
+    store = _store(tmp_path)
+    sim = MarketSimulator(BTC, seed=5, trades_per_day=2_000_000)
+    _cache_an_hour(store, sim)
+    cached = store.memory()["BASE_TABLE"]
+    now = [0.0]
+    policy = Recycler(store, measure=lambda: 100.0, drop_cache_every_s=300,
+                      clock=lambda: now[0])
+
+    def check(at: float) -> int:
+        now[0] = at
+        assert policy.check() is None  # (no recycle)
+        return len(store.cache_drops)
+
+    assert check(299) == 0 and store.memory()["BASE_TABLE"] == cached
+    assert check(300) == 1 and store.memory().get("BASE_TABLE", 0) <= 2**20
+    _cache_an_hour(store, sim, hour=1)  # cached again
+    assert check(599) == 1
+    assert check(600) == 2 and store.memory().get("BASE_TABLE", 0) <= 2**20
+    assert store.generation == 0
     store.close()

@@ -17,11 +17,12 @@ store first, so the chart's history is full from the start. The figure is the sl
 least-squares line through the RSS samples after the first ``--warmup`` share of the run, in MB
 per simulated hour; it is flat at most ``FLAT_MB_PER_H``. The served process logs its
 allocators and DuckDB's own accounting (``served.allocators``, ``DuckDBStore.memory()``), and
-the note splits the slope by them. The server recycles its DuckDB store as ``tradeflow serve``
-does (``tradeflow.server.recycling``), its check and minimum intervals divided by ``--speed`` so
-the replayed market meets the policy as the real one would (``--no-recycle``: never); the note
-gives each recycle's pause and, as a recycle's drop steepens the slope downwards, the slope
-from the first recycle after warm-up on, and the RSS by simulated half hour.
+the note splits the slope by them. The server drops its DuckDB store's cache and recycles the
+store as ``tradeflow serve`` does (``tradeflow.server.recycling``), its check and minimum
+intervals divided by ``--speed`` so the replayed market meets the policy as the real one would
+(``--no-drop-cache``, ``--no-recycle``: never); the note gives what those held reads and writes
+back and, as a recycle's drop steepens the slope downwards, the slope from the first recycle
+after warm-up on, and the RSS by simulated half hour.
 """
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ def trace_args(path: str, warm_s: float) -> tuple[str, ...]:
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
         warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
-        trace: str | None = None, recycle: bool = True) -> dict:
+        trace: str | None = None, recycle: bool = True, drop_cache: bool = True) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -219,6 +220,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     try:
         extra = ("--memory-log", str(duck_log), "--recycle-speed", str(speed),
                  *(() if recycle else ("--no-recycle",)),
+                 *(() if drop_cache else ("--no-drop-cache",)),
                  *(trace_args(trace, hours * 3600 / speed * warmup) if trace else ()))
         with served(url, ["BTCUSDT"], studies, extra=extra) as (server, notes):
             pid = server.proc.pid
@@ -249,6 +251,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     # the store's recycles (the server's policy, tradeflow.server.recycling): what each held
     # back, and the RSS of the samples before and after it
     got["recycles"] = lines[-1].get("recycles", []) if lines else []
+    got["cache_drops_s"] = lines[-1].get("cache_drops", []) if lines else []
     for r in got["recycles"]:
         i = int(np.searchsorted(clock, r["at"]))
         r["rss_mb"] = (float(mb[max(i - 1, 0)]), float(mb[min(i, len(mb) - 1)]))
@@ -295,6 +298,8 @@ def main(argv=None) -> None:
                          "the hub's history full; 0: a cold start)")
     ap.add_argument("--no-recycle", action="store_true",
                     help="the server never recycles its DuckDB store (to compare)")
+    ap.add_argument("--no-drop-cache", action="store_true",
+                    help="the server never drops its DuckDB store's cache (to compare)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
     ap.add_argument("--trace-growth", default=None, metavar="FILE",
@@ -303,9 +308,9 @@ def main(argv=None) -> None:
                          "slows the server)")
     args = ap.parse_args(argv)
     hours = 0.1 if args.quick else args.hours
+    scratch = tempfile.TemporaryDirectory(prefix="bench-memory-")  # the store, removed at the end
     targets = {"DuckDB" if not args.store or args.store.startswith("duckdb") else "store":
-               lambda: args.store or
-               f"duckdb:///{tempfile.mkdtemp(prefix='bench-memory-')}/memory.duckdb"}
+               lambda: args.store or f"duckdb:///{scratch.name}/memory.duckdb"}
     clusters = None
     if args.only_postgres:
         targets.clear()
@@ -321,7 +326,7 @@ def main(argv=None) -> None:
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
                       args.warmup, [s for s in args.studies.split(",") if s],
                       pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth,
-                      not args.no_recycle)
+                      not args.no_recycle, not args.no_drop_cache)
             meta[label] = {"load_average": os.getloadavg(), **got}
             slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(
@@ -343,6 +348,10 @@ def main(argv=None) -> None:
                      + (f"; {len(got['recycles'])} recycle(s) of the store, reads and writes "
                         "held " + ", ".join(f"{r['held_s'] * 1000:.0f}" for r in got["recycles"])
                         + " ms" if got["recycles"] else "; no recycle")
+                     + (f"; {len(got['cache_drops_s'])} drop(s) of its cache, reads and writes "
+                        f"held {np.median(got['cache_drops_s']) * 1000:.0f} ms (median), "
+                        f"{max(got['cache_drops_s']) * 1000:.0f} ms (max)"
+                        if got["cache_drops_s"] else "")
                      + (f"; from the first recycle after warm-up "
                         f"({got['after_first_recycle']['from_h']:.2f} h) on: "
                         f"{got['after_first_recycle']['slope_mb_per_h']:+.1f} MB/h ("
@@ -354,6 +363,7 @@ def main(argv=None) -> None:
                      + "; slopes MB/h: " + ", ".join(
                          f"{name} {v:+.1f}" for name, v in got["slopes_mb_per_h"].items())))
     finally:
+        scratch.cleanup()
         if clusters is not None:
             clusters.stop()
     print_table(rows)

@@ -129,7 +129,8 @@ def _log_memory(store, path: str, every: float = 5.0) -> None:
                                 "duckdb": store.memory() if hasattr(store, "memory") else {},
                                 "queues": store.eviction_queues()
                                 if hasattr(store, "eviction_queues") else {},
-                                "recycles": [vars(r) for r in getattr(store, "recycles", ())]})
+                                "recycles": [vars(r) for r in getattr(store, "recycles", ())],
+                                "cache_drops": list(getattr(store, "cache_drops", ()))})
                     + "\n")
             f.flush()
             time.sleep(every)
@@ -155,17 +156,22 @@ def main(argv=None) -> None:
                     help="trace from START_S s after start, growth counted from FIRST_S s")
     ap.add_argument("--recycle-speed", type=float, default=1.0,
                     help="run the DuckDB store's recycling policy this many times faster (its "
-                         "check interval and minimum interval divided by it): a market replayed "
-                         "at 10x meets the policy as the real one would")
+                         "intervals divided by it): a market replayed at 10x meets the policy as "
+                         "the real one would")
     ap.add_argument("--no-recycle", action="store_true",
                     help="never recycle the DuckDB store (a comparison)")
+    ap.add_argument("--no-drop-cache", action="store_true",
+                    help="never drop the DuckDB store's cache (a comparison)")
     args = ap.parse_args(argv)
     from tradeflow.server import recycling
 
     recycling.CHECK_EVERY_S /= args.recycle_speed
     recycling.MIN_INTERVAL_S /= args.recycle_speed
+    recycling.DROP_CACHE_EVERY_S /= args.recycle_speed
     if args.no_recycle:
         recycling.RECYCLE_AFTER_MB = float("inf")
+    if args.no_drop_cache:
+        recycling.DROP_CACHE_EVERY_S = float("inf")
     studies = [s for s in args.studies.split(",") if s]
     charts: dict[str, Chart] = {}
 
