@@ -536,16 +536,18 @@ class DuckDBStore(Store):
         return got
 
     def drop_cache(self, wait: float = RECYCLE_WAIT_S) -> float | None:
-        """Evict the blocks of the file DuckDB keeps cached; the seconds reads and writes were
-        held back, or None when it did not happen (as ``recycle``; and for a store in memory,
-        whose blocks are its data). DuckDB keeps every block it has read until its memory limit
-        is reached (80% of the machine's memory by default), so a served store's cache grows
-        with what it has read: ~4 MB a simulated hour of a busy market, each hour's new blocks,
-        read once or twice and never again. Lowering the limit to what DuckDB holds besides its
-        cache makes it evict the cached blocks no operation holds (they go first: they are read
-        again from the file, nothing is written); the store's limit is then set back. It takes
-        a few ms, with no operation of the store in flight (one could fail for want of memory at
-        that limit)."""
+        """Evict what DuckDB keeps cached; the seconds reads and writes were held back, or None
+        when it did not happen (as ``recycle``; and for a store in memory, whose blocks are its
+        data). DuckDB keeps every block of the file it has read until its memory limit is
+        reached (80% of the machine's memory by default), so a served store's cache grows with
+        what it has read (~4 MB a simulated hour of a busy market, blocks read once or twice and
+        never again), and its eviction queues keep a node for every buffer it unpinned until one
+        holds ~33,000 (~9 MB). Lowering the limit to 1 MB makes DuckDB evict every buffer no
+        operation holds, walking its queues, which drops their dead nodes; the store's limit is
+        then set back. Evicted blocks of the file are read again when needed; the few buffers
+        that are not in the file (~0.5 MB) go to DuckDB's temporary directory. It takes 5-30 ms,
+        with no operation of the store in flight (one could fail for want of memory at that
+        limit)."""
         if getattr(self._held, "depth", 0) or self.path == ":memory:" or self.closed:
             return None
         held = time.perf_counter()
@@ -555,11 +557,8 @@ class DuckDBStore(Store):
             with self._lock:
                 if self.con is None or self.closed:
                     return None
-                used = dict(self.con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()"
-                                             ).fetchall())
-                rest = sum(used.values()) - used.get("BASE_TABLE", 0)
                 try:
-                    self.con.execute(f"SET memory_limit = '{rest // 1024 + 1024}KiB'").fetchall()
+                    self.con.execute("SET memory_limit = '1MB'").fetchall()
                 except duckdb.OutOfMemoryException:
                     pass  # (more is pinned: what was not has been evicted)
                 finally:
