@@ -3,12 +3,17 @@
 bar or so; what either holds does not grow with the day's bars. A chart that subscribed early
 and one that subscribes late hold the same rows where they overlap (by position in the whole
 result), and the early one still holds the batch frames."""
+import gc
+import tracemalloc
+
 import pandas as pd
 
 from tests.test_hub_studies import BTC, batch, run, simulated, submit
 from tests.test_pipeline import drain
 from tradeflow.bars import build
 from tradeflow.live import ChartState
+from tradeflow.live.hub import _Result, _Stream
+from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec
 
 DAY = pd.Timestamp("2026-03-04", tz="UTC")  # BTCUSDT's trading day starts at 00:00 UTC
 HISTORY = 5  # closed bars the hub keeps for snapshots
@@ -118,3 +123,55 @@ def test_a_chart_draws_a_hub_study_over_all_its_bars(tmp_path):
         earlier = len(bars) - from_hub
         assert 0 < from_hub < len(bars) // 2  # (the hub keeps rows of its history bars only)
         np.testing.assert_allclose(ema["EMA"][:earlier], want[:earlier])
+
+
+def _traced_after(make):
+    """``make()``'s result and the memory its allocations still hold (tracemalloc, numpy's
+    arrays included), MB."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        got = make()
+        gc.collect()
+        return got, tracemalloc.get_traced_memory()[0] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_what_ages_out_of_the_kept_history_is_freed():
+    """The hub keeps closed bars and study rows in pieces, so what ages out is freed as it
+    goes: the seed's 300 bars (one update) are not held whole until the last of them has aged
+    out, beside the bars that replaced them (which doubled what a 1-minute chart held for 5
+    hours)."""
+    minutes = pd.date_range(DAY, periods=450, freq="1min")
+    bars = pd.DataFrame({"ts": minutes, **{c: 1.0 for c in BAR_COLUMNS if c != "ts"}})
+    bars = bars[list(BAR_COLUMNS)]
+    cells = pd.DataFrame({"ts": minutes.repeat(2000), "tick": 1, "bid_volume": 1.0,
+                          "ask_volume": 1.0, "volume": 2.0, "trades": 1})
+    cells = cells.reindex(columns=list(FOOTPRINT_COLUMNS), fill_value=0)
+    per_bar = cells.memory_usage(index=False).sum() / 2**20 / 450  # MB of cells a bar
+
+    def stream_after(new: int):
+        stream = _Stream(BTC, BarSpec.parse("1m"), history=300)
+        stream.keep(bars.iloc[:300].copy(), cells[cells["ts"] < minutes[300]].copy())
+        for i in range(300, 300 + new):
+            stream.keep(bars.iloc[i:i + 1].copy(), cells[cells["ts"] == minutes[i]].copy())
+        return stream
+
+    seeded, at_seed = _traced_after(lambda: stream_after(0))
+    later, at_150 = _traced_after(lambda: stream_after(150))
+    assert sum(len(b) for b, _ in later.chunks) <= 300 + 30
+    # 150 bars came and ~150 aged out: about what the seed held, not 150 bars' more
+    assert at_150 < at_seed + 40 * per_bar, (at_seed, at_150, per_bar)
+
+    rows = cells.iloc[:600_000][["ts", "volume"]].reset_index(drop=True)
+
+    def result_after(trim_to: int):
+        result = _Result(["ts", "volume"], rows.copy())  # (its memory traced)
+        result.trim(minutes[trim_to])
+        return result
+
+    whole, held = _traced_after(lambda: result_after(0))
+    trimmed, after = _traced_after(lambda: result_after(210))  # 70% of the rows aged out
+    assert len(trimmed.frame()) == len(rows) - 210 * 2000
+    assert after < 0.45 * held, (held, after)

@@ -264,12 +264,23 @@ class _Result:
     """A study's result from position ``first`` on, kept from its changes (what a chart
     following them holds), for snapshots; :meth:`trim` drops the rows of bars a snapshot no
     longer sends, so it does not grow through the day. Kept in pieces indexed by position, so
-    that an update touching the last rows costs what it touches, not the whole frame."""
+    that an update touching the last rows costs what it touches, not the whole frame. A piece
+    is held whole while any of its rows is kept, so no piece spans much: the first result comes
+    in ``SEED_PIECES`` pieces (copies), at most ``MERGED`` updates are merged into one, and a
+    snapshot's frame is not kept (one piece of all of it would double what is held until its
+    last row aged out: 5 h of a 1-minute chart)."""
+
+    SEED_PIECES = 10
+    MERGED = 32
 
     def __init__(self, columns, frame: pd.DataFrame | None = None):
         self.columns = list(columns)
-        self.parts = [frame.reset_index(drop=True)] if frame is not None and len(frame) else []
-        self.n = len(self.parts[0]) if self.parts else 0
+        self.parts = []
+        if frame is not None and len(frame):
+            frame = frame.reset_index(drop=True)
+            step = -(-len(frame) // self.SEED_PIECES)
+            self.parts = [frame.iloc[a:a + step].copy() for a in range(0, len(frame), step)]
+        self.n = len(frame) if self.parts else 0
         self.first = 0  # the position of the first row kept
 
     def add(self, changes: Changes) -> None:
@@ -290,8 +301,8 @@ class _Result:
         if cut + sum(len(p) for p in pieces) != changes.length:
             raise ValueError(f"a study's changes leave rows {cut}..{changes.length} unknown")
         self.n = changes.length
-        if len(self.parts) > 64:  # (a snapshot concatenates them anyway)
-            self.parts = [pd.concat(self.parts)]
+        if len(self.parts) > 2 * self.MERGED:  # (the newest into one: fewer to concatenate)
+            self.parts[-self.MERGED:] = [pd.concat(self.parts[-self.MERGED:])]
 
     def _take_from(self, cut: int) -> list[pd.DataFrame]:
         """Remove and return the rows at positions ``cut`` and after."""
@@ -331,9 +342,7 @@ class _Result:
         if not self.parts:
             return pd.DataFrame(columns=self.columns, index=pd.RangeIndex(self.first,
                                                                           self.first))
-        if len(self.parts) > 1:
-            self.parts = [pd.concat(self.parts)]
-        frame = self.parts[0].copy(deep=False)
+        frame = pd.concat(self.parts) if len(self.parts) > 1 else self.parts[0].copy(deep=False)
         frame.index = pd.RangeIndex(self.first, self.first + len(frame))
         return frame
 
@@ -385,11 +394,31 @@ class _Stream:
         self.day_end = _day_end(self.instrument, ts)
 
     def keep(self, bars: pd.DataFrame, cells: pd.DataFrame) -> None:
-        """Remember closed bars for snapshots: at least the last ``history``, whole updates."""
+        """Remember closed bars for snapshots: at least the last ``history``, whole updates. An
+        update of more than a tenth of that (the seed's history, a gap caught up) is kept in
+        pieces of a tenth (copies): a piece is held while any of its bars is, and the seed's 300
+        bars held whole until the last aged out would double what the stream holds for 5 h."""
         if not len(bars):
             return
-        self.chunks.append((bars, cells))
-        self.n_closed += len(bars)
+        step = max(1, self.history // 10)
+        if len(bars) <= step:
+            pieces = [(bars, cells)]
+        else:
+            ts = bars["ts"].reset_index(drop=True)
+            # (cut only where the time moves on: bars of one time, as tick bars can be, and
+            # their cells stay in one piece)
+            cuts = [b for b in range(step, len(bars), step) if ts[b] > ts[b - 1]]
+            pieces = []
+            for a, b in zip([0, *cuts], [*cuts, len(bars)]):
+                inside = np.ones(len(cells), bool)
+                if a:
+                    inside &= (cells["ts"] >= ts[a]).to_numpy()
+                if b < len(bars):
+                    inside &= (cells["ts"] < ts[b]).to_numpy()
+                pieces.append((bars.iloc[a:b].copy(), cells[inside]))
+        for piece in pieces:
+            self.chunks.append(piece)
+            self.n_closed += len(piece[0])
         while self.chunks and self.n_closed - len(self.chunks[0][0]) >= self.history:
             self.n_closed -= len(self.chunks.popleft()[0])
 
