@@ -394,10 +394,11 @@ class _Stream:
         self.day_end = _day_end(self.instrument, ts)
 
     def keep(self, bars: pd.DataFrame, cells: pd.DataFrame) -> None:
-        """Remember closed bars for snapshots: at least the last ``history``, whole updates. An
-        update of more than a tenth of that (the seed's history, a gap caught up) is kept in
-        pieces of a tenth (copies): a piece is held while any of its bars is, and the seed's 300
-        bars held whole until the last aged out would double what the stream holds for 5 h."""
+        """Remember closed bars for snapshots: at least the last ``history``, kept as the
+        updates came, except that an update of more than a tenth of that (the seed's history, a
+        gap caught up) is kept in pieces of a tenth (copies): a piece is held while any of its
+        bars is, and the seed's 300 bars held whole until the last aged out would double what
+        the stream holds for 5 h."""
         if not len(bars):
             return
         step = max(1, self.history // 10)
