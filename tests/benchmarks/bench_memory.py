@@ -180,10 +180,12 @@ def stored_mb(url: str) -> float | None:
                if f.exists()) / 2**20
 
 
-def trace_args(path: str, warm_s: float) -> tuple[str, ...]:
+def trace_args(path: str, warm_s: float, wall_s: float) -> tuple[str, ...]:
     """The served process's ``--trace-growth``: traced from the end of warm-up, its growth
-    counted from a wall minute later (the steady churn then in both snapshots)."""
-    return "--trace-growth", path, "--trace-window", f"{warm_s:.0f}", f"{warm_s + 60:.0f}"
+    counted from a wall minute later, or a quarter of what is left of the run if that is
+    sooner (the steady churn then in both snapshots)."""
+    first = warm_s + min(60.0, (wall_s - warm_s) / 4)
+    return "--trace-growth", path, "--trace-window", f"{warm_s:.1f}", f"{first:.1f}"
 
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
@@ -221,7 +223,8 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         extra = ("--memory-log", str(duck_log), "--recycle-speed", str(speed),
                  *(() if recycle else ("--no-recycle",)),
                  *(() if drop_cache else ("--no-drop-cache",)),
-                 *(trace_args(trace, hours * 3600 / speed * warmup) if trace else ()))
+                 *(trace_args(trace, hours * 3600 / speed * warmup, hours * 3600 / speed)
+                   if trace else ()))
         with served(url, ["BTCUSDT"], studies, extra=extra) as (server, notes):
             pid = server.proc.pid
             sample(0.0)

@@ -108,8 +108,9 @@ def _trace_growth(path: str, start_s: float, first_s: float) -> None:
             only = [tracemalloc.DomainFilter(inclusive, NUMPY_DOMAIN)]
             stats = last.filter_traces(only).compare_to(first.filter_traces(only), "traceback")
             grown = sum(s.size_diff for s in stats)
-            out.append(f"## {label}: {grown / 2**20:+.2f} MB in {sum(s.count_diff for s in stats):+,}"
-                       " blocks since the first snapshot")
+            blocks = sum(s.count_diff for s in stats)
+            out.append(f"## {label}: {grown / 2**20:+.2f} MB in {blocks:+,} blocks since the "
+                       "first snapshot")
             for s in stats[:25]:
                 out.append(f"{s.size_diff / 1024:+.1f} KiB, {s.count_diff:+} blocks "
                            f"(now {s.size / 1024:.1f} KiB in {s.count})")
