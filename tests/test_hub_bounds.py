@@ -12,6 +12,7 @@ from tests.test_hub_studies import BTC, batch, run, simulated, submit
 from tests.test_pipeline import drain
 from tradeflow.bars import build
 from tradeflow.live import ChartState
+from indicators.live_protocol import Changes
 from tradeflow.live.hub import _Result, _Stream
 from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, BarSpec
 
@@ -175,3 +176,51 @@ def test_what_ages_out_of_the_kept_history_is_freed():
     trimmed, after = _traced_after(lambda: result_after(210))  # 70% of the rows aged out
     assert len(trimmed.frame()) == len(rows) - 210 * 2000
     assert after < 0.45 * held, (held, after)
+
+    # a new follower's first change: the trading day's rows caught up at once (an order-flow
+    # study's, which comes without a seed frame), then a bar's rows at a time
+    def caught_up_after(trim_to: int):
+        result = _Result(["ts", "volume"])
+        result.add(Changes(rows.copy(), len(rows)))
+        for i in range(300, 300 + trim_to):
+            bar = rows.iloc[:2000].assign(ts=minutes[i])
+            bar.index = pd.RangeIndex(result.n, result.n + 2000)
+            result.add(Changes(bar, result.n + 2000))
+        result.trim(minutes[trim_to])
+        return result
+
+    caught, at_start = _traced_after(lambda: caught_up_after(0))
+    moved_on, at_140 = _traced_after(lambda: caught_up_after(140))
+    assert len(moved_on.frame()) == len(rows)
+    # 140 bars came and 140 aged out: about what the day caught up held, not 140 bars' more
+    assert at_140 < 1.2 * at_start, (at_start, at_140)
+
+
+def test_a_results_pieces_stay_small_as_updates_are_merged():
+    """Updates are merged ``MERGED`` at a time into pieces that stay that size: merging the
+    newest parts took the last merged piece in each time, so one piece grew to span most of the
+    history and was held whole (doubling what was kept) until its last row aged out."""
+    per_bar, history, bars = 100, 300, 600
+    minutes = pd.date_range(DAY, periods=bars, freq="1min")
+
+    def followed(n_bars: int):
+        result = _Result(["ts", "volume"])
+        for i in range(n_bars):
+            # each bar's rows come as it forms (twice) and closes
+            for volume in (1.0, 2.0, 3.0):
+                start = i * per_bar
+                rows = pd.DataFrame({"ts": minutes[i], "volume": volume},
+                                    index=pd.RangeIndex(start, start + per_bar))
+                result.add(Changes(rows, start + per_bar))
+            result.trim(minutes[max(i + 1 - history, 0)])
+        return result
+
+    full, at_history = _traced_after(lambda: followed(history))
+    later, at_end = _traced_after(lambda: followed(bars))
+    frame = later.frame()
+    assert len(frame) == history * per_bar and (frame["volume"] == 3.0).all()
+    assert frame.index[0] == (bars - history) * per_bar
+    # a merged piece holds MERGED updates: at most that many bars
+    assert max(len(p) for p in later.parts) <= _Result.MERGED * per_bar
+    # as many bars kept, about as much memory held
+    assert at_end < 1.25 * at_history, (at_history, at_end)

@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,12 @@ import pandas as pd
 from tests.benchmarks.bench_ws_hook import STUDIES, log, served
 from tests.benchmarks.common import PgClusters, Row, environment, print_table, write_json
 
-START = pd.Timestamp("2024-03-05", tz="UTC")  # a fixed day; BTCUSDT trades around the clock
+# A fixed day; BTCUSDT trades around the clock and its trading day opens at 00:00 UTC. The run
+# starts 6 h into it, so the studies' day (what a new follower catches up, then keeps for the
+# bars a snapshot sends) is already longer than the hub's history: the run sees the steady
+# state. From the day's open (``--start '2024-03-05 00:00'``) the studies' rows fill for the
+# history's first 5 h (``imbalances``: a row per footprint cell, ~1.5-2 MB a simulated hour).
+START = pd.Timestamp("2024-03-05 06:00", tz="UTC")
 # Written into the store before the run: the hub keeps 300 closed bars, 5 h of 1-minute bars, so
 # the served chart starts with its history full and the run sees the steady state, not the
 # history filling (which alone is ~5 MB a simulated hour).
@@ -63,9 +69,27 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return kb["Rss"] / 1024, kb["Anonymous"] / 1024
 
 
+MAP_KINDS = ("heap", "arenas", "stacks", "other")
+ARENA_ALIGN_KB = 64 * 1024  # glibc's thread arenas are heaps of 64 MiB, aligned to their size
+
+
+def map_kind(m) -> str:
+    """What an anonymous mapping of ``served.anonymous_maps`` belongs to: ``heap`` (glibc's
+    main arena), ``arenas`` (its thread arenas), ``stacks`` (the main thread's stack; threads'
+    stacks are among ``other``, as are Python's object arenas, jemalloc's and mimalloc's
+    extents and the large blocks glibc maps alone)."""
+    start, size, _, name = m
+    if name == "[heap]":
+        return "heap"
+    if name == "[stack]":
+        return "stacks"
+    return "arenas" if (start >> 10) % ARENA_ALIGN_KB == 0 and size <= ARENA_ALIGN_KB else "other"
+
+
 def logged_mb(lines: list[dict], clock: list[float]) -> dict[str, np.ndarray]:
     """The served process's memory log at each sample time of ``clock`` (its last line before
-    it), MB: its allocators (``served.allocators``) and, on a DuckDB store, ``duckdb``
+    it), MB: its allocators (``served.allocators``), its anonymous mappings by kind
+    (``maps_KIND``, :func:`map_kind`) and, on a DuckDB store, ``duckdb``
     (``DuckDBStore.memory()``, all kinds) and ``duckdb_cache`` (its ``BASE_TABLE``: cached
     blocks of the file)."""
     if not lines:
@@ -74,6 +98,11 @@ def logged_mb(lines: list[dict], clock: list[float]) -> dict[str, np.ndarray]:
     i = np.clip(np.searchsorted(t, clock, side="right") - 1, 0, len(t) - 1)
     out = {name: np.array([line["allocators"].get(name, 0) for line in lines])[i] / 2**20
            for name in lines[-1]["allocators"]}
+    if "maps" in lines[-1]:
+        for kind in MAP_KINDS:
+            out[f"maps_{kind}"] = np.array([sum(m[2] for m in line["maps"]
+                                                if map_kind(m) == kind)
+                                            for line in lines])[i] / 1024
     if lines[-1]["duckdb"]:
         out["duckdb"] = np.array([sum(line["duckdb"].values()) for line in lines])[i] / 2**20
         out["duckdb_cache"] = np.array([line["duckdb"].get("BASE_TABLE", 0)
@@ -183,14 +212,18 @@ def stored_mb(url: str) -> float | None:
 def trace_args(path: str, warm_s: float, wall_s: float) -> tuple[str, ...]:
     """The served process's ``--trace-growth``: traced from the end of warm-up, its growth
     counted from a wall minute later, or a quarter of what is left of the run if that is
-    sooner (the steady churn then in both snapshots)."""
+    sooner (the steady churn then in both snapshots), to just before the run's end (the last
+    snapshot is taken while the server serves; tracing slows it, so the run ends later)."""
     first = warm_s + min(60.0, (wall_s - warm_s) / 4)
-    return "--trace-growth", path, "--trace-window", f"{warm_s:.1f}", f"{first:.1f}"
+    last = wall_s - min(30.0, (wall_s - first) / 10)
+    return ("--trace-growth", path, "--trace-window", f"{warm_s:.1f}", f"{first:.1f}",
+            f"{last:.1f}")
 
 
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
         warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
-        trace: str | None = None, recycle: bool = True, drop_cache: bool = True) -> dict:
+        trace: str | None = None, recycle: bool = True, drop_cache: bool = True,
+        keep_log: str | None = None) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -233,6 +266,8 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         lines = [json.loads(line) for line in duck_log.read_text().splitlines()]
         logged = logged_mb(lines, clock)
     finally:
+        if keep_log:  # (diagnosis: every mapping's growth, read afterwards)
+            shutil.copyfile(duck_log, keep_log)
         duck_log.unlink(missing_ok=True)
     h, mb, anon = (np.array(c) for c in zip(*samples))
     after = h >= warmup * hours
@@ -294,7 +329,8 @@ def main(argv=None) -> None:
                     help="the chart's studies, comma-separated ('' for bars and cells only)")
     ap.add_argument("--only-postgres", action="store_true", help="PostgreSQL only")
     ap.add_argument("--start", default=str(START),
-                    help="the simulated market's start (UTC; e.g. '2024-03-05 22:00' to cross "
+                    help="the simulated market's start (UTC; default 6 h into a trading day; "
+                         "'2024-03-05 00:00': from the day's open; '2024-03-05 22:00': across "
                          "a trading day, where the studies start again)")
     ap.add_argument("--prefill", type=float, default=PREFILL_H,
                     help="simulated hours written into the store before the run (default 5: "
@@ -305,6 +341,9 @@ def main(argv=None) -> None:
                     help="the server never drops its DuckDB store's cache (to compare)")
     ap.add_argument("--quick", action="store_true", help="6 simulated minutes")
     ap.add_argument("--out", default="memory")
+    ap.add_argument("--keep-log", default=None, metavar="PREFIX",
+                    help="diagnosis: keep the served process's memory log (its allocators and "
+                         "mappings every 5 s) as PREFIX.STORE.jsonl")
     ap.add_argument("--trace-growth", default=None, metavar="FILE",
                     help="diagnosis: the call stacks whose allocations (Python's objects, numpy's "
                          "arrays apart) grew most after warm-up, written to FILE (tracemalloc; "
@@ -329,7 +368,8 @@ def main(argv=None) -> None:
             got = run(url_of(), hours, args.speed, args.step, args.trades_per_day, args.every,
                       args.warmup, [s for s in args.studies.split(",") if s],
                       pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth,
-                      not args.no_recycle, not args.no_drop_cache)
+                      not args.no_recycle, not args.no_drop_cache,
+                      args.keep_log and f"{args.keep_log}.{label}.jsonl")
             meta[label] = {"load_average": os.getloadavg(), **got}
             slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(

@@ -85,45 +85,67 @@ def allocators() -> dict[str, int]:
     return out
 
 
+def anonymous_maps() -> list[tuple[int, int, int, str]]:
+    """This process's mappings that hold anonymous memory (heaps, allocators' arenas, thread
+    stacks): ``(start address, size kB, anonymous kB, name)`` each (name: ``[heap]``, ``[stack]``
+    or empty), from ``/proc/self/smaps``; which
+    of them grows tells the allocator that does (glibc's thread arenas are 64 MiB-aligned)."""
+    out, start, size, name = [], None, 0, ""
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(None, 1)[0]
+            if "-" in head and not head.endswith(":"):
+                a, b = head.split("-")
+                fields = line.split()
+                # (a file's mapping is left out: its anonymous pages are copy-on-write few)
+                name = fields[5] if len(fields) > 5 else ""
+                start, size = ((None, 0) if name and not name.startswith("[")
+                               else (int(a, 16), (int(b, 16) - int(a, 16)) >> 10))
+            elif head == "Anonymous:" and start is not None:
+                kb = int(line.split()[1])
+                if kb:
+                    out.append((start, size, kb, name))
+    return out
+
+
 # numpy reports its arrays' data to tracemalloc in this domain (numpy/_core/src/multiarray/alloc.c)
 NUMPY_DOMAIN = 389047
 
 
-def _trace_growth(path: str, start_s: float, first_s: float) -> None:
+def _trace_growth(path: str, start_s: float, first_s: float, last_s: float) -> None:
     """Start ``tracemalloc`` after ``start_s`` s (so the warm-up's allocations are not traced),
-    snapshot at ``first_s`` s, and at exit write to ``path`` the 25 call stacks whose live
-    allocations grew most since that snapshot: Python's objects and, apart, numpy's arrays."""
-    import atexit
+    snapshot at ``first_s`` s and at ``last_s`` s (while the server still serves: at exit its
+    state is gone), and write to ``path`` the 25 call stacks whose live allocations grew most
+    between them: Python's objects and, apart, numpy's arrays."""
     import tracemalloc
 
     time.sleep(start_s)
     tracemalloc.start(12)
     time.sleep(max(first_s - start_s, 0.0))
     first = tracemalloc.take_snapshot()
-
-    def write() -> None:
-        last = tracemalloc.take_snapshot()
-        out = []
-        for label, inclusive in (("numpy arrays", True), ("everything else", False)):
-            only = [tracemalloc.DomainFilter(inclusive, NUMPY_DOMAIN)]
-            stats = last.filter_traces(only).compare_to(first.filter_traces(only), "traceback")
-            grown = sum(s.size_diff for s in stats)
-            blocks = sum(s.count_diff for s in stats)
-            out.append(f"## {label}: {grown / 2**20:+.2f} MB in {blocks:+,} blocks since the "
-                       "first snapshot")
-            for s in stats[:25]:
-                out.append(f"{s.size_diff / 1024:+.1f} KiB, {s.count_diff:+} blocks "
-                           f"(now {s.size / 1024:.1f} KiB in {s.count})")
-                out.extend(f"    {line}" for line in s.traceback.format(most_recent_first=True))
-        Path(path).write_text("\n".join(out) + "\n")
-
-    atexit.register(write)
+    time.sleep(max(last_s - first_s, 0.0))
+    last = tracemalloc.take_snapshot()
+    out = [f"# traced from {start_s:.0f} s, growth from {first_s:.0f} s to {last_s:.0f} s"]
+    for label, inclusive in (("numpy arrays", True), ("everything else", False)):
+        only = [tracemalloc.DomainFilter(inclusive, NUMPY_DOMAIN)]
+        stats = last.filter_traces(only).compare_to(first.filter_traces(only), "traceback")
+        grown = sum(s.size_diff for s in stats)
+        blocks = sum(s.count_diff for s in stats)
+        held = sum(s.size for s in stats)
+        out.append(f"## {label}: {grown / 2**20:+.2f} MB in {blocks:+,} blocks since the first "
+                   f"snapshot ({held / 2**20:.1f} MB held at the last)")
+        for s in stats[:25]:
+            out.append(f"{s.size_diff / 1024:+.1f} KiB, {s.count_diff:+} blocks "
+                       f"(now {s.size / 1024:.1f} KiB in {s.count})")
+            out.extend(f"    {line}" for line in s.traceback.format(most_recent_first=True))
+    Path(path).write_text("\n".join(out) + "\n")
+    tracemalloc.stop()
 
 
 def _log_memory(store, path: str, every: float = 5.0) -> None:
-    """Append ``{"t": monotonic, "allocators": allocators(), "duckdb": {TAG: bytes...}}``
-    every ``every`` s: the allocators and ``store.memory()`` (DuckDB's own accounting, on a
-    DuckDB store)."""
+    """Append ``{"t": monotonic, "allocators": allocators(), "duckdb": {TAG: bytes...}, ...,
+    "maps": anonymous_maps()}`` every ``every`` s: the allocators, ``store.memory()`` (DuckDB's
+    own accounting, on a DuckDB store) and the mappings holding anonymous memory."""
     with open(path, "a") as f:
         while True:
             f.write(json.dumps({"t": time.monotonic(), "allocators": allocators(),
@@ -131,7 +153,8 @@ def _log_memory(store, path: str, every: float = 5.0) -> None:
                                 "queues": store.eviction_queues()
                                 if hasattr(store, "eviction_queues") else {},
                                 "recycles": [vars(r) for r in getattr(store, "recycles", ())],
-                                "cache_drops": list(getattr(store, "cache_drops", ()))})
+                                "cache_drops": list(getattr(store, "cache_drops", ())),
+                                "maps": anonymous_maps()})
                     + "\n")
             f.flush()
             time.sleep(every)
@@ -152,9 +175,10 @@ def main(argv=None) -> None:
     ap.add_argument("--trace-growth", default=None,
                     help="file: the call stacks whose allocations grew most (Python's objects, "
                          "numpy's arrays apart; tracemalloc, slows the server)")
-    ap.add_argument("--trace-window", type=float, nargs=2, default=(60.0, 120.0),
-                    metavar=("START_S", "FIRST_S"),
-                    help="trace from START_S s after start, growth counted from FIRST_S s")
+    ap.add_argument("--trace-window", type=float, nargs=3, default=(60.0, 120.0, 600.0),
+                    metavar=("START_S", "FIRST_S", "LAST_S"),
+                    help="trace from START_S s after start, growth counted from FIRST_S s to "
+                         "LAST_S s")
     ap.add_argument("--recycle-speed", type=float, default=1.0,
                     help="run the DuckDB store's recycling policy this many times faster (its "
                          "intervals divided by it): a market replayed at 10x meets the policy as "

@@ -265,10 +265,11 @@ class _Result:
     following them holds), for snapshots; :meth:`trim` drops the rows of bars a snapshot no
     longer sends, so it does not grow through the day. Kept in pieces indexed by position, so
     that an update touching the last rows costs what it touches, not the whole frame. A piece
-    is held whole while any of its rows is kept, so no piece spans much: the first result comes
-    in ``SEED_PIECES`` pieces (copies), at most ``MERGED`` updates are merged into one, and a
-    snapshot's frame is not kept (one piece of all of it would double what is held until its
-    last row aged out: 5 h of a 1-minute chart)."""
+    is held whole while any of its rows is kept, so no piece spans much: the first result (the
+    seed, or the trading day caught up) and any change of more than a tenth of what is kept come
+    in ``SEED_PIECES`` pieces (copies), ``MERGED`` updates at a time are merged into one piece
+    (never into an earlier merged one), and a snapshot's frame is not kept (one piece of all of
+    it would double what is held until its last row aged out: 5 h of a 1-minute chart)."""
 
     SEED_PIECES = 10
     MERGED = 32
@@ -277,16 +278,20 @@ class _Result:
         self.columns = list(columns)
         self.parts = []
         if frame is not None and len(frame):
-            frame = frame.reset_index(drop=True)
-            step = -(-len(frame) // self.SEED_PIECES)
-            self.parts = [frame.iloc[a:a + step].copy() for a in range(0, len(frame), step)]
+            self.parts = self._pieces(frame.reset_index(drop=True))
         self.n = len(frame) if self.parts else 0
         self.first = 0  # the position of the first row kept
+        self.fresh = 0  # the last parts that are one update each (not merged, not split)
+
+    def _pieces(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
+        """``frame`` in ``SEED_PIECES`` copies (its index kept)."""
+        step = -(-len(frame) // self.SEED_PIECES)
+        return [frame.iloc[a:a + step].copy() for a in range(0, len(frame), step)]
 
     def add(self, changes: Changes) -> None:
         rows = changes.rows
         if changes.length < self.first:  # (shrunk below what is kept: nothing is left)
-            self.parts, self.first, self.n = [], changes.length, changes.length
+            self.parts, self.first, self.n, self.fresh = [], changes.length, changes.length, 0
             return
         if self.first and len(rows):
             rows = rows[rows.index >= self.first]  # (a change of a row dropped: left out)
@@ -297,12 +302,26 @@ class _Result:
         pieces = [p for p in (*old, rows) if len(p)]
         if pieces:
             part = pd.concat(pieces).sort_index() if len(pieces) > 1 else pieces[0]
-            self.parts.append(part)
+            # (the day's rows caught up by a new follower came as one change: 5 h of a
+            # 1-minute chart's imbalances, ~10 MB, were held whole until their last row aged
+            # out. A result without times is never trimmed: no use cutting it.)
+            tenth = (changes.length - self.first) // self.SEED_PIECES
+            if "ts" in self.columns and len(part) > max(self.SEED_PIECES, tenth):
+                self.parts.extend(self._pieces(part))
+                self.fresh = 0
+            else:
+                self.parts.append(part)
+                self.fresh += 1
         if cut + sum(len(p) for p in pieces) != changes.length:
             raise ValueError(f"a study's changes leave rows {cut}..{changes.length} unknown")
         self.n = changes.length
-        if len(self.parts) > 2 * self.MERGED:  # (the newest into one: fewer to concatenate)
-            self.parts[-self.MERGED:] = [pd.concat(self.parts[-self.MERGED:])]
+        if self.fresh >= 2 * self.MERGED:
+            # the oldest updates not merged yet into one piece: fewer pieces to concatenate.
+            # (Merging the newest instead took the last merged piece in each time, so one piece
+            # grew to span most of the history, and was held whole until its last row aged out.)
+            a = len(self.parts) - self.fresh
+            self.parts[a:a + self.MERGED] = [pd.concat(self.parts[a:a + self.MERGED])]
+            self.fresh -= self.MERGED
 
     def _take_from(self, cut: int) -> list[pd.DataFrame]:
         """Remove and return the rows at positions ``cut`` and after."""
@@ -310,6 +329,7 @@ class _Result:
         while self.parts and self.n - len(self.parts[-1]) >= cut:
             part = self.parts.pop()
             self.n -= len(part)
+            self.fresh = max(self.fresh - 1, 0)
             taken.append(part)
         if self.parts and self.n > cut:
             last = self.parts[-1]
@@ -333,6 +353,7 @@ class _Result:
             self.first += k
             if k == len(old):
                 self.parts.pop(0)
+                self.fresh = min(self.fresh, len(self.parts))
             else:
                 self.parts[0] = self.parts[0].iloc[k:]
                 return
