@@ -6,8 +6,9 @@ busy one, against 2 for "flat"): blocks read once or twice and never again. Its 
 keep a node for every buffer it ever unpinned until one queue holds ~33,000 (~9 MB). Both are
 given back by dropping the cache (``DuckDBStore.drop_cache``: 5-30 ms, which also purges the
 queues' dead nodes) every ``DROP_CACHE_EVERY_S``. Dropped every 5 minutes, DuckDB's own memory
-stays flat over 6 simulated hours of a busy market (+0.2 MB/h); the server's RSS still grows
-+3.0 MB/h there, in glibc's heap, not DuckDB's (bench_memory).
+stays flat over 6 simulated hours of a busy market (-0.1 to +0.2 MB/h); the server's RSS grows
++2.4 MB/h there, in glibc's heap (the studies' rows, with the market's activity), not DuckDB's
+(bench_memory).
 
 Recycling the store (closing and opening it again in place, ``DuckDBStore.recycle``: 25-200 ms)
 gives back everything DuckDB's instance holds; it is kept for growth the drops do not give back.
