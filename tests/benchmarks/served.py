@@ -88,8 +88,8 @@ def allocators() -> dict[str, int]:
 def anonymous_maps() -> list[tuple[int, int, int, str]]:
     """This process's mappings that hold anonymous memory (heaps, allocators' arenas, thread
     stacks): ``(start address, size kB, anonymous kB, name)`` each (name: ``[heap]``, ``[stack]``
-    or empty), from ``/proc/self/smaps``; which
-    of them grows tells the allocator that does (glibc's thread arenas are 64 MiB-aligned)."""
+    or empty), from ``/proc/self/smaps``. Which of them grows tells the allocator that does
+    (glibc's thread arenas are 64 MiB-aligned: ``bench_memory.map_kind``)."""
     out, start, size, name = [], None, 0, ""
     with open("/proc/self/smaps") as f:
         for line in f:
@@ -97,7 +97,7 @@ def anonymous_maps() -> list[tuple[int, int, int, str]]:
             if "-" in head and not head.endswith(":"):
                 a, b = head.split("-")
                 fields = line.split()
-                # (a file's mapping is left out: its anonymous pages are copy-on-write few)
+                # (files' mappings are left out: their few anonymous pages are copy-on-write)
                 name = fields[5] if len(fields) > 5 else ""
                 start, size = ((None, 0) if name and not name.startswith("[")
                                else (int(a, 16), (int(b, 16) - int(a, 16)) >> 10))
