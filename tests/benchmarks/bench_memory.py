@@ -99,10 +99,11 @@ def logged_mb(lines: list[dict], clock: list[float]) -> dict[str, np.ndarray]:
     out = {name: np.array([line["allocators"].get(name, 0) for line in lines])[i] / 2**20
            for name in lines[-1]["allocators"]}
     if "maps" in lines[-1]:
-        for kind in MAP_KINDS:
-            out[f"maps_{kind}"] = np.array([sum(m[2] for m in line["maps"]
-                                                if map_kind(m) == kind)
-                                            for line in lines])[i] / 1024
+        kb = np.zeros((len(lines), len(MAP_KINDS)))
+        for row, line in enumerate(lines):
+            for m in line["maps"]:
+                kb[row, MAP_KINDS.index(map_kind(m))] += m[2]
+        out.update({f"maps_{kind}": kb[i, k] / 1024 for k, kind in enumerate(MAP_KINDS)})
     if lines[-1]["duckdb"]:
         out["duckdb"] = np.array([sum(line["duckdb"].values()) for line in lines])[i] / 2**20
         out["duckdb_cache"] = np.array([line["duckdb"].get("BASE_TABLE", 0)
@@ -267,7 +268,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
         logged = logged_mb(lines, clock)
     finally:
         if keep_log:  # (diagnosis: every mapping's growth, read afterwards)
-            shutil.copyfile(duck_log, keep_log)
+            shutil.move(duck_log, keep_log)
         duck_log.unlink(missing_ok=True)
     h, mb, anon = (np.array(c) for c in zip(*samples))
     after = h >= warmup * hours
