@@ -257,6 +257,23 @@ def test_crypto_trades_around_the_clock_with_a_mild_cycle(btc_day):
     assert hourly.max() < 6 * hourly.min()
 
 
+def test_without_the_daily_cycle_activity_does_not_trend():
+    """``daily_cycle=False`` (for load and memory measurements): the night and the afternoon
+    trade alike, as do a weekday and a Sunday, and a day still has about the count asked for."""
+    def hours(daily_cycle, day):
+        sim = MarketSimulator(BTC, seed=5, depth_interval="1h", daily_cycle=daily_cycle)
+        t = sim.generate(day, day + pd.Timedelta("1D")).trades
+        return t.groupby(t["ts"].dt.hour).size(), len(t)
+
+    sunday = WEDNESDAY + pd.Timedelta("4D")
+    (cycle, _), (flat, n), (_, n_sunday) = (
+        hours(True, WEDNESDAY), hours(False, WEDNESDAY), hours(False, sunday))
+    night, afternoon = slice(1, 6), slice(13, 18)  # around the cycle's trough and its peak
+    assert cycle[night].sum() < 0.72 * cycle[afternoon].sum()
+    assert 0.8 < flat[night].sum() / flat[afternoon].sum() < 1.3
+    assert 0.85 < n / 200_000 < 1.15 and 0.85 < n_sunday / n < 1.15
+
+
 # --------------------------------------------------------------------------------- depth
 
 

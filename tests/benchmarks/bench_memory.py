@@ -210,6 +210,37 @@ def stored_mb(url: str) -> float | None:
                if f.exists()) / 2**20
 
 
+HISTORY_BARS = 300  # closed 1-minute bars the hub keeps for a chart (tradeflow.live.hub)
+
+
+def kept_cells(sim, start: pd.Timestamp, hours: float, before: float,
+               at_h: np.ndarray) -> np.ndarray:
+    """Footprint cells (prices traded in a 1-minute bar) in the hub's kept history (the
+    ``HISTORY_BARS`` minutes before each of ``at_h`` simulated hours into the run), counted from
+    ``sim``'s trades: what the studies hold rows for, so the RSS follows it. A copy of ``sim``
+    with a sparse book (which leaves the trades alone) replays the run afterwards."""
+    from tradeflow.ingest.simulator import MarketSimulator
+
+    sim = MarketSimulator(sim.instrument, seed=sim.seed, start_price=sim.start_price,
+                          trades_per_day=int(sim.trades_per_day), depth_interval="1h",
+                          daily_cycle=sim.daily_cycle)
+    first = start - pd.Timedelta(minutes=max(HISTORY_BARS, before * 60))
+    counts = []
+    for batch in sim.history(first, start + pd.Timedelta(hours=hours), chunk="1h"):
+        t = batch.trades
+        cells = np.unique(np.stack([t["ts"].astype("int64").to_numpy() // 60_000_000_000,
+                                    np.round(t["price"].to_numpy() / sim.instrument.tick_size)
+                                    .astype(np.int64)]), axis=1)
+        counts.append(pd.Series(cells[0]).value_counts())
+    per_minute = pd.concat(counts).groupby(level=0).sum()
+    minute0 = first.value // 60_000_000_000
+    total = np.zeros(int(round((start - first).total_seconds() / 60 + hours * 60)) + 1)
+    np.add.at(total, per_minute.index.to_numpy() - minute0, per_minute.to_numpy())
+    cum = np.concatenate([[0.0], np.cumsum(total)])
+    end = ((start - first).total_seconds() / 60 + np.asarray(at_h) * 60).astype(int)
+    return cum[end] - cum[np.maximum(end - HISTORY_BARS, 0)]
+
+
 def trace_args(path: str, warm_s: float, wall_s: float) -> tuple[str, ...]:
     """The served process's ``--trace-growth``: traced from the end of warm-up, its growth
     counted from a wall minute later, or a quarter of what is left of the run if that is
@@ -224,7 +255,7 @@ def trace_args(path: str, warm_s: float, wall_s: float) -> tuple[str, ...]:
 def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, every: float,
         warmup: float, studies, start: pd.Timestamp = START, before: float = 0.0,
         trace: str | None = None, recycle: bool = True, drop_cache: bool = True,
-        keep_log: str | None = None) -> dict:
+        keep_log: str | None = None, daily_cycle: bool = False) -> dict:
     from tradeflow.ingest.simulator import MarketSimulator
     from tradeflow.model import Instrument
 
@@ -238,7 +269,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     finally:
         store.close()
     key = new_key(url, "bench")
-    sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day)
+    sim = MarketSimulator(btc, seed=3, trades_per_day=trades_per_day, daily_cycle=daily_cycle)
     if before:
         prefill(url, sim, start, before)
     samples: list[tuple[float, float, float]] = []  # simulated h, RSS, anonymous RSS
@@ -280,6 +311,9 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
     error = (float(np.sqrt(np.polyfit(h[after], mb[after], 1, cov=True)[1][0, 0]))
              if after.sum() >= 4 else float("nan"))
 
+    cells = kept_cells(sim, start, hours, before, h)
+    got["kept_cells"] = (float(cells[after][0]), float(cells[-1]))
+    got["kept_cells_pct_per_h"] = 100 * slope_of(cells) / float(cells[after].mean())
     parts = {"anonymous": anon, "file-backed": mb - anon, **logged}
     if stored[0] is not None:
         parts["stored"] = np.array(stored)
@@ -312,7 +346,7 @@ def run(url: str, hours: float, speed: float, step: float, trades_per_day: int, 
             "rss_warm_mb": float(mb[after][0]), "rss_end_mb": float(mb[-1]),
             "rss_max_mb": float(mb.max()), "chart_messages": notes.get("BTCUSDT", {}).get(
                 "messages"), "studies": studies, "prefill_h": before,
-            "load_min_max": (min(load), max(load))}
+            "load_min_max": (min(load), max(load)), "daily_cycle": daily_cycle}
 
 
 def main(argv=None) -> None:
@@ -336,6 +370,11 @@ def main(argv=None) -> None:
     ap.add_argument("--prefill", type=float, default=PREFILL_H,
                     help="simulated hours written into the store before the run (default 5: "
                          "the hub's history full; 0: a cold start)")
+    ap.add_argument("--daily-cycle", action="store_true",
+                    help="the simulated market's day and week rhythm (default: every minute "
+                         "weighs the same, so what the hub keeps does not trend and a growing "
+                         "RSS is the server's own; with the rhythm, the 5 h kept get busier "
+                         "through the morning)")
     ap.add_argument("--no-recycle", action="store_true",
                     help="the server never recycles its DuckDB store (to compare)")
     ap.add_argument("--no-drop-cache", action="store_true",
@@ -370,7 +409,7 @@ def main(argv=None) -> None:
                       args.warmup, [s for s in args.studies.split(",") if s],
                       pd.Timestamp(args.start, tz="UTC"), args.prefill, args.trace_growth,
                       not args.no_recycle, not args.no_drop_cache,
-                      args.keep_log and f"{args.keep_log}.{label}.jsonl")
+                      args.keep_log and f"{args.keep_log}.{label}.jsonl", args.daily_cycle)
             meta[label] = {"load_average": os.getloadavg(), **got}
             slope, stored = got["slope_mb_per_h"], got["slopes_mb_per_h"].get("stored")
             rows.append(Row(
@@ -385,6 +424,9 @@ def main(argv=None) -> None:
                      f"{got['wall_s']:.0f} s ({got['late_steps']} of {got['steps']} stretches "
                      f"late); RSS {got['rss_warm_mb']:.0f} -> {got['rss_end_mb']:.0f} MB, max "
                      f"{got['rss_max_mb']:.0f}; {len(got['samples'])} samples"
+                     f"; market {'with' if got['daily_cycle'] else 'without'} its daily cycle, "
+                     f"footprint cells in the kept history {got['kept_cells'][0]:,.0f} -> "
+                     f"{got['kept_cells'][1]:,.0f} ({got['kept_cells_pct_per_h']:+.1f}%/h)"
                      f"; load average {got['load_min_max'][0]:.1f}-{got['load_min_max'][1]:.1f}"
                      + (f"; DuckDB's eviction queues (nodes, dead) {got['eviction_queues'][0]} "
                         f"-> {got['eviction_queues'][1]}" if got["eviction_queues"] and

@@ -229,11 +229,14 @@ class MarketSimulator:
     deviations); ``trades_per_day`` is the expected count on a typical trading day. A book
     snapshot holds ``depth_levels`` a side at every tick from the touch, and ``far_levels`` a
     side beyond them on a coarser grid reaching ``FAR_SPAN`` of the start price.
+    ``daily_cycle=False`` weighs every open minute the same (no intraday or weekend rhythm; the
+    minute-to-minute busy and quiet spells stay): a market whose activity does not trend, for
+    load and memory measurements.
     """
 
     def __init__(self, instrument: Instrument, seed: int = 0, start_price: float | None = None,
                  trades_per_day: int = 200_000, depth_interval: str = "1s", depth_levels: int = 20,
-                 far_levels: int = 0):
+                 far_levels: int = 0, daily_cycle: bool = True):
         if int(seed) < 0:
             raise ValueError(f"simulator: seed must be a non-negative integer, got {seed!r}")
         if not trades_per_day > 0:
@@ -256,6 +259,7 @@ class MarketSimulator:
         self.depth_interval_ns = int(interval)
         self.depth_levels = int(depth_levels)
         self.far_levels = int(far_levels)
+        self.daily_cycle = bool(daily_cycle)
         # far levels sit on a fixed grid of prices, so their walls stay put as the price moves
         self.far_step = max(1, round(self.start_price * FAR_SPAN / max(self.far_levels, 1)
                                      / instrument.tick_size))
@@ -359,6 +363,11 @@ class MarketSimulator:
 
     def _minute_weights(self, day0: int, ndays: int) -> np.ndarray:
         """Relative activity of each minute of UTC days ``day0 ..`` (0 where closed)."""
+        w = self._cycle_weights(day0, ndays)
+        return w if self.daily_cycle else (w > 0).astype(np.float64)
+
+    def _cycle_weights(self, day0: int, ndays: int) -> np.ndarray:
+        """:meth:`_minute_weights` with the day's and the week's rhythm."""
         mins = (day0 * MINUTES_PER_DAY + np.arange(ndays * MINUTES_PER_DAY)).astype(np.int64)
         if self.profile.around_the_clock:
             # Crypto: a mild daily cycle peaking in the EU/US overlap, quieter weekends.
