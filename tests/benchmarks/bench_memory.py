@@ -5,24 +5,25 @@ hour (it must stay flat).
     .venv/bin/python -m tests.benchmarks.bench_memory [--hours 1] [--speed 10] [--quick] \
         [--postgres]
 
-The server is ``tests.benchmarks.served`` (``tradeflow serve --no-simulate`` in-process, a
-1-minute BTCUSDT chart with the studies of ``bench_ws_hook`` following its hub) on a DuckDB file
+The server is ``tests.benchmarks.served`` (``tradeflow serve --no-simulate`` in-process, a 1-minute
+BTCUSDT chart with the studies of ``bench_ws_hook`` following its hub) on a DuckDB file
 (``--store`` for another URL; ``--postgres``: then again on a throwaway PostgreSQL cluster, whose
-memory is its own processes', so the figure is the server's alone). A feeder in this process runs ``MarketSimulator`` (BTCUSDT,
-``--trades-per-day``, default 2M: ~80k trades a simulated hour, ten times the simulator's
-default) and sends each ``--step`` seconds of market (trades, the book's snapshots and
-liquidations) through the websocket hook every ``step / speed`` seconds of wall time, paced to
-the clock, waiting for each ack; ``--prefill`` simulated hours (default 5) are written into the
-store first, so the chart's history is full from the start. The figure is the slope of a
-least-squares line through the RSS samples after the first ``--warmup`` share of the run, in MB
-per simulated hour; it is flat at most ``FLAT_MB_PER_H``. The served process logs its
-allocators and DuckDB's own accounting (``served.allocators``, ``DuckDBStore.memory()``), and
-the note splits the slope by them. The server drops its DuckDB store's cache and recycles the
-store as ``tradeflow serve`` does (``tradeflow.server.recycling``), its check and minimum
-intervals divided by ``--speed`` so the replayed market meets the policy as the real one would
-(``--no-drop-cache``, ``--no-recycle``: never); the note gives what those held reads and writes
-back and, as a recycle's drop steepens the slope downwards, the slope from the first recycle
-after warm-up on, and the RSS by simulated half hour.
+memory is its own processes', so the figure is the server's alone). A feeder in this process runs
+``MarketSimulator`` (BTCUSDT, ``--trades-per-day``, default 2M: ~80k trades a simulated hour, ten
+times the simulator's default; without its daily cycle unless ``--daily-cycle``, so the data the
+hub keeps does not trend and a growing RSS is the server's own) and sends each ``--step`` seconds
+of market (trades, the book's snapshots and liquidations) through the websocket hook every ``step /
+speed`` seconds of wall time, paced to the clock, waiting for each ack; ``--prefill`` simulated
+hours (default 5) are written into the store first, so the chart's history is full from the start.
+The figure is the slope of a least-squares line through the RSS samples after the first
+``--warmup`` share of the run, in MB per simulated hour; it is flat at most ``FLAT_MB_PER_H``. The
+served process logs its allocators and DuckDB's own accounting (``served.allocators``,
+``DuckDBStore.memory()``), and the note splits the slope by them. The server drops its DuckDB
+store's cache and recycles the store as ``tradeflow serve`` does (``tradeflow.server.recycling``),
+its check and minimum intervals divided by ``--speed`` so the replayed market meets the policy as
+the real one would (``--no-drop-cache``, ``--no-recycle``: never); the note gives what those held
+reads and writes back and, as a recycle's drop steepens the slope downwards, the slope from the
+first recycle after warm-up on, and the RSS by simulated half hour.
 """
 from __future__ import annotations
 
