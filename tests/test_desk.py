@@ -320,10 +320,12 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     page.keyboard.press("2")  # a shortcut: two charts
     page.wait_for_function("() => location.search.includes('layout=2')", timeout=60_000)
     assert len(_titles(page)) == 2
-    page.keyboard.press("t")  # the theme: the page reopens light
-    page.wait_for_function("() => location.search.includes('mode=light')", timeout=60_000)
-    page.wait_for_timeout(2000)  # the reload
-    _open(page, page.url)
+    # the theme: the page reloads itself light (waited for, not opened again: two loads at once
+    # made the server build four charts, and the second load once waited out its 90 s)
+    with page.expect_navigation(timeout=90_000):
+        page.keyboard.press("t")
+    assert "mode=light" in page.url
+    page.wait_for_selector(".desk-chart-title", timeout=60_000)
     _shows(page, "1 · ES T500 candles", "2 · ES T500 candles")
     _bars(page)  # drawn, not left on "loading"
     page.screenshot(path=ARTIFACTS / "desk-light.png")
