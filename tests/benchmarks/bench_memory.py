@@ -211,35 +211,31 @@ def stored_mb(url: str) -> float | None:
                if f.exists()) / 2**20
 
 
-HISTORY_BARS = 300  # closed 1-minute bars the hub keeps for a chart (tradeflow.live.hub)
-
-
 def kept_cells(sim, start: pd.Timestamp, hours: float, before: float,
                at_h: np.ndarray) -> np.ndarray:
     """Footprint cells (prices traded in a 1-minute bar) in the hub's kept history (the
-    ``HISTORY_BARS`` minutes before each of ``at_h`` simulated hours into the run), counted from
+    ``HISTORY`` minutes before each of ``at_h`` simulated hours into the run), counted from
     ``sim``'s trades: what the studies hold rows for, so the RSS follows it. A copy of ``sim``
     with a sparse book (which leaves the trades alone) replays the run afterwards."""
     from tradeflow.ingest.simulator import MarketSimulator
+    from tradeflow.live.hub import HISTORY
 
     sim = MarketSimulator(sim.instrument, seed=sim.seed, start_price=sim.start_price,
                           trades_per_day=int(sim.trades_per_day), depth_interval="1h",
                           daily_cycle=sim.daily_cycle)
-    first = start - pd.Timedelta(minutes=max(HISTORY_BARS, before * 60))
-    counts = []
+    first = start - pd.Timedelta(minutes=max(HISTORY, before * 60))
+    minutes = int(round((start - first).total_seconds() / 60 + hours * 60)) + 1
+    per_minute = np.zeros(minutes)
+    minute0 = first.value // 60_000_000_000
     for batch in sim.history(first, start + pd.Timedelta(hours=hours), chunk="1h"):
         t = batch.trades
-        cells = np.unique(np.stack([t["ts"].astype("int64").to_numpy() // 60_000_000_000,
-                                    np.round(t["price"].to_numpy() / sim.instrument.tick_size)
-                                    .astype(np.int64)]), axis=1)
-        counts.append(pd.Series(cells[0]).value_counts())
-    per_minute = pd.concat(counts).groupby(level=0).sum()
-    minute0 = first.value // 60_000_000_000
-    total = np.zeros(int(round((start - first).total_seconds() / 60 + hours * 60)) + 1)
-    np.add.at(total, per_minute.index.to_numpy() - minute0, per_minute.to_numpy())
-    cum = np.concatenate([[0.0], np.cumsum(total)])
+        minute = t["ts"].astype("int64").to_numpy() // 60_000_000_000 - minute0
+        tick = np.round(t["price"].to_numpy() / sim.instrument.tick_size).astype(np.int64)
+        cells = np.unique(np.stack([minute, tick]), axis=1)  # a minute's batch is whole
+        per_minute += np.bincount(cells[0], minlength=minutes)[:minutes]
+    cum = np.concatenate([[0.0], np.cumsum(per_minute)])
     end = ((start - first).total_seconds() / 60 + np.asarray(at_h) * 60).astype(int)
-    return cum[end] - cum[np.maximum(end - HISTORY_BARS, 0)]
+    return cum[end] - cum[np.maximum(end - HISTORY, 0)]
 
 
 def trace_args(path: str, warm_s: float, wall_s: float) -> tuple[str, ...]:

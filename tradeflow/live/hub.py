@@ -75,6 +75,7 @@ SOURCES = ("trades", "external")
 MAX_BOOK_LEVELS = 1000  # a side
 TAPE = 200  # trades in a snapshot's tape when ``tape=True``
 MAX_TAPE = 100_000
+HISTORY = 300  # closed bars a chart's snapshot holds at least, by default
 
 
 @dataclass(frozen=True)
@@ -589,7 +590,7 @@ class Hub:
     is held by the pipeline from a transaction's publishing to its commit, so a stream seeded
     from the store under it misses and repeats nothing. ``catalogue``: where studies are found."""
 
-    def __init__(self, store, instrument, lock: asyncio.Lock, *, history: int = 300,
+    def __init__(self, store, instrument, lock: asyncio.Lock, *, history: int = HISTORY,
                  queue_size: int = 256, catalogue: Catalogue = CATALOGUE):
         self.store = store
         self._instrument = instrument

@@ -42,7 +42,7 @@ from data_access.frames import RowError, clean_depth, clean_liquidations
 from tradeflow.ingest.validate import Validator
 from tradeflow.model import TRADE_COLUMNS, InstrumentRegistry, ModelError, ns_to_utc, to_utc
 
-from .hub import Hub
+from .hub import HISTORY, Hub
 
 __all__ = ["Pipeline", "Rejected", "Overloaded"]
 
@@ -94,7 +94,7 @@ class Pipeline:
 
     def __init__(self, store: AsyncStore, registry: InstrumentRegistry | None = None, *,
                  max_pending_rows: int = 2_000_000, max_transaction_rows: int = 500_000,
-                 history: int = 300, subscriber_queue: int = 256):
+                 history: int = HISTORY, subscriber_queue: int = 256):
         self.store = store
         self.max_pending_rows = int(max_pending_rows)
         self.max_transaction_rows = int(max_transaction_rows)
