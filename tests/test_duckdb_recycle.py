@@ -3,6 +3,8 @@ database again in place while other threads read and write, ``DuckDBStore.drop_c
 its cache of the file, and the server's policy decides when."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pandas as pd
@@ -256,4 +258,64 @@ def test_the_policy_drops_the_cache_at_its_interval(tmp_path):
     assert check(599) == 1
     assert check(600) == 2 and store.memory().get("BASE_TABLE", 0) <= 2**20
     assert store.generation == 0
+    store.close()
+
+
+# Another process that opens the file as soon as it can: it waits for the lock to go (the
+# recycle's close), then holds the file until the test says to let go.
+TAKER = """
+import pathlib, sys, time
+import duckdb
+path, took, release = sys.argv[1:]
+while True:
+    try:
+        con = duckdb.connect(path)
+        break
+    except duckdb.Error:
+        pass
+pathlib.Path(took).touch()
+while not pathlib.Path(release).exists():
+    time.sleep(0.02)
+con.close()
+"""
+
+
+def test_another_process_taking_the_file_in_a_recycle_is_said_and_the_store_opens_after_it(
+        tmp_path, monkeypatch):
+    """A recycle whose file another process opened between its close and its open raises a
+    ``StoreError`` saying so; later operations fail with that error while the other process
+    holds the file, and open it again once it lets go, with nothing lost."""
+    import data_access.duckdb_store as duckdb_store
+    from data_access import StoreError
+
+    monkeypatch.setattr(duckdb_store, "REOPEN_TRIES_S", 0.3)  # (10 s in the server)
+    store = _store(tmp_path)
+    sim = MarketSimulator(BTC, seed=5)
+    written = sim.generate(DAY, DAY + pd.Timedelta(minutes=30)).trades
+    store.write_trades("BTCUSDT", written)
+    took, release = tmp_path / "took", tmp_path / "release"
+    taker = subprocess.Popen([sys.executable, "-c", TAKER, store.path, str(took), str(release)])
+    try:
+        error = None
+        for _ in range(200):  # (each recycle is a window for the taker; it soon wins one)
+            try:
+                store.recycle()
+            except StoreError as exc:
+                error = exc
+                break
+        assert error is not None, "the other process never took the file in a recycle"
+        assert took.exists()
+        assert "another process took the file" in str(error)
+        with pytest.raises(StoreError, match="another process took the file"):
+            store.trades("BTCUSDT")  # tried again, still held
+        release.touch()
+        assert taker.wait(timeout=30) == 0
+    finally:
+        release.touch()
+        taker.wait(timeout=30)
+    stored = store.trades("BTCUSDT")  # opened again
+    assert len(stored) == len(written) and stored["trade_id"].is_unique
+    store.write_trades("BTCUSDT", sim.generate(DAY + pd.Timedelta(minutes=30),
+                                               DAY + pd.Timedelta(minutes=40)).trades)
+    assert len(store.trades("BTCUSDT")) > len(written)
     store.close()
