@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -266,7 +267,8 @@ def test_the_policy_drops_the_cache_at_its_interval(tmp_path):
 TAKER = """
 import pathlib, sys, time
 import duckdb
-path, took, release = sys.argv[1:]
+path, trying, took, release = sys.argv[1:]
+pathlib.Path(trying).touch()
 while True:
     try:
         con = duckdb.connect(path)
@@ -293,9 +295,15 @@ def test_another_process_taking_the_file_in_a_recycle_is_said_and_the_store_open
     sim = MarketSimulator(BTC, seed=5)
     written = sim.generate(DAY, DAY + pd.Timedelta(minutes=30)).trades
     store.write_trades("BTCUSDT", written)
-    took, release = tmp_path / "took", tmp_path / "release"
-    taker = subprocess.Popen([sys.executable, "-c", TAKER, store.path, str(took), str(release)])
+    trying, took, release = (tmp_path / name for name in ("trying", "took", "release"))
+    taker = subprocess.Popen([sys.executable, "-c", TAKER, store.path, str(trying), str(took),
+                              str(release)])
     try:
+        for _ in range(600):  # (its start, before any recycle: a slow one would miss them all)
+            if trying.exists() or taker.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert trying.exists(), "the other process did not start"
         error = None
         for _ in range(200):  # (each recycle is a window for the taker; it soon wins one)
             try:
