@@ -321,11 +321,15 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     assert len(_titles(page)) == 2
     # the theme: the page reloads itself light (waited for, not opened again: two loads at once
     # made the server build four charts, and the second load once waited out its 90 s)
+    loads = []
+    page.on("load", lambda: loads.append(page.url))
     with page.expect_navigation(timeout=90_000):
         page.keyboard.press("t")
     assert "mode=light" in page.url
     page.wait_for_selector(".desk-chart-title", timeout=60_000)
     _shows(page, "1 · ES T500 candles", "2 · ES T500 candles")
+    page.wait_for_timeout(1000)
+    assert len(loads) == 1, loads  # one load of the page, not a second after it
     _bars(page)  # drawn, not left on "loading"
     page.screenshot(path=ARTIFACTS / "desk-light.png")
     assert len(_titles(page)) == 2

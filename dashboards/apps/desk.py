@@ -425,8 +425,15 @@ class Desk(pn.viewable.Viewer):
         self.config.theme = event.new
         self.config.fill()  # every chart's config takes the theme; their views restyle
         self._sync_url()
-        # the page's widgets take the theme on reload (a template is themed as it is made)
-        pn.state.location.reload = True
+        # the page's widgets take the theme on reload (a template is themed as it is made). The
+        # reload goes in a message after the URL's: in one message with it, the browser went to
+        # the new URL and then reloaded it, two loads of the page.
+        location = pn.state.location
+
+        def reload():
+            location.reload = True
+
+        pn.state.execute(reload, schedule=True)
 
     def _on_active(self, event) -> None:
         if self._syncing:
