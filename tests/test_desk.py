@@ -262,6 +262,36 @@ def _shows(page, *titles):
     expect(page.locator(".desk-chart-title")).to_have_text(list(titles), timeout=60_000)
 
 
+# a button's background, or else the first of its ancestors' (across shadow roots) not transparent
+BACKGROUNDS_JS = """bs => bs.map(b => {
+  let e = b, c = null;
+  while (e) {
+    c = getComputedStyle(e).backgroundColor;
+    if (c !== 'transparent' && !/^rgba\\(.*, 0\\)$/.test(c)) break;
+    e = e.parentElement || (e.getRootNode() && e.getRootNode().host);
+  }
+  return [b.textContent.trim(), c, b.classList.contains('bk-active')];
+})"""
+
+
+def _chosen(page, group: str) -> str:
+    """The label of the button chosen in the button group ``group``, checking that a user can see
+    which it is: its background stands out from every other button's by at least 100 (the sum
+    over red, green and blue of 0-255; Panel's default style made it 15, which could not be
+    seen)."""
+    buttons = page.locator(f".{group} button").evaluate_all(BACKGROUNDS_JS)
+    chosen = [(label, colour) for label, colour, active in buttons if active]
+    assert len(chosen) == 1, buttons
+    label, colour = chosen[0]
+    rgb = [int(v) for v in re.findall(r"\d+", colour)[:3]]
+    for other, other_colour, active in buttons:
+        if not active:
+            distance = sum(abs(a - int(b)) for a, b in
+                           zip(rgb, re.findall(r"\d+", other_colour)[:3]))
+            assert distance >= 100, (label, colour, other, other_colour)
+    return label
+
+
 def _open(page, url):
     page.goto(url, timeout=90_000)  # the machine is shared: a page may wait for the server
     page.wait_for_selector(".desk-chart-title", timeout=60_000)
@@ -286,6 +316,8 @@ def test_the_desk_opens_on_a_live_btcusdt_footprint(desk, page):
     for column in ("x", "close", "high", "low"):
         assert later[column][:closed] == first[column][:closed]
     page.screenshot(path=ARTIFACTS / "desk-dark.png")
+    assert (_chosen(page, "desk-layout"), _chosen(page, "desk-active"),
+            _chosen(page, "desk-theme")) == ("1", "1", "dark")
     # /desk is the same page
     _open(page, f"{desk.url}/desk")
     _shows(page, "1 · BTCUSDT 1m footprint")
@@ -323,13 +355,17 @@ def test_pickers_redraw_and_the_url_follows(desk, page):
     # made the server build four charts, and the second load once waited out its 90 s)
     loads = []
     page.on("load", lambda: loads.append(page.url))
-    with page.expect_navigation(timeout=90_000):
+    # the page's load, not a navigation: the URL's change (history, no load) is one already, and
+    # then the old page's titles passed the checks below before the reload came
+    with page.expect_event("load", timeout=90_000):
         page.keyboard.press("t")
     assert "mode=light" in page.url
     page.wait_for_selector(".desk-chart-title", timeout=60_000)
     _shows(page, "1 · ES T500 candles", "2 · ES T500 candles")
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(2000)
     assert len(loads) == 1, loads  # one load of the page, not a second after it
+    assert _chosen(page, "desk-theme") == "light"
+    assert _chosen(page, "desk-layout") == "2"
     _bars(page)  # drawn, not left on "loading"
     page.screenshot(path=ARTIFACTS / "desk-light.png")
     assert len(_titles(page)) == 2

@@ -47,6 +47,9 @@ TOGGLES = {"d": "dom", "s": "tape"}  # keys that show or hide a side panel
 CHART_HEIGHT = {1: 760, 2: 760, 4: 380}
 WATCH_EVERY_MS = 5000  # (every 2 s, each session's table patch was 10% of the loop at 20)
 STATE_EVERY_MS = 1000  # drawings and view ranges into the URL
+# a button group's chosen button filled with the accent, the others outlined (Panel's default
+# style marked it by a shade of grey 5/255 from the others', which could not be seen)
+SELECTED = {"button_type": "primary", "button_style": "outline"}
 
 
 class Keys(JSComponent):
@@ -188,11 +191,11 @@ class Desk(pn.viewable.Viewer):
                                            css_classes=["desk-add-study"], align="end")
         self.study_panels = pn.Column(sizing_mode="stretch_width", css_classes=["desk-studies"])
         self.layout = pn.widgets.RadioButtonGroup(label="Layout", options=[1, 2, 4],
-                                                  css_classes=["desk-layout"])
+                                                  css_classes=["desk-layout"], **SELECTED)
         self.theme = pn.widgets.RadioButtonGroup(label="Theme", options=["dark", "light"],
-                                                 css_classes=["desk-theme"])
+                                                 css_classes=["desk-theme"], **SELECTED)
         self.active = pn.widgets.RadioButtonGroup(label="Chart", options=[1],
-                                                  css_classes=["desk-active"])
+                                                  css_classes=["desk-active"], **SELECTED)
         self.watchlist = pn.widgets.Tabulator(
             _watch_rows(None)[1], show_index=False, disabled=True,
             selectable=1, sizing_mode="stretch_width", css_classes=["desk-watchlist"],
