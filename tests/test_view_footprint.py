@@ -14,7 +14,8 @@ from bokeh.models import CustomJSFilter, GroupFilter, Text
 from dashboards.components.colour_scales import blend
 from dashboards.components.delta import CVDPane, DeltaPane
 from dashboards.components.footprint import FootprintChart
-from dashboards.components.footprint_cells import CELL_MID, format_size, raster, shared_parts
+from dashboards.components.footprint_cells import (CELL_MID, format_size, raster, shared_parts,
+                                                   signed_size)
 from dashboards.components.theme import THEMES
 from indicators.orderflow import cvd, cvd_candles, group_ticks, imbalances
 from tradeflow.bars import BarAggregator, build
@@ -580,6 +581,35 @@ def test_zoomed_out_live_updates_leave_the_image_alone(trades):
 
 
 BTC = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
+
+
+def test_the_float_error_of_a_sum_is_written_zero():
+    """Sells of 0.1 and 0.2 against a buy of 0.3 at one price: the cell's delta is float error
+    (5.6e-17), written ``0`` as the delta of the cell, of its bar and the bar's CVD (it was
+    written ``+5.55e-17``, and its width hid every number of the chart as too wide to fit)."""
+    assert (0.1 + 0.2) - 0.3 != 0  # the float error this is about
+    at = WEDNESDAY + pd.Timedelta("14h")
+    trades = pd.DataFrame({"ts": at + pd.to_timedelta([1, 2, 3, 61], unit="s"),
+                           "price": [50_000.0, 50_000.0, 50_000.0, 50_000.1],
+                           "size": [0.1, 0.2, 0.3, 0.004], "side": [-1, -1, 1, 1],
+                           "trade_id": [1, 2, 3, 4]})
+    bars, cells = build(trades, "1m", BTC)
+    chart = FootprintChart(bars, cells, instrument=BTC, row_ticks=1)
+    zoom(chart, -0.5, 1.5, 49_999.5, 50_000.5)
+    assert chart.zoomed_in  # the numbers are written
+    t = chart.text.data
+    sides = dict(zip(zip(t["x"], t["y"]), zip(t["left"], t["right"])))
+    assert sides[(CELL_MID, 50_000.0)] == ("0.3", "0.3")
+    chart.cell = "delta"
+    centre = dict(zip(chart.text.data["x"], chart.text.data["center"]))  # a cell a bar
+    assert centre == {CELL_MID: "0", 1 + CELL_MID: "+0.004"}
+    totals = chart.bars.source.data
+    assert list(totals["delta_text"]) == ["0", "+0.004"]
+    assert list(totals["cvd_text"]) == ["0", "+0.004"]
+    for noise in ((0.1 + 0.2) - 0.3, 0.3 - (0.1 + 0.2)):
+        assert format_size(noise) == signed_size(noise) == "0"
+    assert (signed_size(0.001), signed_size(-0.001), format_size(1e-8)) == ("+0.001", "-0.001",
+                                                                            "1e-08")
 
 
 def test_automatic_row_size_fits_the_bars_in_view(built):

@@ -41,7 +41,7 @@ from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               TEXT_LEFT, TEXT_RIGHT, TEXT_WORDS, bar_parts, cell_text, empty_text,
                               forming_rows, label_room, open_ns, raster, shared_parts, shifted,
-                              signed_size)
+                              signed_size, SIZE_NOISE)
 from .live_sources import set_small, update_columns
 from .theme import THEMES, figure, style, theme_of
 
@@ -535,7 +535,7 @@ class FootprintChart(pn.viewable.Viewer):
         values = cvd_from(bars, first, self.instrument.session, days=self._days)
         return dict(cols, cvd=values,
                     cvd_text=np.array([signed_size(v) for v in values], dtype=object),
-                    cvd_dir=np.where(values >= 0, "up", "down").astype(object))
+                    cvd_dir=np.where(values > -SIZE_NOISE, "up", "down").astype(object))
 
     def _live_cvd(self, cols: dict, first: int) -> dict:
         """:meth:`_with_cvd` of an update's bars ``first..``, from the CVD shown for the bar
@@ -549,7 +549,7 @@ class FootprintChart(pn.viewable.Viewer):
             values[start:] -= values[start - 1]
         return dict(cols, cvd=values,
                     cvd_text=np.array([signed_size(v) for v in values], dtype=object),
-                    cvd_dir=np.where(values >= 0, "up", "down").astype(object))
+                    cvd_dir=np.where(values > -SIZE_NOISE, "up", "down").astype(object))
 
     def _redraw(self):
         """Fill every source from the frames held (after a load or a new row size / ratio)."""

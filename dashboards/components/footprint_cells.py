@@ -25,8 +25,8 @@ from .axes import T, X, local_ms
 
 __all__ = ["CELL_LEFT", "CELL_RIGHT", "CELL_WIDTH", "CELL_MID", "CANDLE_X", "CELL_COLUMNS",
            "cell_columns", "open_ns", "bar_parts", "shared_parts", "forming_rows", "shifted",
-           "format_size", "signed_size", "cell_text", "cell_words", "label_room", "TEXT_COLUMNS",
-           "TEXT_WORDS", "TEXT_LEFT", "TEXT_RIGHT", "empty_text", "raster"]
+           "format_size", "signed_size", "SIZE_NOISE", "cell_text", "cell_words", "label_room",
+           "TEXT_COLUMNS", "TEXT_WORDS", "TEXT_LEFT", "TEXT_RIGHT", "empty_text", "raster"]
 
 # a bar's slot is [x - 0.5, x + 0.5]: a thin candle on the left quarter, the cells beside it
 CANDLE_X = -0.375
@@ -164,7 +164,7 @@ def bar_parts(bars: pd.DataFrame, cells: pd.DataFrame, instrument: Instrument, r
                    "volume": volume, "delta": delta, "poc_y": poc_y,
                    "vol_text": np.array([format_size(v) for v in volume], dtype=object),
                    "delta_text": np.array([signed_size(v) for v in delta], dtype=object),
-                   "delta_dir": np.where(delta >= 0, "up", "down").astype(object)}
+                   "delta_dir": np.where(delta > -SIZE_NOISE, "up", "down").astype(object)}
     return out
 
 
@@ -227,15 +227,24 @@ def shifted(cols: dict, dx: int, keys=("x", "bar", "px")) -> dict:
     return {k: (np.asarray(v) + dx if k in keys else v) for k, v in cols.items()}
 
 
+# sums of fractional sizes carry float error (a bid of 0.1 + 0.2 against an ask of 0.3 is a delta
+# of 5.6e-17): a size this small is zero. It is far below any venue's size step (a satoshi: 1e-8).
+SIZE_NOISE = 1e-9
+
+
 def signed_size(v: float) -> str:
     """A delta as written: ``+12``, ``-5``, ``0``."""
-    return ("+" if v > 0 else "") + format_size(v)
+    return ("+" if v >= SIZE_NOISE else "") + format_size(v)
 
 
 def format_size(v: float) -> str:
     """A volume as a cell shows it: whole numbers up to 9,999 as they are, larger ones as 12.3k
-    or 1.2M, fractions (crypto sizes) with at most three significant digits."""
+    or 1.2M, fractions (crypto sizes) with at most three significant digits; ``0`` below
+    :data:`SIZE_NOISE` (written ``1.39e-17`` it also took a cell's width, and the chart's
+    numbers were hidden as too wide to fit)."""
     a = abs(v)
+    if a < SIZE_NOISE:
+        return "0"
     if a >= 1e6:
         text = f"{a / 1e6:.1f}M"
     elif a >= 1e4:

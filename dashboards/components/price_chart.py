@@ -27,7 +27,7 @@ from tradeflow.model import BAR_COLUMNS, FOOTPRINT_COLUMNS, Instrument, empty_fr
 
 from . import axes
 from .bar_rows import PRICE_BORDER
-from .footprint_cells import format_size, signed_size
+from .footprint_cells import SIZE_NOISE, format_size, signed_size
 from .live_source import put_differences, put_rows, truncate
 from .price_shapes import (BAR_FIELDS, CANDLE_TYPES, CHART_TYPES, TRANSFORM_TYPES, Carry,
                            bar_rows)
@@ -76,10 +76,12 @@ if (cb_obj.event_name == 'mousemove') {
 const fmt = (v, n) => (v == null || isNaN(v)) ? '–' :
   v.toLocaleString('en-US', {minimumFractionDigits: n, maximumFractionDigits: n});
 const signed = (v, n) => (v > 0 ? '+' : '') + fmt(v, n);
-// sizes as the footprint's cells write them (footprint_cells.format_size): 12, 12.3k, 0.004
+// sizes as the footprint's cells write them (footprint_cells.format_size): 12, 12.3k, 0.004, and
+// 0 for the float error of a sum (below noise)
 const size = (v) => {
   if (v == null || isNaN(v)) return '–';
   const a = Math.abs(v);
+  if (a < noise) return '0';
   let t;
   if (a >= 1e6) t = (a / 1e6).toFixed(1) + 'M';
   else if (a >= 1e4) t = a < 1e5 ? (a / 1e3).toFixed(1) + 'k' : (a / 1e3).toFixed(0) + 'k';
@@ -87,7 +89,7 @@ const size = (v) => {
   else t = String(Number(a.toPrecision(3)));
   return (v < 0 ? '-' : '') + t;
 };
-const col = (v) => v > 0 ? colors.up : (v < 0 ? colors.down : colors.text);
+const col = (v) => v >= noise ? colors.up : (v <= -noise ? colors.down : colors.text);
 const span = (label, text, color) => '<span style="color:' + colors.muted + '">' + label +
   '</span> <span style="color:' + color + '">' + text + '</span>';
 const c = d['close'][i], o = d['open'] ? d['open'][i] : c, dir = c >= o ? 1 : -1;
@@ -100,7 +102,7 @@ if (d['change']) {
     : ''), col(ch)));
 }
 if (d['volume']) parts.push(span('Vol', size(d['volume'][i]), colors.text));
-if (d['delta']) parts.push(span('Δ', (d['delta'][i] > 0 ? '+' : '') + size(d['delta'][i]),
+if (d['delta']) parts.push(span('Δ', (d['delta'][i] >= noise ? '+' : '') + size(d['delta'][i]),
                                 col(d['delta'][i])));
 // the time last: a narrow chart cuts the readout's end, and the axis shows the time too
 if (d['t']) {
@@ -680,7 +682,7 @@ class PriceChart(pn.viewable.Viewer):
             f'<b style="margin-right:10px">{html.escape(self.instrument.symbol)}</b>'
             f'<span style="margin-right:10px">{html.escape(self.spec)}</span>')
         self._readout_cb = CustomJS(args={"src": src, "div": self.readout, "colors": {},
-                                          "decimals": self._decimals,
+                                          "decimals": self._decimals, "noise": SIZE_NOISE,
                                           "head": self._readout_head}, code=_READOUT)
         for fig in figures:
             fig.js_on_event(MouseMove, self._readout_cb)
@@ -855,7 +857,7 @@ def _last_readout(data: dict, i: int, decimals: int, theme: Theme) -> str:
                 f'<span style="color:{colour}">{text}</span>')
 
     def colour(v):
-        return theme.up if v > 0 else theme.down if v < 0 else theme.text
+        return theme.up if v >= SIZE_NOISE else theme.down if v <= -SIZE_NOISE else theme.text
 
     def fmt(v, n):
         return "–" if v is None or not np.isfinite(v) else f"{v:,.{n}f}"
