@@ -115,6 +115,7 @@ async def run(store_url: str, host: str = "127.0.0.1", port: int = 0, simulate=(
     address_file = runfile.write(store_url, local_url, ctx.token)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_closed_pages)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     background = [_simulate(pipeline, store, s, ready) for s in simulate]
@@ -152,6 +153,20 @@ def _origins(host: str, port: int) -> list[str]:
     """The pages' websocket accepts pages served by this server under its names."""
     names = ["localhost", "127.0.0.1"] + ([] if _loopback(host) else [host])
     return [f"{name}:{port}" for name in names]
+
+
+def quiet_closed_pages(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's handler of errors no one awaited. A message on its way to a page that closed
+    meanwhile (tornado's write to a closed websocket, which Bokeh leaves unawaited) is no fault
+    of the server: its two tracebacks, printed when a browser tab closed during a live update,
+    only alarmed whoever read the log. It is logged at debug; the rest go to asyncio's own."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    if isinstance(context.get("exception"), (WebSocketClosedError, StreamClosedError)):
+        log.debug("a message to a closed page was dropped: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 def _free_port(host: str) -> int:
