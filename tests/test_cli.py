@@ -1,6 +1,7 @@
 """The ``tradeflow`` command, run as a user runs it (a subprocess of the installed entry point)."""
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -237,9 +238,17 @@ def test_simulate_says_when_a_session_was_closed(store):
     assert "ES: 0 simulated trades" in out
     assert ("its session (America/Chicago 08:30-15:15,17:00-16:00) was closed all that time; "
             "it opens Sun 2026-01-04 17:00 America/Chicago (23:00 UTC, in 11 h 00 min)") in out
-    out = run(["simulate", "ES", "--days", "0.5", "--end", "2026-01-06T18:00Z", "--no-live",
-               "--trades-per-day", "20000"], store).stdout
+    args = ["simulate", "ES", "--days", "0.5", "--end", "2026-01-06T18:00Z", "--no-live",
+            "--trades-per-day", "20000"]
+    out = run(args, store).stdout
     assert "was closed" not in out
+    made = int(re.search(r"ES: ([\d,]+) simulated trades", out).group(1).replace(",", ""))
+    assert made > 0
+    # again: the same trades (seeded), none new; not "closed" (the main job says it at each start)
+    again = run(args, store).stdout
+    assert ("ES: 0 new simulated trades from 2026-01-06 06:00:00+00:00 to 2026-01-06 "
+            f"18:00:00+00:00 ({made:,} were stored already)") in again
+    assert "was closed" not in again
 
 
 @pytest.mark.parametrize("args, message", [

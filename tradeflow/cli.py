@@ -374,26 +374,32 @@ def simulate(ctx, symbols, days, end, seed, trades_per_day, live, speed, duratio
                                    far_levels=SERVED_FAR_LEVELS)
                 for s in dict.fromkeys(symbols)}
         for symbol, sim in sims.items():
-            n = _fill_history(store, sim, symbol, start, end)
-            click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
-            if n == 0:
+            n, made = _fill_history(store, sim, symbol, start, end)
+            if n < made:  # (the simulator is seeded: the same trades, with the same ids)
+                click.echo(f"{symbol}: {n:,} new simulated trades from {start} to {end} "
+                           f"({made - n:,} were stored already)")
+            else:
+                click.echo(f"{symbol}: {n:,} simulated trades from {start} to {end}")
+            if made == 0:
                 click.echo(f"{symbol}: its session ({sim.instrument.session}) was closed all that "
                            f"time; {opens_in_words(sim, end)}")
     if live:  # through the live pipeline, on the store's async face
         asyncio.run(_stream_all(ctx.obj["store_url"], sims, speed, duration))
 
 
-def _fill_history(store, sim, symbol, start, end) -> int:
+def _fill_history(store, sim, symbol, start, end) -> tuple[int, int]:
+    """The trades stored anew, and the trades simulated (some may have been stored before)."""
     from .live.simulated import fill_history
 
     with click.progressbar(length=int((end - start).total_seconds()),
                            label=f"{symbol} history") as bar:
-        done = [start]
+        done, made = [start], [0]
 
         def advance(batch):
             bar.update(int((batch.end - done[0]).total_seconds()))
             done[0] = batch.end
-        return fill_history(store, sim, symbol, start, end, on_batch=advance)
+            made[0] += len(batch.trades)
+        return fill_history(store, sim, symbol, start, end, on_batch=advance), made[0]
 
 
 async def _stream_all(url, sims, speed, duration):
