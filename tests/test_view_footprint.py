@@ -586,7 +586,7 @@ BTC = Instrument("BTCUSDT", 0.1, "SIM", "crypto")
 def test_the_float_error_of_a_sum_is_written_zero():
     """Sells of 0.1 and 0.2 against a buy of 0.3 at one price: the cell's delta is float error
     (5.6e-17), written ``0`` as the delta of the cell, of its bar and the bar's CVD (it was
-    written ``+5.55e-17``, and its width hid every number of the chart as too wide to fit)."""
+    written ``-5.55e-17``)."""
     assert (0.1 + 0.2) - 0.3 != 0  # the float error this is about
     at = WEDNESDAY + pd.Timedelta("14h")
     trades = pd.DataFrame({"ts": at + pd.to_timedelta([1, 2, 3, 61], unit="s"),

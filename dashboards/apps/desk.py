@@ -318,8 +318,8 @@ class Desk(pn.viewable.Viewer):
             settings = settings_class(info)(**entry["params"])
             settings.param.watch(lambda _e, k=k, s=settings: self._on_setting(k, s),
                                  [p.name for p in info.params] or [])
-            remove = pn.widgets.Button(label="Remove", button_type="danger", button_style="outline",
-                                       width=80,
+            remove = pn.widgets.Button(label="Remove", button_type="danger",
+                                       button_style="outline", width=80,
                                        css_classes=["desk-remove-study"])
             remove.on_click(lambda _e, k=k: self._remove_study(k))
             # numbers typed (a slider over 2..100000 cannot pick 21)

@@ -240,8 +240,8 @@ def signed_size(v: float) -> str:
 def format_size(v: float) -> str:
     """A volume as a cell shows it: whole numbers up to 9,999 as they are, larger ones as 12.3k
     or 1.2M, fractions (crypto sizes) with at most three significant digits; ``0`` below
-    :data:`SIZE_NOISE` (written ``1.39e-17`` it also took a cell's width, and the chart's
-    numbers were hidden as too wide to fit)."""
+    :data:`SIZE_NOISE` (a delta's float error was written ``+1.39e-17``, and in the delta mode
+    the widest number sets the width every number of the chart must fit)."""
     a = abs(v)
     if a < SIZE_NOISE:
         return "0"
