@@ -551,6 +551,7 @@ class Chart(pn.viewable.Viewer):
         if self.config.view_range is None and not self.static and n and hasattr(
                 self.view, "first_shown"):  # the footprint: as many bars as its numbers fit
             self.x_range.update(start=self.view.first_shown(n) - 0.5, end=n + 1.5)
+            self.view.range_set()
 
     def _load_view(self):
         self._load_main()

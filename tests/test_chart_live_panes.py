@@ -141,3 +141,44 @@ def test_profile_and_tpo_panes_share_one_hub_follower(tmp_path):
                 else:
                     assert list(a) == list(b), column
         assert ib == want[2]
+
+
+def test_a_desk_footprint_writes_its_numbers_before_the_page_reports(tmp_path):
+    """A desk chart opens its footprint on the last bars whose numbers fit (``first_shown``),
+    set on the shared range after the view's load. The view answers that range at once: its
+    cells are rects with their numbers before the page reports its view (they were blocks
+    without numbers, drawn for the wider range before, until a report that can come late).
+    The page's first report, at another size, still refits the bars to it."""
+    from dashboards.chart import Chart
+    from dashboards.chart_state import ChartConfig
+    from data_access import open_store
+    from tradeflow.marketdata import MarketData
+
+    url = f"duckdb:///{tmp_path}/store.duckdb"
+    parts = simulated(DAY - pd.Timedelta(minutes=40), DAY, pd.Timedelta(minutes=2))
+
+    async def body(pipeline, store):
+        for part in parts:
+            await submit(pipeline, part)
+        await pipeline.flushed()
+        chart = Chart(ChartConfig(symbol="BTCUSDT", spec="1m", chart_type="footprint"),
+                      MarketData(open_store(url)), pipeline.hub)
+        view = chart.view  # as the page first gets it: the history loaded, the hub not yet heard
+        seen = dict(range=(chart.x_range.start, chart.x_range.end),
+                    viewport={k: v[0] for k, v in view.viewport.data.items()},
+                    zoomed_in=view.zoomed_in, numbers=len(view.text.data["x"]),
+                    first=view.first_shown(len(view._closed) + len(view._current)))
+        # the page's first report, narrower than assumed: fewer bars fit
+        v = seen["viewport"]
+        view.viewport.data = {"x0": [v["x0"]], "x1": [v["x1"]], "y0": [v["y0"]], "y1": [v["y1"]],
+                              "w": [v["w"] / 2], "h": [v["h"]]}
+        seen["after_report"] = chart.x_range.start
+        chart.close()
+        return seen
+
+    seen = run(url, body, history=5)
+    start, end = seen["range"]
+    assert (seen["viewport"]["x0"], seen["viewport"]["x1"]) == (start, end)
+    assert end - start < 16  # the numbers' bars, not the 16 of the range set before
+    assert seen["zoomed_in"] and seen["numbers"] > 0
+    assert seen["after_report"] > start  # refitted to the narrower page

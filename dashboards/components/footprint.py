@@ -697,6 +697,19 @@ class FootprintChart(pn.viewable.Viewer):
                               "y1": [hi], "w": [v["w"][0]], "h": [v["h"][0]]}
         self._fitted = (v["w"][0], v["h"][0], start - 0.5)  # until the page's first report
 
+    def range_set(self) -> None:
+        """The shared x range was set by the chart holding this one (a desk chart opens on
+        :meth:`first_shown`): answer that view now, as the page's report would. The page shows
+        the range set at once, but its report comes later (seconds on a loaded machine), and
+        till then the cells were drawn for the wider range before: blocks without numbers. The
+        refit to the page's real size is kept for that report."""
+        fitted, self._fitted = self._fitted, None
+        try:
+            self.viewport.data = {**self.viewport.data, "x0": [self.x_range.start],
+                                  "x1": [self.x_range.end]}
+        finally:
+            self._fitted = fitted
+
     def _prices_of(self, start: int) -> tuple[float, float]:
         """The price range of a first view from bar ``start`` on: all of their prices, or the
         rows around the last close that stay readable."""
