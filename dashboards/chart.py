@@ -136,6 +136,12 @@ class _Candles(pn.viewable.Viewer):
         return pn.pane.Bokeh(self.figure, sizing_mode="stretch_both")
 
 
+def draws_studies(chart_type: str) -> bool:
+    """Whether a chart of ``chart_type`` draws the catalogue's studies (the price chart's types
+    do; the footprint does not yet)."""
+    return "studies" in _view_class(chart_type).param
+
+
 def _view_class(chart_type: str):
     """The view class for a chart type: the footprint, else the price chart (the stand-in
     candles only if those components are missing)."""

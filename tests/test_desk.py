@@ -398,6 +398,15 @@ def test_a_study_from_the_picker_appears_with_its_settings(desk, page):
     _bars(page)
     _wait(page, f"() => ({PLOTS_JS})() > {plots}")  # its pane under the price
     page.screenshot(path=ARTIFACTS / "desk-study.png")
+    expect(page.locator(".desk-not-drawn")).to_have_count(0)
+    # a footprint does not draw it: its card says so, and the study is kept for the bar types
+    page.locator(".desk-chart-type select").select_option("footprint")
+    expect(card.locator(".desk-not-drawn")).to_contain_text(
+        "Not drawn on a footprint chart", timeout=30_000)
+    page.locator(".desk-chart-type select").select_option("candles")
+    page.wait_for_function("() => location.search.includes('type=candles')", timeout=60_000)
+    expect(page.locator(".desk-not-drawn")).to_have_count(0, timeout=30_000)
+    expect(card).to_contain_text("Timeperiod")
 
 
 def test_a_page_reopened_from_its_url_shows_the_same_desk(desk, page):

@@ -19,7 +19,7 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
-from dashboards.chart import Chart
+from dashboards.chart import Chart, draws_studies
 from dashboards.chart_state import (CHART_TYPES, LAYOUTS, PANES, ChartConfig, DeskConfig,
                                     StateError)
 from dashboards.heatmap_chart import chart_class
@@ -313,6 +313,12 @@ class Desk(pn.viewable.Viewer):
 
     def _show_studies(self) -> None:
         panels = []
+        kind = self.chart_config.chart_type
+        # said in each card: a study added to a footprint was kept and silently not drawn
+        not_drawn = [] if draws_studies(kind) else [pn.pane.HTML(
+            f'<span style="color:{theme_of(self.config.theme).down}">Not drawn on a '
+            f'{html.escape(kind)} chart: candles and the other bar types draw it</span>',
+            css_classes=["desk-not-drawn"], sizing_mode="stretch_width")]
         for k, entry in enumerate(self.chart_config.studies):
             info = CATALOGUE.get(entry["name"])
             settings = settings_class(info)(**entry["params"])
@@ -326,8 +332,8 @@ class Desk(pn.viewable.Viewer):
             widgets = {p.name: pn.widgets.IntInput if p.type == "int" else pn.widgets.FloatInput
                        for p in info.params if p.type in ("int", "float")}
             panels.append(pn.Card(
-                pn.Param(settings, show_name=False, sizing_mode="stretch_width",
-                         widgets=widgets), remove,
+                *not_drawn, pn.Param(settings, show_name=False, sizing_mode="stretch_width",
+                                     widgets=widgets), remove,
                 title=f"{info.name}: {info.title}", collapsed=False, sizing_mode="stretch_width",
                 header_color=theme_of(self.config.theme).text,
                 header_background=theme_of(self.config.theme).grid,
@@ -381,8 +387,8 @@ class Desk(pn.viewable.Viewer):
             self._change(spec=self._current_spec())
 
     def _on_type(self, event) -> None:
-        if not self._syncing:
-            self._change(chart_type=event.new)
+        if not self._syncing and self._change(chart_type=event.new):
+            self._show_studies()  # (whether the type draws them)
 
     def _on_panes(self, event) -> None:
         if not self._syncing:
