@@ -279,15 +279,16 @@ def _chosen(page, group: str) -> str:
     which it is: its background stands out from every other button's by at least 100 (the sum
     over red, green and blue of 0-255; Panel's default style made it 15, which could not be
     seen)."""
+    def rgb(colour: str) -> list[int]:
+        return [int(v) for v in re.findall(r"\d+", colour)[:3]]
+
     buttons = page.locator(f".{group} button").evaluate_all(BACKGROUNDS_JS)
     chosen = [(label, colour) for label, colour, active in buttons if active]
     assert len(chosen) == 1, buttons
     label, colour = chosen[0]
-    rgb = [int(v) for v in re.findall(r"\d+", colour)[:3]]
     for other, other_colour, active in buttons:
         if not active:
-            distance = sum(abs(a - int(b)) for a, b in
-                           zip(rgb, re.findall(r"\d+", other_colour)[:3]))
+            distance = sum(abs(a - b) for a, b in zip(rgb(colour), rgb(other_colour)))
             assert distance >= 100, (label, colour, other, other_colour)
     return label
 

@@ -40,8 +40,8 @@ from .axes import T, X, price_formatter, time_formatter
 from .bar_rows import LEFT_BORDER, BarRows, cvd_from, joined
 from .footprint_cells import (CANDLE_X, CELL_COLUMNS, CELL_MID, CELL_RIGHT, CELL_WIDTH,
                               TEXT_LEFT, TEXT_RIGHT, TEXT_WORDS, bar_parts, cell_text, empty_text,
-                              forming_rows, label_room, open_ns, raster, shared_parts, shifted,
-                              signed_size, SIZE_NOISE)
+                              SIZE_NOISE, forming_rows, label_room, open_ns, raster, shared_parts,
+                              shifted, signed_size)
 from .live_sources import set_small, update_columns
 from .theme import THEMES, figure, style, theme_of
 
@@ -173,6 +173,13 @@ class _Layer:
     def show(self, visible: bool) -> None:
         for r in self.renderers:
             r.visible = visible
+
+
+def _with_cvd_words(cols: dict, values: np.ndarray) -> dict:
+    """Per-bar columns ``cols`` with the CVD ``values``, as written and coloured in the totals."""
+    return dict(cols, cvd=values,
+                cvd_text=np.array([signed_size(v) for v in values], dtype=object),
+                cvd_dir=np.where(values > -SIZE_NOISE, "up", "down").astype(object))
 
 
 class FootprintChart(pn.viewable.Viewer):
@@ -533,9 +540,7 @@ class FootprintChart(pn.viewable.Viewer):
     def _with_cvd(self, cols: dict, bars: pd.DataFrame, first: int) -> dict:
         """Per-bar columns with the CVD of bars ``first..`` (reset each trading day)."""
         values = cvd_from(bars, first, self.instrument.session, days=self._days)
-        return dict(cols, cvd=values,
-                    cvd_text=np.array([signed_size(v) for v in values], dtype=object),
-                    cvd_dir=np.where(values > -SIZE_NOISE, "up", "down").astype(object))
+        return _with_cvd_words(cols, values)
 
     def _live_cvd(self, cols: dict, first: int) -> dict:
         """:meth:`_with_cvd` of an update's bars ``first..``, from the CVD shown for the bar
@@ -547,9 +552,7 @@ class FootprintChart(pn.viewable.Viewer):
         values = np.cumsum(delta) + (float(shown[at]) if same_day else 0.0)
         for start in np.flatnonzero(days[1:] != days[:-1]) + 1:  # a new trading day: from 0
             values[start:] -= values[start - 1]
-        return dict(cols, cvd=values,
-                    cvd_text=np.array([signed_size(v) for v in values], dtype=object),
-                    cvd_dir=np.where(values > -SIZE_NOISE, "up", "down").astype(object))
+        return _with_cvd_words(cols, values)
 
     def _redraw(self):
         """Fill every source from the frames held (after a load or a new row size / ratio)."""
